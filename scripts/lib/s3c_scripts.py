@@ -1,0 +1,193 @@
+"""Helpers shared by scripts/ftest and scripts/demo (stdlib only; boto3 is imported by the callers).
+
+- reexec_with_boto3(): re-runs the calling script with the moto virtualenv's Python (which has
+  boto3), installing that virtualenv through scripts/ensure-moto first if needed.
+- MotoServer: a local moto S3 server on a free 127.0.0.1 port, under the same `sh` supervisor as
+  the Rust test harness, so it dies with this process even if this process is killed.
+- connector_binary(): the s3-connector executable, built with cargo unless one is given.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+SCRIPTS_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+REPO_DIR = os.path.dirname(SCRIPTS_DIR)
+MOTO_VERSION = "5.2.5"
+
+# Runs moto; prints its pid; kills it when our end of its stdin closes (we exited or were killed).
+SUPERVISOR = r"""
+moto="$1"; port="$2"; log="$3"
+exec 3<&0
+"$moto" -H 127.0.0.1 -p "$port" </dev/null >"$log" 2>&1 3<&- &
+pid=$!
+echo "$pid"
+( cat <&3 >/dev/null 2>&1; kill "$pid" ) </dev/null >/dev/null 2>&1 &
+exec 3<&-
+wait "$pid"
+"""
+
+
+def log(message):
+    """Prints a progress line on stderr."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def ensure_moto_venv():
+    """Returns the moto virtualenv's directory, installing it if missing."""
+    result = subprocess.run(
+        ["bash", os.path.join(SCRIPTS_DIR, "ensure-moto")],
+        stdout=subprocess.PIPE,
+        check=False,
+    )
+    if result.returncode != 0:
+        sys.exit("could not install the moto virtualenv (scripts/ensure-moto failed, see above)")
+    return result.stdout.decode().strip().splitlines()[-1]
+
+
+def reexec_with_boto3():
+    """Makes `import boto3` work: if it does not, re-runs this script with the venv's Python."""
+    try:
+        import boto3  # noqa: F401
+        return
+    except ImportError:
+        pass
+    if os.environ.get("S3C_REEXECUTED") == "1":
+        sys.exit(f"boto3 is not importable even from {sys.executable}")
+    python = os.path.join(ensure_moto_venv(), "bin", "python")
+    os.environ["S3C_REEXECUTED"] = "1"
+    os.execv(python, [python, os.path.realpath(sys.argv[0])] + sys.argv[1:])
+
+
+def moto_server_executable():
+    """$S3C_MOTO_SERVER, else the virtualenv's moto_server."""
+    explicit = os.environ.get("S3C_MOTO_SERVER")
+    if explicit:
+        if not os.path.isfile(explicit):
+            sys.exit(f"S3C_MOTO_SERVER={explicit} is not a file")
+        return explicit
+    return os.path.join(ensure_moto_venv(), "bin", "moto_server")
+
+
+def free_port():
+    """A port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MotoServer:
+    """A local moto S3 server; use as a context manager (`with MotoServer() as moto:`)."""
+
+    def __init__(self, workdir, deadline_seconds=30):
+        self.workdir = workdir
+        self.deadline_seconds = deadline_seconds
+        self.process = None
+        self.endpoint = None
+        self.log_path = os.path.join(workdir, "moto.log")
+
+    def __enter__(self):
+        exe = moto_server_executable()
+        for attempt in range(3):
+            port = free_port()
+            self.process = subprocess.Popen(
+                ["sh", "-c", SUPERVISOR, "sh", exe, str(port), self.log_path],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                cwd=self.workdir,
+            )
+            self.process.stdout.readline()  # moto's pid: it has been started
+            self.endpoint = f"http://127.0.0.1:{port}"
+            if self._wait_until_ready():
+                return self
+            output = self.log_tail()
+            self.stop()
+            if "Address already in use" not in output or attempt == 2:
+                raise RuntimeError(f"moto did not start on port {port}:\n{output}")
+        raise AssertionError("unreachable")
+
+    def _wait_until_ready(self):
+        deadline = time.monotonic() + self.deadline_seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return False
+            try:
+                with urllib.request.urlopen(self.endpoint + "/", timeout=2):
+                    return True
+            except urllib.error.HTTPError:
+                return True  # it answered
+            except OSError:
+                time.sleep(0.05)
+        return False
+
+    def log_tail(self):
+        """The end of moto's output."""
+        try:
+            with open(self.log_path, errors="replace") as handle:
+                return handle.read()[-4000:]
+        except OSError as error:
+            return f"(no moto log: {error})"
+
+    def stop(self):
+        """Stops moto and waits for it (at most 10 s)."""
+        if self.process is None:
+            return
+        try:
+            self.process.stdin.close()
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        finally:
+            self.process.stdout.close()
+            self.process = None
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+def connector_binary(explicit=None, release=False):
+    """The s3-connector executable: `explicit` if given, else built by cargo (in the repository,
+    honouring CARGO_TARGET_DIR and any cargo configuration) and located from cargo's own output."""
+    if explicit:
+        path = os.path.abspath(explicit)
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            sys.exit(f"--binary {explicit}: not an executable file")
+        return path
+    if shutil.which("cargo") is None:
+        sys.exit("cargo not found: install the Rust toolchain, or pass --binary PATH")
+    command = ["cargo", "build", "--bin", "s3-connector", "--message-format=json-render-diagnostics"]
+    if release:
+        command.append("--release")
+    log("building: " + " ".join(command))
+    result = subprocess.run(command, cwd=REPO_DIR, stdout=subprocess.PIPE, check=False)
+    if result.returncode != 0:
+        sys.exit(f"cargo build failed (exit {result.returncode})")
+    executable = None
+    for line in result.stdout.decode(errors="replace").splitlines():
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if (
+            message.get("reason") == "compiler-artifact"
+            and message.get("target", {}).get("name") == "s3-connector"
+            and message.get("executable")
+        ):
+            executable = message["executable"]
+    if not executable:
+        sys.exit("cargo build finished but reported no s3-connector executable")
+    return executable
+
+
+def yaml_str(value):
+    """A YAML scalar for any string (JSON strings are valid YAML)."""
+    return json.dumps(value)

@@ -1,0 +1,62 @@
+//! A string that must never be printed: secret keys, session tokens, passwords.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer};
+
+/// The mask printed in place of a secret.
+pub const REDACTED: &str = "**REDACTED**";
+
+/// A secret value. `Debug` and `Display` print [`REDACTED`]; only [`Secret::expose`] gives the
+/// value, and it is called where the value is handed to a client, nowhere else.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, for handing to an SDK client.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// True when the value is the empty string (treated as "not set").
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_never_show_the_value() {
+        let secret = Secret::new("wJalrXUtnFEMI/K7MDENG");
+        assert_eq!(format!("{secret:?}"), REDACTED);
+        assert_eq!(format!("{secret}"), REDACTED);
+        assert_eq!(format!("{:?}", Some(&secret)), format!("Some({REDACTED})"));
+        assert_eq!(secret.expose(), "wJalrXUtnFEMI/K7MDENG");
+    }
+}

@@ -1,0 +1,339 @@
+//! Table-driven tests of loading and validation.
+
+use std::path::Path;
+
+use super::*;
+
+const VALID: &str = r#"
+connectors:
+  - id: team-docs
+    buckets: ["team-docs"]
+    region: us-east-1
+    endpoint_url: http://127.0.0.1:9000
+    aws_access_key_id: ${KEY_ID}
+    aws_secret_access_key: ${SECRET}
+    aws_session_token: ${TOKEN:-}
+"#;
+
+fn lookup(name: &str) -> Option<String> {
+    match name {
+        "KEY_ID" => Some("AKIAEXAMPLE".into()),
+        "SECRET" => Some("wJalrXUtnFEMI-super-secret".into()),
+        _ => None,
+    }
+}
+
+fn parse_text(text: &str) -> Result<Config, ConfigError> {
+    parse(text, Path::new("test.yml"), Path::new("."), &lookup)
+}
+
+fn problems_of(text: &str) -> Vec<String> {
+    match parse_text(text) {
+        Err(ConfigError::Invalid { problems, .. }) => {
+            problems.iter().map(ToString::to_string).collect()
+        }
+        Err(other) => vec![format!("not a validation error: {other}")],
+        Ok(_) => Vec::new(),
+    }
+}
+
+/// Replaces one connector line of [`VALID`] (matched by its start) with `line`, or appends it.
+fn with_line(field_prefix: &str, line: &str) -> String {
+    let mut replaced = false;
+    let mut lines: Vec<String> = VALID
+        .lines()
+        .map(|existing| {
+            let content = existing.trim_start().trim_start_matches("- ");
+            if !field_prefix.is_empty() && content.starts_with(field_prefix) {
+                replaced = true;
+                format!("{}{line}", &existing[..existing.len() - content.len()])
+            } else {
+                existing.to_owned()
+            }
+        })
+        .collect();
+    if !replaced {
+        lines.push(format!("    {line}"));
+    }
+    lines.join("\n")
+}
+
+#[test]
+fn valid_config_gets_defaults() {
+    let config = parse_text(VALID).unwrap();
+    let connector = &config.connectors[0];
+    assert_eq!(connector.index_name(), "team-docs");
+    assert!(
+        connector.path_style(),
+        "path style defaults on with an endpoint"
+    );
+    assert_eq!(connector.access_key_id(), Some("AKIAEXAMPLE"));
+    assert_eq!(
+        connector.secret_access_key().map(Secret::expose),
+        Some("wJalrXUtnFEMI-super-secret")
+    );
+    assert!(connector.session_token().is_none(), "${{TOKEN:-}} is unset");
+    assert_eq!(connector.page_size, defaults::page_size());
+    assert_eq!(connector.max_content_bytes, 10 * 1024 * 1024);
+    assert_eq!(connector.concurrency, 16);
+    assert!(
+        matches!(config.index, IndexConfig::Embedded { ref path } if path == Path::new("./data/index"))
+    );
+    assert_eq!(
+        connector.bucket_selection(),
+        BucketSelection::Named(vec!["team-docs".into()])
+    );
+}
+
+#[test]
+fn each_broken_rule_is_named_with_path_value_and_rule() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "id:",
+            "id: Team_Docs",
+            r#"connectors[0].id: "Team_Docs" must match"#,
+        ),
+        (
+            "buckets:",
+            "buckets: [\"Team-Docs\"]",
+            r#"connectors[0].buckets[0]: "Team-Docs" has 'T' at position 1"#,
+        ),
+        ("buckets:", "buckets: [\"ab\"]", "3 to 63 characters"),
+        ("buckets:", "buckets: [\"a..b\"]", "two adjacent periods"),
+        ("buckets:", "buckets: [\"10.0.0.1\"]", "IP address"),
+        (
+            "buckets:",
+            "buckets: []",
+            "connectors[0].buckets: must name at least one bucket",
+        ),
+        (
+            "buckets:",
+            "buckets: [\"*\", \"a-b-c\"]",
+            r#"connectors[0].buckets[0]: "*" must be the only entry"#,
+        ),
+        (
+            "buckets:",
+            "buckets: [\"abc\", \"abc\"]",
+            r#"connectors[0].buckets[1]: "abc" is listed twice"#,
+        ),
+        (
+            "region:",
+            "region: US East",
+            r#"connectors[0].region: "US East" must be a region name"#,
+        ),
+        (
+            "endpoint_url:",
+            "endpoint_url: 127.0.0.1:9000",
+            r#"connectors[0].endpoint_url: "127.0.0.1:9000" must be an http:// or https:// URL"#,
+        ),
+        (
+            "",
+            "expected_bucket_owner: \"12345\"",
+            r#"connectors[0].expected_bucket_owner: "12345" must be a 12-digit AWS account id"#,
+        ),
+        (
+            "",
+            "role_arn: arn:aws:iam::123:role/x\n    external_id: abc-123",
+            r#"connectors[0].role_arn: "arn:aws:iam::123:role/x" must be an IAM role ARN"#,
+        ),
+        (
+            "",
+            "role_arn: arn:aws:iam::123456789012:role/reader",
+            "connectors[0].external_id: is required with role_arn",
+        ),
+        (
+            "",
+            "external_id: abc-123",
+            r#"connectors[0].external_id: "abc-123" is only allowed together with role_arn"#,
+        ),
+        (
+            "",
+            "role_arn: arn:aws:iam::123456789012:role/r\n    external_id: x",
+            "external ids have 2 to 1224 characters",
+        ),
+        (
+            "",
+            "role_arn: arn:aws:iam::123456789012:role/r\n    external_id: abc\n    role_duration_seconds: 60",
+            "connectors[0].role_duration_seconds: 60 is out of range: must be between 900 and 43200",
+        ),
+        (
+            "aws_secret_access_key:",
+            "read_timeout: 5",
+            "connectors[0].aws_secret_access_key: is missing: aws_access_key_id needs its secret key",
+        ),
+        (
+            "aws_access_key_id:",
+            "read_timeout: 5",
+            "connectors[0].aws_secret_access_key: **REDACTED** is set without aws_access_key_id",
+        ),
+        (
+            "",
+            "page_size: 0",
+            "connectors[0].page_size: 0 is out of range: must be between 1 and 1000",
+        ),
+        ("", "page_size: 1001", "must be between 1 and 1000"),
+        (
+            "",
+            "max_attempts: 0",
+            "connectors[0].max_attempts: 0 is out of range",
+        ),
+        (
+            "",
+            "concurrency: 0",
+            "connectors[0].concurrency: 0 is out of range",
+        ),
+        (
+            "",
+            "read_timeout: 0",
+            "connectors[0].read_timeout: 0 is out of range",
+        ),
+        (
+            "",
+            "connect_timeout: 99999",
+            "connectors[0].connect_timeout: 99999 is out of range",
+        ),
+        (
+            "",
+            "max_content_bytes: 2147483648",
+            "connectors[0].max_content_bytes: 2147483648 is out of range",
+        ),
+        (
+            "",
+            "sync_rules: no/such/file.json",
+            r#"connectors[0].sync_rules: "no/such/file.json" cannot be read"#,
+        ),
+        (
+            "",
+            "sync_rules: [{\"bucket\": \"team-docs\", \"extension\": \".txt\"}]",
+            "connectors[0].sync_rules[0].extension: must be a list of strings",
+        ),
+        (
+            "",
+            "sync_rules: [{\"prefix\": \"a/\"}]",
+            "connectors[0].sync_rules[0].bucket: is required",
+        ),
+        (
+            "",
+            "sync_rules: [{\"bucket\": \"team-docs\", \"prefx\": \"a/\"}]",
+            "connectors[0].sync_rules[0].prefx: unknown field \"prefx\"",
+        ),
+        (
+            "",
+            "sync_rules: [{\"bucket\": \"other-bucket\"}]",
+            r#"connectors[0].sync_rules: "other-bucket" names a bucket that is not in buckets"#,
+        ),
+        (
+            "aws_session_token:",
+            "aws_session_token: ${UNSET_TOKEN}",
+            "connectors[0].aws_session_token: uses ${UNSET_TOKEN}, which is not set",
+        ),
+    ];
+    for (replace, line, expected) in cases {
+        let text = with_line(replace, line);
+        let problems = problems_of(&text);
+        assert!(
+            problems.iter().any(|p| p.contains(expected)),
+            "config with `{line}`: expected a problem containing {expected:?}, got {problems:#?}"
+        );
+    }
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = r#"
+connectors:
+  - id: ok-one
+    buckets: ["good-bucket"]
+    page_size: 0
+    expected_bucket_owner: "1"
+  - id: ok-one
+    buckets: ["Bad"]
+"#;
+    let problems = problems_of(text);
+    let paths: Vec<&str> = problems
+        .iter()
+        .map(|p| p.split(':').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "connectors[0].expected_bucket_owner",
+            "connectors[0].page_size",
+            "connectors[1].id",
+            "connectors[1].index_name",
+            "connectors[1].buckets[0]",
+        ],
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn structural_errors_name_the_field() {
+    let cases = [
+        (
+            "connectors:\n  - id: a\n    buckets: [\"abc\"]\n    bukets: [\"x\"]\n",
+            "connectors[0].bukets: unknown field `bukets`",
+        ),
+        (
+            "connectors:\n  - id: a\n    buckets: [\"abc\"]\n    page_size: many\n",
+            "connectors[0].page_size: invalid type",
+        ),
+        (
+            "index:\n  kind: lucene\nconnectors: []\n",
+            "index.kind: unknown variant `lucene`",
+        ),
+        ("connectors: [\n", "at line 2 column 1"),
+    ];
+    for (text, expected) in cases {
+        match parse_text(text) {
+            Err(ConfigError::Syntax { message, .. }) => {
+                assert!(message.contains(expected), "{text}: {message}")
+            }
+            other => panic!("{text}: expected a syntax error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn secrets_never_appear_in_errors_or_debug() {
+    let secret = "wJalrXUtnFEMI-super-secret";
+    let text = with_line("aws_access_key_id:", "page_size: 0");
+    let error = parse_text(&text).unwrap_err();
+    assert!(!error.to_string().contains(secret), "{error}");
+    assert!(!format!("{error:?}").contains(secret));
+
+    let numeric_secret = with_line("aws_secret_access_key:", "aws_secret_access_key: [1, 2]");
+    let error = parse_text(&numeric_secret).unwrap_err();
+    assert!(error.to_string().contains(REDACTED), "{error}");
+
+    let config = parse_text(VALID).unwrap();
+    let debug = format!("{config:?}");
+    assert!(!debug.contains(secret), "{debug}");
+    assert!(debug.contains(REDACTED));
+}
+
+#[test]
+fn rule_files_load_relative_to_the_config_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+    std::fs::write(
+        dir.path().join("rules/docs.json"),
+        r#"[{"bucket": "team-docs", "prefix": "docs/", "extension": [".md"]}]"#,
+    )
+    .unwrap();
+    let text = with_line("", "sync_rules: rules/docs.json");
+    let config = parse(&text, &dir.path().join("c.yml"), dir.path(), &lookup).unwrap();
+    let rules = config.connectors[0].rules.as_ref().unwrap();
+    assert!(rules.matches("team-docs", "docs/a.md"));
+    assert!(!rules.matches("team-docs", "docs/a.txt"));
+
+    std::fs::write(dir.path().join("rules/docs.json"), "[{\"bucket\": 1}]").unwrap();
+    let error = parse(&text, &dir.path().join("c.yml"), dir.path(), &lookup).unwrap_err();
+    assert!(
+        error.to_string().contains("sync_rules (file ")
+            && error
+                .to_string()
+                .contains("docs.json)[0].bucket: must be a string"),
+        "{error}"
+    );
+}

@@ -1,0 +1,16 @@
+//! s3-connector keeps a search index in step with the contents of S3 buckets.
+//!
+//! The modules follow the data flow: [`config`] → [`credentials`] → [`source`] (list, get) →
+//! [`rules`] → [`extract`] → [`sink`] (embedded | opensearch) → [`sync`] (plan, apply,
+//! reconcile) → [`cli`]. Only [`sync`] and the CLI above it know every stage; [`retry`] is the
+//! one retry policy every remote call goes through.
+
+pub mod cli;
+pub mod config;
+pub mod credentials;
+pub mod extract;
+pub mod retry;
+pub mod rules;
+pub mod sink;
+pub mod source;
+pub mod sync;

@@ -1,0 +1,143 @@
+//! The one retry policy: exponential backoff with jitter and an attempt limit.
+//!
+//! Every remote call of the worker (S3 now, the OpenSearch sink later) goes through
+//! [`RetryPolicy::run`], and each error type says for itself whether it is worth another try
+//! through [`Transient`]. Nothing else in the code base sleeps and tries again.
+
+use std::future::Future;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+
+/// An error that knows whether trying again may help.
+pub trait Transient {
+    /// True for throttling, server errors, timeouts and dropped connections; false for errors
+    /// that will be the same next time (denied, not found, invalid request).
+    fn is_transient(&self) -> bool;
+}
+
+/// How often and how patiently to retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts including the first; 1 means no retry.
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubled for each further one, with jitter.
+    pub initial_delay: Duration,
+    /// Upper bound of one delay.
+    pub max_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// The policy with the project's delays (100 ms doubling up to 20 s) and `max_attempts`.
+    pub const fn with_attempts(max_attempts: u32) -> Self {
+        Self {
+            max_attempts,
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(20),
+        }
+    }
+
+    fn backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::new()
+            .with_min_delay(self.initial_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(self.max_attempts.saturating_sub(1) as usize)
+            .with_jitter()
+    }
+
+    /// Runs `operation` until it succeeds, fails with a non-transient error, or the attempts
+    /// are used up. `on_retry` is told of each error that will be retried and the delay.
+    pub async fn run<T, E, Op, Fut>(
+        &self,
+        operation: Op,
+        mut on_retry: impl FnMut(&E, Duration),
+    ) -> Result<T, E>
+    where
+        E: Transient,
+        Op: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        operation
+            .retry(self.backoff())
+            .sleep(tokio::time::sleep)
+            .when(Transient::is_transient)
+            .notify(|error, delay| on_retry(error, delay))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[derive(Debug, PartialEq)]
+    struct Failure {
+        transient: bool,
+    }
+
+    impl Transient for Failure {
+        fn is_transient(&self) -> bool {
+            self.transient
+        }
+    }
+
+    fn fast(max_attempts: u32) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts,
+            initial_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+        }
+    }
+
+    #[tokio::test]
+    async fn retries_transient_errors_up_to_the_attempt_limit() {
+        let calls = AtomicU32::new(0);
+        let mut retries = 0;
+        let result: Result<(), Failure> = fast(4)
+            .run(
+                || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Err(Failure { transient: true })
+                },
+                |_, _| retries += 1,
+            )
+            .await;
+        assert_eq!(result, Err(Failure { transient: true }));
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+        assert_eq!(retries, 3);
+    }
+
+    #[tokio::test]
+    async fn gives_up_at_once_on_permanent_errors_and_returns_success() {
+        let calls = AtomicU32::new(0);
+        let result: Result<(), Failure> = fast(5)
+            .run(
+                || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Err(Failure { transient: false })
+                },
+                |_, _| {},
+            )
+            .await;
+        assert!(result.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        let calls = AtomicU32::new(0);
+        let result = fast(5)
+            .run(
+                || async {
+                    let attempt = calls.fetch_add(1, Ordering::SeqCst);
+                    if attempt < 2 {
+                        Err(Failure { transient: true })
+                    } else {
+                        Ok(attempt)
+                    }
+                },
+                |_, _| {},
+            )
+            .await;
+        assert_eq!(result, Ok(2));
+    }
+}

@@ -1,0 +1,168 @@
+//! The tantivy schema of the embedded index, and the mapping between [`Document`] and the stored
+//! tantivy document.
+//!
+//! Only the shape of the data lives here; opening, writing and querying the index is in the
+//! parent module.
+
+use tantivy::schema::{
+    DateOptions, DateTimePrecision, FAST, Field, NumericOptions, STORED, STRING, Schema, TEXT,
+    Value,
+};
+use tantivy::{DateTime, TantivyDocument};
+use time::OffsetDateTime;
+
+use crate::sink::{ContentStatus, DocId, Document};
+
+/// Field names, also the names a user can put in front of a query term (`filename:report`).
+pub(super) const ID: &str = "id";
+pub(super) const BUCKET: &str = "bucket";
+pub(super) const KEY: &str = "key";
+pub(super) const FILENAME: &str = "filename";
+pub(super) const EXTENSION: &str = "extension";
+pub(super) const SIZE_IN_BYTES: &str = "size_in_bytes";
+pub(super) const LAST_MODIFIED: &str = "last_modified";
+pub(super) const ETAG: &str = "etag";
+pub(super) const CONTENT_TYPE: &str = "content_type";
+pub(super) const STORAGE_CLASS: &str = "storage_class";
+pub(super) const URL: &str = "url";
+pub(super) const TITLE: &str = "title";
+pub(super) const BODY: &str = "body";
+pub(super) const CONTENT_STATUS: &str = "content_status";
+pub(super) const EXTRACTION_ERROR: &str = "extraction_error";
+pub(super) const INDEXED_AT: &str = "indexed_at";
+
+/// Handles of every field, resolved once when the schema is built.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Fields {
+    pub id: Field,
+    pub bucket: Field,
+    pub key: Field,
+    pub filename: Field,
+    pub extension: Field,
+    pub size_in_bytes: Field,
+    pub last_modified: Field,
+    pub etag: Field,
+    pub content_type: Field,
+    pub storage_class: Field,
+    pub url: Field,
+    pub title: Field,
+    pub body: Field,
+    pub content_status: Field,
+    pub extraction_error: Field,
+    pub indexed_at: Field,
+}
+
+/// Builds the schema and the handles of its fields.
+///
+/// Changing anything here makes existing indices fail to open with a schema mismatch, so a
+/// change means a full re-sync for every user.
+pub(super) fn build() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    // Version stamps are compared at millisecond precision, so the column keeps milliseconds;
+    // the stored value keeps the full precision.
+    let last_modified_options =
+        DateOptions::from(STORED | FAST).set_precision(DateTimePrecision::Milliseconds);
+    let fields = Fields {
+        id: builder.add_text_field(ID, STRING | STORED | FAST),
+        bucket: builder.add_text_field(BUCKET, STRING | STORED | FAST),
+        key: builder.add_text_field(KEY, TEXT | STORED),
+        filename: builder.add_text_field(FILENAME, TEXT | STORED),
+        // Indexed as raw strings so that `extension:.pdf` or `content_status:error` work as filters.
+        extension: builder.add_text_field(EXTENSION, STRING | STORED),
+        size_in_bytes: builder.add_u64_field(SIZE_IN_BYTES, NumericOptions::from(STORED | FAST)),
+        last_modified: builder.add_date_field(LAST_MODIFIED, last_modified_options),
+        etag: builder.add_text_field(ETAG, STORED | FAST),
+        content_type: builder.add_text_field(CONTENT_TYPE, STRING | STORED),
+        storage_class: builder.add_text_field(STORAGE_CLASS, STRING | STORED),
+        url: builder.add_text_field(URL, STORED),
+        title: builder.add_text_field(TITLE, TEXT | STORED),
+        body: builder.add_text_field(BODY, TEXT | STORED),
+        content_status: builder.add_text_field(CONTENT_STATUS, STRING | STORED),
+        extraction_error: builder.add_text_field(EXTRACTION_ERROR, STORED),
+        indexed_at: builder.add_date_field(INDEXED_AT, DateOptions::from(STORED)),
+    };
+    (builder.build(), fields)
+}
+
+impl Fields {
+    /// The tantivy document for `document`, or `None` when one of its times lies outside what
+    /// tantivy can store (before 1677 or after 2262).
+    pub(super) fn encode(&self, document: &Document) -> Option<TantivyDocument> {
+        let last_modified = DateTime::try_from_utc(document.last_modified)?;
+        let indexed_at = DateTime::try_from_utc(document.indexed_at)?;
+        let mut doc = TantivyDocument::new();
+        doc.add_text(self.id, document.id.to_hex());
+        doc.add_text(self.bucket, &document.bucket);
+        doc.add_text(self.key, &document.key);
+        doc.add_text(self.filename, &document.filename);
+        doc.add_text(self.extension, &document.extension);
+        doc.add_u64(self.size_in_bytes, document.size_in_bytes);
+        doc.add_date(self.last_modified, last_modified);
+        doc.add_text(self.etag, &document.etag);
+        doc.add_text(self.url, &document.url);
+        doc.add_text(self.content_status, document.content_status.as_str());
+        doc.add_date(self.indexed_at, indexed_at);
+        // An absent field, not an empty string, is what makes `None` come back as `None`.
+        let optional = [
+            (self.content_type, &document.content_type),
+            (self.storage_class, &document.storage_class),
+            (self.title, &document.title),
+            (self.body, &document.body),
+            (self.extraction_error, &document.extraction_error),
+        ];
+        for (field, value) in optional {
+            if let Some(value) = value {
+                doc.add_text(field, value);
+            }
+        }
+        Some(doc)
+    }
+
+    /// Rebuilds the [`Document`] from its stored fields; the error names what is missing or
+    /// malformed.
+    pub(super) fn decode(&self, doc: &TantivyDocument) -> Result<Document, String> {
+        let text = |field: Field| -> Option<String> {
+            doc.get_first(field)
+                .and_then(|value| value.as_str().map(str::to_owned))
+        };
+        let required = |field: Field, name: &str| -> Result<String, String> {
+            text(field).ok_or_else(|| format!("a document has no stored `{name}`"))
+        };
+        let date = |field: Field, name: &str| -> Result<OffsetDateTime, String> {
+            doc.get_first(field)
+                .and_then(|value| value.as_datetime())
+                .map(DateTime::into_utc)
+                .ok_or_else(|| format!("a document has no stored `{name}`"))
+        };
+
+        let hex_id = required(self.id, ID)?;
+        let id = DocId::from_hex(&hex_id)
+            .ok_or_else(|| format!("the stored id `{hex_id}` is not 32 hex characters"))?;
+        let status = required(self.content_status, CONTENT_STATUS)?;
+        let content_status = ContentStatus::parse(&status)
+            .ok_or_else(|| format!("document {id} has an unknown content_status `{status}`"))?;
+        let size_in_bytes = doc
+            .get_first(self.size_in_bytes)
+            .and_then(|value| value.as_u64())
+            .ok_or_else(|| format!("document {id} has no stored `{SIZE_IN_BYTES}`"))?;
+
+        Ok(Document {
+            id,
+            bucket: required(self.bucket, BUCKET)?,
+            key: required(self.key, KEY)?,
+            filename: required(self.filename, FILENAME)?,
+            extension: required(self.extension, EXTENSION)?,
+            size_in_bytes,
+            last_modified: date(self.last_modified, LAST_MODIFIED)?,
+            etag: required(self.etag, ETAG)?,
+            content_type: text(self.content_type),
+            storage_class: text(self.storage_class),
+            url: required(self.url, URL)?,
+            title: text(self.title),
+            body: text(self.body),
+            content_status,
+            extraction_error: text(self.extraction_error),
+            indexed_at: date(self.indexed_at, INDEXED_AT)?,
+        })
+    }
+}

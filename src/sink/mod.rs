@@ -1,0 +1,227 @@
+//! Sinks: where documents end up. A sink knows documents and ids, nothing of S3.
+//!
+//! The sync orchestrator talks to every sink through the [`Sink`] trait, so every sync feature
+//! (incremental skip, deletes after a complete listing, search) works the same on each backend.
+
+pub mod embedded;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+
+use md5::{Digest, Md5};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+/// A document id: the md5 of `"{bucket}/{key}"`, as Elastic's S3 connector computes it, so that
+/// indices migrated from it keep their ids. Kept as 16 raw bytes; rendered as 32 hex characters.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DocId([u8; 16]);
+
+impl DocId {
+    /// The id of the object `key` in `bucket`.
+    pub fn of(bucket: &str, key: &str) -> Self {
+        let mut hasher = Md5::new();
+        hasher.update(bucket.as_bytes());
+        hasher.update(b"/");
+        hasher.update(key.as_bytes());
+        Self(hasher.finalize().into())
+    }
+
+    /// Parses the 32-hex-character form; `None` for anything else.
+    pub fn from_hex(hex_id: &str) -> Option<Self> {
+        let mut bytes = [0u8; 16];
+        hex::decode_to_slice(hex_id, &mut bytes).ok()?;
+        Some(Self(bytes))
+    }
+
+    /// The 32 lowercase hex characters stored as `id` in every index.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Display for DocId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for DocId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DocId({})", self.to_hex())
+    }
+}
+
+/// A fingerprint of one object version (etag, last-modified time, size).
+///
+/// Sinks return these for what they hold so that a re-sync can tell unchanged objects from the
+/// listing alone. Eight bytes instead of the etag string keeps the per-object memory of a
+/// re-sync small; a collision would need two versions of one key to hash alike.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct VersionStamp(u64);
+
+impl VersionStamp {
+    /// The stamp of an object version as the listing (or the stored document) describes it.
+    pub fn of(etag: &str, last_modified: OffsetDateTime, size_in_bytes: u64) -> Self {
+        // SipHash with fixed zero keys: deterministic across processes, unlike RandomState.
+        #[allow(deprecated)]
+        let mut hasher = std::hash::SipHasher::new();
+        etag.hash(&mut hasher);
+        (last_modified.unix_timestamp_nanos() / 1_000_000).hash(&mut hasher);
+        size_in_bytes.hash(&mut hasher);
+        Self(hasher.finish())
+    }
+}
+
+/// What became of an object's content.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentStatus {
+    /// The body holds the extracted text.
+    Extracted,
+    /// Larger than `max_content_bytes`: metadata only, never downloaded.
+    TooLarge,
+    /// A format we do not extract: metadata only, never downloaded.
+    Unsupported,
+    /// In an archive storage class (GLACIER, DEEP_ARCHIVE): metadata only, never downloaded.
+    Archived,
+    /// Download or extraction failed: metadata plus `extraction_error`.
+    Error,
+}
+
+impl ContentStatus {
+    /// The value stored in the `content_status` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Extracted => "extracted",
+            Self::TooLarge => "too_large",
+            Self::Unsupported => "unsupported",
+            Self::Archived => "archived",
+            Self::Error => "error",
+        }
+    }
+
+    /// Parses the stored value back.
+    pub fn parse(value: &str) -> Option<Self> {
+        [
+            Self::Extracted,
+            Self::TooLarge,
+            Self::Unsupported,
+            Self::Archived,
+            Self::Error,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == value)
+    }
+}
+
+/// One indexed S3 object: its metadata, and its text when it was extracted.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Document {
+    /// Hex md5 of `"{bucket}/{key}"`.
+    #[serde(serialize_with = "serialize_doc_id")]
+    pub id: DocId,
+    /// The bucket holding the object.
+    pub bucket: String,
+    /// The object key, exactly as S3 returns it.
+    pub key: String,
+    /// The last path segment of the key.
+    pub filename: String,
+    /// The lowercased extension with its dot (`.pdf`), empty when the name has none.
+    pub extension: String,
+    /// Object size in bytes, from the listing.
+    pub size_in_bytes: u64,
+    /// Last-modified time, from the listing.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_modified: OffsetDateTime,
+    /// The object's ETag, quotes included, as S3 lists it.
+    pub etag: String,
+    /// Content-Type from GetObject, when the object was downloaded.
+    pub content_type: Option<String>,
+    /// Storage class from the listing (`STANDARD`, `GLACIER`, ...).
+    pub storage_class: Option<String>,
+    /// `s3://bucket/key`.
+    pub url: String,
+    /// A title found in the content (HTML `<title>`), if any.
+    pub title: Option<String>,
+    /// Extracted text, if any.
+    pub body: Option<String>,
+    /// What became of the content.
+    pub content_status: ContentStatus,
+    /// Why download or extraction failed, when `content_status` is `error`.
+    pub extraction_error: Option<String>,
+    /// When this document was written.
+    #[serde(with = "time::serde::rfc3339")]
+    pub indexed_at: OffsetDateTime,
+}
+
+impl Document {
+    /// The version stamp of the object this document was made from.
+    pub fn version(&self) -> VersionStamp {
+        VersionStamp::of(&self.etag, self.last_modified, self.size_in_bytes)
+    }
+}
+
+fn serialize_doc_id<S: serde::Serializer>(id: &DocId, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&id.to_hex())
+}
+
+/// One search result.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SearchHit {
+    /// Hex document id.
+    pub id: String,
+    /// The object's bucket.
+    pub bucket: String,
+    /// The object's key.
+    pub key: String,
+    /// Relevance score (BM25 on the embedded index).
+    pub score: f32,
+}
+
+/// Documents of a batch that the sink refused, with the reason for each. Empty when all landed.
+pub type RejectedDocuments = Vec<(DocId, String)>;
+
+/// Errors of any sink.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The embedded (tantivy) index failed.
+    #[error(transparent)]
+    Embedded(#[from] embedded::EmbeddedError),
+}
+
+/// The interface between the sync orchestrator and an index.
+///
+/// Writes become durable and visible on [`Sink::commit`]; a crash before it loses only the
+/// uncommitted writes, which the next sync redoes.
+pub trait Sink: Send + Sync {
+    /// Buckets that have at least one document in this index.
+    fn indexed_buckets(&self) -> impl Future<Output = Result<Vec<String>, SinkError>> + Send;
+
+    /// The version stamp of every committed document of `bucket`.
+    fn indexed_versions(
+        &self,
+        bucket: &str,
+    ) -> impl Future<Output = Result<HashMap<DocId, VersionStamp>, SinkError>> + Send;
+
+    /// Adds the documents, replacing any with the same id.
+    fn upsert(
+        &self,
+        documents: Vec<Document>,
+    ) -> impl Future<Output = Result<RejectedDocuments, SinkError>> + Send;
+
+    /// Removes the documents with these ids; unknown ids are ignored.
+    fn delete(&self, ids: Vec<DocId>) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Makes every write so far durable and visible to searches.
+    fn commit(&self) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// BM25 search over `body`, `title`, `filename` and `key`, best first.
+    fn search(
+        &self,
+        query: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<SearchHit>, SinkError>> + Send;
+}

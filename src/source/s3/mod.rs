@@ -1,0 +1,304 @@
+//! S3 and S3-compatible stores: list buckets, page through ListObjectsV2, fetch objects.
+//!
+//! Every call carries the connector's ExpectedBucketOwner (where S3 accepts one), waits for the
+//! connector's request-rate limiter, and goes through the project's one retry policy. This
+//! module knows S3, not the index: it hands out listing entries and bytes.
+
+mod error;
+
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_config::SdkConfig;
+use aws_sdk_s3::Client;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use time::OffsetDateTime;
+
+pub use error::{ErrorKind, Operation, SourceError, Symptoms, classify};
+
+use crate::config::ConnectorConfig;
+use crate::retry::RetryPolicy;
+
+/// One object of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectEntry {
+    /// The key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last-modified time.
+    pub last_modified: OffsetDateTime,
+    /// The ETag, quotes included.
+    pub etag: String,
+    /// The storage class (`STANDARD`, `GLACIER`, ...), when the store reports one.
+    pub storage_class: Option<String>,
+}
+
+/// A downloaded object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedObject {
+    /// The bytes.
+    pub bytes: Vec<u8>,
+    /// Content-Type, if the store sent one.
+    pub content_type: Option<String>,
+    /// Content-Encoding, if the store sent one.
+    pub content_encoding: Option<String>,
+}
+
+/// The outcome of fetching an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// The content, within the size cap.
+    Content(FetchedObject),
+    /// The object no longer exists (deleted after it was listed).
+    Gone,
+    /// The object grew past the size cap after it was listed; the download was stopped.
+    TooLarge,
+}
+
+/// Counters of the calls made, read by reports and metrics.
+#[derive(Debug, Default)]
+pub struct S3Stats {
+    /// Requests sent, retries included.
+    pub requests: AtomicU64,
+    /// Retries after transient errors.
+    pub retries: AtomicU64,
+    /// Bytes of object content received.
+    pub bytes_downloaded: AtomicU64,
+}
+
+/// A client for one connector's buckets.
+#[derive(Debug, Clone)]
+pub struct S3Source {
+    client: Client,
+    expected_owner: Option<String>,
+    retry: RetryPolicy,
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    page_size: i32,
+    stats: Arc<S3Stats>,
+}
+
+impl S3Source {
+    /// A source for `connector`, with credentials from `sdk_config`.
+    pub fn new(connector: &ConnectorConfig, sdk_config: &SdkConfig) -> Self {
+        let mut s3_config =
+            aws_sdk_s3::config::Builder::from(sdk_config).force_path_style(connector.path_style());
+        if let Some(endpoint) = &connector.endpoint_url {
+            s3_config = s3_config.endpoint_url(endpoint);
+        }
+        let limiter = NonZeroU32::new(connector.requests_per_second)
+            .map(|rate| Arc::new(RateLimiter::direct(Quota::per_second(rate))));
+        Self {
+            client: Client::from_conf(s3_config.build()),
+            expected_owner: connector.expected_owner().map(str::to_owned),
+            retry: RetryPolicy::with_attempts(connector.max_attempts),
+            limiter,
+            page_size: i32::try_from(connector.page_size).unwrap_or(1000),
+            stats: Arc::new(S3Stats::default()),
+        }
+    }
+
+    /// The call counters of this source.
+    pub fn stats(&self) -> &S3Stats {
+        &self.stats
+    }
+
+    /// The expected bucket owner sent with each call, if any.
+    pub fn expected_owner(&self) -> Option<&str> {
+        self.expected_owner.as_deref()
+    }
+
+    /// Names of every bucket the identity can list.
+    pub async fn list_buckets(&self) -> Result<Vec<String>, SourceError> {
+        let output = self
+            .call(|| {
+                let request = self.client.list_buckets();
+                async move {
+                    request
+                        .send()
+                        .await
+                        .map_err(|e| SourceError::from_sdk(Operation::ListBuckets, "", None, &e))
+                }
+            })
+            .await?;
+        Ok(output
+            .buckets()
+            .iter()
+            .filter_map(|bucket| bucket.name().map(str::to_owned))
+            .collect())
+    }
+
+    /// A pager over the objects of `bucket` whose keys start with `prefix`.
+    pub fn objects(&self, bucket: &str, prefix: &str) -> ObjectPager<'_> {
+        ObjectPager {
+            source: self,
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+            continuation: None,
+            finished: false,
+        }
+    }
+
+    /// Downloads an object, stopping once it exceeds `max_bytes`.
+    pub async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<Fetched, SourceError> {
+        let target = format!("{bucket}/{key}");
+        let owner = self.expected_owner.as_deref();
+        let result = self
+            .call(|| {
+                let request = self
+                    .client
+                    .get_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .set_expected_bucket_owner(self.expected_owner.clone());
+                let target = &target;
+                async move {
+                    let mut output = request.send().await.map_err(|e| {
+                        SourceError::from_sdk(Operation::GetObject, target, owner, &e)
+                    })?;
+                    let capacity = usize::try_from(output.content_length().unwrap_or(0).max(0))
+                        .unwrap_or(0)
+                        .min(usize::try_from(max_bytes).unwrap_or(usize::MAX));
+                    let mut bytes = Vec::with_capacity(capacity);
+                    while let Some(chunk) =
+                        output.body.try_next().await.map_err(|e| SourceError {
+                            operation: Operation::GetObject,
+                            target: target.clone(),
+                            kind: ErrorKind::Connection,
+                            status: None,
+                            code: None,
+                            message: format!("reading the body failed: {e}"),
+                            expected_owner: owner.map(str::to_owned),
+                        })?
+                    {
+                        self.stats
+                            .bytes_downloaded
+                            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                        if (bytes.len() + chunk.len()) as u64 > max_bytes {
+                            return Ok(Fetched::TooLarge);
+                        }
+                        bytes.extend_from_slice(&chunk);
+                    }
+                    Ok(Fetched::Content(FetchedObject {
+                        bytes,
+                        content_type: output.content_type,
+                        content_encoding: output.content_encoding,
+                    }))
+                }
+            })
+            .await;
+        match result {
+            Err(error) if error.is_not_found() => Ok(Fetched::Gone),
+            other => other,
+        }
+    }
+
+    /// Runs one S3 call under the rate limit and the retry policy, counting requests.
+    async fn call<T, Op, Fut>(&self, mut operation: Op) -> Result<T, SourceError>
+    where
+        Op: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SourceError>>,
+    {
+        let limiter = self.limiter.as_deref();
+        let stats = &*self.stats;
+        self.retry
+            .run(
+                || {
+                    let attempt = operation();
+                    async move {
+                        if let Some(limiter) = limiter {
+                            limiter.until_ready().await;
+                        }
+                        stats.requests.fetch_add(1, Ordering::Relaxed);
+                        attempt.await
+                    }
+                },
+                |error, delay| {
+                    stats.retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        message = "S3 call failed; retrying.",
+                        %error,
+                        delay_ms = delay.as_millis() as u64
+                    );
+                },
+            )
+            .await
+    }
+}
+
+/// Pages through a ListObjectsV2 listing, one page in memory at a time.
+#[derive(Debug)]
+pub struct ObjectPager<'a> {
+    source: &'a S3Source,
+    bucket: String,
+    prefix: String,
+    continuation: Option<String>,
+    finished: bool,
+}
+
+impl ObjectPager<'_> {
+    /// The next page of objects; `Ok(None)` once the listing is complete. Folder markers (keys
+    /// ending in `/` with no content) are left out. A page that fails after all retries ends
+    /// the listing with that error: the listing is then incomplete.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<ObjectEntry>>, SourceError> {
+        if self.finished {
+            return Ok(None);
+        }
+        let source = self.source;
+        let bucket = &self.bucket;
+        let owner = source.expected_owner.as_deref();
+        let output = source
+            .call(|| {
+                let request = source
+                    .client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(&self.prefix)
+                    .max_keys(source.page_size)
+                    .set_continuation_token(self.continuation.clone())
+                    .set_expected_bucket_owner(source.expected_owner.clone());
+                async move {
+                    request.send().await.map_err(|e| {
+                        SourceError::from_sdk(Operation::ListObjects, bucket, owner, &e)
+                    })
+                }
+            })
+            .await?;
+        let entries = output
+            .contents()
+            .iter()
+            .filter_map(|object| {
+                let key = object.key()?;
+                let size = u64::try_from(object.size().unwrap_or(0)).unwrap_or(0);
+                if key.ends_with('/') && size == 0 {
+                    return None;
+                }
+                Some(ObjectEntry {
+                    key: key.to_owned(),
+                    size,
+                    last_modified: object
+                        .last_modified()
+                        .and_then(|t| {
+                            OffsetDateTime::from_unix_timestamp_nanos(
+                                i128::from(t.secs()) * 1_000_000_000 + i128::from(t.subsec_nanos()),
+                            )
+                            .ok()
+                        })
+                        .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                    etag: object.e_tag().unwrap_or_default().to_owned(),
+                    storage_class: object.storage_class().map(|c| c.as_str().to_owned()),
+                })
+            })
+            .collect();
+        self.continuation = output.next_continuation_token().map(str::to_owned);
+        self.finished = !output.is_truncated().unwrap_or(false) || self.continuation.is_none();
+        Ok(Some(entries))
+    }
+}

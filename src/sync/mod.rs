@@ -1,0 +1,436 @@
+//! Sync orchestration: the one place that knows every stage.
+//!
+//! A full sync of a connector: resolve its buckets, then for each bucket read the versions the
+//! index holds, stream the listing, skip unchanged objects without downloading them, download
+//! and extract new and changed ones (bounded by `concurrency`), write documents in batches, and
+//! finally delete the documents whose objects the listing did not return, but only when that
+//! bucket's listing completed without error. Buckets that left the connector's selection lose
+//! their documents too. Commits happen along the way, so a crash loses only uncommitted work
+//! and the next sync converges.
+
+pub mod plan;
+pub mod report;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
+
+use futures::channel::mpsc;
+use futures::{SinkExt as _, StreamExt as _};
+use time::OffsetDateTime;
+
+use crate::config::{BucketSelection, ConnectorConfig};
+use crate::extract::{self, ExtractError, Extracted};
+use crate::rules::{self, SyncRules};
+use crate::sink::{ContentStatus, DocId, Document, Sink, SinkError, VersionStamp};
+use crate::source::s3::{Fetched, ObjectEntry, S3Source, SourceError};
+use plan::{Change, ContentPlan, Decision, Limits};
+pub use report::{Counters, SyncReport};
+
+/// Documents per write to the sink.
+const BATCH_SIZE: usize = 256;
+/// Documents written between two commits inside one bucket.
+const COMMIT_EVERY: u64 = 10_000;
+
+/// Why a bucket's sync stopped early.
+#[derive(Debug, thiserror::Error)]
+enum BucketError {
+    #[error("listing failed, so nothing was deleted from bucket {bucket}: {source}")]
+    Listing {
+        bucket: String,
+        #[source]
+        source: SourceError,
+    },
+    #[error("writing to the index failed: {0}")]
+    Sink(#[from] SinkError),
+}
+
+/// One object to write, handed from the listing to the download workers.
+struct Job {
+    id: DocId,
+    entry: ObjectEntry,
+    change: Change,
+    content: ContentPlan,
+}
+
+/// What a download worker made of a job.
+enum Outcome {
+    /// Write this document.
+    Write(Box<Document>, Change),
+    /// The object vanished after it was listed; delete its document if it had one.
+    Gone(DocId, Change),
+    /// The download failed; the index keeps what it had, and the next sync tries again.
+    Failed,
+}
+
+/// Everything a sync of one connector needs.
+pub struct SyncContext<'a, S: Sink> {
+    /// The connector's settings.
+    pub connector: &'a ConnectorConfig,
+    /// Its S3 client.
+    pub source: &'a S3Source,
+    /// Its index.
+    pub sink: &'a S,
+    /// Live counters, readable by a progress display while the sync runs.
+    pub counters: &'a Counters,
+}
+
+/// Runs one full sync of the connector and reports what it did. Errors are counted in the
+/// report, never raised: one failing bucket does not stop the others.
+pub async fn sync_connector<S: Sink>(ctx: &SyncContext<'_, S>) -> SyncReport {
+    let started_at = OffsetDateTime::now_utc();
+    let connector = ctx.connector;
+    tracing::info!(message = "Sync started.", connector = %connector.id);
+    if let Some(buckets) = resolve_buckets(ctx).await {
+        for bucket in &buckets {
+            if let Err(error) = sync_bucket(ctx, bucket).await {
+                ctx.counters.error(format!("bucket {bucket}: {error}"));
+            }
+        }
+        if let Err(error) = remove_unselected_buckets(ctx, &buckets).await {
+            ctx.counters
+                .error(format!("removing documents of unselected buckets: {error}"));
+        }
+    }
+    if let Err(error) = ctx.sink.commit().await {
+        ctx.counters.error(format!("commit failed: {error}"));
+    }
+    let report =
+        SyncReport::from_counters(&connector.id, ctx.counters, ctx.source.stats(), started_at);
+    tracing::info!(
+        message = "Sync finished.",
+        connector = %connector.id,
+        added = report.added,
+        updated = report.updated,
+        unchanged = report.unchanged,
+        deleted = report.deleted,
+        errors = report.errors,
+        duration_ms = report.duration_ms
+    );
+    report
+}
+
+/// The buckets to sync; `None` (and an error counted) when they cannot be known.
+async fn resolve_buckets<S: Sink>(ctx: &SyncContext<'_, S>) -> Option<BTreeSet<String>> {
+    let rules = ctx.connector.rules.as_ref();
+    let mut buckets: BTreeSet<String> = match ctx.connector.bucket_selection() {
+        BucketSelection::Named(names) => names.into_iter().collect(),
+        BucketSelection::All => match ctx.source.list_buckets().await {
+            Ok(names) => {
+                let names: BTreeSet<String> = names.into_iter().collect();
+                for missing in rules
+                    .iter()
+                    .flat_map(|r| r.buckets())
+                    .filter(|b| !names.contains(*b))
+                {
+                    ctx.counters.error(format!(
+                        "bucket {missing}: the sync rules name it, but ListBuckets does not return it; nothing was synced or deleted for it"
+                    ));
+                }
+                names
+            }
+            Err(error) => {
+                ctx.counters.error(format!(
+                    "cannot list buckets, so nothing was synced or deleted: {error}"
+                ));
+                return None;
+            }
+        },
+    };
+    if let Some(rules) = rules {
+        let ruled = rules.buckets();
+        buckets.retain(|bucket| ruled.contains(bucket.as_str()));
+    }
+    Some(buckets)
+}
+
+/// Deletes every document of buckets that are indexed but no longer selected.
+async fn remove_unselected_buckets<S: Sink>(
+    ctx: &SyncContext<'_, S>,
+    selected: &BTreeSet<String>,
+) -> Result<(), SinkError> {
+    let rules = ctx.connector.rules.as_ref();
+    for bucket in ctx.sink.indexed_buckets().await? {
+        // A bucket named by the rules but missing from ListBuckets may be a passing failure:
+        // keep its documents.
+        let named_by_rules = rules.is_some_and(|r| r.buckets().contains(bucket.as_str()));
+        if selected.contains(&bucket) || named_by_rules {
+            continue;
+        }
+        let ids: Vec<DocId> = ctx
+            .sink
+            .indexed_versions(&bucket)
+            .await?
+            .into_keys()
+            .collect();
+        let count = ids.len() as u64;
+        ctx.sink.delete(ids).await?;
+        ctx.counters.deleted.fetch_add(count, Ordering::Relaxed);
+        tracing::info!(message = "Removed the documents of a bucket that is no longer synced.", bucket = %bucket, count);
+    }
+    Ok(())
+}
+
+/// Syncs one bucket: listing, downloads and writes run concurrently; deletes come last.
+async fn sync_bucket<S: Sink>(ctx: &SyncContext<'_, S>, bucket: &str) -> Result<(), BucketError> {
+    let connector = ctx.connector;
+    let mut indexed = ctx.sink.indexed_versions(bucket).await?;
+    let prefixes = match &connector.rules {
+        Some(rules) => rules.list_prefixes(bucket),
+        None => vec![String::new()],
+    };
+    let (jobs, job_queue) = mpsc::channel::<Job>(connector.concurrency * 2);
+    let listing = list_bucket(ctx, bucket, &prefixes, &mut indexed, jobs);
+    let writing = write_documents(ctx, bucket, job_queue);
+    let (listed, written) = tokio::join!(listing, writing);
+    written?;
+    listed.map_err(|source| BucketError::Listing {
+        bucket: bucket.to_owned(),
+        source,
+    })?;
+    // The listing was complete: what is left in `indexed` is no longer in the bucket.
+    let stale: Vec<DocId> = indexed.into_keys().collect();
+    if !stale.is_empty() {
+        let count = stale.len() as u64;
+        ctx.sink.delete(stale).await?;
+        ctx.counters.deleted.fetch_add(count, Ordering::Relaxed);
+    }
+    ctx.sink.commit().await?;
+    Ok(())
+}
+
+/// Streams the listing, decides each object, and queues the ones to write. Objects seen are
+/// taken out of `indexed`, so that what remains at the end is what left the bucket.
+async fn list_bucket<S: Sink>(
+    ctx: &SyncContext<'_, S>,
+    bucket: &str,
+    prefixes: &[String],
+    indexed: &mut HashMap<DocId, VersionStamp>,
+    mut jobs: mpsc::Sender<Job>,
+) -> Result<(), SourceError> {
+    let counters = ctx.counters;
+    let limits = Limits {
+        max_content_bytes: ctx.connector.max_content_bytes,
+    };
+    for prefix in prefixes {
+        let mut pager = ctx.source.objects(bucket, prefix);
+        while let Some(page) = pager.next_page().await? {
+            for entry in page {
+                Counters::bump(&counters.objects_listed);
+                let id = DocId::of(bucket, &entry.key);
+                let rules: Option<&SyncRules> = ctx.connector.rules.as_ref();
+                match plan::decide(bucket, &entry, indexed.get(&id).copied(), rules, limits) {
+                    Decision::Excluded => Counters::bump(&counters.excluded),
+                    Decision::Unchanged => {
+                        indexed.remove(&id);
+                        Counters::bump(&counters.unchanged);
+                    }
+                    Decision::Index { change, content } => {
+                        indexed.remove(&id);
+                        let job = Job {
+                            id,
+                            entry,
+                            change,
+                            content,
+                        };
+                        if jobs.send(job).await.is_err() {
+                            // The writer stopped on an index error; it reports that error.
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs the download workers over the queued jobs and writes their documents in batches.
+async fn write_documents<S: Sink>(
+    ctx: &SyncContext<'_, S>,
+    bucket: &str,
+    job_queue: mpsc::Receiver<Job>,
+) -> Result<(), SinkError> {
+    let mut outcomes = job_queue
+        .map(|job| process(ctx, bucket, job))
+        .buffer_unordered(ctx.connector.concurrency);
+    let mut batch = Vec::with_capacity(BATCH_SIZE);
+    let mut since_commit = 0u64;
+    while let Some(outcome) = outcomes.next().await {
+        match outcome {
+            Outcome::Write(document, change) => {
+                batch.push((*document, change));
+                if batch.len() >= BATCH_SIZE {
+                    since_commit += write_batch(ctx, &mut batch).await?;
+                }
+            }
+            Outcome::Gone(id, Change::Updated) => {
+                ctx.sink.delete(vec![id]).await?;
+                Counters::bump(&ctx.counters.deleted);
+            }
+            Outcome::Gone(_, Change::New) | Outcome::Failed => {}
+        }
+        if since_commit >= COMMIT_EVERY {
+            ctx.sink.commit().await?;
+            since_commit = 0;
+        }
+    }
+    write_batch(ctx, &mut batch).await?;
+    Ok(())
+}
+
+/// Writes and counts a batch; returns how many documents were written.
+async fn write_batch<S: Sink>(
+    ctx: &SyncContext<'_, S>,
+    batch: &mut Vec<(Document, Change)>,
+) -> Result<u64, SinkError> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    let counters = ctx.counters;
+    let mut changes: HashMap<DocId, Change> = HashMap::with_capacity(batch.len());
+    let mut documents = Vec::with_capacity(batch.len());
+    for (document, change) in batch.drain(..) {
+        changes.insert(document.id, change);
+        let status = document.content_status;
+        match status {
+            ContentStatus::TooLarge | ContentStatus::Unsupported | ContentStatus::Archived => {
+                Counters::bump(&counters.metadata_only)
+            }
+            ContentStatus::Error => Counters::bump(&counters.extraction_errors),
+            ContentStatus::Extracted => {}
+        }
+        documents.push(document);
+    }
+    let written = documents.len() as u64;
+    let rejected = ctx.sink.upsert(documents).await?;
+    for (id, reason) in &rejected {
+        changes.remove(id);
+        counters.error(format!("document {id} was rejected by the index: {reason}"));
+    }
+    for change in changes.values() {
+        match change {
+            Change::New => Counters::bump(&counters.added),
+            Change::Updated => Counters::bump(&counters.updated),
+        }
+    }
+    Ok(written - rejected.len() as u64)
+}
+
+/// Makes the document of one job: downloads and extracts when the plan says so.
+async fn process<S: Sink>(ctx: &SyncContext<'_, S>, bucket: &str, job: Job) -> Outcome {
+    let Job {
+        id,
+        entry,
+        change,
+        content,
+    } = job;
+    let document = |status, content_type, extracted: Option<Extracted>, error: Option<String>| {
+        Outcome::Write(
+            Box::new(build_document(
+                id,
+                bucket,
+                &entry,
+                status,
+                content_type,
+                extracted,
+                error,
+            )),
+            change,
+        )
+    };
+    let format = match content {
+        ContentPlan::MetadataOnly(status) => return document(status, None, None, None),
+        ContentPlan::Empty => {
+            let empty = Extracted {
+                body: String::new(),
+                title: None,
+            };
+            return document(ContentStatus::Extracted, None, Some(empty), None);
+        }
+        ContentPlan::Fetch(format) => format,
+    };
+    let fetched = ctx
+        .source
+        .get_object(bucket, &entry.key, ctx.connector.max_content_bytes)
+        .await;
+    match fetched {
+        Ok(Fetched::Content(object)) => {
+            let content_type = object.content_type.clone();
+            let extracted = tokio::task::spawn_blocking(move || {
+                extract::extract_with_content_type(
+                    format,
+                    &object.bytes,
+                    object.content_type.as_deref(),
+                )
+            })
+            .await;
+            match extracted {
+                Ok(Ok(text)) => document(ContentStatus::Extracted, content_type, Some(text), None),
+                Ok(Err(error)) => {
+                    log_extraction_error(bucket, &entry.key, &error);
+                    document(
+                        ContentStatus::Error,
+                        content_type,
+                        None,
+                        Some(error.to_string()),
+                    )
+                }
+                Err(crash) => document(
+                    ContentStatus::Error,
+                    content_type,
+                    None,
+                    Some(format!("extraction crashed: {crash}")),
+                ),
+            }
+        }
+        Ok(Fetched::TooLarge) => document(ContentStatus::TooLarge, None, None, None),
+        Ok(Fetched::Gone) => Outcome::Gone(id, change),
+        Err(error) => {
+            ctx.counters.error(error.to_string());
+            Outcome::Failed
+        }
+    }
+}
+
+fn log_extraction_error(bucket: &str, key: &str, error: &ExtractError) {
+    tracing::warn!(message = "Could not extract text; indexing metadata only.", bucket, key, %error);
+}
+
+fn build_document(
+    id: DocId,
+    bucket: &str,
+    entry: &ObjectEntry,
+    content_status: ContentStatus,
+    content_type: Option<String>,
+    extracted: Option<Extracted>,
+    extraction_error: Option<String>,
+) -> Document {
+    let filename = entry
+        .key
+        .rsplit('/')
+        .next()
+        .unwrap_or(&entry.key)
+        .to_owned();
+    let (body, title) = match extracted {
+        Some(Extracted { body, title }) => (Some(body), title),
+        None => (None, None),
+    };
+    Document {
+        id,
+        bucket: bucket.to_owned(),
+        key: entry.key.clone(),
+        extension: rules::extension_of(&entry.key),
+        filename,
+        size_in_bytes: entry.size,
+        last_modified: entry.last_modified,
+        etag: entry.etag.clone(),
+        content_type,
+        storage_class: entry.storage_class.clone(),
+        url: format!("s3://{bucket}/{}", entry.key),
+        title,
+        body,
+        content_status,
+        extraction_error,
+        indexed_at: OffsetDateTime::now_utc(),
+    }
+}

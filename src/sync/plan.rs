@@ -1,0 +1,228 @@
+//! The decision for each listed object, as a pure function of data: skip it, index it with
+//! content, index its metadata only, or leave it out. Tested with a table, without I/O.
+
+use crate::extract::{self, Format};
+use crate::rules::SyncRules;
+use crate::sink::{ContentStatus, VersionStamp};
+use crate::source::s3::ObjectEntry;
+
+/// Storage classes whose objects cannot be read without a restore.
+const ARCHIVE_CLASSES: [&str; 2] = ["GLACIER", "DEEP_ARCHIVE"];
+
+/// Limits that shape the decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Objects larger than this are indexed with metadata only.
+    pub max_content_bytes: u64,
+}
+
+/// Whether the object is new to the index or a changed version of an indexed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Not in the index.
+    New,
+    /// In the index with another version.
+    Updated,
+}
+
+/// How to get the document's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentPlan {
+    /// Download the object and extract text in this format.
+    Fetch(Format),
+    /// An empty object: nothing to download, the body is empty.
+    Empty,
+    /// Metadata only, never downloaded, for this reason.
+    MetadataOnly(ContentStatus),
+}
+
+/// What to do with one listed object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// The sync rules leave it out (an indexed copy is deleted at the end of the bucket).
+    Excluded,
+    /// Indexed with this exact version: nothing to download, nothing to write.
+    Unchanged,
+    /// Write a document.
+    Index {
+        /// New or changed.
+        change: Change,
+        /// Where the content comes from.
+        content: ContentPlan,
+    },
+}
+
+/// Decides what to do with `entry` of `bucket`, given the version the index holds (if any).
+pub fn decide(
+    bucket: &str,
+    entry: &ObjectEntry,
+    indexed: Option<VersionStamp>,
+    rules: Option<&SyncRules>,
+    limits: Limits,
+) -> Decision {
+    if rules.is_some_and(|rules| !rules.matches(bucket, &entry.key)) {
+        return Decision::Excluded;
+    }
+    let change = match indexed {
+        Some(stamp) if stamp == VersionStamp::of(&entry.etag, entry.last_modified, entry.size) => {
+            return Decision::Unchanged;
+        }
+        Some(_) => Change::Updated,
+        None => Change::New,
+    };
+    let archived = entry
+        .storage_class
+        .as_deref()
+        .is_some_and(|class| ARCHIVE_CLASSES.contains(&class));
+    let content = if archived {
+        ContentPlan::MetadataOnly(ContentStatus::Archived)
+    } else {
+        match extract::format_for(&entry.key, None) {
+            None => ContentPlan::MetadataOnly(ContentStatus::Unsupported),
+            Some(_) if entry.size > limits.max_content_bytes => {
+                ContentPlan::MetadataOnly(ContentStatus::TooLarge)
+            }
+            Some(_) if entry.size == 0 => ContentPlan::Empty,
+            Some(format) => ContentPlan::Fetch(format),
+        }
+    };
+    Decision::Index { change, content }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    fn entry(key: &str, size: u64, class: Option<&str>) -> ObjectEntry {
+        ObjectEntry {
+            key: key.to_owned(),
+            size,
+            last_modified: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+            etag: "\"abc\"".to_owned(),
+            storage_class: class.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn decision_table() {
+        let limits = Limits {
+            max_content_bytes: 1000,
+        };
+        let rules = SyncRules::from_value(&json!([{"bucket": "b", "prefix": "docs/"}]))
+            .unwrap()
+            .unwrap();
+        let same = |e: &ObjectEntry| Some(VersionStamp::of(&e.etag, e.last_modified, e.size));
+        let fetch_text = ContentPlan::Fetch(Format::PlainText);
+        let new = |content| Decision::Index {
+            change: Change::New,
+            content,
+        };
+        let updated = |content| Decision::Index {
+            change: Change::Updated,
+            content,
+        };
+        type Case<'a> = (
+            ObjectEntry,
+            fn(&ObjectEntry) -> Option<VersionStamp>,
+            Option<&'a SyncRules>,
+            Decision,
+        );
+        let none: fn(&ObjectEntry) -> Option<VersionStamp> = |_| None;
+        let changed: fn(&ObjectEntry) -> Option<VersionStamp> =
+            |_| Some(VersionStamp::of("\"old\"", OffsetDateTime::UNIX_EPOCH, 1));
+        let cases: Vec<Case<'_>> = vec![
+            (entry("docs/a.txt", 10, None), none, None, new(fetch_text)),
+            (
+                entry("docs/a.txt", 10, None),
+                same,
+                None,
+                Decision::Unchanged,
+            ),
+            (
+                entry("docs/a.txt", 10, None),
+                changed,
+                None,
+                updated(fetch_text),
+            ),
+            (
+                entry("docs/a.txt", 10, None),
+                none,
+                Some(&rules),
+                new(fetch_text),
+            ),
+            (
+                entry("other/a.txt", 10, None),
+                none,
+                Some(&rules),
+                Decision::Excluded,
+            ),
+            (
+                entry("other/a.txt", 10, None),
+                same,
+                Some(&rules),
+                Decision::Excluded,
+            ),
+            (
+                entry("docs/big.txt", 1001, None),
+                none,
+                None,
+                new(ContentPlan::MetadataOnly(ContentStatus::TooLarge)),
+            ),
+            (
+                entry("docs/cap.txt", 1000, None),
+                none,
+                None,
+                new(fetch_text),
+            ),
+            (
+                entry("docs/empty.txt", 0, None),
+                none,
+                None,
+                new(ContentPlan::Empty),
+            ),
+            (
+                entry("docs/photo.jpg", 10, None),
+                none,
+                None,
+                new(ContentPlan::MetadataOnly(ContentStatus::Unsupported)),
+            ),
+            (
+                entry("docs/a.txt", 10, Some("GLACIER")),
+                none,
+                None,
+                new(ContentPlan::MetadataOnly(ContentStatus::Archived)),
+            ),
+            (
+                entry("docs/a.txt", 10, Some("DEEP_ARCHIVE")),
+                changed,
+                None,
+                updated(ContentPlan::MetadataOnly(ContentStatus::Archived)),
+            ),
+            (
+                entry("docs/a.txt", 10, Some("GLACIER_IR")),
+                none,
+                None,
+                new(fetch_text),
+            ),
+            (
+                entry("docs/a.txt", 10, Some("STANDARD_IA")),
+                none,
+                None,
+                new(fetch_text),
+            ),
+            (
+                entry("docs/page.HTML", 10, None),
+                none,
+                None,
+                new(ContentPlan::Fetch(Format::Html)),
+            ),
+        ];
+        for (entry, indexed, rules, expected) in cases {
+            let got = decide("b", &entry, indexed(&entry), rules, limits);
+            assert_eq!(got, expected, "{entry:?}");
+        }
+    }
+}

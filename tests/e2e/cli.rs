@@ -1,0 +1,162 @@
+//! The `s3-connector` binary as a user runs it: exit codes, `--json` output, error messages.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::fixture::{Setup, create_bucket, put, s3_client};
+use crate::support::moto::SECRET_ACCESS_KEY;
+use crate::support::{MotoServer, unique_name};
+
+const SECRET: &str = "s3c-secret-DO-NOT-LEAK";
+const TOKEN: &str = "s3c-token-DO-NOT-LEAK";
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_s3-connector"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run s3-connector")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn validate_lists_every_problem_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yml");
+    std::fs::write(
+        &path,
+        "connectors:\n  - id: Bad_Id\n    buckets: [\"UPPER\"]\n    aws_access_key_id: AKIAEXAMPLE\n    aws_secret_access_key: hunter2-very-secret\n    expected_bucket_owner: \"42\"\n    page_size: 5000\n",
+    )
+    .unwrap();
+    let output = run(&["validate", "--config", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    for expected in [
+        "4 problem(s)",
+        "connectors[0].id: \"Bad_Id\" must match",
+        "connectors[0].buckets[0]: \"UPPER\" has 'U' at position 1",
+        "connectors[0].expected_bucket_owner: \"42\" must be a 12-digit AWS account id",
+        "connectors[0].page_size: 5000 is out of range",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.yml");
+    let output = run(&["validate", "--config", example.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("valid (1 connector)"));
+
+    let output = run(&["validate", "--config", "/no/such/config.yml"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("cannot read config file /no/such/config.yml"));
+}
+
+#[tokio::test]
+async fn sync_json_reports_search_finds_and_failures_exit_non_zero() {
+    let moto = MotoServer::shared();
+    let endpoint = moto.endpoint();
+    let s3 = s3_client(&endpoint);
+    let bucket = unique_name("cli");
+    create_bucket(&s3, &bucket).await;
+    put(
+        &s3,
+        &bucket,
+        "notes/quarterly.txt",
+        "quarterly revenue summary",
+    )
+    .await;
+    put(&s3, &bucket, "notes/other.md", "unrelated words").await;
+    let setup = Setup::new();
+    let config_path = setup.dir.path().join("cli.yml");
+    // Distinctive secrets (moto does not check them while IAM enforcement is off), to prove
+    // they never reach logs or reports.
+    let config_text = setup.config_text(&endpoint, &[&bucket], "").replace(
+        &format!("aws_secret_access_key: {SECRET_ACCESS_KEY}"),
+        &format!("aws_secret_access_key: {SECRET}\n    aws_session_token: {TOKEN}"),
+    );
+    assert!(config_text.contains(SECRET));
+    std::fs::write(&config_path, config_text).unwrap();
+    let config = config_path.to_str().unwrap();
+
+    let output = run(&["sync", "--config", config, "--json", "--log-level", "debug"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one JSON object per connector: {stdout}");
+    let report: Value = serde_json::from_str(lines[0]).unwrap();
+    for field in [
+        "connector",
+        "added",
+        "updated",
+        "unchanged",
+        "deleted",
+        "metadata_only",
+        "extraction_errors",
+        "errors",
+        "objects_listed",
+        "bytes_downloaded",
+        "duration_ms",
+    ] {
+        assert!(report.get(field).is_some(), "{field} missing from {report}");
+    }
+    assert_eq!(report["connector"], "c");
+    assert_eq!(report["added"], 2);
+    assert_eq!(report["objects_listed"], 2);
+    assert_eq!(report["errors"], 0);
+    let logs = text(&output.stderr);
+    assert!(logs.contains("DEBUG"), "debug logging is on: {logs}");
+    for secret in [SECRET, TOKEN] {
+        assert!(!logs.contains(secret), "a secret appears in the debug logs");
+        assert!(!stdout.contains(secret), "a secret appears in the report");
+    }
+
+    let output = run(&[
+        "search",
+        "--config",
+        config,
+        "--connector",
+        "c",
+        "--json",
+        "revenue",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let hits: Vec<Value> = text(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0]["key"], "notes/quarterly.txt");
+    assert_eq!(hits[0]["bucket"], bucket.as_str());
+    assert!(hits[0]["score"].as_f64().unwrap() > 0.0);
+    assert_eq!(hits[0]["id"].as_str().unwrap().len(), 32);
+
+    let output = run(&["sync", "--config", config, "--connector", "nope"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("no connector with id \"nope\""));
+
+    let missing = unique_name("missing-bucket");
+    let broken_path = setup.dir.path().join("broken.yml");
+    std::fs::write(
+        &broken_path,
+        setup
+            .config_text(&endpoint, &[&missing], "")
+            .replace("max_attempts: 3", "max_attempts: 1"),
+    )
+    .unwrap();
+    let output = run(&["sync", "--config", broken_path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains(&format!("bucket {missing} does not exist")),
+        "{stdout}"
+    );
+}

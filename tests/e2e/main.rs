@@ -1,0 +1,9 @@
+//! The integration tests of s3-connector, in one test binary so they share one moto server.
+//! Every test gets its servers through `support`; test modules are declared below.
+
+mod support;
+
+mod cli;
+mod fixture;
+mod harness_selftest;
+mod sync_embedded;
