@@ -14,6 +14,8 @@ use md5::{Digest, Md5};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::config::IndexConfig;
+
 /// A document id: the md5 of `"{bucket}/{key}"`, as Elastic's S3 connector computes it, so that
 /// indices migrated from it keep their ids. Kept as 16 raw bytes; rendered as 32 hex characters.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -184,12 +186,81 @@ pub struct SearchHit {
 /// Documents of a batch that the sink refused, with the reason for each. Empty when all landed.
 pub type RejectedDocuments = Vec<(DocId, String)>;
 
+/// The sink a configuration selects, opened for one index. Dispatches to the backend, so the
+/// layers above stay free of generics over the backend.
+#[derive(Debug, Clone)]
+pub enum AnySink {
+    /// The embedded (tantivy) index.
+    Embedded(embedded::EmbeddedIndex),
+}
+
+impl AnySink {
+    /// Opens (creating if needed) the index `index_name` of the configured backend.
+    pub async fn open(config: &IndexConfig, index_name: &str) -> Result<Self, SinkError> {
+        match config {
+            IndexConfig::Embedded { path } => {
+                let dir = path.join(index_name);
+                let index = tokio::task::spawn_blocking(move || {
+                    embedded::EmbeddedIndex::open_or_create(&dir)
+                })
+                .await
+                .map_err(|error| SinkError::Task(error.to_string()))??;
+                Ok(Self::Embedded(index))
+            }
+        }
+    }
+}
+
+impl Sink for AnySink {
+    async fn indexed_buckets(&self) -> Result<Vec<String>, SinkError> {
+        match self {
+            Self::Embedded(index) => index.indexed_buckets().await,
+        }
+    }
+
+    async fn indexed_versions(
+        &self,
+        bucket: &str,
+    ) -> Result<HashMap<DocId, VersionStamp>, SinkError> {
+        match self {
+            Self::Embedded(index) => index.indexed_versions(bucket).await,
+        }
+    }
+
+    async fn upsert(&self, documents: Vec<Document>) -> Result<RejectedDocuments, SinkError> {
+        match self {
+            Self::Embedded(index) => index.upsert(documents).await,
+        }
+    }
+
+    async fn delete(&self, ids: Vec<DocId>) -> Result<(), SinkError> {
+        match self {
+            Self::Embedded(index) => index.delete(ids).await,
+        }
+    }
+
+    async fn commit(&self) -> Result<(), SinkError> {
+        match self {
+            Self::Embedded(index) => index.commit().await,
+        }
+    }
+
+    async fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, SinkError> {
+        match self {
+            Self::Embedded(index) => index.search(query, limit).await,
+        }
+    }
+}
+
 /// Errors of any sink.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     /// The embedded (tantivy) index failed.
     #[error(transparent)]
     Embedded(#[from] embedded::EmbeddedError),
+    /// A background task of the sink died.
+    #[error("an index task failed: {0}")]
+    Task(String),
 }
 
 /// The interface between the sync orchestrator and an index.

@@ -17,6 +17,7 @@ use std::sync::atomic::Ordering;
 use futures::channel::mpsc;
 use futures::{SinkExt as _, StreamExt as _};
 use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{BucketSelection, ConnectorConfig};
 use crate::extract::{self, ExtractError, Extracted};
@@ -42,6 +43,14 @@ enum BucketError {
     },
     #[error("writing to the index failed: {0}")]
     Sink(#[from] SinkError),
+    #[error("the sync was cancelled before the listing completed; nothing was deleted")]
+    Cancelled,
+}
+
+/// Why a listing stopped before its end.
+enum ListingStop {
+    Failed(SourceError),
+    Cancelled,
 }
 
 /// One object to write, handed from the listing to the download workers.
@@ -58,7 +67,8 @@ enum Outcome {
     Write(Box<Document>, Change),
     /// The object vanished after it was listed; delete its document if it had one.
     Gone(DocId, Change),
-    /// The download failed; the index keeps what it had, and the next sync tries again.
+    /// The download failed or was not started before shutdown; the index keeps what it had,
+    /// and the next sync tries again.
     Failed,
 }
 
@@ -72,6 +82,9 @@ pub struct SyncContext<'a, S: Sink> {
     pub sink: &'a S,
     /// Live counters, readable by a progress display while the sync runs.
     pub counters: &'a Counters,
+    /// Cancelled on shutdown: no new listing page or download starts, downloads in flight
+    /// finish, what is complete is committed, and nothing is deleted.
+    pub cancel: &'a CancellationToken,
 }
 
 /// Runs one full sync of the connector and reports what it did. Errors are counted in the
@@ -82,11 +95,15 @@ pub async fn sync_connector<S: Sink>(ctx: &SyncContext<'_, S>) -> SyncReport {
     tracing::info!(message = "Sync started.", connector = %connector.id);
     if let Some(buckets) = resolve_buckets(ctx).await {
         for bucket in &buckets {
-            if let Err(error) = sync_bucket(ctx, bucket).await {
-                ctx.counters.error(format!("bucket {bucket}: {error}"));
+            match sync_bucket(ctx, bucket).await {
+                Ok(()) => {}
+                Err(BucketError::Cancelled) => break,
+                Err(error) => ctx.counters.error(format!("bucket {bucket}: {error}")),
             }
         }
-        if let Err(error) = remove_unselected_buckets(ctx, &buckets).await {
+        if !ctx.cancel.is_cancelled()
+            && let Err(error) = remove_unselected_buckets(ctx, &buckets).await
+        {
             ctx.counters
                 .error(format!("removing documents of unselected buckets: {error}"));
         }
@@ -183,9 +200,12 @@ async fn sync_bucket<S: Sink>(ctx: &SyncContext<'_, S>, bucket: &str) -> Result<
     let writing = write_documents(ctx, bucket, job_queue);
     let (listed, written) = tokio::join!(listing, writing);
     written?;
-    listed.map_err(|source| BucketError::Listing {
-        bucket: bucket.to_owned(),
-        source,
+    listed.map_err(|stop| match stop {
+        ListingStop::Failed(source) => BucketError::Listing {
+            bucket: bucket.to_owned(),
+            source,
+        },
+        ListingStop::Cancelled => BucketError::Cancelled,
     })?;
     // The listing was complete: what is left in `indexed` is no longer in the bucket.
     let stale: Vec<DocId> = indexed.into_keys().collect();
@@ -206,14 +226,22 @@ async fn list_bucket<S: Sink>(
     prefixes: &[String],
     indexed: &mut HashMap<DocId, VersionStamp>,
     mut jobs: mpsc::Sender<Job>,
-) -> Result<(), SourceError> {
+) -> Result<(), ListingStop> {
     let counters = ctx.counters;
     let limits = Limits {
         max_content_bytes: ctx.connector.max_content_bytes,
     };
     for prefix in prefixes {
         let mut pager = ctx.source.objects(bucket, prefix);
-        while let Some(page) = pager.next_page().await? {
+        loop {
+            if ctx.cancel.is_cancelled() {
+                return Err(ListingStop::Cancelled);
+            }
+            let page = match pager.next_page().await {
+                Ok(Some(page)) => page,
+                Ok(None) => break,
+                Err(error) => return Err(ListingStop::Failed(error)),
+            };
             for entry in page {
                 Counters::bump(&counters.objects_listed);
                 let id = DocId::of(bucket, &entry.key);
@@ -338,6 +366,10 @@ async fn process<S: Sink>(ctx: &SyncContext<'_, S>, bucket: &str, job: Job) -> O
             change,
         )
     };
+    if ctx.cancel.is_cancelled() {
+        // Not started before shutdown: left for the next sync.
+        return Outcome::Failed;
+    }
     let format = match content {
         ContentPlan::MetadataOnly(status) => return document(status, None, None, None),
         ContentPlan::Empty => {

@@ -94,6 +94,9 @@ pub struct SyncReport {
     pub finished_at: OffsetDateTime,
     /// The first error messages (at most 100).
     pub error_messages: Vec<String>,
+    /// True when a shutdown cut the sync short: what was complete is committed, nothing was
+    /// deleted, and the next sync converges.
+    pub cancelled: bool,
 }
 
 impl SyncReport {
@@ -129,6 +132,7 @@ impl SyncReport {
                 .lock()
                 .map(|messages| messages.clone())
                 .unwrap_or_default(),
+            cancelled: false,
         }
     }
 

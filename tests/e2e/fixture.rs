@@ -14,6 +14,7 @@ use s3_connector::sink::{DocId, Document};
 use s3_connector::source::s3::S3Source;
 use s3_connector::sync::{self, Counters, SyncContext, SyncReport};
 use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
 
 use crate::support::moto::{ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY};
 
@@ -143,6 +144,7 @@ impl Setup {
             source: &source,
             sink: &index,
             counters: &counters,
+            cancel: &CancellationToken::new(),
         })
         .await
     }

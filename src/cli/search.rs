@@ -1,0 +1,61 @@
+//! `s3-connector search`: BM25 search of a connector's index from the command line.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::{ConfigArg, EXIT_CONFIG, load_config, open_index};
+use crate::sink::Sink;
+
+#[derive(Debug, Args)]
+pub(super) struct SearchArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The connector whose index to search.
+    #[arg(long)]
+    connector: String,
+    /// Most hits to print.
+    #[arg(long, default_value_t = 10)]
+    limit: usize,
+    /// Print one JSON object per hit (id, bucket, key, score).
+    #[arg(long)]
+    json: bool,
+    /// The query: words, "phrases", field:value.
+    #[arg(required = true)]
+    query: Vec<String>,
+}
+
+/// Prints the best hits, as text or one JSON object per line.
+pub(super) async fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
+    let config = match load_config(&args.config.config) {
+        Ok(config) => config,
+        Err(code) => return Ok(code),
+    };
+    let Some(connector) = config.connectors.iter().find(|c| c.id == args.connector) else {
+        eprintln!(
+            "error: no connector with id {:?} in {}",
+            args.connector,
+            args.config.config.display()
+        );
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    };
+    let query = args.query.join(" ");
+    let hits = open_index(&config, connector)
+        .await?
+        .search(&query, args.limit)
+        .await?;
+    let mut out = std::io::stdout().lock();
+    for hit in &hits {
+        if args.json {
+            serde_json::to_writer(&mut out, hit)?;
+            writeln!(out)?;
+        } else {
+            writeln!(out, "{:>8.3}  s3://{}/{}", hit.score, hit.bucket, hit.key)?;
+        }
+    }
+    if hits.is_empty() && !args.json {
+        writeln!(out, "no documents match {query:?}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,173 @@
+//! `s3-connector sync`: one full sync of each selected connector, with a progress display on a
+//! terminal and a summary or JSON report per connector.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio_util::sync::CancellationToken;
+
+use super::{ConfigArg, EXIT_CONFIG, EXIT_FAILED, load_config, open_index};
+use crate::config::ConnectorConfig;
+use crate::credentials;
+use crate::sink::Sink;
+use crate::source::s3::S3Source;
+use crate::sync::{self, Counters, SyncContext, SyncReport};
+
+#[derive(Debug, Args)]
+pub(super) struct SyncArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Sync only this connector (repeatable). Default: every connector.
+    #[arg(long = "connector")]
+    connectors: Vec<String>,
+    /// Print one JSON report per connector on stdout instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Syncs the selected connectors one after the other. Ctrl-C stops starting new work, lets
+/// downloads in flight finish and commits; a second Ctrl-C exits at once.
+pub(super) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
+    let config = match load_config(&args.config.config) {
+        Ok(config) => config,
+        Err(code) => return Ok(code),
+    };
+    for wanted in &args.connectors {
+        if !config.connectors.iter().any(|c| &c.id == wanted) {
+            eprintln!(
+                "error: no connector with id {wanted:?} in {}; known: {}",
+                args.config.config.display(),
+                config
+                    .connectors
+                    .iter()
+                    .map(|c| c.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    }
+    let cancel = CancellationToken::new();
+    tokio::spawn(cancel_on_interrupt(cancel.clone()));
+    let mut all_succeeded = true;
+    for connector in &config.connectors {
+        if cancel.is_cancelled() {
+            break;
+        }
+        if !args.connectors.is_empty() && !args.connectors.contains(&connector.id) {
+            continue;
+        }
+        let index = open_index(&config, connector).await?;
+        let report = sync_with_progress(connector, &index, !args.json, &cancel).await;
+        all_succeeded &= report.succeeded();
+        print_report(&report, args.json)?;
+    }
+    Ok(if all_succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILED)
+    })
+}
+
+/// Syncs one connector, drawing a spinner with live counts when stderr is a terminal.
+async fn sync_with_progress<S: Sink>(
+    connector: &ConnectorConfig,
+    sink: &S,
+    show_progress: bool,
+    cancel: &CancellationToken,
+) -> SyncReport {
+    let sdk_config = credentials::sdk_config(connector).await;
+    let source = S3Source::new(connector, &sdk_config);
+    let counters = Arc::new(Counters::default());
+    let bar = if show_progress && std::io::stderr().is_terminal() {
+        ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {prefix}: {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_prefix(connector.id.clone());
+    let ticker = {
+        let bar = bar.clone();
+        let counters = Arc::clone(&counters);
+        tokio::spawn(async move {
+            loop {
+                bar.set_message(progress_line(&counters));
+                bar.tick();
+                tokio::time::sleep(Duration::from_millis(120)).await;
+            }
+        })
+    };
+    let report = sync::sync_connector(&SyncContext {
+        connector,
+        source: &source,
+        sink,
+        counters: &counters,
+        cancel,
+    })
+    .await;
+    ticker.abort();
+    bar.finish_and_clear();
+    report
+}
+
+fn progress_line(counters: &Counters) -> String {
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    format!(
+        "{} listed, {} added, {} updated, {} unchanged, {} deleted, {} errors",
+        get(&counters.objects_listed),
+        get(&counters.added),
+        get(&counters.updated),
+        get(&counters.unchanged),
+        get(&counters.deleted),
+        get(&counters.errors),
+    )
+}
+
+fn print_report(report: &SyncReport, json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, report)?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "{}: {} listed, {} added, {} updated, {} unchanged, {} deleted ({} metadata only, {} extraction errors), {} errors; {:.1} MB downloaded in {:.1} s",
+            report.connector,
+            report.objects_listed,
+            report.added,
+            report.updated,
+            report.unchanged,
+            report.deleted,
+            report.metadata_only,
+            report.extraction_errors,
+            report.errors,
+            report.bytes_downloaded as f64 / 1e6,
+            report.duration_ms as f64 / 1e3,
+        )?;
+        for message in &report.error_messages {
+            writeln!(out, "  error: {message}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Cancels on the first Ctrl-C; exits the process on the second.
+async fn cancel_on_interrupt(cancel: CancellationToken) {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    eprintln!(
+        "interrupted: finishing downloads in flight and committing; press Ctrl-C again to exit at once"
+    );
+    cancel.cancel();
+    if tokio::signal::ctrl_c().await.is_ok() {
+        std::process::exit(130);
+    }
+}
