@@ -6,7 +6,9 @@
 
 mod search;
 mod sync;
+mod trust_policy;
 mod validate;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -60,6 +62,14 @@ enum Command {
     Search(search::SearchArgs),
     /// Check the config file offline and list every problem; exit 0 if valid, 2 if not.
     Validate(ConfigArg),
+    /// Probe each connector online: credentials (AssumeRole), HeadBucket with the expected
+    /// owner, a listing under each rule prefix, a one-byte read; exit 0 if every step passed.
+    Verify(verify::VerifyArgs),
+    /// Print the trust policy, the least-privilege permissions policy and the AWS CLI commands
+    /// for a connector's role in the bucket owner's account.
+    TrustPolicy(trust_policy::TrustPolicyArgs),
+    /// Print a fresh random external id for a new connector.
+    ExternalId,
 }
 
 /// The `--config` argument every command takes.
@@ -89,6 +99,9 @@ pub fn main() -> ExitCode {
             Command::Sync(args) => sync::run(args).await,
             Command::Search(args) => search::run(args).await,
             Command::Validate(args) => validate::run(&args),
+            Command::Verify(args) => verify::run(args).await,
+            Command::TrustPolicy(args) => trust_policy::run(args).await,
+            Command::ExternalId => Ok(trust_policy::external_id()),
         }
     });
     match result {
@@ -127,4 +140,34 @@ async fn open_index(config: &Config, connector: &ConnectorConfig) -> anyhow::Res
     AnySink::open(&config.index, connector.index_name())
         .await
         .with_context(|| format!("cannot open the index of connector {}", connector.id))
+}
+
+/// The connectors named by `--connector` (all when none is named), or the exit code after
+/// saying which name is unknown.
+fn select_connectors<'a>(
+    config: &'a Config,
+    wanted: &[String],
+    path: &Path,
+) -> Result<Vec<&'a ConnectorConfig>, ExitCode> {
+    if let Some(unknown) = wanted
+        .iter()
+        .find(|id| !config.connectors.iter().any(|c| &&c.id == id))
+    {
+        eprintln!(
+            "error: no connector with id {unknown:?} in {}; known: {}",
+            path.display(),
+            config
+                .connectors
+                .iter()
+                .map(|c| c.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return Err(ExitCode::from(EXIT_CONFIG));
+    }
+    Ok(config
+        .connectors
+        .iter()
+        .filter(|c| wanted.is_empty() || wanted.contains(&c.id))
+        .collect())
 }

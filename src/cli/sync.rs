@@ -10,7 +10,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use super::{ConfigArg, EXIT_CONFIG, EXIT_FAILED, load_config, open_index};
+use super::{ConfigArg, EXIT_FAILED, load_config, open_index, select_connectors};
 use crate::config::ConnectorConfig;
 use crate::credentials;
 use crate::sink::Sink;
@@ -36,30 +36,16 @@ pub(super) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
-    for wanted in &args.connectors {
-        if !config.connectors.iter().any(|c| &c.id == wanted) {
-            eprintln!(
-                "error: no connector with id {wanted:?} in {}; known: {}",
-                args.config.config.display(),
-                config
-                    .connectors
-                    .iter()
-                    .map(|c| c.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            return Ok(ExitCode::from(EXIT_CONFIG));
-        }
-    }
+    let connectors = match select_connectors(&config, &args.connectors, &args.config.config) {
+        Ok(connectors) => connectors,
+        Err(code) => return Ok(code),
+    };
     let cancel = CancellationToken::new();
     tokio::spawn(cancel_on_interrupt(cancel.clone()));
     let mut all_succeeded = true;
-    for connector in &config.connectors {
+    for connector in connectors {
         if cancel.is_cancelled() {
             break;
-        }
-        if !args.connectors.is_empty() && !args.connectors.contains(&connector.id) {
-            continue;
         }
         let index = open_index(&config, connector).await?;
         let report = sync_with_progress(connector, &index, !args.json, &cancel).await;

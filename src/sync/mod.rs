@@ -93,8 +93,8 @@ pub async fn sync_connector<S: Sink>(ctx: &SyncContext<'_, S>) -> SyncReport {
     let started_at = OffsetDateTime::now_utc();
     let connector = ctx.connector;
     tracing::info!(message = "Sync started.", connector = %connector.id);
-    if let Some(buckets) = resolve_buckets(ctx).await {
-        for bucket in &buckets {
+    if let Some(selection) = resolve_buckets(ctx).await {
+        for bucket in &selection.to_sync {
             match sync_bucket(ctx, bucket).await {
                 Ok(()) => {}
                 Err(BucketError::Cancelled) => break,
@@ -102,7 +102,7 @@ pub async fn sync_connector<S: Sink>(ctx: &SyncContext<'_, S>) -> SyncReport {
             }
         }
         if !ctx.cancel.is_cancelled()
-            && let Err(error) = remove_unselected_buckets(ctx, &buckets).await
+            && let Err(error) = remove_unselected_buckets(ctx, &selection.keep).await
         {
             ctx.counters
                 .error(format!("removing documents of unselected buckets: {error}"));
@@ -126,25 +126,31 @@ pub async fn sync_connector<S: Sink>(ctx: &SyncContext<'_, S>) -> SyncReport {
     report
 }
 
-/// The buckets to sync; `None` (and an error counted) when they cannot be known.
-async fn resolve_buckets<S: Sink>(ctx: &SyncContext<'_, S>) -> Option<BTreeSet<String>> {
+/// The buckets a sync covers.
+struct Selection {
+    /// Buckets to sync.
+    to_sync: BTreeSet<String>,
+    /// Buckets whose documents stay even if they are not synced now (their region could not
+    /// be found): everything in `to_sync` and those.
+    keep: BTreeSet<String>,
+}
+
+/// The buckets to sync; `None` (and an error counted) when they cannot be known. For
+/// `buckets: ["*"]` each listed bucket's region is located, so its calls go to the right
+/// regional endpoint; a bucket whose region cannot be found is reported and skipped.
+async fn resolve_buckets<S: Sink>(ctx: &SyncContext<'_, S>) -> Option<Selection> {
     let rules = ctx.connector.rules.as_ref();
-    let mut buckets: BTreeSet<String> = match ctx.connector.bucket_selection() {
-        BucketSelection::Named(names) => names.into_iter().collect(),
+    let ruled = |bucket: &str| rules.is_none_or(|r| r.buckets().contains(bucket));
+    let names: BTreeSet<String> = match ctx.connector.bucket_selection() {
+        BucketSelection::Named(names) => {
+            let to_sync: BTreeSet<String> = names.into_iter().filter(|b| ruled(b)).collect();
+            return Some(Selection {
+                keep: to_sync.clone(),
+                to_sync,
+            });
+        }
         BucketSelection::All => match ctx.source.list_buckets().await {
-            Ok(names) => {
-                let names: BTreeSet<String> = names.into_iter().collect();
-                for missing in rules
-                    .iter()
-                    .flat_map(|r| r.buckets())
-                    .filter(|b| !names.contains(*b))
-                {
-                    ctx.counters.error(format!(
-                        "bucket {missing}: the sync rules name it, but ListBuckets does not return it; nothing was synced or deleted for it"
-                    ));
-                }
-                names
-            }
+            Ok(names) => names.into_iter().collect(),
             Err(error) => {
                 ctx.counters.error(format!(
                     "cannot list buckets, so nothing was synced or deleted: {error}"
@@ -153,24 +159,41 @@ async fn resolve_buckets<S: Sink>(ctx: &SyncContext<'_, S>) -> Option<BTreeSet<S
             }
         },
     };
-    if let Some(rules) = rules {
-        let ruled = rules.buckets();
-        buckets.retain(|bucket| ruled.contains(bucket.as_str()));
+    for missing in rules
+        .iter()
+        .flat_map(|r| r.buckets())
+        .filter(|b| !names.contains(*b))
+    {
+        ctx.counters.error(format!(
+            "bucket {missing}: the sync rules name it, but ListBuckets does not return it; nothing was synced or deleted for it"
+        ));
     }
-    Some(buckets)
+    let keep: BTreeSet<String> = names.into_iter().filter(|b| ruled(b)).collect();
+    let mut to_sync = BTreeSet::new();
+    for bucket in &keep {
+        match ctx.source.locate_bucket(bucket).await {
+            Ok(_) => {
+                to_sync.insert(bucket.clone());
+            }
+            Err(error) => ctx.counters.error(format!(
+                "bucket {bucket}: its region cannot be found, so it was skipped (nothing synced or deleted): {error}"
+            )),
+        }
+    }
+    Some(Selection { to_sync, keep })
 }
 
 /// Deletes every document of buckets that are indexed but no longer selected.
 async fn remove_unselected_buckets<S: Sink>(
     ctx: &SyncContext<'_, S>,
-    selected: &BTreeSet<String>,
+    keep: &BTreeSet<String>,
 ) -> Result<(), SinkError> {
     let rules = ctx.connector.rules.as_ref();
     for bucket in ctx.sink.indexed_buckets().await? {
         // A bucket named by the rules but missing from ListBuckets may be a passing failure:
         // keep its documents.
         let named_by_rules = rules.is_some_and(|r| r.buckets().contains(bucket.as_str()));
-        if selected.contains(&bucket) || named_by_rules {
+        if keep.contains(&bucket) || named_by_rules {
             continue;
         }
         let ids: Vec<DocId> = ctx

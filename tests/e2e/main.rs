@@ -6,4 +6,5 @@ mod support;
 mod cli;
 mod fixture;
 mod harness_selftest;
+mod identity;
 mod sync_embedded;

@@ -55,6 +55,9 @@ pub enum ErrorKind {
     /// 403: the identity's policy does not allow the call, or the bucket's owner is not the
     /// expected one.
     AccessDenied,
+    /// 403 with ExpectedBucketOwner, while the same call without it is allowed: the bucket
+    /// belongs to another account than `expected_bucket_owner`.
+    OwnerMismatch,
     /// The access key is unknown, deactivated or expired, or the secret is wrong.
     InvalidCredentials,
     /// The bucket lives in another region than the client's.
@@ -89,6 +92,8 @@ pub struct Symptoms<'a> {
     pub connection_failed: bool,
     /// Obtaining credentials failed before anything was sent.
     pub credentials_failed: bool,
+    /// The call addresses a bucket, not an object: a bare 404 means the bucket is missing.
+    pub bucket_call: bool,
 }
 
 /// Decides the kind of a failure from its symptoms.
@@ -137,7 +142,9 @@ pub fn classify(symptoms: Symptoms<'_>) -> ErrorKind {
         | (_, Some(429 | 503)) => ErrorKind::Throttled,
         (Some("InternalError" | "RequestTimeout"), _) => ErrorKind::ServerError,
         (_, Some(403)) => ErrorKind::AccessDenied,
-        (_, Some(404)) if symptoms.code.is_none() => ErrorKind::NoSuchKey,
+        // HEAD answers carry no error body: the SDK reports a bare 404 as "NotFound".
+        (None | Some("NotFound"), Some(404)) if symptoms.bucket_call => ErrorKind::NoSuchBucket,
+        (None | Some("NotFound"), Some(404)) => ErrorKind::NoSuchKey,
         (_, Some(status)) if status >= 500 => ErrorKind::ServerError,
         _ if symptoms.connection_failed => ErrorKind::Connection,
         _ => ErrorKind::Other,
@@ -195,6 +202,7 @@ impl SourceError {
             timed_out,
             connection_failed,
             credentials_failed,
+            bucket_call: operation != Operation::GetObject,
         });
         if let ErrorKind::WrongRegion { actual } = &mut kind {
             *actual = response
@@ -242,6 +250,10 @@ impl SourceError {
                     self.operation.iam_action()
                 ),
             },
+            ErrorKind::OwnerMismatch => format!(
+                "bucket {bucket} is not owned by account {} (expected_bucket_owner); S3 refused the call",
+                self.expected_owner.as_deref().unwrap_or("?")
+            ),
             ErrorKind::InvalidCredentials => "the credentials were refused: the access key is unknown, deactivated or expired, or the secret key is wrong".to_owned(),
             ErrorKind::WrongRegion { actual: Some(region) } => format!("bucket {bucket} is in region {region}; set region: {region} for this connector"),
             ErrorKind::WrongRegion { actual: None } => format!("bucket {bucket} is in another region than the connector's; set the connector's region to the bucket's"),
@@ -317,6 +329,15 @@ mod tests {
         let cases: Vec<(Symptoms<'static>, ErrorKind, bool)> = vec![
             (s(Some(404), Some("NoSuchKey")), ErrorKind::NoSuchKey, false),
             (s(Some(404), None), ErrorKind::NoSuchKey, false),
+            (s(Some(404), Some("NotFound")), ErrorKind::NoSuchKey, false),
+            (
+                Symptoms {
+                    bucket_call: true,
+                    ..s(Some(404), Some("NotFound"))
+                },
+                ErrorKind::NoSuchBucket,
+                false,
+            ),
             (
                 s(Some(404), Some("NoSuchBucket")),
                 ErrorKind::NoSuchBucket,

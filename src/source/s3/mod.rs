@@ -6,12 +6,13 @@
 
 mod error;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
-use aws_config::SdkConfig;
+use aws_config::{Region, SdkConfig};
 use aws_sdk_s3::Client;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use time::OffsetDateTime;
@@ -70,9 +71,14 @@ pub struct S3Stats {
 }
 
 /// A client for one connector's buckets.
+///
+/// Calls for a bucket whose region was located with [`S3Source::locate_bucket`] go to a client
+/// of that region; others use the connector's region.
 #[derive(Debug, Clone)]
 pub struct S3Source {
     client: Client,
+    /// Clients of other regions, made on demand, and the located region of each bucket.
+    regions: Arc<RwLock<Regions>>,
     expected_owner: Option<String>,
     retry: RetryPolicy,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
@@ -92,6 +98,7 @@ impl S3Source {
             .map(|rate| Arc::new(RateLimiter::direct(Quota::per_second(rate))));
         Self {
             client: Client::from_conf(s3_config.build()),
+            regions: Arc::default(),
             expected_owner: connector.expected_owner().map(str::to_owned),
             retry: RetryPolicy::with_attempts(connector.max_attempts),
             limiter,
@@ -108,6 +115,186 @@ impl S3Source {
     /// The expected bucket owner sent with each call, if any.
     pub fn expected_owner(&self) -> Option<&str> {
         self.expected_owner.as_deref()
+    }
+
+    /// The client for calls on `bucket`: the one of its located region, else the default.
+    fn client(&self, bucket: &str) -> Client {
+        let regions = self
+            .regions
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        regions
+            .bucket_region
+            .get(bucket)
+            .and_then(|region| regions.clients.get(region))
+            .unwrap_or(&self.client)
+            .clone()
+    }
+
+    /// Finds the region of `bucket` (GetBucketLocation, else the `x-amz-bucket-region` of
+    /// HeadBucket) and routes its later calls to a client of that region. `Ok(None)` when the
+    /// store names no region.
+    pub async fn locate_bucket(&self, bucket: &str) -> Result<Option<String>, SourceError> {
+        let region = match self.get_bucket_location(bucket).await {
+            Ok(region) => Some(region),
+            Err(location_error) => match self.head_bucket_with(bucket, true).await {
+                Ok(region) => region,
+                Err(SourceError {
+                    kind:
+                        ErrorKind::WrongRegion {
+                            actual: Some(region),
+                        },
+                    ..
+                }) => Some(region),
+                Err(_) => return Err(location_error),
+            },
+        };
+        if let Some(region) = &region {
+            let mut regions = self.regions.write().unwrap_or_else(|p| p.into_inner());
+            if self.client.config().region().map(Region::as_ref) != Some(region.as_str())
+                && !regions.clients.contains_key(region)
+            {
+                let config = self
+                    .client
+                    .config()
+                    .to_builder()
+                    .region(Region::new(region.clone()))
+                    .build();
+                regions
+                    .clients
+                    .insert(region.clone(), Client::from_conf(config));
+            }
+            regions
+                .bucket_region
+                .insert(bucket.to_owned(), region.clone());
+        }
+        Ok(region)
+    }
+
+    /// GetBucketLocation: the bucket's region (an empty answer means `us-east-1`, `EU` means
+    /// `eu-west-1`, as S3 defines them).
+    async fn get_bucket_location(&self, bucket: &str) -> Result<String, SourceError> {
+        let owner = self.expected_owner.as_deref();
+        let output = self
+            .call(|| {
+                let request = self
+                    .client(bucket)
+                    .get_bucket_location()
+                    .bucket(bucket)
+                    .set_expected_bucket_owner(self.expected_owner.clone());
+                async move {
+                    request.send().await.map_err(|e| {
+                        SourceError::from_sdk(Operation::GetBucketLocation, bucket, owner, &e)
+                    })
+                }
+            })
+            .await?;
+        let constraint = output
+            .location_constraint()
+            .map(|c| c.as_str())
+            .unwrap_or("");
+        Ok(match constraint {
+            "" => "us-east-1".to_owned(),
+            "EU" => "eu-west-1".to_owned(),
+            other => other.to_owned(),
+        })
+    }
+
+    /// HeadBucket with the expected owner: `Ok` with the region the store reports, if any.
+    /// A denial is checked once more without the owner, to tell an owner mismatch from a
+    /// missing permission.
+    pub async fn head_bucket(&self, bucket: &str) -> Result<Option<String>, SourceError> {
+        self.head_bucket_with(bucket, true).await
+    }
+
+    async fn head_bucket_with(
+        &self,
+        bucket: &str,
+        with_owner: bool,
+    ) -> Result<Option<String>, SourceError> {
+        let owner = self.expected_owner.as_deref().filter(|_| with_owner);
+        let result = self
+            .call(|| {
+                let request = self
+                    .client(bucket)
+                    .head_bucket()
+                    .bucket(bucket)
+                    .set_expected_bucket_owner(owner.map(str::to_owned));
+                async move {
+                    request.send().await.map_err(|e| {
+                        SourceError::from_sdk(Operation::HeadBucket, bucket, owner, &e)
+                    })
+                }
+            })
+            .await;
+        match result {
+            Ok(output) => Ok(output.bucket_region().map(str::to_owned)),
+            Err(error) => Err(self.explain_denial(error).await),
+        }
+    }
+
+    /// Turns an AccessDenied on a bucket into [`ErrorKind::OwnerMismatch`] when the same
+    /// bucket answers a HeadBucket without ExpectedBucketOwner: S3 gives the same 403 for both
+    /// causes, and only this second call tells them apart.
+    async fn explain_denial(&self, mut error: SourceError) -> SourceError {
+        if error.kind == ErrorKind::AccessDenied && error.expected_owner.is_some() {
+            let bucket = error
+                .target
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            if Box::pin(self.head_bucket_with(&bucket, false))
+                .await
+                .is_ok()
+            {
+                error.kind = ErrorKind::OwnerMismatch;
+            }
+        }
+        error
+    }
+
+    /// The first key under `prefix` (ListObjectsV2 with MaxKeys=1), if any.
+    pub async fn first_key(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Option<String>, SourceError> {
+        let mut pager = self.objects(bucket, prefix);
+        pager.max_keys = 1;
+        let page = pager.next_page().await?;
+        Ok(page
+            .and_then(|entries| entries.into_iter().next())
+            .map(|entry| entry.key))
+    }
+
+    /// A ranged GetObject of the first byte: proves read permission without a download.
+    pub async fn read_first_byte(&self, bucket: &str, key: &str) -> Result<(), SourceError> {
+        let target = format!("{bucket}/{key}");
+        let owner = self.expected_owner.as_deref();
+        let result = self
+            .call(|| {
+                let request = self
+                    .client(bucket)
+                    .get_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .range("bytes=0-0")
+                    .set_expected_bucket_owner(self.expected_owner.clone());
+                let target = &target;
+                async move {
+                    request
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| SourceError::from_sdk(Operation::GetObject, target, owner, &e))
+                }
+            })
+            .await;
+        match result {
+            Err(error) => Err(self.explain_denial(error).await),
+            ok => ok,
+        }
     }
 
     /// Names of every bucket the identity can list.
@@ -136,6 +323,7 @@ impl S3Source {
             source: self,
             bucket: bucket.to_owned(),
             prefix: prefix.to_owned(),
+            max_keys: self.page_size,
             continuation: None,
             finished: false,
         }
@@ -153,7 +341,7 @@ impl S3Source {
         let result = self
             .call(|| {
                 let request = self
-                    .client
+                    .client(bucket)
                     .get_object()
                     .bucket(bucket)
                     .key(key)
@@ -233,12 +421,20 @@ impl S3Source {
     }
 }
 
+/// Regional clients and where each located bucket lives.
+#[derive(Debug, Default)]
+struct Regions {
+    clients: HashMap<String, Client>,
+    bucket_region: HashMap<String, String>,
+}
+
 /// Pages through a ListObjectsV2 listing, one page in memory at a time.
 #[derive(Debug)]
 pub struct ObjectPager<'a> {
     source: &'a S3Source,
     bucket: String,
     prefix: String,
+    max_keys: i32,
     continuation: Option<String>,
     finished: bool,
 }
@@ -254,14 +450,14 @@ impl ObjectPager<'_> {
         let source = self.source;
         let bucket = &self.bucket;
         let owner = source.expected_owner.as_deref();
-        let output = source
+        let result = source
             .call(|| {
                 let request = source
-                    .client
+                    .client(bucket)
                     .list_objects_v2()
                     .bucket(bucket)
                     .prefix(&self.prefix)
-                    .max_keys(source.page_size)
+                    .max_keys(self.max_keys)
                     .set_continuation_token(self.continuation.clone())
                     .set_expected_bucket_owner(source.expected_owner.clone());
                 async move {
@@ -270,7 +466,11 @@ impl ObjectPager<'_> {
                     })
                 }
             })
-            .await?;
+            .await;
+        let output = match result {
+            Ok(output) => output,
+            Err(error) => return Err(source.explain_denial(error).await),
+        };
         let entries = output
             .contents()
             .iter()

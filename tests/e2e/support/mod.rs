@@ -6,6 +6,7 @@
 
 pub mod fault_proxy;
 pub mod http;
+pub mod iam;
 pub mod moto;
 
 use std::sync::atomic::{AtomicU64, Ordering};

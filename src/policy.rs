@@ -1,0 +1,297 @@
+//! IAM policies for connecting a customer's bucket: the trust policy of the customer's role and
+//! the least-privilege permissions a connector needs, derived from its buckets and rules.
+//!
+//! Pure functions of configuration data, printed by `s3-connector trust-policy`; nothing here
+//! calls AWS.
+
+use serde_json::{Value, json};
+
+use crate::config::{BucketSelection, ConnectorConfig};
+
+/// The trust policy of the customer's role: only `principal` may assume it, and only with the
+/// connector's external id (the confused-deputy guard).
+pub fn trust_policy(principal: &str, external_id: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "AllowS3ConnectorToAssumeRole",
+            "Effect": "Allow",
+            "Principal": { "AWS": principal },
+            "Action": "sts:AssumeRole",
+            "Condition": { "StringEquals": { "sts:ExternalId": external_id } }
+        }]
+    })
+}
+
+/// The least-privilege permissions policy for a connector: `s3:ListBucket` on each bucket
+/// (with an `s3:prefix` condition when the rules restrict prefixes), `s3:GetObject` on
+/// `bucket/prefix*`, `s3:GetBucketLocation`, and `s3:ListAllMyBuckets` only for `["*"]`.
+pub fn permissions_policy(connector: &ConnectorConfig) -> Value {
+    let mut statements = Vec::new();
+    let wildcard = connector.bucket_selection() == BucketSelection::All;
+    if wildcard {
+        statements.push(json!({
+            "Sid": "ListAllBuckets",
+            "Effect": "Allow",
+            "Action": "s3:ListAllMyBuckets",
+            "Resource": "*"
+        }));
+    }
+    let buckets: Vec<String> = match (&connector.rules, connector.bucket_selection()) {
+        (Some(rules), _) => rules.buckets().into_iter().map(str::to_owned).collect(),
+        (None, BucketSelection::Named(names)) => names,
+        (None, BucketSelection::All) => vec!["*".to_owned()],
+    };
+    for (index, bucket) in buckets.iter().enumerate() {
+        let prefixes = match &connector.rules {
+            Some(rules) => rules.list_prefixes(bucket),
+            None => vec![String::new()],
+        };
+        let whole_bucket = prefixes.iter().any(String::is_empty);
+        let bucket_arn = format!("arn:aws:s3:::{bucket}");
+        let mut list = json!({
+            "Sid": format!("ListBucket{index}"),
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+            "Resource": bucket_arn
+        });
+        let objects: Vec<String> = if whole_bucket {
+            vec![format!("{bucket_arn}/*")]
+        } else {
+            list["Condition"] = json!({
+                "StringLike": {
+                    "s3:prefix": prefixes.iter().map(|p| format!("{p}*")).collect::<Vec<_>>()
+                }
+            });
+            // GetBucketLocation carries no prefix: it gets its own unconditioned statement.
+            list["Action"] = json!("s3:ListBucket");
+            statements.push(json!({
+                "Sid": format!("LocateBucket{index}"),
+                "Effect": "Allow",
+                "Action": "s3:GetBucketLocation",
+                "Resource": bucket_arn
+            }));
+            prefixes
+                .iter()
+                .map(|p| format!("{bucket_arn}/{p}*"))
+                .collect()
+        };
+        statements.push(list);
+        statements.push(json!({
+            "Sid": format!("ReadObjects{index}"),
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": if objects.len() == 1 { json!(objects[0]) } else { json!(objects) }
+        }));
+    }
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// The principal to trust for an identity's ARN, as sts:GetCallerIdentity reports it: an
+/// assumed-role session (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`) becomes its role
+/// (`arn:aws:iam::ACCOUNT:role/ROLE`); users and roles stay as they are.
+pub fn principal_for_caller(caller_arn: &str) -> String {
+    let parts: Vec<&str> = caller_arn.splitn(6, ':').collect();
+    if let [arn, partition, "sts", _, account, resource] = parts.as_slice()
+        && let Some(rest) = resource.strip_prefix("assumed-role/")
+        && let Some((role, _session)) = rest.split_once('/')
+    {
+        return format!("{arn}:{partition}:iam::{account}:role/{role}");
+    }
+    caller_arn.to_owned()
+}
+
+/// The role name of a role ARN (the part after the last `/`).
+pub fn role_name(role_arn: &str) -> &str {
+    role_arn.rsplit('/').next().unwrap_or(role_arn)
+}
+
+/// Shell commands that create the role with both policies.
+pub fn aws_cli_commands(role_name: &str, trust: &Value, permissions: &Value) -> String {
+    let pretty = |value: &Value| serde_json::to_string_pretty(value).unwrap_or_default();
+    format!(
+        "cat > trust-policy.json <<'JSON'\n{trust}\nJSON\ncat > permissions-policy.json <<'JSON'\n{permissions}\nJSON\n\
+aws iam create-role --role-name {role_name} --assume-role-policy-document file://trust-policy.json\n\
+aws iam put-role-policy --role-name {role_name} --policy-name s3-connector-read --policy-document file://permissions-policy.json\n",
+        trust = pretty(trust),
+        permissions = pretty(permissions),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config;
+
+    fn connector(buckets: &str, rules: Option<&str>) -> ConnectorConfig {
+        let rules = rules
+            .map(|r| format!("    sync_rules: {r}\n"))
+            .unwrap_or_default();
+        let text = format!("connectors:\n  - id: c\n    buckets: {buckets}\n{rules}");
+        let mut config = config::parse(&text, Path::new("t.yml"), Path::new("."), &|_| None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        config.connectors.remove(0)
+    }
+
+    /// The statements granting `action`, as (resource, condition) pairs.
+    fn grants(policy: &Value, action: &str) -> Vec<(Value, Value)> {
+        policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| {
+                s["Effect"] == "Allow"
+                    && (s["Action"] == action
+                        || s["Action"]
+                            .as_array()
+                            .is_some_and(|a| a.iter().any(|x| x == action)))
+            })
+            .map(|s| (s["Resource"].clone(), s["Condition"].clone()))
+            .collect()
+    }
+
+    #[test]
+    fn permissions_follow_buckets_and_rules() {
+        struct Case {
+            buckets: &'static str,
+            rules: Option<&'static str>,
+            list: Vec<(Value, Value)>,
+            get: Vec<Value>,
+            list_all: bool,
+        }
+        let cases = [
+            Case {
+                buckets: r#"["docs-a", "docs-b"]"#,
+                rules: None,
+                list: vec![
+                    (json!("arn:aws:s3:::docs-a"), Value::Null),
+                    (json!("arn:aws:s3:::docs-b"), Value::Null),
+                ],
+                get: vec![
+                    json!("arn:aws:s3:::docs-a/*"),
+                    json!("arn:aws:s3:::docs-b/*"),
+                ],
+                list_all: false,
+            },
+            Case {
+                buckets: r#"["docs-a"]"#,
+                rules: Some(
+                    r#"[{"bucket": "docs-a", "prefix": "team/"}, {"bucket": "docs-a", "prefix": "public/", "extension": [".md"]}]"#,
+                ),
+                list: vec![(
+                    json!("arn:aws:s3:::docs-a"),
+                    json!({"StringLike": {"s3:prefix": ["public/*", "team/*"]}}),
+                )],
+                get: vec![json!([
+                    "arn:aws:s3:::docs-a/public/*",
+                    "arn:aws:s3:::docs-a/team/*"
+                ])],
+                list_all: false,
+            },
+            Case {
+                buckets: r#"["*"]"#,
+                rules: None,
+                list: vec![(json!("arn:aws:s3:::*"), Value::Null)],
+                get: vec![json!("arn:aws:s3:::*/*")],
+                list_all: true,
+            },
+            Case {
+                buckets: r#"["*"]"#,
+                rules: Some(r#"[{"bucket": "logs-x"}]"#),
+                list: vec![(json!("arn:aws:s3:::logs-x"), Value::Null)],
+                get: vec![json!("arn:aws:s3:::logs-x/*")],
+                list_all: true,
+            },
+        ];
+        for case in cases {
+            let policy = permissions_policy(&connector(case.buckets, case.rules));
+            assert_eq!(policy["Version"], "2012-10-17");
+            assert_eq!(
+                grants(&policy, "s3:ListBucket"),
+                case.list,
+                "{}",
+                case.buckets
+            );
+            let get: Vec<Value> = grants(&policy, "s3:GetObject")
+                .into_iter()
+                .map(|g| g.0)
+                .collect();
+            assert_eq!(get, case.get, "{}", case.buckets);
+            assert_eq!(
+                !grants(&policy, "s3:ListAllMyBuckets").is_empty(),
+                case.list_all
+            );
+            let locate = grants(&policy, "s3:GetBucketLocation");
+            assert_eq!(locate.len(), case.list.len(), "every bucket can be located");
+            assert!(locate.iter().all(|(_, condition)| condition.is_null()));
+            for action in ["s3:PutObject", "s3:DeleteObject", "s3:*"] {
+                assert!(grants(&policy, action).is_empty(), "never grants {action}");
+            }
+        }
+    }
+
+    #[test]
+    fn trust_policy_names_the_principal_and_requires_the_external_id() {
+        let policy = trust_policy("arn:aws:iam::111122223333:role/worker", "ext-123");
+        let statement = &policy["Statement"][0];
+        assert_eq!(statement["Effect"], "Allow");
+        assert_eq!(statement["Action"], "sts:AssumeRole");
+        assert_eq!(
+            statement["Principal"]["AWS"],
+            "arn:aws:iam::111122223333:role/worker"
+        );
+        assert_eq!(
+            statement["Condition"]["StringEquals"]["sts:ExternalId"],
+            "ext-123"
+        );
+    }
+
+    #[test]
+    fn principals_from_caller_identities() {
+        let cases = [
+            (
+                "arn:aws:sts::111122223333:assumed-role/worker/i-0abc",
+                "arn:aws:iam::111122223333:role/worker",
+            ),
+            (
+                "arn:aws:iam::111122223333:user/ci",
+                "arn:aws:iam::111122223333:user/ci",
+            ),
+            (
+                "arn:aws:iam::111122223333:role/x",
+                "arn:aws:iam::111122223333:role/x",
+            ),
+            (
+                "arn:aws-cn:sts::111122223333:assumed-role/r/s",
+                "arn:aws-cn:iam::111122223333:role/r",
+            ),
+        ];
+        for (caller, principal) in cases {
+            assert_eq!(principal_for_caller(caller), principal);
+        }
+        assert_eq!(
+            role_name("arn:aws:iam::123456789012:role/path/reader"),
+            "reader"
+        );
+    }
+
+    #[test]
+    fn cli_commands_embed_both_policies() {
+        let trust = trust_policy("arn:aws:iam::111122223333:user/ci", "e-1");
+        let permissions = permissions_policy(&connector(r#"["docs-a"]"#, None));
+        let commands = aws_cli_commands("reader", &trust, &permissions);
+        assert!(commands.contains("aws iam create-role --role-name reader --assume-role-policy-document file://trust-policy.json"));
+        assert!(commands.contains("aws iam put-role-policy --role-name reader"));
+        let embedded: Value = serde_json::from_str(
+            commands
+                .split("cat > trust-policy.json <<'JSON'\n")
+                .nth(1)
+                .and_then(|rest| rest.split("\nJSON\n").next())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(embedded, trust);
+    }
+}
