@@ -296,3 +296,27 @@ pub trait Sink: Send + Sync {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<SearchHit>, SinkError>> + Send;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_elastics_md5_of_bucket_slash_key() {
+        // md5("team-docs/docs/a b+c%.txt"), as Elastic's connector computes it.
+        let id = DocId::of("team-docs", "docs/a b+c%.txt");
+        assert_eq!(id.to_hex(), "8031083421bae1ab1fc3adb55324dc5a");
+        assert_eq!(DocId::from_hex(&id.to_hex()), Some(id));
+        assert_eq!(DocId::from_hex("not-hex"), None);
+    }
+
+    #[test]
+    fn version_stamps_change_with_etag_time_or_size() {
+        let time = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let stamp = VersionStamp::of("\"e1\"", time, 10);
+        assert_eq!(stamp, VersionStamp::of("\"e1\"", time, 10));
+        assert_ne!(stamp, VersionStamp::of("\"e2\"", time, 10));
+        assert_ne!(stamp, VersionStamp::of("\"e1\"", time + time::Duration::seconds(1), 10));
+        assert_ne!(stamp, VersionStamp::of("\"e1\"", time, 11));
+    }
+}
