@@ -142,6 +142,15 @@ async fn open_index(config: &Config, connector: &ConnectorConfig) -> anyhow::Res
         .with_context(|| format!("cannot open the index of connector {}", connector.id))
 }
 
+/// The connector named `id`, or the exit code after saying that there is none.
+fn find_connector<'a>(
+    config: &'a Config,
+    id: &str,
+    path: &Path,
+) -> Result<&'a ConnectorConfig, ExitCode> {
+    select_connectors(config, &[id.to_owned()], path).map(|found| found[0])
+}
+
 /// The connectors named by `--connector` (all when none is named), or the exit code after
 /// saying which name is unknown.
 fn select_connectors<'a>(

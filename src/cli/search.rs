@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::{ConfigArg, EXIT_CONFIG, load_config, open_index};
+use super::{ConfigArg, find_connector, load_config, open_index};
 use crate::sink::Sink;
 
 #[derive(Debug, Args)]
@@ -32,13 +32,9 @@ pub(super) async fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
-    let Some(connector) = config.connectors.iter().find(|c| c.id == args.connector) else {
-        eprintln!(
-            "error: no connector with id {:?} in {}",
-            args.connector,
-            args.config.config.display()
-        );
-        return Ok(ExitCode::from(EXIT_CONFIG));
+    let connector = match find_connector(&config, &args.connector, &args.config.config) {
+        Ok(connector) => connector,
+        Err(code) => return Ok(code),
     };
     let query = args.query.join(" ");
     let hits = open_index(&config, connector)

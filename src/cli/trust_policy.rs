@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::{ConfigArg, EXIT_CONFIG, EXIT_FAILED, load_config};
+use super::{ConfigArg, EXIT_CONFIG, EXIT_FAILED, find_connector, load_config};
 use crate::{credentials, policy};
 
 #[derive(Debug, Args)]
@@ -27,13 +27,9 @@ pub(super) async fn run(args: TrustPolicyArgs) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
-    let Some(connector) = config.connectors.iter().find(|c| c.id == args.connector) else {
-        eprintln!(
-            "error: no connector with id {:?} in {}",
-            args.connector,
-            args.config.config.display()
-        );
-        return Ok(ExitCode::from(EXIT_CONFIG));
+    let connector = match find_connector(&config, &args.connector, &args.config.config) {
+        Ok(connector) => connector,
+        Err(code) => return Ok(code),
     };
     let (Some(role_arn), Some(external_id)) = (connector.role(), connector.external_id.as_deref())
     else {

@@ -274,13 +274,7 @@ impl S3Source {
         let owner = self.expected_owner.as_deref();
         let result = self
             .call(|| {
-                let request = self
-                    .client(bucket)
-                    .get_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .range("bytes=0-0")
-                    .set_expected_bucket_owner(self.expected_owner.clone());
+                let request = self.get_object_request(bucket, key).range("bytes=0-0");
                 let target = &target;
                 async move {
                     request
@@ -295,6 +289,19 @@ impl S3Source {
             Err(error) => Err(self.explain_denial(error).await),
             ok => ok,
         }
+    }
+
+    /// A GetObject of `bucket/key` with the expected owner, through the bucket's client.
+    fn get_object_request(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> aws_sdk_s3::operation::get_object::builders::GetObjectFluentBuilder {
+        self.client(bucket)
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .set_expected_bucket_owner(self.expected_owner.clone())
     }
 
     /// Names of every bucket the identity can list.
@@ -340,12 +347,7 @@ impl S3Source {
         let owner = self.expected_owner.as_deref();
         let result = self
             .call(|| {
-                let request = self
-                    .client(bucket)
-                    .get_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .set_expected_bucket_owner(self.expected_owner.clone());
+                let request = self.get_object_request(bucket, key);
                 let target = &target;
                 async move {
                     let mut output = request.send().await.map_err(|e| {
