@@ -14,3 +14,4 @@ pub mod rules;
 pub mod sink;
 pub mod source;
 pub mod sync;
+pub mod worker;

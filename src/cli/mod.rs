@@ -4,7 +4,10 @@
 //! nowhere below it). Exit codes: 0 success, 1 a sync or search failed, 2 bad configuration or
 //! arguments.
 
+mod healthcheck;
+mod run;
 mod search;
+mod status;
 mod sync;
 mod validate;
 
@@ -33,11 +36,11 @@ const EXIT_FAILED: u8 = 1;
 #[command(name = "s3-connector", version, about, long_about)]
 pub struct Cli {
     /// Log level or filter (error, warn, info, debug, trace, or a RUST_LOG-style filter).
-    /// Default: RUST_LOG, else warn.
+    /// Default: RUST_LOG, else info for `run` and warn for the other commands.
     #[arg(long, global = true, env = "S3C_LOG_LEVEL")]
     log_level: Option<String>,
     /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "S3C_LOG_FORMAT")]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
@@ -60,6 +63,13 @@ enum Command {
     Search(search::SearchArgs),
     /// Check the config file offline and list every problem; exit 0 if valid, 2 if not.
     Validate(ConfigArg),
+    /// Run as a worker: sync each connector on its schedule, serve health, status and metrics
+    /// over HTTP, and shut down cleanly on SIGTERM or SIGINT.
+    Run(run::RunArgs),
+    /// Print each connector's last sync, its outcome and its next run.
+    Status(status::StatusArgs),
+    /// Exit 0 if a running worker answers /healthz (the container's HEALTHCHECK).
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 /// The `--config` argument every command takes.
@@ -73,7 +83,11 @@ struct ConfigArg {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_level.as_deref(), cli.log_format);
+    let default_level = match cli.command {
+        Command::Run(_) => "info",
+        _ => "warn",
+    };
+    init_logging(cli.log_level.as_deref(), cli.log_format, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -89,6 +103,9 @@ pub fn main() -> ExitCode {
             Command::Sync(args) => sync::run(args).await,
             Command::Search(args) => search::run(args).await,
             Command::Validate(args) => validate::run(&args),
+            Command::Run(args) => run::run(args).await,
+            Command::Status(args) => status::run(args).await,
+            Command::Healthcheck(args) => healthcheck::run(args).await,
         }
     });
     match result {
@@ -100,11 +117,11 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(level: Option<&str>, format: LogFormat) {
+fn init_logging(level: Option<&str>, format: LogFormat, default_level: &str) {
     let filter = level
         .map(EnvFilter::new)
         .or_else(|| EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| EnvFilter::new("warn"));
+        .unwrap_or_else(|| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
