@@ -7,3 +7,4 @@ mod cli;
 mod fixture;
 mod harness_selftest;
 mod sync_embedded;
+mod worker;
