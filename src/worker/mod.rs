@@ -91,6 +91,7 @@ impl Worker {
     /// A worker for `config`, with each connector's last sync read from the history.
     pub fn new(config: Config) -> Result<Self, WorkerError> {
         let history = History::new(&config.state_dir);
+        history.create_dir()?;
         let metrics = WorkerMetrics::new(config.connectors.iter().map(|c| c.id.as_str()));
         let mut slots = Vec::with_capacity(config.connectors.len());
         for connector in &config.connectors {

@@ -146,15 +146,21 @@ impl History {
         self.dir.join(format!("{connector}.jsonl"))
     }
 
-    /// Appends `record` as one line to its connector's file, and flushes it to disk.
-    pub fn append(&self, record: &SyncRecord) -> Result<(), StateError> {
-        let mut line = serde_json::to_vec(record)?;
-        line.push(b'\n');
+    /// Creates the directory if needed, so that a directory the process cannot write is an
+    /// error at start-up rather than at the end of the first sync.
+    pub fn create_dir(&self) -> Result<(), StateError> {
         std::fs::create_dir_all(&self.dir).map_err(|source| StateError::Io {
             action: "create",
             path: self.dir.clone(),
             source,
-        })?;
+        })
+    }
+
+    /// Appends `record` as one line to its connector's file, and flushes it to disk.
+    pub fn append(&self, record: &SyncRecord) -> Result<(), StateError> {
+        let mut line = serde_json::to_vec(record)?;
+        line.push(b'\n');
+        self.create_dir()?;
         let path = self.path(&record.report.connector);
         let io_error = |source| StateError::Io {
             action: "append to",
@@ -175,16 +181,8 @@ impl History {
     /// no history yet.
     pub fn tail(&self, connector: &str) -> Result<Tail, StateError> {
         let path = self.path(connector);
-        let file = match File::open(&path) {
-            Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Tail::default()),
-            Err(source) => {
-                return Err(StateError::Io {
-                    action: "read",
-                    path,
-                    source,
-                });
-            }
+        let Some(file) = if_exists(File::open(&path), &path)? else {
+            return Ok(Tail::default());
         };
         let mut tail = Tail::default();
         lines_backwards(file, |line| {
@@ -211,16 +209,8 @@ impl History {
     /// Every record of `connector`, oldest first (for tools and tests; the worker reads tails).
     pub fn records(&self, connector: &str) -> Result<Vec<SyncRecord>, StateError> {
         let path = self.path(connector);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => {
-                return Err(StateError::Io {
-                    action: "read",
-                    path,
-                    source,
-                });
-            }
+        let Some(text) = if_exists(std::fs::read_to_string(&path), &path)? else {
+            return Ok(Vec::new());
         };
         Ok(text
             .lines()
@@ -231,6 +221,19 @@ impl History {
     /// The directory holding the files.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// `None` for a file that does not exist (a connector without history yet).
+fn if_exists<T>(result: io::Result<T>, path: &Path) -> Result<Option<T>, StateError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(StateError::Io {
+            action: "read",
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 

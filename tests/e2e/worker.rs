@@ -294,6 +294,8 @@ async fn run_syncs_on_schedule_skips_overlaps_serves_metrics_and_stops_on_sigter
     let proxy = FaultProxy::start(&moto.endpoint());
     proxy.inject(Fault::Delay(Duration::from_secs(2)), Match::any(), None);
     let every_second = "    interval: 1s\n    sync_on_start: true";
+    // A bucket that does not exist: every sync of this connector fails.
+    let missing_bucket = unique_name("run-missing");
     let dir = WorkerDir::new(
         &[
             Connector {
@@ -306,6 +308,12 @@ async fn run_syncs_on_schedule_skips_overlaps_serves_metrics_and_stops_on_sigter
                 id: "slow",
                 bucket: &slow_bucket,
                 endpoint: proxy.endpoint(),
+                extra: every_second,
+            },
+            Connector {
+                id: "broken",
+                bucket: &missing_bucket,
+                endpoint: moto.endpoint(),
                 extra: every_second,
             },
         ],
@@ -335,6 +343,18 @@ async fn run_syncs_on_schedule_skips_overlaps_serves_metrics_and_stops_on_sigter
         assert_no_overlap(id, records);
     }
     assert_eq!(slow[0].report.added, 3);
+    // The failing connector fails on every run and keeps its schedule; the others go on.
+    let broken = dir.history("broken");
+    assert!(broken.len() >= 2, "{broken:#?}");
+    assert_no_overlap("broken", &broken);
+    for record in &broken {
+        assert_eq!(record.outcome, Outcome::Failed);
+        assert!(
+            record.report.error_messages[0].contains("does not exist"),
+            "{:?}",
+            record.report.error_messages
+        );
+    }
     // The slow connector does not hold the fast one back.
     let fast_during_first_slow = fast
         .iter()
@@ -352,7 +372,7 @@ async fn run_syncs_on_schedule_skips_overlaps_serves_metrics_and_stops_on_sigter
     );
 
     // /metrics: Prometheus text whose counters are the sums of the history's reports.
-    let (scrape, history) = consistent_scrape(&worker, &dir, &["fast", "slow"]);
+    let (scrape, history) = consistent_scrape(&worker, &dir, &["fast", "slow", "broken"]);
     for (id, records) in &history {
         let labels = [("connector", id.as_str())];
         let sum = |f: fn(&SyncRecord) -> u64| records.iter().map(f).sum::<u64>() as f64;
@@ -387,10 +407,19 @@ async fn run_syncs_on_schedule_skips_overlaps_serves_metrics_and_stops_on_sigter
         }
         assert!(sum(|r| r.report.s3_requests) > 0.0);
         assert_eq!(
+            sample(&scrape, "s3c_sync_errors_total", &labels),
+            Some(sum(|r| r.report.errors))
+        );
+        let outcome = if id == "broken" {
+            "failed"
+        } else {
+            "succeeded"
+        };
+        assert_eq!(
             sample(
                 &scrape,
                 "s3c_syncs_total",
-                &[("connector", id), ("outcome", "succeeded")]
+                &[("connector", id), ("outcome", outcome)]
             ),
             Some(records.len() as f64)
         );
@@ -408,9 +437,13 @@ async fn run_syncs_on_schedule_skips_overlaps_serves_metrics_and_stops_on_sigter
             }
             other => panic!("no duration histogram for {id}: {other:?}"),
         }
-        let last_success = sample(&scrape, "s3c_last_success_timestamp_seconds", &labels).unwrap();
+        let last_success = sample(&scrape, "s3c_last_success_timestamp_seconds", &labels);
+        if id == "broken" {
+            assert_eq!(last_success, None, "a connector that never succeeded");
+            continue;
+        }
         let last_finished = records.last().unwrap().report.finished_at;
-        assert!((last_success - last_finished.unix_timestamp() as f64).abs() < 1.0);
+        assert!((last_success.unwrap() - last_finished.unix_timestamp() as f64).abs() < 1.0);
     }
     assert!(sample(&scrape, "s3c_syncs_skipped_total", &[("connector", "slow")]).unwrap() >= 1.0);
 
@@ -422,10 +455,14 @@ async fn run_syncs_on_schedule_skips_overlaps_serves_metrics_and_stops_on_sigter
     let status = worker.status();
     assert!(status.worker_running && !status.shutting_down);
     let ids: Vec<&str> = status.connectors.iter().map(|c| c.id.as_str()).collect();
-    assert_eq!(ids, ["fast", "slow"]);
+    assert_eq!(ids, ["fast", "slow", "broken"]);
     for connector in &status.connectors {
         assert_eq!(connector.schedule.as_deref(), Some("every 1s"));
-        assert!(connector.last_sync.is_some() && connector.last_success_at.is_some());
+        assert!(connector.last_sync.is_some());
+        assert_eq!(
+            connector.last_success_at.is_some(),
+            connector.id != "broken"
+        );
         assert_eq!(connector.index_reachable, Some(true));
     }
     assert!(status.connectors[1].skipped >= 1);
