@@ -105,20 +105,20 @@ fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Fu
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     /// Nothing accepted the connection (no worker running there).
-    #[error("cannot connect to {address}: {source}")]
+    #[error("cannot connect to {address}: {cause}")]
     Connect {
         /// Where.
         address: SocketAddr,
         /// The I/O error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The connection broke or the answer was not HTTP.
-    #[error("HTTP request to {address} failed: {source}")]
+    #[error("HTTP request to {address} failed: {cause}")]
     Http {
         /// Where.
         address: SocketAddr,
         /// The HTTP error.
-        source: hyper::Error,
+        cause: hyper::Error,
     },
     /// No complete answer in time.
     #[error("{address} did not answer within {seconds} s")]
@@ -154,8 +154,8 @@ pub async fn get(
     let exchange = async {
         let stream = TcpStream::connect(address)
             .await
-            .map_err(|source| HttpError::Connect { address, source })?;
-        let http = |source| HttpError::Http { address, source };
+            .map_err(|cause| HttpError::Connect { address, cause })?;
+        let http = |cause| HttpError::Http { address, cause };
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(http)?;
@@ -179,4 +179,22 @@ pub async fn get(
             address,
             seconds: timeout.as_secs(),
         }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listener_on_every_interface_is_reached_on_loopback() {
+        for (listen, connect) in [
+            ("0.0.0.0:9464", "127.0.0.1:9464"),
+            ("[::]:9464", "[::1]:9464"),
+            ("127.0.0.1:1234", "127.0.0.1:1234"),
+            ("10.1.2.3:9464", "10.1.2.3:9464"),
+        ] {
+            let listen: SocketAddr = listen.parse().unwrap();
+            assert_eq!(connect_address(listen).to_string(), connect, "{listen}");
+        }
+    }
 }

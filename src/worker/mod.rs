@@ -37,12 +37,12 @@ use status::{ConnectorStatus, RunningStatus, StatusReport};
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     /// The HTTP listener could not bind its address.
-    #[error("cannot listen on {address}: {source} (set `listen` in the config, or --listen)")]
+    #[error("cannot listen on {address}: {cause} (set `listen` in the config, or --listen)")]
     Listen {
         /// The address.
         address: SocketAddr,
         /// The I/O error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The history could not be read.
     #[error(transparent)]
@@ -121,7 +121,7 @@ impl Worker {
     pub async fn listen(&self, address: SocketAddr) -> Result<SocketAddr, WorkerError> {
         let listener = TcpListener::bind(address)
             .await
-            .map_err(|source| WorkerError::Listen { address, source })?;
+            .map_err(|cause| WorkerError::Listen { address, cause })?;
         let bound = listener.local_addr().unwrap_or(address);
         tokio::spawn(http::serve(listener, Arc::clone(&self.shared)));
         Ok(bound)

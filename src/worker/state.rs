@@ -112,14 +112,14 @@ pub struct Tail {
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// A file or directory operation failed.
-    #[error("cannot {action} {path}: {source}")]
+    #[error("cannot {action} {path}: {cause}")]
     Io {
         /// What was being done: "append to", "read", "create".
         action: &'static str,
         /// The file or directory.
         path: PathBuf,
         /// The I/O error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// A record could not be encoded (not expected with these types).
     #[error("cannot encode a sync record: {0}")]
@@ -149,10 +149,10 @@ impl History {
     /// Creates the directory if needed, so that a directory the process cannot write is an
     /// error at start-up rather than at the end of the first sync.
     pub fn create_dir(&self) -> Result<(), StateError> {
-        std::fs::create_dir_all(&self.dir).map_err(|source| StateError::Io {
+        std::fs::create_dir_all(&self.dir).map_err(|cause| StateError::Io {
             action: "create",
             path: self.dir.clone(),
-            source,
+            cause,
         })
     }
 
@@ -162,10 +162,10 @@ impl History {
         line.push(b'\n');
         self.create_dir()?;
         let path = self.path(&record.report.connector);
-        let io_error = |source| StateError::Io {
+        let io_error = |cause| StateError::Io {
             action: "append to",
             path: path.clone(),
-            source,
+            cause,
         };
         let mut file = OpenOptions::new()
             .create(true)
@@ -198,10 +198,10 @@ impl History {
             }
             tail.last_success_at.is_none()
         })
-        .map_err(|source| StateError::Io {
+        .map_err(|cause| StateError::Io {
             action: "read",
             path: path.clone(),
-            source,
+            cause,
         })?;
         Ok(tail)
     }
@@ -229,10 +229,10 @@ fn if_exists<T>(result: io::Result<T>, path: &Path) -> Result<Option<T>, StateEr
     match result {
         Ok(value) => Ok(Some(value)),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(StateError::Io {
+        Err(cause) => Err(StateError::Io {
             action: "read",
             path: path.to_owned(),
-            source,
+            cause,
         }),
     }
 }
