@@ -569,6 +569,19 @@ async fn shutdown_abandons_syncs_after_the_timeout_and_a_second_signal_exits_at_
         extra: "    sync_on_start: true",
     };
 
+    // A listen address that is taken: a clear error, exit 1, before any sync.
+    let dir = WorkerDir::new(&[connector("stuck")], "");
+    let taken = std::net::TcpListener::bind(dir.listen).unwrap();
+    let output = dir.command(&["run"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {}", dir.listen)),
+        "{stderr}"
+    );
+    assert!(dir.history("stuck").is_empty());
+    drop(taken);
+
     // shutdown_timeout 1s: the worker exits 0 without the stuck sync and records it.
     let dir = WorkerDir::new(&[connector("stuck")], "shutdown_timeout: 1s");
     let sent_before = proxy.request_count();
