@@ -16,3 +16,4 @@ pub mod sink;
 pub mod source;
 pub mod sync;
 pub mod verify;
+pub mod worker;

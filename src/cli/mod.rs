@@ -4,7 +4,10 @@
 //! nowhere below it). Exit codes: 0 success, 1 a sync or search failed, 2 bad configuration or
 //! arguments.
 
+mod healthcheck;
+mod run;
 mod search;
+mod status;
 mod sync;
 mod trust_policy;
 mod validate;
@@ -35,11 +38,11 @@ const EXIT_FAILED: u8 = 1;
 #[command(name = "s3-connector", version, about, long_about)]
 pub struct Cli {
     /// Log level or filter (error, warn, info, debug, trace, or a RUST_LOG-style filter).
-    /// Default: RUST_LOG, else warn.
+    /// Default: RUST_LOG, else info for `run` and warn for the other commands.
     #[arg(long, global = true, env = "S3C_LOG_LEVEL")]
     log_level: Option<String>,
     /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "S3C_LOG_FORMAT")]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
@@ -70,6 +73,13 @@ enum Command {
     TrustPolicy(trust_policy::TrustPolicyArgs),
     /// Print a fresh random external id for a new connector.
     ExternalId,
+    /// Run as a worker: sync each connector on its schedule, serve health, status and metrics
+    /// over HTTP, and shut down cleanly on SIGTERM or SIGINT.
+    Run(run::RunArgs),
+    /// Print each connector's last sync, its outcome and its next run.
+    Status(status::StatusArgs),
+    /// Exit 0 if a running worker answers /healthz (the container's HEALTHCHECK).
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 /// The `--config` argument every command takes.
@@ -83,7 +93,11 @@ struct ConfigArg {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_level.as_deref(), cli.log_format);
+    let default_level = match cli.command {
+        Command::Run(_) => "info",
+        _ => "warn",
+    };
+    init_logging(cli.log_level.as_deref(), cli.log_format, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -102,6 +116,9 @@ pub fn main() -> ExitCode {
             Command::Verify(args) => verify::run(args).await,
             Command::TrustPolicy(args) => trust_policy::run(args).await,
             Command::ExternalId => Ok(trust_policy::external_id()),
+            Command::Run(args) => run::run(args).await,
+            Command::Status(args) => status::run(args).await,
+            Command::Healthcheck(args) => healthcheck::run(args).await,
         }
     });
     match result {
@@ -113,11 +130,11 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(level: Option<&str>, format: LogFormat) {
+fn init_logging(level: Option<&str>, format: LogFormat, default_level: &str) {
     let filter = level
         .map(EnvFilter::new)
         .or_else(|| EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| EnvFilter::new("warn"));
+        .unwrap_or_else(|| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

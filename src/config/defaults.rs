@@ -1,6 +1,8 @@
 //! Every default of the configuration, defined once and used by both serde and the docs.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Where the embedded index lives: `./data/index`.
 pub fn index_path() -> PathBuf {
@@ -50,4 +52,33 @@ pub const fn concurrency() -> usize {
 /// S3 requests per second; 0 means unlimited.
 pub const fn requests_per_second() -> u32 {
     0
+}
+
+/// Where `run` keeps the sync history: `./data/state`.
+pub fn state_dir() -> PathBuf {
+    PathBuf::from("./data/state")
+}
+
+/// The HTTP listener of `run`: `127.0.0.1:9464` (9464 is the port Prometheus exporters of
+/// this kind commonly use).
+pub fn listen() -> String {
+    listen_address().to_string()
+}
+
+/// [`listen`] as an address.
+pub const fn listen_address() -> SocketAddr {
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 9464)
+}
+
+/// How long `run` waits for syncs in flight at shutdown: 30 s.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// [`SHUTDOWN_TIMEOUT`] as the config file writes it.
+pub fn shutdown_timeout() -> String {
+    format!("{}s", SHUTDOWN_TIMEOUT.as_secs())
+}
+
+/// Whether `run` syncs a connector at start-up: no (its schedule decides).
+pub const fn sync_on_start() -> bool {
+    false
 }

@@ -8,15 +8,18 @@
 pub mod defaults;
 pub mod env;
 pub mod rules_of_names;
+pub mod schedule;
 pub mod secret;
 
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::rules::SyncRules;
+pub use schedule::Schedule;
 pub use secret::{REDACTED, Secret};
 
 /// The whole configuration file.
@@ -28,6 +31,38 @@ pub struct Config {
     pub index: IndexConfig,
     /// The connectors: each syncs some buckets into one index.
     pub connectors: Vec<ConnectorConfig>,
+    /// Directory where `run` keeps each connector's sync history, one JSON line per sync in
+    /// `<id>.jsonl`. Default `./data/state`; a relative path is relative to the working
+    /// directory.
+    #[serde(default = "defaults::state_dir")]
+    pub state_dir: PathBuf,
+    /// `IP:PORT` of the HTTP listener of `run` (`/healthz`, `/readyz`, `/status`, `/metrics`).
+    /// Default `127.0.0.1:9464`; in a container use `0.0.0.0:9464` so that the port can be
+    /// published. `run --listen` (or `S3C_LISTEN`) overrides it.
+    #[serde(default = "defaults::listen")]
+    pub listen: String,
+    /// How long `run` waits after SIGTERM or SIGINT for syncs in flight to finish and commit
+    /// before it exits anyway: a duration such as `30s` or `2m` (a bare number is seconds).
+    /// Default `30s`.
+    #[serde(
+        default = "defaults::shutdown_timeout",
+        deserialize_with = "schedule::string_or_number"
+    )]
+    pub shutdown_timeout: String,
+}
+
+impl Config {
+    /// [`Config::listen`] as a socket address (validated by [`load`]).
+    pub fn listen_address(&self) -> std::net::SocketAddr {
+        self.listen
+            .parse()
+            .unwrap_or_else(|_| defaults::listen_address())
+    }
+
+    /// [`Config::shutdown_timeout`] as a duration (validated by [`load`]).
+    pub fn shutdown_timeout_duration(&self) -> Duration {
+        schedule::parse_duration(&self.shutdown_timeout).unwrap_or(defaults::SHUTDOWN_TIMEOUT)
+    }
 }
 
 /// The index every connector writes to, one sub-index per connector `index_name`.
@@ -145,6 +180,24 @@ pub struct ConnectorConfig {
     /// S3 requests per second across this connector, 0..=100000; 0 means unlimited. Default 0.
     #[serde(default = "defaults::requests_per_second")]
     pub requests_per_second: u32,
+    /// When `run` syncs this connector: a cron expression evaluated in UTC, with 5 fields
+    /// (minute hour day-of-month month day-of-week) or 6 with seconds first, e.g.
+    /// `"0 */6 * * *"`. Not together with `interval`. Default: none.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// How often `run` syncs this connector, at a fixed rate from its start: a duration of at
+    /// least 1s such as `15m` or `1h` (a bare number is seconds). A sync that comes due while
+    /// the previous one still runs is skipped. Not together with `schedule`. Default: none.
+    #[serde(default, deserialize_with = "schedule::optional_string_or_number")]
+    pub interval: Option<String>,
+    /// Whether `run` syncs this connector once at start-up, before its schedule. Default false.
+    /// Without `schedule` and `interval`, `run` syncs the connector only when this is true;
+    /// `s3-connector sync` syncs it whenever asked.
+    #[serde(default = "defaults::sync_on_start")]
+    pub sync_on_start: bool,
+    /// The validated `schedule` or `interval`, set by [`load`].
+    #[serde(skip)]
+    pub timer: Option<Schedule>,
     /// The validated rules, loaded from `sync_rules` by [`load`].
     #[serde(skip)]
     pub rules: Option<SyncRules>,
@@ -349,6 +402,7 @@ impl ConnectorProblems<'_> {
 
 /// Checks every rule, loading sync rules into each connector; appends what is broken.
 fn validate(config: &mut Config, base_dir: &Path, problems: &mut Vec<Problem>) {
+    validate_worker_settings(config, problems);
     if config.connectors.is_empty() {
         problems.push(Problem {
             path: "connectors".into(),
@@ -426,6 +480,7 @@ fn validate(config: &mut Config, base_dir: &Path, problems: &mut Vec<Problem>) {
                 );
             }
         }
+        connector.timer = validate_timer(connector, &mut report);
         connector.rules = load_rules(connector, base_dir, &mut report);
     }
 }
@@ -526,6 +581,59 @@ fn validate_identity(connector: &ConnectorConfig, report: &mut ConnectorProblems
             owner,
             rules_of_names::check_account_id(owner),
         );
+    }
+}
+
+/// Checks the top-level settings of `run`.
+fn validate_worker_settings(config: &Config, problems: &mut Vec<Problem>) {
+    if let Err(error) = config.listen.parse::<std::net::SocketAddr>() {
+        problems.push(Problem {
+            path: "listen".into(),
+            value: Some(format!("{:?}", config.listen)),
+            rule: format!(
+                "is not an IP:PORT address ({error}), e.g. 127.0.0.1:9464 or 0.0.0.0:9464"
+            ),
+        });
+    }
+    if let Err(rule) = schedule::parse_duration(&config.shutdown_timeout) {
+        problems.push(Problem {
+            path: "shutdown_timeout".into(),
+            value: Some(format!("{:?}", config.shutdown_timeout)),
+            rule,
+        });
+    }
+}
+
+/// Parses the connector's `schedule` or `interval`; `None` when it has neither or they are
+/// broken.
+fn validate_timer(
+    connector: &ConnectorConfig,
+    report: &mut ConnectorProblems<'_>,
+) -> Option<Schedule> {
+    match (&connector.schedule, &connector.interval) {
+        (Some(_), Some(interval)) => {
+            report.check(
+                "interval",
+                interval,
+                Err("is set together with schedule; use one of them".into()),
+            );
+            None
+        }
+        (Some(expression), None) => match schedule::parse_cron(expression) {
+            Ok(cron) => Some(Schedule::Cron(Box::new(cron))),
+            Err(rule) => {
+                report.check("schedule", expression, Err(rule));
+                None
+            }
+        },
+        (None, Some(interval)) => match schedule::parse_interval(interval) {
+            Ok(every) => Some(Schedule::Interval(every)),
+            Err(rule) => {
+                report.check("interval", interval, Err(rule));
+                None
+            }
+        },
+        (None, None) => None,
     }
 }
 

@@ -337,3 +337,74 @@ fn rule_files_load_relative_to_the_config_directory() {
         "{error}"
     );
 }
+
+#[test]
+fn worker_settings_have_defaults_and_schedules_are_validated() {
+    let config = parse_text(VALID).unwrap();
+    assert_eq!(config.state_dir, Path::new("./data/state"));
+    assert_eq!(config.listen_address().to_string(), "127.0.0.1:9464");
+    assert_eq!(config.shutdown_timeout_duration().as_secs(), 30);
+    let connector = &config.connectors[0];
+    assert!(connector.timer.is_none() && !connector.sync_on_start);
+
+    let text = format!(
+        "{VALID}    interval: 15m\n    sync_on_start: true\n  - id: nightly\n    buckets: [\"nightly\"]\n    schedule: \"0 2 * * *\"\nlisten: 0.0.0.0:9000\nshutdown_timeout: 90\nstate_dir: /var/lib/s3c\n"
+    );
+    let config = parse_text(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(config.listen_address().to_string(), "0.0.0.0:9000");
+    assert_eq!(config.shutdown_timeout_duration().as_secs(), 90);
+    assert_eq!(config.state_dir, Path::new("/var/lib/s3c"));
+    let timers: Vec<String> = config
+        .connectors
+        .iter()
+        .map(|c| {
+            c.timer
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(timers, ["every 15m", "cron \"0 2 * * *\""]);
+    assert!(config.connectors[0].sync_on_start);
+
+    let cases: &[(&str, &str)] = &[
+        (
+            "    schedule: \"0 */6 * *\"\n",
+            r#"connectors[0].schedule: "0 */6 * *" is not a cron expression"#,
+        ),
+        (
+            "    schedule: \"0 0 30 2 *\"\n",
+            r#"connectors[0].schedule: "0 0 30 2 *" never matches a date"#,
+        ),
+        (
+            "    interval: fortnightly\n",
+            r#"connectors[0].interval: "fortnightly" is not a duration"#,
+        ),
+        (
+            "    interval: 0\n",
+            r#"connectors[0].interval: "0" is too short: the interval must be at least 1s"#,
+        ),
+        (
+            "    interval: 1h\n    schedule: \"@daily\"\n",
+            r#"connectors[0].interval: "1h" is set together with schedule"#,
+        ),
+        (
+            "listen: localhost\n",
+            r#"listen: "localhost" is not an IP:PORT address"#,
+        ),
+        (
+            "shutdown_timeout: soon\n",
+            r#"shutdown_timeout: "soon" is not a duration"#,
+        ),
+    ];
+    for (extra, expected) in cases {
+        let text = format!("{VALID}{extra}");
+        let problems = problems_of(&text);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p == expected || p.starts_with(expected)),
+            "config with `{extra}`: expected a problem starting with {expected:?}, got {problems:#?}"
+        );
+    }
+}

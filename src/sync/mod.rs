@@ -111,8 +111,9 @@ pub async fn sync_connector<S: Sink>(ctx: &SyncContext<'_, S>) -> SyncReport {
     if let Err(error) = ctx.sink.commit().await {
         ctx.counters.error(format!("commit failed: {error}"));
     }
-    let report =
+    let mut report =
         SyncReport::from_counters(&connector.id, ctx.counters, ctx.source.stats(), started_at);
+    report.cancelled = ctx.cancel.is_cancelled();
     tracing::info!(
         message = "Sync finished.",
         connector = %connector.id,

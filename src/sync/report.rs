@@ -3,7 +3,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// Counters a running sync updates and a progress display may read at any time.
@@ -56,7 +56,7 @@ impl Counters {
 }
 
 /// The outcome of one connector's sync, as printed by `sync --json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncReport {
     /// The connector's id.
     pub connector: String,

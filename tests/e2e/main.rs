@@ -8,3 +8,4 @@ mod fixture;
 mod harness_selftest;
 mod identity;
 mod sync_embedded;
+mod worker;

@@ -1,0 +1,295 @@
+//! The worker's Prometheus metrics, rendered in the Prometheus text exposition format by
+//! `metrics-exporter-prometheus` for `GET /metrics`.
+//!
+//! Counters advance when a sync ends, by that sync's report, and the history line is appended
+//! under the same lock ([`WorkerMetrics::record`]), so a scrape always equals the sum of the
+//! history's records at that moment. Not for: logging (the worker logs) or the history itself.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
+use time::OffsetDateTime;
+
+use super::state::{Outcome, SyncRecord};
+
+/// A counter fed from sync reports: name, help, and how to read its increment from a record.
+type ReportCounter = (&'static str, &'static str, fn(&SyncRecord) -> u64);
+
+/// Every counter fed from a sync report.
+const REPORT_COUNTERS: [ReportCounter; 11] = [
+    (
+        "s3c_objects_listed_total",
+        "Objects returned by S3 listings.",
+        |r| r.report.objects_listed,
+    ),
+    (
+        "s3c_objects_indexed_total",
+        "Documents written for new or changed objects.",
+        |r| r.report.added + r.report.updated,
+    ),
+    (
+        "s3c_objects_unchanged_total",
+        "Objects already indexed with their current version (not downloaded).",
+        |r| r.report.unchanged,
+    ),
+    (
+        "s3c_objects_deleted_total",
+        "Documents deleted because their object left the bucket or the sync rules.",
+        |r| r.report.deleted,
+    ),
+    (
+        "s3c_objects_metadata_only_total",
+        "Documents written with metadata only (too large, unsupported format, archived).",
+        |r| r.report.metadata_only,
+    ),
+    (
+        "s3c_objects_excluded_total",
+        "Objects left out by the sync rules.",
+        |r| r.report.excluded,
+    ),
+    (
+        "s3c_extraction_errors_total",
+        "Documents written with an extraction error.",
+        |r| r.report.extraction_errors,
+    ),
+    (
+        "s3c_sync_errors_total",
+        "Failures during syncs: listings, downloads, index writes.",
+        |r| r.report.errors,
+    ),
+    (
+        "s3c_s3_requests_total",
+        "S3 requests sent, retries included.",
+        |r| r.report.s3_requests,
+    ),
+    (
+        "s3c_s3_retries_total",
+        "S3 requests retried after a transient error.",
+        |r| r.report.s3_retries,
+    ),
+    (
+        "s3c_bytes_downloaded_total",
+        "Bytes of object content downloaded.",
+        |r| r.report.bytes_downloaded,
+    ),
+];
+
+/// Finished syncs, by connector and outcome.
+pub const SYNCS: &str = "s3c_syncs_total";
+/// Syncs that came due while the previous one still ran, by connector.
+pub const SKIPPED: &str = "s3c_syncs_skipped_total";
+/// Histogram of sync wall time.
+pub const DURATION: &str = "s3c_sync_duration_seconds";
+/// Unix time of the end of the last successful sync.
+pub const LAST_SUCCESS: &str = "s3c_last_success_timestamp_seconds";
+/// 1 while a sync of the connector runs.
+pub const IN_PROGRESS: &str = "s3c_sync_in_progress";
+
+/// Upper bounds of the sync-duration buckets, in seconds: from a second to six hours.
+const DURATION_BUCKETS: [f64; 12] = [
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0,
+];
+
+const OUTCOMES: [Outcome; 4] = [
+    Outcome::Succeeded,
+    Outcome::Failed,
+    Outcome::Cancelled,
+    Outcome::Abandoned,
+];
+
+/// The worker's metrics registry; one per process, not installed globally.
+pub struct WorkerMetrics {
+    recorder: PrometheusRecorder,
+    /// Held while a sync's end is recorded (metrics and history line) and while rendering.
+    consistent: Mutex<()>,
+}
+
+impl std::fmt::Debug for WorkerMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerMetrics").finish_non_exhaustive()
+    }
+}
+
+impl WorkerMetrics {
+    /// A registry with every metric of every connector present (at zero), so that dashboards
+    /// see a connector before its first sync ends.
+    pub fn new<'a>(connectors: impl IntoIterator<Item = &'a str>) -> Self {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(DURATION.to_owned()), &DURATION_BUCKETS)
+            .map(PrometheusBuilder::build_recorder)
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        let this = Self {
+            recorder,
+            consistent: Mutex::new(()),
+        };
+        this.with(|| {
+            for (name, help, _) in REPORT_COUNTERS {
+                describe_counter!(name, help);
+            }
+            describe_counter!(SYNCS, "Finished syncs, by outcome.");
+            describe_counter!(
+                SKIPPED,
+                "Syncs not started because the previous sync of the connector was still running."
+            );
+            describe_histogram!(DURATION, Unit::Seconds, "Wall time of syncs.");
+            describe_gauge!(
+                LAST_SUCCESS,
+                Unit::Seconds,
+                "Unix time at which the last successful sync ended."
+            );
+            describe_gauge!(IN_PROGRESS, "1 while a sync of the connector runs, else 0.");
+            for connector in connectors {
+                let id = connector.to_owned();
+                for (name, _, _) in REPORT_COUNTERS {
+                    counter!(name, "connector" => id.clone()).absolute(0);
+                }
+                for outcome in OUTCOMES {
+                    counter!(SYNCS, "connector" => id.clone(), "outcome" => outcome.as_str())
+                        .absolute(0);
+                }
+                counter!(SKIPPED, "connector" => id.clone()).absolute(0);
+                gauge!(IN_PROGRESS, "connector" => id.clone()).set(0.0);
+            }
+        });
+        this
+    }
+
+    fn with<T>(&self, f: impl FnOnce() -> T) -> T {
+        metrics::with_local_recorder(&self.recorder, f)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.consistent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds a finished sync to the metrics and runs `persist` (the history append) under the
+    /// same lock as [`WorkerMetrics::render`], so no scrape sees one without the other.
+    pub fn record<T>(&self, record: &SyncRecord, persist: impl FnOnce() -> T) -> T {
+        let _consistent = self.lock();
+        let id = record.report.connector.clone();
+        self.with(|| {
+            for (name, _, value) in REPORT_COUNTERS {
+                counter!(name, "connector" => id.clone()).increment(value(record));
+            }
+            counter!(SYNCS, "connector" => id.clone(), "outcome" => record.outcome.as_str())
+                .increment(1);
+            histogram!(DURATION, "connector" => id.clone())
+                .record(record.report.duration_ms as f64 / 1000.0);
+        });
+        if record.outcome == Outcome::Succeeded {
+            self.last_success(&id, record.report.finished_at);
+        }
+        persist()
+    }
+
+    /// Sets the end time of the connector's last successful sync (also from the history at
+    /// start-up).
+    pub fn last_success(&self, connector: &str, at: OffsetDateTime) {
+        let seconds = at.unix_timestamp_nanos() as f64 / 1e9;
+        self.with(|| gauge!(LAST_SUCCESS, "connector" => connector.to_owned()).set(seconds));
+    }
+
+    /// Marks a sync of the connector as running or not.
+    pub fn in_progress(&self, connector: &str, running: bool) {
+        let value = if running { 1.0 } else { 0.0 };
+        self.with(|| gauge!(IN_PROGRESS, "connector" => connector.to_owned()).set(value));
+    }
+
+    /// Counts a sync skipped because the previous one still ran.
+    pub fn skipped(&self, connector: &str) {
+        self.with(|| counter!(SKIPPED, "connector" => connector.to_owned()).increment(1));
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let _consistent = self.lock();
+        self.recorder.handle().render()
+    }
+}
+
+/// The `Content-Type` of [`WorkerMetrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::{Counters, SyncReport};
+    use crate::worker::state::Trigger;
+
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    #[test]
+    fn counters_sum_the_reports_and_every_connector_starts_at_zero() {
+        let metrics = WorkerMetrics::new(["a", "b"]);
+        let text = metrics.render();
+        assert_eq!(
+            value(&text, "s3c_objects_listed_total{connector=\"b\"}"),
+            Some(0.0),
+            "{text}"
+        );
+
+        let mut report = SyncReport::from_counters(
+            "a",
+            &Counters::default(),
+            &Default::default(),
+            OffsetDateTime::now_utc(),
+        );
+        report.objects_listed = 7;
+        report.added = 2;
+        report.updated = 1;
+        report.s3_requests = 9;
+        report.duration_ms = 2500;
+        let mut persisted = 0;
+        for _ in 0..2 {
+            metrics.record(&SyncRecord::new(report.clone(), Trigger::Interval), || {
+                persisted += 1
+            });
+        }
+        assert_eq!(persisted, 2);
+        let text = metrics.render();
+        for (series, expected) in [
+            ("s3c_objects_listed_total{connector=\"a\"}", 14.0),
+            ("s3c_objects_indexed_total{connector=\"a\"}", 6.0),
+            ("s3c_s3_requests_total{connector=\"a\"}", 18.0),
+            (
+                "s3c_syncs_total{connector=\"a\",outcome=\"succeeded\"}",
+                2.0,
+            ),
+            ("s3c_syncs_total{connector=\"a\",outcome=\"failed\"}", 0.0),
+            (
+                "s3c_sync_duration_seconds_bucket{connector=\"a\",le=\"5\"}",
+                2.0,
+            ),
+            (
+                "s3c_sync_duration_seconds_bucket{connector=\"a\",le=\"1\"}",
+                0.0,
+            ),
+            ("s3c_sync_duration_seconds_count{connector=\"a\"}", 2.0),
+            ("s3c_objects_listed_total{connector=\"b\"}", 0.0),
+        ] {
+            assert_eq!(value(&text, series), Some(expected), "{series} in\n{text}");
+        }
+        let last = value(&text, "s3c_last_success_timestamp_seconds{connector=\"a\"}").unwrap();
+        assert!((last - report.finished_at.unix_timestamp() as f64).abs() < 1.0);
+
+        metrics.in_progress("b", true);
+        metrics.skipped("b");
+        let text = metrics.render();
+        assert_eq!(
+            value(&text, "s3c_sync_in_progress{connector=\"b\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&text, "s3c_syncs_skipped_total{connector=\"b\"}"),
+            Some(1.0)
+        );
+    }
+}

@@ -1,0 +1,98 @@
+//! The status of each connector, as `GET /status` serves it and `s3-connector status` prints it:
+//! its schedule, the sync running now, the last sync recorded and the next run.
+//!
+//! A running worker knows all of it; without one, `status` builds the same report from the
+//! history files, with nothing running and no next run. Not for: metrics.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::state::{History, StateError, SyncRecord, Trigger};
+use crate::config::{Config, ConnectorConfig};
+
+/// The status of the worker and of each connector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// True when a running worker answered; false when this was read from the history files.
+    pub worker_running: bool,
+    /// When the running worker started.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub worker_started_at: Option<OffsetDateTime>,
+    /// True once the worker received SIGTERM or SIGINT and waits for syncs to finish.
+    pub shutting_down: bool,
+    /// One entry per connector, in config order.
+    pub connectors: Vec<ConnectorStatus>,
+}
+
+/// The status of one connector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectorStatus {
+    /// The connector's id.
+    pub id: String,
+    /// `every 15m`, `cron "0 */6 * * *"`, or null when it has neither.
+    pub schedule: Option<String>,
+    /// Whether `run` syncs it at start-up.
+    pub sync_on_start: bool,
+    /// The sync running now, if any.
+    pub running: Option<RunningStatus>,
+    /// When the worker starts its next sync; null without a running worker or a schedule.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_run: Option<OffsetDateTime>,
+    /// The last sync recorded in the history, running worker or not.
+    pub last_sync: Option<SyncRecord>,
+    /// When the last successful sync ended.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_success_at: Option<OffsetDateTime>,
+    /// Syncs skipped since the worker started because the previous one still ran.
+    pub skipped: u64,
+    /// Whether the connector's index could be opened at the last attempt; null before any.
+    pub index_reachable: Option<bool>,
+}
+
+/// A sync in progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunningStatus {
+    /// What started it.
+    pub trigger: Trigger,
+    /// When it started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// Objects listed so far.
+    pub objects_listed: u64,
+}
+
+impl ConnectorStatus {
+    /// The status of a connector that is not running, from its history.
+    pub fn idle(connector: &ConnectorConfig, history: &History) -> Result<Self, StateError> {
+        let tail = history.tail(&connector.id)?;
+        Ok(Self {
+            id: connector.id.clone(),
+            schedule: connector.timer.as_ref().map(ToString::to_string),
+            sync_on_start: connector.sync_on_start,
+            running: None,
+            next_run: None,
+            last_sync: tail.last,
+            last_success_at: tail.last_success_at,
+            skipped: 0,
+            index_reachable: None,
+        })
+    }
+}
+
+impl StatusReport {
+    /// The status without a running worker: the history files of `config.state_dir`.
+    pub fn from_history(config: &Config) -> Result<Self, StateError> {
+        let history = History::new(&config.state_dir);
+        let connectors = config
+            .connectors
+            .iter()
+            .map(|connector| ConnectorStatus::idle(connector, &history))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            worker_running: false,
+            worker_started_at: None,
+            shutting_down: false,
+            connectors,
+        })
+    }
+}
