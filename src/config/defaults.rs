@@ -51,3 +51,13 @@ pub const fn concurrency() -> usize {
 pub const fn requests_per_second() -> u32 {
     0
 }
+
+/// Time budget for extracting one object: 30 s.
+pub const fn extraction_timeout() -> u64 {
+    30
+}
+
+/// Characters of extracted text kept in a body: 1,000,000.
+pub const fn max_body_chars() -> u64 {
+    1_000_000
+}
