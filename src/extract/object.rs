@@ -253,6 +253,56 @@ mod tests {
         }
     }
 
+    /// Reads a checked-in fixture (see tests/fixtures/README.md).
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    #[test]
+    fn documents_from_real_writers_yield_their_words() {
+        let cases: &[(&str, &[&str], Option<&str>)] = &[
+            ("sample.pdf", &["pelican", "ledger", "r\u{e9}sum\u{e9}"], Some("Quarterly pelican report")),
+            ("owner-password.pdf", &["pelican"], Some("Quarterly pelican report")),
+            ("sample.docx", &["flamingo", "lagoon", "heron", "egret"], Some("Flamingo inventory")),
+            ("sample.pptx", &["Walrus strategy", "krill", "narwhal"], Some("Walrus strategy")),
+            ("sample.xlsx", &["Penguins", "Adelie", "Ross Sea", "1250", "845.5"], Some("Penguin census")),
+            ("sample.odt", &["Otter notes", "Sea otters hold hands"], Some("Otter notes")),
+            ("sample.ods", &["beaver", "muskrat", "lodge"], None),
+            ("sample.odp", &["Puffin slide about burrows"], None),
+            ("sample.epub", &["albatross glides", "wingspan"], Some("Albatross voyages")),
+            ("sample.eml", &["kingfisher", "Ann Otter", "map.pdf"], Some("Kingfisher sightings")),
+            ("sample.rtf", &["grey heron waits caf\u{e9} \u{20ac} still"], Some("Heron memo")),
+            ("report.txt.gz", &["capybara"], None),
+            ("logs.json.zst", &["axolotl spotted"], None),
+            ("notes.md.bz2", &["The ibis wades"], Some("Ibis notes")),
+            ("table.csv.xz", &["kiwi,Otago"], None),
+        ];
+        for (name, words, title) in cases {
+            let got = run(&input(name, fixture(name))).unwrap_or_else(|e| panic!("{name}: {e}"));
+            for word in *words {
+                assert!(got.body.contains(word), "{name}: {word:?} missing from {:?}", got.body);
+            }
+            assert_eq!(got.title.as_deref(), *title, "{name}");
+        }
+    }
+
+    #[test]
+    fn bad_fixtures_name_their_cause() {
+        let cases: &[(&str, &str)] = &[
+            ("encrypted.pdf", "encrypted PDF: the content is password-protected"),
+            ("encrypted.docx", "encrypted DOCX: the content is password-protected"),
+            ("truncated.txt.gz", "truncated or corrupt gzip data"),
+        ];
+        for (name, message) in cases {
+            let err = run(&input(name, fixture(name))).unwrap_err();
+            assert!(err.to_string().starts_with(message), "{name}: {err}");
+            assert!(!err.is_too_large() && !err.is_unsupported(), "{name}");
+        }
+    }
+
     #[test]
     fn objects_without_extension_are_sniffed() {
         let json = ObjectInput {
