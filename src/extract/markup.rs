@@ -67,7 +67,7 @@ pub(super) fn part_text(
     let mut events = 0u32;
     loop {
         events += 1;
-        if events % EVENTS_PER_CHECK == 0 {
+        if events.is_multiple_of(EVENTS_PER_CHECK) {
             budget.check_time()?;
         }
         let event = reader

@@ -55,8 +55,10 @@ pub async fn extract_object(
     limits: &ExtractLimits,
 ) -> Result<Extracted, ExtractError> {
     let limits = *limits;
+    // The deadline starts now, not when a blocking thread picks the work up, so that work the
+    // caller has already given up on stops at its first checkpoint.
+    let budget = Budget::new(limits.max_extracted_bytes, limits.timeout);
     guarded(limits.timeout, move || {
-        let budget = Budget::new(limits.max_extracted_bytes, limits.timeout);
         extract_blocking(&input, &limits, &budget)
     })
     .await
@@ -264,17 +266,53 @@ mod tests {
     #[test]
     fn documents_from_real_writers_yield_their_words() {
         let cases: &[(&str, &[&str], Option<&str>)] = &[
-            ("sample.pdf", &["pelican", "ledger", "r\u{e9}sum\u{e9}"], Some("Quarterly pelican report")),
-            ("owner-password.pdf", &["pelican"], Some("Quarterly pelican report")),
-            ("sample.docx", &["flamingo", "lagoon", "heron", "egret"], Some("Flamingo inventory")),
-            ("sample.pptx", &["Walrus strategy", "krill", "narwhal"], Some("Walrus strategy")),
-            ("sample.xlsx", &["Penguins", "Adelie", "Ross Sea", "1250", "845.5"], Some("Penguin census")),
-            ("sample.odt", &["Otter notes", "Sea otters hold hands"], Some("Otter notes")),
+            (
+                "sample.pdf",
+                &["pelican", "ledger", "r\u{e9}sum\u{e9}"],
+                Some("Quarterly pelican report"),
+            ),
+            (
+                "owner-password.pdf",
+                &["pelican"],
+                Some("Quarterly pelican report"),
+            ),
+            (
+                "sample.docx",
+                &["flamingo", "lagoon", "heron", "egret"],
+                Some("Flamingo inventory"),
+            ),
+            (
+                "sample.pptx",
+                &["Walrus strategy", "krill", "narwhal"],
+                Some("Walrus strategy"),
+            ),
+            (
+                "sample.xlsx",
+                &["Penguins", "Adelie", "Ross Sea", "1250", "845.5"],
+                Some("Penguin census"),
+            ),
+            (
+                "sample.odt",
+                &["Otter notes", "Sea otters hold hands"],
+                Some("Otter notes"),
+            ),
             ("sample.ods", &["beaver", "muskrat", "lodge"], None),
             ("sample.odp", &["Puffin slide about burrows"], None),
-            ("sample.epub", &["albatross glides", "wingspan"], Some("Albatross voyages")),
-            ("sample.eml", &["kingfisher", "Ann Otter", "map.pdf"], Some("Kingfisher sightings")),
-            ("sample.rtf", &["grey heron waits caf\u{e9} \u{20ac} still"], Some("Heron memo")),
+            (
+                "sample.epub",
+                &["albatross glides", "wingspan"],
+                Some("Albatross voyages"),
+            ),
+            (
+                "sample.eml",
+                &["kingfisher", "Ann Otter", "map.pdf"],
+                Some("Kingfisher sightings"),
+            ),
+            (
+                "sample.rtf",
+                &["grey heron waits caf\u{e9} \u{20ac} still"],
+                Some("Heron memo"),
+            ),
             ("report.txt.gz", &["capybara"], None),
             ("logs.json.zst", &["axolotl spotted"], None),
             ("notes.md.bz2", &["The ibis wades"], Some("Ibis notes")),
@@ -283,7 +321,11 @@ mod tests {
         for (name, words, title) in cases {
             let got = run(&input(name, fixture(name))).unwrap_or_else(|e| panic!("{name}: {e}"));
             for word in *words {
-                assert!(got.body.contains(word), "{name}: {word:?} missing from {:?}", got.body);
+                assert!(
+                    got.body.contains(word),
+                    "{name}: {word:?} missing from {:?}",
+                    got.body
+                );
             }
             assert_eq!(got.title.as_deref(), *title, "{name}");
         }
@@ -292,8 +334,14 @@ mod tests {
     #[test]
     fn bad_fixtures_name_their_cause() {
         let cases: &[(&str, &str)] = &[
-            ("encrypted.pdf", "encrypted PDF: the content is password-protected"),
-            ("encrypted.docx", "encrypted DOCX: the content is password-protected"),
+            (
+                "encrypted.pdf",
+                "encrypted PDF: the content is password-protected",
+            ),
+            (
+                "encrypted.docx",
+                "encrypted DOCX: the content is password-protected",
+            ),
             ("truncated.txt.gz", "truncated or corrupt gzip data"),
         ];
         for (name, message) in cases {

@@ -69,7 +69,7 @@ fn text(bytes: &[u8]) -> Sniffed {
         || (lower.starts_with(b"<?xml") && contains(&lower, b"<html"))
     {
         Format::Html
-    } else if lower.starts_with(b"<?xml") || lower.starts_with(b"<") && xml_like(&lower) {
+    } else if lower.starts_with(b"<?xml") || (lower.starts_with(b"<") && xml_like(&lower)) {
         Format::Xml
     } else if lower.starts_with(b"{\\rtf") {
         Format::Rtf

@@ -91,7 +91,10 @@ async fn a_mixed_bucket_is_searchable_and_bad_objects_are_reported() {
         ("bad/encrypted.pdf", fixture("encrypted.pdf")),
         ("bad/encrypted.docx", fixture("encrypted.docx")),
         ("bad/truncated.txt.gz", fixture("truncated.txt.gz")),
-        ("bad/corrupt.xlsx", b"PK\x03\x04 this is not a workbook".to_vec()),
+        (
+            "bad/corrupt.xlsx",
+            b"PK\x03\x04 this is not a workbook".to_vec(),
+        ),
         ("bad/bomb.txt.gz", gzip(&vec![0u8; 16 << 20])),
         ("bad/bomb.docx", zip_bomb(16 << 20)),
         ("bad/picture", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0".to_vec()),
@@ -143,7 +146,11 @@ async fn a_mixed_bucket_is_searchable_and_bad_objects_are_reported() {
 
     let expect_error = |key: &str, status: ContentStatus, message: Option<&str>| {
         let doc = setup.doc(&bucket, key).unwrap();
-        assert_eq!(doc.content_status, status, "{key}: {:?}", doc.extraction_error);
+        assert_eq!(
+            doc.content_status, status,
+            "{key}: {:?}",
+            doc.extraction_error
+        );
         assert_eq!(doc.body, None, "{key} has metadata only");
         match message {
             Some(start) => {
