@@ -115,15 +115,26 @@ pub(super) fn docx(bytes: &[u8], budget: &Budget) -> Result<Extracted, ExtractEr
             .filter(|p| package.has(p))
             .map(str::to_owned),
     );
+    parts_text(&mut package, &parts, &WORD, budget, FORMAT)
+}
+
+/// The text of `parts` in order, one block each, titled by `docProps/core.xml`.
+fn parts_text(
+    package: &mut Package<'_>,
+    parts: &[String],
+    roles: &Roles,
+    budget: &Budget,
+    format: &'static str,
+) -> Result<Extracted, ExtractError> {
     let mut sink = TextSink::default();
-    for part in &parts {
+    for part in parts {
         let xml = package.require(part)?;
-        markup::part_text(&xml, &WORD, &mut sink, budget, FORMAT, part)?;
+        markup::part_text(&xml, roles, &mut sink, budget, format, part)?;
         sink.line();
     }
     Ok(Extracted {
         body: sink.finish(),
-        title: core_title(&mut package)?,
+        title: core_title(package)?,
     })
 }
 
@@ -141,16 +152,7 @@ pub(super) fn pptx(bytes: &[u8], budget: &Budget) -> Result<Extracted, ExtractEr
         });
     }
     parts.extend(numbered(&names, "ppt/notesSlides/notesSlide"));
-    let mut sink = TextSink::default();
-    for part in &parts {
-        let xml = package.require(part)?;
-        markup::part_text(&xml, &DRAWING, &mut sink, budget, FORMAT, part)?;
-        sink.line();
-    }
-    Ok(Extracted {
-        body: sink.finish(),
-        title: core_title(&mut package)?,
-    })
+    parts_text(&mut package, &parts, &DRAWING, budget, FORMAT)
 }
 
 /// XLSX: every sheet's name, then its rows, cells separated by tabs.
