@@ -85,23 +85,6 @@ pub enum Format {
     Eml,
 }
 
-impl Format {
-    /// Whether this is a binary container (decoded by its own parser, never as text).
-    pub fn is_binary(self) -> bool {
-        matches!(
-            self,
-            Format::Pdf
-                | Format::Docx
-                | Format::Pptx
-                | Format::Xlsx
-                | Format::Odt
-                | Format::Ods
-                | Format::Odp
-                | Format::Epub
-        )
-    }
-}
-
 /// Extracted text.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Extracted {

@@ -17,6 +17,9 @@
 //!   [`STREAM_FACTOR`] times `max_extracted_bytes`.
 //! - The text written is capped at `max_extracted_bytes`; the clock is checked at every page
 //!   and every few thousand glyphs (nested forms can repeat text without end).
+//! - Form XObjects that draw themselves, nest deeper than 32 or are drawn more than 100,000
+//!   times are refused before pdf-extract follows them (it recurses without a guard, and a
+//!   stack overflow cannot be caught).
 //! - pdf-extract panics on some malformed files: the extraction boundary catches that.
 //!
 //! Not done: OCR of scanned pages (they have no text layer and come out empty).
@@ -55,6 +58,7 @@ pub(super) fn extract(bytes: &[u8], budget: &Budget) -> Result<Extracted, Extrac
         return Err(ExtractError::Encrypted { format: FORMAT });
     }
     measure_streams(&document, &streams)?;
+    check_forms(&document, budget)?;
     let title = info_title(&document);
     let mut raw = String::new();
     let mut stop = None;
@@ -182,6 +186,122 @@ fn measure_streams(document: &Document, streams: &Budget) -> Result<(), ExtractE
         }
     }
     Ok(())
+}
+
+/// How deep form XObjects may nest (pdf-extract follows them by recursion).
+const MAX_FORM_DEPTH: usize = 32;
+/// Form invocations pdf-extract may be asked to follow in total (forms drawing forms twice at
+/// every level double the work per level).
+const MAX_FORM_CALLS: usize = 100_000;
+
+/// Refuses documents whose form XObjects draw themselves (directly or through others), nest
+/// deeper than [`MAX_FORM_DEPTH`] or multiply past [`MAX_FORM_CALLS`]: pdf-extract follows `Do`
+/// by recursion without a guard, so a self-drawing form would overflow the thread's stack,
+/// which no panic handler can catch.
+fn check_forms(document: &Document, budget: &Budget) -> Result<(), ExtractError> {
+    let has_forms = document.objects.values().any(|object| {
+        matches!(object, Object::Stream(stream)
+            if stream.dict.get(b"Subtype").and_then(Object::as_name).is_ok_and(|n| n == b"Form"))
+    });
+    if !has_forms {
+        return Ok(());
+    }
+    let mut walk = FormWalk {
+        document,
+        budget,
+        stack: Vec::new(),
+        calls: 0,
+    };
+    for page in document.get_pages().into_values() {
+        let Ok(content) = document.get_page_content(page) else {
+            continue;
+        };
+        let (direct, inherited) = document.get_page_resources(page).unwrap_or_default();
+        let mut resources: Vec<&lopdf::Dictionary> = direct.into_iter().collect();
+        resources.extend(
+            inherited
+                .into_iter()
+                .filter_map(|id| document.get_dictionary(id).ok()),
+        );
+        walk.content(&content, &resources)?;
+    }
+    Ok(())
+}
+
+/// The state of [`check_forms`]: the forms being drawn, and how many were drawn so far.
+struct FormWalk<'a> {
+    document: &'a Document,
+    budget: &'a Budget,
+    stack: Vec<ObjectId>,
+    calls: usize,
+}
+
+impl<'a> FormWalk<'a> {
+    fn content(
+        &mut self,
+        content: &[u8],
+        resources: &[&'a lopdf::Dictionary],
+    ) -> Result<(), ExtractError> {
+        // Content pdf-extract cannot parse fails there, with its own error.
+        let Ok(content) = lopdf::content::Content::decode(content) else {
+            return Ok(());
+        };
+        for operation in content.operations.iter().filter(|op| op.operator == "Do") {
+            let Some(name) = operation.operands.first().and_then(|o| o.as_name().ok()) else {
+                continue;
+            };
+            let Some(id) = resources.iter().find_map(|dict| self.xobject(dict, name)) else {
+                continue;
+            };
+            let Ok(stream) = self.document.get_object(id).and_then(Object::as_stream) else {
+                continue;
+            };
+            let is_form = stream
+                .dict
+                .get(b"Subtype")
+                .and_then(Object::as_name)
+                .is_ok_and(|n| n == b"Form");
+            if !is_form {
+                continue;
+            }
+            self.calls += 1;
+            if self.stack.contains(&id) || self.stack.len() >= MAX_FORM_DEPTH {
+                return Err(corrupt("form XObjects draw themselves or nest too deeply"));
+            }
+            if self.calls > MAX_FORM_CALLS {
+                return Err(corrupt("form XObjects are drawn too many times"));
+            }
+            if self.calls.is_multiple_of(1024) {
+                self.budget.check_time()?;
+            }
+            let own = stream.dict.get(b"Resources").ok().and_then(|r| match r {
+                Object::Reference(id) => self.document.get_dictionary(*id).ok(),
+                Object::Dictionary(dict) => Some(dict),
+                _ => None,
+            });
+            let inner: Vec<&'a lopdf::Dictionary> = match own {
+                Some(dict) => vec![dict],
+                None => resources.to_vec(),
+            };
+            let data = stream
+                .decompressed_content()
+                .unwrap_or_else(|_| stream.content.clone());
+            self.stack.push(id);
+            self.content(&data, &inner)?;
+            self.stack.pop();
+        }
+        Ok(())
+    }
+
+    /// The object id of XObject `name` in a resource dictionary.
+    fn xobject(&self, resources: &'a lopdf::Dictionary, name: &[u8]) -> Option<ObjectId> {
+        let xobjects = match resources.get(b"XObject").ok()? {
+            Object::Reference(id) => self.document.get_dictionary(*id).ok()?,
+            Object::Dictionary(dict) => dict,
+            _ => return None,
+        };
+        xobjects.get(name).ok()?.as_reference().ok()
+    }
 }
 
 /// A writer that only spends the budget; fails once it is exhausted.
@@ -372,6 +492,43 @@ mod tests {
         );
     }
 
+    /// A PDF of the given objects (numbered from 1; the first is the catalog), with a correct
+    /// cross-reference table.
+    fn pdf_of(objects: &[Vec<u8>]) -> Vec<u8> {
+        let mut pdf = b"%PDF-1.4\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, object) in objects.iter().enumerate() {
+            offsets.push(pdf.len());
+            pdf.extend(format!("{} 0 obj\n", i + 1).bytes());
+            pdf.extend(object);
+            pdf.extend(b"\nendobj\n");
+        }
+        let xref = pdf.len();
+        pdf.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).bytes());
+        for offset in offsets {
+            pdf.extend(format!("{offset:010} 00000 n \n").bytes());
+        }
+        pdf.extend(
+            format!(
+                "trailer\n<</Size {}/Root 1 0 R>>\nstartxref\n{xref}\n%%EOF\n",
+                objects.len() + 1
+            )
+            .bytes(),
+        );
+        pdf
+    }
+
+    /// A stream object with its `/Length`.
+    fn stream(dict: &str, data: &[u8]) -> Vec<u8> {
+        let mut object = format!("<<{dict}/Length {}>>\nstream\n", data.len()).into_bytes();
+        object.extend(data);
+        object.extend(b"\nendstream");
+        object
+    }
+
+    const CATALOG: &[u8] = b"<</Type/Catalog/Pages 2 0 R>>";
+    const PAGES: &[u8] = b"<</Type/Pages/Kids[3 0 R]/Count 1>>";
+
     /// A one-page PDF whose content stream is a deflate bomb of `size` spaces.
     fn bomb_pdf(size: usize) -> Vec<u8> {
         use flate2::write::ZlibEncoder;
@@ -382,36 +539,47 @@ mod tests {
             encoder.write_all(&block).unwrap();
         }
         let data = encoder.finish().unwrap();
-        let mut pdf = b"%PDF-1.4\n".to_vec();
-        let mut offsets = Vec::new();
-        let objects: [&[u8]; 3] = [
-            b"<</Type/Catalog/Pages 2 0 R>>",
-            b"<</Type/Pages/Kids[3 0 R]/Count 1>>",
-            b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]/Contents 4 0 R>>",
-        ];
-        for (i, object) in objects.iter().enumerate() {
-            offsets.push(pdf.len());
-            pdf.extend(format!("{} 0 obj\n", i + 1).bytes());
-            pdf.extend(*object);
-            pdf.extend(b"\nendobj\n");
-        }
-        offsets.push(pdf.len());
-        pdf.extend(
-            format!(
-                "4 0 obj\n<</Length {}/Filter/FlateDecode>>\nstream\n",
-                data.len()
-            )
-            .bytes(),
+        pdf_of(&[
+            CATALOG.to_vec(),
+            PAGES.to_vec(),
+            b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]/Contents 4 0 R>>".to_vec(),
+            stream("/Filter/FlateDecode", &data),
+        ])
+    }
+
+    #[test]
+    fn forms_that_draw_themselves_are_refused_not_followed() {
+        let page = b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]/Contents 4 0 R\
+            /Resources<</XObject<</F1 5 0 R>>>>>>"
+            .to_vec();
+        let self_drawing = pdf_of(&[
+            CATALOG.to_vec(),
+            PAGES.to_vec(),
+            page.clone(),
+            stream("", b"/F1 Do"),
+            stream(
+                "/Type/XObject/Subtype/Form/BBox[0 0 10 10]/Resources<</XObject<</F1 5 0 R>>>>",
+                b"/F1 Do",
+            ),
+        ]);
+        let err = extract(&self_drawing, &Budget::unlimited()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "corrupt PDF: form XObjects draw themselves or nest too deeply"
         );
-        pdf.extend(&data);
-        pdf.extend(b"\nendstream\nendobj\n");
-        let xref = pdf.len();
-        pdf.extend(b"xref\n0 5\n0000000000 65535 f \n");
-        for offset in offsets {
-            pdf.extend(format!("{offset:010} 00000 n \n").bytes());
-        }
-        pdf.extend(format!("trailer\n<</Size 5/Root 1 0 R>>\nstartxref\n{xref}\n%%EOF\n").bytes());
-        pdf
+        // Forms sharing one resource dictionary that lists themselves are fine when they do
+        // not draw themselves (producers often share one dictionary).
+        let shared = pdf_of(&[
+            CATALOG.to_vec(),
+            PAGES.to_vec(),
+            page,
+            stream("", b"/F1 Do"),
+            stream(
+                "/Type/XObject/Subtype/Form/BBox[0 0 10 10]/Resources<</XObject<</F1 5 0 R>>>>",
+                b"0 0 m 10 10 l S",
+            ),
+        ]);
+        assert_eq!(extract(&shared, &Budget::unlimited()).unwrap().body, "");
     }
 
     #[test]
