@@ -101,7 +101,7 @@ fn generated() -> Vec<(String, Vec<u8>)> {
         state ^= state >> 7;
         state ^= state << 17;
         text.push_str(words[(state % words.len() as u64) as usize]);
-        text.push(if state % 13 == 0 { '\n' } else { ' ' });
+        text.push(if state.is_multiple_of(13) { '\n' } else { ' ' });
     }
     let html = format!(
         "<html><head><title>Bench</title><style>p {{ color: red }}</style></head><body>{}</body></html>",
