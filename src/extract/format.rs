@@ -85,7 +85,7 @@ pub fn format_for(name: &str, content_type: Option<&str>) -> Option<Format> {
 /// What an extension tells us.
 enum Known {
     Text(Format),
-    /// Binary, compressed or key material: never downloaded.
+    /// Unsupported binaries, archives or key material: never downloaded.
     Never,
     Unknown,
 }

@@ -188,8 +188,9 @@ impl ExtractError {
 /// Extracts searchable text. Pure, CPU-only, never panics on text formats.
 ///
 /// No size or time limit applies: the worker goes through [`extract_object`]; this is for
-/// trusted input such as tests and benchmarks. The bytes are decoded with [`decode_text`] first; HTML and XML additionally honour an
-/// in-document charset declaration when the bytes are neither BOM-marked nor valid UTF-8.
+/// trusted input such as tests and benchmarks. Text bytes are decoded with [`decode_text`]
+/// first; HTML and XML additionally honour an in-document charset declaration when the bytes
+/// are neither BOM-marked nor valid UTF-8.
 pub fn extract(format: Format, bytes: &[u8]) -> Result<Extracted, ExtractError> {
     extract_with_content_type(format, bytes, None)
 }
