@@ -82,3 +82,13 @@ pub fn shutdown_timeout() -> String {
 pub const fn sync_on_start() -> bool {
     false
 }
+
+/// Time budget for extracting one object: 30 s.
+pub const fn extraction_timeout() -> u64 {
+    30
+}
+
+/// Characters of extracted text kept in a body: 1,000,000.
+pub const fn max_body_chars() -> u64 {
+    1_000_000
+}

@@ -174,6 +174,20 @@ pub struct ConnectorConfig {
     /// downloaded, 0..=1073741824. Default 10485760 (10 MiB).
     #[serde(default = "defaults::max_content_bytes")]
     pub max_content_bytes: u64,
+    /// Bytes that decompressing or unpacking one object may produce (gzip/zstd/bzip2/xz
+    /// objects, the zip parts of Office and EPUB files, PDF text), 0..=4294967296. Past it
+    /// extraction stops and the document is `too_large` with metadata only (gzip and zip bombs
+    /// end here). Default: equal to `max_content_bytes`.
+    #[serde(default)]
+    pub max_extracted_bytes: Option<u64>,
+    /// Time budget in seconds for extracting one object, 1..=3600; a file that takes longer is
+    /// abandoned and its document gets `content_status: error`. Default 30.
+    #[serde(default = "defaults::extraction_timeout")]
+    pub extraction_timeout: u64,
+    /// Characters of extracted text kept in a document's body, 1..=100000000; the rest is cut
+    /// off so that one huge text file cannot bloat the index. Default 1000000.
+    #[serde(default = "defaults::max_body_chars")]
+    pub max_body_chars: u64,
     /// Object downloads in flight, 1..=256. Default 16.
     #[serde(default = "defaults::concurrency")]
     pub concurrency: usize,
@@ -225,6 +239,11 @@ impl ConnectorConfig {
         } else {
             BucketSelection::Named(self.buckets.clone())
         }
+    }
+
+    /// The effective `max_extracted_bytes`: as configured, else `max_content_bytes`.
+    pub fn max_extracted_bytes(&self) -> u64 {
+        self.max_extracted_bytes.unwrap_or(self.max_content_bytes)
     }
 
     /// Whether to use path-style addressing.
@@ -457,7 +476,7 @@ fn validate(config: &mut Config, base_dir: &Path, problems: &mut Vec<Problem>) {
             }
         }
         validate_identity(connector, &mut report);
-        let ranges: [(&str, u64, u64, u64); 7] = [
+        let ranges: [(&str, u64, u64, u64); 10] = [
             ("read_timeout", connector.read_timeout, 1, 3600),
             ("connect_timeout", connector.connect_timeout, 1, 3600),
             ("max_attempts", connector.max_attempts.into(), 1, 20),
@@ -470,6 +489,14 @@ fn validate(config: &mut Config, base_dir: &Path, problems: &mut Vec<Problem>) {
                 0,
                 100_000,
             ),
+            (
+                "max_extracted_bytes",
+                connector.max_extracted_bytes(),
+                0,
+                1 << 32,
+            ),
+            ("extraction_timeout", connector.extraction_timeout, 1, 3600),
+            ("max_body_chars", connector.max_body_chars, 1, 100_000_000),
         ];
         for (field, value, min, max) in ranges {
             if !(min..=max).contains(&value) {

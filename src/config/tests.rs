@@ -75,6 +75,9 @@ fn valid_config_gets_defaults() {
     assert!(connector.session_token().is_none(), "${{TOKEN:-}} is unset");
     assert_eq!(connector.page_size, defaults::page_size());
     assert_eq!(connector.max_content_bytes, 10 * 1024 * 1024);
+    assert_eq!(connector.max_extracted_bytes(), 10 * 1024 * 1024);
+    assert_eq!(connector.extraction_timeout, 30);
+    assert_eq!(connector.max_body_chars, 1_000_000);
     assert_eq!(connector.concurrency, 16);
     assert!(
         matches!(config.index, IndexConfig::Embedded { ref path } if path == Path::new("./data/index"))
@@ -196,6 +199,21 @@ fn each_broken_rule_is_named_with_path_value_and_rule() {
             "",
             "max_content_bytes: 2147483648",
             "connectors[0].max_content_bytes: 2147483648 is out of range",
+        ),
+        (
+            "",
+            "max_extracted_bytes: 4294967297",
+            "connectors[0].max_extracted_bytes: 4294967297 is out of range: must be between 0 and 4294967296",
+        ),
+        (
+            "",
+            "extraction_timeout: 0",
+            "connectors[0].extraction_timeout: 0 is out of range: must be between 1 and 3600",
+        ),
+        (
+            "",
+            "max_body_chars: 0",
+            "connectors[0].max_body_chars: 0 is out of range",
         ),
         (
             "",

@@ -1,21 +1,77 @@
 //! Deciding what an object is, from its name and Content-Type, before it is downloaded.
 //!
-//! Only the name and the declared media type are looked at: no content sniffing, since a `None`
-//! here means the object is never downloaded.
+//! Only the name and the declared media type are looked at here; content sniffing of objects
+//! without an extension happens after download (`sniff.rs`).
 
 use super::Format;
+use super::compress::Compression;
+
+/// What an object's name says about its content, before download.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expected {
+    /// The compression the name announces (`report.txt.gz`), if any.
+    pub compression: Option<Compression>,
+    /// The format of the (decompressed) content; `None` when the name has no extension, so the
+    /// format is sniffed from the content after download.
+    pub format: Option<Format>,
+}
+
+/// Whether an object is worth downloading, judged by its key alone (a listing has no
+/// Content-Type): `None` means metadata only, never downloaded.
+///
+/// A compression extension is looked through (`logs.json.zst` is JSON). A known extension
+/// decides; a name without extension is downloaded so that its content can be sniffed (the
+/// caller still applies the size cap); an unknown extension is not downloaded.
+pub fn expect_from_name(name: &str) -> Option<Expected> {
+    let (inner, compression) = strip_compression(file_name(name));
+    match extension(inner).map(|ext| by_extension(&ext.to_ascii_lowercase())) {
+        Some(Known::Text(format)) => Some(Expected {
+            compression,
+            format: Some(format),
+        }),
+        Some(Known::Never | Known::Unknown) => None,
+        None => Some(Expected {
+            compression,
+            format: by_file_name(inner),
+        }),
+    }
+}
+
+/// The last path segment of a key.
+pub(super) fn file_name(name: &str) -> &str {
+    name.rsplit(['/', '\\']).next().unwrap_or(name)
+}
+
+/// Splits a compression extension off a file name: `("report.txt", Some(Gzip))` for
+/// `report.txt.gz`. A bare `.gz` name (`.gz`) has no extension and stays as it is.
+pub(super) fn strip_compression(file_name: &str) -> (&str, Option<Compression>) {
+    if let Some(ext) = extension(file_name)
+        && let Some(compression) = Compression::from_extension(&ext.to_ascii_lowercase())
+    {
+        return (
+            &file_name[..file_name.len() - ext.len() - 1],
+            Some(compression),
+        );
+    }
+    (file_name, None)
+}
+
+/// Whether the file name has an extension we know to be extractable or known not to be.
+pub(super) fn has_known_extension(file_name: &str) -> bool {
+    extension(file_name)
+        .is_some_and(|ext| !matches!(by_extension(&ext.to_ascii_lowercase()), Known::Unknown))
+}
 
 /// The format of an object from its name (key or filename; by extension, case-insensitively) and,
 /// when known, its Content-Type. `None` means we do not extract it (metadata only; it will not be
 /// downloaded).
 ///
-/// Precedence: a known extension decides (a known binary one such as `.gz` or `.pdf` means `None`
-/// whatever the Content-Type says, since stores often mislabel uploads); otherwise the
+/// Precedence: a known extension decides (a known unsupported one such as `.zip` or `.png` means
+/// `None` whatever the Content-Type says, since stores often mislabel uploads); otherwise the
 /// Content-Type; otherwise a few well-known extension-less file names (`README`, `Dockerfile`...).
-/// Only the last extension counts, so `a.tar.gz` is `None` and `logs.txt.gz` too: compressed
-/// objects are not decompressed here.
+/// A compression extension is looked through: `logs.txt.gz` is text, `a.tar.gz` is `None`.
 pub fn format_for(name: &str, content_type: Option<&str>) -> Option<Format> {
-    let file_name = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let (file_name, _) = strip_compression(file_name(name));
     match extension(file_name).map(|ext| by_extension(&ext.to_ascii_lowercase())) {
         Some(Known::Text(format)) => return Some(format),
         Some(Known::Never) => return None,
@@ -29,7 +85,7 @@ pub fn format_for(name: &str, content_type: Option<&str>) -> Option<Format> {
 /// What an extension tells us.
 enum Known {
     Text(Format),
-    /// Binary, compressed or key material: never downloaded.
+    /// Unsupported binaries, archives or key material: never downloaded.
     Never,
     Unknown,
 }
@@ -56,6 +112,16 @@ fn by_extension(ext: &str) -> Known {
         "yaml" | "yml" => Yaml,
         "log" => Log,
         "html" | "htm" | "xhtml" | "shtml" => Html,
+        "pdf" => Pdf,
+        "docx" | "docm" | "dotx" => Docx,
+        "pptx" | "pptm" | "potx" | "ppsx" => Pptx,
+        "xlsx" | "xlsm" | "xltx" => Xlsx,
+        "odt" | "ott" => Odt,
+        "ods" | "ots" => Ods,
+        "odp" | "otp" => Odp,
+        "rtf" => Rtf,
+        "epub" => Epub,
+        "eml" => Eml,
         "rs" | "py" | "pyi" | "pyw" | "js" | "mjs" | "cjs" | "jsx" | "ts" | "mts" | "cts"
         | "tsx" | "go" | "java" | "c" | "h" | "cc" | "cpp" | "cxx" | "c++" | "hpp" | "hh"
         | "hxx" | "h++" | "inl" | "cs" | "fs" | "fsx" | "vb" | "rb" | "erb" | "php" | "sh"
@@ -72,16 +138,15 @@ fn by_extension(ext: &str) -> Known {
         | "plist" | "j2" | "jinja" | "tmpl" | "tpl" | "hbs" | "mustache" => SourceCode,
         "gz" | "tgz" | "bz2" | "tbz2" | "xz" | "txz" | "zst" | "lz4" | "lz" | "lzma" | "z"
         | "zip" | "7z" | "rar" | "tar" | "jar" | "war" | "ear" | "whl" | "apk" | "deb" | "rpm"
-        | "pdf" | "png" | "jpg" | "jpeg" | "gif" | "webp" | "bmp" | "tif" | "tiff" | "ico"
-        | "icns" | "heic" | "heif" | "avif" | "svg" | "psd" | "ai" | "eps" | "raw" | "mp3"
-        | "mp4" | "m4a" | "m4v" | "aac" | "wav" | "flac" | "ogg" | "oga" | "opus" | "mov"
-        | "avi" | "mkv" | "webm" | "wmv" | "mpg" | "mpeg" | "doc" | "docx" | "xls" | "xlsx"
-        | "ppt" | "pptx" | "odt" | "ods" | "odp" | "rtf" | "epub" | "parquet" | "avro" | "orc"
-        | "arrow" | "feather" | "npy" | "npz" | "pkl" | "pickle" | "h5" | "hdf5" | "exe"
-        | "dll" | "so" | "dylib" | "bin" | "dat" | "class" | "o" | "a" | "obj" | "lib" | "wasm"
-        | "pyc" | "pyo" | "db" | "sqlite" | "sqlite3" | "mdb" | "iso" | "img" | "dmg" | "vmdk"
-        | "qcow2" | "woff" | "woff2" | "ttf" | "otf" | "eot" | "swf" | "pem" | "der" | "p12"
-        | "pfx" | "key" | "gpg" | "asc" | "sig" => {
+        | "png" | "jpg" | "jpeg" | "gif" | "webp" | "bmp" | "tif" | "tiff" | "ico" | "icns"
+        | "heic" | "heif" | "avif" | "svg" | "psd" | "ai" | "eps" | "raw" | "mp3" | "mp4"
+        | "m4a" | "m4v" | "aac" | "wav" | "flac" | "ogg" | "oga" | "opus" | "mov" | "avi"
+        | "mkv" | "webm" | "wmv" | "mpg" | "mpeg" | "doc" | "xls" | "ppt" | "parquet" | "avro"
+        | "orc" | "arrow" | "feather" | "npy" | "npz" | "pkl" | "pickle" | "h5" | "hdf5"
+        | "exe" | "dll" | "so" | "dylib" | "bin" | "dat" | "class" | "o" | "a" | "obj" | "lib"
+        | "wasm" | "pyc" | "pyo" | "db" | "sqlite" | "sqlite3" | "mdb" | "iso" | "img" | "dmg"
+        | "vmdk" | "qcow2" | "woff" | "woff2" | "ttf" | "otf" | "eot" | "swf" | "pem" | "der"
+        | "p12" | "pfx" | "key" | "gpg" | "asc" | "sig" => {
             return Known::Never;
         }
         _ => return Known::Unknown,
@@ -89,7 +154,7 @@ fn by_extension(ext: &str) -> Known {
     Known::Text(format)
 }
 
-fn by_content_type(content_type: &str) -> Option<Format> {
+pub(super) fn by_content_type(content_type: &str) -> Option<Format> {
     use Format::*;
     let essence = content_type
         .split(';')
@@ -125,7 +190,16 @@ fn by_content_type(content_type: &str) -> Option<Format> {
         | "application/x-httpd-php"
         | "application/x-php" => SourceCode,
         "text/x-log" => Log,
-        "text/rtf" => return None,
+        "application/pdf" | "application/x-pdf" => Pdf,
+        "text/rtf" | "application/rtf" => Rtf,
+        "message/rfc822" => Eml,
+        "application/epub+zip" => Epub,
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => Docx,
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation" => Pptx,
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => Xlsx,
+        "application/vnd.oasis.opendocument.text" => Odt,
+        "application/vnd.oasis.opendocument.spreadsheet" => Ods,
+        "application/vnd.oasis.opendocument.presentation" => Odp,
         other => {
             let (kind, subtype) = other.split_once('/')?;
             if kind == "image" || kind == "audio" || kind == "video" || kind == "font" {
@@ -147,7 +221,7 @@ fn by_content_type(content_type: &str) -> Option<Format> {
     Some(format)
 }
 
-fn by_file_name(file_name: &str) -> Option<Format> {
+pub(super) fn by_file_name(file_name: &str) -> Option<Format> {
     const SOURCE: &[&str] = &[
         "dockerfile",
         "containerfile",
@@ -222,13 +296,28 @@ mod tests {
             // The extension wins over the Content-Type.
             ("page.html", Some("text/plain"), Some(Html)),
             ("data.json", Some("application/octet-stream"), Some(Json)),
-            // Binary or compressed: never, whatever the Content-Type says.
+            // Unsupported binaries and archives: never, whatever the Content-Type says.
             ("a.tar.gz", None, None),
             ("a.tar.gz", Some("text/plain"), None),
-            ("logs.txt.gz", None, None),
             ("photo.JPG", Some("image/jpeg"), None),
-            ("doc.pdf", Some("application/pdf"), None),
             ("x.zip", None, None),
+            ("old.doc", None, None),
+            // Compressed names are judged by their inner name.
+            ("logs.txt.gz", None, Some(PlainText)),
+            ("logs.JSON.zst", None, Some(Json)),
+            ("notes.md.bz2", None, Some(Markdown)),
+            ("t.csv.xz", None, Some(Csv)),
+            // Documents.
+            ("doc.pdf", Some("application/pdf"), Some(Pdf)),
+            ("a.DOCX", None, Some(Docx)),
+            ("a.pptx", None, Some(Pptx)),
+            ("a.xlsx", None, Some(Xlsx)),
+            ("a.odt", None, Some(Odt)),
+            ("a.ods", None, Some(Ods)),
+            ("a.odp", None, Some(Odp)),
+            ("a.rtf", None, Some(Rtf)),
+            ("a.epub", None, Some(Epub)),
+            ("a.eml", None, Some(Eml)),
             // Unknown extension: the Content-Type decides.
             ("blob.xyz", None, None),
             ("blob.xyz", Some("text/plain"), Some(PlainText)),
@@ -254,10 +343,12 @@ mod tests {
             ("object", Some("application/javascript"), Some(SourceCode)),
             ("object", Some("text/calendar"), Some(PlainText)),
             ("object", Some("text/x-log"), Some(Log)),
-            ("object", Some("text/rtf"), None),
+            ("object", Some("text/rtf"), Some(Rtf)),
+            ("object", Some("message/rfc822"), Some(Eml)),
+            ("object", Some("application/epub+zip"), Some(Epub)),
             ("object", Some("application/octet-stream"), None),
             ("object", Some("binary/octet-stream"), None),
-            ("object", Some("application/pdf"), None),
+            ("object", Some("application/pdf"), Some(Pdf)),
             ("object", Some("garbage"), None),
             ("object", Some(""), None),
             // Dot files and trailing dots have no extension.
@@ -291,6 +382,35 @@ mod tests {
                 *want,
                 "format_for({name:?}, {content_type:?})"
             );
+        }
+    }
+
+    #[test]
+    fn expect_from_name_table() {
+        let expect = |compression, format| {
+            Some(Expected {
+                compression,
+                format,
+            })
+        };
+        let cases: &[(&str, Option<Expected>)] = &[
+            ("a/notes.txt", expect(None, Some(PlainText))),
+            (
+                "a/report.txt.gz",
+                expect(Some(Compression::Gzip), Some(PlainText)),
+            ),
+            ("logs.json.ZST", expect(Some(Compression::Zstd), Some(Json))),
+            ("data.gz", expect(Some(Compression::Gzip), None)),
+            ("exports/no-extension", expect(None, None)),
+            ("Makefile", expect(None, Some(SourceCode))),
+            ("book.epub", expect(None, Some(Epub))),
+            ("a.tar.gz", None),
+            ("blob.xyz", None),
+            ("photo.png", None),
+            ("x.gz.gz", None),
+        ];
+        for (name, want) in cases {
+            assert_eq!(expect_from_name(name), *want, "{name}");
         }
     }
 }

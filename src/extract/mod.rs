@@ -1,25 +1,42 @@
 //! Extraction stage: turns an object's bytes into searchable text.
 //!
-//! This module knows bytes, names and media types only. It does not know about S3, the index,
-//! size limits or retries: callers decide what to download (via [`format_for`]) and how large an
-//! object may be before calling [`extract`]. Everything here is pure, CPU-bound and must never
-//! panic, whatever the input.
+//! This module knows bytes, names and media types only, never S3 or the index. Callers decide
+//! what to download with [`expect_from_name`] (a pure function of the key) and hand each
+//! downloaded object to [`extract_object`], the one entry point that owns the safety rules: it
+//! runs on the blocking pool under a time budget, catches panics, undoes compression (by name,
+//! Content-Encoding or magic bytes) without ever producing more than `max_extracted_bytes`,
+//! sniffs objects without an extension, dispatches to the format, and caps the body.
 //!
-//! Compressed or binary formats (gzip, PDF, Office, images...) are deliberately not handled:
-//! [`format_for`] returns `None` for them so they are indexed by metadata only.
+//! Formats: text and markup (one module each), PDF, Office (DOCX, PPTX, XLSX, OpenDocument),
+//! RTF, EPUB and e-mail. Not handled: legacy binary Office files, images (no OCR), archives of
+//! several files (`.zip`, `.tar.gz`).
 
+mod budget;
+mod compress;
 mod decode;
+mod email;
+mod epub;
 mod format;
 mod html;
 mod json;
+mod markup;
+mod object;
+mod office;
+mod pdf;
+mod rtf;
+mod sniff;
 mod text;
 mod xml;
+mod zipped;
 
 use std::borrow::Cow;
 
+use budget::Budget;
 use decode::Declared;
 
-pub use format::format_for;
+pub use compress::Compression;
+pub use format::{Expected, expect_from_name, format_for};
+pub use object::{ExtractLimits, ObjectInput, extract_object};
 
 /// A format we can extract text from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -46,6 +63,26 @@ pub enum Format {
     SourceCode,
     /// HTML or XHTML: visible text, with the `<title>` as title.
     Html,
+    /// PDF: the text layer, titled by the document information `/Title`.
+    Pdf,
+    /// Word (Office Open XML): body, headers, footers and notes.
+    Docx,
+    /// PowerPoint (Office Open XML): slides in order, then speaker notes.
+    Pptx,
+    /// Excel (Office Open XML): sheet names and cell values.
+    Xlsx,
+    /// OpenDocument text.
+    Odt,
+    /// OpenDocument spreadsheet.
+    Ods,
+    /// OpenDocument presentation.
+    Odp,
+    /// Rich Text Format.
+    Rtf,
+    /// EPUB e-book: the spine's documents in reading order.
+    Epub,
+    /// An e-mail message (RFC 5322/MIME): main headers, text and HTML parts, attachment names.
+    Eml,
 }
 
 /// Extracted text.
@@ -82,12 +119,78 @@ pub enum ExtractError {
         /// What was wrong, as reported by the parser.
         message: String,
     },
+    /// Decompressed or extracted content passed `max_extracted_bytes` (a compression or zip
+    /// bomb, or just a very large document); extraction stopped there.
+    #[error("{what} exceed max_extracted_bytes ({limit} bytes); extraction stopped")]
+    TooLarge {
+        /// What passed the cap ("decompressed content", "decompressed document parts", ...).
+        what: &'static str,
+        /// The cap in bytes.
+        limit: u64,
+    },
+    /// The document needs a password.
+    #[error("encrypted {format}: the content is password-protected and cannot be read")]
+    Encrypted {
+        /// The format, e.g. "PDF", "DOCX".
+        format: &'static str,
+    },
+    /// A compressed object is truncated or corrupt.
+    #[error("truncated or corrupt {compression} data: {message}")]
+    Decompress {
+        /// The compression, e.g. "gzip".
+        compression: &'static str,
+        /// What the decoder reported.
+        message: String,
+    },
+    /// The document is truncated, damaged or not of the format its name says.
+    #[error("corrupt {format}: {message}")]
+    Corrupt {
+        /// The format, e.g. "PDF", "EPUB".
+        format: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+    /// The object uses a Content-Encoding that cannot be undone.
+    #[error("unsupported Content-Encoding {0:?}")]
+    ContentEncoding(String),
+    /// Neither name, Content-Type nor content tell a format we extract.
+    #[error("no extractable format detected{}", .detected.as_deref().map(|m| format!(" (content looks like {m})")).unwrap_or_default())]
+    Unsupported {
+        /// The media type sniffed from the content, if any.
+        detected: Option<String>,
+    },
+    /// Extraction took longer than `extraction_timeout` and was abandoned.
+    #[error("extraction took longer than extraction_timeout ({} s) and was abandoned", .timeout.as_secs_f64())]
+    Timeout {
+        /// The time budget.
+        timeout: std::time::Duration,
+    },
+    /// The extractor panicked; the panic was caught at the extraction boundary.
+    #[error("extraction crashed: {message}")]
+    Panicked {
+        /// The panic message.
+        message: String,
+    },
 }
 
-/// Extracts searchable text. Pure, CPU-only, never panics on any input.
+impl ExtractError {
+    /// Whether extraction stopped at a size cap (the document is `too_large`, not broken).
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, ExtractError::TooLarge { .. })
+    }
+
+    /// Whether the object turned out not to be of a format we extract (metadata only).
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, ExtractError::Unsupported { .. })
+    }
+}
+
+/// Extracts searchable text. Pure, CPU-only, never panics on text formats.
 ///
-/// The bytes are decoded with [`decode_text`] first; HTML and XML additionally honour an
-/// in-document charset declaration when the bytes are neither BOM-marked nor valid UTF-8.
+/// No size or time limit applies: the worker goes through [`extract_object`]; this is for
+/// trusted input such as tests and benchmarks. Text bytes are decoded with [`decode_text`]
+/// first; HTML and XML additionally honour an in-document charset declaration when the bytes
+/// are neither BOM-marked nor valid UTF-8.
 pub fn extract(format: Format, bytes: &[u8]) -> Result<Extracted, ExtractError> {
     extract_with_content_type(format, bytes, None)
 }
@@ -104,6 +207,16 @@ pub fn extract_with_content_type(
     format: Format,
     bytes: &[u8],
     content_type: Option<&str>,
+) -> Result<Extracted, ExtractError> {
+    extract_within(format, bytes, content_type, &Budget::unlimited())
+}
+
+/// Dispatches to the format's extractor under `budget`.
+fn extract_within(
+    format: Format,
+    bytes: &[u8],
+    content_type: Option<&str>,
+    budget: &Budget,
 ) -> Result<Extracted, ExtractError> {
     let header_hint = content_type.and_then(decode::charset_from_content_type);
     match format {
@@ -136,6 +249,16 @@ pub fn extract_with_content_type(
             body: decode::decode_with_hint(bytes, header_hint, Declared::Nowhere).into_owned(),
             title: None,
         }),
+        Format::Pdf => pdf::extract(bytes, budget),
+        Format::Docx => office::docx(bytes, budget),
+        Format::Pptx => office::pptx(bytes, budget),
+        Format::Xlsx => office::xlsx(bytes, budget),
+        Format::Odt => office::open_document(bytes, "ODT", budget),
+        Format::Ods => office::open_document(bytes, "ODS", budget),
+        Format::Odp => office::open_document(bytes, "ODP", budget),
+        Format::Rtf => rtf::extract(bytes, budget),
+        Format::Epub => epub::extract(bytes, budget),
+        Format::Eml => email::extract(bytes, budget),
     }
 }
 

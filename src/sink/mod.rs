@@ -83,9 +83,11 @@ impl VersionStamp {
 pub enum ContentStatus {
     /// The body holds the extracted text.
     Extracted,
-    /// Larger than `max_content_bytes`: metadata only, never downloaded.
+    /// Larger than `max_content_bytes` (metadata only, never downloaded), or its decompressed or
+    /// unpacked content passed `max_extracted_bytes` (metadata plus `extraction_error`).
     TooLarge,
-    /// A format we do not extract: metadata only, never downloaded.
+    /// A format we do not extract: metadata only (never downloaded, unless the key has no
+    /// extension and the content had to be sniffed).
     Unsupported,
     /// In an archive storage class (GLACIER, DEEP_ARCHIVE): metadata only, never downloaded.
     Archived,
@@ -152,7 +154,7 @@ pub struct Document {
     pub body: Option<String>,
     /// What became of the content.
     pub content_status: ContentStatus,
-    /// Why download or extraction failed, when `content_status` is `error`.
+    /// Why extraction failed (`content_status` `error`) or stopped at a cap (`too_large`).
     pub extraction_error: Option<String>,
     /// When this document was written.
     #[serde(with = "time::serde::rfc3339")]

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{BucketSelection, ConnectorConfig};
-use crate::extract::{self, ExtractError, Extracted};
+use crate::extract::{self, ExtractError, ExtractLimits, Extracted, ObjectInput};
 use crate::rules::{self, SyncRules};
 use crate::sink::{ContentStatus, DocId, Document, Sink, SinkError, VersionStamp};
 use crate::source::s3::{Fetched, ObjectEntry, S3Source, SourceError};
@@ -394,7 +394,7 @@ async fn process<S: Sink>(ctx: &SyncContext<'_, S>, bucket: &str, job: Job) -> O
         // Not started before shutdown: left for the next sync.
         return Outcome::Failed;
     }
-    let format = match content {
+    match content {
         ContentPlan::MetadataOnly(status) => return document(status, None, None, None),
         ContentPlan::Empty => {
             let empty = Extracted {
@@ -403,8 +403,8 @@ async fn process<S: Sink>(ctx: &SyncContext<'_, S>, bucket: &str, job: Job) -> O
             };
             return document(ContentStatus::Extracted, None, Some(empty), None);
         }
-        ContentPlan::Fetch(format) => format,
-    };
+        ContentPlan::Fetch(_) => {}
+    }
     let fetched = ctx
         .source
         .get_object(bucket, &entry.key, ctx.connector.max_content_bytes)
@@ -412,31 +412,26 @@ async fn process<S: Sink>(ctx: &SyncContext<'_, S>, bucket: &str, job: Job) -> O
     match fetched {
         Ok(Fetched::Content(object)) => {
             let content_type = object.content_type.clone();
-            let extracted = tokio::task::spawn_blocking(move || {
-                extract::extract_with_content_type(
-                    format,
-                    &object.bytes,
-                    object.content_type.as_deref(),
-                )
-            })
-            .await;
-            match extracted {
-                Ok(Ok(text)) => document(ContentStatus::Extracted, content_type, Some(text), None),
-                Ok(Err(error)) => {
-                    log_extraction_error(bucket, &entry.key, &error);
-                    document(
-                        ContentStatus::Error,
-                        content_type,
-                        None,
-                        Some(error.to_string()),
-                    )
+            let input = ObjectInput {
+                name: entry.key.clone(),
+                content_type: object.content_type,
+                content_encoding: object.content_encoding,
+                bytes: object.bytes,
+            };
+            match extract::extract_object(input, &extract_limits(ctx.connector)).await {
+                Ok(text) => document(ContentStatus::Extracted, content_type, Some(text), None),
+                Err(error) if error.is_unsupported() => {
+                    document(ContentStatus::Unsupported, content_type, None, None)
                 }
-                Err(crash) => document(
-                    ContentStatus::Error,
-                    content_type,
-                    None,
-                    Some(format!("extraction crashed: {crash}")),
-                ),
+                Err(error) => {
+                    log_extraction_error(bucket, &entry.key, &error);
+                    let status = if error.is_too_large() {
+                        ContentStatus::TooLarge
+                    } else {
+                        ContentStatus::Error
+                    };
+                    document(status, content_type, None, Some(error.to_string()))
+                }
             }
         }
         Ok(Fetched::TooLarge) => document(ContentStatus::TooLarge, None, None, None),
@@ -445,6 +440,15 @@ async fn process<S: Sink>(ctx: &SyncContext<'_, S>, bucket: &str, job: Job) -> O
             ctx.counters.error(error.to_string());
             Outcome::Failed
         }
+    }
+}
+
+/// The extraction limits of a connector.
+fn extract_limits(connector: &ConnectorConfig) -> ExtractLimits {
+    ExtractLimits {
+        max_extracted_bytes: connector.max_extracted_bytes(),
+        timeout: std::time::Duration::from_secs(connector.extraction_timeout),
+        max_body_chars: usize::try_from(connector.max_body_chars).unwrap_or(usize::MAX),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The decision for each listed object, as a pure function of data: skip it, index it with
 //! content, index its metadata only, or leave it out. Tested with a table, without I/O.
 
-use crate::extract::{self, Format};
+use crate::extract::{self, Expected};
 use crate::rules::SyncRules;
 use crate::sink::{ContentStatus, VersionStamp};
 use crate::source::s3::ObjectEntry;
@@ -28,8 +28,9 @@ pub enum Change {
 /// How to get the document's content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContentPlan {
-    /// Download the object and extract text in this format.
-    Fetch(Format),
+    /// Download the object and extract its text; the name announces this compression and format
+    /// (no format: sniffed from the content).
+    Fetch(Expected),
     /// An empty object: nothing to download, the body is empty.
     Empty,
     /// Metadata only, never downloaded, for this reason.
@@ -77,13 +78,13 @@ pub fn decide(
     let content = if archived {
         ContentPlan::MetadataOnly(ContentStatus::Archived)
     } else {
-        match extract::format_for(&entry.key, None) {
+        match extract::expect_from_name(&entry.key) {
             None => ContentPlan::MetadataOnly(ContentStatus::Unsupported),
             Some(_) if entry.size > limits.max_content_bytes => {
                 ContentPlan::MetadataOnly(ContentStatus::TooLarge)
             }
             Some(_) if entry.size == 0 => ContentPlan::Empty,
-            Some(format) => ContentPlan::Fetch(format),
+            Some(expected) => ContentPlan::Fetch(expected),
         }
     };
     Decision::Index { change, content }
@@ -95,6 +96,7 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
+    use crate::extract::{Compression, Format};
 
     fn entry(key: &str, size: u64, class: Option<&str>) -> ObjectEntry {
         ObjectEntry {
@@ -115,7 +117,13 @@ mod tests {
             .unwrap()
             .unwrap();
         let same = |e: &ObjectEntry| Some(VersionStamp::of(&e.etag, e.last_modified, e.size));
-        let fetch_text = ContentPlan::Fetch(Format::PlainText);
+        let fetch = |compression, format| {
+            ContentPlan::Fetch(Expected {
+                compression,
+                format,
+            })
+        };
+        let fetch_text = fetch(None, Some(Format::PlainText));
         let new = |content| Decision::Index {
             change: Change::New,
             content,
@@ -217,7 +225,89 @@ mod tests {
                 entry("docs/page.HTML", 10, None),
                 none,
                 None,
-                new(ContentPlan::Fetch(Format::Html)),
+                new(fetch(None, Some(Format::Html))),
+            ),
+            // Documents that are not text.
+            (
+                entry("docs/report.PDF", 10, None),
+                none,
+                None,
+                new(fetch(None, Some(Format::Pdf))),
+            ),
+            (
+                entry("docs/a.docx", 10, None),
+                none,
+                None,
+                new(fetch(None, Some(Format::Docx))),
+            ),
+            (
+                entry("docs/mail.eml", 10, None),
+                none,
+                None,
+                new(fetch(None, Some(Format::Eml))),
+            ),
+            // Compressed names are judged by their inner name.
+            (
+                entry("logs/report.txt.gz", 10, None),
+                none,
+                None,
+                new(fetch(Some(Compression::Gzip), Some(Format::PlainText))),
+            ),
+            (
+                entry("logs/app.json.zst", 10, None),
+                none,
+                None,
+                new(fetch(Some(Compression::Zstd), Some(Format::Json))),
+            ),
+            (
+                entry("backup.tar.gz", 10, None),
+                none,
+                None,
+                new(ContentPlan::MetadataOnly(ContentStatus::Unsupported)),
+            ),
+            (
+                entry("big.txt.gz", 1001, None),
+                none,
+                None,
+                new(ContentPlan::MetadataOnly(ContentStatus::TooLarge)),
+            ),
+            // No extension: downloaded for sniffing, within the size cap.
+            (
+                entry("exports/2024-10-01", 10, None),
+                none,
+                None,
+                new(fetch(None, None)),
+            ),
+            (
+                entry("exports/2024-10-01", 1001, None),
+                none,
+                None,
+                new(ContentPlan::MetadataOnly(ContentStatus::TooLarge)),
+            ),
+            (
+                entry("exports/data.gz", 10, None),
+                none,
+                None,
+                new(fetch(Some(Compression::Gzip), None)),
+            ),
+            (
+                entry("repo/Dockerfile", 10, None),
+                none,
+                None,
+                new(fetch(None, Some(Format::SourceCode))),
+            ),
+            // Unknown extensions and archives are not downloaded.
+            (
+                entry("docs/blob.xyz", 10, None),
+                none,
+                None,
+                new(ContentPlan::MetadataOnly(ContentStatus::Unsupported)),
+            ),
+            (
+                entry("docs/bundle.zip", 10, None),
+                none,
+                None,
+                new(ContentPlan::MetadataOnly(ContentStatus::Unsupported)),
             ),
         ];
         for (entry, indexed, rules, expected) in cases {

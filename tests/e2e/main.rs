@@ -4,6 +4,7 @@
 mod support;
 
 mod cli;
+mod extraction;
 mod fixture;
 mod harness_selftest;
 mod identity;
