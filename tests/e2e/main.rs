@@ -6,4 +6,6 @@ mod support;
 mod cli;
 mod fixture;
 mod harness_selftest;
+mod opensearch_real;
 mod sync_embedded;
+mod sync_opensearch;
