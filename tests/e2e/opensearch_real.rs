@@ -20,12 +20,13 @@ fn real_cluster() -> Option<Backend> {
         Ok(url) if !url.is_empty() => Some(Backend::RealOpensearch(url)),
         _ => {
             let thread = std::thread::current();
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED {}: OPENSEARCH_URL is not set, so this test did not run against a real \
-                 OpenSearch cluster (see tests/e2e/opensearch_real.rs)",
+            let note = format!(
+                "\nSKIPPED {}: OPENSEARCH_URL is not set, so this test did not run against a real \
+                 OpenSearch cluster (see tests/e2e/opensearch_real.rs)\n",
                 thread.name().unwrap_or("opensearch_real")
             );
+            // One write, straight to the terminal: the harness captures only print!/eprint!.
+            let _ = std::io::stderr().lock().write_all(note.as_bytes());
             None
         }
     }

@@ -3,14 +3,15 @@
 //! existing indices with other mappings, the scroll fallback, paging, request limits,
 //! authentication, and the CLI. Every test checks exact document counts afterwards.
 
-use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use s3_connector::config::Config;
 use s3_connector::sink::{ContentStatus, DocId, Document, Sink, VersionStamp};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+use crate::cli::{run_with_env as run, text};
 use crate::fixture::{Setup, create_bucket, delete, put, s3_client};
 use crate::support::moto::base64_decode;
 use crate::support::{Fault, FaultProxy, Match, MotoServer, OsmemServer, unique_name};
@@ -30,6 +31,21 @@ async fn seeded_bucket(prefix: &str, n: usize) -> (String, aws_sdk_s3::Client) {
         .await;
     }
     (bucket, s3)
+}
+
+/// A seeded bucket, a fault proxy in front of the shared osmem, and a connector that reads the
+/// bucket and writes through the proxy, with `index_extra` lines in its `index:` section:
+/// `(bucket, s3 client, proxy, setup, config)`.
+async fn proxied(
+    prefix: &str,
+    objects: usize,
+    index_extra: &str,
+) -> (String, aws_sdk_s3::Client, FaultProxy, Setup, Config) {
+    let (bucket, s3) = seeded_bucket(prefix, objects).await;
+    let proxy = FaultProxy::start(&OsmemServer::shared().url());
+    let setup = Setup::opensearch(&proxy.endpoint(), index_extra);
+    let config = setup.config(&MotoServer::shared().endpoint(), &[&bucket], "");
+    (bucket, s3, proxy, setup, config)
 }
 
 /// The ids of the items of a bulk answer, in order.
@@ -70,10 +86,7 @@ fn sizes(answers: &Mutex<Vec<Vec<String>>>) -> Vec<usize> {
 
 #[tokio::test]
 async fn a_429_storm_on_whole_bulk_requests_is_retried_and_nothing_is_lost() {
-    let (bucket, s3) = seeded_bucket("os-storm", 7).await;
-    let proxy = FaultProxy::start(&OsmemServer::shared().url());
-    let setup = Setup::opensearch(&proxy.endpoint(), "  bulk_max_docs: 3\n");
-    let config = setup.config(&MotoServer::shared().endpoint(), &[&bucket], "");
+    let (bucket, s3, proxy, setup, config) = proxied("os-storm", 7, "  bulk_max_docs: 3\n").await;
     let storm = proxy.inject(
         Fault::opensearch_too_many_requests(),
         Match::any().method("POST").path_contains("/_bulk"),
@@ -127,10 +140,7 @@ async fn a_429_storm_on_whole_bulk_requests_is_retried_and_nothing_is_lost() {
 
 #[tokio::test]
 async fn items_that_fail_with_429_inside_a_bulk_answer_are_sent_again_alone() {
-    let (bucket, _s3) = seeded_bucket("os-items", 5).await;
-    let proxy = FaultProxy::start(&OsmemServer::shared().url());
-    let setup = Setup::opensearch(&proxy.endpoint(), "");
-    let config = setup.config(&MotoServer::shared().endpoint(), &[&bucket], "");
+    let (_, _, proxy, setup, config) = proxied("os-items", 5, "").await;
     let throttled = Arc::new(Mutex::new(Vec::new()));
     let record = Arc::clone(&throttled);
     proxy.inject(
@@ -165,11 +175,8 @@ async fn items_that_fail_with_429_inside_a_bulk_answer_are_sent_again_alone() {
 
 #[tokio::test]
 async fn items_that_keep_failing_are_errors_naming_the_document() {
-    let (bucket, _s3) = seeded_bucket("os-item-fails", 3).await;
+    let (bucket, _, proxy, setup, config) = proxied("os-item-fails", 3, "").await;
     let stubborn = DocId::of(&bucket, "doc-1.txt").to_hex();
-    let proxy = FaultProxy::start(&OsmemServer::shared().url());
-    let setup = Setup::opensearch(&proxy.endpoint(), "");
-    let config = setup.config(&MotoServer::shared().endpoint(), &[&bucket], "");
     let target = stubborn.clone();
     let rewrites = proxy.inject(
         Fault::map_response(move |status, headers, body| {
@@ -207,10 +214,8 @@ async fn items_that_keep_failing_are_errors_naming_the_document() {
 
 #[tokio::test]
 async fn connection_resets_and_slow_answers_are_retried() {
-    let (bucket, s3) = seeded_bucket("os-resets", 4).await;
-    let proxy = FaultProxy::start(&OsmemServer::shared().url());
-    let setup = Setup::opensearch(&proxy.endpoint(), "  request_timeout: 1\n");
-    let config = setup.config(&MotoServer::shared().endpoint(), &[&bucket], "");
+    let (bucket, s3, proxy, setup, config) =
+        proxied("os-resets", 4, "  request_timeout: 1\n").await;
     let bulk = Match::any().method("POST").path_contains("/_bulk");
     let resets = proxy.inject(Fault::Reset, bulk.clone(), Some(2));
     let slow_bulk = proxy.inject(Fault::Delay(Duration::from_secs(3)), bulk, Some(1));
@@ -267,11 +272,8 @@ fn corrupt_size_of(key: &str, body: Vec<u8>) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_document_the_index_refuses_is_named_in_the_report_and_the_others_land() {
-    let (bucket, s3) = seeded_bucket("os-refused", 3).await;
+    let (bucket, s3, proxy, setup, config) = proxied("os-refused", 3, "").await;
     put(&s3, &bucket, "bad.txt", "this one is refused").await;
-    let proxy = FaultProxy::start(&OsmemServer::shared().url());
-    let setup = Setup::opensearch(&proxy.endpoint(), "");
-    let config = setup.config(&MotoServer::shared().endpoint(), &[&bucket], "");
     proxy.inject(
         Fault::map_request(|_, _, body| corrupt_size_of("bad.txt", body)),
         Match::any().method("POST").path_contains("/_bulk"),
@@ -301,6 +303,15 @@ async fn a_document_the_index_refuses_is_named_in_the_report_and_the_others_land
     assert_eq!(setup.count(), 4);
 }
 
+/// A setup whose index already exists on the shared osmem, created with `body`.
+fn setup_with_existing_index(body: &str) -> (&'static OsmemServer, Setup, String) {
+    let osmem = OsmemServer::shared();
+    let setup = Setup::opensearch(&osmem.url(), "");
+    let index = setup.index_name().unwrap().to_owned();
+    osmem.json("PUT", &format!("/{index}"), body);
+    (osmem, setup, index)
+}
+
 /// The mapping osmem holds for `index`.
 fn mapping_of(osmem: &OsmemServer, index: &str) -> Value {
     osmem.json("GET", &format!("/{index}/_mapping"), "")[index]["mappings"].clone()
@@ -308,12 +319,7 @@ fn mapping_of(osmem: &OsmemServer, index: &str) -> Value {
 
 #[tokio::test]
 async fn an_index_with_a_conflicting_mapping_is_reported_and_left_unchanged() {
-    let osmem = OsmemServer::shared();
-    let setup = Setup::opensearch(&osmem.url(), "");
-    let index = setup.index_name().unwrap().to_owned();
-    osmem.json(
-        "PUT",
-        &format!("/{index}"),
+    let (osmem, setup, index) = setup_with_existing_index(
         r#"{"mappings":{"properties":{"bucket":{"type":"text"},"size_in_bytes":{"type":"keyword"},"title":{"type":"text"}}}}"#,
     );
     osmem.json(
@@ -367,12 +373,7 @@ async fn an_index_with_a_conflicting_mapping_is_reported_and_left_unchanged() {
 
 #[tokio::test]
 async fn an_existing_index_without_our_fields_gets_them_and_keeps_its_own() {
-    let osmem = OsmemServer::shared();
-    let setup = Setup::opensearch(&osmem.url(), "");
-    let index = setup.index_name().unwrap().to_owned();
-    osmem.json(
-        "PUT",
-        &format!("/{index}"),
+    let (osmem, setup, index) = setup_with_existing_index(
         r#"{"settings":{"number_of_replicas":0},"mappings":{"properties":{"team":{"type":"keyword"}}}}"#,
     );
     let (bucket, _s3) = seeded_bucket("os-additive", 2).await;
@@ -397,10 +398,7 @@ async fn an_existing_index_without_our_fields_gets_them_and_keeps_its_own() {
 
 #[tokio::test]
 async fn without_point_in_time_search_versions_are_read_with_a_scroll() {
-    let (bucket, s3) = seeded_bucket("os-scroll", 3).await;
-    let proxy = FaultProxy::start(&OsmemServer::shared().url());
-    let setup = Setup::opensearch(&proxy.endpoint(), "");
-    let config = setup.config(&MotoServer::shared().endpoint(), &[&bucket], "");
+    let (bucket, s3, proxy, setup, config) = proxied("os-scroll", 3, "").await;
     assert_eq!(setup.sync(&config).await.added, 3);
 
     let no_pit = proxy.inject(
@@ -566,38 +564,14 @@ async fn bulk_requests_respect_count_and_byte_limits_and_halve_on_413() {
     assert_eq!(setup.count(), 16);
 }
 
-fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_s3-connector"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .envs(envs.iter().copied())
-        .output()
-        .expect("run s3-connector")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 #[tokio::test]
 async fn the_cli_syncs_and_searches_with_basic_auth_and_never_shows_the_password() {
     const PASSWORD: &str = "os-pa55-DO-NOT-LEAK";
-    let s3 = s3_client(&MotoServer::shared().endpoint());
-    let bucket = unique_name("os-cli");
-    create_bucket(&s3, &bucket).await;
-    put(
-        &s3,
-        &bucket,
-        "notes/quarterly.txt",
-        "quarterly revenue summary",
-    )
-    .await;
-    put(&s3, &bucket, "notes/other.md", "unrelated words").await;
+    // Not `proxied`: the password variable is set for the CLI only, not in this process.
+    let (bucket, _s3) = seeded_bucket("os-cli", 2).await;
     let proxy = FaultProxy::start(&OsmemServer::shared().url());
-    let setup = Setup::opensearch(
-        &proxy.endpoint(),
-        "  username: admin\n  password: ${S3C_TEST_OS_PASSWORD}\n",
-    );
+    let password_from_env = "  username: admin\n  password: ${S3C_TEST_OS_PASSWORD}\n";
+    let setup = Setup::opensearch(&proxy.endpoint(), password_from_env);
     let config = setup.dir.path().join("cli.yml");
     std::fs::write(
         &config,
@@ -606,6 +580,26 @@ async fn the_cli_syncs_and_searches_with_basic_auth_and_never_shows_the_password
     .unwrap();
     let config = config.to_str().unwrap();
     let envs = [("S3C_TEST_OS_PASSWORD", PASSWORD)];
+    let search = |query: &str| {
+        let output = run(
+            &[
+                "search",
+                "--config",
+                config,
+                "--connector",
+                "c",
+                "--json",
+                query,
+            ],
+            &envs,
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        let hits: Vec<Value> = text(&output.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        (hits, output)
+    };
 
     let output = run(
         &["sync", "--config", config, "--json", "--log-level", "debug"],
@@ -617,64 +611,23 @@ async fn the_cli_syncs_and_searches_with_basic_auth_and_never_shows_the_password
         (report["added"].as_u64(), report["errors"].as_u64()),
         (Some(2), Some(0))
     );
+    let mut outputs = vec![output];
 
-    let output = run(
-        &[
-            "search",
-            "--config",
-            config,
-            "--connector",
-            "c",
-            "--json",
-            "revenue",
-        ],
-        &envs,
-    );
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    let hits: Vec<Value> = text(&output.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let (hits, output) = search("1");
     assert_eq!(hits.len(), 1, "{hits:?}");
-    assert_eq!(hits[0]["key"], "notes/quarterly.txt");
+    assert_eq!(hits[0]["key"], "doc-1.txt");
     assert_eq!(hits[0]["bucket"], bucket.as_str());
-    assert_eq!(
-        hits[0]["id"],
-        DocId::of(&bucket, "notes/quarterly.txt").to_hex()
-    );
+    assert_eq!(hits[0]["id"], DocId::of(&bucket, "doc-1.txt").to_hex());
     assert!(hits[0]["score"].as_f64().unwrap() > 0.0);
+    outputs.push(output);
     // A stray quote is a typo, not an error; field:value works as on the embedded index.
-    let output = run(
-        &[
-            "search",
-            "--config",
-            config,
-            "--connector",
-            "c",
-            "--json",
-            "\"revenue",
-        ],
-        &envs,
-    );
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    assert_eq!(text(&output.stdout).lines().count(), 1);
-    let output = run(
-        &[
-            "search",
-            "--config",
-            config,
-            "--connector",
-            "c",
-            "--json",
-            "extension:.md",
-        ],
-        &envs,
-    );
-    assert!(
-        text(&output.stdout).contains("notes/other.md"),
-        "{}",
-        text(&output.stdout)
-    );
+    let (hits, output) = search("\"1");
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    outputs.push(output);
+    let (hits, output) = search("key:\"doc-0.txt\"");
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0]["key"], "doc-0.txt");
+    outputs.push(output);
 
     let requests = proxy.requests();
     assert!(!requests.is_empty());
@@ -689,8 +642,10 @@ async fn the_cli_syncs_and_searches_with_basic_auth_and_never_shows_the_password
             request.path_and_query
         );
     }
-    let all_output = format!("{}{}", text(&output.stdout), text(&output.stderr));
-    assert!(!all_output.contains(PASSWORD));
+    for output in outputs {
+        let all_output = format!("{}{}", text(&output.stdout), text(&output.stderr));
+        assert!(!all_output.contains(PASSWORD), "{all_output}");
+    }
 }
 
 #[tokio::test]

@@ -25,26 +25,32 @@ const KEEP_ALIVE: &str = "5m";
 /// The fields a version stamp is made of.
 const VERSION_FIELDS: [&str; 3] = ["etag", "last_modified", "size_in_bytes"];
 
+/// One page of a search answer: its hits and, for a point in time or scroll, the id of the
+/// next page.
 #[derive(Deserialize)]
-struct Page {
+pub(super) struct Page {
     #[serde(default)]
     pit_id: Option<String>,
     #[serde(default, rename = "_scroll_id")]
     scroll_id: Option<String>,
-    hits: Hits,
+    pub hits: Hits,
 }
 
+/// The `hits` object of a search answer.
 #[derive(Deserialize)]
-struct Hits {
-    hits: Vec<Hit>,
+pub(super) struct Hits {
+    pub hits: Vec<Hit>,
 }
 
+/// One hit: its id, score, the fields asked for, and its sort values.
 #[derive(Deserialize)]
-struct Hit {
+pub(super) struct Hit {
     #[serde(rename = "_id")]
-    id: String,
+    pub id: String,
+    #[serde(default, rename = "_score")]
+    pub score: Option<f32>,
     #[serde(default, rename = "_source")]
-    source: Map<String, Value>,
+    pub source: Map<String, Value>,
     #[serde(default)]
     sort: Option<Value>,
 }

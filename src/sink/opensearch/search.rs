@@ -8,30 +8,11 @@ use time::OffsetDateTime;
 
 use super::client::{Body, Client, index_path};
 use super::error::OpensearchError;
+use super::scan::Page;
 use crate::sink::{ContentStatus, DocId, Document, SearchHit};
 
 /// The fields a query searches, as on the embedded index: body, title, filename and key.
 const SEARCH_FIELDS: [&str; 4] = ["body", "title", "filename", "key.text"];
-
-#[derive(Deserialize)]
-struct Answer {
-    hits: Hits,
-}
-
-#[derive(Deserialize)]
-struct Hits {
-    hits: Vec<Hit>,
-}
-
-#[derive(Deserialize)]
-struct Hit {
-    #[serde(rename = "_id")]
-    id: String,
-    #[serde(rename = "_score", default)]
-    score: Option<f32>,
-    #[serde(rename = "_source", default)]
-    source: Value,
-}
 
 /// The best `limit` hits for `query`, in OpenSearch's query-string syntax (words, "phrases",
 /// field:value) like the embedded index. A query that does not parse (a stray quote) is run
@@ -78,14 +59,21 @@ pub(super) async fn search(
             )
             .await?;
     }
-    let answer: Answer = reply.json(&action)?;
-    Ok(answer
+    let page: Page = reply.json(&action)?;
+    let text = |source: &serde_json::Map<String, Value>, field: &str| {
+        source
+            .get(field)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Ok(page
         .hits
         .hits
         .into_iter()
         .map(|hit| SearchHit {
-            bucket: hit.source["bucket"].as_str().unwrap_or_default().to_owned(),
-            key: hit.source["key"].as_str().unwrap_or_default().to_owned(),
+            bucket: text(&hit.source, "bucket"),
+            key: text(&hit.source, "key"),
             id: hit.id,
             score: hit.score.unwrap_or_default(),
         })
