@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use crate::cli::{run_with_env as run, text};
 use crate::fixture::{Setup, create_bucket, delete, put, s3_client};
 use crate::support::moto::base64_decode;
-use crate::support::{Fault, FaultProxy, Match, MotoServer, OsmemServer, unique_name};
+use crate::support::{Fault, FaultProxy, Match, MotoServer, OsmemServer, TlsFront, unique_name};
 
 /// A bucket on the shared moto holding `doc-0.txt` .. `doc-{n-1}.txt`.
 async fn seeded_bucket(prefix: &str, n: usize) -> (String, aws_sdk_s3::Client) {
@@ -697,4 +697,50 @@ async fn sigv4_signs_every_request_for_the_configured_service_and_region() {
         assert!(request.header("x-amz-content-sha256").is_some());
         assert!(request.header("x-amz-date").is_some());
     }
+}
+
+#[tokio::test]
+async fn tls_trusts_the_configured_ca_refuses_other_certificates_at_once_and_can_be_turned_off() {
+    let tls = TlsFront::start(&OsmemServer::shared().url());
+    let (bucket, _s3) = seeded_bucket("os-tls", 2).await;
+    let s3 = MotoServer::shared().endpoint();
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca = ca_dir.path().join("ca.pem");
+    std::fs::write(&ca, tls.ca_pem()).unwrap();
+
+    let trusted = Setup::opensearch(
+        &tls.endpoint(),
+        &format!("  ca_cert: {:?}\n", ca.display().to_string()),
+    );
+    let report = trusted.sync(&trusted.config(&s3, &[&bucket], "")).await;
+    assert_eq!(
+        (report.added, report.errors),
+        (2, 0),
+        "{:?}",
+        report.error_messages
+    );
+    assert_eq!(trusted.count(), 2);
+    assert!(tls.handshakes_completed() >= 1);
+
+    // A certificate the client does not trust is the same on the next try: one handshake, no
+    // retries, and a message that says what is wrong.
+    let untrusted = Setup::opensearch(&tls.endpoint(), "");
+    let before = tls.handshakes_started();
+    let error = match untrusted.open_sink().await {
+        Ok(sink) => panic!("connected without trusting the CA: {sink:?}"),
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains("certificate"), "{error}");
+    assert!(error.contains(&tls.endpoint()), "{error}");
+    assert_eq!(tls.handshakes_started() - before, 1, "{error}");
+
+    let insecure = Setup::opensearch(&tls.endpoint(), "  tls_insecure_skip_verify: true\n");
+    let report = insecure.sync(&insecure.config(&s3, &[&bucket], "")).await;
+    assert_eq!(
+        (report.added, report.errors),
+        (2, 0),
+        "{:?}",
+        report.error_messages
+    );
+    assert_eq!(insecure.count(), 2);
 }

@@ -112,13 +112,11 @@ impl OpensearchError {
     pub(super) fn transport(action: &str, url: &str, cause: &::opensearch::Error) -> Self {
         let mut chain = vec![cause.to_string()];
         let mut source = cause.source();
-        // TLS handshake failures surface as InvalidData I/O errors: the certificate will be the
-        // same on the next try.
+        // A failed TLS handshake (an untrusted certificate, a name that does not match) fails
+        // the same way on the next try.
         let mut tls_failure = false;
         while let Some(error) = source {
-            if let Some(io) = error.downcast_ref::<std::io::Error>() {
-                tls_failure |= io.kind() == std::io::ErrorKind::InvalidData;
-            }
+            tls_failure |= is_tls_failure(error);
             let text = error.to_string();
             if chain.last() != Some(&text) {
                 chain.push(text);
@@ -161,6 +159,18 @@ impl OpensearchError {
             Self::Status { kind, .. } => kind.as_deref(),
             _ => None,
         }
+    }
+}
+
+/// Whether `error` is, or wraps, a rustls error. I/O errors hide what they wrap from `source()`
+/// (it skips to the wrapped error's own source), so they are unwrapped by hand.
+fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
+    if error.is::<rustls::Error>() {
+        return true;
+    }
+    match error.downcast_ref::<std::io::Error>() {
+        Some(io) => io.get_ref().is_some_and(|inner| is_tls_failure(inner)),
+        None => false,
     }
 }
 

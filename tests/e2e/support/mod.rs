@@ -8,6 +8,7 @@ pub mod fault_proxy;
 pub mod http;
 pub mod moto;
 pub mod osmem;
+pub mod tls;
 pub mod tools;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use fault_proxy::{Fault, FaultHandle, FaultKind, FaultProxy, Match, ProxiedRequest};
 pub use moto::{MotoServer, RecordedRequest};
 pub use osmem::OsmemServer;
+pub use tls::TlsFront;
 
 /// A name unique in this process and across processes, valid as an S3 bucket name (lowercase
 /// letters, digits and hyphens, at most 63 characters): `prefix-<pid>-<counter>-<time>`.
