@@ -1,5 +1,6 @@
 //! Shared helpers of the integration tests: every test gets its servers from here (moto for S3,
-//! the fault-injecting proxy) so they start, wait and stop the same way everywhere.
+//! osmem-server for OpenSearch, the fault-injecting proxy, a TLS front) so they start, wait and
+//! stop the same way everywhere.
 //!
 //! Not every test module uses every helper, hence `dead_code` and unused re-exports are allowed for this module tree.
 #![allow(dead_code, unused_imports)]
