@@ -92,3 +92,29 @@ pub const fn extraction_timeout() -> u64 {
 pub const fn max_body_chars() -> u64 {
     1_000_000
 }
+
+/// Documents per OpenSearch bulk request: 500.
+pub const fn opensearch_bulk_max_docs() -> usize {
+    500
+}
+
+/// Bytes of NDJSON per OpenSearch bulk request: 5 MiB.
+pub const fn opensearch_bulk_max_bytes() -> u64 {
+    5 * 1024 * 1024
+}
+
+/// OpenSearch bulk requests in flight: 2.
+pub const fn opensearch_bulk_concurrency() -> usize {
+    2
+}
+
+/// Retries of a failed OpenSearch request (or of the failed items of a bulk request) after
+/// the first attempt: 8.
+pub const fn opensearch_max_retries() -> u32 {
+    8
+}
+
+/// Timeout of one OpenSearch request, connecting included: 60 s.
+pub const fn opensearch_request_timeout() -> u64 {
+    60
+}

@@ -7,6 +7,7 @@
 
 pub mod defaults;
 pub mod env;
+pub mod opensearch;
 pub mod rules_of_names;
 pub mod schedule;
 pub mod secret;
@@ -76,6 +77,8 @@ pub enum IndexConfig {
         #[serde(default = "defaults::index_path")]
         path: PathBuf,
     },
+    /// An OpenSearch cluster; see [`opensearch::OpensearchConfig`] for its fields.
+    Opensearch(opensearch::OpensearchConfig),
 }
 
 impl Default for IndexConfig {
@@ -331,7 +334,7 @@ pub enum ConfigError {
 }
 
 /// Fields whose values are secrets: masked in every message.
-const SECRET_FIELDS: [&str; 2] = ["aws_secret_access_key", "aws_session_token"];
+const SECRET_FIELDS: [&str; 3] = ["aws_secret_access_key", "aws_session_token", "password"];
 
 /// Reads, expands and validates the configuration file at `path`, loading rule files relative
 /// to the file's directory and variables from the process environment.
@@ -428,6 +431,9 @@ fn validate(config: &mut Config, base_dir: &Path, problems: &mut Vec<Problem>) {
             value: None,
             rule: "must list at least one connector".into(),
         });
+    }
+    if let IndexConfig::Opensearch(index) = &mut config.index {
+        opensearch::validate(index, base_dir, problems);
     }
     let mut ids = HashSet::new();
     let mut index_names = HashSet::new();

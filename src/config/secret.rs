@@ -43,7 +43,52 @@ impl fmt::Display for Secret {
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Self)
+        deserializer.deserialize_any(SecretVisitor)
+    }
+}
+
+/// Accepts strings only, and never repeats a wrong value in its error: serde's own message
+/// would print an unquoted numeric password, and not every error path can be masked by name
+/// (inside an internally tagged enum serde reports only the enum's path).
+struct SecretVisitor;
+
+impl SecretVisitor {
+    fn refuse<E: serde::de::Error>(kind: &str) -> Result<Secret, E> {
+        Err(E::custom(format!(
+            "invalid type: {kind} ({REDACTED}), expected a string; put the value in quotes"
+        )))
+    }
+}
+
+impl serde::de::Visitor<'_> for SecretVisitor {
+    type Value = Secret;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Secret, E> {
+        Ok(Secret::new(value))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, value: String) -> Result<Secret, E> {
+        Ok(Secret(value))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Secret, E> {
+        Self::refuse("boolean")
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Secret, E> {
+        Self::refuse("number")
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Secret, E> {
+        Self::refuse("number")
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Secret, E> {
+        Self::refuse("number")
     }
 }
 

@@ -4,6 +4,7 @@
 //! (incremental skip, deletes after a complete listing, search) works the same on each backend.
 
 pub mod embedded;
+pub mod opensearch;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -194,6 +195,8 @@ pub type RejectedDocuments = Vec<(DocId, String)>;
 pub enum AnySink {
     /// The embedded (tantivy) index.
     Embedded(embedded::EmbeddedIndex),
+    /// An index of an OpenSearch cluster.
+    Opensearch(self::opensearch::OpensearchSink),
 }
 
 impl AnySink {
@@ -209,14 +212,25 @@ impl AnySink {
                 .map_err(|error| SinkError::Task(error.to_string()))??;
                 Ok(Self::Embedded(index))
             }
+            IndexConfig::Opensearch(settings) => Ok(Self::Opensearch(
+                self::opensearch::OpensearchSink::open(settings, index_name).await?,
+            )),
         }
     }
 }
 
 impl Sink for AnySink {
+    fn batch_size(&self) -> usize {
+        match self {
+            Self::Embedded(index) => index.batch_size(),
+            Self::Opensearch(index) => index.batch_size(),
+        }
+    }
+
     async fn indexed_buckets(&self) -> Result<Vec<String>, SinkError> {
         match self {
             Self::Embedded(index) => index.indexed_buckets().await,
+            Self::Opensearch(index) => index.indexed_buckets().await,
         }
     }
 
@@ -226,30 +240,35 @@ impl Sink for AnySink {
     ) -> Result<HashMap<DocId, VersionStamp>, SinkError> {
         match self {
             Self::Embedded(index) => index.indexed_versions(bucket).await,
+            Self::Opensearch(index) => index.indexed_versions(bucket).await,
         }
     }
 
     async fn upsert(&self, documents: Vec<Document>) -> Result<RejectedDocuments, SinkError> {
         match self {
             Self::Embedded(index) => index.upsert(documents).await,
+            Self::Opensearch(index) => index.upsert(documents).await,
         }
     }
 
     async fn delete(&self, ids: Vec<DocId>) -> Result<(), SinkError> {
         match self {
             Self::Embedded(index) => index.delete(ids).await,
+            Self::Opensearch(index) => index.delete(ids).await,
         }
     }
 
     async fn commit(&self) -> Result<(), SinkError> {
         match self {
             Self::Embedded(index) => index.commit().await,
+            Self::Opensearch(index) => index.commit().await,
         }
     }
 
     async fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, SinkError> {
         match self {
             Self::Embedded(index) => index.search(query, limit).await,
+            Self::Opensearch(index) => index.search(query, limit).await,
         }
     }
 }
@@ -260,6 +279,9 @@ pub enum SinkError {
     /// The embedded (tantivy) index failed.
     #[error(transparent)]
     Embedded(#[from] embedded::EmbeddedError),
+    /// The OpenSearch index failed.
+    #[error(transparent)]
+    Opensearch(#[from] self::opensearch::OpensearchError),
     /// A background task of the sink died.
     #[error("an index task failed: {0}")]
     Task(String),
@@ -270,6 +292,11 @@ pub enum SinkError {
 /// Writes become durable and visible on [`Sink::commit`]; a crash before it loses only the
 /// uncommitted writes, which the next sync redoes.
 pub trait Sink: Send + Sync {
+    /// Documents the sync hands to one [`Sink::upsert`]. Default 256.
+    fn batch_size(&self) -> usize {
+        256
+    }
+
     /// Buckets that have at least one document in this index.
     fn indexed_buckets(&self) -> impl Future<Output = Result<Vec<String>, SinkError>> + Send;
 

@@ -27,8 +27,6 @@ use crate::source::s3::{Fetched, ObjectEntry, S3Source, SourceError};
 use plan::{Change, ContentPlan, Decision, Limits};
 pub use report::{Counters, SyncReport};
 
-/// Documents per write to the sink.
-const BATCH_SIZE: usize = 256;
 /// Documents written between two commits inside one bucket.
 const COMMIT_EVERY: u64 = 10_000;
 
@@ -305,13 +303,14 @@ async fn write_documents<S: Sink>(
     let mut outcomes = job_queue
         .map(|job| process(ctx, bucket, job))
         .buffer_unordered(ctx.connector.concurrency);
-    let mut batch = Vec::with_capacity(BATCH_SIZE);
+    let batch_size = ctx.sink.batch_size();
+    let mut batch = Vec::with_capacity(batch_size);
     let mut since_commit = 0u64;
     while let Some(outcome) = outcomes.next().await {
         match outcome {
             Outcome::Write(document, change) => {
                 batch.push((*document, change));
-                if batch.len() >= BATCH_SIZE {
+                if batch.len() >= batch_size {
                     since_commit += write_batch(ctx, &mut batch).await?;
                 }
             }

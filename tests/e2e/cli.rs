@@ -13,14 +13,20 @@ const SECRET: &str = "s3c-secret-DO-NOT-LEAK";
 const TOKEN: &str = "s3c-token-DO-NOT-LEAK";
 
 fn run(args: &[&str]) -> Output {
+    run_with_env(args, &[])
+}
+
+/// Runs the binary with `args` and these environment variables set (and `RUST_LOG` unset).
+pub(crate) fn run_with_env(args: &[&str], envs: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_s3-connector"))
         .args(args)
         .env_remove("RUST_LOG")
+        .envs(envs.iter().copied())
         .output()
         .expect("run s3-connector")
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 

@@ -1,5 +1,6 @@
 //! Test fixtures for sync scenarios: an S3 client to seed buckets, a connector built from YAML,
-//! and a sync run against the embedded index in a temporary directory.
+//! and a sync run against the embedded index in a temporary directory, or against an OpenSearch
+//! index (osmem-server, or a real cluster) with a name of its own.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,13 +11,15 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::StorageClass;
 use s3_connector::config::{self, Config};
 use s3_connector::sink::embedded::EmbeddedIndex;
-use s3_connector::sink::{DocId, Document};
+use s3_connector::sink::opensearch::OpensearchSink;
+use s3_connector::sink::{AnySink, DocId, Document, SinkError};
 use s3_connector::source::s3::S3Source;
 use s3_connector::sync::{self, Counters, SyncContext, SyncReport};
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::moto::{ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY};
+use crate::support::{OsmemServer, unique_name};
 
 /// An S3 client for seeding buckets directly, bypassing the connector.
 pub fn s3_client(endpoint: &str) -> Client {
@@ -88,10 +91,33 @@ pub async fn delete(client: &Client, bucket: &str, key: &str) {
         .unwrap_or_else(|e| panic!("delete {bucket}/{key}: {e:?}"));
 }
 
-/// A connector's config plus its own index directory.
+/// The index a sync scenario runs against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded index in the setup's temporary directory.
+    Embedded,
+    /// The shared osmem-server of this test process.
+    Osmem,
+    /// The cluster at `$OPENSEARCH_URL` (see `opensearch_real.rs`).
+    RealOpensearch(String),
+}
+
+/// Where a [`Setup`]'s connector writes.
+enum Target {
+    Embedded,
+    /// An index of its own on an OpenSearch cluster; `extra` are lines added to `index:`.
+    Opensearch {
+        url: String,
+        index_name: String,
+        extra: String,
+    },
+}
+
+/// A connector's config plus its own index (directory, or OpenSearch index).
 pub struct Setup {
     /// Holds the index (and rule files) until the test ends.
     pub dir: TempDir,
+    target: Target,
 }
 
 impl Setup {
@@ -99,6 +125,37 @@ impl Setup {
     pub fn new() -> Self {
         Self {
             dir: tempfile::tempdir().expect("temp dir"),
+            target: Target::Embedded,
+        }
+    }
+
+    /// A setup writing to a fresh index of the OpenSearch cluster at `url`, with `index_extra`
+    /// YAML lines (`  field: value`) added to the `index:` section.
+    pub fn opensearch(url: &str, index_extra: &str) -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+            target: Target::Opensearch {
+                url: url.to_owned(),
+                index_name: unique_name("s3c-e2e"),
+                extra: index_extra.to_owned(),
+            },
+        }
+    }
+
+    /// A setup for `backend`, with the backend's defaults.
+    pub fn for_backend(backend: &Backend) -> Self {
+        match backend {
+            Backend::Embedded => Self::new(),
+            Backend::Osmem => Self::opensearch(&OsmemServer::shared().url(), ""),
+            Backend::RealOpensearch(url) => Self::opensearch(url, &real_cluster_index_lines()),
+        }
+    }
+
+    /// The OpenSearch index name, when the setup writes to OpenSearch.
+    pub fn index_name(&self) -> Option<&str> {
+        match &self.target {
+            Target::Embedded => None,
+            Target::Opensearch { index_name, .. } => Some(index_name),
         }
     }
 
@@ -120,14 +177,27 @@ impl Setup {
     /// The YAML text [`Setup::config`] writes.
     pub fn config_text(&self, endpoint: &str, buckets: &[&str], extra: &str) -> String {
         let buckets: Vec<String> = buckets.iter().map(|b| format!("{b:?}")).collect();
+        let (index, index_name) = match &self.target {
+            Target::Embedded => (
+                format!("  kind: embedded\n  path: {}", self.index_root().display()),
+                String::new(),
+            ),
+            Target::Opensearch {
+                url,
+                index_name,
+                extra,
+            } => (
+                format!("  kind: opensearch\n  url: {url}\n  max_retries: 3\n{extra}"),
+                format!("\n    index_name: {index_name}"),
+            ),
+        };
         format!(
-            "index:\n  kind: embedded\n  path: {index}\nconnectors:\n  - id: c\n    buckets: [{buckets}]\n    region: {REGION}\n    endpoint_url: {endpoint}\n    aws_access_key_id: {ACCESS_KEY_ID}\n    aws_secret_access_key: {SECRET_ACCESS_KEY}\n    max_attempts: 3\n{extra}\n",
-            index = self.index_root().display(),
+            "index:\n{index}\nconnectors:\n  - id: c{index_name}\n    buckets: [{buckets}]\n    region: {REGION}\n    endpoint_url: {endpoint}\n    aws_access_key_id: {ACCESS_KEY_ID}\n    aws_secret_access_key: {SECRET_ACCESS_KEY}\n    max_attempts: 3\n{extra}\n",
             buckets = buckets.join(", "),
         )
     }
 
-    /// Opens the connector's index.
+    /// Opens the connector's embedded index (for embedded setups only).
     pub fn index(&self) -> EmbeddedIndex {
         EmbeddedIndex::open_or_create(&self.index_root().join("c")).expect("open index")
     }
@@ -137,7 +207,9 @@ impl Setup {
         let connector = &config.connectors[0];
         let sdk_config = s3_connector::credentials::sdk_config(connector).await;
         let source = S3Source::new(connector, &sdk_config);
-        let index = self.index();
+        let index = AnySink::open(&config.index, connector.index_name())
+            .await
+            .unwrap_or_else(|e| panic!("open the index: {e}"));
         let counters = Arc::new(Counters::default());
         sync::sync_connector(&SyncContext {
             connector,
@@ -151,15 +223,90 @@ impl Setup {
 
     /// The indexed document of `bucket/key`, if any.
     pub fn doc(&self, bucket: &str, key: &str) -> Option<Document> {
-        self.index()
-            .get(DocId::of(bucket, key))
-            .expect("read index")
+        let id = DocId::of(bucket, key);
+        match self.target {
+            Target::Embedded => self.index().get(id).expect("read index"),
+            Target::Opensearch { .. } => self
+                .on_opensearch(move |sink| async move { sink.get(id).await })
+                .expect("read index"),
+        }
     }
 
     /// Number of indexed documents.
     pub fn count(&self) -> u64 {
-        self.index().count().expect("count")
+        match self.target {
+            Target::Embedded => self.index().count().expect("count"),
+            Target::Opensearch { .. } => self
+                .on_opensearch(|sink| async move { sink.count().await })
+                .expect("count"),
+        }
     }
+
+    /// The connector's index, as the sync opens it.
+    pub async fn sink(&self) -> AnySink {
+        self.open_sink()
+            .await
+            .unwrap_or_else(|e| panic!("open the index: {e}"))
+    }
+
+    /// Opens the connector's index, returning the error instead of panicking.
+    pub async fn open_sink(&self) -> Result<AnySink, SinkError> {
+        let config = config::parse(
+            &self.config_text("http://127.0.0.1:1", &["unused"], ""),
+            Path::new("sink.yml"),
+            self.dir.path(),
+            &|name| std::env::var(name).ok(),
+        )
+        .unwrap_or_else(|e| panic!("config invalid: {e}"));
+        AnySink::open(&config.index, config.connectors[0].index_name()).await
+    }
+
+    /// Runs `read` on the OpenSearch index on a thread of its own, so that the synchronous
+    /// helpers above work inside async tests too.
+    fn on_opensearch<T, F, Fut>(&self, read: F) -> T
+    where
+        T: Send,
+        F: FnOnce(OpensearchSink) -> Fut + Send,
+        Fut: std::future::Future<Output = T>,
+    {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("runtime");
+                    runtime.block_on(async {
+                        match self.sink().await {
+                            AnySink::Opensearch(sink) => read(sink).await,
+                            other => panic!("not an OpenSearch index: {other:?}"),
+                        }
+                    })
+                })
+                .join()
+                .expect("reading the OpenSearch index panicked")
+        })
+    }
+}
+
+/// `index:` lines for a real cluster, from the environment: basic auth from
+/// `OPENSEARCH_USERNAME`/`OPENSEARCH_PASSWORD` (expanded by the config loader, so the password is
+/// never written to the file), `OPENSEARCH_CA_CERT`, and `OPENSEARCH_INSECURE=1`.
+fn real_cluster_index_lines() -> String {
+    let mut lines = String::new();
+    if std::env::var_os("OPENSEARCH_USERNAME").is_some() {
+        lines.push_str("  username: ${OPENSEARCH_USERNAME}\n  password: ${OPENSEARCH_PASSWORD}\n");
+    }
+    if let Some(ca_cert) = std::env::var_os("OPENSEARCH_CA_CERT") {
+        lines.push_str(&format!(
+            "  ca_cert: {:?}\n",
+            Path::new(&ca_cert).display().to_string()
+        ));
+    }
+    if std::env::var("OPENSEARCH_INSECURE").is_ok_and(|v| v == "1" || v == "true") {
+        lines.push_str("  tls_insecure_skip_verify: true\n");
+    }
+    lines
 }
 
 /// The path of a file in the repository, for example configs.

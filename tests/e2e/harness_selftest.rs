@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::http::{self, HttpResponse};
 use crate::support::moto::DUMMY_AUTHORIZATION;
-use crate::support::{Fault, FaultKind, FaultProxy, Match, MotoServer, unique_name};
+use crate::support::{Fault, FaultKind, FaultProxy, Match, MotoServer, OsmemServer, unique_name};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -64,17 +64,21 @@ fn moto_starts_answers_and_stops_on_drop() {
         "{}",
         answer.text()
     );
-    let pid = moto.pid();
-    assert!(process_exists(pid), "moto pid {pid} is not running");
-    let endpoint = moto.endpoint();
-    drop(moto);
+    let (pid, endpoint) = (moto.pid(), moto.endpoint());
+    assert_stops_on_drop(moto, pid, &endpoint);
+}
+
+/// Drops `server` and checks that its process `pid` ends and nothing answers on `endpoint`.
+fn assert_stops_on_drop<T>(server: T, pid: u32, endpoint: &str) {
+    assert!(process_exists(pid), "pid {pid} is not running");
+    drop(server);
     let deadline = Instant::now() + Duration::from_secs(10);
     while process_exists(pid) && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(20));
     }
-    assert!(!process_exists(pid), "moto pid {pid} survived the drop");
+    assert!(!process_exists(pid), "pid {pid} survived the drop");
     assert!(
-        http::send(&endpoint, "GET", "/", &[], b"", Duration::from_secs(2)).is_err(),
+        http::send(endpoint, "GET", "/", &[], b"", Duration::from_secs(2)).is_err(),
         "something still answers on {endpoint}"
     );
 }
@@ -583,4 +587,76 @@ fn recording_parser_decodes_base64_bodies_and_strips_the_origin() {
         crate::support::moto::base64_decode("AP8Q").unwrap(),
         vec![0x00, 0xff, 0x10]
     );
+}
+
+#[test]
+fn osmem_starts_answers_and_stops_on_drop() {
+    let osmem = OsmemServer::start();
+    let url = osmem.url();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let root = osmem.json("GET", "/", "");
+    assert_eq!(root["version"]["distribution"], "opensearch", "{root}");
+    let index = unique_name("harness-osmem");
+    osmem.json(
+        "PUT",
+        &format!("/{index}"),
+        r#"{"mappings":{"properties":{"n":{"type":"long"}}}}"#,
+    );
+    osmem.json(
+        "POST",
+        &format!("/{index}/_doc/1?refresh=wait_for"),
+        r#"{"n":1}"#,
+    );
+    assert_eq!(
+        osmem.json("GET", &format!("/{index}/_count"), "")["count"],
+        1
+    );
+    let missing = osmem.request("GET", "/no-such-index/_count", "");
+    assert_eq!(missing.status, 404, "{}", missing.text());
+    assert!(std::ptr::eq(OsmemServer::shared(), OsmemServer::shared()));
+    assert_ne!(
+        OsmemServer::shared().url(),
+        url,
+        "a private instance is not the shared one"
+    );
+
+    let pid = osmem.pid();
+    assert_stops_on_drop(osmem, pid, &url);
+}
+
+#[test]
+fn proxy_rewrites_request_bodies_with_a_closure() {
+    let osmem = OsmemServer::shared();
+    let index = unique_name("harness-map-request");
+    let proxy = FaultProxy::start(&osmem.url());
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    let rewrite = proxy.inject(
+        Fault::map_request(move |method, path, body| {
+            record.lock().unwrap().push(format!("{method} {path}"));
+            // A longer body: the forwarded Content-Length must follow.
+            String::from_utf8(body)
+                .unwrap()
+                .replace("\"n\":1", "\"n\":12345")
+                .into_bytes()
+        }),
+        Match::any().method("POST"),
+        Some(1),
+    );
+    let path = format!("/{index}/_doc/1?refresh=wait_for");
+    let headers = [("Content-Type", "application/json")];
+    let written = http::send(
+        &proxy.endpoint(),
+        "POST",
+        &path,
+        &headers,
+        br#"{"n":1}"#,
+        TIMEOUT,
+    )
+    .expect("write through the proxy");
+    assert!(written.is_success(), "{}", written.text());
+    assert_eq!(rewrite.applied(), 1);
+    assert_eq!(*seen.lock().unwrap(), [format!("POST {path}")]);
+    let stored = osmem.json("GET", &format!("/{index}/_doc/1"), "");
+    assert_eq!(stored["_source"]["n"], 12345, "{stored}");
 }

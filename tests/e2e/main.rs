@@ -8,5 +8,7 @@ mod extraction;
 mod fixture;
 mod harness_selftest;
 mod identity;
+mod opensearch_real;
 mod sync_embedded;
+mod sync_opensearch;
 mod worker;

@@ -1,9 +1,11 @@
-//! End-to-end sync scenarios against moto and the embedded index.
+//! End-to-end sync scenarios against moto, run on every sink: each scenario is a function of the
+//! [`Backend`], and [`sync_scenarios!`] declares one test per scenario for a backend. Here they run
+//! on the embedded index and on osmem-server; `opensearch_real.rs` runs them on a real cluster.
 
 use aws_sdk_s3::types::StorageClass;
 use s3_connector::sink::{ContentStatus, Sink};
 
-use crate::fixture::{self, Setup, create_bucket, delete, put, put_with_class, s3_client};
+use crate::fixture::{self, Backend, Setup, create_bucket, delete, put, put_with_class, s3_client};
 use crate::support::{Fault, FaultProxy, Match, MotoServer, RecordedRequest, unique_name};
 
 /// Object GETs of `bucket` among recorded requests (not listings, not bucket-level calls).
@@ -17,8 +19,9 @@ fn object_gets<'a>(requests: &'a [RecordedRequest], bucket: &str) -> Vec<&'a Rec
         .collect()
 }
 
-#[tokio::test]
-async fn first_sync_indexes_everything_and_an_unchanged_resync_downloads_nothing() {
+pub(crate) async fn first_sync_indexes_everything_and_an_unchanged_resync_downloads_nothing(
+    backend: Backend,
+) {
     let moto = MotoServer::start();
     let endpoint = moto.endpoint();
     let s3 = s3_client(&endpoint);
@@ -38,7 +41,7 @@ async fn first_sync_indexes_everything_and_an_unchanged_resync_downloads_nothing
     for (key, body) in objects {
         put(&s3, &bucket, key, *body).await;
     }
-    let setup = Setup::new();
+    let setup = Setup::for_backend(&backend);
     let config = setup.config(&endpoint, &[&bucket], "");
 
     moto.start_recording();
@@ -86,10 +89,10 @@ async fn first_sync_indexes_everything_and_an_unchanged_resync_downloads_nothing
     assert_eq!(empty.content_status, ContentStatus::Extracted);
     assert_eq!(empty.size_in_bytes, 0);
 
-    let hits = setup.index().search("juliet", 5).await.unwrap();
+    let hits = setup.sink().await.search("juliet", 5).await.unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].key, "plus+sign.txt");
-    let hits = setup.index().search("november", 5).await.unwrap();
+    let hits = setup.sink().await.search("november", 5).await.unwrap();
     assert_eq!(hits[0].key, "data/records.json");
 
     moto.reset_recording();
@@ -114,8 +117,7 @@ async fn first_sync_indexes_everything_and_an_unchanged_resync_downloads_nothing
     );
 }
 
-#[tokio::test]
-async fn added_changed_and_deleted_objects_are_applied() {
+pub(crate) async fn added_changed_and_deleted_objects_are_applied(backend: Backend) {
     let moto = MotoServer::shared();
     let endpoint = moto.endpoint();
     let s3 = s3_client(&endpoint);
@@ -124,7 +126,7 @@ async fn added_changed_and_deleted_objects_are_applied() {
     put(&s3, &bucket, "a.txt", "first version of a").await;
     put(&s3, &bucket, "b.txt", "original bravo").await;
     put(&s3, &bucket, "c.txt", "soon deleted").await;
-    let setup = Setup::new();
+    let setup = Setup::for_backend(&backend);
     let config = setup.config(&endpoint, &[&bucket], "");
     let first = setup.sync(&config).await;
     assert_eq!(
@@ -157,7 +159,8 @@ async fn added_changed_and_deleted_objects_are_applied() {
     assert_eq!(setup.count(), 3);
     assert!(
         setup
-            .index()
+            .sink()
+            .await
             .search("original", 5)
             .await
             .unwrap()
@@ -165,8 +168,7 @@ async fn added_changed_and_deleted_objects_are_applied() {
     );
 }
 
-#[tokio::test]
-async fn rules_select_by_prefix_extension_and_glob() {
+pub(crate) async fn rules_select_by_prefix_extension_and_glob(backend: Backend) {
     let moto = MotoServer::shared();
     let endpoint = moto.endpoint();
     let s3 = s3_client(&endpoint);
@@ -183,7 +185,7 @@ async fn rules_select_by_prefix_extension_and_glob() {
     ] {
         put(&s3, &bucket, key, format!("content of {key}")).await;
     }
-    let setup = Setup::new();
+    let setup = Setup::for_backend(&backend);
     let both_rules = format!(
         "    sync_rules: [{{\"bucket\": \"{bucket}\", \"prefix\": \"docs/\", \"extension\": [\".txt\"]}}, {{\"bucket\": \"{bucket}\", \"glob\": [\"**/*.md\"], \"exclude\": [\"**/drafts/**\"]}}]"
     );
@@ -224,8 +226,9 @@ async fn rules_select_by_prefix_extension_and_glob() {
     );
 }
 
-#[tokio::test]
-async fn objects_above_the_size_cap_and_archived_objects_are_not_downloaded() {
+pub(crate) async fn objects_above_the_size_cap_and_archived_objects_are_not_downloaded(
+    backend: Backend,
+) {
     let moto = MotoServer::shared();
     let endpoint = moto.endpoint();
     let s3 = s3_client(&endpoint);
@@ -243,7 +246,7 @@ async fn objects_above_the_size_cap_and_archived_objects_are_not_downloaded() {
     )
     .await;
     let proxy = FaultProxy::start(&endpoint);
-    let setup = Setup::new();
+    let setup = Setup::for_backend(&backend);
     let config = setup.config(&proxy.endpoint(), &[&bucket], "    max_content_bytes: 100");
     let report = setup.sync(&config).await;
     assert_eq!(report.errors, 0, "{:?}", report.error_messages);
@@ -275,8 +278,7 @@ async fn objects_above_the_size_cap_and_archived_objects_are_not_downloaded() {
     );
 }
 
-#[tokio::test]
-async fn a_failed_or_interrupted_listing_deletes_nothing() {
+pub(crate) async fn a_failed_or_interrupted_listing_deletes_nothing(backend: Backend) {
     let moto = MotoServer::shared();
     let endpoint = moto.endpoint();
     let s3 = s3_client(&endpoint);
@@ -292,7 +294,7 @@ async fn a_failed_or_interrupted_listing_deletes_nothing() {
         .await;
     }
     let proxy = FaultProxy::start(&endpoint);
-    let setup = Setup::new();
+    let setup = Setup::for_backend(&backend);
     let config = setup.config(&proxy.endpoint(), &[&bucket], "    page_size: 2");
     let first = setup.sync(&config).await;
     assert_eq!(
@@ -346,8 +348,9 @@ async fn a_failed_or_interrupted_listing_deletes_nothing() {
     assert_eq!(setup.count(), 3);
 }
 
-#[tokio::test]
-async fn transient_errors_are_retried_and_vanished_objects_are_skipped() {
+pub(crate) async fn transient_errors_are_retried_and_vanished_objects_are_skipped(
+    backend: Backend,
+) {
     let moto = MotoServer::shared();
     let endpoint = moto.endpoint();
     let s3 = s3_client(&endpoint);
@@ -376,7 +379,7 @@ async fn transient_errors_are_retried_and_vanished_objects_are_skipped() {
             .path_prefix(&format!("/{bucket}/gone.txt")),
         None,
     );
-    let setup = Setup::new();
+    let setup = Setup::for_backend(&backend);
     let report = setup
         .sync(&setup.config(&proxy.endpoint(), &[&bucket], ""))
         .await;
@@ -394,8 +397,9 @@ async fn transient_errors_are_retried_and_vanished_objects_are_skipped() {
     );
 }
 
-#[tokio::test]
-async fn a_download_that_keeps_failing_is_an_error_and_keeps_the_indexed_version() {
+pub(crate) async fn a_download_that_keeps_failing_is_an_error_and_keeps_the_indexed_version(
+    backend: Backend,
+) {
     let moto = MotoServer::shared();
     let endpoint = moto.endpoint();
     let s3 = s3_client(&endpoint);
@@ -403,7 +407,7 @@ async fn a_download_that_keeps_failing_is_an_error_and_keeps_the_indexed_version
     create_bucket(&s3, &bucket).await;
     put(&s3, &bucket, "doc.txt", "first words").await;
     let proxy = FaultProxy::start(&endpoint);
-    let setup = Setup::new();
+    let setup = Setup::for_backend(&backend);
     let config = setup.config(&proxy.endpoint(), &[&bucket], "");
     assert_eq!(setup.sync(&config).await.added, 1);
 
@@ -433,8 +437,7 @@ async fn a_download_that_keeps_failing_is_an_error_and_keeps_the_indexed_version
     );
 }
 
-#[tokio::test]
-async fn broken_objects_are_indexed_with_an_extraction_error() {
+pub(crate) async fn broken_objects_are_indexed_with_an_extraction_error(backend: Backend) {
     let moto = MotoServer::shared();
     let endpoint = moto.endpoint();
     let s3 = s3_client(&endpoint);
@@ -442,7 +445,7 @@ async fn broken_objects_are_indexed_with_an_extraction_error() {
     create_bucket(&s3, &bucket).await;
     put(&s3, &bucket, "bad.json", "{\"unterminated\": [1, 2").await;
     put(&s3, &bucket, "good.txt", "still indexed").await;
-    let setup = Setup::new();
+    let setup = Setup::for_backend(&backend);
     let report = setup.sync(&setup.config(&endpoint, &[&bucket], "")).await;
     assert_eq!(report.errors, 0, "a broken object is not a sync failure");
     assert_eq!((report.added, report.extraction_errors), (2, 1));
@@ -462,8 +465,7 @@ async fn broken_objects_are_indexed_with_an_extraction_error() {
     );
 }
 
-#[tokio::test]
-async fn expected_bucket_owner_is_sent_on_every_call() {
+pub(crate) async fn expected_bucket_owner_is_sent_on_every_call(backend: Backend) {
     let moto = MotoServer::start();
     let endpoint = moto.endpoint();
     let s3 = s3_client(&endpoint);
@@ -471,7 +473,7 @@ async fn expected_bucket_owner_is_sent_on_every_call() {
     create_bucket(&s3, &bucket).await;
     put(&s3, &bucket, "a.txt", "owned words").await;
     put(&s3, &bucket, "b.txt", "more owned words").await;
-    let setup = Setup::new();
+    let setup = Setup::for_backend(&backend);
     let config = setup.config(
         &endpoint,
         &[&bucket],
@@ -506,8 +508,7 @@ async fn expected_bucket_owner_is_sent_on_every_call() {
     }
 }
 
-#[tokio::test]
-async fn wildcard_buckets_and_buckets_that_leave_the_selection() {
+pub(crate) async fn wildcard_buckets_and_buckets_that_leave_the_selection(backend: Backend) {
     let moto = MotoServer::start();
     let endpoint = moto.endpoint();
     let s3 = s3_client(&endpoint);
@@ -516,17 +517,44 @@ async fn wildcard_buckets_and_buckets_that_leave_the_selection() {
         create_bucket(&s3, bucket).await;
         put(&s3, bucket, "doc.txt", format!("document in {bucket}")).await;
     }
-    let setup = Setup::new();
+    let setup = Setup::for_backend(&backend);
     let all = setup.sync(&setup.config(&endpoint, &["*"], "")).await;
     assert_eq!((all.added, all.errors), (2, 0), "{:?}", all.error_messages);
     assert!(setup.doc(&one, "doc.txt").is_some() && setup.doc(&two, "doc.txt").is_some());
-    let indexed = setup.index().indexed_buckets().await.unwrap();
+    let indexed = setup.sink().await.indexed_buckets().await.unwrap();
     assert_eq!(indexed.len(), 2);
 
     let only_one = setup.sync(&setup.config(&endpoint, &[&one], "")).await;
     assert_eq!((only_one.unchanged, only_one.deleted), (1, 1));
     assert!(setup.doc(&two, "doc.txt").is_none());
     assert!(setup.doc(&one, "doc.txt").is_some());
+}
+
+/// Declares one `#[tokio::test]` per sync scenario of this file, running it on the backend that
+/// `$backend()` (an `fn() -> Option<Backend>`) returns; `None` skips (the function says why).
+macro_rules! sync_scenarios {
+    ($backend:expr) => {
+        $crate::sync_embedded::sync_scenarios!(@each $backend; first_sync_indexes_everything_and_an_unchanged_resync_downloads_nothing, added_changed_and_deleted_objects_are_applied, rules_select_by_prefix_extension_and_glob, objects_above_the_size_cap_and_archived_objects_are_not_downloaded, a_failed_or_interrupted_listing_deletes_nothing, transient_errors_are_retried_and_vanished_objects_are_skipped, a_download_that_keeps_failing_is_an_error_and_keeps_the_indexed_version, broken_objects_are_indexed_with_an_extraction_error, expected_bucket_owner_is_sent_on_every_call, wildcard_buckets_and_buckets_that_leave_the_selection);
+    };
+    (@each $backend:expr; $($scenario:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $scenario() {
+                if let Some(backend) = ($backend)() {
+                    $crate::sync_embedded::$scenario(backend).await;
+                }
+            }
+        )*
+    };
+}
+pub(crate) use sync_scenarios;
+
+mod embedded {
+    super::sync_scenarios!(|| Some(crate::fixture::Backend::Embedded));
+}
+
+mod osmem {
+    super::sync_scenarios!(|| Some(crate::fixture::Backend::Osmem));
 }
 
 #[test]

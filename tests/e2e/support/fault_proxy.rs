@@ -36,6 +36,10 @@ pub type ResponseMapper = Arc<
         + Sync,
 >;
 
+/// Rewrites a request body before it is forwarded: `(method, path_and_query, body) -> body`.
+/// `Content-Length` is set from the new body.
+pub type RequestMapper = Arc<dyn Fn(&str, &str, Vec<u8>) -> Vec<u8> + Send + Sync>;
+
 /// What the proxy does to a request that a rule matches.
 #[derive(Clone)]
 pub enum Fault {
@@ -60,6 +64,10 @@ pub enum Fault {
     },
     /// Forward, buffer the answer and rewrite it with the closure.
     MapResponse(ResponseMapper),
+    /// Buffer the request, rewrite its body with the closure, and forward that (to make the
+    /// upstream itself answer to a request the client did not send, e.g. a document OpenSearch
+    /// must refuse).
+    MapRequest(RequestMapper),
 }
 
 impl fmt::Debug for Fault {
@@ -77,6 +85,7 @@ impl fmt::Debug for Fault {
                 .field("keep_bytes", keep_bytes)
                 .finish(),
             Fault::MapResponse(_) => f.write_str("MapResponse(..)"),
+            Fault::MapRequest(_) => f.write_str("MapRequest(..)"),
         }
     }
 }
@@ -175,6 +184,13 @@ impl Fault {
         Fault::MapResponse(Arc::new(f))
     }
 
+    /// Forward the request with its body rewritten by `f` (see [`RequestMapper`]).
+    pub fn map_request(
+        f: impl Fn(&str, &str, Vec<u8>) -> Vec<u8> + Send + Sync + 'static,
+    ) -> Fault {
+        Fault::MapRequest(Arc::new(f))
+    }
+
     fn kind(&self) -> FaultKind {
         match self {
             Fault::Respond { status, .. } => FaultKind::Respond(*status),
@@ -182,6 +198,7 @@ impl Fault {
             Fault::Delay(d) => FaultKind::Delay(*d),
             Fault::TruncateBody { .. } => FaultKind::TruncateBody,
             Fault::MapResponse(_) => FaultKind::MapResponse,
+            Fault::MapRequest(_) => FaultKind::MapRequest,
         }
     }
 }
@@ -199,6 +216,8 @@ pub enum FaultKind {
     TruncateBody,
     /// Forwarded with a rewritten answer.
     MapResponse,
+    /// Forwarded with a rewritten request body.
+    MapRequest,
 }
 
 /// Selects requests; every condition set must hold (an empty `Match` matches everything).
@@ -571,6 +590,7 @@ async fn handle(
             truncated(request, &upstream, keep_bytes, Arc::clone(&control)).await
         }
         Some(Fault::MapResponse(map)) => mapped(request, &upstream, map).await,
+        Some(Fault::MapRequest(map)) => rewritten(request, &upstream, map).await,
     };
     Ok(response.unwrap_or_else(|e| {
         build_response(
@@ -581,10 +601,15 @@ async fn handle(
     }))
 }
 
-async fn send_upstream(
-    request: Request<Incoming>,
+async fn send_upstream<B>(
+    request: Request<B>,
     upstream: &str,
-) -> Result<Response<Incoming>, BoxError> {
+) -> Result<Response<Incoming>, BoxError>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
     let stream = tokio::net::TcpStream::connect(upstream).await?;
     let _ = stream.set_nodelay(true);
     let (mut sender, connection) =
@@ -650,6 +675,27 @@ async fn mapped(
         .collect();
     let (status, headers, body) = map(parts.status.as_u16(), headers, body.to_vec());
     Ok(build_response(status, &headers, body))
+}
+
+async fn rewritten(
+    request: Request<Incoming>,
+    upstream: &str,
+    map: RequestMapper,
+) -> Result<Response<ProxyBody>, BoxError> {
+    let (mut parts, body) = request.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or_else(String::new, |pq| pq.as_str().to_owned());
+    let body = map(parts.method.as_str(), &path, body.to_vec());
+    parts.headers.remove(TRANSFER_ENCODING);
+    parts
+        .headers
+        .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    let request = Request::from_parts(parts, Full::new(Bytes::from(body)));
+    let response = send_upstream(request, upstream).await?;
+    Ok(response.map(|body| body.map_err(BoxError::from).boxed()))
 }
 
 fn build_response(status: u16, headers: &[(String, String)], body: Vec<u8>) -> Response<ProxyBody> {

@@ -1,5 +1,6 @@
 //! Shared helpers of the integration tests: every test gets its servers from here (moto for S3,
-//! the fault-injecting proxy) so they start, wait and stop the same way everywhere.
+//! osmem-server for OpenSearch, the fault-injecting proxy, a TLS front) so they start, wait and
+//! stop the same way everywhere.
 //!
 //! Not every test module uses every helper, hence `dead_code` and unused re-exports are allowed for this module tree.
 #![allow(dead_code, unused_imports)]
@@ -8,12 +9,17 @@ pub mod fault_proxy;
 pub mod http;
 pub mod iam;
 pub mod moto;
+pub mod osmem;
+pub mod tls;
+pub mod tools;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use fault_proxy::{Fault, FaultHandle, FaultKind, FaultProxy, Match, ProxiedRequest};
 pub use moto::{MotoServer, RecordedRequest};
+pub use osmem::OsmemServer;
+pub use tls::TlsFront;
 
 /// A name unique in this process and across processes, valid as an S3 bucket name (lowercase
 /// letters, digits and hyphens, at most 63 characters): `prefix-<pid>-<counter>-<time>`.

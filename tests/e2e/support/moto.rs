@@ -6,7 +6,7 @@
 //! is killed.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::http::{self, HttpResponse};
+use super::tools::{self, PipTool};
 
 /// The moto release the harness installs and tests against.
 pub const MOTO_VERSION: &str = "5.2.5";
@@ -465,92 +466,20 @@ pub fn xml_values(xml: &str, tag: &str) -> Vec<String> {
 }
 
 /// The moto_server executable: `$S3C_MOTO_SERVER` if set, else the harness's virtualenv in
-/// `${S3C_TOOLS_DIR:-$HOME/.cache/s3-connector}/moto-5.2.5`, created on first use (with
-/// `${S3C_PYTHON:-python3} -m venv` and pip) under a file lock shared with `scripts/ensure-moto`.
+/// `${S3C_TOOLS_DIR:-$HOME/.cache/s3-connector}/moto-5.2.5`, created on first use (see
+/// `support::tools`) under a file lock shared with `scripts/ensure-moto`.
 pub fn moto_server_executable() -> PathBuf {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
-    EXE.get_or_init(locate_or_install).clone()
-}
-
-fn locate_or_install() -> PathBuf {
-    if let Some(path) = std::env::var_os("S3C_MOTO_SERVER") {
-        let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "S3C_MOTO_SERVER={} is not a file",
-            path.display()
-        );
-        return path;
-    }
-    let tools = match std::env::var_os("S3C_TOOLS_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let home = std::env::var_os("HOME")
-                .expect("neither S3C_TOOLS_DIR nor HOME is set: cannot place the moto virtualenv");
-            PathBuf::from(home).join(".cache").join("s3-connector")
+    EXE.get_or_init(|| {
+        PipTool {
+            venv_name: "moto-5.2.5",
+            requirement: "moto[server]==5.2.5",
+            override_var: "S3C_MOTO_SERVER",
+            locate: |venv| tools::existing(venv.join("bin").join("moto_server")),
         }
-    };
-    let venv = tools.join(format!("moto-{MOTO_VERSION}"));
-    let exe = venv.join("bin").join("moto_server");
-    let marker = venv.join(".s3c-complete");
-    if marker.is_file() && exe.is_file() {
-        return exe;
-    }
-    fs::create_dir_all(&tools).unwrap_or_else(|e| panic!("cannot create {}: {e}", tools.display()));
-    let lock_path = tools.join(format!("moto-{MOTO_VERSION}.lock"));
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .unwrap_or_else(|e| panic!("cannot open {}: {e}", lock_path.display()));
-    lock.lock()
-        .unwrap_or_else(|e| panic!("cannot lock {}: {e}", lock_path.display()));
-    if marker.is_file() && exe.is_file() {
-        return exe; // another process installed it while we waited
-    }
-    eprintln!(
-        "installing moto[server]=={MOTO_VERSION} into {} (once per machine)",
-        venv.display()
-    );
-    if venv.exists() {
-        fs::remove_dir_all(&venv)
-            .unwrap_or_else(|e| panic!("cannot remove partial {}: {e}", venv.display()));
-    }
-    let python = std::env::var_os("S3C_PYTHON").unwrap_or_else(|| "python3".into());
-    run_install_step(Command::new(&python).arg("-m").arg("venv").arg(&venv));
-    run_install_step(
-        Command::new(venv.join("bin").join("python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .arg(format!("moto[server]=={MOTO_VERSION}")),
-    );
-    assert!(
-        exe.is_file(),
-        "pip installed moto but {} is missing",
-        exe.display()
-    );
-    fs::write(&marker, format!("moto[server]=={MOTO_VERSION}\n"))
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", marker.display()));
-    exe
-}
-
-fn run_install_step(command: &mut Command) {
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "installing moto failed: {command:?} exited with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .executable()
+    })
+    .clone()
 }
 
 /// Parses moto's recording: one JSON object per line with `method`, `url` (absolute), `headers`,

@@ -1,0 +1,271 @@
+//! The index mapping s3-connector writes, creating the index with it on first use, and checking
+//! an existing index against it.
+//!
+//! An existing index is never overwritten: a field it maps with another type than ours is a
+//! conflict, reported with every such field, and nothing is written. Fields it does not map at
+//! all are added (OpenSearch only ever adds to a mapping), because leaving them to dynamic
+//! mapping would make `bucket` a text field, and the incremental sync would silently stop
+//! recognising what it indexed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ::opensearch::http::Method;
+use serde_json::{Value, json};
+
+use super::client::{Body, Client, index_path};
+use super::error::OpensearchError;
+
+/// Field → its mapping. Keyword for what is filtered or compared, text for what is searched.
+fn field_mappings() -> Value {
+    json!({
+        "id": {"type": "keyword"},
+        "bucket": {"type": "keyword"},
+        // A key is matched exactly (keyword) and searched by its words (`key.text`).
+        "key": {"type": "keyword", "fields": {"text": {"type": "text"}}},
+        "filename": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 1024}}},
+        "extension": {"type": "keyword"},
+        "size_in_bytes": {"type": "long"},
+        "last_modified": {"type": "date"},
+        "etag": {"type": "keyword"},
+        "content_type": {"type": "keyword"},
+        "storage_class": {"type": "keyword"},
+        "url": {"type": "keyword"},
+        "title": {"type": "text"},
+        "body": {"type": "text"},
+        "content_status": {"type": "keyword"},
+        "extraction_error": {"type": "text"},
+        "indexed_at": {"type": "date"},
+    })
+}
+
+/// The body of the create-index request.
+pub(super) fn create_body() -> Value {
+    json!({"mappings": {"properties": field_mappings()}})
+}
+
+/// What an existing index's mapping means for us.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct MappingCheck {
+    /// Fields mapped with another type than ours, one sentence each.
+    pub conflicts: Vec<String>,
+    /// Top-level fields of ours that (or a sub-field of which) the index does not map yet.
+    pub missing: BTreeSet<String>,
+}
+
+/// Dotted path (`filename.keyword`) → type, for a `properties` object and its multi-fields.
+fn flatten(properties: &Value, prefix: &str, out: &mut BTreeMap<String, String>) {
+    let Some(properties) = properties.as_object() else {
+        return;
+    };
+    for (name, mapping) in properties {
+        let path = format!("{prefix}{name}");
+        let kind = mapping
+            .get("type")
+            .and_then(Value::as_str)
+            // A field with `properties` and no type is an object.
+            .unwrap_or("object");
+        out.insert(path.clone(), kind.to_owned());
+        for nested in ["properties", "fields"] {
+            if let Some(inner) = mapping.get(nested) {
+                flatten(inner, &format!("{path}."), out);
+            }
+        }
+    }
+}
+
+/// Whether `found` serves where we map `expected`.
+fn compatible(expected: &str, found: &str) -> bool {
+    expected == found
+        || matches!(
+            (expected, found),
+            ("date", "date_nanos") | ("text", "match_only_text")
+        )
+}
+
+/// Compares the `mappings` object of one index with ours.
+pub(super) fn check(index: &str, mappings: &Value) -> MappingCheck {
+    let mut expected = BTreeMap::new();
+    flatten(&field_mappings(), "", &mut expected);
+    let mut found = BTreeMap::new();
+    flatten(
+        mappings.get("properties").unwrap_or(&Value::Null),
+        "",
+        &mut found,
+    );
+    let mut result = MappingCheck::default();
+    if mappings.pointer("/_source/enabled") == Some(&Value::Bool(false)) {
+        result.conflicts.push(format!(
+            "index {index} does not keep _source, from which s3-connector reads what it indexed"
+        ));
+    }
+    for (path, expected_type) in &expected {
+        match found.get(path) {
+            Some(found_type) if compatible(expected_type, found_type) => {}
+            Some(found_type) => result.conflicts.push(format!(
+                "index {index} maps field `{path}` as {found_type}, s3-connector needs {expected_type}"
+            )),
+            None => {
+                let top = path.split('.').next().unwrap_or(path);
+                result.missing.insert(top.to_owned());
+            }
+        }
+    }
+    result
+}
+
+/// Makes sure `index` exists with a mapping we can work with: creates it with ours if it is
+/// missing, adds the fields it lacks, and refuses (without changing anything) when it maps one
+/// of our fields differently.
+pub(super) async fn ensure_index(client: &Client, index: &str) -> Result<(), OpensearchError> {
+    let mapping_path = index_path(index, "_mapping");
+    let read = format!("reading the mapping of index {index}");
+    let reply = client
+        .send(&read, Method::Get, &mapping_path, &[], None)
+        .await?;
+    let reply = if reply.status == 404 {
+        let create = format!("creating index {index}");
+        let created = client
+            .send(
+                &create,
+                Method::Put,
+                &format!("/{index}"),
+                &[],
+                Some(&Body::json(&create_body())),
+            )
+            .await?;
+        if created.is_success() {
+            tracing::info!(message = "Created the OpenSearch index.", index);
+            return Ok(());
+        }
+        let error = created.into_error(&create);
+        if error.kind() != Some("resource_already_exists_exception") {
+            return Err(error);
+        }
+        // Someone else created it in the meantime: check theirs like any existing index.
+        client
+            .send(&read, Method::Get, &mapping_path, &[], None)
+            .await?
+    } else {
+        reply
+    };
+    // An alias answers with the mapping of every index behind it.
+    let per_index: BTreeMap<String, Value> = reply.json(&read)?;
+    let mut conflicts = Vec::new();
+    let mut missing = BTreeSet::new();
+    for (name, mapping) in &per_index {
+        let found = check(name, mapping.get("mappings").unwrap_or(&Value::Null));
+        conflicts.extend(found.conflicts);
+        missing.extend(found.missing);
+    }
+    if !conflicts.is_empty() {
+        return Err(OpensearchError::MappingConflict {
+            index: index.to_owned(),
+            conflicts,
+        });
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let all = field_mappings();
+    let properties: serde_json::Map<String, Value> = missing
+        .iter()
+        .filter_map(|field| Some((field.clone(), all.get(field)?.clone())))
+        .collect();
+    let update = format!("adding fields to the mapping of index {index}");
+    let reply = client
+        .send(
+            &update,
+            Method::Put,
+            &mapping_path,
+            &[],
+            Some(&Body::json(&json!({ "properties": properties }))),
+        )
+        .await?;
+    if !reply.is_success() {
+        let error = reply.into_error(&update);
+        return Err(OpensearchError::MappingConflict {
+            index: index.to_owned(),
+            conflicts: vec![format!(
+                "adding the fields {} failed: {error}",
+                missing.iter().cloned().collect::<Vec<_>>().join(", ")
+            )],
+        });
+    }
+    tracing::info!(
+        message = "Added s3-connector's fields to the mapping of an existing OpenSearch index.",
+        index,
+        fields = %missing.iter().cloned().collect::<Vec<_>>().join(", ")
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ours() -> Value {
+        create_body()["mappings"].clone()
+    }
+
+    #[test]
+    fn our_own_mapping_passes() {
+        assert_eq!(check("docs", &ours()), MappingCheck::default());
+    }
+
+    /// Our top-level fields, but `except`.
+    fn all_but(except: &[&str]) -> BTreeSet<String> {
+        let ours = field_mappings();
+        let fields = ours.as_object().unwrap().keys();
+        fields
+            .filter(|field| !except.contains(&field.as_str()))
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn conflicts_name_each_field_with_both_types_and_missing_fields_are_listed() {
+        let cases: Vec<(Value, &[&str], BTreeSet<String>)> = vec![
+            // An empty index (created by hand, or by another tool with its own settings).
+            (json!({}), &[], all_but(&[])),
+            // What dynamic mapping makes of our documents: text with a keyword sub-field.
+            (
+                json!({"properties": {"bucket": {"type": "text", "fields": {"keyword": {"type": "keyword"}}}}}),
+                &["index docs maps field `bucket` as text, s3-connector needs keyword"],
+                all_but(&["bucket"]),
+            ),
+            (
+                {
+                    let mut mapping = ours();
+                    mapping["properties"]["size_in_bytes"] = json!({"type": "keyword"});
+                    mapping["properties"]["last_modified"] = json!({"type": "date_nanos"});
+                    mapping["properties"]["filename"] = json!({"type": "text"});
+                    mapping["properties"]["key"]["fields"]["text"] = json!({"type": "keyword"});
+                    mapping["_source"] = json!({"enabled": false});
+                    mapping
+                },
+                &[
+                    "index docs does not keep _source, from which s3-connector reads what it indexed",
+                    "index docs maps field `key.text` as keyword, s3-connector needs text",
+                    "index docs maps field `size_in_bytes` as keyword, s3-connector needs long",
+                ],
+                BTreeSet::from(["filename".to_owned()]),
+            ),
+            (
+                {
+                    let mut mapping = ours();
+                    mapping["properties"]["body"] =
+                        json!({"properties": {"text": {"type": "text"}}});
+                    mapping["properties"]["extra"] = json!({"type": "geo_point"});
+                    mapping
+                },
+                &["index docs maps field `body` as object, s3-connector needs text"],
+                BTreeSet::new(),
+            ),
+        ];
+        for (mapping, conflicts, missing) in cases {
+            let found = check("docs", &mapping);
+            assert_eq!(found.conflicts, conflicts, "{mapping}");
+            assert_eq!(found.missing, missing, "{mapping}");
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Reading documents for people: relevance search for `s3-connector search`, and fetching or
+//! counting documents (for tests and tools).
+
+use ::opensearch::http::Method;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::client::{Body, Client, index_path};
+use super::error::OpensearchError;
+use super::scan::Page;
+use crate::sink::{ContentStatus, DocId, Document, SearchHit};
+
+/// The fields a query searches, as on the embedded index: body, title, filename and key.
+const SEARCH_FIELDS: [&str; 4] = ["body", "title", "filename", "key.text"];
+
+/// The best `limit` hits for `query`, in OpenSearch's query-string syntax (words, "phrases",
+/// field:value) like the embedded index. A query that does not parse (a stray quote) is run
+/// again as a simple query string, which accepts anything, so a typo is not an error.
+pub(super) async fn search(
+    client: &Client,
+    index: &str,
+    query: &str,
+    limit: usize,
+) -> Result<Vec<SearchHit>, OpensearchError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let action = format!("searching index {index}");
+    let request = |kind: &str, lenient: bool| {
+        let mut clause = json!({"query": query, "fields": SEARCH_FIELDS, "default_operator": "or"});
+        if lenient {
+            clause["lenient"] = Value::Bool(true);
+        }
+        Body::json(&json!({"size": limit, "_source": ["bucket", "key"], "query": {kind: clause}}))
+    };
+    let path = index_path(index, "_search");
+    let mut reply = client
+        .send(
+            &action,
+            Method::Post,
+            &path,
+            &[],
+            Some(&request("query_string", true)),
+        )
+        .await?;
+    if reply.status == 400 {
+        tracing::debug!(
+            message = "The query does not parse as a query string; running it as a simple query string.",
+            error = %reply.into_error(&action)
+        );
+        reply = client
+            .send(
+                &action,
+                Method::Post,
+                &path,
+                &[],
+                Some(&request("simple_query_string", false)),
+            )
+            .await?;
+    }
+    let page: Page = reply.json(&action)?;
+    let text = |source: &serde_json::Map<String, Value>, field: &str| {
+        source
+            .get(field)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Ok(page
+        .hits
+        .hits
+        .into_iter()
+        .map(|hit| SearchHit {
+            bucket: text(&hit.source, "bucket"),
+            key: text(&hit.source, "key"),
+            id: hit.id,
+            score: hit.score.unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// A document as stored: [`Document`]'s JSON form.
+#[derive(Deserialize)]
+struct Stored {
+    id: String,
+    bucket: String,
+    key: String,
+    filename: String,
+    extension: String,
+    size_in_bytes: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    last_modified: OffsetDateTime,
+    etag: String,
+    content_type: Option<String>,
+    storage_class: Option<String>,
+    url: String,
+    title: Option<String>,
+    body: Option<String>,
+    content_status: String,
+    extraction_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    indexed_at: OffsetDateTime,
+}
+
+/// The document with this id, if the index holds it (as of the last refresh).
+pub(super) async fn get(
+    client: &Client,
+    index: &str,
+    id: DocId,
+) -> Result<Option<Document>, OpensearchError> {
+    let action = format!("reading document {id} of index {index}");
+    let reply = client
+        .send(
+            &action,
+            Method::Get,
+            &index_path(index, &format!("_doc/{id}")),
+            &[],
+            None,
+        )
+        .await?;
+    if reply.status == 404 {
+        return Ok(None);
+    }
+    #[derive(Deserialize)]
+    struct Found {
+        #[serde(rename = "_source")]
+        source: Stored,
+    }
+    let stored = reply.json::<Found>(&action)?.source;
+    let invalid = |detail: String| OpensearchError::InvalidResponse {
+        action: action.clone(),
+        detail,
+    };
+    Ok(Some(Document {
+        id: DocId::from_hex(&stored.id)
+            .ok_or_else(|| invalid(format!("the stored id {:?} is not ours", stored.id)))?,
+        content_status: ContentStatus::parse(&stored.content_status).ok_or_else(|| {
+            invalid(format!(
+                "unknown content_status {:?}",
+                stored.content_status
+            ))
+        })?,
+        bucket: stored.bucket,
+        key: stored.key,
+        filename: stored.filename,
+        extension: stored.extension,
+        size_in_bytes: stored.size_in_bytes,
+        last_modified: stored.last_modified,
+        etag: stored.etag,
+        content_type: stored.content_type,
+        storage_class: stored.storage_class,
+        url: stored.url,
+        title: stored.title,
+        body: stored.body,
+        extraction_error: stored.extraction_error,
+        indexed_at: stored.indexed_at,
+    }))
+}
+
+/// How many documents the index holds (as of the last refresh).
+pub(super) async fn count(client: &Client, index: &str) -> Result<u64, OpensearchError> {
+    let action = format!("counting the documents of index {index}");
+    #[derive(Deserialize)]
+    struct Counted {
+        count: u64,
+    }
+    let reply = client
+        .send(
+            &action,
+            Method::Get,
+            &index_path(index, "_count"),
+            &[],
+            None,
+        )
+        .await?;
+    Ok(reply.json::<Counted>(&action)?.count)
+}

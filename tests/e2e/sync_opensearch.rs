@@ -1,0 +1,746 @@
+//! OpenSearch-specific behaviour, against osmem-server behind the fault proxy: throttling of
+//! whole bulk requests and of single items, resets and slow answers, documents the index refuses,
+//! existing indices with other mappings, the scroll fallback, paging, request limits,
+//! authentication, and the CLI. Every test checks exact document counts afterwards.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use s3_connector::config::Config;
+use s3_connector::sink::{ContentStatus, DocId, Document, Sink, VersionStamp};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::cli::{run_with_env as run, text};
+use crate::fixture::{Setup, create_bucket, delete, put, s3_client};
+use crate::support::moto::base64_decode;
+use crate::support::{Fault, FaultProxy, Match, MotoServer, OsmemServer, TlsFront, unique_name};
+
+/// A bucket on the shared moto holding `doc-0.txt` .. `doc-{n-1}.txt`.
+async fn seeded_bucket(prefix: &str, n: usize) -> (String, aws_sdk_s3::Client) {
+    let s3 = s3_client(&MotoServer::shared().endpoint());
+    let bucket = unique_name(prefix);
+    create_bucket(&s3, &bucket).await;
+    for i in 0..n {
+        put(
+            &s3,
+            &bucket,
+            &format!("doc-{i}.txt"),
+            format!("document number {i}"),
+        )
+        .await;
+    }
+    (bucket, s3)
+}
+
+/// A seeded bucket, a fault proxy in front of the shared osmem, and a connector that reads the
+/// bucket and writes through the proxy, with `index_extra` lines in its `index:` section:
+/// `(bucket, s3 client, proxy, setup, config)`.
+async fn proxied(
+    prefix: &str,
+    objects: usize,
+    index_extra: &str,
+) -> (String, aws_sdk_s3::Client, FaultProxy, Setup, Config) {
+    let (bucket, s3) = seeded_bucket(prefix, objects).await;
+    let proxy = FaultProxy::start(&OsmemServer::shared().url());
+    let setup = Setup::opensearch(&proxy.endpoint(), index_extra);
+    let config = setup.config(&MotoServer::shared().endpoint(), &[&bucket], "");
+    (bucket, s3, proxy, setup, config)
+}
+
+/// The ids of the items of a bulk answer, in order.
+fn item_ids(body: &[u8]) -> Vec<String> {
+    let answer: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    answer["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| item.as_object()?.values().next()?["_id"].as_str())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Records the item ids of every bulk answer that reaches the client unchanged.
+fn observe_bulk_answers(proxy: &FaultProxy) -> Arc<Mutex<Vec<Vec<String>>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    proxy.inject(
+        Fault::map_response(move |status, headers, body| {
+            record.lock().unwrap().push(item_ids(&body));
+            (status, headers, body)
+        }),
+        Match::any().method("POST").path_contains("/_bulk"),
+        None,
+    );
+    seen
+}
+
+fn sizes(answers: &Mutex<Vec<Vec<String>>>) -> Vec<usize> {
+    let mut sizes: Vec<usize> = answers.lock().unwrap().iter().map(Vec::len).collect();
+    sizes.sort();
+    sizes
+}
+
+#[tokio::test]
+async fn a_429_storm_on_whole_bulk_requests_is_retried_and_nothing_is_lost() {
+    let (bucket, s3, proxy, setup, config) = proxied("os-storm", 7, "  bulk_max_docs: 3\n").await;
+    let storm = proxy.inject(
+        Fault::opensearch_too_many_requests(),
+        Match::any().method("POST").path_contains("/_bulk"),
+        Some(4),
+    );
+    let answers = observe_bulk_answers(&proxy);
+
+    let report = setup.sync(&config).await;
+    assert_eq!(report.errors, 0, "{:?}", report.error_messages);
+    assert_eq!((report.added, report.objects_listed), (7, 7));
+    assert_eq!(storm.applied(), 4);
+    assert_eq!(
+        sizes(&answers),
+        [1, 3, 3],
+        "7 documents in requests of at most 3"
+    );
+    assert_eq!(setup.count(), 7);
+
+    // A storm that outlasts every retry: the bucket's sync fails and says why; the documents
+    // that could not be written are not counted as added, and nothing is deleted.
+    put(&s3, &bucket, "late-1.txt", "late one").await;
+    put(&s3, &bucket, "late-2.txt", "late two").await;
+    delete(&s3, &bucket, "doc-0.txt").await;
+    proxy.clear_faults();
+    let endless = proxy.inject(
+        Fault::opensearch_too_many_requests(),
+        Match::any().method("POST").path_contains("/_bulk"),
+        None,
+    );
+    let failed = setup.sync(&config).await;
+    assert_eq!(failed.errors, 1, "{:?}", failed.error_messages);
+    assert!(
+        failed.error_messages[0].contains("429")
+            && failed.error_messages[0].contains("es_rejected_execution_exception"),
+        "{:?}",
+        failed.error_messages
+    );
+    assert_eq!(endless.applied(), 4, "max_retries: 3 means 4 attempts");
+    assert_eq!((failed.added, failed.unchanged, failed.deleted), (0, 6, 0));
+    assert_eq!(setup.count(), 7);
+
+    proxy.clear_faults();
+    let recovered = setup.sync(&config).await;
+    assert_eq!(recovered.errors, 0, "{:?}", recovered.error_messages);
+    assert_eq!(
+        (recovered.added, recovered.unchanged, recovered.deleted),
+        (2, 6, 1)
+    );
+    assert_eq!(setup.count(), 8);
+}
+
+#[tokio::test]
+async fn items_that_fail_with_429_inside_a_bulk_answer_are_sent_again_alone() {
+    let (_, _, proxy, setup, config) = proxied("os-items", 5, "").await;
+    let throttled = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&throttled);
+    proxy.inject(
+        Fault::map_response(move |status, headers, body| {
+            let mut answer: Value = serde_json::from_slice(&body).unwrap();
+            answer["errors"] = Value::Bool(true);
+            for position in [1, 3] {
+                let item = &mut answer["items"][position]["index"];
+                record.lock().unwrap().push(item["_id"].as_str().unwrap().to_owned());
+                item["status"] = json!(429);
+                item["error"] = json!({"type": "es_rejected_execution_exception", "reason": "rejected execution of coordinating operation"});
+            }
+            (status, headers, answer.to_string().into_bytes())
+        }),
+        Match::any().method("POST").path_contains("/_bulk"),
+        Some(1),
+    );
+    let answers = observe_bulk_answers(&proxy);
+
+    let report = setup.sync(&config).await;
+    assert_eq!(report.errors, 0, "{:?}", report.error_messages);
+    assert_eq!(report.added, 5);
+    let retried = answers.lock().unwrap().clone();
+    let mut expected = throttled.lock().unwrap().clone();
+    expected.sort();
+    assert_eq!(retried.len(), 1, "one retry, of the failed items only");
+    let mut retried_ids = retried[0].clone();
+    retried_ids.sort();
+    assert_eq!(retried_ids, expected);
+    assert_eq!(setup.count(), 5);
+}
+
+#[tokio::test]
+async fn items_that_keep_failing_are_errors_naming_the_document() {
+    let (bucket, _, proxy, setup, config) = proxied("os-item-fails", 3, "").await;
+    let stubborn = DocId::of(&bucket, "doc-1.txt").to_hex();
+    let target = stubborn.clone();
+    let rewrites = proxy.inject(
+        Fault::map_response(move |status, headers, body| {
+            let mut answer: Value = serde_json::from_slice(&body).unwrap();
+            for item in answer["items"].as_array_mut().unwrap() {
+                let item = &mut item["index"];
+                if item["_id"] == target.as_str() {
+                    item["status"] = json!(429);
+                    item["error"] =
+                        json!({"type": "es_rejected_execution_exception", "reason": "queue full"});
+                    answer["errors"] = Value::Bool(true);
+                    break;
+                }
+            }
+            (status, headers, answer.to_string().into_bytes())
+        }),
+        Match::any().method("POST").path_contains("/_bulk"),
+        None,
+    );
+
+    let report = setup.sync(&config).await;
+    assert_eq!((report.added, report.errors), (2, 1));
+    assert_eq!(report.objects_listed, report.added + report.errors);
+    let message = &report.error_messages[0];
+    assert!(
+        message.contains(&stubborn)
+            && message.contains("still failing after 4 attempt(s)")
+            && message.contains("429 es_rejected_execution_exception: queue full"),
+        "{message}"
+    );
+    assert_eq!(rewrites.applied(), 4);
+    // The proxy only rewrote osmem's answers: osmem itself stored all three.
+    assert_eq!(setup.count(), 3);
+}
+
+#[tokio::test]
+async fn connection_resets_and_slow_answers_are_retried() {
+    let (bucket, s3, proxy, setup, config) =
+        proxied("os-resets", 4, "  request_timeout: 1\n").await;
+    let bulk = Match::any().method("POST").path_contains("/_bulk");
+    let resets = proxy.inject(Fault::Reset, bulk.clone(), Some(2));
+    let slow_bulk = proxy.inject(Fault::Delay(Duration::from_secs(3)), bulk, Some(1));
+    let page = Match::any().method("POST").path_prefix("/_search");
+    let page_reset = proxy.inject(Fault::Reset, page.clone(), Some(1));
+    let slow_refresh = proxy.inject(
+        Fault::Delay(Duration::from_secs(3)),
+        Match::any().path_contains("/_refresh"),
+        Some(1),
+    );
+
+    let report = setup.sync(&config).await;
+    assert_eq!(report.errors, 0, "{:?}", report.error_messages);
+    assert_eq!(report.added, 4);
+    assert_eq!(
+        (
+            resets.applied(),
+            slow_bulk.applied(),
+            page_reset.applied(),
+            slow_refresh.applied()
+        ),
+        (2, 1, 1, 1)
+    );
+    assert_eq!(setup.count(), 4);
+
+    // Reading versions back goes through a reset and a slow page too.
+    delete(&s3, &bucket, "doc-3.txt").await;
+    proxy.clear_faults();
+    proxy.inject(Fault::Reset, page.clone(), Some(1));
+    proxy.inject(Fault::Delay(Duration::from_secs(3)), page, Some(1));
+    let again = setup.sync(&config).await;
+    assert_eq!(again.errors, 0, "{:?}", again.error_messages);
+    assert_eq!((again.unchanged, again.deleted), (3, 1));
+    assert_eq!(setup.count(), 3);
+}
+
+/// Makes the document of `key` in a bulk body unparsable for OpenSearch: its size becomes text.
+fn corrupt_size_of(key: &str, body: Vec<u8>) -> Vec<u8> {
+    let marker = format!("\"key\":{}", serde_json::to_string(key).unwrap());
+    let text = String::from_utf8(body).unwrap();
+    let lines: Vec<String> = text
+        .split('\n')
+        .map(|line| {
+            if !line.contains(&marker) {
+                return line.to_owned();
+            }
+            let mut document: Value = serde_json::from_str(line).unwrap();
+            document["size_in_bytes"] = json!("a lot");
+            document.to_string()
+        })
+        .collect();
+    lines.join("\n").into_bytes()
+}
+
+#[tokio::test]
+async fn a_document_the_index_refuses_is_named_in_the_report_and_the_others_land() {
+    let (bucket, s3, proxy, setup, config) = proxied("os-refused", 3, "").await;
+    put(&s3, &bucket, "bad.txt", "this one is refused").await;
+    proxy.inject(
+        Fault::map_request(|_, _, body| corrupt_size_of("bad.txt", body)),
+        Match::any().method("POST").path_contains("/_bulk"),
+        None,
+    );
+
+    let report = setup.sync(&config).await;
+    assert_eq!((report.added, report.errors), (3, 1));
+    assert_eq!(report.objects_listed, 4);
+    let bad = DocId::of(&bucket, "bad.txt");
+    let message = &report.error_messages[0];
+    assert!(
+        message.contains(&format!("document {bad} was rejected by the index"))
+            && message.contains("400 mapper_parsing_exception")
+            && message.contains("size_in_bytes"),
+        "{message}"
+    );
+    assert_eq!(setup.count(), 3);
+    assert!(setup.doc(&bucket, "bad.txt").is_none());
+    assert!(setup.doc(&bucket, "doc-2.txt").is_some());
+
+    // Without the fault the next sync writes it, and only it.
+    proxy.clear_faults();
+    let retried = setup.sync(&config).await;
+    assert_eq!(retried.errors, 0, "{:?}", retried.error_messages);
+    assert_eq!((retried.added, retried.unchanged), (1, 3));
+    assert_eq!(setup.count(), 4);
+}
+
+/// A setup whose index already exists on the shared osmem, created with `body`.
+fn setup_with_existing_index(body: &str) -> (&'static OsmemServer, Setup, String) {
+    let osmem = OsmemServer::shared();
+    let setup = Setup::opensearch(&osmem.url(), "");
+    let index = setup.index_name().unwrap().to_owned();
+    osmem.json("PUT", &format!("/{index}"), body);
+    (osmem, setup, index)
+}
+
+/// The mapping osmem holds for `index`.
+fn mapping_of(osmem: &OsmemServer, index: &str) -> Value {
+    osmem.json("GET", &format!("/{index}/_mapping"), "")[index]["mappings"].clone()
+}
+
+#[tokio::test]
+async fn an_index_with_a_conflicting_mapping_is_reported_and_left_unchanged() {
+    let (osmem, setup, index) = setup_with_existing_index(
+        r#"{"mappings":{"properties":{"bucket":{"type":"text"},"size_in_bytes":{"type":"keyword"},"title":{"type":"text"}}}}"#,
+    );
+    osmem.json(
+        "POST",
+        &format!("/{index}/_doc/theirs?refresh=wait_for"),
+        r#"{"bucket":"someone else's","size_in_bytes":"12"}"#,
+    );
+    let before = mapping_of(osmem, &index);
+
+    let error = match setup.open_sink().await {
+        Ok(sink) => panic!("opened an index with a conflicting mapping: {sink:?}"),
+        Err(error) => error.to_string(),
+    };
+    for expected in [
+        format!("the OpenSearch index {index} already exists with a mapping that conflicts"),
+        "maps field `bucket` as text, s3-connector needs keyword".to_owned(),
+        "maps field `size_in_bytes` as keyword, s3-connector needs long".to_owned(),
+        "nothing was written".to_owned(),
+    ] {
+        assert!(
+            error.contains(&expected),
+            "missing {expected:?} in: {error}"
+        );
+    }
+    assert!(!error.contains("`title`"), "{error}");
+
+    // The CLI says the same and exits 1.
+    let (bucket, _s3) = seeded_bucket("os-conflict", 1).await;
+    let config = setup.dir.path().join("conflict.yml");
+    std::fs::write(
+        &config,
+        setup.config_text(&MotoServer::shared().endpoint(), &[&bucket], ""),
+    )
+    .unwrap();
+    let output = run(&["sync", "--config", config.to_str().unwrap()], &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("maps field `bucket` as text"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    assert_eq!(
+        mapping_of(osmem, &index),
+        before,
+        "the mapping was not changed"
+    );
+    let count = osmem.json("GET", &format!("/{index}/_count"), "");
+    assert_eq!(count["count"], 1, "only the foreign document is there");
+}
+
+#[tokio::test]
+async fn an_existing_index_without_our_fields_gets_them_and_keeps_its_own() {
+    let (osmem, setup, index) = setup_with_existing_index(
+        r#"{"settings":{"number_of_replicas":0},"mappings":{"properties":{"team":{"type":"keyword"}}}}"#,
+    );
+    let (bucket, _s3) = seeded_bucket("os-additive", 2).await;
+    let report = setup
+        .sync(&setup.config(&MotoServer::shared().endpoint(), &[&bucket], ""))
+        .await;
+    assert_eq!(
+        (report.added, report.errors),
+        (2, 0),
+        "{:?}",
+        report.error_messages
+    );
+    let mapping = mapping_of(osmem, &index);
+    assert_eq!(mapping["properties"]["team"]["type"], "keyword");
+    assert_eq!(mapping["properties"]["bucket"]["type"], "keyword");
+    assert_eq!(
+        mapping["properties"]["key"]["fields"]["text"]["type"],
+        "text"
+    );
+    assert_eq!(setup.count(), 2);
+}
+
+#[tokio::test]
+async fn without_point_in_time_search_versions_are_read_with_a_scroll() {
+    let (bucket, s3, proxy, setup, config) = proxied("os-scroll", 3, "").await;
+    assert_eq!(setup.sync(&config).await.added, 3);
+
+    let no_pit = proxy.inject(
+        Fault::json(
+            400,
+            r#"{"error":{"type":"illegal_argument_exception","reason":"no handler found for uri [/x/_search/point_in_time]"},"status":400}"#,
+        ),
+        Match::any().path_contains("point_in_time"),
+        None,
+    );
+    // A reset in the middle of the scroll starts the scan over instead of skipping a page.
+    let scroll_reset = proxy.inject(
+        Fault::Reset,
+        Match::any().method("POST").path_prefix("/_search/scroll"),
+        Some(1),
+    );
+    delete(&s3, &bucket, "doc-0.txt").await;
+    proxy.clear_log();
+    let report = setup.sync(&config).await;
+    assert_eq!(report.errors, 0, "{:?}", report.error_messages);
+    assert_eq!((report.unchanged, report.deleted), (2, 1));
+    assert!(no_pit.applied() >= 1);
+    assert_eq!(scroll_reset.applied(), 1);
+    let scrolls = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.path_and_query.contains("scroll=5m"))
+        .count();
+    assert_eq!(scrolls, 2, "the scan started over once after the reset");
+    assert_eq!(setup.count(), 2);
+}
+
+/// A document as the sync would write it, for tests that write to a sink directly.
+fn document(bucket: &str, key: &str, body: &str) -> Document {
+    Document {
+        id: DocId::of(bucket, key),
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        filename: key.rsplit('/').next().unwrap().to_owned(),
+        extension: ".txt".to_owned(),
+        size_in_bytes: body.len() as u64,
+        last_modified: OffsetDateTime::from_unix_timestamp(1_700_000_000 + key.len() as i64)
+            .unwrap(),
+        etag: format!("\"{:x}\"", body.len()),
+        content_type: Some("text/plain".to_owned()),
+        storage_class: Some("STANDARD".to_owned()),
+        url: format!("s3://{bucket}/{key}"),
+        title: None,
+        body: Some(body.to_owned()),
+        content_status: ContentStatus::Extracted,
+        extraction_error: None,
+        indexed_at: OffsetDateTime::now_utc(),
+    }
+}
+
+#[tokio::test]
+async fn versions_and_buckets_are_read_page_by_page_with_and_without_point_in_time() {
+    let proxy = FaultProxy::start(&OsmemServer::shared().url());
+    let setup = Setup::opensearch(&proxy.endpoint(), "  bulk_max_docs: 1000\n");
+    let sink = setup.sink().await;
+    // More documents than one page of versions, and more buckets than one page of buckets.
+    let big: Vec<Document> = (0..2345)
+        .map(|n| document("big", &format!("part-{n}.txt"), &"x".repeat(n % 50)))
+        .collect();
+    let singles: Vec<Document> = (0..1001)
+        .map(|n| document(&format!("single-{n:04}"), "only.txt", "one"))
+        .collect();
+    for batch in big.chunks(1000).chain(singles.chunks(1000)) {
+        assert!(sink.upsert(batch.to_vec()).await.unwrap().is_empty());
+    }
+    sink.commit().await.unwrap();
+    let expected: std::collections::HashMap<DocId, VersionStamp> =
+        big.iter().map(|d| (d.id, d.version())).collect();
+    let mut expected_buckets: Vec<String> = singles.iter().map(|d| d.bucket.clone()).collect();
+    expected_buckets.push("big".to_owned());
+    expected_buckets.sort();
+
+    assert_eq!(sink.indexed_versions("big").await.unwrap(), expected);
+    assert_eq!(sink.indexed_buckets().await.unwrap(), expected_buckets);
+    let pages = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path_and_query == "/_search")
+        .count();
+    assert_eq!(pages, 3, "2345 versions in pages of 1000");
+
+    proxy.inject(
+        Fault::json(400, r#"{"error":"no handler found","status":400}"#),
+        Match::any().path_contains("point_in_time"),
+        None,
+    );
+    assert_eq!(sink.indexed_versions("big").await.unwrap(), expected);
+    assert_eq!(sink.indexed_versions("single-0007").await.unwrap().len(), 1);
+    assert!(sink.indexed_versions("absent").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn bulk_requests_respect_count_and_byte_limits_and_halve_on_413() {
+    let proxy = FaultProxy::start(&OsmemServer::shared().url());
+    let setup = Setup::opensearch(
+        &proxy.endpoint(),
+        "  bulk_max_docs: 4\n  bulk_max_bytes: 2048\n  bulk_concurrency: 3\n",
+    );
+    let sink = setup.sink().await;
+    let answers = observe_bulk_answers(&proxy);
+    let mut documents: Vec<Document> = (0..10)
+        .map(|n| document("limits", &format!("small-{n}.txt"), "tiny"))
+        .collect();
+    documents.push(document("limits", "huge.txt", &"y".repeat(5000)));
+    assert!(sink.upsert(documents).await.unwrap().is_empty());
+    for request in proxy
+        .requests()
+        .iter()
+        .filter(|r| r.path_and_query.contains("_bulk"))
+    {
+        let length: usize = request.header("content-length").unwrap().parse().unwrap();
+        assert!(
+            length <= 2048 || length > 5000,
+            "{length} bytes in one request"
+        );
+    }
+    let per_request = sizes(&answers);
+    assert!(per_request.iter().all(|n| *n <= 4), "{per_request:?}");
+    assert_eq!(per_request.iter().sum::<usize>(), 11);
+    assert!(
+        per_request.contains(&1),
+        "the huge document goes alone: {per_request:?}"
+    );
+
+    // A cluster that finds a request too large: it is halved until it fits.
+    proxy.clear_faults();
+    proxy.inject(
+        Fault::json(413, r#"{"error":"Request Entity Too Large","status":413}"#),
+        Match::any().method("POST").path_contains("/_bulk"),
+        Some(1),
+    );
+    let answers = observe_bulk_answers(&proxy);
+    let documents: Vec<Document> = (0..4)
+        .map(|n| document("halves", &format!("h-{n}.txt"), "half"))
+        .collect();
+    assert!(sink.upsert(documents).await.unwrap().is_empty());
+    assert_eq!(sizes(&answers), [2, 2]);
+
+    // A single document it never accepts is rejected by name; the others land.
+    proxy.clear_faults();
+    let lone = document("halves", "too-big.txt", "big");
+    proxy.inject(
+        Fault::json(413, r#"{"error":"Request Entity Too Large","status":413}"#),
+        Match::any().method("POST").path_contains("/_bulk"),
+        Some(2),
+    );
+    let rejected = sink
+        .upsert(vec![lone.clone(), document("halves", "fine.txt", "fine")])
+        .await
+        .unwrap();
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0].0, lone.id);
+    assert!(
+        rejected[0].1.contains("larger than the cluster accepts"),
+        "{rejected:?}"
+    );
+    sink.commit().await.unwrap();
+    assert_eq!(setup.count(), 16);
+}
+
+#[tokio::test]
+async fn the_cli_syncs_and_searches_with_basic_auth_and_never_shows_the_password() {
+    const PASSWORD: &str = "os-pa55-DO-NOT-LEAK";
+    // Not `proxied`: the password variable is set for the CLI only, not in this process.
+    let (bucket, _s3) = seeded_bucket("os-cli", 2).await;
+    let proxy = FaultProxy::start(&OsmemServer::shared().url());
+    let password_from_env = "  username: admin\n  password: ${S3C_TEST_OS_PASSWORD}\n";
+    let setup = Setup::opensearch(&proxy.endpoint(), password_from_env);
+    let config = setup.dir.path().join("cli.yml");
+    std::fs::write(
+        &config,
+        setup.config_text(&MotoServer::shared().endpoint(), &[&bucket], ""),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let envs = [("S3C_TEST_OS_PASSWORD", PASSWORD)];
+    let search = |query: &str| {
+        let output = run(
+            &[
+                "search",
+                "--config",
+                config,
+                "--connector",
+                "c",
+                "--json",
+                query,
+            ],
+            &envs,
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        let hits: Vec<Value> = text(&output.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        (hits, output)
+    };
+
+    let output = run(
+        &["sync", "--config", config, "--json", "--log-level", "debug"],
+        &envs,
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let report: Value = serde_json::from_str(text(&output.stdout).trim()).unwrap();
+    assert_eq!(
+        (report["added"].as_u64(), report["errors"].as_u64()),
+        (Some(2), Some(0))
+    );
+    let mut outputs = vec![output];
+
+    let (hits, output) = search("1");
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0]["key"], "doc-1.txt");
+    assert_eq!(hits[0]["bucket"], bucket.as_str());
+    assert_eq!(hits[0]["id"], DocId::of(&bucket, "doc-1.txt").to_hex());
+    assert!(hits[0]["score"].as_f64().unwrap() > 0.0);
+    outputs.push(output);
+    // A stray quote is a typo, not an error; field:value works as on the embedded index.
+    let (hits, output) = search("\"1");
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    outputs.push(output);
+    let (hits, output) = search("key:\"doc-0.txt\"");
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0]["key"], "doc-0.txt");
+    outputs.push(output);
+
+    let requests = proxy.requests();
+    assert!(!requests.is_empty());
+    for request in &requests {
+        let header = request.header("authorization").unwrap_or_default();
+        let credentials = header.strip_prefix("Basic ").map(base64_decode);
+        assert_eq!(
+            credentials,
+            Some(Ok(format!("admin:{PASSWORD}").into_bytes())),
+            "{} {}",
+            request.method,
+            request.path_and_query
+        );
+    }
+    for output in outputs {
+        let all_output = format!("{}{}", text(&output.stdout), text(&output.stderr));
+        assert!(!all_output.contains(PASSWORD), "{all_output}");
+    }
+}
+
+#[tokio::test]
+async fn sigv4_signs_every_request_for_the_configured_service_and_region() {
+    let proxy = FaultProxy::start(&OsmemServer::shared().url());
+    let setup = Setup::opensearch(
+        &proxy.endpoint(),
+        "  aws_sigv4: {region: eu-west-1, service: aoss}\n",
+    );
+    let config = setup.dir.path().join("sigv4.yml");
+    std::fs::write(
+        &config,
+        setup.config_text(&MotoServer::shared().endpoint(), &["unused-bucket"], ""),
+    )
+    .unwrap();
+    let output = run(
+        &[
+            "search",
+            "--config",
+            config.to_str().unwrap(),
+            "--connector",
+            "c",
+            "anything",
+        ],
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDS3CSIGV4TEST"),
+            ("AWS_SECRET_ACCESS_KEY", "sigv4-secret-DO-NOT-LEAK"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_CONFIG_FILE", "/nonexistent"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("no documents match"));
+    let requests = proxy.requests();
+    assert!(
+        requests.len() >= 2,
+        "mapping check and search: {requests:?}"
+    );
+    for request in &requests {
+        let authorization = request.header("authorization").unwrap_or_default();
+        assert!(
+            authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKIDS3CSIGV4TEST/")
+                && authorization.contains("/eu-west-1/aoss/aws4_request"),
+            "{} {}: {authorization}",
+            request.method,
+            request.path_and_query
+        );
+        assert!(request.header("x-amz-content-sha256").is_some());
+        assert!(request.header("x-amz-date").is_some());
+    }
+}
+
+#[tokio::test]
+async fn tls_trusts_the_configured_ca_refuses_other_certificates_at_once_and_can_be_turned_off() {
+    let tls = TlsFront::start(&OsmemServer::shared().url());
+    let (bucket, _s3) = seeded_bucket("os-tls", 2).await;
+    let s3 = MotoServer::shared().endpoint();
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca = ca_dir.path().join("ca.pem");
+    std::fs::write(&ca, tls.ca_pem()).unwrap();
+
+    let trusted = Setup::opensearch(
+        &tls.endpoint(),
+        &format!("  ca_cert: {:?}\n", ca.display().to_string()),
+    );
+    let report = trusted.sync(&trusted.config(&s3, &[&bucket], "")).await;
+    assert_eq!(
+        (report.added, report.errors),
+        (2, 0),
+        "{:?}",
+        report.error_messages
+    );
+    assert_eq!(trusted.count(), 2);
+    assert!(tls.handshakes_completed() >= 1);
+
+    // A certificate the client does not trust is the same on the next try: one handshake, no
+    // retries, and a message that says what is wrong.
+    let untrusted = Setup::opensearch(&tls.endpoint(), "");
+    let before = tls.handshakes_started();
+    let error = match untrusted.open_sink().await {
+        Ok(sink) => panic!("connected without trusting the CA: {sink:?}"),
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains("certificate"), "{error}");
+    assert!(error.contains(&tls.endpoint()), "{error}");
+    assert_eq!(tls.handshakes_started() - before, 1, "{error}");
+
+    let insecure = Setup::opensearch(&tls.endpoint(), "  tls_insecure_skip_verify: true\n");
+    let report = insecure.sync(&insecure.config(&s3, &[&bucket], "")).await;
+    assert_eq!(
+        (report.added, report.errors),
+        (2, 0),
+        "{:?}",
+        report.error_messages
+    );
+    assert_eq!(insecure.count(), 2);
+}
