@@ -24,6 +24,7 @@ import urllib.request
 
 SEAWEEDFS_VERSION = "4.48"
 OSMEM_VERSION = "0.1.6"
+VOLUME_SIZE_MB = 64
 ACCESS_KEY = "bench"
 SECRET_KEY = "bench-secret"
 
@@ -229,6 +230,9 @@ class SeaweedServer(Supervised):
         return [
             self.weed, "mini", f"-dir={self.data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             "-admin.ui=false", "-webdav=false", "-master.telemetry=false",
+            # Small volumes: weed sizes its volume count by the free disk space, and each bucket
+            # takes volumes of its own; with the 1 GiB default a few buckets exhaust a small disk.
+            f"-master.volumeSizeLimitMB={VOLUME_SIZE_MB}",
             f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}", "-s3.port.iceberg=0", "-s3.port.lance=0",
             f"-master.port={master}", f"-master.port.grpc={master_grpc}",
             f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}",
