@@ -316,7 +316,10 @@ mod tests {
         let stamp = VersionStamp::of("\"e1\"", time, 10);
         assert_eq!(stamp, VersionStamp::of("\"e1\"", time, 10));
         assert_ne!(stamp, VersionStamp::of("\"e2\"", time, 10));
-        assert_ne!(stamp, VersionStamp::of("\"e1\"", time + time::Duration::seconds(1), 10));
+        assert_ne!(
+            stamp,
+            VersionStamp::of("\"e1\"", time + time::Duration::seconds(1), 10)
+        );
         assert_ne!(stamp, VersionStamp::of("\"e1\"", time, 11));
     }
 }
