@@ -208,6 +208,7 @@ fn digits(mut n: usize) -> usize {
 
 /// Words of the generated prose: mostly English, a few with non-ASCII letters (so decoding sees
 /// multi-byte UTF-8), a few numbers and codes.
+#[rustfmt::skip]
 const WORDS: &[&str] = &[
     "the", "of", "and", "to", "in", "a", "is", "that", "for", "it", "as", "was", "with", "be",
     "by", "on", "not", "he", "this", "are", "or", "his", "from", "at", "which", "but", "have",
@@ -224,7 +225,9 @@ const WORDS: &[&str] = &[
 ];
 
 /// Words only, ASCII, to fill a document to an exact byte length.
-const FILLER: &[&str] = &["lorem", "ipsum", "dolor", "sit", "amet", "data", "text", "word"];
+const FILLER: &[&str] = &[
+    "lorem", "ipsum", "dolor", "sit", "amet", "data", "text", "word",
+];
 
 fn word(rng: &mut ChaCha8Rng) -> &'static str {
     WORDS.choose(rng).copied().unwrap_or("word")
@@ -311,46 +314,48 @@ fn html_document(rng: &mut ChaCha8Rng, size: usize) -> String {
          </head>\n<body>\n<div class=\"content\">\n",
     );
     let body = size.saturating_sub(TAIL.len());
-    blocks(rng, &mut out, body, |rng, out| match rng.random_range(0..6) {
-        0 => {
-            out.push_str("<h2>");
-            sentence(rng, out);
-            out.push_str("</h2>\n");
-        }
-        1 => {
-            out.push_str("<ul>\n");
-            for _ in 0..rng.random_range(2..=5) {
-                out.push_str("  <li>");
+    blocks(rng, &mut out, body, |rng, out| {
+        match rng.random_range(0..6) {
+            0 => {
+                out.push_str("<h2>");
                 sentence(rng, out);
-                out.push_str("</li>\n");
+                out.push_str("</h2>\n");
             }
-            out.push_str("</ul>\n");
-        }
-        2 => {
-            out.push_str("<table class=\"data\">\n");
-            for _ in 0..rng.random_range(2..=4) {
-                out.push_str("<tr><td>");
-                out.push_str(word(rng));
-                out.push_str("</td><td>");
-                out.push_str(word(rng));
-                out.push_str("</td><td>");
-                out.push_str(&rng.random_range(0..100_000).to_string());
-                out.push_str("</td></tr>\n");
+            1 => {
+                out.push_str("<ul>\n");
+                for _ in 0..rng.random_range(2..=5) {
+                    out.push_str("  <li>");
+                    sentence(rng, out);
+                    out.push_str("</li>\n");
+                }
+                out.push_str("</ul>\n");
             }
-            out.push_str("</table>\n");
-        }
-        _ => {
-            out.push_str("<p class=\"note\">");
-            sentence(rng, out);
-            out.push_str(" <a href=\"/docs/");
-            out.push_str(word(rng));
-            out.push_str(".html\">");
-            out.push_str(word(rng));
-            out.push_str("</a> &amp; <b>");
-            out.push_str(word(rng));
-            out.push_str("</b> &eacute;t&eacute; &#8212; ");
-            paragraph(rng, out);
-            out.push_str("</p>\n");
+            2 => {
+                out.push_str("<table class=\"data\">\n");
+                for _ in 0..rng.random_range(2..=4) {
+                    out.push_str("<tr><td>");
+                    out.push_str(word(rng));
+                    out.push_str("</td><td>");
+                    out.push_str(word(rng));
+                    out.push_str("</td><td>");
+                    out.push_str(&rng.random_range(0..100_000).to_string());
+                    out.push_str("</td></tr>\n");
+                }
+                out.push_str("</table>\n");
+            }
+            _ => {
+                out.push_str("<p class=\"note\">");
+                sentence(rng, out);
+                out.push_str(" <a href=\"/docs/");
+                out.push_str(word(rng));
+                out.push_str(".html\">");
+                out.push_str(word(rng));
+                out.push_str("</a> &amp; <b>");
+                out.push_str(word(rng));
+                out.push_str("</b> &eacute;t&eacute; &#8212; ");
+                paragraph(rng, out);
+                out.push_str("</p>\n");
+            }
         }
     });
     fill(rng, &mut out, body);

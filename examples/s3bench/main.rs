@@ -179,8 +179,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let target = connector.target(None).await?;
             let dataset = data.dataset()?;
-            let mutated =
-                raw::mutate(&target, &dataset, data.seed, round, every, concurrency.max(1)).await?;
+            let mutated = raw::mutate(
+                &target,
+                &dataset,
+                data.seed,
+                round,
+                every,
+                concurrency.max(1),
+            )
+            .await?;
             print(&mutated)
         }
         Command::Get {
