@@ -7,44 +7,26 @@
   127.0.0.1 with free ports, its data in a directory of the caller's work directory.
 - OsmemServer: osmem-server, an in-memory OpenSearch API emulator, on a free 127.0.0.1 port.
 
-Both run under a small `sh` supervisor that SIGKILLs the server when our end of its stdin closes,
-so the server dies with this process even if this process is killed; stop() SIGKILLs it at once.
+Both are s3c_scripts.SupervisedServer: they die with this process even if it is killed. SeaweedFS
+needs SIGKILL to stop.
 """
 
 import fcntl
 import glob
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
+
+from s3c_scripts import SupervisedServer, answers, log
 
 SEAWEEDFS_VERSION = "4.48"
 OSMEM_VERSION = "0.1.6"
 VOLUME_SIZE_MB = 64
 ACCESS_KEY = "bench"
 SECRET_KEY = "bench-secret"
-
-# Runs the server; prints its pid; SIGKILLs it when our end of its stdin closes.
-SUPERVISOR = r"""
-log="$1"; shift
-exec 3<&0
-"$@" </dev/null >"$log" 2>&1 3<&- &
-pid=$!
-echo "$pid"
-( cat <&3 >/dev/null 2>&1; kill -KILL "$pid" ) </dev/null >/dev/null 2>&1 &
-exec 3<&-
-wait "$pid"
-"""
-
-
-def log(message):
-    """Prints a progress line on stderr."""
-    print(message, file=sys.stderr, flush=True)
-
 
 def tools_dir():
     base = os.environ.get("S3C_TOOLS_DIR") or os.path.join(
@@ -100,119 +82,17 @@ def osmem_executable(venv):
     return found[0]
 
 
-def free_ports(count):
-    """`count` distinct ports that were free on 127.0.0.1 a moment ago."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-class Supervised:
-    """A server process under SUPERVISOR; a context manager that always stops it."""
-
-    name = "server"
-
-    def __init__(self, workdir):
-        self.workdir = workdir
-        self.log_path = os.path.join(workdir, f"{self.name}.log")
-        self.process = None
-        self.pid = None
-
-    def command(self, ports):
-        """The command line for these free ports."""
-        raise NotImplementedError
-
-    def ports_needed(self):
-        return 1
-
-    def ready(self):
-        """True once the server answers."""
-        raise NotImplementedError
-
-    def start(self, deadline_seconds=60):
-        for attempt in range(3):
-            self.ports = free_ports(self.ports_needed())
-            self.process = subprocess.Popen(
-                ["sh", "-c", SUPERVISOR, "sh", self.log_path] + self.command(self.ports),
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                cwd=self.workdir)
-            self.pid = int(self.process.stdout.readline().decode().strip() or 0)
-            deadline = time.monotonic() + deadline_seconds
-            while time.monotonic() < deadline and self.process.poll() is None:
-                if self.ready():
-                    return self
-                time.sleep(0.1)
-            tail = self.log_tail()
-            self.stop()
-            if "address already in use" not in tail.lower() or attempt == 2:
-                raise RuntimeError(f"{self.name} did not start (ports {self.ports}):\n{tail}")
-        raise AssertionError("unreachable")
-
-    def log_tail(self):
-        try:
-            with open(self.log_path, errors="replace") as handle:
-                return handle.read()[-3000:]
-        except OSError as error:
-            return f"(no log: {error})"
-
-    def stop(self):
-        """SIGKILLs the server and waits for its supervisor."""
-        if self.process is None:
-            return
-        if self.pid:
-            try:
-                os.kill(self.pid, 9)
-            except ProcessLookupError:
-                pass
-        try:
-            self.process.stdin.close()
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        finally:
-            self.process.stdout.close()
-            self.process = None
-            self.pid = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
-
-
-def answers(url):
-    """True when an HTTP server answers `url` with any status."""
-    try:
-        with urllib.request.urlopen(url, timeout=2):
-            return True
-    except urllib.error.HTTPError:
-        return True
-    except OSError:
-        return False
-
-
-class SeaweedServer(Supervised):
+class SeaweedServer(SupervisedServer):
     """SeaweedFS `weed mini` with its S3 gateway; `endpoint` is the S3 endpoint."""
 
     name = "seaweedfs"
+    stop_signal = "KILL"
+    ports_needed = 9
 
     def __init__(self, workdir, venv):
-        super().__init__(workdir)
+        super().__init__(workdir, deadline_seconds=60)
         self.weed = weed_executable(venv)
         self.data_dir = os.path.join(workdir, "seaweedfs-data")
-
-    def ports_needed(self):
-        return 9
 
     def command(self, ports):
         os.makedirs(self.data_dir, exist_ok=True)
@@ -247,10 +127,11 @@ class SeaweedServer(Supervised):
         return answers(self.endpoint + "/")
 
 
-class OsmemServer(Supervised):
+class OsmemServer(SupervisedServer):
     """osmem-server; `url` is its base URL."""
 
     name = "osmem"
+    stop_signal = "KILL"
 
     def __init__(self, workdir, venv):
         super().__init__(workdir)
