@@ -2,8 +2,10 @@
 
 - reexec_with_boto3(): re-runs the calling script with the moto virtualenv's Python (which has
   boto3), installing that virtualenv through scripts/ensure-moto first if needed.
-- MotoServer: a local moto S3 server on a free 127.0.0.1 port, under the same `sh` supervisor as
-  the Rust test harness, so it dies with this process even if this process is killed.
+- SupervisedServer: a server process on free 127.0.0.1 ports under a small `sh` supervisor that
+  kills it when our end of its stdin closes, so it dies with this process even if this process is
+  killed (the same scheme as the Rust test harness). MotoServer is one; scripts/bench has others.
+- MotoServer: a local moto S3 server on a free 127.0.0.1 port.
 - connector_binary(): the s3-connector executable, built with cargo unless one is given.
 """
 
@@ -21,14 +23,14 @@ SCRIPTS_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 REPO_DIR = os.path.dirname(SCRIPTS_DIR)
 MOTO_VERSION = "5.2.5"
 
-# Runs moto; prints its pid; kills it when our end of its stdin closes (we exited or were killed).
+# Runs the server ("$@"); prints its pid; sends it SIGNAL when our end of its stdin closes.
 SUPERVISOR = r"""
-moto="$1"; port="$2"; log="$3"
+signal="$1"; log="$2"; shift 2
 exec 3<&0
-"$moto" -H 127.0.0.1 -p "$port" </dev/null >"$log" 2>&1 3<&- &
+"$@" </dev/null >"$log" 2>&1 3<&- &
 pid=$!
 echo "$pid"
-( cat <&3 >/dev/null 2>&1; kill "$pid" ) </dev/null >/dev/null 2>&1 &
+( cat <&3 >/dev/null 2>&1; kill "-$signal" "$pid" ) </dev/null >/dev/null 2>&1 &
 exec 3<&-
 wait "$pid"
 """
@@ -75,68 +77,96 @@ def moto_server_executable():
     return os.path.join(ensure_moto_venv(), "bin", "moto_server")
 
 
+def free_ports(count):
+    """`count` distinct ports that were free on 127.0.0.1 a moment ago."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def free_port():
     """A port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
 
 
-class MotoServer:
-    """A local moto S3 server; use as a context manager (`with MotoServer() as moto:`)."""
+def answers(url):
+    """True when an HTTP server answers `url`, with any status."""
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answered
+    except OSError:
+        return False
+
+
+class SupervisedServer:
+    """A server under SUPERVISOR, started on free ports; a context manager that always stops it.
+
+    Subclasses set `name` and `stop_signal` (TERM, or KILL for servers that ignore TERM) and
+    define `ports_needed`, `command(ports)` and `ready()`."""
+
+    name = "server"
+    stop_signal = "TERM"
+    ports_needed = 1
 
     def __init__(self, workdir, deadline_seconds=30):
         self.workdir = workdir
         self.deadline_seconds = deadline_seconds
+        self.log_path = os.path.join(workdir, f"{self.name}.log")
         self.process = None
-        self.endpoint = None
-        self.log_path = os.path.join(workdir, "moto.log")
+        self.pid = None
+        self.ports = None
 
-    def __enter__(self):
-        exe = moto_server_executable()
+    def command(self, ports):
+        """The server's command line for these free ports."""
+        raise NotImplementedError
+
+    def ready(self):
+        """True once the server serves."""
+        raise NotImplementedError
+
+    def start(self):
+        """Starts the server and waits until it is ready; retries on a port taken meanwhile."""
         for attempt in range(3):
-            port = free_port()
+            self.ports = free_ports(self.ports_needed)
             self.process = subprocess.Popen(
-                ["sh", "-c", SUPERVISOR, "sh", exe, str(port), self.log_path],
+                ["sh", "-c", SUPERVISOR, "sh", self.stop_signal, self.log_path]
+                + self.command(self.ports),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 cwd=self.workdir,
             )
-            self.process.stdout.readline()  # moto's pid: it has been started
-            self.endpoint = f"http://127.0.0.1:{port}"
-            if self._wait_until_ready():
-                return self
+            self.pid = int(self.process.stdout.readline().decode().strip() or 0)
+            deadline = time.monotonic() + self.deadline_seconds
+            while time.monotonic() < deadline and self.process.poll() is None:
+                if self.ready():
+                    return self
+                time.sleep(0.05)
             output = self.log_tail()
             self.stop()
-            if "Address already in use" not in output or attempt == 2:
-                raise RuntimeError(f"moto did not start on port {port}:\n{output}")
+            if "address already in use" not in output.lower() or attempt == 2:
+                raise RuntimeError(f"{self.name} did not start on ports {self.ports}:\n{output}")
         raise AssertionError("unreachable")
 
-    def _wait_until_ready(self):
-        deadline = time.monotonic() + self.deadline_seconds
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return False
-            try:
-                with urllib.request.urlopen(self.endpoint + "/", timeout=2):
-                    return True
-            except urllib.error.HTTPError:
-                return True  # it answered
-            except OSError:
-                time.sleep(0.05)
-        return False
-
     def log_tail(self):
-        """The end of moto's output."""
+        """The end of the server's output."""
         try:
             with open(self.log_path, errors="replace") as handle:
                 return handle.read()[-4000:]
         except OSError as error:
-            return f"(no moto log: {error})"
+            return f"(no {self.name} log: {error})"
 
     def stop(self):
-        """Stops moto and waits for it (at most 10 s)."""
+        """Stops the server (with `stop_signal`) and waits for it (at most 10 s)."""
         if self.process is None:
             return
         try:
@@ -148,10 +178,27 @@ class MotoServer:
         finally:
             self.process.stdout.close()
             self.process = None
+            self.pid = None
+
+    def __enter__(self):
+        return self.start()
 
     def __exit__(self, *exc):
         self.stop()
         return False
+
+
+class MotoServer(SupervisedServer):
+    """A local moto S3 server; use as a context manager (`with MotoServer() as moto:`)."""
+
+    name = "moto"
+
+    def command(self, ports):
+        self.endpoint = f"http://127.0.0.1:{ports[0]}"
+        return [moto_server_executable(), "-H", "127.0.0.1", "-p", str(ports[0])]
+
+    def ready(self):
+        return answers(self.endpoint + "/")
 
 
 def connector_binary(explicit=None, release=False):

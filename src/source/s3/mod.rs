@@ -118,7 +118,9 @@ impl S3Source {
     }
 
     /// The client for calls on `bucket`: the one of its located region, else the default.
-    fn client(&self, bucket: &str) -> Client {
+    /// Public so that tools can make raw calls with exactly the connector's client settings
+    /// (the benchmark's limits, `examples/s3bench`).
+    pub fn client(&self, bucket: &str) -> Client {
         let regions = self
             .regions
             .read()
