@@ -159,6 +159,28 @@ async fn open_index(config: &Config, connector: &ConnectorConfig) -> anyhow::Res
         .with_context(|| format!("cannot open the index of connector {}", connector.id))
 }
 
+/// `--config` plus `--connector ID...`: the connectors a command works on.
+#[derive(Debug, Args)]
+struct SelectionArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Only this connector (repeatable). Default: every connector.
+    #[arg(long = "connector")]
+    connectors: Vec<String>,
+}
+
+impl SelectionArgs {
+    /// Loads the config; `Err` carries the exit code after the problem was printed.
+    fn load(&self) -> Result<Config, ExitCode> {
+        load_config(&self.config.config)
+    }
+
+    /// The selected connectors of `config`, or the exit code after naming an unknown one.
+    fn select<'a>(&self, config: &'a Config) -> Result<Vec<&'a ConnectorConfig>, ExitCode> {
+        select_connectors(config, &self.connectors, &self.config.config)
+    }
+}
+
 /// The connector named `id`, or the exit code after saying that there is none.
 fn find_connector<'a>(
     config: &'a Config,

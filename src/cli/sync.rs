@@ -10,7 +10,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use super::{ConfigArg, EXIT_FAILED, load_config, open_index, select_connectors};
+use super::{EXIT_FAILED, SelectionArgs, open_index};
 use crate::config::ConnectorConfig;
 use crate::credentials;
 use crate::sink::Sink;
@@ -20,10 +20,7 @@ use crate::sync::{self, Counters, SyncContext, SyncReport};
 #[derive(Debug, Args)]
 pub(super) struct SyncArgs {
     #[command(flatten)]
-    config: ConfigArg,
-    /// Sync only this connector (repeatable). Default: every connector.
-    #[arg(long = "connector")]
-    connectors: Vec<String>,
+    selection: SelectionArgs,
     /// Print one JSON report per connector on stdout instead of a summary.
     #[arg(long)]
     json: bool,
@@ -32,11 +29,11 @@ pub(super) struct SyncArgs {
 /// Syncs the selected connectors one after the other. Ctrl-C stops starting new work, lets
 /// downloads in flight finish and commits; a second Ctrl-C exits at once.
 pub(super) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
-    let config = match load_config(&args.config.config) {
+    let config = match args.selection.load() {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
-    let connectors = match select_connectors(&config, &args.connectors, &args.config.config) {
+    let connectors = match args.selection.select(&config) {
         Ok(connectors) => connectors,
         Err(code) => return Ok(code),
     };

@@ -6,16 +6,13 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{ConfigArg, EXIT_FAILED, load_config, select_connectors};
+use super::{EXIT_FAILED, SelectionArgs};
 use crate::verify::{self, Status};
 
 #[derive(Debug, Args)]
 pub(super) struct VerifyArgs {
     #[command(flatten)]
-    config: ConfigArg,
-    /// Verify only this connector (repeatable). Default: every connector.
-    #[arg(long = "connector")]
-    connectors: Vec<String>,
+    selection: SelectionArgs,
     /// Print one JSON object per step instead of a table.
     #[arg(long)]
     json: bool,
@@ -27,11 +24,11 @@ pub(super) struct VerifyArgs {
 
 /// Prints a row per step; exit 0 only if every step passed.
 pub(super) async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let config = match load_config(&args.config.config) {
+    let config = match args.selection.load() {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
-    let connectors = match select_connectors(&config, &args.connectors, &args.config.config) {
+    let connectors = match args.selection.select(&config) {
         Ok(connectors) => connectors,
         Err(code) => return Ok(code),
     };

@@ -253,6 +253,7 @@ async fn list_bucket<S: Sink>(
     let limits = Limits {
         max_content_bytes: ctx.connector.max_content_bytes,
     };
+    let rules: Option<&SyncRules> = ctx.connector.rules.as_ref();
     for prefix in prefixes {
         let mut pager = ctx.source.objects(bucket, prefix);
         loop {
@@ -267,7 +268,6 @@ async fn list_bucket<S: Sink>(
             for entry in page {
                 Counters::bump(&counters.objects_listed);
                 let id = DocId::of(bucket, &entry.key);
-                let rules: Option<&SyncRules> = ctx.connector.rules.as_ref();
                 match plan::decide(bucket, &entry, indexed.get(&id).copied(), rules, limits) {
                     Decision::Excluded => Counters::bump(&counters.excluded),
                     Decision::Unchanged => {
