@@ -160,6 +160,10 @@ pub(super) fn extract_blocking(
 
 /// Cuts `text` after `max` characters.
 fn cap_chars(text: &mut String, max: usize) {
+    // A character takes at least one byte: a short text needs no counting.
+    if text.len() <= max {
+        return;
+    }
     if let Some((cut, _)) = text.char_indices().nth(max) {
         text.truncate(cut);
     }

@@ -167,6 +167,11 @@ impl Document {
     pub fn version(&self) -> VersionStamp {
         VersionStamp::of(&self.etag, self.last_modified, self.size_in_bytes)
     }
+
+    /// Bytes of extracted text (body and title): what dominates the document's size.
+    pub fn text_len(&self) -> usize {
+        self.body.as_ref().map_or(0, String::len) + self.title.as_ref().map_or(0, String::len)
+    }
 }
 
 fn serialize_doc_id<S: serde::Serializer>(id: &DocId, serializer: S) -> Result<S::Ok, S::Error> {

@@ -30,6 +30,14 @@ pub use report::{Counters, SyncReport};
 /// Documents written between two commits inside one bucket.
 const COMMIT_EVERY: u64 = 10_000;
 
+/// Bytes of text that make a batch full whatever its document count, so that large documents
+/// never pile up in memory waiting for a batch to fill.
+const BATCH_MAX_TEXT_BYTES: usize = 8 * 1024 * 1024;
+
+/// Listing pages fetched ahead of the decisions: the next request is in flight while a page
+/// is decided, and the first one while the index's versions are read.
+const PAGES_AHEAD: usize = 2;
+
 /// Why a bucket's sync stopped early.
 #[derive(Debug, thiserror::Error)]
 enum BucketError {
@@ -209,19 +217,27 @@ async fn remove_unselected_buckets<S: Sink>(
     Ok(())
 }
 
-/// Syncs one bucket: listing, downloads and writes run concurrently; deletes come last.
+/// Syncs one bucket: listing, deciding, downloads and writes run concurrently; deletes come
+/// last.
 async fn sync_bucket<S: Sink>(ctx: &SyncContext<'_, S>, bucket: &str) -> Result<(), BucketError> {
     let connector = ctx.connector;
-    let mut indexed = ctx.sink.indexed_versions(bucket).await?;
     let prefixes = match &connector.rules {
         Some(rules) => rules.list_prefixes(bucket),
         None => vec![String::new()],
     };
+    let (pages, page_queue) = mpsc::channel::<Vec<ObjectEntry>>(PAGES_AHEAD);
     let (jobs, job_queue) = mpsc::channel::<Job>(connector.concurrency * 2);
-    let listing = list_bucket(ctx, bucket, &prefixes, &mut indexed, jobs);
+    // The first page is on its way while the index's versions are read.
+    let listing = list_bucket(ctx, bucket, &prefixes, pages);
+    let deciding = async {
+        let mut indexed = ctx.sink.indexed_versions(bucket).await?;
+        decide_pages(ctx, bucket, &mut indexed, page_queue, jobs).await;
+        Ok::<_, SinkError>(indexed)
+    };
     let writing = write_documents(ctx, bucket, job_queue);
-    let (listed, written) = tokio::join!(listing, writing);
+    let (listed, decided, written) = tokio::join!(listing, deciding, writing);
     written?;
+    let indexed = decided?;
     listed.map_err(|stop| match stop {
         ListingStop::Failed(source) => BucketError::Listing {
             bucket: bucket.to_owned(),
@@ -229,7 +245,8 @@ async fn sync_bucket<S: Sink>(ctx: &SyncContext<'_, S>, bucket: &str) -> Result<
         },
         ListingStop::Cancelled => BucketError::Cancelled,
     })?;
-    // The listing was complete: what is left in `indexed` is no longer in the bucket.
+    // The listing was complete and every page was decided: what is left in `indexed` is no
+    // longer in the bucket.
     let stale: Vec<DocId> = indexed.into_keys().collect();
     if !stale.is_empty() {
         let count = stale.len() as u64;
@@ -240,20 +257,14 @@ async fn sync_bucket<S: Sink>(ctx: &SyncContext<'_, S>, bucket: &str) -> Result<
     Ok(())
 }
 
-/// Streams the listing, decides each object, and queues the ones to write. Objects seen are
-/// taken out of `indexed`, so that what remains at the end is what left the bucket.
+/// Pages through the listing of every prefix and queues the pages. Stops early, without an
+/// error, when the decider is gone (the index failed; that error is reported).
 async fn list_bucket<S: Sink>(
     ctx: &SyncContext<'_, S>,
     bucket: &str,
     prefixes: &[String],
-    indexed: &mut HashMap<DocId, VersionStamp>,
-    mut jobs: mpsc::Sender<Job>,
+    mut pages: mpsc::Sender<Vec<ObjectEntry>>,
 ) -> Result<(), ListingStop> {
-    let counters = ctx.counters;
-    let limits = Limits {
-        max_content_bytes: ctx.connector.max_content_bytes,
-    };
-    let rules: Option<&SyncRules> = ctx.connector.rules.as_ref();
     for prefix in prefixes {
         let mut pager = ctx.source.objects(bucket, prefix);
         loop {
@@ -265,33 +276,54 @@ async fn list_bucket<S: Sink>(
                 Ok(None) => break,
                 Err(error) => return Err(ListingStop::Failed(error)),
             };
-            for entry in page {
-                Counters::bump(&counters.objects_listed);
-                let id = DocId::of(bucket, &entry.key);
-                match plan::decide(bucket, &entry, indexed.get(&id).copied(), rules, limits) {
-                    Decision::Excluded => Counters::bump(&counters.excluded),
-                    Decision::Unchanged => {
-                        indexed.remove(&id);
-                        Counters::bump(&counters.unchanged);
-                    }
-                    Decision::Index { change, content } => {
-                        indexed.remove(&id);
-                        let job = Job {
-                            id,
-                            entry,
-                            change,
-                            content,
-                        };
-                        if jobs.send(job).await.is_err() {
-                            // The writer stopped on an index error; it reports that error.
-                            return Ok(());
-                        }
+            if pages.send(page).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Decides each listed object and queues the ones to write. Objects seen are taken out of
+/// `indexed`, so that once every page is decided what remains is what left the bucket.
+async fn decide_pages<S: Sink>(
+    ctx: &SyncContext<'_, S>,
+    bucket: &str,
+    indexed: &mut HashMap<DocId, VersionStamp>,
+    mut page_queue: mpsc::Receiver<Vec<ObjectEntry>>,
+    mut jobs: mpsc::Sender<Job>,
+) {
+    let counters = ctx.counters;
+    let limits = Limits {
+        max_content_bytes: ctx.connector.max_content_bytes,
+    };
+    let rules: Option<&SyncRules> = ctx.connector.rules.as_ref();
+    while let Some(page) = page_queue.next().await {
+        for entry in page {
+            Counters::bump(&counters.objects_listed);
+            let id = DocId::of(bucket, &entry.key);
+            match plan::decide(bucket, &entry, indexed.get(&id).copied(), rules, limits) {
+                Decision::Excluded => Counters::bump(&counters.excluded),
+                Decision::Unchanged => {
+                    indexed.remove(&id);
+                    Counters::bump(&counters.unchanged);
+                }
+                Decision::Index { change, content } => {
+                    indexed.remove(&id);
+                    let job = Job {
+                        id,
+                        entry,
+                        change,
+                        content,
+                    };
+                    if jobs.send(job).await.is_err() {
+                        // The writer stopped on an index error; it reports that error.
+                        return;
                     }
                 }
             }
         }
     }
-    Ok(())
 }
 
 /// Runs the download workers over the queued jobs and writes their documents in batches.
@@ -305,13 +337,16 @@ async fn write_documents<S: Sink>(
         .buffer_unordered(ctx.connector.concurrency);
     let batch_size = ctx.sink.batch_size();
     let mut batch = Vec::with_capacity(batch_size);
+    let mut batch_bytes = 0;
     let mut since_commit = 0u64;
     while let Some(outcome) = outcomes.next().await {
         match outcome {
             Outcome::Write(document, change) => {
+                batch_bytes += document.text_len();
                 batch.push((*document, change));
-                if batch.len() >= batch_size {
+                if batch.len() >= batch_size || batch_bytes >= BATCH_MAX_TEXT_BYTES {
                     since_commit += write_batch(ctx, &mut batch).await?;
+                    batch_bytes = 0;
                 }
             }
             Outcome::Gone(id, Change::Updated) => {
