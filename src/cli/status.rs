@@ -143,6 +143,13 @@ fn print_connector(out: &mut impl Write, status: &ConnectorStatus) -> std::io::R
                 r.deleted,
                 r.errors
             )?;
+            if r.deletions_held_back > 0 {
+                writeln!(
+                    out,
+                    "  deletions held back: {} (the mass-delete guard; run `s3-connector sync --allow-mass-delete` if they are intended)",
+                    r.deletions_held_back
+                )?;
+            }
             for message in r.error_messages.iter().take(3) {
                 writeln!(out, "    error: {message}")?;
             }

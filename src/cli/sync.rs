@@ -24,6 +24,10 @@ pub(super) struct SyncArgs {
     /// Print one JSON report per connector on stdout instead of a summary.
     #[arg(long)]
     json: bool,
+    /// Let this sync delete more than `max_delete_fraction` of a bucket's documents (or of the
+    /// index, for buckets that left the selection): the mass-delete guard's one-time override.
+    #[arg(long)]
+    allow_mass_delete: bool,
 }
 
 /// Syncs the selected connectors one after the other. Ctrl-C stops starting new work, lets
@@ -45,7 +49,11 @@ pub(super) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
             break;
         }
         let index = open_index(&config, connector).await?;
-        let report = sync_with_progress(connector, &index, !args.json, &cancel).await;
+        let options = SyncOptions {
+            show_progress: !args.json,
+            allow_mass_delete: args.allow_mass_delete,
+        };
+        let report = sync_with_progress(connector, &index, options, &cancel).await;
         all_succeeded &= report.succeeded();
         print_report(&report, args.json)?;
     }
@@ -56,17 +64,26 @@ pub(super) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// How `sync` runs each connector.
+#[derive(Debug, Clone, Copy)]
+struct SyncOptions {
+    /// Draw a spinner with live counts (on a terminal only).
+    show_progress: bool,
+    /// `--allow-mass-delete`.
+    allow_mass_delete: bool,
+}
+
 /// Syncs one connector, drawing a spinner with live counts when stderr is a terminal.
 async fn sync_with_progress<S: Sink>(
     connector: &ConnectorConfig,
     sink: &S,
-    show_progress: bool,
+    options: SyncOptions,
     cancel: &CancellationToken,
 ) -> SyncReport {
     let sdk_config = credentials::sdk_config(connector).await;
     let source = S3Source::new(connector, &sdk_config);
     let counters = Arc::new(Counters::default());
-    let bar = if show_progress && std::io::stderr().is_terminal() {
+    let bar = if options.show_progress && std::io::stderr().is_terminal() {
         ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
     } else {
         ProgressBar::hidden()
@@ -93,6 +110,7 @@ async fn sync_with_progress<S: Sink>(
         sink,
         counters: &counters,
         cancel,
+        allow_mass_delete: options.allow_mass_delete,
     })
     .await;
     ticker.abort();
@@ -121,13 +139,17 @@ fn print_report(report: &SyncReport, json: bool) -> anyhow::Result<()> {
     } else {
         writeln!(
             out,
-            "{}: {} listed, {} added, {} updated, {} unchanged, {} deleted ({} metadata only, {} extraction errors), {} errors; {:.1} MB downloaded in {:.1} s",
+            "{}: {} listed, {} added, {} updated, {} unchanged, {} deleted{} ({} metadata only, {} extraction errors), {} errors; {:.1} MB downloaded in {:.1} s",
             report.connector,
             report.objects_listed,
             report.added,
             report.updated,
             report.unchanged,
             report.deleted,
+            match report.deletions_held_back {
+                0 => String::new(),
+                held => format!(", {held} deletions held back"),
+            },
             report.metadata_only,
             report.extraction_errors,
             report.errors,

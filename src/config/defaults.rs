@@ -54,6 +54,12 @@ pub const fn requests_per_second() -> u32 {
     0
 }
 
+/// The largest fraction of a bucket's indexed documents one sync deletes without
+/// `--allow-mass-delete`: 0.5.
+pub const fn max_delete_fraction() -> f64 {
+    0.5
+}
+
 /// Where `run` keeps the sync history: `./data/state`.
 pub fn state_dir() -> PathBuf {
     PathBuf::from("./data/state")

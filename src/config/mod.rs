@@ -197,6 +197,13 @@ pub struct ConnectorConfig {
     /// S3 requests per second across this connector, 0..=100000; 0 means unlimited. Default 0.
     #[serde(default = "defaults::requests_per_second")]
     pub requests_per_second: u32,
+    /// The mass-delete guard: when a complete listing would delete more than this fraction of a
+    /// bucket's indexed documents (or documents of buckets that left the selection: of the whole
+    /// index), and more than 100 of them, nothing is deleted and the sync fails, naming the
+    /// counts. `0 < x <= 1`; 1.0 turns the guard off. `sync --allow-mass-delete` lets one sync
+    /// through. Default 0.5.
+    #[serde(default = "defaults::max_delete_fraction")]
+    pub max_delete_fraction: f64,
     /// When `run` syncs this connector: a cron expression evaluated in UTC, with 5 fields
     /// (minute hour day-of-month month day-of-week) or 6 with seconds first, e.g.
     /// `"0 */6 * * *"`. Not together with `interval`. Default: none.
@@ -504,6 +511,14 @@ fn validate(config: &mut Config, base_dir: &Path, problems: &mut Vec<Problem>) {
             ("extraction_timeout", connector.extraction_timeout, 1, 3600),
             ("max_body_chars", connector.max_body_chars, 1, 100_000_000),
         ];
+        let fraction = connector.max_delete_fraction;
+        if !(fraction > 0.0 && fraction <= 1.0) {
+            report.push(
+                "max_delete_fraction",
+                Some(fraction.to_string()),
+                "is out of range: must be greater than 0 and at most 1 (1 turns the mass-delete guard off)".into(),
+            );
+        }
         for (field, value, min, max) in ranges {
             if !(min..=max).contains(&value) {
                 report.push(

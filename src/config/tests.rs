@@ -74,6 +74,7 @@ fn valid_config_gets_defaults() {
     );
     assert!(connector.session_token().is_none(), "${{TOKEN:-}} is unset");
     assert_eq!(connector.page_size, defaults::page_size());
+    assert_eq!(connector.max_delete_fraction, 0.5);
     assert_eq!(connector.max_content_bytes, 10 * 1024 * 1024);
     assert_eq!(connector.max_extracted_bytes(), 10 * 1024 * 1024);
     assert_eq!(connector.extraction_timeout, 30);
@@ -175,6 +176,26 @@ fn each_broken_rule_is_named_with_path_value_and_rule() {
             "connectors[0].page_size: 0 is out of range: must be between 1 and 1000",
         ),
         ("", "page_size: 1001", "must be between 1 and 1000"),
+        (
+            "",
+            "max_delete_fraction: 0",
+            "connectors[0].max_delete_fraction: 0 is out of range: must be greater than 0 and at most 1",
+        ),
+        (
+            "",
+            "max_delete_fraction: 1.5",
+            "connectors[0].max_delete_fraction: 1.5 is out of range",
+        ),
+        (
+            "",
+            "max_delete_fraction: -0.1",
+            "connectors[0].max_delete_fraction: -0.1 is out of range",
+        ),
+        (
+            "",
+            "max_delete_fraction: .nan",
+            "connectors[0].max_delete_fraction: NaN is out of range",
+        ),
         (
             "",
             "max_attempts: 0",

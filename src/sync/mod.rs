@@ -5,9 +5,13 @@
 //! and extract new and changed ones (bounded by `concurrency`), write documents in batches, and
 //! finally delete the documents whose objects the listing did not return, but only when that
 //! bucket's listing completed without error. Buckets that left the connector's selection lose
-//! their documents too. Commits happen along the way, so a crash loses only uncommitted work
-//! and the next sync converges.
+//! their documents too, but only when every bucket of the selection listed completely in that
+//! same sync (a typo'd bucket name must not wipe the bucket it replaced). Deletions that would
+//! remove most of a bucket or of the index are held back by the mass-delete guard
+//! ([`guard`]). Commits happen along the way, so a crash loses only uncommitted work and the
+//! next sync converges.
 
+pub mod guard;
 pub mod plan;
 pub mod report;
 
@@ -24,6 +28,7 @@ use crate::extract::{self, ExtractError, ExtractLimits, Extracted, ObjectInput};
 use crate::rules::{self, SyncRules};
 use crate::sink::{ContentStatus, DocId, Document, Sink, SinkError, VersionStamp};
 use crate::source::s3::{Fetched, ObjectEntry, S3Source, SourceError};
+use guard::DeleteVerdict;
 use plan::{Change, ContentPlan, Decision, Limits};
 pub use report::{Counters, SyncReport};
 
@@ -51,6 +56,18 @@ enum BucketError {
     Sink(#[from] SinkError),
     #[error("the sync was cancelled before the listing completed; nothing was deleted")]
     Cancelled,
+    /// The mass-delete guard held the bucket's deletions back; the text says why and what to do.
+    #[error("{0}")]
+    MassDeleteHeldBack(String),
+}
+
+/// The mass-delete guard's error text: what the deletion was, and both ways out.
+fn mass_delete_message(what: &str, max_fraction: f64) -> String {
+    format!(
+        "{what}, more than max_delete_fraction ({max_fraction}) allows, so the mass-delete guard deleted none of them \
+         (additions and updates were written). If these deletions are intended, run `s3-connector sync --allow-mass-delete` \
+         once, or raise max_delete_fraction (1.0 turns the guard off)"
+    )
 }
 
 /// Why a listing stopped before its end.
@@ -91,6 +108,8 @@ pub struct SyncContext<'a, S: Sink> {
     /// Cancelled on shutdown: no new listing page or download starts, downloads in flight
     /// finish, what is complete is committed, and nothing is deleted.
     pub cancel: &'a CancellationToken,
+    /// Lets this one sync delete past the mass-delete guard (`sync --allow-mass-delete`).
+    pub allow_mass_delete: bool,
 }
 
 /// Runs one full sync of the connector and reports what it did. Errors are counted in the
@@ -100,18 +119,30 @@ pub async fn sync_connector<S: Sink>(ctx: &SyncContext<'_, S>) -> SyncReport {
     let connector = ctx.connector;
     tracing::info!(message = "Sync started.", connector = %connector.id);
     if let Some(selection) = resolve_buckets(ctx).await {
+        // Buckets of the selection that did not list completely in this sync.
+        let mut unlisted = selection.unlisted.clone();
+        // Documents the synced buckets held before this sync.
+        let mut indexed_before = 0;
         for bucket in &selection.to_sync {
             match sync_bucket(ctx, bucket).await {
-                Ok(()) => {}
+                Ok(indexed) => indexed_before += indexed,
                 Err(BucketError::Cancelled) => break,
-                Err(error) => ctx.counters.error(format!("bucket {bucket}: {error}")),
+                Err(error) => {
+                    unlisted.insert(bucket.clone());
+                    ctx.counters.error(format!("bucket {bucket}: {error}"));
+                }
             }
         }
-        if !ctx.cancel.is_cancelled()
-            && let Err(error) = remove_unselected_buckets(ctx, &selection.keep).await
-        {
-            ctx.counters
-                .error(format!("removing documents of unselected buckets: {error}"));
+        if !ctx.cancel.is_cancelled() {
+            let removal = if unlisted.is_empty() {
+                remove_unselected_buckets(ctx, &selection.keep, indexed_before).await
+            } else {
+                keep_unselected_buckets(ctx, &selection.keep, &unlisted).await
+            };
+            if let Err(error) = removal {
+                ctx.counters
+                    .error(format!("removing documents of unselected buckets: {error}"));
+            }
         }
     }
     if let Err(error) = ctx.sink.commit().await {
@@ -140,6 +171,9 @@ struct Selection {
     /// Buckets whose documents stay even if they are not synced now (their region could not
     /// be found): everything in `to_sync` and those.
     keep: BTreeSet<String>,
+    /// Buckets of the selection that will not be listed in this sync (region unknown, or named
+    /// by the rules but missing from ListBuckets).
+    unlisted: BTreeSet<String>,
 }
 
 /// The buckets to sync; `None` (and an error counted) when they cannot be known. For
@@ -154,6 +188,7 @@ async fn resolve_buckets<S: Sink>(ctx: &SyncContext<'_, S>) -> Option<Selection>
             return Some(Selection {
                 keep: to_sync.clone(),
                 to_sync,
+                unlisted: BTreeSet::new(),
             });
         }
         BucketSelection::All => match ctx.source.list_buckets().await {
@@ -166,6 +201,7 @@ async fn resolve_buckets<S: Sink>(ctx: &SyncContext<'_, S>) -> Option<Selection>
             }
         },
     };
+    let mut unlisted = BTreeSet::new();
     for missing in rules
         .iter()
         .flat_map(|r| r.buckets())
@@ -174,6 +210,7 @@ async fn resolve_buckets<S: Sink>(ctx: &SyncContext<'_, S>) -> Option<Selection>
         ctx.counters.error(format!(
             "bucket {missing}: the sync rules name it, but ListBuckets does not return it; nothing was synced or deleted for it"
         ));
+        unlisted.insert(missing.to_owned());
     }
     let keep: BTreeSet<String> = names.into_iter().filter(|b| ruled(b)).collect();
     let mut to_sync = BTreeSet::new();
@@ -182,34 +219,76 @@ async fn resolve_buckets<S: Sink>(ctx: &SyncContext<'_, S>) -> Option<Selection>
             Ok(_) => {
                 to_sync.insert(bucket.clone());
             }
-            Err(error) => ctx.counters.error(format!(
-                "bucket {bucket}: its region cannot be found, so it was skipped (nothing synced or deleted): {error}"
-            )),
+            Err(error) => {
+                ctx.counters.error(format!(
+                    "bucket {bucket}: its region cannot be found, so it was skipped (nothing synced or deleted): {error}"
+                ));
+                unlisted.insert(bucket.clone());
+            }
         }
     }
-    Some(Selection { to_sync, keep })
+    Some(Selection {
+        to_sync,
+        keep,
+        unlisted,
+    })
 }
 
-/// Deletes every document of buckets that are indexed but no longer selected.
+/// The indexed buckets that are no longer selected: their documents are to go.
+async fn unselected_buckets<S: Sink>(
+    ctx: &SyncContext<'_, S>,
+    keep: &BTreeSet<String>,
+) -> Result<Vec<String>, SinkError> {
+    let rules = ctx.connector.rules.as_ref();
+    let mut unselected = ctx.sink.indexed_buckets().await?;
+    // A bucket named by the rules but missing from ListBuckets may be a passing failure: keep
+    // its documents.
+    unselected.retain(|bucket| {
+        !keep.contains(bucket) && !rules.is_some_and(|r| r.buckets().contains(bucket.as_str()))
+    });
+    Ok(unselected)
+}
+
+/// Deletes every document of buckets that are indexed but no longer selected, unless the
+/// mass-delete guard holds them back. `indexed_selected` is what the selected buckets held
+/// before this sync: with the unselected buckets' documents, the whole index.
 async fn remove_unselected_buckets<S: Sink>(
     ctx: &SyncContext<'_, S>,
     keep: &BTreeSet<String>,
+    indexed_selected: u64,
 ) -> Result<(), SinkError> {
-    let rules = ctx.connector.rules.as_ref();
-    for bucket in ctx.sink.indexed_buckets().await? {
-        // A bucket named by the rules but missing from ListBuckets may be a passing failure:
-        // keep its documents.
-        let named_by_rules = rules.is_some_and(|r| r.buckets().contains(bucket.as_str()));
-        if keep.contains(&bucket) || named_by_rules {
-            continue;
-        }
-        let ids: Vec<DocId> = ctx
+    let mut doomed: Vec<(String, Vec<DocId>)> = Vec::new();
+    for bucket in unselected_buckets(ctx, keep).await? {
+        let ids = ctx
             .sink
             .indexed_versions(&bucket)
             .await?
             .into_keys()
             .collect();
+        doomed.push((bucket, ids));
+    }
+    let to_delete: u64 = doomed.iter().map(|(_, ids)| ids.len() as u64).sum();
+    let indexed = indexed_selected + to_delete;
+    let max_fraction = ctx.connector.max_delete_fraction;
+    let verdict =
+        guard::mass_delete_verdict(to_delete, indexed, max_fraction, ctx.allow_mass_delete);
+    if verdict == DeleteVerdict::HoldBack {
+        let buckets: Vec<&str> = doomed.iter().map(|(bucket, _)| bucket.as_str()).collect();
+        ctx.counters
+            .deletions_held_back
+            .fetch_add(to_delete, Ordering::Relaxed);
+        ctx.counters.error(mass_delete_message(
+            &format!(
+                "buckets that left the selection ({}) would lose {to_delete} of the index's {indexed} documents",
+                buckets.join(", ")
+            ),
+            max_fraction,
+        ));
+        return Ok(());
+    }
+    for (bucket, ids) in doomed {
         let count = ids.len() as u64;
+        tracing::debug!(message = "Deleting the documents of a bucket that left the selection.", bucket = %bucket, count);
         ctx.sink.delete(ids).await?;
         ctx.counters.deleted.fetch_add(count, Ordering::Relaxed);
         tracing::info!(message = "Removed the documents of a bucket that is no longer synced.", bucket = %bucket, count);
@@ -217,9 +296,29 @@ async fn remove_unselected_buckets<S: Sink>(
     Ok(())
 }
 
+/// Says why the documents of buckets that left the selection stay: some bucket of the
+/// selection did not list completely, and the selection may be wrong (a typo'd bucket name)
+/// rather than intended.
+async fn keep_unselected_buckets<S: Sink>(
+    ctx: &SyncContext<'_, S>,
+    keep: &BTreeSet<String>,
+    unlisted: &BTreeSet<String>,
+) -> Result<(), SinkError> {
+    let unselected = unselected_buckets(ctx, keep).await?;
+    if !unselected.is_empty() {
+        let unlisted: Vec<&str> = unlisted.iter().map(String::as_str).collect();
+        tracing::warn!(
+            message = "Kept the documents of buckets that left the selection, because not every selected bucket listed completely.",
+            kept_buckets = %unselected.join(", "),
+            unlisted_buckets = %unlisted.join(", "),
+        );
+    }
+    Ok(())
+}
+
 /// Syncs one bucket: listing, deciding, downloads and writes run concurrently; deletes come
-/// last.
-async fn sync_bucket<S: Sink>(ctx: &SyncContext<'_, S>, bucket: &str) -> Result<(), BucketError> {
+/// last. Returns how many documents the bucket had in the index before.
+async fn sync_bucket<S: Sink>(ctx: &SyncContext<'_, S>, bucket: &str) -> Result<u64, BucketError> {
     let connector = ctx.connector;
     let prefixes = match &connector.rules {
         Some(rules) => rules.list_prefixes(bucket),
@@ -231,13 +330,14 @@ async fn sync_bucket<S: Sink>(ctx: &SyncContext<'_, S>, bucket: &str) -> Result<
     let listing = list_bucket(ctx, bucket, &prefixes, pages);
     let deciding = async {
         let mut indexed = ctx.sink.indexed_versions(bucket).await?;
+        let indexed_before = indexed.len() as u64;
         decide_pages(ctx, bucket, &mut indexed, page_queue, jobs).await;
-        Ok::<_, SinkError>(indexed)
+        Ok::<_, SinkError>((indexed, indexed_before))
     };
     let writing = write_documents(ctx, bucket, job_queue);
     let (listed, decided, written) = tokio::join!(listing, deciding, writing);
     written?;
-    let indexed = decided?;
+    let (indexed, indexed_before) = decided?;
     listed.map_err(|stop| match stop {
         ListingStop::Failed(source) => BucketError::Listing {
             bucket: bucket.to_owned(),
@@ -247,14 +347,39 @@ async fn sync_bucket<S: Sink>(ctx: &SyncContext<'_, S>, bucket: &str) -> Result<
     })?;
     // The listing was complete and every page was decided: what is left in `indexed` is no
     // longer in the bucket.
-    let stale: Vec<DocId> = indexed.into_keys().collect();
-    if !stale.is_empty() {
-        let count = stale.len() as u64;
-        ctx.sink.delete(stale).await?;
-        ctx.counters.deleted.fetch_add(count, Ordering::Relaxed);
+    let to_delete = indexed.len() as u64;
+    let max_fraction = ctx.connector.max_delete_fraction;
+    let verdict = guard::mass_delete_verdict(
+        to_delete,
+        indexed_before,
+        max_fraction,
+        ctx.allow_mass_delete,
+    );
+    let held_back = verdict == DeleteVerdict::HoldBack;
+    if held_back {
+        ctx.counters
+            .deletions_held_back
+            .fetch_add(to_delete, Ordering::Relaxed);
+    } else if to_delete > 0 {
+        tracing::debug!(
+            message = "Deleting the documents of objects that left the bucket.",
+            bucket,
+            count = to_delete
+        );
+        ctx.sink.delete(indexed.into_keys().collect()).await?;
+        ctx.counters.deleted.fetch_add(to_delete, Ordering::Relaxed);
     }
+    // Additions and updates stay, whatever the guard said.
     ctx.sink.commit().await?;
-    Ok(())
+    if held_back {
+        return Err(BucketError::MassDeleteHeldBack(mass_delete_message(
+            &format!(
+                "its listing would delete {to_delete} of its {indexed_before} indexed documents"
+            ),
+            max_fraction,
+        )));
+    }
+    Ok(indexed_before)
 }
 
 /// Pages through the listing of every prefix and queues the pages. Stops early, without an

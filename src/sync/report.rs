@@ -21,6 +21,8 @@ pub struct Counters {
     pub unchanged: AtomicU64,
     /// Documents removed because their object left the bucket or the rules.
     pub deleted: AtomicU64,
+    /// Deletions the mass-delete guard held back (see `max_delete_fraction`).
+    pub deletions_held_back: AtomicU64,
     /// Documents written with metadata only (too large, unsupported, archived).
     pub metadata_only: AtomicU64,
     /// Documents written with an extraction error.
@@ -68,6 +70,10 @@ pub struct SyncReport {
     pub unchanged: u64,
     /// Documents removed.
     pub deleted: u64,
+    /// Deletions the mass-delete guard held back: those documents are still in the index, and
+    /// the sync failed with an error naming the bucket and the ways out. 0 otherwise.
+    #[serde(default)]
+    pub deletions_held_back: u64,
     /// Documents written with metadata only.
     pub metadata_only: u64,
     /// Documents written with an extraction error.
@@ -115,6 +121,7 @@ impl SyncReport {
             updated: get(&counters.updated),
             unchanged: get(&counters.unchanged),
             deleted: get(&counters.deleted),
+            deletions_held_back: get(&counters.deletions_held_back),
             metadata_only: get(&counters.metadata_only),
             extraction_errors: get(&counters.extraction_errors),
             errors: get(&counters.errors),

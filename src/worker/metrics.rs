@@ -87,6 +87,8 @@ pub const DURATION: &str = "s3c_sync_duration_seconds";
 pub const LAST_SUCCESS: &str = "s3c_last_success_timestamp_seconds";
 /// 1 while a sync of the connector runs.
 pub const IN_PROGRESS: &str = "s3c_sync_in_progress";
+/// Deletions the mass-delete guard held back in the connector's last sync that got that far.
+pub const HELD_BACK: &str = "s3c_deletions_held_back";
 
 /// Upper bounds of the sync-duration buckets, in seconds: from a second to six hours.
 const DURATION_BUCKETS: [f64; 12] = [
@@ -141,6 +143,10 @@ impl WorkerMetrics {
                 "Unix time at which the last successful sync ended."
             );
             describe_gauge!(IN_PROGRESS, "1 while a sync of the connector runs, else 0.");
+            describe_gauge!(
+                HELD_BACK,
+                "Deletions the mass-delete guard held back in the last completed sync (see max_delete_fraction); non-zero until a person allows or undoes them."
+            );
             for connector in connectors {
                 let id = connector.to_owned();
                 for (name, _, _) in REPORT_COUNTERS {
@@ -152,6 +158,7 @@ impl WorkerMetrics {
                 }
                 counter!(SKIPPED, "connector" => id.clone()).absolute(0);
                 gauge!(IN_PROGRESS, "connector" => id.clone()).set(0.0);
+                gauge!(HELD_BACK, "connector" => id.clone()).set(0.0);
             }
         });
         this
@@ -180,6 +187,12 @@ impl WorkerMetrics {
                 .increment(1);
             histogram!(DURATION, "connector" => id.clone())
                 .record(record.report.duration_ms as f64 / 1000.0);
+            // A cancelled or abandoned sync may have stopped before its deletions: it says
+            // nothing about them.
+            if matches!(record.outcome, Outcome::Succeeded | Outcome::Failed) {
+                gauge!(HELD_BACK, "connector" => id.clone())
+                    .set(record.report.deletions_held_back as f64);
+            }
         });
         if record.outcome == Outcome::Succeeded {
             self.last_success(&id, record.report.finished_at);
@@ -291,5 +304,31 @@ mod tests {
             value(&text, "s3c_syncs_skipped_total{connector=\"b\"}"),
             Some(1.0)
         );
+    }
+
+    #[test]
+    fn held_back_deletions_show_the_last_sync_that_got_that_far() {
+        let metrics = WorkerMetrics::new(["a"]);
+        let series = "s3c_deletions_held_back{connector=\"a\"}";
+        assert_eq!(value(&metrics.render(), series), Some(0.0));
+        let report = |held_back, errors, cancelled| {
+            let mut report = SyncReport::from_counters(
+                "a",
+                &Counters::default(),
+                &Default::default(),
+                OffsetDateTime::now_utc(),
+            );
+            report.deletions_held_back = held_back;
+            report.errors = errors;
+            report.cancelled = cancelled;
+            SyncRecord::new(report, Trigger::Interval)
+        };
+        metrics.record(&report(150, 1, false), || ());
+        assert_eq!(value(&metrics.render(), series), Some(150.0));
+        // A cancelled sync says nothing about deletions: the last value stays.
+        metrics.record(&report(0, 0, true), || ());
+        assert_eq!(value(&metrics.render(), series), Some(150.0));
+        metrics.record(&report(0, 0, false), || ());
+        assert_eq!(value(&metrics.render(), series), Some(0.0));
     }
 }

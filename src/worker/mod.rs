@@ -382,6 +382,8 @@ async fn sync_once(
                 sink: &sink,
                 counters: &counters,
                 cancel: &cancel,
+                // The worker has no override: a held-back mass delete waits for a person.
+                allow_mass_delete: false,
             })
             .await
         }

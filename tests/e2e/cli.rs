@@ -166,3 +166,50 @@ async fn sync_json_reports_search_finds_and_failures_exit_non_zero() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn sync_holds_back_a_mass_delete_until_allowed_once() {
+    let moto = MotoServer::shared();
+    let endpoint = moto.endpoint();
+    let s3 = s3_client(&endpoint);
+    let bucket = unique_name("cli-mass-delete");
+    create_bucket(&s3, &bucket).await;
+    let keys: Vec<String> = (0..110).map(|n| format!("doc-{n:03}.txt")).collect();
+    for key in &keys {
+        put(&s3, &bucket, key, format!("text of {key}")).await;
+    }
+    let setup = Setup::new();
+    let config_path = setup.dir.path().join("mass.yml");
+    std::fs::write(&config_path, setup.config_text(&endpoint, &[&bucket], "")).unwrap();
+    let config = config_path.to_str().unwrap();
+    let output = run(&["sync", "--config", config]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+
+    for key in &keys {
+        s3.delete_object()
+            .bucket(&bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+    }
+    let output = run(&["sync", "--config", config]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("0 deleted, 110 deletions held back"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("its listing would delete 110 of its 110 indexed documents"),
+        "{stdout}"
+    );
+    assert_eq!(setup.count(), 110);
+
+    let output = run(&["sync", "--config", config, "--json", "--allow-mass-delete"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let report: Value = serde_json::from_str(text(&output.stdout).trim()).unwrap();
+    assert_eq!(report["deleted"], 110);
+    assert_eq!(report["deletions_held_back"], 0);
+    assert_eq!(setup.count(), 0);
+}

@@ -204,6 +204,11 @@ impl Setup {
 
     /// Runs one full sync of the config's first connector into its index.
     pub async fn sync(&self, config: &Config) -> SyncReport {
+        self.sync_with(config, false).await
+    }
+
+    /// [`Setup::sync`], with the mass-delete guard's override (`sync --allow-mass-delete`) set.
+    pub async fn sync_with(&self, config: &Config, allow_mass_delete: bool) -> SyncReport {
         let connector = &config.connectors[0];
         let sdk_config = s3_connector::credentials::sdk_config(connector).await;
         let source = S3Source::new(connector, &sdk_config);
@@ -217,6 +222,7 @@ impl Setup {
             sink: &index,
             counters: &counters,
             cancel: &CancellationToken::new(),
+            allow_mass_delete,
         })
         .await
     }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use prometheus_parse::{Scrape, Value as Metric};
 use s3_connector::sink::DocId;
 use s3_connector::sink::embedded::EmbeddedIndex;
@@ -636,4 +637,87 @@ async fn shutdown_abandons_syncs_after_the_timeout_and_a_second_signal_exits_at_
         dir.history("patient"),
         worker.log_text()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_back_mass_delete_shows_in_status_and_metrics_until_allowed() {
+    let moto = MotoServer::shared();
+    let bucket = unique_name("run-mass-delete");
+    let keys: Vec<String> = (0..110).map(|n| format!("doc-{n:03}.txt")).collect();
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    seed(moto, &bucket, &key_refs);
+    let dir = WorkerDir::new(
+        &[Connector {
+            id: "guarded",
+            bucket: &bucket,
+            endpoint: moto.endpoint(),
+            extra: "    interval: 1s\n    sync_on_start: true",
+        }],
+        "",
+    );
+    let mut worker = dir.start();
+    wait_for("a first sync that indexed the bucket", || {
+        let status = worker.status();
+        let last = status.connectors[0].last_sync.clone()?;
+        (last.outcome == Outcome::Succeeded && last.report.added == 110).then_some(())
+    });
+
+    // One DeleteObjects request, so that no sync sees only a part of the deletions.
+    let s3 = s3_client(&moto.endpoint());
+    let objects: Vec<ObjectIdentifier> = keys
+        .iter()
+        .map(|key| ObjectIdentifier::builder().key(key).build().unwrap())
+        .collect();
+    let batch = Delete::builder()
+        .set_objects(Some(objects))
+        .build()
+        .unwrap();
+    s3.delete_objects()
+        .bucket(&bucket)
+        .delete(batch)
+        .send()
+        .await
+        .unwrap();
+    let held = wait_for("a sync that held the deletions back", || {
+        let status = worker.status();
+        let last = status.connectors[0].last_sync.clone()?;
+        (last.report.deletions_held_back > 0).then_some(last)
+    });
+    assert_eq!(held.outcome, Outcome::Failed);
+    assert_eq!(
+        (held.report.deletions_held_back, held.report.deleted),
+        (110, 0)
+    );
+    assert!(
+        held.report.error_messages[0].contains("--allow-mass-delete"),
+        "{:?}",
+        held.report.error_messages
+    );
+    let scrape = parse_metrics(&worker.get("/metrics").text());
+    assert_eq!(
+        sample(
+            &scrape,
+            "s3c_deletions_held_back",
+            &[("connector", "guarded")]
+        ),
+        Some(110.0)
+    );
+    assert_eq!(dir.index("guarded").count().unwrap(), 110);
+    let status_text = dir.command(&["status"]);
+    let status_text = String::from_utf8_lossy(&status_text.stdout);
+    assert!(
+        status_text.contains("deletions held back: 110"),
+        "{status_text}"
+    );
+
+    worker.signal("TERM");
+    assert!(worker.wait_exit(PATIENCE).success());
+    // The person's way out: one manual sync that allows it.
+    let allowed = dir.command(&["sync", "--json", "--allow-mass-delete"]);
+    assert!(
+        allowed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&allowed.stderr)
+    );
+    assert_eq!(dir.index("guarded").count().unwrap(), 0);
 }
