@@ -13,6 +13,7 @@ mod trust_policy;
 mod validate;
 mod verify;
 
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -135,13 +136,24 @@ fn init_logging(level: Option<&str>, format: LogFormat, default_level: &str) {
         .map(EnvFilter::new)
         .or_else(|| EnvFilter::try_from_default_env().ok())
         .unwrap_or_else(|| EnvFilter::new(default_level));
+    let colour = use_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+}
+
+/// Whether text logs get ANSI colours: only on a terminal, and never when `NO_COLOR` is set to
+/// a non-empty value (<https://no-color.org>), so logs redirected to a file stay plain text.
+fn use_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|value| value.is_empty())
 }
 
 /// Loads the config, or prints why not; `Err` carries the exit code.
@@ -218,4 +230,31 @@ fn select_connectors<'a>(
         .iter()
         .filter(|c| wanted.is_empty() || wanted.contains(&c.id))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use super::use_colour;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        // (stderr is a terminal, NO_COLOR, colour)
+        let table: [(bool, Option<&str>, bool); 6] = [
+            (true, None, true),
+            (true, Some(""), true),
+            (true, Some("1"), false),
+            (true, Some("false"), false),
+            (false, None, false),
+            (false, Some("1"), false),
+        ];
+        for (terminal, no_color, expected) in table {
+            assert_eq!(
+                use_colour(terminal, no_color.map(OsStr::new)),
+                expected,
+                "terminal={terminal} NO_COLOR={no_color:?}"
+            );
+        }
+    }
 }

@@ -5,8 +5,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::{ConfigArg, find_connector, load_config, open_index};
-use crate::sink::Sink;
+use anyhow::Context as _;
+
+use super::{ConfigArg, EXIT_FAILED, find_connector, load_config};
+use crate::sink::{AnySink, Sink};
 
 #[derive(Debug, Args)]
 pub(super) struct SearchArgs {
@@ -37,10 +39,20 @@ pub(super) async fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let query = args.query.join(" ");
-    let hits = open_index(&config, connector)
-        .await?
-        .search(&query, args.limit)
-        .await?;
+    let index = AnySink::open_existing(&config.index, connector.index_name())
+        .await
+        .with_context(|| format!("cannot open the index of connector {}", connector.id))?;
+    let Some(index) = index else {
+        eprintln!(
+            "error: the index of connector {id} ({name}) does not exist yet: no sync has filled it. \
+             Run `s3-connector sync --config {config} --connector {id}` (or start the worker) first.",
+            id = connector.id,
+            name = connector.index_name(),
+            config = args.config.config.display(),
+        );
+        return Ok(ExitCode::from(EXIT_FAILED));
+    };
+    let hits = index.search(&query, args.limit).await?;
     let mut out = std::io::stdout().lock();
     for hit in &hits {
         if args.json {

@@ -16,6 +16,7 @@ use crate::credentials;
 use crate::sink::Sink;
 use crate::source::s3::S3Source;
 use crate::sync::{self, Counters, SyncContext, SyncReport};
+use crate::worker::state::{History, SyncRecord, Trigger};
 
 #[derive(Debug, Args)]
 pub(super) struct SyncArgs {
@@ -43,6 +44,7 @@ pub(super) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
     };
     let cancel = CancellationToken::new();
     tokio::spawn(cancel_on_interrupt(cancel.clone()));
+    let history = History::new(&config.state_dir);
     let mut all_succeeded = true;
     for connector in connectors {
         if cancel.is_cancelled() {
@@ -56,6 +58,7 @@ pub(super) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
         let report = sync_with_progress(connector, &index, options, &cancel).await;
         all_succeeded &= report.succeeded();
         print_report(&report, args.json)?;
+        record_in_history(&history, report);
     }
     Ok(if all_succeeded {
         ExitCode::SUCCESS
@@ -116,6 +119,15 @@ async fn sync_with_progress<S: Sink>(
     ticker.abort();
     bar.finish_and_clear();
     report
+}
+
+/// Appends the sync to the history that `status` and the worker read, like the worker's own
+/// syncs. A history that cannot be written costs the record, not the sync.
+fn record_in_history(history: &History, report: SyncReport) {
+    let record = SyncRecord::new(report, Trigger::Manual);
+    if let Err(error) = history.append(&record) {
+        tracing::warn!(message = "Could not record the sync in the history; `status` will not show it.", %error);
+    }
 }
 
 fn progress_line(counters: &Counters) -> String {

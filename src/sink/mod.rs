@@ -224,6 +224,30 @@ impl AnySink {
     }
 }
 
+impl AnySink {
+    /// Opens the index `index_name` if it exists; `None` when no sync has created it yet.
+    /// Creates nothing, so a read-only command on a connector that never synced leaves no
+    /// empty index behind.
+    pub async fn open_existing(
+        config: &IndexConfig,
+        index_name: &str,
+    ) -> Result<Option<Self>, SinkError> {
+        let exists = match config {
+            IndexConfig::Embedded { path } => {
+                embedded::EmbeddedIndex::exists(&path.join(index_name))
+            }
+            IndexConfig::Opensearch(settings) => {
+                self::opensearch::OpensearchSink::exists(settings, index_name).await?
+            }
+        };
+        if exists {
+            Self::open(config, index_name).await.map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
 impl Sink for AnySink {
     fn batch_size(&self) -> usize {
         match self {

@@ -44,7 +44,10 @@ impl Counters {
     /// Records a failure and its message.
     pub fn error(&self, message: String) {
         Self::bump(&self.errors);
-        tracing::error!(message = "Sync step failed.", error = %message);
+        // Info, not error: the report carries every message, and `sync` prints its summary
+        // (default log level warn), so one failure is shown once; the worker (default info)
+        // still logs each one, and a failed sync as a whole at warn.
+        tracing::info!(message = "Sync step failed.", error = %message);
         if let Ok(mut messages) = self.error_messages.lock()
             && messages.len() < MAX_ERROR_MESSAGES
         {

@@ -1,4 +1,5 @@
-//! The sync history `run` keeps under `state_dir`: one JSON line per sync in `<connector>.jsonl`.
+//! The sync history kept under `state_dir`: one JSON line per sync in `<connector>.jsonl`, from
+//! the worker (`run`) and from `sync` alike.
 //!
 //! Each line is a [`SyncRecord`]: the report `sync --json` prints, plus what started the sync and
 //! its outcome. Lines are only ever appended, so the history survives restarts and crashes (a
@@ -24,6 +25,8 @@ pub enum Trigger {
     Interval,
     /// The connector's cron `schedule` came due.
     Schedule,
+    /// `s3-connector sync`, run by hand.
+    Manual,
 }
 
 impl Trigger {
@@ -33,6 +36,7 @@ impl Trigger {
             Self::Start => "start",
             Self::Interval => "interval",
             Self::Schedule => "schedule",
+            Self::Manual => "manual",
         }
     }
 }

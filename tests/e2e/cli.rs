@@ -120,10 +120,23 @@ async fn sync_json_reports_search_finds_and_failures_exit_non_zero() {
     assert_eq!(report["errors"], 0);
     let logs = text(&output.stderr);
     assert!(logs.contains("DEBUG"), "debug logging is on: {logs}");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "logs to a pipe carry no ANSI colour codes: {logs:?}"
+    );
     for secret in [SECRET, TOKEN] {
         assert!(!logs.contains(secret), "a secret appears in the debug logs");
         assert!(!stdout.contains(secret), "a secret appears in the report");
     }
+
+    // `status` shows the manual sync, as it shows the worker's.
+    let output = run(&["status", "--config", config, "--listen", "127.0.0.1:1"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let status = text(&output.stdout);
+    assert!(
+        status.contains("last sync: succeeded (manual)") && status.contains("2 added"),
+        "{status}"
+    );
 
     let output = run(&[
         "search",
@@ -144,6 +157,30 @@ async fn sync_json_reports_search_finds_and_failures_exit_non_zero() {
     assert_eq!(hits[0]["bucket"], bucket.as_str());
     assert!(hits[0]["score"].as_f64().unwrap() > 0.0);
     assert_eq!(hits[0]["id"].as_str().unwrap().len(), 32);
+
+    // A connector that never synced: `search` says so and creates nothing.
+    let fresh = Setup::new();
+    let fresh_path = fresh.dir.path().join("fresh.yml");
+    std::fs::write(&fresh_path, fresh.config_text(&endpoint, &[&bucket], "")).unwrap();
+    let output = run(&[
+        "search",
+        "--config",
+        fresh_path.to_str().unwrap(),
+        "--connector",
+        "c",
+        "revenue",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("the index of connector c (c) does not exist yet")
+            && stderr.contains("s3-connector sync --config"),
+        "{stderr}"
+    );
+    assert!(
+        !fresh.index_root().join("c").exists(),
+        "search created an index"
+    );
 
     let output = run(&["sync", "--config", config, "--connector", "nope"]);
     assert_eq!(output.status.code(), Some(2));

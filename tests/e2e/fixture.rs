@@ -192,8 +192,9 @@ impl Setup {
             ),
         };
         format!(
-            "index:\n{index}\nconnectors:\n  - id: c{index_name}\n    buckets: [{buckets}]\n    region: {REGION}\n    endpoint_url: {endpoint}\n    aws_access_key_id: {ACCESS_KEY_ID}\n    aws_secret_access_key: {SECRET_ACCESS_KEY}\n    max_attempts: 3\n{extra}\n",
+            "index:\n{index}\nstate_dir: {state_dir}\nconnectors:\n  - id: c{index_name}\n    buckets: [{buckets}]\n    region: {REGION}\n    endpoint_url: {endpoint}\n    aws_access_key_id: {ACCESS_KEY_ID}\n    aws_secret_access_key: {SECRET_ACCESS_KEY}\n    max_attempts: 3\n{extra}\n",
             buckets = buckets.join(", "),
+            state_dir = self.dir.path().join("state").display(),
         )
     }
 

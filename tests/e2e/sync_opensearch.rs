@@ -678,12 +678,15 @@ async fn sigv4_signs_every_request_for_the_configured_service_and_region() {
             ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
         ],
     );
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    assert!(text(&output.stdout).contains("no documents match"));
+    // The index was never synced: `search` reads whether it exists, says it does not, and
+    // creates nothing.
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("does not exist yet"));
     let requests = proxy.requests();
+    assert!(!requests.is_empty(), "the existence check was sent");
     assert!(
-        requests.len() >= 2,
-        "mapping check and search: {requests:?}"
+        requests.iter().all(|r| r.method == "GET"),
+        "search creates nothing: {requests:?}"
     );
     for request in &requests {
         let authorization = request.header("authorization").unwrap_or_default();

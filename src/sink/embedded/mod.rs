@@ -126,6 +126,11 @@ struct Inner {
 }
 
 impl EmbeddedIndex {
+    /// Whether `dir` holds an index (tantivy's `meta.json`, written when the index is created).
+    pub fn exists(dir: &Path) -> bool {
+        dir.join("meta.json").is_file()
+    }
+
     /// Opens the index in `dir`, creating the directory and an empty index if missing.
     pub fn open_or_create(dir: &Path) -> Result<Self, EmbeddedError> {
         Self::open(dir, None)

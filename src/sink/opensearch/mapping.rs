@@ -113,6 +113,27 @@ pub(super) fn check(index: &str, mappings: &Value) -> MappingCheck {
     result
 }
 
+/// Whether `index` (or an alias) exists: its mapping can be read.
+pub(super) async fn exists(client: &Client, index: &str) -> Result<bool, OpensearchError> {
+    let read = format!("reading the mapping of index {index}");
+    let reply = client
+        .send(
+            &read,
+            Method::Get,
+            &index_path(index, "_mapping"),
+            &[],
+            None,
+        )
+        .await?;
+    if reply.status == 404 {
+        return Ok(false);
+    }
+    if reply.is_success() {
+        return Ok(true);
+    }
+    Err(reply.into_error(&read))
+}
+
 /// Makes sure `index` exists with a mapping we can work with: creates it with ours if it is
 /// missing, adds the fields it lacks, and refuses (without changing anything) when it maps one
 /// of our fields differently.

@@ -60,6 +60,12 @@ impl OpensearchSink {
         })
     }
 
+    /// Whether `index` (or an alias of that name) exists on the cluster; creates nothing.
+    pub async fn exists(config: &OpensearchConfig, index: &str) -> Result<bool, OpensearchError> {
+        let client = Client::build(config).await?;
+        mapping::exists(&client, index).await
+    }
+
     /// The index (or alias) this sink writes.
     pub fn index(&self) -> &str {
         &self.inner.index

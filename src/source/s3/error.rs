@@ -212,7 +212,7 @@ impl SourceError {
         let message = error
             .message()
             .map(str::to_owned)
-            .unwrap_or_else(|| error_chain(error));
+            .unwrap_or_else(|| informative_chain(error, code.as_deref()));
         Self {
             operation,
             target: target.into(),
@@ -305,6 +305,23 @@ impl Transient for SourceError {
 
 /// The error and its sources, joined: the SDK's top-level messages ("dispatch failure") say
 /// little on their own.
+/// The error's chain without what says nothing new: the SDK's generic "service error" and
+/// repeats of the code (a HEAD answer has no body, so its chain is "service error: NotFound:
+/// NotFound"), so that the code appears once.
+fn informative_chain(error: &dyn std::error::Error, code: Option<&str>) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&dyn std::error::Error> = Some(error);
+    while let Some(current) = next {
+        let text = current.to_string();
+        let says_nothing = text == "service error" || Some(text.as_str()) == code;
+        if !says_nothing && !parts.contains(&text) {
+            parts.push(text);
+        }
+        next = current.source();
+    }
+    parts.join(": ")
+}
+
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut parts = vec![error.to_string()];
     let mut source = error.source();
@@ -468,5 +485,77 @@ mod tests {
                 .to_string()
                 .contains("bucket team-docs is in region eu-west-1; set region: eu-west-1")
         );
+    }
+
+    /// An error with a text and an optional cause, to build chains.
+    #[derive(Debug)]
+    struct Link(&'static str, Option<Box<Link>>);
+
+    impl fmt::Display for Link {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Link {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    fn chain(texts: &[&'static str]) -> Link {
+        texts
+            .iter()
+            .rev()
+            .fold(None, |cause, text| Some(Link(text, cause.map(Box::new))))
+            .unwrap()
+    }
+
+    #[test]
+    fn the_chain_drops_generic_wrappers_and_repeats_of_the_code() {
+        let cases: [(&[&'static str], Option<&str>, &str); 4] = [
+            (
+                &["service error", "NotFound", "NotFound"],
+                Some("NotFound"),
+                "",
+            ),
+            (
+                &["dispatch failure", "io error", "connection refused"],
+                None,
+                "dispatch failure: io error: connection refused",
+            ),
+            (
+                &[
+                    "service error",
+                    "SlowDown",
+                    "Please reduce your request rate",
+                ],
+                Some("SlowDown"),
+                "Please reduce your request rate",
+            ),
+            (&["timeout", "timeout"], None, "timeout"),
+        ];
+        for (texts, code, expected) in cases {
+            assert_eq!(
+                informative_chain(&chain(texts), code),
+                expected,
+                "{texts:?}"
+            );
+        }
+        let error = SourceError {
+            operation: Operation::HeadBucket,
+            target: "gone".into(),
+            kind: ErrorKind::NoSuchBucket,
+            status: Some(404),
+            code: Some("NotFound".into()),
+            message: informative_chain(
+                &chain(&["service error", "NotFound", "NotFound"]),
+                Some("NotFound"),
+            ),
+            expected_owner: None,
+        };
+        let text = error.to_string();
+        assert!(text.ends_with("(HTTP 404: NotFound)"), "{text}");
+        assert_eq!(text.matches("NotFound").count(), 1, "{text}");
     }
 }
