@@ -3,7 +3,9 @@
 //! The modules follow the data flow: [`config`] → [`credentials`] → [`source`] (list, get) →
 //! [`rules`] → [`extract`] → [`sink`] (embedded | opensearch) → [`sync`] (plan, apply,
 //! reconcile) → [`cli`]. Only [`sync`] and the CLI above it know every stage; [`retry`] is the
-//! one retry policy every remote call goes through.
+//! one retry policy every remote call goes through. The sync sees its store through
+//! [`source::ObjectStore`] and its index through [`sink::Sink`], so its promises are tested
+//! in-process on in-memory fakes (`sync/tests.rs`) as well as end to end on real servers.
 
 pub mod cli;
 pub mod config;

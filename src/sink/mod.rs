@@ -4,6 +4,8 @@
 //! (incremental skip, deletes after a complete listing, search) works the same on each backend.
 
 pub mod embedded;
+#[cfg(test)]
+pub mod memory;
 pub mod opensearch;
 
 use std::collections::HashMap;

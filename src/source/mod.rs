@@ -1,5 +1,55 @@
 //! Sources: where objects come from. Today S3 and S3-compatible stores.
 //!
-//! A source lists and fetches objects; it knows nothing of rules, extraction or the index.
+//! A source lists and fetches objects; it knows nothing of rules, extraction or the index. The
+//! sync sees a source only through [`ObjectStore`], so its promises are tested in-process against
+//! [`memory::MemoryStore`] (with faults on demand) as well as end to end against real S3 servers.
 
+#[cfg(test)]
+pub mod memory;
 pub mod s3;
+
+use std::future::Future;
+
+use s3::{Fetched, ObjectEntry, S3Stats, SourceError};
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    /// The objects of the page, in key order.
+    pub entries: Vec<ObjectEntry>,
+    /// Where the next page starts; `None` when this page ends the listing.
+    pub continuation: Option<String>,
+}
+
+/// What the sync needs from an object store: the buckets, each bucket's listing page by page,
+/// and the objects' content. Implementations count their requests in [`ObjectStore::stats`] and
+/// apply their own retries: an error returned here is final for that call.
+pub trait ObjectStore: Send + Sync {
+    /// Names of every bucket the identity can list (`buckets: ["*"]`).
+    fn list_buckets(&self) -> impl Future<Output = Result<Vec<String>, SourceError>> + Send;
+
+    /// Finds where `bucket` lives so that later calls reach it; an error when it cannot be
+    /// found.
+    fn locate_bucket(&self, bucket: &str) -> impl Future<Output = Result<(), SourceError>> + Send;
+
+    /// One page of the objects of `bucket` under `prefix`, from `continuation` (`None`: the
+    /// first page), folder markers left out.
+    fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        continuation: Option<String>,
+    ) -> impl Future<Output = Result<ListPage, SourceError>> + Send;
+
+    /// The object's content, at most `max_bytes` of it ([`Fetched::TooLarge`] past that;
+    /// [`Fetched::Gone`] when it was deleted since it was listed).
+    fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: u64,
+    ) -> impl Future<Output = Result<Fetched, SourceError>> + Send;
+
+    /// Requests, retries and bytes so far.
+    fn stats(&self) -> &S3Stats;
+}

@@ -14,6 +14,8 @@
 pub mod guard;
 pub mod plan;
 pub mod report;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
@@ -27,7 +29,8 @@ use crate::config::{BucketSelection, ConnectorConfig};
 use crate::extract::{self, ExtractError, ExtractLimits, Extracted, ObjectInput};
 use crate::rules::{self, SyncRules};
 use crate::sink::{ContentStatus, DocId, Document, Sink, SinkError, VersionStamp};
-use crate::source::s3::{Fetched, ObjectEntry, S3Source, SourceError};
+use crate::source::ObjectStore;
+use crate::source::s3::{Fetched, ObjectEntry, SourceError};
 use guard::DeleteVerdict;
 use plan::{Change, ContentPlan, Decision, Limits};
 pub use report::{Counters, SyncReport};
@@ -96,11 +99,11 @@ enum Outcome {
 }
 
 /// Everything a sync of one connector needs.
-pub struct SyncContext<'a, S: Sink> {
+pub struct SyncContext<'a, O: ObjectStore, S: Sink> {
     /// The connector's settings.
     pub connector: &'a ConnectorConfig,
-    /// Its S3 client.
-    pub source: &'a S3Source,
+    /// Its object store (the S3 client).
+    pub source: &'a O,
     /// Its index.
     pub sink: &'a S,
     /// Live counters, readable by a progress display while the sync runs.
@@ -114,7 +117,7 @@ pub struct SyncContext<'a, S: Sink> {
 
 /// Runs one full sync of the connector and reports what it did. Errors are counted in the
 /// report, never raised: one failing bucket does not stop the others.
-pub async fn sync_connector<S: Sink>(ctx: &SyncContext<'_, S>) -> SyncReport {
+pub async fn sync_connector<O: ObjectStore, S: Sink>(ctx: &SyncContext<'_, O, S>) -> SyncReport {
     let started_at = OffsetDateTime::now_utc();
     let connector = ctx.connector;
     tracing::info!(message = "Sync started.", connector = %connector.id);
@@ -179,7 +182,9 @@ struct Selection {
 /// The buckets to sync; `None` (and an error counted) when they cannot be known. For
 /// `buckets: ["*"]` each listed bucket's region is located, so its calls go to the right
 /// regional endpoint; a bucket whose region cannot be found is reported and skipped.
-async fn resolve_buckets<S: Sink>(ctx: &SyncContext<'_, S>) -> Option<Selection> {
+async fn resolve_buckets<O: ObjectStore, S: Sink>(
+    ctx: &SyncContext<'_, O, S>,
+) -> Option<Selection> {
     let rules = ctx.connector.rules.as_ref();
     let ruled = |bucket: &str| rules.is_none_or(|r| r.buckets().contains(bucket));
     let names: BTreeSet<String> = match ctx.connector.bucket_selection() {
@@ -235,8 +240,8 @@ async fn resolve_buckets<S: Sink>(ctx: &SyncContext<'_, S>) -> Option<Selection>
 }
 
 /// The indexed buckets that are no longer selected: their documents are to go.
-async fn unselected_buckets<S: Sink>(
-    ctx: &SyncContext<'_, S>,
+async fn unselected_buckets<O: ObjectStore, S: Sink>(
+    ctx: &SyncContext<'_, O, S>,
     keep: &BTreeSet<String>,
 ) -> Result<Vec<String>, SinkError> {
     let rules = ctx.connector.rules.as_ref();
@@ -252,8 +257,8 @@ async fn unselected_buckets<S: Sink>(
 /// Deletes every document of buckets that are indexed but no longer selected, unless the
 /// mass-delete guard holds them back. `indexed_selected` is what the selected buckets held
 /// before this sync: with the unselected buckets' documents, the whole index.
-async fn remove_unselected_buckets<S: Sink>(
-    ctx: &SyncContext<'_, S>,
+async fn remove_unselected_buckets<O: ObjectStore, S: Sink>(
+    ctx: &SyncContext<'_, O, S>,
     keep: &BTreeSet<String>,
     indexed_selected: u64,
 ) -> Result<(), SinkError> {
@@ -299,8 +304,8 @@ async fn remove_unselected_buckets<S: Sink>(
 /// Says why the documents of buckets that left the selection stay: some bucket of the
 /// selection did not list completely, and the selection may be wrong (a typo'd bucket name)
 /// rather than intended.
-async fn keep_unselected_buckets<S: Sink>(
-    ctx: &SyncContext<'_, S>,
+async fn keep_unselected_buckets<O: ObjectStore, S: Sink>(
+    ctx: &SyncContext<'_, O, S>,
     keep: &BTreeSet<String>,
     unlisted: &BTreeSet<String>,
 ) -> Result<(), SinkError> {
@@ -318,7 +323,10 @@ async fn keep_unselected_buckets<S: Sink>(
 
 /// Syncs one bucket: listing, deciding, downloads and writes run concurrently; deletes come
 /// last. Returns how many documents the bucket had in the index before.
-async fn sync_bucket<S: Sink>(ctx: &SyncContext<'_, S>, bucket: &str) -> Result<u64, BucketError> {
+async fn sync_bucket<O: ObjectStore, S: Sink>(
+    ctx: &SyncContext<'_, O, S>,
+    bucket: &str,
+) -> Result<u64, BucketError> {
     let connector = ctx.connector;
     let prefixes = match &connector.rules {
         Some(rules) => rules.list_prefixes(bucket),
@@ -384,25 +392,28 @@ async fn sync_bucket<S: Sink>(ctx: &SyncContext<'_, S>, bucket: &str) -> Result<
 
 /// Pages through the listing of every prefix and queues the pages. Stops early, without an
 /// error, when the decider is gone (the index failed; that error is reported).
-async fn list_bucket<S: Sink>(
-    ctx: &SyncContext<'_, S>,
+async fn list_bucket<O: ObjectStore, S: Sink>(
+    ctx: &SyncContext<'_, O, S>,
     bucket: &str,
     prefixes: &[String],
     mut pages: mpsc::Sender<Vec<ObjectEntry>>,
 ) -> Result<(), ListingStop> {
     for prefix in prefixes {
-        let mut pager = ctx.source.objects(bucket, prefix);
+        let mut continuation = None;
         loop {
             if ctx.cancel.is_cancelled() {
                 return Err(ListingStop::Cancelled);
             }
-            let page = match pager.next_page().await {
-                Ok(Some(page)) => page,
-                Ok(None) => break,
+            let page = match ctx.source.list_page(bucket, prefix, continuation).await {
+                Ok(page) => page,
                 Err(error) => return Err(ListingStop::Failed(error)),
             };
-            if pages.send(page).await.is_err() {
+            continuation = page.continuation;
+            if pages.send(page.entries).await.is_err() {
                 return Ok(());
+            }
+            if continuation.is_none() {
+                break;
             }
         }
     }
@@ -411,8 +422,8 @@ async fn list_bucket<S: Sink>(
 
 /// Decides each listed object and queues the ones to write. Objects seen are taken out of
 /// `indexed`, so that once every page is decided what remains is what left the bucket.
-async fn decide_pages<S: Sink>(
-    ctx: &SyncContext<'_, S>,
+async fn decide_pages<O: ObjectStore, S: Sink>(
+    ctx: &SyncContext<'_, O, S>,
     bucket: &str,
     indexed: &mut HashMap<DocId, VersionStamp>,
     mut page_queue: mpsc::Receiver<Vec<ObjectEntry>>,
@@ -452,8 +463,8 @@ async fn decide_pages<S: Sink>(
 }
 
 /// Runs the download workers over the queued jobs and writes their documents in batches.
-async fn write_documents<S: Sink>(
-    ctx: &SyncContext<'_, S>,
+async fn write_documents<O: ObjectStore, S: Sink>(
+    ctx: &SyncContext<'_, O, S>,
     bucket: &str,
     job_queue: mpsc::Receiver<Job>,
 ) -> Result<(), SinkError> {
@@ -490,8 +501,8 @@ async fn write_documents<S: Sink>(
 }
 
 /// Writes and counts a batch; returns how many documents were written.
-async fn write_batch<S: Sink>(
-    ctx: &SyncContext<'_, S>,
+async fn write_batch<O: ObjectStore, S: Sink>(
+    ctx: &SyncContext<'_, O, S>,
     batch: &mut Vec<(Document, Change)>,
 ) -> Result<u64, SinkError> {
     if batch.is_empty() {
@@ -528,7 +539,11 @@ async fn write_batch<S: Sink>(
 }
 
 /// Makes the document of one job: downloads and extracts when the plan says so.
-async fn process<S: Sink>(ctx: &SyncContext<'_, S>, bucket: &str, job: Job) -> Outcome {
+async fn process<O: ObjectStore, S: Sink>(
+    ctx: &SyncContext<'_, O, S>,
+    bucket: &str,
+    job: Job,
+) -> Outcome {
     let Job {
         id,
         entry,

@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 
 pub use error::{ErrorKind, Operation, SourceError, Symptoms, classify};
 
+use super::{ListPage, ObjectStore};
 use crate::config::ConnectorConfig;
 use crate::retry::RetryPolicy;
 
@@ -262,12 +263,8 @@ impl S3Source {
         bucket: &str,
         prefix: &str,
     ) -> Result<Option<String>, SourceError> {
-        let mut pager = self.objects(bucket, prefix);
-        pager.max_keys = 1;
-        let page = pager.next_page().await?;
-        Ok(page
-            .and_then(|entries| entries.into_iter().next())
-            .map(|entry| entry.key))
+        let page = self.list_objects(bucket, prefix, None, 1).await?;
+        Ok(page.entries.into_iter().next().map(|entry| entry.key))
     }
 
     /// A ranged GetObject of the first byte: proves read permission without a download.
@@ -324,18 +321,6 @@ impl S3Source {
             .iter()
             .filter_map(|bucket| bucket.name().map(str::to_owned))
             .collect())
-    }
-
-    /// A pager over the objects of `bucket` whose keys start with `prefix`.
-    pub fn objects(&self, bucket: &str, prefix: &str) -> ObjectPager<'_> {
-        ObjectPager {
-            source: self,
-            bucket: bucket.to_owned(),
-            prefix: prefix.to_owned(),
-            max_keys: self.page_size,
-            continuation: None,
-            finished: false,
-        }
     }
 
     /// Downloads an object, stopping once it exceeds `max_bytes`.
@@ -432,27 +417,19 @@ struct Regions {
     bucket_region: HashMap<String, String>,
 }
 
-/// Pages through a ListObjectsV2 listing, one page in memory at a time.
-#[derive(Debug)]
-pub struct ObjectPager<'a> {
-    source: &'a S3Source,
-    bucket: String,
-    prefix: String,
-    max_keys: i32,
-    continuation: Option<String>,
-    finished: bool,
-}
-
-impl ObjectPager<'_> {
-    /// The next page of objects; `Ok(None)` once the listing is complete. Folder markers (keys
-    /// ending in `/` with no content) are left out. A page that fails after all retries ends
-    /// the listing with that error: the listing is then incomplete.
-    pub async fn next_page(&mut self) -> Result<Option<Vec<ObjectEntry>>, SourceError> {
-        if self.finished {
-            return Ok(None);
-        }
-        let source = self.source;
-        let bucket = &self.bucket;
+impl S3Source {
+    /// One ListObjectsV2 page of at most `max_keys` objects of `bucket` whose keys start with
+    /// `prefix`, from `continuation` (`None`: the first page). Folder markers (keys ending in
+    /// `/` with no content) are left out. A page that fails after all retries is an error: the
+    /// listing is then incomplete.
+    async fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        continuation: Option<String>,
+        max_keys: i32,
+    ) -> Result<ListPage, SourceError> {
+        let source = self;
         let owner = source.expected_owner.as_deref();
         let result = source
             .call(|| {
@@ -460,9 +437,9 @@ impl ObjectPager<'_> {
                     .client(bucket)
                     .list_objects_v2()
                     .bucket(bucket)
-                    .prefix(&self.prefix)
-                    .max_keys(self.max_keys)
-                    .set_continuation_token(self.continuation.clone())
+                    .prefix(prefix)
+                    .max_keys(max_keys)
+                    .set_continuation_token(continuation.clone())
                     .set_expected_bucket_owner(source.expected_owner.clone());
                 async move {
                     request.send().await.map_err(|e| {
@@ -501,8 +478,46 @@ impl ObjectPager<'_> {
                 })
             })
             .collect();
-        self.continuation = output.next_continuation_token().map(str::to_owned);
-        self.finished = !output.is_truncated().unwrap_or(false) || self.continuation.is_none();
-        Ok(Some(entries))
+        let continuation = output
+            .next_continuation_token()
+            .filter(|_| output.is_truncated().unwrap_or(false))
+            .map(str::to_owned);
+        Ok(ListPage {
+            entries,
+            continuation,
+        })
+    }
+}
+
+impl ObjectStore for S3Source {
+    async fn list_buckets(&self) -> Result<Vec<String>, SourceError> {
+        S3Source::list_buckets(self).await
+    }
+
+    async fn locate_bucket(&self, bucket: &str) -> Result<(), SourceError> {
+        S3Source::locate_bucket(self, bucket).await.map(drop)
+    }
+
+    async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        continuation: Option<String>,
+    ) -> Result<ListPage, SourceError> {
+        self.list_objects(bucket, prefix, continuation, self.page_size)
+            .await
+    }
+
+    async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<Fetched, SourceError> {
+        S3Source::get_object(self, bucket, key, max_bytes).await
+    }
+
+    fn stats(&self) -> &S3Stats {
+        S3Source::stats(self)
     }
 }

@@ -1,0 +1,175 @@
+//! An in-memory [`Sink`] for logic tests of the sync: committed documents plus a log of
+//! uncommitted writes, failures of a write or a commit on demand, and a "crash" that drops
+//! everything uncommitted, as a killed process would. Reads see committed documents only, like
+//! the embedded index's reader. Not a stand-in for tantivy or OpenSearch: the end-to-end suite
+//! runs the same scenarios on both.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use super::{DocId, Document, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp};
+
+/// An uncommitted write.
+#[derive(Debug, Clone)]
+enum Pending {
+    Upsert(Box<Document>),
+    Delete(DocId),
+}
+
+/// Failures to inject, counted in calls from now on.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SinkFaults {
+    /// The upsert call with this number (0-based) fails, and every one after it.
+    pub fail_upsert_from: Option<u64>,
+    /// The commit call with this number (0-based) fails, and every one after it.
+    pub fail_commit_from: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    committed: BTreeMap<DocId, Document>,
+    pending: Vec<Pending>,
+    faults: SinkFaults,
+    upserts: u64,
+    commits: u64,
+    /// An injected failure happened since the faults were set.
+    failed: bool,
+}
+
+/// The in-memory index; one per test.
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    state: Mutex<State>,
+}
+
+fn injected(what: &str) -> SinkError {
+    SinkError::Task(format!("injected {what} failure"))
+}
+
+impl MemorySink {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Replaces the faults and restarts their call counts.
+    pub fn set_faults(&self, faults: SinkFaults) {
+        let mut state = self.state();
+        state.faults = faults;
+        state.upserts = 0;
+        state.commits = 0;
+        state.failed = false;
+    }
+
+    /// Whether an injected write or commit failure happened since the faults were set.
+    pub fn failed(&self) -> bool {
+        self.state().failed
+    }
+
+    /// Drops every uncommitted write, as a killed process loses them.
+    pub fn crash(&self) {
+        self.state().pending.clear();
+    }
+
+    /// The committed documents.
+    pub fn documents(&self) -> BTreeMap<DocId, Document> {
+        self.state().committed.clone()
+    }
+}
+
+impl Sink for MemorySink {
+    fn batch_size(&self) -> usize {
+        // Small batches, so that writes and commits interleave with listing in short tests.
+        4
+    }
+
+    async fn indexed_buckets(&self) -> Result<Vec<String>, SinkError> {
+        let state = self.state();
+        let mut buckets: Vec<String> = state
+            .committed
+            .values()
+            .map(|document| document.bucket.clone())
+            .collect();
+        buckets.sort();
+        buckets.dedup();
+        Ok(buckets)
+    }
+
+    async fn indexed_versions(
+        &self,
+        bucket: &str,
+    ) -> Result<HashMap<DocId, VersionStamp>, SinkError> {
+        Ok(self
+            .state()
+            .committed
+            .iter()
+            .filter(|(_, document)| document.bucket == bucket)
+            .map(|(id, document)| (*id, document.version()))
+            .collect())
+    }
+
+    async fn upsert(&self, documents: Vec<Document>) -> Result<RejectedDocuments, SinkError> {
+        let mut state = self.state();
+        let call = state.upserts;
+        state.upserts += 1;
+        if state
+            .faults
+            .fail_upsert_from
+            .is_some_and(|from| call >= from)
+        {
+            state.failed = true;
+            return Err(injected("upsert"));
+        }
+        state
+            .pending
+            .extend(documents.into_iter().map(|d| Pending::Upsert(Box::new(d))));
+        Ok(Vec::new())
+    }
+
+    async fn delete(&self, ids: Vec<DocId>) -> Result<(), SinkError> {
+        self.state()
+            .pending
+            .extend(ids.into_iter().map(Pending::Delete));
+        Ok(())
+    }
+
+    async fn commit(&self) -> Result<(), SinkError> {
+        let mut state = self.state();
+        let call = state.commits;
+        state.commits += 1;
+        if state
+            .faults
+            .fail_commit_from
+            .is_some_and(|from| call >= from)
+        {
+            state.failed = true;
+            return Err(injected("commit"));
+        }
+        for write in std::mem::take(&mut state.pending) {
+            match write {
+                Pending::Upsert(document) => {
+                    state.committed.insert(document.id, *document);
+                }
+                Pending::Delete(id) => {
+                    state.committed.remove(&id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, SinkError> {
+        Ok(self
+            .state()
+            .committed
+            .values()
+            .filter(|d| d.body.as_deref().is_some_and(|body| body.contains(query)))
+            .take(limit)
+            .map(|d| SearchHit {
+                id: d.id.to_hex(),
+                bucket: d.bucket.clone(),
+                key: d.key.clone(),
+                score: 1.0,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,344 @@
+//! An in-memory [`ObjectStore`] for logic tests of the sync, with faults injected on demand:
+//! a listing that fails at page k, a GET that fails n times or always, an object that vanishes
+//! between listing and GET, a denied bucket, slow answers. It also counts the GETs of each key,
+//! so tests can prove that unchanged objects are never fetched. Not a stand-in for S3's wire
+//! behaviour: the end-to-end suite covers that against real servers.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+use super::s3::{ErrorKind, Fetched, FetchedObject, ObjectEntry, Operation, S3Stats, SourceError};
+use super::{ListPage, ObjectStore};
+
+/// One stored object.
+#[derive(Debug, Clone)]
+struct StoredObject {
+    bytes: Vec<u8>,
+    etag: String,
+    last_modified: OffsetDateTime,
+    storage_class: Option<String>,
+}
+
+impl StoredObject {
+    /// How a listing shows this object under `key`.
+    fn entry(&self, key: &str) -> ObjectEntry {
+        ObjectEntry {
+            key: key.to_owned(),
+            size: self.bytes.len() as u64,
+            last_modified: self.last_modified,
+            etag: self.etag.clone(),
+            storage_class: self.storage_class.clone(),
+        }
+    }
+}
+
+/// Faults to inject; each applies until changed.
+#[derive(Debug, Default, Clone)]
+pub struct Faults {
+    /// Listing of this bucket fails when asked for this page (0-based), and every page after.
+    pub fail_listing: Option<(String, usize)>,
+    /// Buckets whose listing is denied (AccessDenied).
+    pub denied: BTreeSet<String>,
+    /// GETs of `bucket/key` that fail before one succeeds; `u32::MAX` fails forever.
+    pub get_failures: HashMap<String, u32>,
+    /// `bucket/key`s deleted the moment they are fetched (listed, then gone).
+    pub vanish_on_get: BTreeSet<String>,
+    /// Every call waits this long first.
+    pub delay: Option<Duration>,
+    /// `ListBuckets` fails.
+    pub fail_list_buckets: bool,
+    /// Cancels this token when the request with this number (0-based, counted from when the
+    /// faults were set) arrives: a shutdown at that point of the sync.
+    pub cancel_at_request: Option<(u64, CancellationToken)>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    buckets: BTreeMap<String, BTreeMap<String, StoredObject>>,
+    faults: Faults,
+    /// Successful or failed GETs per `bucket/key`.
+    gets: HashMap<String, u64>,
+    /// A logical clock for ETags and last-modified times, so every write is a new version.
+    clock: i64,
+    /// Requests since the faults were set.
+    requests: u64,
+    /// (bucket, prefix) listings that returned their last page since the faults were set.
+    completed_listings: BTreeSet<(String, String)>,
+}
+
+/// The in-memory store; cheap to create, one per test.
+#[derive(Debug)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+    page_size: usize,
+    stats: S3Stats,
+}
+
+impl MemoryStore {
+    /// An empty store whose listings return `page_size` objects a page.
+    pub fn new(page_size: usize) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            page_size: page_size.max(1),
+            stats: S3Stats::default(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Creates `bucket` if it does not exist.
+    pub fn create_bucket(&self, bucket: &str) {
+        self.state().buckets.entry(bucket.to_owned()).or_default();
+    }
+
+    /// Writes an object: a new version with a new ETag and a later last-modified time.
+    pub fn put(&self, bucket: &str, key: &str, bytes: &[u8]) {
+        self.put_with_class(bucket, key, bytes, None);
+    }
+
+    /// [`MemoryStore::put`] with a storage class.
+    pub fn put_with_class(&self, bucket: &str, key: &str, bytes: &[u8], class: Option<&str>) {
+        let mut state = self.state();
+        state.clock += 1;
+        let clock = state.clock;
+        let object = StoredObject {
+            bytes: bytes.to_vec(),
+            etag: format!("\"v{clock}\""),
+            last_modified: OffsetDateTime::UNIX_EPOCH + Duration::from_secs(clock as u64),
+            storage_class: class.map(str::to_owned),
+        };
+        state
+            .buckets
+            .entry(bucket.to_owned())
+            .or_default()
+            .insert(key.to_owned(), object);
+    }
+
+    /// Deletes an object; a missing one is ignored.
+    pub fn delete(&self, bucket: &str, key: &str) {
+        if let Some(objects) = self.state().buckets.get_mut(bucket) {
+            objects.remove(key);
+        }
+    }
+
+    /// The objects of `bucket`: key and content.
+    pub fn objects(&self, bucket: &str) -> BTreeMap<String, Vec<u8>> {
+        self.state()
+            .buckets
+            .get(bucket)
+            .map(|objects| {
+                objects
+                    .iter()
+                    .map(|(key, object)| (key.clone(), object.bytes.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Replaces the faults.
+    pub fn set_faults(&self, faults: Faults) {
+        let mut state = self.state();
+        state.faults = faults;
+        state.requests = 0;
+        state.completed_listings.clear();
+    }
+
+    /// The (bucket, prefix) listings that returned their last page since the faults were set.
+    pub fn completed_listings(&self) -> BTreeSet<(String, String)> {
+        self.state().completed_listings.clone()
+    }
+
+    /// The listing entry of `bucket/key` as the store would list it now.
+    pub fn entry(&self, bucket: &str, key: &str) -> Option<ObjectEntry> {
+        let state = self.state();
+        let object = state.buckets.get(bucket)?.get(key)?;
+        Some(object.entry(key))
+    }
+
+    /// GETs of each `bucket/key` since the last call, and resets the count.
+    pub fn take_gets(&self) -> HashMap<String, u64> {
+        std::mem::take(&mut self.state().gets)
+    }
+
+    async fn wait(&self) {
+        let delay = {
+            let mut state = self.state();
+            let request = state.requests;
+            state.requests += 1;
+            if let Some((at, token)) = &state.faults.cancel_at_request
+                && request >= *at
+            {
+                token.cancel();
+            }
+            state.faults.delay
+        };
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// An error as the S3 source reports it after its retries.
+fn error(operation: Operation, target: &str, kind: ErrorKind, message: &str) -> SourceError {
+    SourceError {
+        operation,
+        target: target.to_owned(),
+        kind,
+        status: None,
+        code: None,
+        message: message.to_owned(),
+        expected_owner: None,
+    }
+}
+
+impl ObjectStore for MemoryStore {
+    async fn list_buckets(&self) -> Result<Vec<String>, SourceError> {
+        self.wait().await;
+        let state = self.state();
+        if state.faults.fail_list_buckets {
+            return Err(error(
+                Operation::ListBuckets,
+                "",
+                ErrorKind::ServerError,
+                "injected ListBuckets failure",
+            ));
+        }
+        Ok(state.buckets.keys().cloned().collect())
+    }
+
+    async fn locate_bucket(&self, bucket: &str) -> Result<(), SourceError> {
+        self.wait().await;
+        if self.state().buckets.contains_key(bucket) {
+            Ok(())
+        } else {
+            Err(error(
+                Operation::GetBucketLocation,
+                bucket,
+                ErrorKind::NoSuchBucket,
+                "no such bucket",
+            ))
+        }
+    }
+
+    async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        continuation: Option<String>,
+    ) -> Result<ListPage, SourceError> {
+        self.wait().await;
+        let mut state = self.state();
+        // The continuation token is "page number:last key", so a failure can name a page.
+        let (page_number, after) = match &continuation {
+            None => (0, None),
+            Some(token) => {
+                let (number, key) = token.split_once(':').unwrap_or(("0", token));
+                (number.parse::<usize>().unwrap_or(0), Some(key.to_owned()))
+            }
+        };
+        let failure = if state.faults.denied.contains(bucket) {
+            Some((ErrorKind::AccessDenied, "injected denial"))
+        } else if !state.buckets.contains_key(bucket) {
+            Some((ErrorKind::NoSuchBucket, "no such bucket"))
+        } else if state
+            .faults
+            .fail_listing
+            .as_ref()
+            .is_some_and(|(failing, from_page)| failing == bucket && page_number >= *from_page)
+        {
+            Some((ErrorKind::ServerError, "injected listing failure"))
+        } else {
+            None
+        };
+        if let Some((kind, message)) = failure {
+            return Err(error(Operation::ListObjects, bucket, kind, message));
+        }
+        let objects = &state.buckets[bucket];
+        let entries: Vec<ObjectEntry> = objects
+            .iter()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .filter(|(key, _)| {
+                after
+                    .as_ref()
+                    .is_none_or(|after| key.as_str() > after.as_str())
+            })
+            .filter(|(key, object)| !(key.ends_with('/') && object.bytes.is_empty()))
+            .take(self.page_size + 1)
+            .map(|(key, object)| object.entry(key))
+            .collect();
+        let mut entries = entries;
+        let continuation = if entries.len() > self.page_size {
+            entries.truncate(self.page_size);
+            entries
+                .last()
+                .map(|last| format!("{}:{}", page_number + 1, last.key))
+        } else {
+            None
+        };
+        if continuation.is_none() {
+            state
+                .completed_listings
+                .insert((bucket.to_owned(), prefix.to_owned()));
+        }
+        Ok(ListPage {
+            entries,
+            continuation,
+        })
+    }
+
+    async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<Fetched, SourceError> {
+        self.wait().await;
+        let target = format!("{bucket}/{key}");
+        let mut state = self.state();
+        *state.gets.entry(target.clone()).or_default() += 1;
+        if let Some(left) = state.faults.get_failures.get_mut(&target)
+            && *left > 0
+        {
+            if *left != u32::MAX {
+                *left -= 1;
+            }
+            return Err(error(
+                Operation::GetObject,
+                &target,
+                ErrorKind::ServerError,
+                "injected GET failure",
+            ));
+        }
+        if state.faults.vanish_on_get.remove(&target)
+            && let Some(objects) = state.buckets.get_mut(bucket)
+        {
+            objects.remove(key);
+        }
+        let Some(object) = state.buckets.get(bucket).and_then(|o| o.get(key)) else {
+            return Ok(Fetched::Gone);
+        };
+        if object.bytes.len() as u64 > max_bytes {
+            return Ok(Fetched::TooLarge);
+        }
+        self.stats
+            .bytes_downloaded
+            .fetch_add(object.bytes.len() as u64, Ordering::Relaxed);
+        Ok(Fetched::Content(FetchedObject {
+            bytes: object.bytes.clone(),
+            content_type: None,
+            content_encoding: None,
+        }))
+    }
+
+    fn stats(&self) -> &S3Stats {
+        &self.stats
+    }
+}

@@ -1,0 +1,437 @@
+//! Model-based tests of the sync's promises, in-process on the in-memory store and sink:
+//! random histories of bucket mutations (puts, overwrites, deletes, odd keys), rule and
+//! selection changes, and syncs with faults (a listing failing at any page, a denied bucket,
+//! GETs that keep failing, objects vanishing between listing and GET, index writes or commits
+//! failing, a shutdown at any request). Uncommitted writes are dropped after every sync, as the
+//! process that made them ends (a failing commit is a crash at that commit). After every sync:
+//!
+//! 1. no document of a bucket whose listing did not complete is deleted (except the one whose
+//!    object the store answered "gone" for: that deletion is confirmed), and no document of a
+//!    bucket that left the selection is deleted unless every selected bucket listed completely;
+//! 2. after a fault-free sync the index equals the selected contents of the buckets exactly
+//!    (ids, versions, bodies), whatever happened before: crashes converge;
+//! 3. an object whose ETag, size and last-modified are what the index holds is never fetched;
+//! 4. in a sync that was neither cancelled nor stopped by the index, the counters add up:
+//!    `objects_listed = added + updated + unchanged + excluded + failed downloads + vanished`,
+//!    and `metadata_only + extraction_errors <= added + updated`; a fault-free sync has no
+//!    errors, and the one after it finds everything unchanged and fetches nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+use tokio_util::sync::CancellationToken;
+
+use super::{Counters, SyncContext, SyncReport, sync_connector};
+use crate::config::{self, ConnectorConfig};
+use crate::sink::memory::{MemorySink, SinkFaults};
+use crate::sink::{DocId, Document, VersionStamp};
+use crate::source::memory::{Faults, MemoryStore};
+
+const BUCKETS: [&str; 2] = ["alpha", "beta"];
+const KEYS: [&str; 8] = [
+    "a.txt",
+    "b.txt",
+    "dir/c.txt",
+    "dir/sub/d.md",
+    "with space.txt",
+    "plus+sign.txt",
+    "caf\u{e9} \u{2603}.txt",
+    "100% done.txt",
+];
+const TEXTS: [&str; 4] = ["", "alpha bravo", "charlie delta echo", "foxtrot"];
+/// Listing pages of three objects, so that listings have several pages to fail at.
+const PAGE_SIZE: usize = 3;
+
+/// Which buckets the connector selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Selection {
+    Both,
+    Alpha,
+    Beta,
+    Wildcard,
+}
+
+/// The connector's sync rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rules {
+    Everything,
+    UnderDir,
+    NoMarkdown,
+}
+
+/// Faults of one sync.
+#[derive(Debug, Clone, Default)]
+struct SyncFaults {
+    /// (bucket, page) at which the listing fails.
+    fail_listing: Option<(usize, usize)>,
+    denied: Option<usize>,
+    /// (bucket, key) whose GETs always fail.
+    get_fails: Option<(usize, usize)>,
+    /// (bucket, key) deleted when fetched.
+    vanishes: Option<(usize, usize)>,
+    fail_upsert_from: Option<u64>,
+    fail_commit_from: Option<u64>,
+    cancel_at_request: Option<u64>,
+}
+
+impl SyncFaults {
+    fn is_clean(&self) -> bool {
+        self.fail_listing.is_none()
+            && self.denied.is_none()
+            && self.get_fails.is_none()
+            && self.vanishes.is_none()
+            && self.fail_upsert_from.is_none()
+            && self.fail_commit_from.is_none()
+            && self.cancel_at_request.is_none()
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Put {
+        bucket: usize,
+        key: usize,
+        text: usize,
+    },
+    Delete {
+        bucket: usize,
+        key: usize,
+    },
+    Select(Selection),
+    Rule(Rules),
+    Sync(SyncFaults),
+}
+
+fn object() -> impl Strategy<Value = (usize, usize)> {
+    (0..BUCKETS.len(), 0..KEYS.len())
+}
+
+fn sync_faults() -> impl Strategy<Value = SyncFaults> {
+    let fault = prop_oneof![
+        3 => Just(SyncFaults::default()),
+        1 => (0..BUCKETS.len(), 0..3usize).prop_map(|f| SyncFaults { fail_listing: Some(f), ..Default::default() }),
+        1 => (0..BUCKETS.len()).prop_map(|b| SyncFaults { denied: Some(b), ..Default::default() }),
+        1 => object().prop_map(|o| SyncFaults { get_fails: Some(o), ..Default::default() }),
+        1 => object().prop_map(|o| SyncFaults { vanishes: Some(o), ..Default::default() }),
+        1 => (0..4u64).prop_map(|n| SyncFaults { fail_upsert_from: Some(n), ..Default::default() }),
+        1 => (0..4u64).prop_map(|n| SyncFaults { fail_commit_from: Some(n), ..Default::default() }),
+        1 => (0..12u64).prop_map(|n| SyncFaults { cancel_at_request: Some(n), ..Default::default() }),
+    ];
+    fault
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        6 => (object(), 0..TEXTS.len()).prop_map(|((bucket, key), text)| Step::Put { bucket, key, text }),
+        3 => object().prop_map(|(bucket, key)| Step::Delete { bucket, key }),
+        1 => prop_oneof![Just(Selection::Both), Just(Selection::Alpha), Just(Selection::Beta), Just(Selection::Wildcard)].prop_map(Step::Select),
+        1 => prop_oneof![Just(Rules::Everything), Just(Rules::UnderDir), Just(Rules::NoMarkdown)].prop_map(Step::Rule),
+        4 => sync_faults().prop_map(Step::Sync),
+    ]
+}
+
+fn connector(selection: Selection, rules: Rules) -> ConnectorConfig {
+    let buckets = match selection {
+        Selection::Both => r#"["alpha", "beta"]"#,
+        Selection::Alpha => r#"["alpha"]"#,
+        Selection::Beta => r#"["beta"]"#,
+        Selection::Wildcard => r#"["*"]"#,
+    };
+    let ruled: &[&str] = match selection {
+        Selection::Alpha => &["alpha"],
+        Selection::Beta => &["beta"],
+        Selection::Both | Selection::Wildcard => &BUCKETS,
+    };
+    let rule = |bucket: &str| match rules {
+        Rules::Everything => String::new(),
+        Rules::UnderDir => format!(r#"{{"bucket": "{bucket}", "prefix": "dir/"}}"#),
+        Rules::NoMarkdown => format!(r#"{{"bucket": "{bucket}", "exclude": ["**/*.md"]}}"#),
+    };
+    let rules = match rules {
+        Rules::Everything => String::new(),
+        _ => format!(
+            "    sync_rules: [{}]\n",
+            ruled.iter().map(|b| rule(b)).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    let text =
+        format!("connectors:\n  - id: c\n    buckets: {buckets}\n    concurrency: 3\n{rules}");
+    let mut parsed = config::parse(
+        &text,
+        std::path::Path::new("model.yml"),
+        std::path::Path::new("."),
+        &|_| None,
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    parsed.connectors.remove(0)
+}
+
+/// The buckets a connector selects (both buckets always exist in these histories).
+fn selected_buckets(connector: &ConnectorConfig) -> Vec<&'static str> {
+    BUCKETS
+        .into_iter()
+        .filter(|bucket| {
+            let named = connector.buckets.iter().any(|b| b == "*" || b == bucket);
+            let ruled = connector
+                .rules
+                .as_ref()
+                .is_none_or(|rules| rules.buckets().contains(*bucket));
+            named && ruled
+        })
+        .collect()
+}
+
+/// What the index must hold after a fault-free sync: id → (bucket, key, body).
+fn expected_index(
+    connector: &ConnectorConfig,
+    store: &MemoryStore,
+) -> BTreeMap<DocId, (String, String, String)> {
+    let mut expected = BTreeMap::new();
+    for bucket in selected_buckets(connector) {
+        for (key, bytes) in store.objects(bucket) {
+            if connector
+                .rules
+                .as_ref()
+                .is_some_and(|rules| !rules.matches(bucket, &key))
+            {
+                continue;
+            }
+            let body = String::from_utf8(bytes).expect("texts are UTF-8");
+            expected.insert(DocId::of(bucket, &key), (bucket.to_owned(), key, body));
+        }
+    }
+    expected
+}
+
+async fn run_sync(
+    connector: &ConnectorConfig,
+    store: &MemoryStore,
+    sink: &MemorySink,
+    cancel: &CancellationToken,
+) -> SyncReport {
+    let counters = Counters::default();
+    sync_connector(&SyncContext {
+        connector,
+        source: store,
+        sink,
+        counters: &counters,
+        cancel,
+        allow_mass_delete: false,
+    })
+    .await
+}
+
+/// Runs a history and checks every promise after every sync.
+async fn check_history(steps: Vec<Step>) -> Result<(), TestCaseError> {
+    let store = MemoryStore::new(PAGE_SIZE);
+    for bucket in BUCKETS {
+        store.create_bucket(bucket);
+    }
+    let sink = MemorySink::default();
+    let mut selection = Selection::Both;
+    let mut rules = Rules::Everything;
+    for step in steps {
+        match step {
+            Step::Put { bucket, key, text } => {
+                store.put(BUCKETS[bucket], KEYS[key], TEXTS[text].as_bytes());
+            }
+            Step::Delete { bucket, key } => store.delete(BUCKETS[bucket], KEYS[key]),
+            Step::Select(chosen) => selection = chosen,
+            Step::Rule(chosen) => rules = chosen,
+            Step::Sync(faults) => {
+                let connector = connector(selection, rules);
+                check_sync(&connector, &store, &sink, &faults).await?;
+            }
+        }
+    }
+    // Whatever happened, one fault-free sync converges, and the next one is a no-op.
+    let connector = connector(selection, rules);
+    check_sync(&connector, &store, &sink, &SyncFaults::default()).await?;
+    let again = run_sync(&connector, &store, &sink, &CancellationToken::new()).await;
+    prop_assert_eq!(
+        (again.added, again.updated, again.deleted, again.errors),
+        (0, 0, 0, 0),
+        "{:?}",
+        again
+    );
+    prop_assert!(
+        store.take_gets().is_empty(),
+        "an unchanged re-sync fetched objects"
+    );
+    Ok(())
+}
+
+async fn check_sync(
+    connector: &ConnectorConfig,
+    store: &MemoryStore,
+    sink: &MemorySink,
+    faults: &SyncFaults,
+) -> Result<(), TestCaseError> {
+    let cancel = CancellationToken::new();
+    let target = |(bucket, key): (usize, usize)| format!("{}/{}", BUCKETS[bucket], KEYS[key]);
+    store.set_faults(Faults {
+        fail_listing: faults
+            .fail_listing
+            .map(|(bucket, page)| (BUCKETS[bucket].to_owned(), page)),
+        denied: faults
+            .denied
+            .map(|b| BUCKETS[b].to_owned())
+            .into_iter()
+            .collect(),
+        get_failures: faults
+            .get_fails
+            .map(|o| (target(o), u32::MAX))
+            .into_iter()
+            .collect(),
+        vanish_on_get: faults.vanishes.map(target).into_iter().collect(),
+        cancel_at_request: faults.cancel_at_request.map(|n| (n, cancel.clone())),
+        ..Faults::default()
+    });
+    sink.set_faults(SinkFaults {
+        fail_upsert_from: faults.fail_upsert_from,
+        fail_commit_from: faults.fail_commit_from,
+    });
+    let before = sink.documents();
+    store.take_gets();
+    // The versions the store holds now: what "unchanged" means for this sync.
+    let current: BTreeMap<DocId, VersionStamp> = BUCKETS
+        .iter()
+        .flat_map(|bucket| {
+            store.objects(bucket).into_keys().filter_map(move |key| {
+                let entry = store.entry(bucket, &key)?;
+                Some((
+                    DocId::of(bucket, &key),
+                    VersionStamp::of(&entry.etag, entry.last_modified, entry.size),
+                ))
+            })
+        })
+        .collect();
+
+    let report = run_sync(connector, store, sink, &cancel).await;
+    // Whatever was not committed is lost: the process ends, or the worker opens the index
+    // afresh for its next sync. With a failing commit this is a crash at that commit.
+    sink.crash();
+    let completed_listings = store.completed_listings();
+    let stopped_by_index = sink.failed();
+    store.set_faults(Faults::default());
+    sink.set_faults(SinkFaults::default());
+    let after = sink.documents();
+    let gets = store.take_gets();
+
+    // 3. Unchanged objects are never fetched.
+    for target in gets.keys() {
+        let (bucket, key) = target.split_once('/').expect("bucket/key");
+        let id = DocId::of(bucket, key);
+        let unchanged = match (before.get(&id), current.get(&id)) {
+            (Some(document), Some(version)) => document.version() == *version,
+            _ => false,
+        };
+        prop_assert!(!unchanged, "{} was fetched although unchanged", target);
+    }
+
+    // 1. No deletion without a complete listing.
+    let vanished: BTreeSet<DocId> = faults
+        .vanishes
+        .map(|(b, k)| DocId::of(BUCKETS[b], KEYS[k]))
+        .into_iter()
+        .collect();
+    let cancelled = report.cancelled;
+    // A bucket's listing completed when the store returned the last page of every prefix the
+    // rules list.
+    let listed_completely = |bucket: &str| {
+        let prefixes = match &connector.rules {
+            Some(rules) => rules.list_prefixes(bucket),
+            None => vec![String::new()],
+        };
+        prefixes
+            .into_iter()
+            .all(|prefix| completed_listings.contains(&(bucket.to_owned(), prefix)))
+    };
+    let selected = selected_buckets(connector);
+    let every_selected_listed = selected.iter().all(|b| listed_completely(b));
+    for (id, document) in &before {
+        let bucket = document.bucket.as_str();
+        let may_go = if selected.contains(&bucket) {
+            listed_completely(bucket)
+        } else {
+            every_selected_listed
+        };
+        if !may_go && !vanished.contains(id) {
+            prop_assert!(
+                after.contains_key(id),
+                "{}/{} was deleted although its bucket's listing did not complete: {:?} {:?}",
+                document.bucket,
+                document.key,
+                faults,
+                report
+            );
+        }
+    }
+
+    // 4. The counters add up.
+    if !cancelled && !stopped_by_index {
+        let failed_downloads = faults
+            .get_fails
+            .map_or(0, |o| gets.get(&target(o)).copied().unwrap_or(0));
+        let vanished_fetched = faults
+            .vanishes
+            .map_or(0, |o| gets.get(&target(o)).copied().unwrap_or(0));
+        prop_assert_eq!(
+            report.objects_listed,
+            report.added
+                + report.updated
+                + report.unchanged
+                + report.excluded
+                + failed_downloads
+                + vanished_fetched,
+            "{:?} {:?}",
+            faults,
+            report
+        );
+        prop_assert!(
+            report.metadata_only + report.extraction_errors <= report.added + report.updated
+        );
+        prop_assert!(report.errors >= failed_downloads);
+    }
+
+    // 2. A fault-free sync leaves exactly the selected contents.
+    if faults.is_clean() {
+        prop_assert_eq!(report.errors, 0, "{:?}", report.error_messages);
+        let expected = expected_index(connector, store);
+        let actual: BTreeMap<DocId, (String, String, String)> = after
+            .iter()
+            .map(|(id, d): (&DocId, &Document)| {
+                (
+                    *id,
+                    (
+                        d.bucket.clone(),
+                        d.key.clone(),
+                        d.body.clone().unwrap_or_default(),
+                    ),
+                )
+            })
+            .collect();
+        prop_assert_eq!(&actual, &expected);
+        for (id, document) in &after {
+            prop_assert_eq!(Some(&document.version()), current.get(id), "stale version");
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 2_000,
+        max_shrink_iters: 2_000,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn the_sync_keeps_its_promises(steps in proptest::collection::vec(step(), 1..30)) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(check_history(steps))?;
+    }
+}
