@@ -42,8 +42,28 @@ pub struct MemorySink {
     state: Mutex<State>,
 }
 
-fn injected(what: &str) -> SinkError {
-    SinkError::Task(format!("injected {what} failure"))
+/// The calls that can be made to fail.
+#[derive(Debug, Clone, Copy)]
+enum Call {
+    Upsert,
+    Commit,
+}
+
+impl State {
+    /// Counts a call, and fails it if the faults say so.
+    fn count_call(&mut self, call: Call) -> Result<(), SinkError> {
+        let (counter, fail_from, name) = match call {
+            Call::Upsert => (&mut self.upserts, self.faults.fail_upsert_from, "upsert"),
+            Call::Commit => (&mut self.commits, self.faults.fail_commit_from, "commit"),
+        };
+        let number = *counter;
+        *counter += 1;
+        if fail_from.is_some_and(|from| number >= from) {
+            self.failed = true;
+            return Err(SinkError::Task(format!("injected {name} failure")));
+        }
+        Ok(())
+    }
 }
 
 impl MemorySink {
@@ -109,16 +129,7 @@ impl Sink for MemorySink {
 
     async fn upsert(&self, documents: Vec<Document>) -> Result<RejectedDocuments, SinkError> {
         let mut state = self.state();
-        let call = state.upserts;
-        state.upserts += 1;
-        if state
-            .faults
-            .fail_upsert_from
-            .is_some_and(|from| call >= from)
-        {
-            state.failed = true;
-            return Err(injected("upsert"));
-        }
+        state.count_call(Call::Upsert)?;
         state
             .pending
             .extend(documents.into_iter().map(|d| Pending::Upsert(Box::new(d))));
@@ -134,16 +145,7 @@ impl Sink for MemorySink {
 
     async fn commit(&self) -> Result<(), SinkError> {
         let mut state = self.state();
-        let call = state.commits;
-        state.commits += 1;
-        if state
-            .faults
-            .fail_commit_from
-            .is_some_and(|from| call >= from)
-        {
-            state.failed = true;
-            return Err(injected("commit"));
-        }
+        state.count_call(Call::Commit)?;
         for write in std::mem::take(&mut state.pending) {
             match write {
                 Pending::Upsert(document) => {
