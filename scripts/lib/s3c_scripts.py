@@ -211,7 +211,9 @@ class MotoServer(SupervisedServer):
 
 class LocalStackServer(SupervisedServer):
     """LocalStack's S3, STS and IAM, run from its Python package (no Docker); `endpoint` is its
-    gateway. Its state lives in `workdir`; it ignores SIGTERM, so it is stopped with SIGKILL."""
+    gateway. Its files live in `workdir`, but for its S3's per-bucket directories under the fixed
+    /tmp/localstack-s3-storage, which go with their buckets. It ignores SIGTERM, so it is stopped
+    with SIGKILL (it starts no child processes)."""
 
     name = "localstack"
     stop_signal = "KILL"
