@@ -48,13 +48,13 @@ def ensure_tools(osmem=False):
         fcntl.flock(lock, fcntl.LOCK_EX)
         python = os.path.join(venv, "bin", "python")
         if not os.path.isfile(python):
-            log(f"bench: creating the tools virtualenv {venv} (once per machine)")
+            log(f"creating the tools virtualenv {venv} (once per machine)")
             run_or_exit([sys.executable, "-m", "venv", venv],
                         "could not create a virtualenv (Debian/Ubuntu: apt-get install python3-venv)")
         for name, requirement in packages:
             if os.path.isfile(marker(name)):
                 continue
-            log(f"bench: installing {requirement} into {venv} (once per machine)")
+            log(f"installing {requirement} into {venv} (once per machine)")
             run_or_exit([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                          requirement], f"'pip install {requirement}' failed (is PyPI reachable?)")
             with open(marker(name), "w") as handle:

@@ -6,6 +6,8 @@
   kills it when our end of its stdin closes, so it dies with this process even if this process is
   killed (the same scheme as the Rust test harness). MotoServer is one; scripts/bench has others.
 - MotoServer: a local moto S3 server on a free 127.0.0.1 port.
+- LocalStackServer: LocalStack (S3, STS, IAM) without Docker on a free 127.0.0.1 port, from the
+  Python 3.13 virtualenv of scripts/ensure-localstack.
 - connector_binary(): the s3-connector executable, built with cargo unless one is given.
 """
 
@@ -22,6 +24,7 @@ import urllib.request
 SCRIPTS_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 REPO_DIR = os.path.dirname(SCRIPTS_DIR)
 MOTO_VERSION = "5.2.5"
+LOCALSTACK_VERSION = "2026.3.0"  # the version scripts/ensure-localstack installs
 
 # Runs the server ("$@"); prints its pid; sends it SIGNAL when our end of its stdin closes.
 SUPERVISOR = r"""
@@ -41,16 +44,21 @@ def log(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def ensure_moto_venv():
-    """Returns the moto virtualenv's directory, installing it if missing."""
+def ensure_venv(script):
+    """Runs scripts/`script` (an ensure-* script) and returns the virtualenv directory it prints."""
     result = subprocess.run(
-        ["bash", os.path.join(SCRIPTS_DIR, "ensure-moto")],
+        ["bash", os.path.join(SCRIPTS_DIR, script)],
         stdout=subprocess.PIPE,
         check=False,
     )
     if result.returncode != 0:
-        sys.exit("could not install the moto virtualenv (scripts/ensure-moto failed, see above)")
+        sys.exit(f"could not install a test tool (scripts/{script} failed, see above)")
     return result.stdout.decode().strip().splitlines()[-1]
+
+
+def ensure_moto_venv():
+    """Returns the moto virtualenv's directory, installing it if missing."""
+    return ensure_venv("ensure-moto")
 
 
 def reexec_with_boto3():
@@ -199,6 +207,49 @@ class MotoServer(SupervisedServer):
 
     def ready(self):
         return answers(self.endpoint + "/")
+
+
+class LocalStackServer(SupervisedServer):
+    """LocalStack's S3, STS and IAM, run from its Python package (no Docker); `endpoint` is its
+    gateway. Its files live in `workdir`, but for its S3's per-bucket directories under the fixed
+    /tmp/localstack-s3-storage, which go with their buckets. It ignores SIGTERM, so it is stopped
+    with SIGKILL (it starts no child processes)."""
+
+    name = "localstack"
+    stop_signal = "KILL"
+
+    def __init__(self, workdir, venv):
+        super().__init__(workdir, deadline_seconds=120)
+        self.python = os.path.join(venv, "bin", "python")
+
+    def command(self, ports):
+        self.endpoint = f"http://127.0.0.1:{ports[0]}"
+        settings = {
+            # Bind the loopback interface only: without these, LocalStack binds 0.0.0.0 and
+            # starts a DNS server.
+            "GATEWAY_SERVER": "hypercorn",
+            "GATEWAY_LISTEN": f"127.0.0.1:{ports[0]}",
+            "DNS_ADDRESS": "0",
+            # In a container (CI machines are), LocalStack assumes it is its own and writes to
+            # /var/lib/localstack; host mode keeps every file under FILESYSTEM_ROOT.
+            "OVERRIDE_IN_DOCKER": "0",
+            "FILESYSTEM_ROOT": os.path.join(self.workdir, "localstack-files"),
+            # No analytics, no certificate download: nothing but loopback is reachable.
+            "DISABLE_EVENTS": "1",
+            "SKIP_SSL_CERT_DOWNLOAD": "1",
+            "EAGER_SERVICE_LOADING": "1",
+            "SERVICES": "s3,sts,iam",
+        }
+        return ["env"] + [f"{k}={v}" for k, v in settings.items()] + [
+            self.python, "-m", "localstack.runtime.main"]
+
+    def ready(self):
+        try:
+            with urllib.request.urlopen(self.endpoint + "/_localstack/health", timeout=2) as answer:
+                services = json.load(answer).get("services", {})
+        except (OSError, ValueError):
+            return False
+        return services.get("s3") in ("running", "available")
 
 
 def connector_binary(explicit=None, release=False):
