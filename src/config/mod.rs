@@ -1,8 +1,9 @@
 //! The configuration file: what users write, its defaults, and its validation.
 //!
 //! The structs below are the reference documentation of the YAML format. Loading reads the
-//! file, expands `${VAR}` references in string values, rejects unknown fields, and then checks
-//! every rule at once, so that one run of `s3-connector validate` lists every problem with its
+//! file, expands `${VAR}` references in string values, rejects unknown fields and wrong types
+//! (all of them at once, with a "did you mean" for a misspelt field), and then checks every
+//! rule at once, so that one run of `s3-connector validate` lists every problem with its
 //! path, its value (secrets masked) and the rule it breaks. Nothing here talks to the network.
 
 pub mod defaults;
@@ -11,6 +12,7 @@ pub mod opensearch;
 pub mod rules_of_names;
 pub mod schedule;
 pub mod secret;
+mod structure;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -370,14 +372,11 @@ pub fn parse(
         yaml_serde::from_str(text).map_err(|error| syntax(error.to_string()))?;
     let mut unset = Vec::new();
     env::expand_value(&mut value, "", lookup, &mut unset);
-    let mut config: Config = serde_path_to_error::deserialize(value).map_err(|error| {
-        let field = error.path().to_string();
-        let message = if SECRET_FIELDS.iter().any(|secret| field.ends_with(secret)) {
-            format!("{field}: must be a string ({REDACTED})")
-        } else {
-            format!("{field}: {}", error.inner())
-        };
-        syntax(message)
+    let mut config: Config = structure::deserialize_reporting_all(value).map_err(|problems| {
+        syntax(match problems.as_slice() {
+            [one] => one.clone(),
+            all => format!("{} problems:\n  - {}", all.len(), all.join("\n  - ")),
+        })
     })?;
     let mut problems: Vec<Problem> = unset
         .into_iter()

@@ -334,6 +334,38 @@ fn structural_errors_name_the_field() {
 }
 
 #[test]
+fn every_structural_problem_is_reported_with_did_you_mean() {
+    let text = "connectors:\n  - id: a\n    buckets: [\"abc\"]\n    aws_acess_key_id: AKIAEXAMPLE\n    page_size: many\n    colour: blue\n  - id: b\n    buckets: [\"def\"]\n    bukets: [\"x\"]\nstate_dri: /tmp\n";
+    let message = match parse_text(text) {
+        Err(ConfigError::Syntax { message, .. }) => message,
+        other => panic!("expected a syntax error, got {other:?}"),
+    };
+    for expected in [
+        "5 problems:",
+        "connectors[0].aws_acess_key_id: unknown field `aws_acess_key_id`; did you mean `aws_access_key_id`?",
+        "connectors[0].page_size: invalid type",
+        "connectors[0].colour: unknown field `colour`, expected one of",
+        "connectors[1].bukets: unknown field `bukets`; did you mean `buckets`?",
+        "state_dri: unknown field `state_dri`; did you mean `state_dir`?",
+    ] {
+        assert!(
+            message.contains(expected),
+            "{expected:?} not in:\n{message}"
+        );
+    }
+    // A required field with the wrong type is reported once, not again as missing.
+    let message = match parse_text("connectors:\n  - id: a\n    buckets: 5\n") {
+        Err(ConfigError::Syntax { message, .. }) => message,
+        other => panic!("expected a syntax error, got {other:?}"),
+    };
+    assert!(
+        message.starts_with("connectors[0].buckets: invalid type"),
+        "{message}"
+    );
+    assert!(!message.contains("missing field"), "{message}");
+}
+
+#[test]
 fn secrets_never_appear_in_errors_or_debug() {
     let secret = "wJalrXUtnFEMI-super-secret";
     let text = with_line("aws_access_key_id:", "page_size: 0");
