@@ -114,6 +114,7 @@ pub async fn sync_connector<S: Sink>(ctx: &SyncContext<'_, S>) -> SyncReport {
                 .error(format!("removing documents of unselected buckets: {error}"));
         }
     }
+    tracing::debug!(message = "Committing.");
     if let Err(error) = ctx.sink.commit().await {
         ctx.counters.error(format!("commit failed: {error}"));
     }
@@ -210,6 +211,7 @@ async fn remove_unselected_buckets<S: Sink>(
             .into_keys()
             .collect();
         let count = ids.len() as u64;
+        tracing::debug!(message = "Deleting the documents of an unselected bucket.", bucket = %bucket, count);
         ctx.sink.delete(ids).await?;
         ctx.counters.deleted.fetch_add(count, Ordering::Relaxed);
         tracing::info!(message = "Removed the documents of a bucket that is no longer synced.", bucket = %bucket, count);
@@ -250,9 +252,15 @@ async fn sync_bucket<S: Sink>(ctx: &SyncContext<'_, S>, bucket: &str) -> Result<
     let stale: Vec<DocId> = indexed.into_keys().collect();
     if !stale.is_empty() {
         let count = stale.len() as u64;
+        tracing::debug!(
+            message = "Deleting documents that left the bucket.",
+            bucket,
+            count
+        );
         ctx.sink.delete(stale).await?;
         ctx.counters.deleted.fetch_add(count, Ordering::Relaxed);
     }
+    tracing::debug!(message = "Committing.", bucket);
     ctx.sink.commit().await?;
     Ok(())
 }
@@ -356,6 +364,7 @@ async fn write_documents<S: Sink>(
             Outcome::Gone(_, Change::New) | Outcome::Failed => {}
         }
         if since_commit >= COMMIT_EVERY {
+            tracing::debug!(message = "Committing.", bucket);
             ctx.sink.commit().await?;
             since_commit = 0;
         }
@@ -388,6 +397,7 @@ async fn write_batch<S: Sink>(
         documents.push(document);
     }
     let written = documents.len() as u64;
+    tracing::debug!(message = "Writing a batch.", count = written);
     let rejected = ctx.sink.upsert(documents).await?;
     for (id, reason) in &rejected {
         changes.remove(id);
