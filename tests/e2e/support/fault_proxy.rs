@@ -870,3 +870,66 @@ impl Body for TruncatedBody {
         Poll::Pending
     }
 }
+
+#[cfg(test)]
+mod storm_tests {
+    use super::*;
+
+    fn rule(storm: Storm) -> StormRule {
+        StormRule {
+            storm,
+            matcher: Match::any(),
+            seen: HashMap::new(),
+            applied: Arc::default(),
+        }
+    }
+
+    /// The faults a storm applies to `requests` requests of 100 keys, in order.
+    fn draws(storm: Storm, requests: usize) -> Vec<Option<FaultKind>> {
+        let mut rule = rule(storm);
+        (0..requests)
+            .map(|i| {
+                rule.select(format!("GET /b/key-{}", i % 100))
+                    .map(|f| f.kind())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_storm_is_the_same_for_the_same_seed_and_keeps_its_rates() {
+        let storm = |seed| {
+            Storm::new(seed)
+                .with(0.10, Fault::slow_down())
+                .with(0.05, Fault::Reset)
+        };
+        let first = draws(storm(7), 20_000);
+        assert_eq!(first, draws(storm(7), 20_000), "same seed, same storm");
+        assert_ne!(
+            first,
+            draws(storm(8), 20_000),
+            "another seed, another storm"
+        );
+        let count = |kind| first.iter().filter(|d| **d == Some(kind)).count();
+        // 20,000 draws: 2,000 and 1,000 expected; the bounds are over 5 standard deviations.
+        assert!(
+            (1_780..=2_220).contains(&count(FaultKind::Respond(503))),
+            "{}",
+            count(FaultKind::Respond(503))
+        );
+        assert!(
+            (840..=1_160).contains(&count(FaultKind::Reset)),
+            "{}",
+            count(FaultKind::Reset)
+        );
+    }
+
+    #[test]
+    fn a_storm_never_faults_one_request_more_than_max_in_a_row() {
+        let mut rule = rule(Storm::new(1).with(1.0, Fault::Reset).max_in_a_row(3));
+        let outcomes: Vec<bool> = (0..8)
+            .map(|_| rule.select("GET /b/k".to_owned()).is_some())
+            .collect();
+        assert_eq!(outcomes, [true, true, true, false, true, true, true, false]);
+        assert_eq!(rule.applied.load(Ordering::SeqCst), 6);
+    }
+}
