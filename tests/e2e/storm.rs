@@ -3,7 +3,8 @@
 //! seed is printed either way).
 //!
 //! - S3 storm (SeaweedFS behind the proxy, embedded index): 503 SlowDown, 500 InternalError,
-//!   connection resets, bodies cut short under their full `Content-Length`, responses slowed
+//!   connection resets, bodies cut short under their full `Content-Length` (at 64 bytes, or
+//!   by one byte), responses slowed
 //!   below the read timeout and others past it. Every object must be indexed exactly once with
 //!   its full text, and since every failed attempt is retried exactly once, the report's
 //!   `s3_retries` must equal the number of failing faults the proxy applied, and `s3_requests`
@@ -29,9 +30,7 @@ use crate::crash::{
 use crate::fixture::{create_bucket, s3_client};
 use crate::support::fault_proxy::{mix, unit_interval};
 use crate::support::moto::{ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY};
-use crate::support::{
-    Fault, FaultKind, FaultProxy, Match, OsmemServer, SeaweedServer, Storm, unique_name,
-};
+use crate::support::{Fault, FaultKind, FaultProxy, Match, OsmemServer, SeaweedServer, Storm};
 
 /// Objects per storm.
 const OBJECTS: usize = 1000;
@@ -58,11 +57,13 @@ fn write_config(
     path
 }
 
-/// A bucket of `OBJECTS` text objects of 100 bytes to a few KB on the shared SeaweedFS, and
+/// A bucket (named from `rng`) of `OBJECTS` text objects of 100 bytes to a few KB on the shared SeaweedFS, and
 /// its model (key -> text). Keys are `docs/NNNNNN.txt`, as `crash::mutate` makes them.
 async fn seeded_bucket(prefix: &str, rng: &mut Rng) -> (String, BTreeMap<String, String>) {
     let s3 = s3_client(&SeaweedServer::shared().endpoint());
-    let bucket = unique_name(prefix);
+    // Named by the seed, not uniquely: the storm draws from the request paths, so a replay
+    // needs the same names (each process has a SeaweedFS of its own).
+    let bucket = format!("{prefix}-{:x}", rng.next());
     create_bucket(&s3, &bucket).await;
     let model: BTreeMap<String, String> = (0..OBJECTS)
         .map(|i| {
@@ -111,7 +112,14 @@ async fn s3_storm_every_object_indexed_once_with_its_full_text_and_every_fault_r
         (0.10, Fault::slow_down()),
         (0.05, Fault::internal_error()),
         (0.05, Fault::Reset),
-        (0.05, Fault::TruncateBody { keep_bytes: 64 }),
+        (0.03, Fault::TruncateBody { keep_bytes: 64 }),
+        // One byte short: the least a short body can miss.
+        (
+            0.02,
+            Fault::TruncateBody {
+                keep_bytes: usize::MAX,
+            },
+        ),
         (0.05, Fault::Delay(SLOW)),
         (0.02, Fault::Delay(PAST_TIMEOUT)),
     ];
@@ -156,8 +164,8 @@ async fn s3_storm_every_object_indexed_once_with_its_full_text_and_every_fault_r
         .filter(|line| line.contains("reading the body failed"))
         .count();
     eprintln!(
-        "S3 storm (S3C_STORM_SEED={seed}): rates 10% 503 SlowDown, 5% 500, 5% reset, 5% body cut \
-         at 64 bytes under the full Content-Length, 5% +{SLOW:?}, 2% +{PAST_TIMEOUT:?} (read timeout \
+        "S3 storm (S3C_STORM_SEED={seed}): rates 10% 503 SlowDown, 5% 500, 5% reset, bodies cut \
+         short under the full Content-Length (3% at 64 bytes, 2% one byte short), 5% +{SLOW:?}, 2% +{PAST_TIMEOUT:?} (read timeout \
          {READ_TIMEOUT_S} s), at most 3 in a row; {requests} requests, {} faulted ({table}), \
          {failing} failing, {cut_downloads} of them downloads cut short; retries logged {} \
          ({short_body_retries} for a body read short); report: added {}, errors {}, s3_requests {}, \
@@ -252,7 +260,7 @@ async fn opensearch_storm_every_object_indexed_once_and_retries_are_counted() {
     // Every bulk request has the same path, so the storm's cap of 3 faults in a row bounds the
     // attempts of one request only if requests never overlap: one bulk request at a time.
     proxy.storm(storm, Match::any().method("POST").path_contains("/_bulk"));
-    let index_name = unique_name("s3c-storm");
+    let index_name = format!("s3c-storm-{seed:x}");
     let dir = tempfile::tempdir().expect("temp dir");
     let config = write_config(
         dir.path(),
