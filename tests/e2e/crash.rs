@@ -143,9 +143,9 @@ struct Kill {
     killed: bool,
 }
 
-/// Runs `sync` and SIGKILLs it `delay` after the `occurrence`-th line of `phase`'s event (after
-/// the start for [`Phase::Start`]).
-fn sync_and_kill(config: &Path, phase: Phase, occurrence: usize, delay: Duration) -> Kill {
+/// Runs `sync` and SIGKILLs it `delay` after the first line of `phase`'s event (after the start
+/// for [`Phase::Start`]).
+fn sync_and_kill(config: &Path, phase: Phase, delay: Duration) -> Kill {
     let mut child = Command::new(BIN)
         .args(["sync", "--config"])
         .arg(config)
@@ -161,7 +161,6 @@ fn sync_and_kill(config: &Path, phase: Phase, occurrence: usize, delay: Duration
     let state = Arc::new(Mutex::new((Phase::Start, false)));
     let reader_state = Arc::clone(&state);
     let reader = thread::spawn(move || {
-        let mut seen = 0;
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
             let mut state = reader_state.lock().unwrap();
@@ -172,14 +171,11 @@ fn sync_and_kill(config: &Path, phase: Phase, occurrence: usize, delay: Duration
                 state.0 = now;
             }
             if phase.event().is_some_and(|event| line.contains(event)) {
-                seen += 1;
-                if seen == occurrence {
-                    drop(state);
-                    thread::sleep(delay);
-                    let mut state = reader_state.lock().unwrap();
-                    kill(pid, SIGKILL);
-                    state.1 = true;
-                }
+                drop(state);
+                thread::sleep(delay);
+                let mut state = reader_state.lock().unwrap();
+                kill(pid, SIGKILL);
+                state.1 = true;
             }
         }
     });
@@ -518,10 +514,9 @@ async fn crash_trials(sink: SinkKind) {
             )
             .await;
         }
-        let occurrence = 1;
         let delay = Duration::from_millis(rng.below(phase.max_delay_ms() + 1));
         let step = Instant::now();
-        let kill = sync_and_kill(&target.config(), phase, occurrence, delay);
+        let kill = sync_and_kill(&target.config(), phase, delay);
         let killed_after = step.elapsed();
         mutate(
             &s3,
@@ -547,7 +542,7 @@ async fn crash_trials(sink: SinkKind) {
             "{name}: the sync after the clean one changed something: {again}"
         );
         eprintln!(
-            "{name}: SIGKILL {} ms after event #{occurrence}: {}, last event read {:?}; \
+            "{name}: SIGKILL {} ms after the event: {}, last event read {:?}; \
              killed sync {} ms, clean sync {} ms (added {}, updated {}, deleted {}), check {} ms",
             delay.as_millis(),
             if kill.killed {
