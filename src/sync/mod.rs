@@ -148,6 +148,7 @@ pub async fn sync_connector<O: ObjectStore, S: Sink>(ctx: &SyncContext<'_, O, S>
             }
         }
     }
+    tracing::debug!(message = "Committing.");
     if let Err(error) = ctx.sink.commit().await {
         ctx.counters.error(format!("commit failed: {error}"));
     }
@@ -293,7 +294,7 @@ async fn remove_unselected_buckets<O: ObjectStore, S: Sink>(
     }
     for (bucket, ids) in doomed {
         let count = ids.len() as u64;
-        tracing::debug!(message = "Deleting the documents of a bucket that left the selection.", bucket = %bucket, count);
+        tracing::debug!(message = "Deleting the documents of an unselected bucket.", bucket = %bucket, count);
         ctx.sink.delete(ids).await?;
         ctx.counters.deleted.fetch_add(count, Ordering::Relaxed);
         tracing::info!(message = "Removed the documents of a bucket that is no longer synced.", bucket = %bucket, count);
@@ -370,7 +371,7 @@ async fn sync_bucket<O: ObjectStore, S: Sink>(
             .fetch_add(to_delete, Ordering::Relaxed);
     } else if to_delete > 0 {
         tracing::debug!(
-            message = "Deleting the documents of objects that left the bucket.",
+            message = "Deleting documents that left the bucket.",
             bucket,
             count = to_delete
         );
@@ -378,6 +379,7 @@ async fn sync_bucket<O: ObjectStore, S: Sink>(
         ctx.counters.deleted.fetch_add(to_delete, Ordering::Relaxed);
     }
     // Additions and updates stay, whatever the guard said.
+    tracing::debug!(message = "Committing.", bucket);
     ctx.sink.commit().await?;
     if held_back {
         return Err(BucketError::MassDeleteHeldBack(mass_delete_message(
@@ -492,6 +494,7 @@ async fn write_documents<O: ObjectStore, S: Sink>(
             Outcome::Gone(_, Change::New) | Outcome::Failed => {}
         }
         if since_commit >= COMMIT_EVERY {
+            tracing::debug!(message = "Committing.", bucket);
             ctx.sink.commit().await?;
             since_commit = 0;
         }
@@ -524,6 +527,7 @@ async fn write_batch<O: ObjectStore, S: Sink>(
         documents.push(document);
     }
     let written = documents.len() as u64;
+    tracing::debug!(message = "Writing a batch.", count = written);
     let rejected = ctx.sink.upsert(documents).await?;
     for (id, reason) in &rejected {
         changes.remove(id);

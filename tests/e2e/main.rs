@@ -4,11 +4,13 @@
 mod support;
 
 mod cli;
+mod crash;
 mod extraction;
 mod fixture;
 mod harness_selftest;
 mod identity;
 mod opensearch_real;
+mod storm;
 mod sync_embedded;
 mod sync_opensearch;
 mod worker;

@@ -1,10 +1,12 @@
 //! A fault-injecting HTTP/1.1 reverse proxy for retry and error-mapping tests: put it between the
 //! code under test and moto (S3) or an OpenSearch emulator, add rules at run time (answer with an
 //! error, reset the connection, delay, truncate or rewrite the answer), and read the log of what it
-//! saw. Requests are forwarded byte for byte with their `Host` header and framing intact, so
+//! saw. A [`Storm`] applies faults at random to a stated share of requests, from a seed, so a
+//! storm is the same on every run. Requests are forwarded byte for byte with their `Host` header and framing intact, so
 //! signatures stay valid. It runs on its own thread with its own tokio runtime, so sync and async
 //! tests can use it alike.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt;
 use std::os::fd::AsFd;
@@ -331,9 +333,113 @@ struct Rule {
     applied: Arc<AtomicUsize>,
 }
 
+/// Faults applied at random, at stated rates, to the requests a [`Match`] selects (see
+/// [`FaultProxy::storm`]).
+///
+/// The draw for a request depends only on the seed, the request's method, path and query, and
+/// how often that same request was seen before, never on timing: the n-th GET of a key meets the
+/// same fate on every run. (Requests that are all alike, such as every `_bulk` of an index, draw
+/// in arrival order.)
+#[derive(Clone, Debug)]
+pub struct Storm {
+    seed: u64,
+    faults: Vec<(f64, Fault)>,
+    max_in_a_row: u32,
+}
+
+impl Storm {
+    /// A storm with no faults yet, drawing from `seed`; at most 3 faults in a row hit the same
+    /// request (the fourth attempt is forwarded), so a client with 4 attempts always gets
+    /// through.
+    pub fn new(seed: u64) -> Storm {
+        Storm {
+            seed,
+            faults: Vec::new(),
+            max_in_a_row: 3,
+        }
+    }
+
+    /// Adds `fault`, applied to this share of requests (0.05 = 5 %). The rates of a storm add up
+    /// to at most 1.
+    pub fn with(mut self, rate: f64, fault: Fault) -> Storm {
+        self.faults.push((rate, fault));
+        let total: f64 = self.faults.iter().map(|(rate, _)| rate).sum();
+        assert!(total <= 1.0, "the rates of a storm add up to {total} > 1");
+        self
+    }
+
+    /// At most `n` faults in a row for the same request.
+    pub fn max_in_a_row(mut self, n: u32) -> Storm {
+        self.max_in_a_row = n;
+        self
+    }
+
+    /// The fault for the `seen`-th occurrence (from 0) of request `key`, if any.
+    fn draw(&self, key: &str, seen: u64) -> Option<&Fault> {
+        let roll = unit_interval(mix(mix(self.seed ^ fnv1a(key.as_bytes())) ^ seen));
+        let mut upto = 0.0;
+        self.faults.iter().find_map(|(rate, fault)| {
+            upto += rate;
+            (roll < upto).then_some(fault)
+        })
+    }
+}
+
+/// FNV-1a, a stable hash of bytes (std's hashers may change between releases).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// splitmix64's finaliser: spreads every input bit over the output.
+pub fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A number in [0, 1) from the high 53 bits of `bits`.
+pub fn unit_interval(bits: u64) -> f64 {
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+struct StormRule {
+    storm: Storm,
+    matcher: Match,
+    /// Per request key: times seen, and faults in a row.
+    seen: HashMap<String, (u64, u32)>,
+    applied: Arc<AtomicUsize>,
+}
+
+impl StormRule {
+    fn select(&mut self, key: String) -> Option<Fault> {
+        let (seen, in_a_row) = self.seen.entry(key.clone()).or_default();
+        let n = *seen;
+        *seen += 1;
+        if *in_a_row >= self.storm.max_in_a_row {
+            *in_a_row = 0;
+            return None;
+        }
+        match self.storm.draw(&key, n) {
+            Some(fault) => {
+                *in_a_row += 1;
+                self.applied.fetch_add(1, Ordering::SeqCst);
+                Some(fault.clone())
+            }
+            None => {
+                *in_a_row = 0;
+                None
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     rules: Mutex<Vec<Rule>>,
+    storms: Mutex<Vec<StormRule>>,
     log: Mutex<Vec<ProxiedRequest>>,
 }
 
@@ -342,12 +448,20 @@ impl State {
         let mut rules = lock(&self.rules);
         let rule = rules
             .iter_mut()
-            .find(|r| r.remaining != Some(0) && r.matcher.matches(method, path, query, headers))?;
-        if let Some(n) = rule.remaining.as_mut() {
-            *n -= 1;
+            .find(|r| r.remaining != Some(0) && r.matcher.matches(method, path, query, headers));
+        if let Some(rule) = rule {
+            if let Some(n) = rule.remaining.as_mut() {
+                *n -= 1;
+            }
+            rule.applied.fetch_add(1, Ordering::SeqCst);
+            return Some(rule.fault.clone());
         }
-        rule.applied.fetch_add(1, Ordering::SeqCst);
-        Some(rule.fault.clone())
+        drop(rules);
+        let mut storms = lock(&self.storms);
+        let storm = storms
+            .iter_mut()
+            .find(|s| s.matcher.matches(method, path, query, headers))?;
+        storm.select(format!("{method} {path}?{query}"))
     }
 }
 
@@ -421,9 +535,23 @@ impl FaultProxy {
         FaultHandle { applied }
     }
 
-    /// Removes every rule: from now on everything is forwarded unchanged.
+    /// Adds a storm for the requests `matcher` selects. Rules added with
+    /// [`FaultProxy::inject`] take precedence; of several storms the first that matches applies.
+    pub fn storm(&self, storm: Storm, matcher: Match) -> FaultHandle {
+        let applied = Arc::new(AtomicUsize::new(0));
+        lock(&self.state.storms).push(StormRule {
+            storm,
+            matcher,
+            seen: HashMap::new(),
+            applied: Arc::clone(&applied),
+        });
+        FaultHandle { applied }
+    }
+
+    /// Removes every rule and storm: from now on everything is forwarded unchanged.
     pub fn clear_faults(&self) {
         lock(&self.state.rules).clear();
+        lock(&self.state.storms).clear();
     }
 
     /// Every request received so far, in arrival order.
@@ -740,5 +868,68 @@ impl Body for TruncatedBody {
             self.control.close(false);
         }
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod storm_tests {
+    use super::*;
+
+    fn rule(storm: Storm) -> StormRule {
+        StormRule {
+            storm,
+            matcher: Match::any(),
+            seen: HashMap::new(),
+            applied: Arc::default(),
+        }
+    }
+
+    /// The faults a storm applies to `requests` requests of 100 keys, in order.
+    fn draws(storm: Storm, requests: usize) -> Vec<Option<FaultKind>> {
+        let mut rule = rule(storm);
+        (0..requests)
+            .map(|i| {
+                rule.select(format!("GET /b/key-{}", i % 100))
+                    .map(|f| f.kind())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_storm_is_the_same_for_the_same_seed_and_keeps_its_rates() {
+        let storm = |seed| {
+            Storm::new(seed)
+                .with(0.10, Fault::slow_down())
+                .with(0.05, Fault::Reset)
+        };
+        let first = draws(storm(7), 20_000);
+        assert_eq!(first, draws(storm(7), 20_000), "same seed, same storm");
+        assert_ne!(
+            first,
+            draws(storm(8), 20_000),
+            "another seed, another storm"
+        );
+        let count = |kind| first.iter().filter(|d| **d == Some(kind)).count();
+        // 20,000 draws: 2,000 and 1,000 expected; the bounds are over 5 standard deviations.
+        assert!(
+            (1_780..=2_220).contains(&count(FaultKind::Respond(503))),
+            "{}",
+            count(FaultKind::Respond(503))
+        );
+        assert!(
+            (840..=1_160).contains(&count(FaultKind::Reset)),
+            "{}",
+            count(FaultKind::Reset)
+        );
+    }
+
+    #[test]
+    fn a_storm_never_faults_one_request_more_than_max_in_a_row() {
+        let mut rule = rule(Storm::new(1).with(1.0, Fault::Reset).max_in_a_row(3));
+        let outcomes: Vec<bool> = (0..8)
+            .map(|_| rule.select("GET /b/k".to_owned()).is_some())
+            .collect();
+        assert_eq!(outcomes, [true, true, true, false, true, true, true, false]);
+        assert_eq!(rule.applied.load(Ordering::SeqCst), 6);
     }
 }

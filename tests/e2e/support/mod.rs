@@ -1,6 +1,6 @@
 //! Shared helpers of the integration tests: every test gets its servers from here (moto for S3,
-//! osmem-server for OpenSearch, the fault-injecting proxy, a TLS front) so they start, wait and
-//! stop the same way everywhere.
+//! SeaweedFS where speed matters, osmem-server for OpenSearch, the fault-injecting proxy, a TLS
+//! front) so they start, wait and stop the same way everywhere.
 //!
 //! Not every test module uses every helper, hence `dead_code` and unused re-exports are allowed for this module tree.
 #![allow(dead_code, unused_imports)]
@@ -10,15 +10,17 @@ pub mod http;
 pub mod iam;
 pub mod moto;
 pub mod osmem;
+pub mod seaweedfs;
 pub mod tls;
 pub mod tools;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use fault_proxy::{Fault, FaultHandle, FaultKind, FaultProxy, Match, ProxiedRequest};
+pub use fault_proxy::{Fault, FaultHandle, FaultKind, FaultProxy, Match, ProxiedRequest, Storm};
 pub use moto::{MotoServer, RecordedRequest};
 pub use osmem::OsmemServer;
+pub use seaweedfs::SeaweedServer;
 pub use tls::TlsFront;
 
 /// A name unique in this process and across processes, valid as an S3 bucket name (lowercase
