@@ -67,8 +67,9 @@ struct State {
     clock: i64,
     /// Requests since the faults were set.
     requests: u64,
-    /// (bucket, prefix) listings that returned their last page since the faults were set.
-    completed_listings: BTreeSet<(String, String)>,
+    /// (bucket, prefix) listings that returned their last page since the faults were set, with
+    /// the number of the request that returned it.
+    completed_listings: BTreeMap<(String, String), u64>,
 }
 
 /// The in-memory store; cheap to create, one per test.
@@ -150,8 +151,9 @@ impl MemoryStore {
         state.completed_listings.clear();
     }
 
-    /// The (bucket, prefix) listings that returned their last page since the faults were set.
-    pub fn completed_listings(&self) -> BTreeSet<(String, String)> {
+    /// The (bucket, prefix) listings that returned their last page since the faults were set,
+    /// with the number of the request (counted like `cancel_at_request`) that returned it.
+    pub fn completed_listings(&self) -> BTreeMap<(String, String), u64> {
         self.state().completed_listings.clone()
     }
 
@@ -284,9 +286,11 @@ impl ObjectStore for MemoryStore {
             None
         };
         if continuation.is_none() {
+            // `wait` counted this request already.
+            let request = state.requests - 1;
             state
                 .completed_listings
-                .insert((bucket.to_owned(), prefix.to_owned()));
+                .insert((bucket.to_owned(), prefix.to_owned()), request);
         }
         Ok(ListPage {
             entries,

@@ -354,6 +354,10 @@ async fn sync_bucket<O: ObjectStore, S: Sink>(
         },
         ListingStop::Cancelled => BucketError::Cancelled,
     })?;
+    // A shutdown that came after the last page still means "delete nothing".
+    if ctx.cancel.is_cancelled() {
+        return Err(BucketError::Cancelled);
+    }
     // The listing was complete and every page was decided: what is left in `indexed` is no
     // longer in the bucket.
     let to_delete = indexed.len() as u64;

@@ -104,7 +104,7 @@ pub struct SyncReport {
     /// The first error messages (at most 100).
     pub error_messages: Vec<String>,
     /// True when a shutdown cut the sync short: what was complete is committed, nothing was
-    /// deleted, and the next sync converges.
+    /// deleted once the shutdown began, and the next sync converges.
     pub cancelled: bool,
 }
 

@@ -5,9 +5,10 @@
 //! failing, a shutdown at any request). Uncommitted writes are dropped after every sync, as the
 //! process that made them ends (a failing commit is a crash at that commit). After every sync:
 //!
-//! 1. no document of a bucket whose listing did not complete is deleted (except the one whose
-//!    object the store answered "gone" for: that deletion is confirmed), and no document of a
-//!    bucket that left the selection is deleted unless every selected bucket listed completely;
+//! 1. no document of a bucket whose listing did not complete before any shutdown began is
+//!    deleted (except the one whose object the store answered "gone" for: that deletion is
+//!    confirmed), and no document of a bucket that left the selection is deleted unless every
+//!    selected bucket listed completely;
 //! 2. after a fault-free sync the index equals the selected contents of the buckets exactly
 //!    (ids, versions, bodies), whatever happened before: crashes converge;
 //! 3. an object whose ETag, size and last-modified are what the index holds is never fetched;
@@ -337,15 +338,17 @@ async fn check_sync(
         .collect();
     let cancelled = report.cancelled;
     // A bucket's listing completed when the store returned the last page of every prefix the
-    // rules list.
+    // rules list, before a shutdown (if any) began.
     let listed_completely = |bucket: &str| {
         let prefixes = match &connector.rules {
             Some(rules) => rules.list_prefixes(bucket),
             None => vec![String::new()],
         };
-        prefixes
-            .into_iter()
-            .all(|prefix| completed_listings.contains(&(bucket.to_owned(), prefix)))
+        prefixes.into_iter().all(|prefix| {
+            completed_listings
+                .get(&(bucket.to_owned(), prefix))
+                .is_some_and(|request| faults.cancel_at_request.is_none_or(|at| *request < at))
+        })
     };
     let selected = selected_buckets(connector);
     let every_selected_listed = selected.iter().all(|b| listed_completely(b));
@@ -359,7 +362,7 @@ async fn check_sync(
         if !may_go && !vanished.contains(id) {
             prop_assert!(
                 after.contains_key(id),
-                "{}/{} was deleted although its bucket's listing did not complete: {:?} {:?}",
+                "{}/{} was deleted although its bucket's listing did not complete before any shutdown: {:?} {:?}",
                 document.bucket,
                 document.key,
                 faults,
