@@ -1,6 +1,6 @@
 //! The one retry policy: exponential backoff with jitter and an attempt limit.
 //!
-//! Every remote call of the worker (S3 now, the OpenSearch sink later) goes through
+//! Every remote call to S3 and to the OpenSearch sink goes through
 //! [`RetryPolicy::run`], and each error type says for itself whether it is worth another try
 //! through [`Transient`]. Nothing else in the code base sleeps and tries again.
 

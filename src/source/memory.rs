@@ -198,6 +198,7 @@ fn error(operation: Operation, target: &str, kind: ErrorKind, message: &str) -> 
         code: None,
         message: message.to_owned(),
         expected_owner: None,
+        endpoint: None,
     }
 }
 

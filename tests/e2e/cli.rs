@@ -202,6 +202,23 @@ async fn sync_json_reports_search_finds_and_failures_exit_non_zero() {
         stdout.contains(&format!("bucket {missing} does not exist")),
         "{stdout}"
     );
+
+    // Nothing listens on port 1: the error names the endpoint it could not reach.
+    let unreachable_path = setup.dir.path().join("unreachable.yml");
+    std::fs::write(
+        &unreachable_path,
+        setup
+            .config_text("http://127.0.0.1:1", &[&bucket], "")
+            .replace("max_attempts: 3", "max_attempts: 1"),
+    )
+    .unwrap();
+    let output = run(&["sync", "--config", unreachable_path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("the connection to http://127.0.0.1:1 failed or broke"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]

@@ -168,6 +168,9 @@ pub struct SourceError {
     pub message: String,
     /// The expected bucket owner the call carried, if any.
     pub expected_owner: Option<String>,
+    /// The endpoint the call went to (`http://127.0.0.1:9000`, or AWS S3 in a region), named
+    /// in the advice when the connection failed or timed out.
+    pub endpoint: Option<String>,
 }
 
 impl SourceError {
@@ -221,6 +224,7 @@ impl SourceError {
             code,
             message,
             expected_owner: expected_owner.map(str::to_owned),
+            endpoint: None,
         }
     }
 
@@ -232,6 +236,10 @@ impl SourceError {
 
     fn bucket(&self) -> &str {
         self.target.split('/').next().unwrap_or(&self.target)
+    }
+
+    fn endpoint_name(&self) -> &str {
+        self.endpoint.as_deref().unwrap_or("the S3 endpoint")
     }
 
     /// What a person should do about it.
@@ -259,8 +267,14 @@ impl SourceError {
             ErrorKind::WrongRegion { actual: None } => format!("bucket {bucket} is in another region than the connector's; set the connector's region to the bucket's"),
             ErrorKind::Throttled => "S3 is throttling requests; lower requests_per_second or concurrency".to_owned(),
             ErrorKind::ServerError => "the server failed; this is usually temporary".to_owned(),
-            ErrorKind::Timeout => "the request timed out; check the network, or raise read_timeout / connect_timeout".to_owned(),
-            ErrorKind::Connection => "the connection failed or broke; check the endpoint and the network".to_owned(),
+            ErrorKind::Timeout => format!(
+                "the request to {} timed out; check the network, or raise read_timeout / connect_timeout",
+                self.endpoint_name()
+            ),
+            ErrorKind::Connection => format!(
+                "the connection to {} failed or broke; check the endpoint and the network",
+                self.endpoint_name()
+            ),
             ErrorKind::CredentialsUnavailable => "no credentials could be obtained: set keys, a role, or credentials for the default AWS chain".to_owned(),
             ErrorKind::Other => "unexpected error".to_owned(),
         }
@@ -451,6 +465,7 @@ mod tests {
                 code: symptoms.code.map(str::to_owned),
                 message: String::new(),
                 expected_owner: None,
+                endpoint: None,
             };
             assert_eq!(error.is_transient(), transient, "{symptoms:?}");
         }
@@ -466,6 +481,7 @@ mod tests {
             code: Some("AccessDenied".into()),
             message: "Access Denied".into(),
             expected_owner: Some("123456789012".into()),
+            endpoint: None,
         };
         assert_eq!(
             error.to_string(),
@@ -553,9 +569,21 @@ mod tests {
                 Some("NotFound"),
             ),
             expected_owner: None,
+            endpoint: None,
         };
         let text = error.to_string();
         assert!(text.ends_with("(HTTP 404: NotFound)"), "{text}");
+        let broken = SourceError {
+            kind: ErrorKind::Connection,
+            endpoint: Some("http://127.0.0.1:9".into()),
+            ..error
+        };
+        assert!(
+            broken
+                .to_string()
+                .contains("the connection to http://127.0.0.1:9 failed or broke"),
+            "{broken}"
+        );
         assert_eq!(text.matches("NotFound").count(), 1, "{text}");
     }
 }

@@ -85,6 +85,8 @@ pub struct S3Source {
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
     page_size: i32,
     stats: Arc<S3Stats>,
+    /// The endpoint as errors name it.
+    endpoint: Arc<str>,
 }
 
 impl S3Source {
@@ -97,6 +99,11 @@ impl S3Source {
         }
         let limiter = NonZeroU32::new(connector.requests_per_second)
             .map(|rate| Arc::new(RateLimiter::direct(Quota::per_second(rate))));
+        let endpoint = match (&connector.endpoint_url, sdk_config.region()) {
+            (Some(url), _) => url.clone(),
+            (None, Some(region)) => format!("AWS S3 in {region}"),
+            (None, None) => "AWS S3".to_owned(),
+        };
         Self {
             client: Client::from_conf(s3_config.build()),
             regions: Arc::default(),
@@ -105,6 +112,7 @@ impl S3Source {
             limiter,
             page_size: i32::try_from(connector.page_size).unwrap_or(1000),
             stats: Arc::new(S3Stats::default()),
+            endpoint: endpoint.into(),
         }
     }
 
@@ -353,6 +361,7 @@ impl S3Source {
                             code: None,
                             message: format!("reading the body failed: {e}"),
                             expected_owner: owner.map(str::to_owned),
+                            endpoint: None,
                         })?
                     {
                         self.stats
@@ -385,6 +394,7 @@ impl S3Source {
     {
         let limiter = self.limiter.as_deref();
         let stats = &*self.stats;
+        let endpoint = &*self.endpoint;
         self.retry
             .run(
                 || {
@@ -394,7 +404,10 @@ impl S3Source {
                             limiter.until_ready().await;
                         }
                         stats.requests.fetch_add(1, Ordering::Relaxed);
-                        attempt.await
+                        attempt.await.map_err(|mut error| {
+                            error.endpoint = Some(endpoint.to_owned());
+                            error
+                        })
                     }
                 },
                 |error, delay| {
