@@ -14,6 +14,8 @@ use std::sync::{Arc, RwLock};
 
 use aws_config::{Region, SdkConfig};
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use time::OffsetDateTime;
 
@@ -187,17 +189,12 @@ impl S3Source {
     async fn get_bucket_location(&self, bucket: &str) -> Result<String, SourceError> {
         let owner = self.expected_owner.as_deref();
         let output = self
-            .call(|| {
-                let request = self
-                    .client(bucket)
+            .send(Operation::GetBucketLocation, bucket, owner, || {
+                self.client(bucket)
                     .get_bucket_location()
                     .bucket(bucket)
-                    .set_expected_bucket_owner(self.expected_owner.clone());
-                async move {
-                    request.send().await.map_err(|e| {
-                        SourceError::from_sdk(Operation::GetBucketLocation, bucket, owner, &e)
-                    })
-                }
+                    .set_expected_bucket_owner(self.expected_owner.clone())
+                    .send()
             })
             .await?;
         let constraint = output
@@ -225,17 +222,12 @@ impl S3Source {
     ) -> Result<Option<String>, SourceError> {
         let owner = self.expected_owner.as_deref().filter(|_| with_owner);
         let result = self
-            .call(|| {
-                let request = self
-                    .client(bucket)
+            .send(Operation::HeadBucket, bucket, owner, || {
+                self.client(bucket)
                     .head_bucket()
                     .bucket(bucket)
-                    .set_expected_bucket_owner(owner.map(str::to_owned));
-                async move {
-                    request.send().await.map_err(|e| {
-                        SourceError::from_sdk(Operation::HeadBucket, bucket, owner, &e)
-                    })
-                }
+                    .set_expected_bucket_owner(owner.map(str::to_owned))
+                    .send()
             })
             .await;
         match result {
@@ -280,21 +272,15 @@ impl S3Source {
         let target = format!("{bucket}/{key}");
         let owner = self.expected_owner.as_deref();
         let result = self
-            .call(|| {
-                let request = self.get_object_request(bucket, key).range("bytes=0-0");
-                let target = &target;
-                async move {
-                    request
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| SourceError::from_sdk(Operation::GetObject, target, owner, &e))
-                }
+            .send(Operation::GetObject, &target, owner, || {
+                self.get_object_request(bucket, key)
+                    .range("bytes=0-0")
+                    .send()
             })
             .await;
         match result {
             Err(error) => Err(self.explain_denial(error).await),
-            ok => ok,
+            Ok(_) => Ok(()),
         }
     }
 
@@ -314,14 +300,8 @@ impl S3Source {
     /// Names of every bucket the identity can list.
     pub async fn list_buckets(&self) -> Result<Vec<String>, SourceError> {
         let output = self
-            .call(|| {
-                let request = self.client.list_buckets();
-                async move {
-                    request
-                        .send()
-                        .await
-                        .map_err(|e| SourceError::from_sdk(Operation::ListBuckets, "", None, &e))
-                }
+            .send(Operation::ListBuckets, "", None, || {
+                self.client.list_buckets().send()
             })
             .await?;
         Ok(output
@@ -386,6 +366,29 @@ impl S3Source {
         }
     }
 
+    /// Sends the request that `request` makes (afresh for each attempt) through
+    /// [`Self::call`], turning a failure into the [`SourceError`] of `operation` on `target`.
+    async fn send<T, E, Fut>(
+        &self,
+        operation: Operation,
+        target: &str,
+        owner: Option<&str>,
+        mut request: impl FnMut() -> Fut,
+    ) -> Result<T, SourceError>
+    where
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        self.call(|| {
+            let sent = request();
+            async move {
+                sent.await
+                    .map_err(|e| SourceError::from_sdk(operation, target, owner, &e))
+            }
+        })
+        .await
+    }
+
     /// Runs one S3 call under the rate limit and the retry policy, counting requests.
     async fn call<T, Op, Fut>(&self, mut operation: Op) -> Result<T, SourceError>
     where
@@ -442,28 +445,22 @@ impl S3Source {
         continuation: Option<String>,
         max_keys: i32,
     ) -> Result<ListPage, SourceError> {
-        let source = self;
-        let owner = source.expected_owner.as_deref();
-        let result = source
-            .call(|| {
-                let request = source
-                    .client(bucket)
+        let owner = self.expected_owner.as_deref();
+        let result = self
+            .send(Operation::ListObjects, bucket, owner, || {
+                self.client(bucket)
                     .list_objects_v2()
                     .bucket(bucket)
                     .prefix(prefix)
                     .max_keys(max_keys)
                     .set_continuation_token(continuation.clone())
-                    .set_expected_bucket_owner(source.expected_owner.clone());
-                async move {
-                    request.send().await.map_err(|e| {
-                        SourceError::from_sdk(Operation::ListObjects, bucket, owner, &e)
-                    })
-                }
+                    .set_expected_bucket_owner(self.expected_owner.clone())
+                    .send()
             })
             .await;
         let output = match result {
             Ok(output) => output,
-            Err(error) => return Err(source.explain_denial(error).await),
+            Err(error) => return Err(self.explain_denial(error).await),
         };
         let entries = output
             .contents()
