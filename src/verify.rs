@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use crate::config::{BucketSelection, ConnectorConfig};
 use crate::credentials;
 use crate::source::s3::{ErrorKind, S3Source, SourceError};
+use crate::sync::plan::plan_buckets;
 
 /// Pause between tries while `--wait` lets new IAM policies propagate.
 const WAIT_PAUSE: Duration = Duration::from_secs(3);
@@ -130,8 +131,9 @@ pub async fn verify_connector(connector: &ConnectorConfig, wait: Duration) -> Ve
     let sdk_config = credentials::sdk_config(connector).await;
     let source = S3Source::new(connector, &sdk_config);
     let rules = connector.rules.as_ref();
-    let buckets: Vec<String> = match connector.bucket_selection() {
-        BucketSelection::Named(names) => names,
+    let selection = connector.bucket_selection();
+    let listed = match selection {
+        BucketSelection::Named(_) => Vec::new(),
         BucketSelection::All => {
             match retry_denied(deadline, || source.list_buckets(), is_denied).await {
                 Ok(names) => {
@@ -157,10 +159,18 @@ pub async fn verify_connector(connector: &ConnectorConfig, wait: Duration) -> Ve
             }
         }
     };
-    let buckets: Vec<String> = buckets
-        .into_iter()
-        .filter(|bucket| rules.is_none_or(|r| r.buckets().contains(bucket.as_str())))
-        .collect();
+    // The same buckets the sync would cover.
+    let plan = plan_buckets(&selection, &listed, rules);
+    for missing in &plan.missing {
+        record(
+            Step::ListBuckets,
+            missing,
+            Status::Fail,
+            "the sync rules name this bucket, but ListBuckets does not return it: check its name, or the identity's s3:ListAllMyBuckets".to_owned(),
+            None,
+        );
+    }
+    let buckets = plan.selected;
     let restricted =
         |bucket: &str| rules.is_some_and(|r| !r.list_prefixes(bucket).iter().any(String::is_empty));
 

@@ -186,19 +186,11 @@ struct Selection {
 async fn resolve_buckets<O: ObjectStore, S: Sink>(
     ctx: &SyncContext<'_, O, S>,
 ) -> Option<Selection> {
-    let rules = ctx.connector.rules.as_ref();
-    let ruled = |bucket: &str| rules.is_none_or(|r| r.buckets().contains(bucket));
-    let names: BTreeSet<String> = match ctx.connector.bucket_selection() {
-        BucketSelection::Named(names) => {
-            let to_sync: BTreeSet<String> = names.into_iter().filter(|b| ruled(b)).collect();
-            return Some(Selection {
-                keep: to_sync.clone(),
-                to_sync,
-                unlisted: BTreeSet::new(),
-            });
-        }
+    let selection = ctx.connector.bucket_selection();
+    let listed = match selection {
+        BucketSelection::Named(_) => Vec::new(),
         BucketSelection::All => match ctx.source.list_buckets().await {
-            Ok(names) => names.into_iter().collect(),
+            Ok(names) => names,
             Err(error) => {
                 ctx.counters.error(format!(
                     "cannot list buckets, so nothing was synced or deleted: {error}"
@@ -207,22 +199,25 @@ async fn resolve_buckets<O: ObjectStore, S: Sink>(
             }
         },
     };
-    let mut unlisted = BTreeSet::new();
-    for missing in rules
-        .iter()
-        .flat_map(|r| r.buckets())
-        .filter(|b| !names.contains(*b))
-    {
+    let plan = plan::plan_buckets(&selection, &listed, ctx.connector.rules.as_ref());
+    for missing in &plan.missing {
         ctx.counters.error(format!(
             "bucket {missing}: the sync rules name it, but ListBuckets does not return it; nothing was synced or deleted for it"
         ));
-        unlisted.insert(missing.to_owned());
     }
-    let keep: BTreeSet<String> = names.into_iter().filter(|b| ruled(b)).collect();
+    let keep = plan.selected;
+    let mut unlisted = plan.missing;
+    if let BucketSelection::Named(_) = selection {
+        return Some(Selection {
+            to_sync: keep.clone(),
+            keep,
+            unlisted,
+        });
+    }
     let mut to_sync = BTreeSet::new();
     for bucket in &keep {
         match ctx.source.locate_bucket(bucket).await {
-            Ok(_) => {
+            Ok(()) => {
                 to_sync.insert(bucket.clone());
             }
             Err(error) => {

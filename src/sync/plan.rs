@@ -1,6 +1,10 @@
-//! The decision for each listed object, as a pure function of data: skip it, index it with
-//! content, index its metadata only, or leave it out. Tested with a table, without I/O.
+//! The decisions of a sync, as pure functions of data: which buckets it covers, and for each
+//! listed object whether to skip it, index it with content, index its metadata only, or leave
+//! it out. Tested with tables, without I/O.
 
+use std::collections::BTreeSet;
+
+use crate::config::BucketSelection;
 use crate::extract::{self, Expected};
 use crate::rules::SyncRules;
 use crate::sink::{ContentStatus, VersionStamp};
@@ -88,6 +92,43 @@ pub fn decide(
         }
     };
     Decision::Index { change, content }
+}
+
+/// The buckets a connector's sync (and `verify`) covers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BucketPlan {
+    /// Buckets to sync: those selected (named, or listed for `*`) that the rules cover.
+    pub selected: BTreeSet<String>,
+    /// Buckets the rules name that ListBuckets did not return (`*` only): an error, and their
+    /// documents stay.
+    pub missing: BTreeSet<String>,
+}
+
+/// Decides which buckets a sync covers from the connector's selection, the rules, and for `*`
+/// the buckets ListBuckets returned (`listed`; ignored for named buckets).
+pub fn plan_buckets(
+    selection: &BucketSelection,
+    listed: &[String],
+    rules: Option<&SyncRules>,
+) -> BucketPlan {
+    let ruled = |bucket: &str| rules.is_none_or(|r| r.buckets().contains(bucket));
+    let candidates: &[String] = match selection {
+        BucketSelection::Named(names) => names,
+        BucketSelection::All => listed,
+    };
+    let missing = match selection {
+        BucketSelection::All => rules
+            .iter()
+            .flat_map(|r| r.buckets())
+            .filter(|bucket| !listed.iter().any(|l| l == bucket))
+            .map(str::to_owned)
+            .collect(),
+        BucketSelection::Named(_) => BTreeSet::new(),
+    };
+    BucketPlan {
+        selected: candidates.iter().filter(|b| ruled(b)).cloned().collect(),
+        missing,
+    }
 }
 
 #[cfg(test)]
@@ -313,6 +354,57 @@ mod tests {
         for (entry, indexed, rules, expected) in cases {
             let got = decide("b", &entry, indexed(&entry), rules, limits);
             assert_eq!(got, expected, "{entry:?}");
+        }
+    }
+
+    #[test]
+    fn bucket_plan_table() {
+        let rules =
+            crate::rules::SyncRules::from_json_str(r#"[{"bucket": "docs"}, {"bucket": "gone"}]"#)
+                .unwrap();
+        let names = |list: &[&str]| list.iter().map(|b| (*b).to_owned()).collect::<Vec<_>>();
+        let set = |list: &[&str]| {
+            list.iter()
+                .map(|b| (*b).to_owned())
+                .collect::<BTreeSet<_>>()
+        };
+        let named = BucketSelection::Named(names(&["docs", "other"]));
+        // (selection, listed, rules, selected, missing)
+        type Row<'a> = (
+            &'a BucketSelection,
+            &'a [&'a str],
+            Option<&'a SyncRules>,
+            &'a [&'a str],
+            &'a [&'a str],
+        );
+        let table: [Row<'_>; 5] = [
+            (&named, &[], None, &["docs", "other"], &[]),
+            (&named, &["ignored"], rules.as_ref(), &["docs"], &[]),
+            (&BucketSelection::All, &["a", "b"], None, &["a", "b"], &[]),
+            (
+                &BucketSelection::All,
+                &["docs", "b"],
+                rules.as_ref(),
+                &["docs"],
+                &["gone"],
+            ),
+            (
+                &BucketSelection::All,
+                &[],
+                rules.as_ref(),
+                &[],
+                &["docs", "gone"],
+            ),
+        ];
+        for (selection, listed, rules, selected, missing) in table {
+            assert_eq!(
+                plan_buckets(selection, &names(listed), rules),
+                BucketPlan {
+                    selected: set(selected),
+                    missing: set(missing),
+                },
+                "{selection:?} {listed:?}"
+            );
         }
     }
 }
