@@ -1,8 +1,8 @@
 //! The tantivy schema of the embedded index, and the mapping between [`Document`] and the stored
 //! tantivy document.
 //!
-//! Only the shape of the data lives here; opening, writing and querying the index is in the
-//! parent module.
+//! Only the shape of the data lives here; opening the index is in the parent module, writing,
+//! reading and searching in its siblings.
 
 use tantivy::schema::{
     DateOptions, DateTimePrecision, FAST, Field, NumericOptions, STORED, STRING, Schema, TEXT,

@@ -1,0 +1,337 @@
+//! Tests of the embedded index on temporary directories.
+
+use time::{OffsetDateTime, UtcOffset};
+
+use super::*;
+use crate::sink::ContentStatus;
+
+fn at_millis(millis: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).unwrap()
+}
+
+/// A document with every optional field but `extraction_error` set.
+fn full_doc(bucket: &str, key: &str, body: &str) -> Document {
+    let filename = key.rsplit('/').next().unwrap().to_owned();
+    Document {
+        id: DocId::of(bucket, key),
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        extension: filename
+            .rfind('.')
+            .map(|dot| filename[dot..].to_lowercase())
+            .unwrap_or_default(),
+        filename,
+        size_in_bytes: body.len() as u64,
+        last_modified: at_millis(1_700_000_000_123),
+        etag: "\"9b2cf535f27731c974343645a3985328\"".to_owned(),
+        content_type: Some("text/plain".to_owned()),
+        storage_class: Some("STANDARD".to_owned()),
+        url: format!("s3://{bucket}/{key}"),
+        title: Some("A title".to_owned()),
+        body: Some(body.to_owned()),
+        content_status: ContentStatus::Extracted,
+        extraction_error: None,
+        indexed_at: at_millis(1_700_000_100_000),
+    }
+}
+
+/// An index holding `documents`, committed; one writer thread makes one segment per commit.
+async fn index_with(dir: &Path, documents: Vec<Document>) -> EmbeddedIndex {
+    let index = EmbeddedIndex::open(dir, Some(1)).unwrap();
+    assert!(index.upsert(documents).await.unwrap().is_empty());
+    index.commit().await.unwrap();
+    index
+}
+
+#[tokio::test]
+async fn committed_documents_round_trip_through_get() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut full = full_doc("bucket-a", "docs/Report 2024.PDF", "quarterly numbers");
+    full.content_status = ContentStatus::Error;
+    full.extraction_error = Some("pdf: encrypted".to_owned());
+    // Nanoseconds and a non-UTC offset: the stored instant must survive exactly.
+    full.indexed_at = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789)
+        .unwrap()
+        .to_offset(UtcOffset::from_hms(2, 0, 0).unwrap());
+    let bare = Document {
+        content_type: None,
+        storage_class: None,
+        title: None,
+        body: None,
+        extraction_error: None,
+        content_status: ContentStatus::Archived,
+        size_in_bytes: u64::MAX,
+        ..full_doc("bucket-b", "cold/archive.tar", "")
+    };
+    let mut empty_strings = full_doc("bucket-b", "empty", "");
+    empty_strings.title = Some(String::new());
+    empty_strings.content_type = Some(String::new());
+
+    let index = index_with(
+        dir.path(),
+        vec![full.clone(), bare.clone(), empty_strings.clone()],
+    )
+    .await;
+
+    assert_eq!(index.count().unwrap(), 3);
+    assert_eq!(index.get(full.id).unwrap(), Some(full));
+    assert_eq!(index.get(bare.id).unwrap(), Some(bare));
+    assert_eq!(index.get(empty_strings.id).unwrap(), Some(empty_strings));
+    assert_eq!(index.get(DocId::of("bucket-a", "absent")).unwrap(), None);
+}
+
+#[tokio::test]
+async fn upserting_an_id_again_replaces_the_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = full_doc("b", "notes.txt", "old text");
+    let index = index_with(dir.path(), vec![first.clone()]).await;
+
+    let mut second = first.clone();
+    second.body = Some("new text".to_owned());
+    second.etag = "\"new\"".to_owned();
+    index.upsert(vec![second.clone()]).await.unwrap();
+    index.commit().await.unwrap();
+
+    assert_eq!(index.count().unwrap(), 1);
+    assert_eq!(index.get(first.id).unwrap(), Some(second.clone()));
+
+    // Twice in one batch: the later one wins.
+    let mut third = second.clone();
+    third.etag = "\"third\"".to_owned();
+    index.upsert(vec![second, third.clone()]).await.unwrap();
+    index.commit().await.unwrap();
+    assert_eq!(index.count().unwrap(), 1);
+    assert_eq!(index.get(first.id).unwrap(), Some(third));
+}
+
+#[tokio::test]
+async fn deletes_take_effect_on_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let kept = full_doc("b", "kept.txt", "kept");
+    let gone = full_doc("b", "gone.txt", "gone");
+    let index = index_with(dir.path(), vec![kept.clone(), gone.clone()]).await;
+
+    index
+        .delete(vec![gone.id, DocId::of("b", "never-indexed")])
+        .await
+        .unwrap();
+    assert_eq!(index.get(gone.id).unwrap(), Some(gone.clone()));
+
+    index.commit().await.unwrap();
+    assert_eq!(index.count().unwrap(), 1);
+    assert_eq!(index.get(gone.id).unwrap(), None);
+    assert_eq!(index.get(kept.id).unwrap(), Some(kept));
+}
+
+#[tokio::test]
+async fn uncommitted_writes_are_invisible() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = EmbeddedIndex::open(dir.path(), Some(1)).unwrap();
+    let doc = full_doc("b", "pending.txt", "platypus");
+    index.upsert(vec![doc.clone()]).await.unwrap();
+
+    assert_eq!(index.count().unwrap(), 0);
+    assert_eq!(index.get(doc.id).unwrap(), None);
+    assert!(index.search("platypus", 10).await.unwrap().is_empty());
+    assert!(index.indexed_buckets().await.unwrap().is_empty());
+    assert!(index.indexed_versions("b").await.unwrap().is_empty());
+
+    index.commit().await.unwrap();
+    assert_eq!(index.count().unwrap(), 1);
+    assert_eq!(index.search("platypus", 10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_bucket_disappears_with_its_last_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let alphas: Vec<Document> = (0..5)
+        .map(|n| full_doc("alpha", &format!("{n}.txt"), "text"))
+        .collect();
+    let beta = full_doc("beta", "1.txt", "one");
+    let mut documents = alphas.clone();
+    documents.insert(2, beta.clone());
+    let index = index_with(dir.path(), documents).await;
+    assert_eq!(index.indexed_buckets().await.unwrap(), ["alpha", "beta"]);
+
+    // Few enough deletes that tantivy keeps the segment, and with it the `beta` term.
+    index.delete(vec![alphas[0].id, beta.id]).await.unwrap();
+    index.commit().await.unwrap();
+    assert_eq!(index.indexed_buckets().await.unwrap(), ["alpha"]);
+}
+
+#[tokio::test]
+async fn indexed_versions_lists_the_alive_documents_of_one_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a1 = full_doc("alpha", "1.txt", "one");
+    let a2 = full_doc("alpha", "2.txt", "two");
+    let a3 = full_doc("alpha", "3.txt", "three");
+    let b1 = full_doc("beta", "1.txt", "one");
+    let mut first_batch = vec![a1.clone(), a2.clone(), b1.clone()];
+    // Padding keeps the deleted share of the segment low enough that it is not merged away.
+    first_batch.extend((0..6).map(|n| full_doc("gamma", &format!("{n}"), "pad")));
+    let index = index_with(dir.path(), first_batch).await;
+
+    // A second segment, an update and a delete, so that stale copies exist on disk.
+    a1.etag = "\"changed\"".to_owned();
+    a1.last_modified = at_millis(1_800_000_000_999);
+    a1.size_in_bytes = 12_345;
+    index.upsert(vec![a1.clone(), a3.clone()]).await.unwrap();
+    index.delete(vec![a2.id]).await.unwrap();
+    index.commit().await.unwrap();
+
+    let alpha = index.indexed_versions("alpha").await.unwrap();
+    let expected: HashMap<_, _> = [(a1.id, a1.version()), (a3.id, a3.version())].into();
+    assert_eq!(alpha, expected);
+    assert_ne!(alpha[&a1.id], full_doc("alpha", "1.txt", "one").version());
+
+    let beta = index.indexed_versions("beta").await.unwrap();
+    assert_eq!(beta, HashMap::from([(b1.id, b1.version())]));
+    assert_eq!(index.indexed_versions("gamma").await.unwrap().len(), 6);
+    assert!(index.indexed_versions("delta").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn search_ranks_by_relevance_and_covers_filename_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_body = full_doc("b", "animals/kangaroo-facts.txt", "the kangaroo hops far");
+    let without_body = full_doc("b", "animals/kangaroo-list.txt", "nothing relevant here");
+    let by_filename = full_doc("b", "misc/wombat.md", "burrows");
+    let by_key = full_doc("b", "platypus/readme.md", "egg laying");
+    let index = index_with(
+        dir.path(),
+        vec![
+            without_body.clone(),
+            with_body.clone(),
+            by_filename.clone(),
+            by_key.clone(),
+        ],
+    )
+    .await;
+
+    let hits = index.search("kangaroo", 10).await.unwrap();
+    let keys: Vec<&str> = hits.iter().map(|hit| hit.key.as_str()).collect();
+    assert_eq!(keys, [with_body.key.as_str(), without_body.key.as_str()]);
+    assert!(hits[0].score > hits[1].score);
+    assert_eq!(hits[0].id, with_body.id.to_hex());
+    assert_eq!(hits[0].bucket, "b");
+
+    let hits = index.search("wombat", 10).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].key, by_filename.key);
+
+    let hits = index.search("platypus", 10).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].key, by_key.key);
+
+    assert_eq!(index.search("kangaroo", 1).await.unwrap().len(), 1);
+    assert!(index.search("kangaroo", 0).await.unwrap().is_empty());
+    // A stray quote is a typo, not an error.
+    let hits = index.search("\"wombat", 10).await.unwrap();
+    assert_eq!(hits.len(), 1);
+}
+
+#[tokio::test]
+async fn reopening_keeps_committed_documents_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let committed = full_doc("b", "committed.txt", "saved");
+    let pending = full_doc("b", "pending.txt", "lost");
+    {
+        let index = index_with(dir.path(), vec![committed.clone()]).await;
+        index.upsert(vec![pending.clone()]).await.unwrap();
+    }
+
+    let index = EmbeddedIndex::open_or_create(dir.path()).unwrap();
+    assert_eq!(index.count().unwrap(), 1);
+    assert_eq!(index.get(committed.id).unwrap(), Some(committed));
+    assert_eq!(index.get(pending.id).unwrap(), None);
+    // The dropped index released the lock.
+    index.upsert(vec![pending.clone()]).await.unwrap();
+    index.commit().await.unwrap();
+    assert_eq!(index.count().unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_second_writer_gets_the_lock_error_but_can_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = full_doc("b", "shared.txt", "echidna");
+    let writer = index_with(dir.path(), vec![doc.clone()]).await;
+    let other = EmbeddedIndex::open_or_create(dir.path()).unwrap();
+
+    let error = other.upsert(vec![doc.clone()]).await.unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            SinkError::Embedded(EmbeddedError::Locked { path }) if path == dir.path()
+        ),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("another s3-connector process"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&dir.path().display().to_string()),
+        "{message}"
+    );
+    assert!(matches!(
+        other.delete(vec![doc.id]).await,
+        Err(SinkError::Embedded(EmbeddedError::Locked { .. }))
+    ));
+
+    // Reading needs no lock, and a commit without writes just picks up other commits.
+    assert_eq!(other.search("echidna", 5).await.unwrap().len(), 1);
+    let later = full_doc("b", "later.txt", "echidna again");
+    writer.upsert(vec![later.clone()]).await.unwrap();
+    writer.commit().await.unwrap();
+    other.commit().await.unwrap();
+    assert_eq!(other.get(later.id).unwrap(), Some(later));
+}
+
+#[tokio::test]
+async fn documents_with_unstorable_dates_are_rejected_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let fine = full_doc("b", "fine.txt", "ok");
+    let mut far_future = full_doc("b", "future.txt", "too late");
+    far_future.last_modified = OffsetDateTime::from_unix_timestamp(12_000_000_000).unwrap();
+    let index = EmbeddedIndex::open_or_create(dir.path()).unwrap();
+
+    let rejected = index
+        .upsert(vec![far_future.clone(), fine.clone()])
+        .await
+        .unwrap();
+    index.commit().await.unwrap();
+
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].0, far_future.id);
+    assert_eq!(index.count().unwrap(), 1);
+    assert_eq!(index.get(fine.id).unwrap(), Some(fine));
+}
+
+#[test]
+fn an_index_with_another_schema_is_refused_with_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut builder = tantivy::schema::Schema::builder();
+    builder.add_text_field("something_else", tantivy::schema::TEXT);
+    Index::create_in_dir(dir.path(), builder.build()).unwrap();
+
+    let error = EmbeddedIndex::open_or_create(dir.path()).unwrap_err();
+    assert!(
+        matches!(error, EmbeddedError::SchemaMismatch { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains(&dir.path().display().to_string())
+    );
+}
+
+#[test]
+fn open_or_create_makes_missing_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("a/b/index");
+    let index = EmbeddedIndex::open_or_create(&nested).unwrap();
+    assert_eq!(index.count().unwrap(), 0);
+    assert!(nested.join("meta.json").is_file());
+}

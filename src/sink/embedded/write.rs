@@ -1,0 +1,98 @@
+//! Writes: upserts, deletes and commits through the directory's single tantivy writer, opened
+//! on the first write so that a process that only searches never takes the lock.
+
+use tantivy::directory::error::LockError;
+use tantivy::{IndexWriter, TantivyError, Term};
+
+use super::{EmbeddedError, Inner};
+use crate::sink::{DocId, Document, RejectedDocuments};
+
+/// Memory the writer may fill with new documents before it flushes a segment to disk.
+const WRITER_HEAP_BYTES: usize = 100_000_000;
+
+impl Inner {
+    /// Runs `operation` with the writer, opening it (and taking the directory lock) if needed.
+    fn with_writer<T>(
+        &self,
+        operation: impl FnOnce(&mut IndexWriter) -> Result<T, EmbeddedError>,
+    ) -> Result<T, EmbeddedError> {
+        let mut slot = self
+            .writer
+            .lock()
+            .map_err(|_| EmbeddedError::WriterPoisoned {
+                path: self.path.clone(),
+            })?;
+        if let Some(writer) = slot.as_mut() {
+            return operation(writer);
+        }
+        let opened = match self.writer_threads {
+            Some(threads) => self
+                .index
+                .writer_with_num_threads(threads, WRITER_HEAP_BYTES),
+            None => self.index.writer(WRITER_HEAP_BYTES),
+        };
+        let writer = opened.map_err(|cause| match cause {
+            TantivyError::LockFailure(LockError::LockBusy, _) => EmbeddedError::Locked {
+                path: self.path.clone(),
+            },
+            cause => self.tantivy_error("opening a writer on")(cause),
+        })?;
+        operation(slot.insert(writer))
+    }
+
+    pub(super) fn upsert(
+        &self,
+        documents: Vec<Document>,
+    ) -> Result<RejectedDocuments, EmbeddedError> {
+        self.with_writer(|writer| {
+            let mut rejected = RejectedDocuments::new();
+            for document in &documents {
+                let Some(doc) = self.fields.encode(document) else {
+                    rejected.push((
+                        document.id,
+                        "a date lies outside the years 1677 to 2262, which the embedded index \
+                         cannot store"
+                            .to_owned(),
+                    ));
+                    continue;
+                };
+                // Delete first: a delete removes every matching document added before it,
+                // so the other order would remove the new document too.
+                writer.delete_term(Term::from_field_text(self.fields.id, &document.id.to_hex()));
+                writer
+                    .add_document(doc)
+                    .map_err(self.tantivy_error("adding a document to"))?;
+            }
+            Ok(rejected)
+        })
+    }
+
+    pub(super) fn delete(&self, ids: Vec<DocId>) -> Result<(), EmbeddedError> {
+        self.with_writer(|writer| {
+            for id in ids {
+                writer.delete_term(Term::from_field_text(self.fields.id, &id.to_hex()));
+            }
+            Ok(())
+        })
+    }
+
+    pub(super) fn commit(&self) -> Result<(), EmbeddedError> {
+        let mut slot = self
+            .writer
+            .lock()
+            .map_err(|_| EmbeddedError::WriterPoisoned {
+                path: self.path.clone(),
+            })?;
+        // Without a writer there is nothing of ours to commit; reloading still picks up what
+        // another process committed.
+        if let Some(writer) = slot.as_mut() {
+            writer
+                .commit()
+                .map_err(self.tantivy_error("committing to"))?;
+        }
+        drop(slot);
+        self.reader
+            .reload()
+            .map_err(self.tantivy_error("reloading"))
+    }
+}
