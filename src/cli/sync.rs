@@ -12,10 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{EXIT_FAILED, SelectionArgs, open_index};
 use crate::config::ConnectorConfig;
-use crate::credentials;
 use crate::sink::Sink;
-use crate::source::s3::S3Source;
-use crate::sync::{self, Counters, SyncContext, SyncReport};
+use crate::sync::{Counters, Pipeline, SyncReport};
 use crate::worker::state::{History, SyncRecord, Trigger};
 
 #[derive(Debug, Args)]
@@ -83,9 +81,8 @@ async fn sync_with_progress<S: Sink>(
     options: SyncOptions,
     cancel: &CancellationToken,
 ) -> SyncReport {
-    let sdk_config = credentials::sdk_config(connector).await;
-    let source = S3Source::new(connector, &sdk_config);
-    let counters = Arc::new(Counters::default());
+    let pipeline = Pipeline::new(connector).await;
+    let counters = Arc::clone(pipeline.counters());
     let bar = if options.show_progress && std::io::stderr().is_terminal() {
         ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
     } else {
@@ -107,15 +104,7 @@ async fn sync_with_progress<S: Sink>(
             }
         })
     };
-    let report = sync::sync_connector(&SyncContext {
-        connector,
-        source: &source,
-        sink,
-        counters: &counters,
-        cancel,
-        allow_mass_delete: options.allow_mass_delete,
-    })
-    .await;
+    let report = pipeline.run(sink, cancel, options.allow_mass_delete).await;
     ticker.abort();
     bar.finish_and_clear();
     report

@@ -12,6 +12,7 @@
 //! next sync converges.
 
 pub mod guard;
+pub mod pipeline;
 pub mod plan;
 pub mod report;
 #[cfg(test)]
@@ -32,6 +33,7 @@ use crate::sink::{ContentStatus, DocId, Document, Sink, SinkError, VersionStamp}
 use crate::source::ObjectStore;
 use crate::source::s3::{Fetched, ObjectEntry, SourceError};
 use guard::DeleteVerdict;
+pub use pipeline::Pipeline;
 use plan::{Change, ContentPlan, Decision, Limits};
 pub use report::{Counters, SyncReport};
 

@@ -25,10 +25,9 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConnectorConfig, Schedule};
-use crate::credentials;
 use crate::sink::AnySink;
 use crate::source::s3::S3Source;
-use crate::sync::{self, Counters, SyncContext, SyncReport};
+use crate::sync::{Counters, Pipeline, SyncReport};
 use metrics::WorkerMetrics;
 use state::{History, Outcome, SyncRecord, Trigger};
 use status::{ConnectorStatus, RunningStatus, StatusReport};
@@ -359,15 +358,12 @@ async fn sync_once(
     cancel: CancellationToken,
 ) {
     let connector: &ConnectorConfig = &shared.config.connectors[position];
-    let started_at = OffsetDateTime::now_utc();
-    let counters = Arc::new(Counters::default());
-    let sdk_config = credentials::sdk_config(connector).await;
-    let source = S3Source::new(connector, &sdk_config);
+    let pipeline = Pipeline::new(connector).await;
     lock(&shared.slots[position]).running = Some(RunningSync {
         trigger,
-        started_at,
-        counters: Arc::clone(&counters),
-        source: source.clone(),
+        started_at: pipeline.started_at(),
+        counters: Arc::clone(pipeline.counters()),
+        source: pipeline.source().clone(),
     });
     shared.metrics.in_progress(&connector.id, true);
     tracing::info!(message = "Starting a sync.", connector = %connector.id, trigger = trigger.as_str());
@@ -375,22 +371,9 @@ async fn sync_once(
     lock(&shared.slots[position]).index_reachable =
         Some(opened.as_ref().map(drop).map_err(ToString::to_string));
     let report = match opened {
-        Ok(sink) => {
-            sync::sync_connector(&SyncContext {
-                connector,
-                source: &source,
-                sink: &sink,
-                counters: &counters,
-                cancel: &cancel,
-                // The worker has no override: a held-back mass delete waits for a person.
-                allow_mass_delete: false,
-            })
-            .await
-        }
-        Err(error) => {
-            counters.error(format!("cannot open the index: {error}"));
-            SyncReport::from_counters(&connector.id, &counters, source.stats(), started_at)
-        }
+        // The worker has no override: a held-back mass delete waits for a person.
+        Ok(sink) => pipeline.run(&sink, &cancel, false).await,
+        Err(error) => pipeline.failed(format!("cannot open the index: {error}")),
     };
     // Taking `running` claims the right to record this sync; `abandon` may have taken it.
     if lock(&shared.slots[position]).running.take().is_none() {

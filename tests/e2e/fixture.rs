@@ -3,7 +3,6 @@
 //! index (osmem-server, or a real cluster) with a name of its own.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
@@ -13,8 +12,7 @@ use s3_connector::config::{self, Config};
 use s3_connector::sink::embedded::EmbeddedIndex;
 use s3_connector::sink::opensearch::OpensearchSink;
 use s3_connector::sink::{AnySink, DocId, Document, SinkError};
-use s3_connector::source::s3::S3Source;
-use s3_connector::sync::{self, Counters, SyncContext, SyncReport};
+use s3_connector::sync::{Pipeline, SyncReport};
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
@@ -211,21 +209,13 @@ impl Setup {
     /// [`Setup::sync`], with the mass-delete guard's override (`sync --allow-mass-delete`) set.
     pub async fn sync_with(&self, config: &Config, allow_mass_delete: bool) -> SyncReport {
         let connector = &config.connectors[0];
-        let sdk_config = s3_connector::credentials::sdk_config(connector).await;
-        let source = S3Source::new(connector, &sdk_config);
         let index = AnySink::open(&config.index, connector.index_name())
             .await
             .unwrap_or_else(|e| panic!("open the index: {e}"));
-        let counters = Arc::new(Counters::default());
-        sync::sync_connector(&SyncContext {
-            connector,
-            source: &source,
-            sink: &index,
-            counters: &counters,
-            cancel: &CancellationToken::new(),
-            allow_mass_delete,
-        })
-        .await
+        Pipeline::new(connector)
+            .await
+            .run(&index, &CancellationToken::new(), allow_mass_delete)
+            .await
     }
 
     /// The indexed document of `bucket/key`, if any.
