@@ -14,8 +14,12 @@ ARG DEBIAN_RELEASE=trixie
 FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src \
+# Cargo reads every target Cargo.toml declares, so the stub crate needs a file for each: src/
+# and the [[bench]] (benches/ is not in the build context; the release build never compiles it,
+# so its stub stays for the real build below).
+RUN mkdir src benches \
     && echo 'fn main() {}' > src/main.rs \
+    && echo 'fn main() {}' > benches/extraction.rs \
     && touch src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src
