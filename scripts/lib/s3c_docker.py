@@ -344,7 +344,8 @@ STANDIN_DOCKERFILE = f"""\
 # crate registry through what this machine trusts.
 FROM {DEBIAN_IMAGE}
 RUN apt-get update \\
-    && apt-get install -y --no-install-recommends gcc libc6-dev make pkg-config perl binutils \\
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\
+        gcc libc6-dev make pkg-config perl binutils \\
     && rm -rf /var/lib/apt/lists/*
 COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY toolchain /usr/local/rust
@@ -376,8 +377,9 @@ def ensure_rust_standin(engine):
         shutil.copy("/etc/ssl/certs/ca-certificates.crt", context)
         with open(os.path.join(context, "Dockerfile"), "w") as handle:
             handle.write(STANDIN_DOCKERFILE)
-        engine.run("build", "--network=host", "--label", f"{STANDIN_LABEL}={version}",
-                   "-t", RUST_IMAGE, context, capture=False)
+        # Its output only matters when it fails: then DockerError carries the end of it.
+        engine.run("build", "--network=host", "--progress=plain", "--label",
+                   f"{STANDIN_LABEL}={version}", "-t", RUST_IMAGE, context)
     finally:
         shutil.rmtree(context, ignore_errors=True)
     log(f"image-test: {RUST_IMAGE} stand-in made in {time.monotonic() - started:.0f} s")
