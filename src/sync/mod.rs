@@ -164,7 +164,9 @@ pub async fn sync_connector<O: ObjectStore, S: Sink>(ctx: &SyncContext<'_, O, S>
         updated = report.updated,
         unchanged = report.unchanged,
         deleted = report.deleted,
+        deletions_held_back = report.deletions_held_back,
         errors = report.errors,
+        cancelled = report.cancelled,
         duration_ms = report.duration_ms
     );
     report
