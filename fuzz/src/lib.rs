@@ -1,10 +1,12 @@
-//! Shared by the fuzz targets: an allocator that turns one oversized allocation into a crash.
+//! Shared by the fuzz targets: an allocator that turns one oversized allocation into a crash,
+//! and the panic hook of the extraction targets.
 //!
 //! Built without a sanitizer (`-s none`), libFuzzer cannot see allocations, so its
 //! `-malloc_limit_mb` does nothing; this allocator gives the same check. Total memory is
 //! still bounded by `-rss_limit_mb`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Once;
 
 /// The largest single allocation allowed: 1 GiB, libFuzzer's `-malloc_limit_mb=1024`.
 pub const MAX_ALLOCATION: usize = 1 << 30;
@@ -49,4 +51,23 @@ macro_rules! limit_allocations {
         #[global_allocator]
         static ALLOCATOR: $crate::Limited = $crate::Limited;
     };
+}
+
+/// Lets a panic raised inside pdf-extract unwind to `src/extract/pdf.rs`, which reports it as a
+/// corrupt PDF; every other panic still reaches libFuzzer's hook, which aborts (a crash).
+/// libfuzzer-sys aborts on every panic, caught or not, so without this the PDF target would stop
+/// at pdf-extract's first `expect` on every run.
+pub fn contain_pdf_extract_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let abort = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let in_pdf_extract = info
+                .location()
+                .is_some_and(|location| location.file().contains("/pdf-extract-"));
+            if !in_pdf_extract {
+                abort(info);
+            }
+        }));
+    });
 }

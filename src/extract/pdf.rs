@@ -20,17 +20,21 @@
 //! - Form XObjects that draw themselves, nest deeper than 32 or are drawn more than 100,000
 //!   times are refused before pdf-extract follows them (it recurses without a guard, and a
 //!   stack overflow cannot be caught).
-//! - pdf-extract panics on some malformed files: the extraction boundary catches that.
+//! - pdf-extract panics on many malformed files: that is caught here and reported as a corrupt
+//!   PDF (the extraction boundary would catch it too, as "extraction crashed"). Panics of lopdf
+//!   while loading, and of our own code, are left to the boundary: they are bugs to fix.
 //!
 //! Not done: OCR of scanned pages (they have no text layer and come out empty).
 
 use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use flate2::read::ZlibDecoder;
 use lopdf::{Document, Object, ObjectId};
 use pdf_extract::{MediaBox, OutputDev, OutputError, PlainTextOutput, Transform};
 
 use super::budget::Budget;
+use super::object::panic_message;
 use super::{ExtractError, Extracted};
 
 const FORMAT: &str = "PDF";
@@ -69,12 +73,24 @@ pub(super) fn extract(bytes: &[u8], budget: &Budget) -> Result<Extracted, Extrac
             stop: &mut stop,
             glyphs: 0,
         };
-        pdf_extract::output_doc(&document, &mut output)
+        // pdf-extract has about 130 `unwrap`s and `expect`s on document structure (a page
+        // without a MediaBox, a font without a descriptor, a dangling reference): on a damaged
+        // file that is a corrupt PDF, not a crash. Fuzzing found them by the dozen.
+        catch_unwind(AssertUnwindSafe(|| {
+            pdf_extract::output_doc(&document, &mut output)
+        }))
     };
     if let Some(error) = stop {
         return Err(error);
     }
-    result.map_err(|e| corrupt(&e.to_string()))?;
+    result
+        .map_err(|payload| {
+            corrupt(&format!(
+                "pdf-extract failed: {}",
+                panic_message(payload.as_ref())
+            ))
+        })?
+        .map_err(|e| corrupt(&e.to_string()))?;
     Ok(Extracted {
         body: tidy(&raw),
         title,
