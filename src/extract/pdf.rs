@@ -457,6 +457,16 @@ mod tests {
     const OWNER_ONLY: &[u8] = include_bytes!("../../tests/fixtures/owner-password.pdf");
 
     #[test]
+    fn a_panic_inside_pdf_extract_is_a_corrupt_pdf() {
+        // Found by fuzzing: a page without a MediaBox, which pdf-extract `expect`s.
+        let bytes = include_bytes!(
+            "../../tests/fixtures/fuzz-regressions/extract_pdf/pdf-extract-no-mediabox"
+        );
+        let err = extract(bytes, &Budget::new(1 << 20, Duration::from_secs(30))).unwrap_err();
+        assert_eq!(err.to_string(), "corrupt PDF: pdf-extract failed: MediaBox");
+    }
+
+    #[test]
     fn text_layer_and_title() {
         let got = extract(SAMPLE, &Budget::unlimited()).unwrap();
         assert_eq!(got.title.as_deref(), Some("Quarterly pelican report"));
