@@ -269,9 +269,8 @@ mod replay {
 
     #[test]
     fn config_and_sync_rules_inputs_parse_or_fail_with_an_error() {
-        let harnesses: [(&str, fn(&[u8])); 2] =
-            [("config", super::config), ("sync_rules", super::rules)];
-        for (target, harness) in harnesses {
+        let config: fn(&[u8]) = super::config;
+        for (target, harness) in [("config", config), ("sync_rules", super::rules)] {
             let count = replay(target, |data| {
                 harness(data);
                 Ok(())
