@@ -62,6 +62,7 @@ pub(super) fn extract(bytes: &[u8], budget: &Budget) -> Result<Extracted, Extrac
         return Err(ExtractError::Encrypted { format: FORMAT });
     }
     measure_streams(&document, &streams)?;
+    check_page_parents(&document)?;
     check_forms(&document, budget)?;
     let title = info_title(&document);
     let mut raw = String::new();
@@ -209,6 +210,31 @@ const MAX_FORM_DEPTH: usize = 32;
 /// Form invocations pdf-extract may be asked to follow in total (forms drawing forms twice at
 /// every level double the work per level).
 const MAX_FORM_CALLS: usize = 100_000;
+
+/// Page-tree levels followed above a page at most (real trees have a handful).
+const MAX_PAGE_TREE_DEPTH: usize = 64;
+
+/// Refuses pages whose `/Parent` chain loops or is deeper than [`MAX_PAGE_TREE_DEPTH`]:
+/// pdf-extract looks up inherited attributes (`/MediaBox`, `/Resources`) by recursion along
+/// that chain, so a page that is its own parent overflowed the stack (found by fuzzing).
+fn check_page_parents(document: &Document) -> Result<(), ExtractError> {
+    for page in document.get_pages().into_values() {
+        let mut id = page;
+        let mut depth = 0;
+        while let Ok(parent) = document
+            .get_dictionary(id)
+            .and_then(|dict| dict.get(b"Parent"))
+            .and_then(Object::as_reference)
+        {
+            depth += 1;
+            if parent == page || depth > MAX_PAGE_TREE_DEPTH {
+                return Err(corrupt("the page tree loops or is too deep"));
+            }
+            id = parent;
+        }
+    }
+    Ok(())
+}
 
 /// Refuses documents whose form XObjects draw themselves (directly or through others), nest
 /// deeper than [`MAX_FORM_DEPTH`] or multiply past [`MAX_FORM_CALLS`]: pdf-extract follows `Do`
