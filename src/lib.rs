@@ -11,6 +11,8 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod extract;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod policy;
 pub mod retry;
 pub mod rules;

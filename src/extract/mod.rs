@@ -262,6 +262,18 @@ fn extract_within(
     }
 }
 
+/// [`extract_object`]'s pipeline without its guards: on the calling thread, with no panic
+/// catching and no outer timeout (the budget's own checkpoints still apply). For the fuzz
+/// targets, which must see the panics, hangs and allocations the guards would hide.
+#[doc(hidden)]
+pub fn extract_unguarded(
+    input: &ObjectInput,
+    limits: &ExtractLimits,
+) -> Result<Extracted, ExtractError> {
+    let budget = Budget::new(limits.max_extracted_bytes, limits.timeout);
+    object::extract_blocking(input, limits, &budget)
+}
+
 /// Decodes text: UTF-8 / UTF-16LE / UTF-16BE by BOM, UTF-8 without BOM if valid, else
 /// Windows-1252.
 ///

@@ -73,12 +73,9 @@ where
 {
     let task = tokio::task::spawn_blocking(move || {
         catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|payload| {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic without a message".to_owned());
-            Err(ExtractError::Panicked { message })
+            Err(ExtractError::Panicked {
+                message: panic_message(payload.as_ref()),
+            })
         })
     });
     match tokio::time::timeout(timeout, task).await {
@@ -89,6 +86,15 @@ where
         }),
         Err(_elapsed) => Err(ExtractError::Timeout { timeout }),
     }
+}
+
+/// The message of a caught panic.
+pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic without a message".to_owned())
 }
 
 /// The whole pipeline, synchronously: decompress, decide the format, extract, cap the body.

@@ -20,17 +20,21 @@
 //! - Form XObjects that draw themselves, nest deeper than 32 or are drawn more than 100,000
 //!   times are refused before pdf-extract follows them (it recurses without a guard, and a
 //!   stack overflow cannot be caught).
-//! - pdf-extract panics on some malformed files: the extraction boundary catches that.
+//! - pdf-extract panics on many malformed files: that is caught here and reported as a corrupt
+//!   PDF (the extraction boundary would catch it too, as "extraction crashed"). Panics of lopdf
+//!   while loading, and of our own code, are left to the boundary: they are bugs to fix.
 //!
 //! Not done: OCR of scanned pages (they have no text layer and come out empty).
 
 use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use flate2::read::ZlibDecoder;
 use lopdf::{Document, Object, ObjectId};
 use pdf_extract::{MediaBox, OutputDev, OutputError, PlainTextOutput, Transform};
 
 use super::budget::Budget;
+use super::object::panic_message;
 use super::{ExtractError, Extracted};
 
 const FORMAT: &str = "PDF";
@@ -58,6 +62,7 @@ pub(super) fn extract(bytes: &[u8], budget: &Budget) -> Result<Extracted, Extrac
         return Err(ExtractError::Encrypted { format: FORMAT });
     }
     measure_streams(&document, &streams)?;
+    check_page_parents(&document)?;
     check_forms(&document, budget)?;
     let title = info_title(&document);
     let mut raw = String::new();
@@ -69,12 +74,24 @@ pub(super) fn extract(bytes: &[u8], budget: &Budget) -> Result<Extracted, Extrac
             stop: &mut stop,
             glyphs: 0,
         };
-        pdf_extract::output_doc(&document, &mut output)
+        // pdf-extract has about 130 `unwrap`s and `expect`s on document structure (a page
+        // without a MediaBox, a font without a descriptor, a dangling reference): on a damaged
+        // file that is a corrupt PDF, not a crash. Fuzzing found them by the dozen.
+        catch_unwind(AssertUnwindSafe(|| {
+            pdf_extract::output_doc(&document, &mut output)
+        }))
     };
     if let Some(error) = stop {
         return Err(error);
     }
-    result.map_err(|e| corrupt(&e.to_string()))?;
+    result
+        .map_err(|payload| {
+            corrupt(&format!(
+                "pdf-extract failed: {}",
+                panic_message(payload.as_ref())
+            ))
+        })?
+        .map_err(|e| corrupt(&e.to_string()))?;
     Ok(Extracted {
         body: tidy(&raw),
         title,
@@ -193,6 +210,31 @@ const MAX_FORM_DEPTH: usize = 32;
 /// Form invocations pdf-extract may be asked to follow in total (forms drawing forms twice at
 /// every level double the work per level).
 const MAX_FORM_CALLS: usize = 100_000;
+
+/// Page-tree levels followed above a page at most (real trees have a handful).
+const MAX_PAGE_TREE_DEPTH: usize = 64;
+
+/// Refuses pages whose `/Parent` chain loops or is deeper than [`MAX_PAGE_TREE_DEPTH`]:
+/// pdf-extract looks up inherited attributes (`/MediaBox`, `/Resources`) by recursion along
+/// that chain, so a page that is its own parent overflowed the stack (found by fuzzing).
+fn check_page_parents(document: &Document) -> Result<(), ExtractError> {
+    for page in document.get_pages().into_values() {
+        let mut id = page;
+        let mut depth = 0;
+        while let Ok(parent) = document
+            .get_dictionary(id)
+            .and_then(|dict| dict.get(b"Parent"))
+            .and_then(Object::as_reference)
+        {
+            depth += 1;
+            if parent == page || depth > MAX_PAGE_TREE_DEPTH {
+                return Err(corrupt("the page tree loops or is too deep"));
+            }
+            id = parent;
+        }
+    }
+    Ok(())
+}
 
 /// Refuses documents whose form XObjects draw themselves (directly or through others), nest
 /// deeper than [`MAX_FORM_DEPTH`] or multiply past [`MAX_FORM_CALLS`]: pdf-extract follows `Do`
@@ -439,6 +481,16 @@ mod tests {
     const ENCRYPTED: &[u8] = include_bytes!("../../tests/fixtures/encrypted.pdf");
     /// The same document encrypted with an empty user password (RC4-128; owner password only).
     const OWNER_ONLY: &[u8] = include_bytes!("../../tests/fixtures/owner-password.pdf");
+
+    #[test]
+    fn a_panic_inside_pdf_extract_is_a_corrupt_pdf() {
+        // Found by fuzzing: a page without a MediaBox, which pdf-extract `expect`s.
+        let bytes = include_bytes!(
+            "../../tests/fixtures/fuzz-regressions/extract_pdf/pdf-extract-no-mediabox"
+        );
+        let err = extract(bytes, &Budget::new(1 << 20, Duration::from_secs(30))).unwrap_err();
+        assert_eq!(err.to_string(), "corrupt PDF: pdf-extract failed: MediaBox");
+    }
 
     #[test]
     fn text_layer_and_title() {
