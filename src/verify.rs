@@ -4,6 +4,7 @@
 //! Each step passes or fails with a cause a person can act on and the raw AWS code for support.
 //! `validate` is the offline check; this one talks to AWS (or the S3-compatible store).
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -80,210 +81,244 @@ pub struct StepResult {
 /// Probes one connector. `wait` keeps retrying steps refused with AccessDenied for that long,
 /// because new IAM policies take 10-60 s to take effect.
 pub async fn verify_connector(connector: &ConnectorConfig, wait: Duration) -> Vec<StepResult> {
-    let deadline = Instant::now() + wait;
-    let mut results = Vec::new();
-    let mut record =
-        |step: Step, target: &str, status: Status, message: String, code: Option<String>| {
-            results.push(StepResult {
-                connector: connector.id.clone(),
-                step,
-                target: target.to_owned(),
-                status,
-                message,
-                code,
-            });
-        };
-
-    let identity = retry_denied(
-        deadline,
-        || credentials::resolve(connector),
-        |p| p.code.as_deref() == Some("AccessDenied"),
-    )
-    .await;
-    let role_or_keys = connector.role().unwrap_or("connector identity").to_owned();
-    match identity {
-        Ok(description) => record(
-            Step::Credentials,
-            &role_or_keys,
-            Status::Pass,
-            description,
-            None,
-        ),
-        Err(problem) => {
-            record(
-                Step::Credentials,
-                &role_or_keys,
-                Status::Fail,
-                problem.cause,
-                problem.code,
-            );
-            record(
-                Step::HeadBucket,
-                "",
-                Status::Skip,
-                "skipped: no credentials".to_owned(),
-                None,
-            );
-            return results;
-        }
+    let mut probe = Probe {
+        connector,
+        deadline: Instant::now() + wait,
+        results: Vec::new(),
+    };
+    if !probe.credentials().await {
+        return probe.results;
     }
-
     let sdk_config = credentials::sdk_config(connector).await;
     let source = S3Source::new(connector, &sdk_config);
-    let rules = connector.rules.as_ref();
-    let selection = connector.bucket_selection();
-    let listed = match selection {
-        BucketSelection::Named(_) => Vec::new(),
-        BucketSelection::All => {
-            match retry_denied(deadline, || source.list_buckets(), is_denied).await {
-                Ok(names) => {
-                    record(
-                        Step::ListBuckets,
-                        "*",
-                        Status::Pass,
-                        format!("{} bucket(s) visible", names.len()),
-                        None,
-                    );
-                    names
-                }
-                Err(error) => {
-                    record(
-                        Step::ListBuckets,
-                        "*",
-                        Status::Fail,
-                        error.to_string(),
-                        error.code.clone(),
-                    );
-                    return results;
-                }
-            }
-        }
+    let Some(buckets) = probe.buckets(&source).await else {
+        return probe.results;
     };
-    // The same buckets the sync would cover.
-    let plan = plan_buckets(&selection, &listed, rules);
-    for missing in &plan.missing {
-        record(
-            Step::ListBuckets,
-            missing,
+    for bucket in &buckets {
+        probe.bucket(&source, bucket).await;
+    }
+    probe.results
+}
+
+/// The steps of one connector's probe, and what they found so far.
+struct Probe<'a> {
+    connector: &'a ConnectorConfig,
+    deadline: Instant,
+    results: Vec<StepResult>,
+}
+
+impl Probe<'_> {
+    fn record(
+        &mut self,
+        step: Step,
+        target: &str,
+        status: Status,
+        message: String,
+        code: Option<String>,
+    ) {
+        self.results.push(StepResult {
+            connector: self.connector.id.clone(),
+            step,
+            target: target.to_owned(),
+            status,
+            message,
+            code,
+        });
+    }
+
+    /// Records a failed S3 call.
+    fn fail(&mut self, step: Step, target: &str, error: &SourceError) {
+        self.record(
+            step,
+            target,
             Status::Fail,
-            "the sync rules name this bucket, but ListBuckets does not return it: check its name, or the identity's s3:ListAllMyBuckets".to_owned(),
-            None,
+            error.to_string(),
+            error.code.clone(),
         );
     }
-    let buckets = plan.selected;
-    let restricted =
-        |bucket: &str| rules.is_some_and(|r| !r.list_prefixes(bucket).iter().any(String::is_empty));
 
-    for bucket in &buckets {
-        if connector.bucket_selection() == BucketSelection::All
+    /// Resolves the credentials (AssumeRole for a role); false when that failed.
+    async fn credentials(&mut self) -> bool {
+        let connector = self.connector;
+        let identity = retry_denied(
+            self.deadline,
+            || credentials::resolve(connector),
+            |p| p.code.as_deref() == Some("AccessDenied"),
+        )
+        .await;
+        let role_or_keys = connector.role().unwrap_or("connector identity").to_owned();
+        match identity {
+            Ok(description) => {
+                self.record(
+                    Step::Credentials,
+                    &role_or_keys,
+                    Status::Pass,
+                    description,
+                    None,
+                );
+                true
+            }
+            Err(problem) => {
+                self.record(
+                    Step::Credentials,
+                    &role_or_keys,
+                    Status::Fail,
+                    problem.cause,
+                    problem.code,
+                );
+                let skipped = "skipped: no credentials".to_owned();
+                self.record(Step::HeadBucket, "", Status::Skip, skipped, None);
+                false
+            }
+        }
+    }
+
+    /// The buckets a sync would cover (ListBuckets for `*`); `None` when they cannot be known.
+    async fn buckets(&mut self, source: &S3Source) -> Option<BTreeSet<String>> {
+        let selection = self.connector.bucket_selection();
+        let listed = match selection {
+            BucketSelection::Named(_) => Vec::new(),
+            BucketSelection::All => {
+                match retry_denied(self.deadline, || source.list_buckets(), is_denied).await {
+                    Ok(names) => {
+                        let visible = format!("{} bucket(s) visible", names.len());
+                        self.record(Step::ListBuckets, "*", Status::Pass, visible, None);
+                        names
+                    }
+                    Err(error) => {
+                        self.fail(Step::ListBuckets, "*", &error);
+                        return None;
+                    }
+                }
+            }
+        };
+        // The same buckets the sync would cover.
+        let plan = plan_buckets(&selection, &listed, self.connector.rules.as_ref());
+        for missing in &plan.missing {
+            self.record(
+                Step::ListBuckets,
+                missing,
+                Status::Fail,
+                "the sync rules name this bucket, but ListBuckets does not return it: check its name, or the identity's s3:ListAllMyBuckets".to_owned(),
+                None,
+            );
+        }
+        Some(plan.selected)
+    }
+
+    /// Probes one bucket: its region (for `*`), HeadBucket, a listing under each rule prefix,
+    /// and a one-byte read of the first key listed.
+    async fn bucket(&mut self, source: &S3Source, bucket: &str) {
+        if self.connector.bucket_selection() == BucketSelection::All
             && let Err(error) = source.locate_bucket(bucket).await
         {
-            record(
+            self.record(
                 Step::HeadBucket,
                 bucket,
                 Status::Fail,
                 format!("its region cannot be found, so it would be skipped: {error}"),
                 error.code.clone(),
             );
-            continue;
+            return;
         }
-        match retry_denied(deadline, || source.head_bucket(bucket), is_denied).await {
-            Ok(_) => record(
-                Step::HeadBucket,
-                bucket,
-                Status::Pass,
-                match source.expected_owner() {
+        if !self.head_bucket(source, bucket).await {
+            return;
+        }
+        let sample_key = self.list_prefixes(source, bucket).await;
+        self.read_one(source, bucket, sample_key).await;
+    }
+
+    /// HeadBucket with the expected owner; false when the bucket's probe should stop here.
+    async fn head_bucket(&mut self, source: &S3Source, bucket: &str) -> bool {
+        let rules = self.connector.rules.as_ref();
+        let restricted =
+            rules.is_some_and(|r| !r.list_prefixes(bucket).iter().any(String::is_empty));
+        match retry_denied(self.deadline, || source.head_bucket(bucket), is_denied).await {
+            Ok(_) => {
+                let message = match source.expected_owner() {
                     Some(owner) => format!("reachable and owned by account {owner}"),
                     None => "reachable".to_owned(),
-                },
-                None,
-            ),
+                };
+                self.record(Step::HeadBucket, bucket, Status::Pass, message, None);
+                true
+            }
             // With a prefix-restricted s3:ListBucket, AWS refuses HeadBucket (it carries no
             // prefix); the listing steps below are the real test.
-            Err(error) if error.kind == ErrorKind::AccessDenied && restricted(bucket) => record(
-                Step::HeadBucket,
-                bucket,
-                Status::Warn,
-                format!("{error}; expected when s3:ListBucket is limited to the rule prefixes"),
-                error.code.clone(),
-            ),
-            Err(error) => {
-                let code = error.code.clone();
-                // A HEAD answer has no body, so a bare 403 does not say why (policy, bad
-                // signature, unknown key): the listing below asks again and gets the code.
-                let bare_denial = error.kind == ErrorKind::AccessDenied && code.is_none();
-                record(
+            Err(error) if error.kind == ErrorKind::AccessDenied && restricted => {
+                self.record(
                     Step::HeadBucket,
                     bucket,
-                    Status::Fail,
-                    error.to_string(),
-                    code,
+                    Status::Warn,
+                    format!("{error}; expected when s3:ListBucket is limited to the rule prefixes"),
+                    error.code.clone(),
                 );
-                if !bare_denial {
-                    continue;
-                }
+                true
+            }
+            Err(error) => {
+                self.fail(Step::HeadBucket, bucket, &error);
+                // A HEAD answer has no body, so a bare 403 does not say why (policy, bad
+                // signature, unknown key): the listing asks again and gets the code.
+                error.kind == ErrorKind::AccessDenied && error.code.is_none()
             }
         }
-        let prefixes = rules.map_or_else(|| vec![String::new()], |r| r.list_prefixes(bucket));
+    }
+
+    /// A one-key listing under each rule prefix; returns the first key found, if any.
+    async fn list_prefixes(&mut self, source: &S3Source, bucket: &str) -> Option<String> {
+        let prefixes = self
+            .connector
+            .rules
+            .as_ref()
+            .map_or_else(|| vec![String::new()], |r| r.list_prefixes(bucket));
         let mut sample_key = None;
         for prefix in &prefixes {
             let target = format!("{bucket}/{prefix}");
-            match retry_denied(deadline, || source.first_key(bucket, prefix), is_denied).await {
+            match retry_denied(
+                self.deadline,
+                || source.first_key(bucket, prefix),
+                is_denied,
+            )
+            .await
+            {
                 Ok(key) => {
                     let message = match &key {
                         Some(key) => format!("listed, first key {key}"),
                         None => "listed, no objects under this prefix".to_owned(),
                     };
-                    record(Step::ListObjects, &target, Status::Pass, message, None);
+                    self.record(Step::ListObjects, &target, Status::Pass, message, None);
                     sample_key = sample_key.or(key);
                 }
-                Err(error) => {
-                    let code = error.code.clone();
-                    record(
-                        Step::ListObjects,
-                        &target,
-                        Status::Fail,
-                        error.to_string(),
-                        code,
-                    );
-                }
+                Err(error) => self.fail(Step::ListObjects, &target, &error),
             }
         }
-        match sample_key {
-            Some(key) => {
-                let target = format!("{bucket}/{key}");
-                match retry_denied(deadline, || source.read_first_byte(bucket, &key), is_denied)
-                    .await
-                {
-                    Ok(()) => record(
-                        Step::GetObject,
-                        &target,
-                        Status::Pass,
-                        "readable".to_owned(),
-                        None,
-                    ),
-                    Err(error) => {
-                        let code = error.code.clone();
-                        record(
-                            Step::GetObject,
-                            &target,
-                            Status::Fail,
-                            error.to_string(),
-                            code,
-                        );
-                    }
-                }
-            }
-            None => record(
+        sample_key
+    }
+
+    /// A ranged GetObject of one byte of `key`, or a skip when nothing was listed.
+    async fn read_one(&mut self, source: &S3Source, bucket: &str, key: Option<String>) {
+        let Some(key) = key else {
+            let message = "no object listed to read".to_owned();
+            self.record(Step::GetObject, bucket, Status::Skip, message, None);
+            return;
+        };
+        let target = format!("{bucket}/{key}");
+        match retry_denied(
+            self.deadline,
+            || source.read_first_byte(bucket, &key),
+            is_denied,
+        )
+        .await
+        {
+            Ok(()) => self.record(
                 Step::GetObject,
-                bucket,
-                Status::Skip,
-                "no object listed to read".to_owned(),
+                &target,
+                Status::Pass,
+                "readable".to_owned(),
                 None,
             ),
+            Err(error) => self.fail(Step::GetObject, &target, &error),
         }
     }
-    results
 }
 
 fn is_denied(error: &SourceError) -> bool {
