@@ -251,6 +251,13 @@ impl AnySink {
 }
 
 impl Sink for AnySink {
+    fn retries(&self) -> u64 {
+        match self {
+            Self::Embedded(index) => index.retries(),
+            Self::Opensearch(index) => index.retries(),
+        }
+    }
+
     fn batch_size(&self) -> usize {
         match self {
             Self::Embedded(index) => index.batch_size(),
@@ -326,6 +333,12 @@ pub trait Sink: Send + Sync {
     /// Documents the sync hands to one [`Sink::upsert`]. Default 256.
     fn batch_size(&self) -> usize {
         256
+    }
+
+    /// Requests to the index retried so far after transient errors (0 for an index that is
+    /// not remote). The sync reports the difference over its run.
+    fn retries(&self) -> u64 {
+        0
     }
 
     /// Buckets that have at least one document in this index.

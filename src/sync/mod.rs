@@ -121,6 +121,7 @@ pub struct SyncContext<'a, O: ObjectStore, S: Sink> {
 /// report, never raised: one failing bucket does not stop the others.
 pub async fn sync_connector<O: ObjectStore, S: Sink>(ctx: &SyncContext<'_, O, S>) -> SyncReport {
     let started_at = OffsetDateTime::now_utc();
+    let index_retries_before = ctx.sink.retries();
     let connector = ctx.connector;
     tracing::info!(message = "Sync started.", connector = %connector.id);
     if let Some(selection) = resolve_buckets(ctx).await {
@@ -157,6 +158,7 @@ pub async fn sync_connector<O: ObjectStore, S: Sink>(ctx: &SyncContext<'_, O, S>
     let mut report =
         SyncReport::from_counters(&connector.id, ctx.counters, ctx.source.stats(), started_at);
     report.cancelled = ctx.cancel.is_cancelled();
+    report.index_retries = ctx.sink.retries().saturating_sub(index_retries_before);
     tracing::info!(
         message = "Sync finished.",
         connector = %connector.id,

@@ -93,6 +93,10 @@ pub struct SyncReport {
     pub s3_requests: u64,
     /// S3 retries after transient errors.
     pub s3_retries: u64,
+    /// Requests to the index (OpenSearch) retried after transient errors: whole bulk
+    /// requests, bulk requests re-sent for their failed items, version-scan pages.
+    #[serde(default)]
+    pub index_retries: u64,
     /// Wall time of the sync.
     pub duration_ms: u64,
     /// When the sync started.
@@ -133,6 +137,7 @@ impl SyncReport {
             bytes_downloaded: get(&s3.bytes_downloaded),
             s3_requests: get(&s3.requests),
             s3_retries: get(&s3.retries),
+            index_retries: 0,
             duration_ms: u64::try_from((finished_at - started_at).whole_milliseconds())
                 .unwrap_or(0),
             started_at,

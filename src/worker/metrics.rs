@@ -19,7 +19,7 @@ use super::state::{Outcome, SyncRecord};
 type ReportCounter = (&'static str, &'static str, fn(&SyncRecord) -> u64);
 
 /// Every counter fed from a sync report.
-const REPORT_COUNTERS: [ReportCounter; 11] = [
+const REPORT_COUNTERS: [ReportCounter; 12] = [
     (
         "s3c_objects_listed_total",
         "Objects returned by S3 listings.",
@@ -69,6 +69,11 @@ const REPORT_COUNTERS: [ReportCounter; 11] = [
         "s3c_s3_retries_total",
         "S3 requests retried after a transient error.",
         |r| r.report.s3_retries,
+    ),
+    (
+        "s3c_index_retries_total",
+        "Requests to the index (OpenSearch) retried after a transient error.",
+        |r| r.report.index_retries,
     ),
     (
         "s3c_bytes_downloaded_total",

@@ -11,9 +11,8 @@
 //!   the number of requests it received.
 //! - OpenSearch storm (osmem behind the proxy, S3 direct): on `_bulk` requests, item-level 429s
 //!   (answers rewritten), whole-request 502/503/504 and connection resets. Every object indexed
-//!   exactly once with its text; the report has no OpenSearch retry counter, so the retries are
-//!   counted from the sync's "OpenSearch request failed; retrying." warnings, which must equal
-//!   the faulted bulk requests.
+//!   exactly once with its text; the report's `index_retries` and the sync's "OpenSearch request
+//!   failed; retrying." warnings must both equal the faulted bulk requests.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -307,12 +306,13 @@ async fn opensearch_storm_every_object_indexed_once_and_retries_are_counted() {
              items turned into 429 (each item 30%, at least one), 5% each 502, 503, 504, reset, at \
              most 3 in a row; {bulks} bulk requests, {failing} faulted ({table}), {} items \
              rewritten to 429; {retries} retries logged; report: added {}, updated {}, deleted {}, \
-             errors {}",
+             errors {}, index_retries {}",
             rewritten.load(Ordering::SeqCst) - before,
             report["added"],
             report["updated"],
             report["deleted"],
             report["errors"],
+            report["index_retries"],
         );
         assert_eq!(report["errors"], 0, "{report}\n{}", tail(&stderr));
         assert!(failing > 0, "the storm faulted no request");
@@ -321,6 +321,11 @@ async fn opensearch_storm_every_object_indexed_once_and_retries_are_counted() {
             failing,
             "each faulted bulk request was retried once, nothing else was\n{}",
             tail(&stderr)
+        );
+        assert_eq!(
+            report["index_retries"].as_u64(),
+            Some(failing as u64),
+            "the report counts every retry of the index: {report}"
         );
         outcomes.push(report);
         assert_documents_are(

@@ -16,7 +16,7 @@ use futures::{StreamExt as _, stream};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::client::{Body, Client, index_path, log_retry};
+use super::client::{Body, Client, index_path};
 use super::error::{OpensearchError, describe_error};
 use crate::sink::{DocId, Document, RejectedDocuments};
 
@@ -197,7 +197,10 @@ impl BulkWriter<'_> {
         let outcome = self
             .client
             .retry
-            .run(|| self.attempt(&attempts), log_retry)
+            .run(
+                || self.attempt(&attempts),
+                |error, delay| self.client.note_retry(error, delay),
+            )
             .await;
         let Attempts {
             pending,

@@ -4,6 +4,8 @@
 //! This module knows HTTP, not documents: what a request means and how its answer is read is up
 //! to the callers (`mapping`, `bulk`, `scan`, `search`).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ::opensearch::OpenSearch;
@@ -75,6 +77,8 @@ pub(super) struct Client {
     url: String,
     /// `max_retries + 1` attempts.
     pub retry: RetryPolicy,
+    /// Requests retried so far, by every clone of this client.
+    retries: Arc<AtomicU64>,
 }
 
 impl Client {
@@ -133,6 +137,7 @@ impl Client {
             os: OpenSearch::new(transport),
             url: config.url.clone(),
             retry: RetryPolicy::with_attempts(config.max_retries.saturating_add(1)),
+            retries: Arc::default(),
         })
     }
 
@@ -185,19 +190,25 @@ impl Client {
         self.retry
             .run(
                 || self.send_once(action, method, path, query, body),
-                log_retry,
+                |error, delay| self.note_retry(error, delay),
             )
             .await
     }
-}
 
-/// Logs a retry the policy is about to make.
-pub(super) fn log_retry(error: &OpensearchError, delay: Duration) {
-    tracing::warn!(
-        message = "OpenSearch request failed; retrying.",
-        %error,
-        delay_ms = delay.as_millis() as u64
-    );
+    /// Counts and logs a retry the policy is about to make.
+    pub(super) fn note_retry(&self, error: &OpensearchError, delay: Duration) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            message = "OpenSearch request failed; retrying.",
+            %error,
+            delay_ms = delay.as_millis() as u64
+        );
+    }
+
+    /// Requests retried so far.
+    pub(super) fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
 }
 
 /// `/{index}/{endpoint}`; index names are restricted to `[a-z0-9_-]`, so they need no escaping.

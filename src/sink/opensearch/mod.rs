@@ -93,6 +93,10 @@ impl OpensearchSink {
 }
 
 impl Sink for OpensearchSink {
+    fn retries(&self) -> u64 {
+        self.inner.client.retries()
+    }
+
     /// Enough documents to fill `bulk_concurrency` bulk requests of `bulk_max_docs`.
     fn batch_size(&self) -> usize {
         self.inner.bulk_max_docs * self.inner.bulk_concurrency

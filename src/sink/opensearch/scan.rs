@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::client::{Body, Client, index_path, log_retry};
+use super::client::{Body, Client, index_path};
 use super::error::OpensearchError;
 use crate::sink::{DocId, VersionStamp};
 
@@ -132,7 +132,10 @@ pub(super) async fn versions(
             );
             client
                 .retry
-                .run(|| scan_scroll(client, index, &query), log_retry)
+                .run(
+                    || scan_scroll(client, index, &query),
+                    |error, delay| client.note_retry(error, delay),
+                )
                 .await?
         }
     };
