@@ -1,6 +1,8 @@
 //! Writes: upserts, deletes and commits through the directory's single tantivy writer, opened
 //! on the first write so that a process that only searches never takes the lock.
 
+use std::sync::MutexGuard;
+
 use tantivy::directory::error::LockError;
 use tantivy::{IndexWriter, TantivyError, Term};
 
@@ -12,16 +14,20 @@ const WRITER_HEAP_BYTES: usize = 100_000_000;
 
 impl Inner {
     /// Runs `operation` with the writer, opening it (and taking the directory lock) if needed.
+    /// The writer slot, locked (`None` until the first write opens the writer).
+    fn writer_slot(&self) -> Result<MutexGuard<'_, Option<IndexWriter>>, EmbeddedError> {
+        self.writer
+            .lock()
+            .map_err(|_| EmbeddedError::WriterPoisoned {
+                path: self.path.clone(),
+            })
+    }
+
     fn with_writer<T>(
         &self,
         operation: impl FnOnce(&mut IndexWriter) -> Result<T, EmbeddedError>,
     ) -> Result<T, EmbeddedError> {
-        let mut slot = self
-            .writer
-            .lock()
-            .map_err(|_| EmbeddedError::WriterPoisoned {
-                path: self.path.clone(),
-            })?;
+        let mut slot = self.writer_slot()?;
         if let Some(writer) = slot.as_mut() {
             return operation(writer);
         }
@@ -77,12 +83,7 @@ impl Inner {
     }
 
     pub(super) fn commit(&self) -> Result<(), EmbeddedError> {
-        let mut slot = self
-            .writer
-            .lock()
-            .map_err(|_| EmbeddedError::WriterPoisoned {
-                path: self.path.clone(),
-            })?;
+        let mut slot = self.writer_slot()?;
         // Without a writer there is nothing of ours to commit; reloading still picks up what
         // another process committed.
         if let Some(writer) = slot.as_mut() {
