@@ -118,6 +118,54 @@ aws iam put-role-policy --role-name {role_name} --policy-name s3-connector-read 
     )
 }
 
+/// A CloudFormation template (JSON) that creates the role with both policies and outputs its
+/// ARN: `aws cloudformation deploy --template-file role.json --stack-name s3-connector
+/// --capabilities CAPABILITY_NAMED_IAM`.
+pub fn cloudformation(role_name: &str, trust: &Value, permissions: &Value) -> Value {
+    json!({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "A read-only role that s3-connector assumes with an ExternalId to index the bucket.",
+        "Resources": {
+            "S3ConnectorRole": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "RoleName": role_name,
+                    "AssumeRolePolicyDocument": trust,
+                    "Policies": [{
+                        "PolicyName": "s3-connector-read",
+                        "PolicyDocument": permissions
+                    }]
+                }
+            }
+        },
+        "Outputs": {
+            "RoleArn": {
+                "Description": "Send this as role_arn when creating the connector.",
+                "Value": { "Fn::GetAtt": ["S3ConnectorRole", "Arn"] }
+            }
+        }
+    })
+}
+
+/// A Terraform snippet that creates the role with both policies and outputs its ARN.
+pub fn terraform(role_name: &str, trust: &Value, permissions: &Value) -> String {
+    let pretty = |value: &Value| serde_json::to_string_pretty(value).unwrap_or_default();
+    format!(
+        "resource \"aws_iam_role\" \"s3_connector\" {{\n  name               = \"{role_name}\"\n  assume_role_policy = <<-JSON\n{trust}\n  JSON\n}}\n\n\
+resource \"aws_iam_role_policy\" \"s3_connector_read\" {{\n  name   = \"s3-connector-read\"\n  role   = aws_iam_role.s3_connector.id\n  policy = <<-JSON\n{permissions}\n  JSON\n}}\n\n\
+output \"s3_connector_role_arn\" {{\n  description = \"Send this as role_arn when creating the connector.\"\n  value       = aws_iam_role.s3_connector.arn\n}}\n",
+        trust = indent(&pretty(trust), "    "),
+        permissions = indent(&pretty(permissions), "    "),
+    )
+}
+
+fn indent(text: &str, by: &str) -> String {
+    text.lines()
+        .map(|line| format!("{by}{line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -275,6 +323,28 @@ mod tests {
             role_name("arn:aws:iam::123456789012:role/path/reader"),
             "reader"
         );
+    }
+
+    #[test]
+    fn cloudformation_and_terraform_carry_both_policies() {
+        let trust = trust_policy("arn:aws:iam::111122223333:role/worker", "ext-1");
+        let permissions = permissions_policy(&connector("[\"docs\"]", None));
+        let template = cloudformation("reader", &trust, &permissions);
+        let role = &template["Resources"]["S3ConnectorRole"]["Properties"];
+        assert_eq!(role["RoleName"], "reader");
+        assert_eq!(role["AssumeRolePolicyDocument"], trust);
+        assert_eq!(role["Policies"][0]["PolicyDocument"], permissions);
+        let snippet = terraform("reader", &trust, &permissions);
+        assert!(
+            snippet.contains("name               = \"reader\""),
+            "{snippet}"
+        );
+        assert!(
+            snippet.contains("\"sts:ExternalId\": \"ext-1\""),
+            "{snippet}"
+        );
+        assert!(snippet.contains("arn:aws:s3:::docs/*"), "{snippet}");
+        assert_eq!(snippet.matches("<<-JSON").count(), 2);
     }
 
     #[test]

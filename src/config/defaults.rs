@@ -124,3 +124,8 @@ pub const fn opensearch_max_retries() -> u32 {
 pub const fn opensearch_request_timeout() -> u64 {
     60
 }
+
+/// Largest request body the management API accepts: 64 KiB (a connector is well under 4 KiB).
+pub const fn api_max_body_bytes() -> usize {
+    64 * 1024
+}

@@ -6,8 +6,10 @@
 //! rule at once, so that one run of `s3-connector validate` lists every problem with its
 //! path, its value (secrets masked) and the rule it breaks. Nothing here talks to the network.
 
+pub mod api;
 pub mod defaults;
 pub mod env;
+pub mod inherit;
 pub mod opensearch;
 pub mod rules_of_names;
 pub mod schedule;
@@ -32,8 +34,18 @@ pub struct Config {
     /// Where documents are indexed. Default: the embedded index under `./data/index`.
     #[serde(default)]
     pub index: IndexConfig,
-    /// The connectors: each syncs some buckets into one index.
+    /// The connectors: each syncs some buckets into one index. May be empty when `api` is set
+    /// (connectors are then created through the API).
+    #[serde(default)]
     pub connectors: Vec<ConnectorConfig>,
+    /// Settings inherited by every connector of this file that does not set them, and by every
+    /// connector created through the API; see [`inherit::ConnectorDefaults`].
+    #[serde(default)]
+    pub defaults: inherit::ConnectorDefaults,
+    /// The HTTP management API and web console of `run`; off without this block. See
+    /// [`api::ApiConfig`].
+    #[serde(default)]
+    pub api: Option<api::ApiConfig>,
     /// Directory where `run` keeps each connector's sync history, one JSON line per sync in
     /// `<id>.jsonl`. Default `./data/state`; a relative path is relative to the working
     /// directory.
@@ -372,6 +384,7 @@ pub fn parse(
         yaml_serde::from_str(text).map_err(|error| syntax(error.to_string()))?;
     let mut unset = Vec::new();
     env::expand_value(&mut value, "", lookup, &mut unset);
+    let inherited = inherit::apply(&mut value);
     let mut config: Config = structure::deserialize_reporting_all(value).map_err(|problems| {
         syntax(match problems.as_slice() {
             [one] => one.clone(),
@@ -390,6 +403,7 @@ pub fn parse(
         })
         .collect();
     validate(&mut config, base_dir, &mut problems);
+    inherit::name_inherited(&mut problems, &inherited);
     if problems.is_empty() {
         Ok(config)
     } else {
@@ -431,11 +445,14 @@ impl ConnectorProblems<'_> {
 /// Checks every rule, loading sync rules into each connector; appends what is broken.
 fn validate(config: &mut Config, base_dir: &Path, problems: &mut Vec<Problem>) {
     validate_worker_settings(config, problems);
-    if config.connectors.is_empty() {
+    if let Some(api) = &mut config.api {
+        api::validate(api, base_dir, problems);
+    }
+    if config.connectors.is_empty() && config.api.is_none() {
         problems.push(Problem {
             path: "connectors".into(),
             value: None,
-            rule: "must list at least one connector".into(),
+            rule: "must list at least one connector (or enable the api block)".into(),
         });
     }
     if let IndexConfig::Opensearch(index) = &mut config.index {

@@ -18,6 +18,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::config::IndexConfig;
+use crate::sync::target::IndexSource;
 
 /// A document id: the md5 of `"{bucket}/{key}"`, as Elastic's S3 connector computes it, so that
 /// indices migrated from it keep their ids. Kept as 16 raw bytes; rendered as 32 hex characters.
@@ -227,6 +228,20 @@ impl AnySink {
 }
 
 impl AnySink {
+    /// The stored document with this id, as of the last commit.
+    pub async fn get(&self, id: DocId) -> Result<Option<Document>, SinkError> {
+        match self {
+            Self::Embedded(index) => {
+                let index = index.clone();
+                tokio::task::spawn_blocking(move || index.get(id))
+                    .await
+                    .map_err(|error| SinkError::Task(error.to_string()))?
+                    .map_err(SinkError::from)
+            }
+            Self::Opensearch(index) => Ok(index.get(id).await?),
+        }
+    }
+
     /// Opens the index `index_name` if it exists; `None` when no sync has created it yet.
     /// Creates nothing, so a read-only command on a connector that never synced leaves no
     /// empty index behind.
@@ -309,6 +324,20 @@ impl Sink for AnySink {
             Self::Opensearch(index) => index.search(query, limit).await,
         }
     }
+
+    async fn recorded_source(&self) -> Result<Option<IndexSource>, SinkError> {
+        match self {
+            Self::Embedded(index) => index.recorded_source().await,
+            Self::Opensearch(index) => index.recorded_source().await,
+        }
+    }
+
+    async fn record_source(&self, source: &IndexSource) -> Result<(), SinkError> {
+        match self {
+            Self::Embedded(index) => index.record_source(source).await,
+            Self::Opensearch(index) => index.record_source(source).await,
+        }
+    }
 }
 
 /// Errors of any sink.
@@ -368,6 +397,23 @@ pub trait Sink: Send + Sync {
         query: &str,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<SearchHit>, SinkError>> + Send;
+
+    /// The source this index's documents came from, as last recorded; `None` before any
+    /// (the retarget guard, [`crate::sync::target`]). Default: the sink records nothing.
+    fn recorded_source(
+        &self,
+    ) -> impl Future<Output = Result<Option<IndexSource>, SinkError>> + Send {
+        async { Ok(None) }
+    }
+
+    /// Records the source of this index's documents, replacing any earlier record.
+    fn record_source(
+        &self,
+        source: &IndexSource,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send {
+        let _ = source;
+        async { Ok(()) }
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod guard;
 pub mod pipeline;
 pub mod plan;
 pub mod report;
+pub mod target;
 #[cfg(test)]
 mod tests;
 
@@ -115,6 +116,9 @@ pub struct SyncContext<'a, O: ObjectStore, S: Sink> {
     pub cancel: &'a CancellationToken,
     /// Lets this one sync delete past the mass-delete guard (`sync --allow-mass-delete`).
     pub allow_mass_delete: bool,
+    /// Lets this one sync write an index bound to another source, re-binding it
+    /// (`sync --retarget`); see [`target`].
+    pub retarget: bool,
 }
 
 /// Runs one full sync of the connector and reports what it did. Errors are counted in the
@@ -124,6 +128,18 @@ pub async fn sync_connector<O: ObjectStore, S: Sink>(ctx: &SyncContext<'_, O, S>
     let index_retries_before = ctx.sink.retries();
     let connector = ctx.connector;
     tracing::info!(message = "Sync started.", connector = %connector.id);
+    let bound = match check_target(ctx).await {
+        Ok(bound) => bound,
+        Err(refusal) => {
+            ctx.counters.error(refusal);
+            return SyncReport::from_counters(
+                &connector.id,
+                ctx.counters,
+                ctx.source.stats(),
+                started_at,
+            );
+        }
+    };
     if let Some(selection) = resolve_buckets(ctx).await {
         // Buckets of the selection that did not list completely in this sync.
         let mut unlisted = selection.unlisted.clone();
@@ -154,6 +170,8 @@ pub async fn sync_connector<O: ObjectStore, S: Sink>(ctx: &SyncContext<'_, O, S>
     tracing::debug!(message = "Committing.");
     if let Err(error) = ctx.sink.commit().await {
         ctx.counters.error(format!("commit failed: {error}"));
+    } else if !bound {
+        bind_target(ctx).await;
     }
     let mut report =
         SyncReport::from_counters(&connector.id, ctx.counters, ctx.source.stats(), started_at);
@@ -172,6 +190,67 @@ pub async fn sync_connector<O: ObjectStore, S: Sink>(ctx: &SyncContext<'_, O, S>
         duration_ms = report.duration_ms
     );
     report
+}
+
+/// The retarget guard before a sync: `Ok(true)` when the index already records this
+/// connector's source, `Ok(false)` when it records none or a changed one (recorded after the
+/// sync), `Err` with the refusal when it records another source and the sync may not retarget.
+async fn check_target<O: ObjectStore, S: Sink>(
+    ctx: &SyncContext<'_, O, S>,
+) -> Result<bool, String> {
+    let wanted = target::IndexSource::of(ctx.connector);
+    let recorded = match ctx.sink.recorded_source().await {
+        Ok(recorded) => recorded,
+        Err(error) => {
+            return Err(format!(
+                "cannot read the source the index records, so nothing was synced: {error}"
+            ));
+        }
+    };
+    match recorded {
+        None => Ok(false),
+        Some(recorded) => match target::compare(&recorded, &wanted) {
+            target::Verdict::Same => Ok(true),
+            target::Verdict::Changed => Ok(false),
+            target::Verdict::Elsewhere if ctx.retarget => {
+                tracing::warn!(message = "Re-targeting the index to a new source.", connector = %ctx.connector.id, from = %recorded, to = %wanted);
+                Ok(false)
+            }
+            target::Verdict::Elsewhere => {
+                // An emptied index (every document deleted) mixes nothing.
+                match ctx.sink.indexed_buckets().await {
+                    Ok(buckets) if buckets.is_empty() => Ok(false),
+                    _ => Err(target::refusal(
+                        ctx.connector.index_name(),
+                        &recorded,
+                        &wanted,
+                    )),
+                }
+            }
+        },
+    }
+}
+
+/// Records the connector's source in its index once the index holds documents.
+async fn bind_target<O: ObjectStore, S: Sink>(ctx: &SyncContext<'_, O, S>) {
+    let holds_documents = match ctx.sink.indexed_buckets().await {
+        Ok(buckets) => !buckets.is_empty(),
+        Err(error) => {
+            ctx.counters.error(format!(
+                "cannot read the index's buckets to record its source: {error}"
+            ));
+            return;
+        }
+    };
+    if holds_documents
+        && let Err(error) = ctx
+            .sink
+            .record_source(&target::IndexSource::of(ctx.connector))
+            .await
+    {
+        ctx.counters
+            .error(format!("cannot record the index's source: {error}"));
+    }
 }
 
 /// The buckets a sync covers.

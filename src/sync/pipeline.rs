@@ -20,6 +20,7 @@ pub struct Pipeline<'a> {
     source: S3Source,
     counters: Arc<Counters>,
     started_at: OffsetDateTime,
+    retarget: bool,
 }
 
 impl<'a> Pipeline<'a> {
@@ -32,7 +33,15 @@ impl<'a> Pipeline<'a> {
             source: S3Source::new(connector, &sdk_config),
             counters: Arc::new(Counters::default()),
             started_at,
+            retarget: false,
         }
+    }
+
+    /// Lets this sync write an index that records another source (`sync --retarget`,
+    /// `"retarget": true`): the index is re-bound to this connector's source.
+    pub fn retarget(mut self, retarget: bool) -> Self {
+        self.retarget = retarget;
+        self
     }
 
     /// When the sync began (its credentials were set up from then on).
@@ -64,6 +73,7 @@ impl<'a> Pipeline<'a> {
             counters: &self.counters,
             cancel,
             allow_mass_delete,
+            retarget: self.retarget,
         })
         .await
     }

@@ -218,6 +218,7 @@ async fn run_sync(
         counters: &counters,
         cancel,
         allow_mass_delete: false,
+        retarget: false,
     })
     .await
 }

@@ -1,8 +1,10 @@
-//! The worker's HTTP listener (`/healthz`, `/readyz`, `/status`, `/metrics`) on hyper, and the
-//! small client `status` and `healthcheck` use to ask a running worker.
+//! The worker's HTTP listener on hyper, and the small client `status` and `healthcheck` use to
+//! ask a running worker.
 //!
-//! Plain HTTP/1.1 on the configured `listen` address, meant for probes and Prometheus on a
-//! private network: no TLS, no authentication, read-only. Not for: anything that changes state.
+//! Plain HTTP/1.1 on the configured `listen` address, meant for a private network (put TLS in
+//! front of it): `/healthz`, `/readyz`, `/status` and `/metrics` are open and read-only; with
+//! an `api:` block, `/api/v1/...` (bearer token, see `api`) and the console at `/` are served
+//! too. Routing is a match on method and path segments: ten routes do not need a framework.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -39,7 +41,7 @@ pub(super) async fn serve(listener: TcpListener, worker: Arc<Shared>) {
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let worker = Arc::clone(&worker);
-                async move { Ok::<_, Infallible>(route(&worker, &request)) }
+                async move { Ok::<_, Infallible>(route(&worker, request).await) }
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
@@ -55,9 +57,24 @@ pub(super) async fn serve(listener: TcpListener, worker: Arc<Shared>) {
     }
 }
 
-fn route(worker: &Shared, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(worker: &Arc<Shared>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = request.uri().path();
+    if path == "/api" || path.starts_with("/api/") {
+        return match &worker.api {
+            Some(api) => super::api::handle(worker, api, request).await,
+            None => text(
+                StatusCode::NOT_FOUND,
+                "the management API is off; enable it with an api: block in the config\n",
+            ),
+        };
+    }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+    }
+    if worker.api.is_some()
+        && let Some(asset) = super::console::asset(path)
+    {
+        return respond(StatusCode::OK, asset.content_type, asset.body.to_vec());
     }
     match request.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
@@ -84,6 +101,17 @@ fn route(worker: &Shared, request: &Request<Incoming>) -> Response<Full<Bytes>> 
     }
 }
 
+/// A JSON answer.
+pub(super) fn json_response(
+    status: StatusCode,
+    value: &serde_json::Value,
+) -> Response<Full<Bytes>> {
+    match serde_json::to_vec_pretty(value) {
+        Ok(json) => respond(status, "application/json", json),
+        Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
+    }
+}
+
 fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     respond(
         status,
@@ -92,7 +120,12 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     )
 }
 
-fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Full<Bytes>> {
+/// An answer with a body of `content_type`.
+pub(super) fn respond(
+    status: StatusCode,
+    content_type: &str,
+    body: Vec<u8>,
+) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     if let Ok(value) = content_type.parse() {

@@ -152,21 +152,29 @@ impl WorkerMetrics {
                 HELD_BACK,
                 "Deletions the mass-delete guard held back in the last completed sync (see max_delete_fraction); non-zero until a person allows or undoes them."
             );
-            for connector in connectors {
-                let id = connector.to_owned();
-                for (name, _, _) in REPORT_COUNTERS {
-                    counter!(name, "connector" => id.clone()).absolute(0);
-                }
-                for outcome in OUTCOMES {
-                    counter!(SYNCS, "connector" => id.clone(), "outcome" => outcome.as_str())
-                        .absolute(0);
-                }
-                counter!(SKIPPED, "connector" => id.clone()).absolute(0);
-                gauge!(IN_PROGRESS, "connector" => id.clone()).set(0.0);
-                gauge!(HELD_BACK, "connector" => id.clone()).set(0.0);
-            }
         });
+        for connector in connectors {
+            this.register(connector);
+        }
         this
+    }
+
+    /// Makes every metric of `connector` present at zero (at start-up, and for a connector
+    /// created through the API).
+    pub fn register(&self, connector: &str) {
+        let id = connector.to_owned();
+        self.with(|| {
+            for (name, _, _) in REPORT_COUNTERS {
+                counter!(name, "connector" => id.clone()).absolute(0);
+            }
+            for outcome in OUTCOMES {
+                counter!(SYNCS, "connector" => id.clone(), "outcome" => outcome.as_str())
+                    .absolute(0);
+            }
+            counter!(SKIPPED, "connector" => id.clone()).absolute(0);
+            gauge!(IN_PROGRESS, "connector" => id.clone()).set(0.0);
+            gauge!(HELD_BACK, "connector" => id.clone()).set(0.0);
+        });
     }
 
     fn with<T>(&self, f: impl FnOnce() -> T) -> T {

@@ -9,6 +9,8 @@
 //! Like the CLI, this layer sits above `sync` and wires config, credentials, source and sink;
 //! signal handling and exit codes stay in `cli::run`.
 
+pub mod api;
+mod console;
 pub mod http;
 pub mod metrics;
 pub mod state;
@@ -16,7 +18,7 @@ pub mod status;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -46,6 +48,9 @@ pub enum WorkerError {
     /// The history could not be read.
     #[error(transparent)]
     State(#[from] state::StateError),
+    /// The connectors stored through the API could not be read.
+    #[error(transparent)]
+    Store(#[from] api::store::StoreError),
 }
 
 /// A worker over one configuration.
@@ -57,13 +62,40 @@ pub struct Worker {
 /// What the scheduler tasks, the sync tasks and the HTTP handlers share.
 #[derive(Debug)]
 pub(crate) struct Shared {
+    /// The configuration; its `connectors` were moved into [`Shared::connectors`].
     config: Config,
     started_at: OffsetDateTime,
     history: History,
     metrics: WorkerMetrics,
-    /// One per connector, in config order.
-    slots: Vec<Mutex<Slot>>,
+    /// Every connector, file connectors first in file order, then API connectors by creation.
+    connectors: RwLock<Vec<Arc<Entry>>>,
     shutting_down: AtomicBool,
+    /// The token of [`Worker::run`], once it runs: connectors created later schedule under it.
+    running: Mutex<Option<CancellationToken>>,
+    /// The management API, when the config enables it.
+    api: Option<api::ApiState>,
+}
+
+/// Where a connector's settings come from.
+#[derive(Debug)]
+pub(crate) enum Origin {
+    /// The config file: read-only through the API.
+    File,
+    /// Created through the API after its probe passed; persisted under `state_dir`.
+    Api(Box<api::store::StoredConnector>),
+}
+
+/// One connector and its live state.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    connector: Arc<ConnectorConfig>,
+    origin: Origin,
+    slot: Mutex<Slot>,
+    /// Claimed by the sync that runs; a second one is skipped (schedule) or refused (API).
+    busy: AtomicBool,
+    /// Cancelled when the connector is deleted: its schedule stops, its sync stops starting
+    /// work.
+    removed: CancellationToken,
 }
 
 /// The live state of one connector.
@@ -87,22 +119,35 @@ struct RunningSync {
 }
 
 impl Worker {
-    /// A worker for `config`, with each connector's last sync read from the history.
-    pub fn new(config: Config) -> Result<Self, WorkerError> {
+    /// A worker for `config`, with each connector's last sync read from the history, and the
+    /// connectors stored through the API (when it is enabled) loaded back.
+    pub fn new(mut config: Config) -> Result<Self, WorkerError> {
         let history = History::new(&config.state_dir);
         history.create_dir()?;
-        let metrics = WorkerMetrics::new(config.connectors.iter().map(|c| c.id.as_str()));
-        let mut slots = Vec::with_capacity(config.connectors.len());
-        for connector in &config.connectors {
-            let tail = history.tail(&connector.id)?;
-            if let Some(at) = tail.last_success_at {
-                metrics.last_success(&connector.id, at);
+        let file_connectors = std::mem::take(&mut config.connectors);
+        let mut entries = Vec::with_capacity(file_connectors.len());
+        for connector in file_connectors {
+            entries.push(Entry::new(connector, Origin::File, &history)?);
+        }
+        let api = match &config.api {
+            Some(settings) => {
+                let (state, stored) = api::ApiState::open(&config, settings, &entries)?;
+                for (connector, record) in stored {
+                    entries.push(Entry::new(
+                        connector,
+                        Origin::Api(Box::new(record)),
+                        &history,
+                    )?);
+                }
+                Some(state)
             }
-            slots.push(Mutex::new(Slot {
-                last: tail.last,
-                last_success_at: tail.last_success_at,
-                ..Slot::default()
-            }));
+            None => None,
+        };
+        let metrics = WorkerMetrics::new(entries.iter().map(|e| e.connector.id.as_str()));
+        for entry in &entries {
+            if let Some(at) = lock(&entry.slot).last_success_at {
+                metrics.last_success(&entry.connector.id, at);
+            }
         }
         Ok(Self {
             shared: Arc::new(Shared {
@@ -110,8 +155,10 @@ impl Worker {
                 started_at: OffsetDateTime::now_utc(),
                 history,
                 metrics,
-                slots,
+                connectors: RwLock::new(entries.into_iter().map(Arc::new).collect()),
                 shutting_down: AtomicBool::new(false),
+                running: Mutex::new(None),
+                api,
             }),
         })
     }
@@ -129,19 +176,22 @@ impl Worker {
     /// Opens each connector's index once, so that `/readyz` reflects whether the indexes can be
     /// reached before the first sync.
     pub async fn check_indexes(&self) {
-        for (slot, connector) in self.shared.slots.iter().zip(&self.shared.config.connectors) {
+        for entry in self.shared.entries() {
+            let connector = &entry.connector;
             let opened = AnySink::open(&self.shared.config.index, connector.index_name()).await;
             if let Err(error) = &opened {
                 tracing::error!(message = "Cannot open the index of a connector.", connector = %connector.id, %error);
             }
-            lock(slot).index_reachable = Some(opened.map(drop).map_err(|e| e.to_string()));
+            lock(&entry.slot).index_reachable = Some(opened.map(drop).map_err(|e| e.to_string()));
         }
     }
 
     /// Runs every connector's schedule until `cancel` is cancelled, then waits for the syncs
     /// in flight (which stop starting work, finish their downloads and commit).
     pub async fn run(&self, cancel: CancellationToken) {
-        for connector in &self.shared.config.connectors {
+        let entries = self.shared.entries();
+        for entry in &entries {
+            let connector = &entry.connector;
             if connector.timer.is_none() && !connector.sync_on_start {
                 tracing::warn!(
                     message = "This connector has no schedule, no interval and sync_on_start is false, so run never syncs it.",
@@ -149,15 +199,27 @@ impl Worker {
                 );
             }
         }
+        *lock(&self.shared.running) = Some(cancel.clone());
         let mut loops = JoinSet::new();
-        for position in 0..self.shared.config.connectors.len() {
+        for entry in entries {
+            let first = entry.connector.sync_on_start.then_some(Trigger::Start);
             loops.spawn(connector_loop(
                 Arc::clone(&self.shared),
-                position,
+                entry,
+                first,
                 cancel.clone(),
             ));
         }
         while loops.join_next().await.is_some() {}
+        // Syncs started through the API run outside the loops.
+        while self
+            .shared
+            .entries()
+            .iter()
+            .any(|e| e.busy.load(Ordering::SeqCst))
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Marks the worker as shutting down: `/readyz` answers 503 from now on.
@@ -169,8 +231,9 @@ impl Worker {
     /// out, just before the process exits); returns the ids of their connectors.
     pub fn abandon(&self, waited: Duration) -> Vec<String> {
         let mut abandoned = Vec::new();
-        for (position, connector) in self.shared.config.connectors.iter().enumerate() {
-            let Some(running) = lock(&self.shared.slots[position]).running.take() else {
+        for entry in self.shared.entries() {
+            let connector = &entry.connector;
+            let Some(running) = lock(&entry.slot).running.take() else {
                 continue;
             };
             let mut report = SyncReport::from_counters(
@@ -189,7 +252,7 @@ impl Worker {
                 trigger: running.trigger,
                 outcome: Outcome::Abandoned,
             };
-            self.shared.finish(position, record);
+            self.shared.finish(&entry, record);
             abandoned.push(connector.id.clone());
         }
         abandoned
@@ -205,37 +268,74 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+impl Entry {
+    fn new(
+        connector: ConnectorConfig,
+        origin: Origin,
+        history: &History,
+    ) -> Result<Self, WorkerError> {
+        let tail = history.tail(&connector.id)?;
+        Ok(Self {
+            connector: Arc::new(connector),
+            origin,
+            slot: Mutex::new(Slot {
+                last: tail.last,
+                last_success_at: tail.last_success_at,
+                ..Slot::default()
+            }),
+            busy: AtomicBool::new(false),
+            removed: CancellationToken::new(),
+        })
+    }
+
+    /// Claims the right to run a sync; false when one runs.
+    fn claim(&self) -> bool {
+        self.busy
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
+    fn status(&self) -> ConnectorStatus {
+        let connector = &self.connector;
+        let slot = lock(&self.slot);
+        ConnectorStatus {
+            id: connector.id.clone(),
+            schedule: connector.timer.as_ref().map(ToString::to_string),
+            sync_on_start: connector.sync_on_start,
+            running: slot.running.as_ref().map(|running| RunningStatus {
+                trigger: running.trigger,
+                started_at: running.started_at,
+                objects_listed: running.counters.objects_listed.load(Ordering::Relaxed),
+            }),
+            next_run: slot.next_run,
+            last_sync: slot.last.clone(),
+            last_success_at: slot.last_success_at,
+            skipped: slot.skipped,
+            index_reachable: slot.index_reachable.as_ref().map(Result::is_ok),
+        }
+    }
+}
+
 impl Shared {
+    /// A snapshot of the connectors.
+    fn entries(&self) -> Vec<Arc<Entry>> {
+        self.connectors
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The connector with this id.
+    fn entry(&self, id: &str) -> Option<Arc<Entry>> {
+        self.entries().into_iter().find(|e| e.connector.id == id)
+    }
+
     fn status(&self) -> StatusReport {
-        let connectors = self
-            .config
-            .connectors
-            .iter()
-            .zip(&self.slots)
-            .map(|(connector, slot)| {
-                let slot = lock(slot);
-                ConnectorStatus {
-                    id: connector.id.clone(),
-                    schedule: connector.timer.as_ref().map(ToString::to_string),
-                    sync_on_start: connector.sync_on_start,
-                    running: slot.running.as_ref().map(|running| RunningStatus {
-                        trigger: running.trigger,
-                        started_at: running.started_at,
-                        objects_listed: running.counters.objects_listed.load(Ordering::Relaxed),
-                    }),
-                    next_run: slot.next_run,
-                    last_sync: slot.last.clone(),
-                    last_success_at: slot.last_success_at,
-                    skipped: slot.skipped,
-                    index_reachable: slot.index_reachable.as_ref().map(Result::is_ok),
-                }
-            })
-            .collect();
         StatusReport {
             worker_running: true,
             worker_started_at: Some(self.started_at),
             shutting_down: self.shutting_down.load(Ordering::SeqCst),
-            connectors,
+            connectors: self.entries().iter().map(|e| e.status()).collect(),
         }
     }
 
@@ -245,17 +345,16 @@ impl Shared {
         if self.shutting_down.load(Ordering::SeqCst) {
             reasons.push("shutting down".to_owned());
         }
-        for (connector, slot) in self.config.connectors.iter().zip(&self.slots) {
-            match &lock(slot).index_reachable {
+        for entry in self.entries() {
+            let id = &entry.connector.id;
+            match &lock(&entry.slot).index_reachable {
                 Some(Ok(())) => {}
                 Some(Err(error)) => reasons.push(format!(
-                    "the index of connector {} cannot be opened: {error}",
-                    connector.id
+                    "the index of connector {id} cannot be opened: {error}"
                 )),
-                None => reasons.push(format!(
-                    "the index of connector {} was not opened yet",
-                    connector.id
-                )),
+                // Connectors created through the API open their index at their first sync.
+                None if matches!(entry.origin, Origin::Api(_)) => {}
+                None => reasons.push(format!("the index of connector {id} was not opened yet")),
             }
         }
         if reasons.is_empty() {
@@ -267,7 +366,7 @@ impl Shared {
 
     /// Records a finished sync: metrics and history together, then the live state. A sync
     /// already recorded as abandoned is not recorded again.
-    fn finish(&self, position: usize, record: SyncRecord) {
+    fn finish(&self, entry: &Entry, record: SyncRecord) {
         let connector = &record.report.connector;
         self.metrics.record(&record, || {
             if let Err(error) = self.history.append(&record) {
@@ -275,69 +374,129 @@ impl Shared {
             }
         });
         self.metrics.in_progress(connector, false);
-        let mut slot = lock(&self.slots[position]);
+        let mut slot = lock(&entry.slot);
         if record.outcome == Outcome::Succeeded {
             slot.last_success_at = Some(record.report.finished_at);
         }
         slot.last = Some(record);
     }
+
+    /// Adds a connector created through the API and, when the worker runs, starts its
+    /// schedule with a sync now.
+    fn add(self: &Arc<Self>, entry: Entry) -> Arc<Entry> {
+        let entry = Arc::new(entry);
+        self.metrics.register(&entry.connector.id);
+        self.connectors
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::clone(&entry));
+        if let Some(cancel) = lock(&self.running).clone() {
+            tokio::spawn(connector_loop(
+                Arc::clone(self),
+                Arc::clone(&entry),
+                Some(Trigger::Api),
+                cancel,
+            ));
+        }
+        entry
+    }
+
+    /// Removes a connector: its schedule stops and a sync in flight stops starting work.
+    fn remove(&self, id: &str) -> Option<Arc<Entry>> {
+        let mut connectors = self
+            .connectors
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let position = connectors.iter().position(|e| e.connector.id == id)?;
+        let entry = connectors.remove(position);
+        entry.removed.cancel();
+        Some(entry)
+    }
+
+    /// Starts a sync of `entry` now, outside its schedule; false when one already runs.
+    fn start_sync(self: &Arc<Self>, entry: &Arc<Entry>, trigger: Trigger, retarget: bool) -> bool {
+        if !entry.claim() {
+            return false;
+        }
+        let cancel = lock(&self.running)
+            .as_ref()
+            .map_or_else(CancellationToken::new, CancellationToken::child_token);
+        tokio::spawn(sync_once(
+            Arc::clone(self),
+            Arc::clone(entry),
+            trigger,
+            retarget,
+            cancel,
+        ));
+        true
+    }
 }
 
 /// Waits for each due time of one connector and starts its sync, or skips it when the previous
-/// one still runs. Returns when `cancel` is cancelled and its sync in flight has ended.
-async fn connector_loop(shared: Arc<Shared>, position: usize, cancel: CancellationToken) {
-    let connector = &shared.config.connectors[position];
+/// one still runs. `first` starts a sync at once. Returns when `cancel` is cancelled (and its
+/// sync in flight has ended) or the connector is removed.
+async fn connector_loop(
+    shared: Arc<Shared>,
+    entry: Arc<Entry>,
+    first: Option<Trigger>,
+    cancel: CancellationToken,
+) {
+    let connector = Arc::clone(&entry.connector);
     let timer = connector.timer.as_ref();
     let kind = match timer {
         Some(Schedule::Cron(_)) => Trigger::Schedule,
         _ => Trigger::Interval,
     };
     let now = OffsetDateTime::now_utc();
-    let mut next = if connector.sync_on_start {
-        Some((now, Trigger::Start))
-    } else {
-        timer.and_then(|t| t.first_after(now)).map(|at| (at, kind))
+    let mut next = match first {
+        Some(trigger) => Some((now, trigger)),
+        None => timer.and_then(|t| t.first_after(now)).map(|at| (at, kind)),
     };
     let mut current: Option<JoinHandle<()>> = None;
     while let Some((due, trigger)) = next {
-        lock(&shared.slots[position]).next_run = Some(due);
+        lock(&entry.slot).next_run = Some(due);
         let wait = (due - OffsetDateTime::now_utc())
             .try_into()
             .unwrap_or(Duration::ZERO);
         tokio::select! {
             () = cancel.cancelled() => break,
+            () = entry.removed.cancelled() => break,
             () = tokio::time::sleep(wait) => {}
         }
-        if current.as_ref().is_some_and(|sync| !sync.is_finished()) {
-            skip(&shared, position, trigger);
-        } else {
+        if entry.claim() {
             current = Some(tokio::spawn(sync_once(
                 Arc::clone(&shared),
-                position,
+                Arc::clone(&entry),
                 trigger,
+                false,
                 cancel.child_token(),
             )));
+        } else {
+            skip(&shared, &entry, trigger);
         }
         let now = OffsetDateTime::now_utc();
         next = timer
             .and_then(|t| match trigger {
-                // The schedule counts from the start-up sync.
-                Trigger::Start => t.first_after(due),
+                // The schedule counts from the first sync.
+                Trigger::Start | Trigger::Api => t.first_after(due),
                 _ => t.next_after(due, now),
             })
             .map(|at| (at, kind));
     }
-    lock(&shared.slots[position]).next_run = None;
+    lock(&entry.slot).next_run = None;
     if let Some(sync) = current {
         let _ = sync.await;
     }
-    cancel.cancelled().await;
+    tokio::select! {
+        () = cancel.cancelled() => {}
+        () = entry.removed.cancelled() => {}
+    }
 }
 
-fn skip(shared: &Shared, position: usize, trigger: Trigger) {
-    let connector = &shared.config.connectors[position];
+fn skip(shared: &Shared, entry: &Entry, trigger: Trigger) {
+    let connector = &entry.connector;
     let since = {
-        let mut slot = lock(&shared.slots[position]);
+        let mut slot = lock(&entry.slot);
         slot.skipped += 1;
         slot.running.as_ref().map(|r| r.started_at)
     };
@@ -350,16 +509,25 @@ fn skip(shared: &Shared, position: usize, trigger: Trigger) {
     );
 }
 
-/// One sync of one connector, from opening its index to recording its report.
+/// One sync of one connector, from opening its index to recording its report. The caller has
+/// claimed `entry`; the claim is released here.
 async fn sync_once(
     shared: Arc<Shared>,
-    position: usize,
+    entry: Arc<Entry>,
     trigger: Trigger,
+    retarget: bool,
     cancel: CancellationToken,
 ) {
-    let connector: &ConnectorConfig = &shared.config.connectors[position];
-    let pipeline = Pipeline::new(connector).await;
-    lock(&shared.slots[position]).running = Some(RunningSync {
+    let cancel_on_removal = {
+        let (removed, cancel) = (entry.removed.clone(), cancel.clone());
+        tokio::spawn(async move {
+            removed.cancelled().await;
+            cancel.cancel();
+        })
+    };
+    let connector: &ConnectorConfig = &entry.connector;
+    let pipeline = Pipeline::new(connector).await.retarget(retarget);
+    lock(&entry.slot).running = Some(RunningSync {
         trigger,
         started_at: pipeline.started_at(),
         counters: Arc::clone(pipeline.counters()),
@@ -368,20 +536,21 @@ async fn sync_once(
     shared.metrics.in_progress(&connector.id, true);
     tracing::info!(message = "Starting a sync.", connector = %connector.id, trigger = trigger.as_str());
     let opened = AnySink::open(&shared.config.index, connector.index_name()).await;
-    lock(&shared.slots[position]).index_reachable =
+    lock(&entry.slot).index_reachable =
         Some(opened.as_ref().map(drop).map_err(ToString::to_string));
     let report = match opened {
         // The worker has no override: a held-back mass delete waits for a person.
         Ok(sink) => pipeline.run(&sink, &cancel, false).await,
         Err(error) => pipeline.failed(format!("cannot open the index: {error}")),
     };
+    cancel_on_removal.abort();
     // Taking `running` claims the right to record this sync; `abandon` may have taken it.
-    if lock(&shared.slots[position]).running.take().is_none() {
-        return;
+    if lock(&entry.slot).running.take().is_some() {
+        let record = SyncRecord::new(report, trigger);
+        if record.outcome == Outcome::Failed {
+            tracing::warn!(message = "A sync ended with errors.", connector = %connector.id, errors = record.report.errors, first_error = record.report.error_messages.first().map(String::as_str));
+        }
+        shared.finish(&entry, record);
     }
-    let record = SyncRecord::new(report, trigger);
-    if record.outcome == Outcome::Failed {
-        tracing::warn!(message = "A sync ended with errors.", connector = %connector.id, errors = record.report.errors, first_error = record.report.error_messages.first().map(String::as_str));
-    }
-    shared.finish(position, record);
+    entry.busy.store(false, Ordering::SeqCst);
 }

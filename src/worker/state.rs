@@ -27,6 +27,8 @@ pub enum Trigger {
     Schedule,
     /// `s3-connector sync`, run by hand.
     Manual,
+    /// Started through the management API: a connector's creation, or `POST .../sync`.
+    Api,
 }
 
 impl Trigger {
@@ -37,6 +39,7 @@ impl Trigger {
             Self::Interval => "interval",
             Self::Schedule => "schedule",
             Self::Manual => "manual",
+            Self::Api => "api",
         }
     }
 }

@@ -47,6 +47,17 @@ pub enum EmbeddedError {
         cause: TantivyError,
     },
 
+    /// The file recording the index's source could not be read or written.
+    #[error("cannot {action} the source record {path}: {detail}")]
+    SourceRecord {
+        /// "read" or "write".
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+
     /// The index holds data this module cannot have written.
     #[error(
         "the index at {path} is damaged ({detail}); delete the directory and run a sync to \

@@ -25,6 +25,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyError};
 pub use self::error::EmbeddedError;
 use self::schema::Fields;
 use crate::sink::{DocId, Document, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp};
+use crate::sync::target::IndexSource;
 
 /// The embedded tantivy index of one directory. Clones share the same index and writer.
 ///
@@ -192,6 +193,48 @@ impl Sink for EmbeddedIndex {
         let query = query.to_owned();
         self.blocking(move |inner| inner.search(&query, limit))
             .await
+    }
+
+    async fn recorded_source(&self) -> Result<Option<IndexSource>, SinkError> {
+        self.blocking(Inner::recorded_source).await
+    }
+
+    async fn record_source(&self, source: &IndexSource) -> Result<(), SinkError> {
+        let source = source.clone();
+        self.blocking(move |inner| inner.record_source(&source))
+            .await
+    }
+}
+
+/// The file beside tantivy's own that records the source of the index's documents.
+const SOURCE_FILE: &str = "s3c-source.json";
+
+impl Inner {
+    fn recorded_source(&self) -> Result<Option<IndexSource>, EmbeddedError> {
+        let path = self.path.join(SOURCE_FILE);
+        let error = |detail: String| EmbeddedError::SourceRecord {
+            action: "read",
+            path: path.clone(),
+            detail,
+        };
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| error(e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(error(e.to_string())),
+        }
+    }
+
+    fn record_source(&self, source: &IndexSource) -> Result<(), EmbeddedError> {
+        let path = self.path.join(SOURCE_FILE);
+        let error = |detail: String| EmbeddedError::SourceRecord {
+            action: "write",
+            path: path.clone(),
+            detail,
+        };
+        let bytes = serde_json::to_vec_pretty(source).map_err(|e| error(e.to_string()))?;
+        crate::durable::replace(&path, &bytes).map_err(|e| error(e.to_string()))
     }
 }
 

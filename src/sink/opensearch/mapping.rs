@@ -12,8 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use ::opensearch::http::Method;
 use serde_json::{Value, json};
 
-use super::client::{Body, Client, index_path};
+use super::client::{Body, Client, Reply, index_path};
 use super::error::OpensearchError;
+use crate::sync::target::IndexSource;
 
 /// Field → its mapping. Keyword for what is filtered or compared, text for what is searched.
 fn field_mappings() -> Value {
@@ -113,8 +114,8 @@ pub(super) fn check(index: &str, mappings: &Value) -> MappingCheck {
     result
 }
 
-/// Whether `index` (or an alias) exists: its mapping can be read.
-pub(super) async fn exists(client: &Client, index: &str) -> Result<bool, OpensearchError> {
+/// `GET /{index}/_mapping`, with the action's description for errors.
+async fn read_mapping(client: &Client, index: &str) -> Result<(String, Reply), OpensearchError> {
     let read = format!("reading the mapping of index {index}");
     let reply = client
         .send(
@@ -125,6 +126,12 @@ pub(super) async fn exists(client: &Client, index: &str) -> Result<bool, Opensea
             None,
         )
         .await?;
+    Ok((read, reply))
+}
+
+/// Whether `index` (or an alias) exists: its mapping can be read.
+pub(super) async fn exists(client: &Client, index: &str) -> Result<bool, OpensearchError> {
+    let (read, reply) = read_mapping(client, index).await?;
     if reply.status == 404 {
         return Ok(false);
     }
@@ -218,6 +225,61 @@ pub(super) async fn ensure_index(client: &Client, index: &str) -> Result<(), Ope
         fields = %missing.iter().cloned().collect::<Vec<_>>().join(", ")
     );
     Ok(())
+}
+
+/// The key under the index mapping's `_meta` that holds the source of its documents.
+const SOURCE_META: &str = "s3_connector_source";
+
+/// The source recorded in the mapping's `_meta` (of the first index behind an alias).
+pub(super) async fn recorded_source(
+    client: &Client,
+    index: &str,
+) -> Result<Option<IndexSource>, OpensearchError> {
+    let (read, reply) = read_mapping(client, index).await?;
+    if !reply.is_success() {
+        return Err(reply.into_error(&read));
+    }
+    let per_index: BTreeMap<String, Value> = reply.json(&read)?;
+    let recorded = per_index.values().find_map(|mapping| {
+        mapping
+            .pointer(&format!("/mappings/_meta/{SOURCE_META}"))
+            .cloned()
+    });
+    match recorded {
+        None => Ok(None),
+        Some(value) => serde_json::from_value(value).map(Some).map_err(|error| {
+            OpensearchError::status(
+                &read,
+                200,
+                format!("_meta.{SOURCE_META} is not a source record: {error}").as_bytes(),
+            )
+        }),
+    }
+}
+
+/// Records the source in the mapping's `_meta` (other `_meta` keys are replaced: OpenSearch
+/// replaces `_meta` as a whole).
+pub(super) async fn record_source(
+    client: &Client,
+    index: &str,
+    source: &IndexSource,
+) -> Result<(), OpensearchError> {
+    let action = format!("recording the source in the mapping of index {index}");
+    let body = serde_json::json!({ "_meta": { SOURCE_META: source } });
+    let reply = client
+        .send(
+            &action,
+            Method::Put,
+            &index_path(index, "_mapping"),
+            &[],
+            Some(&Body::json(&body)),
+        )
+        .await?;
+    if reply.is_success() {
+        Ok(())
+    } else {
+        Err(reply.into_error(&action))
+    }
 }
 
 #[cfg(test)]

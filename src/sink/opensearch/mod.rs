@@ -26,6 +26,7 @@ use self::client::{Client, index_path};
 pub use self::error::OpensearchError;
 use crate::config::opensearch::OpensearchConfig;
 use crate::sink::{DocId, Document, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp};
+use crate::sync::target::IndexSource;
 
 /// One index of an OpenSearch cluster. Clones share the HTTP client and its connections.
 #[derive(Clone, Debug)]
@@ -167,5 +168,13 @@ impl Sink for OpensearchSink {
 
     async fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, SinkError> {
         Ok(search::search(&self.inner.client, &self.inner.index, query, limit).await?)
+    }
+
+    async fn recorded_source(&self) -> Result<Option<IndexSource>, SinkError> {
+        Ok(mapping::recorded_source(&self.inner.client, &self.inner.index).await?)
+    }
+
+    async fn record_source(&self, source: &IndexSource) -> Result<(), SinkError> {
+        Ok(mapping::record_source(&self.inner.client, &self.inner.index, source).await?)
     }
 }

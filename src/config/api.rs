@@ -1,0 +1,150 @@
+//! The `api:` block: the HTTP management API of `run` (connectors created by a request, after a
+//! probe) is opt-in, and this is where its bearer token and the deployment's ExternalId live.
+//!
+//! Data and validation only; the token file is the one file read here. The routes are in
+//! `worker::api`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{Problem, REDACTED, Secret, defaults, sts_string};
+
+/// The management API. Without this block `run` serves no `/api` route and no console.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// The bearer token every `/api` request must send (`Authorization: Bearer <token>`), at
+    /// least 16 characters; write `${S3C_API_TOKEN}` rather than the token itself. Exactly one
+    /// of `token` and `token_file`.
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// A file holding the token (a mounted secret such as `/run/secrets/s3c-api-token`),
+    /// relative to the config file's directory; a trailing newline is ignored.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// The ExternalId customers put in their role's trust policy; every connector created
+    /// through the API assumes its role with it. 2 to 1224 characters from letters, digits and
+    /// `_+=,.@:/-`; `s3-connector external-id` prints a fresh one.
+    pub external_id: String,
+    /// The principal customers' roles trust, shown by `GET /api/v1/aws-setup`, e.g.
+    /// `arn:aws:iam::111122223333:role/s3-connector`. Default: the worker's own identity as
+    /// sts:GetCallerIdentity reports it (an assumed-role session becomes its role).
+    #[serde(default)]
+    pub principal_arn: Option<String>,
+    /// Largest request body accepted, in bytes, 1024..=10485760; a larger one is refused with
+    /// 413. Default 65536.
+    #[serde(default = "defaults::api_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// The token, read from `token` or `token_file` by [`validate`].
+    #[serde(skip)]
+    resolved_token: Option<Secret>,
+}
+
+impl ApiConfig {
+    /// The bearer token (set once the config is validated).
+    pub fn token(&self) -> Option<&Secret> {
+        self.resolved_token.as_ref()
+    }
+
+    /// A configuration for tests and tools that build one in code.
+    pub fn new(token: &str, external_id: &str) -> Self {
+        Self {
+            token: Some(Secret::new(token)),
+            token_file: None,
+            external_id: external_id.to_owned(),
+            principal_arn: None,
+            max_body_bytes: defaults::api_max_body_bytes(),
+            resolved_token: Some(Secret::new(token)),
+        }
+    }
+}
+
+/// Shortest token accepted: a shorter one could be guessed.
+const MIN_TOKEN_CHARS: usize = 16;
+
+/// Checks the block and reads the token; appends what is broken.
+pub(super) fn validate(api: &mut ApiConfig, base_dir: &Path, problems: &mut Vec<Problem>) {
+    let mut push = |field: &str, value: Option<String>, rule: String| {
+        problems.push(Problem {
+            path: format!("api.{field}"),
+            value,
+            rule,
+        });
+    };
+    let token = match (&api.token, &api.token_file) {
+        (Some(_), Some(_)) => {
+            push(
+                "token_file",
+                None,
+                "is set together with token; use one of them".into(),
+            );
+            None
+        }
+        (None, None) => {
+            push(
+                "token",
+                None,
+                "is missing: set token (e.g. ${S3C_API_TOKEN}) or token_file".into(),
+            );
+            None
+        }
+        (Some(token), None) => Some(token.clone()),
+        (None, Some(file)) => {
+            let full = base_dir.join(file);
+            match std::fs::read_to_string(&full) {
+                Ok(text) => Some(Secret::new(text.trim_end_matches(['\n', '\r']))),
+                Err(error) => {
+                    push(
+                        "token_file",
+                        Some(format!("{:?}", file.display().to_string())),
+                        format!("cannot be read from {}: {error}", full.display()),
+                    );
+                    None
+                }
+            }
+        }
+    };
+    if let Some(token) = &token {
+        let field = if api.token.is_some() {
+            "token"
+        } else {
+            "token_file"
+        };
+        let chars = token.expose().chars().count();
+        if chars < MIN_TOKEN_CHARS {
+            push(
+                field,
+                Some(REDACTED.to_owned()),
+                format!("is too short: a token needs at least {MIN_TOKEN_CHARS} characters"),
+            );
+        } else if token.expose().chars().any(|c| !c.is_ascii_graphic()) {
+            push(
+                field,
+                Some(REDACTED.to_owned()),
+                "must be printable ASCII without spaces (it travels in an HTTP header)".into(),
+            );
+        } else {
+            api.resolved_token = Some(token.clone());
+        }
+    }
+    if let Err(rule) = sts_string(&api.external_id, 2, 1224, "+=,.@:/-", "external ids") {
+        push("external_id", Some(format!("{:?}", api.external_id)), rule);
+    }
+    if let Some(principal) = &api.principal_arn
+        && !principal.starts_with("arn:")
+    {
+        push(
+            "principal_arn",
+            Some(format!("{principal:?}")),
+            "must be an IAM ARN such as arn:aws:iam::111122223333:role/s3-connector".into(),
+        );
+    }
+    if !(1024..=10 * 1024 * 1024).contains(&api.max_body_bytes) {
+        push(
+            "max_body_bytes",
+            Some(api.max_body_bytes.to_string()),
+            "is out of range: must be between 1024 and 10485760".into(),
+        );
+    }
+}

@@ -1,0 +1,180 @@
+//! The retarget guard: an index stays bound to the source its documents came from.
+//!
+//! Once an index holds documents it records their source (buckets, bucket owner, endpoint).
+//! A sync whose connector now points the index somewhere else (another owner, another
+//! endpoint, or none of the recorded buckets) is refused before it reads or writes anything,
+//! naming both sources, unless it is re-targeted explicitly (`sync --retarget`, `"retarget":
+//! true`). So a changed file or API setting cannot silently mix two customers' documents in one
+//! index. Adding or dropping some buckets of the same owner is not a retarget: the record
+//! follows the connector. The decision is a pure function, [`compare`]; storing the record is
+//! the sink's job.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{BucketSelection, ConnectorConfig};
+
+/// What an index's documents came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexSource {
+    /// The bucket names, sorted, or `["*"]` for every bucket the identity can list.
+    pub buckets: Vec<String>,
+    /// The expected bucket owner (12-digit account id), when the connector sets one.
+    pub owner: Option<String>,
+    /// The S3 endpoint: `endpoint_url`, or `aws` for AWS's own.
+    pub endpoint: String,
+}
+
+impl IndexSource {
+    /// The source a connector's settings point at.
+    pub fn of(connector: &ConnectorConfig) -> Self {
+        let mut buckets = match connector.bucket_selection() {
+            BucketSelection::All => vec!["*".to_owned()],
+            BucketSelection::Named(names) => names,
+        };
+        buckets.sort();
+        Self {
+            buckets,
+            owner: connector.expected_owner().map(str::to_owned),
+            endpoint: connector.endpoint_url.as_deref().map_or_else(
+                || "aws".to_owned(),
+                |url| url.trim_end_matches('/').to_owned(),
+            ),
+        }
+    }
+}
+
+impl fmt::Display for IndexSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bucket(s) {}", self.buckets.join(", "))?;
+        match &self.owner {
+            Some(owner) => write!(f, " of account {owner}")?,
+            None => write!(f, " (no expected owner)")?,
+        }
+        write!(f, " at endpoint {}", self.endpoint)
+    }
+}
+
+/// How a connector's source relates to the one its index records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The same source: nothing to do.
+    Same,
+    /// The same owner and endpoint with an overlapping bucket selection: sync, then record the
+    /// new selection.
+    Changed,
+    /// Another source: refuse unless re-targeted.
+    Elsewhere,
+}
+
+/// Compares the recorded source of an index with the one a connector points at.
+pub fn compare(recorded: &IndexSource, wanted: &IndexSource) -> Verdict {
+    if recorded == wanted {
+        return Verdict::Same;
+    }
+    let all = |source: &IndexSource| source.buckets.iter().any(|b| b == "*");
+    let overlap =
+        all(recorded) || all(wanted) || recorded.buckets.iter().any(|b| wanted.buckets.contains(b));
+    if recorded.owner == wanted.owner && recorded.endpoint == wanted.endpoint && overlap {
+        Verdict::Changed
+    } else {
+        Verdict::Elsewhere
+    }
+}
+
+/// The error of a refused sync: both sources and the way out.
+pub fn refusal(index: &str, recorded: &IndexSource, wanted: &IndexSource) -> String {
+    format!(
+        "index {index} holds documents from {recorded}, but the connector now points it at {wanted}; \
+         nothing was synced or deleted. If the index should follow the new source (its old documents \
+         are then removed like those of a dropped bucket), run `s3-connector sync --retarget` once, \
+         or POST .../sync?retarget=true; otherwise give the connector another index_name"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(buckets: &[&str], owner: Option<&str>, endpoint: &str) -> IndexSource {
+        IndexSource {
+            buckets: buckets.iter().map(|b| (*b).to_owned()).collect(),
+            owner: owner.map(str::to_owned),
+            endpoint: endpoint.to_owned(),
+        }
+    }
+
+    #[test]
+    fn verdicts() {
+        let a = Some("111111111111");
+        let b = Some("222222222222");
+        // (recorded, wanted, verdict)
+        let table = [
+            (
+                source(&["x"], a, "aws"),
+                source(&["x"], a, "aws"),
+                Verdict::Same,
+            ),
+            (
+                source(&["x"], a, "aws"),
+                source(&["x", "y"], a, "aws"),
+                Verdict::Changed,
+            ),
+            (
+                source(&["x", "y"], a, "aws"),
+                source(&["y"], a, "aws"),
+                Verdict::Changed,
+            ),
+            (
+                source(&["x"], a, "aws"),
+                source(&["*"], a, "aws"),
+                Verdict::Changed,
+            ),
+            (
+                source(&["x"], a, "aws"),
+                source(&["y"], a, "aws"),
+                Verdict::Elsewhere,
+            ),
+            (
+                source(&["x"], a, "aws"),
+                source(&["x"], b, "aws"),
+                Verdict::Elsewhere,
+            ),
+            (
+                source(&["x"], a, "aws"),
+                source(&["x"], None, "aws"),
+                Verdict::Elsewhere,
+            ),
+            (
+                source(&["x"], a, "aws"),
+                source(&["x"], a, "http://127.0.0.1:9000"),
+                Verdict::Elsewhere,
+            ),
+            (
+                source(&["*"], None, "aws"),
+                source(&["*"], b, "aws"),
+                Verdict::Elsewhere,
+            ),
+        ];
+        for (recorded, wanted, verdict) in table {
+            assert_eq!(
+                compare(&recorded, &wanted),
+                verdict,
+                "{recorded} -> {wanted}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_refusal_names_both_sources() {
+        let message = refusal(
+            "docs",
+            &source(&["old"], Some("111111111111"), "aws"),
+            &source(&["new"], Some("222222222222"), "aws"),
+        );
+        assert!(message.contains("bucket(s) old of account 111111111111 at endpoint aws"));
+        assert!(message.contains("bucket(s) new of account 222222222222 at endpoint aws"));
+        assert!(message.contains("--retarget"));
+    }
+}

@@ -1,0 +1,355 @@
+//! A connector request body, turned into the config file's connector form and validated by the
+//! config file's own rules.
+//!
+//! The body names a bucket URI, a role and the bucket owner; the form adds the deployment's
+//! ExternalId and inherits `defaults:`, then goes through `config::parse` like a file would, so
+//! an API connector can break no rule a file connector must keep. AWS keys are refused before
+//! anything else, and their values are never repeated. `${VAR}` in a body is never expanded.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::config::inherit::ConnectorDefaults;
+use crate::config::{self, ConfigError, ConnectorConfig, Problem, REDACTED};
+
+/// Body fields refused outright: credentials are never accepted through the API.
+const KEY_FIELDS: [&str; 3] = [
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+];
+
+/// The body of `POST /api/v1/connectors`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConnector {
+    /// The connector's id, `[a-z0-9][a-z0-9_-]*`.
+    pub id: String,
+    /// `s3://bucket` or `s3://bucket/prefix`.
+    pub bucket_uri: String,
+    /// The customer's role that trusts our principal under the deployment's ExternalId.
+    pub role_arn: String,
+    /// The 12-digit account that must own the bucket.
+    pub expected_bucket_owner: String,
+    /// The index to write; default the id.
+    #[serde(default)]
+    pub index_name: Option<String>,
+    /// Inline sync rules (a JSON array), as in the config file.
+    #[serde(default)]
+    pub sync_rules: Option<Value>,
+    /// Cron schedule (UTC); not with `interval`.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// Sync interval such as `1h`; not with `schedule`.
+    #[serde(default)]
+    pub interval: Option<String>,
+    /// Lets the first sync re-bind an index that holds documents of another source.
+    #[serde(default)]
+    pub retarget: bool,
+}
+
+/// One problem of a request, as a 400 answer lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldProblem {
+    /// The body field (`bucket_uri`, `sync_rules[0].prefix`), or `body` for the whole body.
+    pub field: String,
+    /// The offending value, quoted; masked for secrets; absent when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// The rule broken.
+    pub rule: String,
+}
+
+impl FieldProblem {
+    fn new(field: &str, value: Option<String>, rule: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            value,
+            rule: rule.into(),
+        }
+    }
+}
+
+/// A bucket URI split into bucket and prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketUri {
+    /// The bucket.
+    pub bucket: String,
+    /// The key prefix, possibly empty.
+    pub prefix: String,
+}
+
+impl BucketUri {
+    /// Parses `s3://bucket[/prefix]`.
+    pub fn parse(uri: &str) -> Result<Self, String> {
+        let rest = uri
+            .strip_prefix("s3://")
+            .ok_or("must be an S3 URI: s3://bucket or s3://bucket/prefix")?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        config::rules_of_names::check_bucket_name(bucket)
+            .map_err(|rule| format!("names a bucket that {rule}"))?;
+        Ok(Self {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+        })
+    }
+}
+
+/// Parses and checks a create request: the connector's config-file form and the validated
+/// connector, or every problem found.
+pub fn parse_create(
+    body: &[u8],
+    external_id: &str,
+    defaults: &ConnectorDefaults,
+) -> Result<(Value, ConnectorConfig, bool), Vec<FieldProblem>> {
+    let value: Value = serde_json::from_slice(body).map_err(|error| {
+        vec![FieldProblem::new(
+            "body",
+            None,
+            format!(
+                "is not valid JSON: {error} (line {}, column {})",
+                error.line(),
+                error.column()
+            ),
+        )]
+    })?;
+    let Value::Object(object) = &value else {
+        return Err(vec![FieldProblem::new(
+            "body",
+            None,
+            "must be a JSON object with id, bucket_uri, role_arn and expected_bucket_owner",
+        )]);
+    };
+    let mut problems: Vec<FieldProblem> = KEY_FIELDS
+        .iter()
+        .filter(|field| object.contains_key(**field))
+        .map(|field| {
+            FieldProblem::new(
+                field,
+                Some(REDACTED.to_owned()),
+                "is refused: the API accepts no AWS keys; create a role that trusts our principal (GET /api/v1/aws-setup) and send its role_arn",
+            )
+        })
+        .collect();
+    if object.contains_key("external_id") {
+        problems.push(FieldProblem::new(
+            "external_id",
+            None,
+            "is set by the deployment (GET /api/v1/aws-setup shows it); leave it out",
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let request: CreateConnector =
+        serde_path_to_error::deserialize(value.clone()).map_err(|error| {
+            let path = error.path().to_string();
+            let field = if path == "." { "body".to_owned() } else { path };
+            vec![FieldProblem::new(&field, None, error.inner().to_string())]
+        })?;
+    let form = connector_form(&request, external_id)?;
+    let connector = validate_form(&form, defaults)?;
+    Ok((form, connector, request.retarget))
+}
+
+/// The config file's form of the requested connector.
+fn connector_form(
+    request: &CreateConnector,
+    external_id: &str,
+) -> Result<Value, Vec<FieldProblem>> {
+    let uri = BucketUri::parse(&request.bucket_uri).map_err(|rule| {
+        vec![FieldProblem::new(
+            "bucket_uri",
+            Some(format!("{:?}", request.bucket_uri)),
+            rule,
+        )]
+    })?;
+    let mut form = Map::new();
+    form.insert("id".into(), json!(request.id));
+    form.insert("buckets".into(), json!([uri.bucket]));
+    form.insert("role_arn".into(), json!(request.role_arn));
+    form.insert("external_id".into(), json!(external_id));
+    form.insert(
+        "expected_bucket_owner".into(),
+        json!(request.expected_bucket_owner),
+    );
+    if let Some(index_name) = &request.index_name {
+        form.insert("index_name".into(), json!(index_name));
+    }
+    match (&request.sync_rules, uri.prefix.is_empty()) {
+        (Some(Value::String(_)), _) => {
+            return Err(vec![FieldProblem::new(
+                "sync_rules",
+                None,
+                "must be the rule list itself (a JSON array), not a file path",
+            )]);
+        }
+        (Some(_), false) => {
+            return Err(vec![FieldProblem::new(
+                "sync_rules",
+                None,
+                "is set together with a prefix in bucket_uri; put the prefix in the rules",
+            )]);
+        }
+        (Some(rules), true) => {
+            form.insert("sync_rules".into(), rules.clone());
+        }
+        (None, false) => {
+            form.insert(
+                "sync_rules".into(),
+                json!([{ "bucket": uri.bucket, "prefix": uri.prefix }]),
+            );
+        }
+        (None, true) => {}
+    }
+    for (field, value) in [
+        ("schedule", &request.schedule),
+        ("interval", &request.interval),
+    ] {
+        if let Some(value) = value {
+            form.insert(field.into(), json!(value));
+        }
+    }
+    Ok(Value::Object(form))
+}
+
+/// Validates a connector form with the config file's rules, `defaults` inherited; problems
+/// name body fields (or `defaults.<field>` for a broken inherited value).
+pub fn validate_form(
+    form: &Value,
+    defaults: &ConnectorDefaults,
+) -> Result<ConnectorConfig, Vec<FieldProblem>> {
+    let document = json!({ "defaults": defaults, "connectors": [form] });
+    // JSON is YAML; the config parser reads it as a file, without the environment.
+    let text = document.to_string();
+    let parsed = config::parse(&text, Path::new("request body"), Path::new("."), &|_| None);
+    match parsed {
+        Ok(mut config) if config.connectors.len() == 1 => {
+            config.connectors.pop().ok_or_else(Vec::new)
+        }
+        Ok(_) => Err(vec![FieldProblem::new(
+            "body",
+            None,
+            "must describe one connector",
+        )]),
+        Err(ConfigError::Invalid { problems, .. }) => {
+            Err(problems.iter().map(from_config_problem).collect())
+        }
+        Err(ConfigError::Syntax { message, .. }) => Err(message
+            .lines()
+            .map(|line| line.trim_start_matches("  - "))
+            .filter(|line| !line.ends_with("problems:"))
+            .map(|line| {
+                let line = line.trim_start_matches(CONNECTOR_PREFIX);
+                match line.split_once(": ") {
+                    Some((field, rule)) => FieldProblem::new(field, None, rule),
+                    None => FieldProblem::new("body", None, line),
+                }
+            })
+            .collect()),
+        Err(ConfigError::Read { .. }) => {
+            Err(vec![FieldProblem::new("body", None, "could not be read")])
+        }
+    }
+}
+
+/// How the config parser names the one connector of a request.
+const CONNECTOR_PREFIX: &str = "connectors[0].";
+
+fn from_config_problem(problem: &Problem) -> FieldProblem {
+    let field = problem
+        .path
+        .strip_prefix(CONNECTOR_PREFIX)
+        .unwrap_or(&problem.path);
+    // The body's bucket is `bucket_uri`; the form's `buckets[0]` is an internal name.
+    let field = if field.starts_with("buckets") {
+        "bucket_uri"
+    } else {
+        field
+    };
+    FieldProblem::new(field, problem.value.clone(), problem.rule.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(body: &str) -> Result<ConnectorConfig, Vec<FieldProblem>> {
+        parse_create(
+            body.as_bytes(),
+            "deployment-external-id",
+            &ConnectorDefaults::default(),
+        )
+        .map(|(_, connector, _)| connector)
+    }
+
+    const GOOD: &str = r#"{"id": "acme", "bucket_uri": "s3://acme-docs/reports/", "role_arn": "arn:aws:iam::111122223333:role/search", "expected_bucket_owner": "111122223333", "interval": "1h"}"#;
+
+    #[test]
+    fn a_good_request_becomes_a_connector_with_the_deployments_external_id() {
+        let connector = create(GOOD).unwrap();
+        assert_eq!(connector.buckets, ["acme-docs"]);
+        assert_eq!(
+            connector.external_id.as_deref(),
+            Some("deployment-external-id")
+        );
+        assert_eq!(connector.expected_owner(), Some("111122223333"));
+        let rules = connector.rules.as_ref().unwrap();
+        assert_eq!(rules.list_prefixes("acme-docs"), ["reports/"]);
+        assert!(connector.timer.is_some());
+    }
+
+    #[test]
+    fn bad_requests_name_each_field_and_rule() {
+        let cases: [(&str, &str, &str); 8] = [
+            (r#"{"id": "#, "body", "is not valid JSON"),
+            ("[]", "body", "must be a JSON object"),
+            (
+                r#"{"id": "a", "bucket_uri": "s3://b", "role_arn": "r", "expected_bucket_owner": "1", "aws_secret_access_key": "wJalr-secret"}"#,
+                "aws_secret_access_key",
+                "accepts no AWS keys",
+            ),
+            (
+                &GOOD.replace("s3://acme-docs/reports/", "http://x"),
+                "bucket_uri",
+                "must be an S3 URI",
+            ),
+            (
+                &GOOD.replace("111122223333\",", "42\","),
+                "expected_bucket_owner",
+                "12-digit",
+            ),
+            (&GOOD.replace("\"acme\"", "\"Acme!\""), "id", "[a-z0-9]"),
+            (&GOOD.replace("\"1h\"", "\"soon\""), "interval", ""),
+            (
+                &GOOD.replace("\"interval\"", "\"intervall\""),
+                "intervall",
+                "unknown field",
+            ),
+        ];
+        for (body, field, rule) in cases {
+            let problems = create(body).expect_err(body);
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.field == field && p.rule.contains(rule)),
+                "{body}: {problems:?}"
+            );
+            let shown = format!("{problems:?}");
+            assert!(!shown.contains("wJalr-secret"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_broken_default_is_named_as_such() {
+        let defaults = ConnectorDefaults {
+            region: Some("EU".into()),
+            ..ConnectorDefaults::default()
+        };
+        let problems =
+            parse_create(GOOD.as_bytes(), "deployment-external-id", &defaults).unwrap_err();
+        assert_eq!(problems[0].field, "defaults.region", "{problems:?}");
+    }
+}

@@ -1,0 +1,22 @@
+//! The web console served by `run` at `/` when the API is enabled: one HTML page, a script and
+//! a style sheet, built into the binary (no CDN, works offline). It talks only to `/api/v1`
+//! with the token the user enters once (kept in the tab's sessionStorage).
+
+/// One static file.
+pub(super) struct Asset {
+    /// Its `Content-Type`.
+    pub content_type: &'static str,
+    /// Its bytes.
+    pub body: &'static [u8],
+}
+
+/// The asset served at `path`, if any.
+pub(super) fn asset(path: &str) -> Option<Asset> {
+    let (content_type, body): (&str, &[u8]) = match path {
+        "/" | "/index.html" => ("text/html; charset=utf-8", include_bytes!("index.html")),
+        "/console/app.js" => ("text/javascript; charset=utf-8", include_bytes!("app.js")),
+        "/console/app.css" => ("text/css; charset=utf-8", include_bytes!("app.css")),
+        _ => return None,
+    };
+    Some(Asset { content_type, body })
+}
