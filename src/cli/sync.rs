@@ -27,6 +27,11 @@ pub(super) struct SyncArgs {
     /// index, for buckets that left the selection): the mass-delete guard's one-time override.
     #[arg(long)]
     allow_mass_delete: bool,
+    /// Let this sync write an index that holds documents of another source (other buckets,
+    /// owner or endpoint), re-binding the index to the connector's current source; the old
+    /// documents are then removed like those of a dropped bucket.
+    #[arg(long)]
+    retarget: bool,
 }
 
 /// Syncs the selected connectors one after the other. Ctrl-C stops starting new work, lets
@@ -52,6 +57,7 @@ pub(super) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
         let options = SyncOptions {
             show_progress: !args.json,
             allow_mass_delete: args.allow_mass_delete,
+            retarget: args.retarget,
         };
         let report = sync_with_progress(connector, &index, options, &cancel).await;
         all_succeeded &= report.succeeded();
@@ -72,6 +78,8 @@ struct SyncOptions {
     show_progress: bool,
     /// `--allow-mass-delete`.
     allow_mass_delete: bool,
+    /// `--retarget`.
+    retarget: bool,
 }
 
 /// Syncs one connector, drawing a spinner with live counts when stderr is a terminal.
@@ -81,7 +89,7 @@ async fn sync_with_progress<S: Sink>(
     options: SyncOptions,
     cancel: &CancellationToken,
 ) -> SyncReport {
-    let pipeline = Pipeline::new(connector).await;
+    let pipeline = Pipeline::new(connector).await.retarget(options.retarget);
     let counters = Arc::clone(pipeline.counters());
     let bar = if options.show_progress && std::io::stderr().is_terminal() {
         ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())

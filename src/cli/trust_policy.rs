@@ -19,6 +19,23 @@ pub(super) struct TrustPolicyArgs {
     /// sts:GetCallerIdentity reports it (an assumed-role session becomes its role).
     #[arg(long, value_name = "ARN")]
     principal: Option<String>,
+    /// What to print: `text` (both policies and AWS CLI commands), `json` (both policies in one
+    /// object), `cloudformation` (a template creating the role) or `terraform` (a snippet).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+/// The output formats of `trust-policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// Both policies and the AWS CLI commands, with comments.
+    Text,
+    /// `{"principal", "external_id", "role_name", "trust_policy", "permissions_policy"}`.
+    Json,
+    /// A CloudFormation template (JSON).
+    Cloudformation,
+    /// A Terraform snippet.
+    Terraform,
 }
 
 /// Prints the trust policy, the permissions policy and the AWS CLI commands.
@@ -54,6 +71,29 @@ pub(super) async fn run(args: TrustPolicyArgs) -> anyhow::Result<ExitCode> {
     let trust = policy::trust_policy(&principal, external_id);
     let permissions = policy::permissions_policy(connector);
     let role_name = policy::role_name(role_arn);
+    match args.format {
+        Format::Text => {}
+        Format::Json => {
+            let all = serde_json::json!({
+                "principal": principal,
+                "external_id": external_id,
+                "role_name": role_name,
+                "trust_policy": trust,
+                "permissions_policy": permissions,
+            });
+            println!("{}", serde_json::to_string_pretty(&all)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Format::Cloudformation => {
+            let template = policy::cloudformation(role_name, &trust, &permissions);
+            println!("{}", serde_json::to_string_pretty(&template)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Format::Terraform => {
+            print!("{}", policy::terraform(role_name, &trust, &permissions));
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     println!(
         "# 1. Trust policy of role {role_name}: only {principal} may assume it, with the external id"
     );

@@ -396,20 +396,71 @@ async fn trust_policy_and_external_id_commands() {
     );
     assert!(stdout.contains("aws iam create-role --role-name search-reader"));
 
-    let output = cli(&[
-        "trust-policy",
-        "--config",
-        path,
-        "--connector",
-        "c",
-        "--principal",
-        "arn:aws:iam::444455556666:role/s3-connector",
-    ]);
+    let with_principal = |format: &str| {
+        cli(&[
+            "trust-policy",
+            "--config",
+            path,
+            "--connector",
+            "c",
+            "--principal",
+            "arn:aws:iam::444455556666:role/s3-connector",
+            "--format",
+            format,
+        ])
+    };
+    let output = with_principal("text");
     let policies = printed_policies(&String::from_utf8_lossy(&output.stdout));
     assert_eq!(
         policies[0]["Statement"][0]["Principal"]["AWS"],
         "arn:aws:iam::444455556666:role/s3-connector"
     );
+
+    for format in ["json", "cloudformation", "terraform"] {
+        let output = with_principal(format);
+        assert_eq!(output.status.code(), Some(0), "{format}");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let (trust, permissions) = match format {
+            "json" => {
+                let all: Value = serde_json::from_str(&stdout).unwrap();
+                (
+                    all["trust_policy"].clone(),
+                    all["permissions_policy"].to_string(),
+                )
+            }
+            "cloudformation" => {
+                let template: Value = serde_json::from_str(&stdout).unwrap();
+                let role = &template["Resources"]["S3ConnectorRole"]["Properties"];
+                assert_eq!(role["RoleName"], "search-reader");
+                (
+                    role["AssumeRolePolicyDocument"].clone(),
+                    role["Policies"][0]["PolicyDocument"].to_string(),
+                )
+            }
+            _ => {
+                assert!(
+                    stdout.contains("resource \"aws_iam_role\" \"s3_connector\""),
+                    "{stdout}"
+                );
+                let policies: Vec<Value> = stdout
+                    .split("<<-JSON\n")
+                    .skip(1)
+                    .map(|rest| {
+                        serde_json::from_str(rest.split("\n  JSON").next().unwrap()).unwrap()
+                    })
+                    .collect();
+                (policies[0].clone(), policies[1].to_string())
+            }
+        };
+        assert_eq!(
+            trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"], "ext-2f9c",
+            "{format}: {stdout}"
+        );
+        assert!(
+            permissions.contains("arn:aws:s3:::customer-docs/shared/*"),
+            "{format}: {permissions}"
+        );
+    }
 
     let first = String::from_utf8_lossy(&cli(&["external-id"]).stdout)
         .trim()

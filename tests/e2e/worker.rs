@@ -192,7 +192,7 @@ impl Drop for WorkerProcess {
 }
 
 /// Polls `check` every 100 ms until it gives a value; fails after [`PATIENCE`].
-fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + PATIENCE;
     loop {
         if let Some(value) = check() {

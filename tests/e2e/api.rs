@@ -1,0 +1,549 @@
+//! The management API of `s3-connector run` as a process, against moto with IAM enforcement:
+//! a connector is created only after its probe passes with the deployment's ExternalId (201
+//! and a sync; 422 naming the cause and nothing stored otherwise), keys and bad bodies are 400,
+//! no token is 401, API connectors survive a restart beside the file's (conflicts reported),
+//! file connectors are read-only, a sync never runs twice at once, DELETE drops the documents.
+//! Also the retarget guard on both sinks.
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use s3_connector::sink::Sink;
+use s3_connector::sync::Pipeline;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
+
+use crate::fixture::{Backend, Setup, create_bucket, put, s3_client};
+use crate::support::http::{self, HttpResponse};
+use crate::support::iam::{self, ACCOUNT_ID};
+use crate::support::moto::{REGION, free_port};
+use crate::support::{Fault, FaultProxy, Match, MotoServer, unique_name};
+use crate::worker::wait_for;
+
+const BIN: &str = env!("CARGO_BIN_EXE_s3-connector");
+const TOKEN: &str = "test-token-0123456789abcdef";
+const EXTERNAL_ID: &str = "deployment-external-id";
+
+/// A worker with the API on: its directory, config and credentials.
+struct ApiWorker {
+    dir: TempDir,
+    listen: SocketAddr,
+    user: iam::User,
+    child: Option<Child>,
+}
+
+impl ApiWorker {
+    /// Writes the config: the API, `defaults` pointing at `endpoint`, and `file_connectors`
+    /// (YAML list items).
+    fn new(endpoint: &str, user: iam::User, file_connectors: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let worker = Self {
+            dir,
+            listen,
+            user,
+            child: None,
+        };
+        worker.write_config(endpoint, file_connectors);
+        worker
+    }
+
+    fn write_config(&self, endpoint: &str, file_connectors: &str) {
+        let text = format!(
+            "index:\n  kind: embedded\n  path: {index}\nstate_dir: {state}\nlisten: {listen}\napi:\n  token: ${{TEST_API_TOKEN}}\n  external_id: {EXTERNAL_ID}\ndefaults:\n  region: {REGION}\n  endpoint_url: {endpoint}\n  max_attempts: 2\nconnectors: [{file_connectors}]\n",
+            index = self.dir.path().join("index").display(),
+            state = self.dir.path().join("state").display(),
+            listen = self.listen,
+        );
+        std::fs::write(self.config(), text).unwrap();
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("config.yml")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("worker.log")).unwrap_or_default()
+    }
+
+    /// Starts `run`, with the IAM user's keys as the default credential chain.
+    fn start(&mut self) {
+        let child = Command::new(BIN)
+            .args(["--log-format", "json", "run", "--config"])
+            .arg(self.config())
+            .env_remove("RUST_LOG")
+            .env_remove("S3C_LISTEN")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env("TEST_API_TOKEN", TOKEN)
+            .env("AWS_ACCESS_KEY_ID", &self.user.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &self.user.secret_access_key)
+            .env("AWS_REGION", REGION)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(self.dir.path().join("worker.log")).unwrap())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        wait_for("the worker's /healthz", || {
+            self.try_call("GET", "/healthz", None, &[])
+                .filter(|r| r.status == 200)
+        });
+    }
+
+    /// SIGTERM, then waits for the exit.
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-s", "TERM", &child.id().to_string()])
+            .status();
+        let status = child.wait().unwrap();
+        assert!(
+            status.success(),
+            "worker exited with {status}; log:\n{}",
+            self.log()
+        );
+    }
+
+    fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Option<HttpResponse> {
+        let body = body.map(Value::to_string).unwrap_or_default();
+        let mut all = vec![("Content-Type", "application/json")];
+        all.extend_from_slice(headers);
+        http::send(
+            &format!("http://{}", self.listen),
+            method,
+            path,
+            &all,
+            body.as_bytes(),
+            Duration::from_secs(60),
+        )
+        .ok()
+    }
+
+    /// An authorised API call; the status and the JSON answer.
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let bearer = format!("Bearer {TOKEN}");
+        let response = self
+            .try_call(method, path, body, &[("Authorization", &bearer)])
+            .unwrap_or_else(|| panic!("{method} {path} failed; log:\n{}", self.log()));
+        let json = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+        (response.status, json)
+    }
+
+    fn stored_file(&self) -> PathBuf {
+        self.dir.path().join("state").join("api-connectors.json")
+    }
+}
+
+impl Drop for ApiWorker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A role trusting `principal` under `external_id`, reading `bucket`.
+fn role(moto: &MotoServer, name: &str, principal: &str, external_id: &str, bucket: &str) -> String {
+    let trust = format!(
+        r#"{{"Version": "2012-10-17", "Statement": [{{"Effect": "Allow", "Principal": {{"AWS": "{principal}"}}, "Action": "sts:AssumeRole", "Condition": {{"StringEquals": {{"sts:ExternalId": "{external_id}"}}}}}}]}}"#
+    );
+    iam::create_role(moto, name, &trust, &iam::bucket_reader_policy(bucket))
+}
+
+fn body(id: &str, bucket_uri: &str, role_arn: &str, owner: &str) -> Value {
+    json!({ "id": id, "bucket_uri": bucket_uri, "role_arn": role_arn, "expected_bucket_owner": owner, "interval": "1h" })
+}
+
+/// The message of an error answer.
+fn message(answer: &Value) -> String {
+    answer["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn connectors_are_stored_only_after_their_probe_passes() {
+    let moto = MotoServer::start();
+    let upstream = moto.endpoint();
+    let proxy = FaultProxy::start(&upstream);
+    let s3 = s3_client(&upstream);
+    let (bucket, elsewhere) = (unique_name("customer"), unique_name("elsewhere"));
+    for name in [&bucket, &elsewhere] {
+        create_bucket(&s3, name).await;
+    }
+    put(
+        &s3,
+        &bucket,
+        "reports/q3.txt",
+        "the quarterly figures of the customer",
+    )
+    .await;
+    let user = iam::create_user(
+        &moto,
+        "platform-worker",
+        r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}"#,
+    );
+    let good_role = role(&moto, "reader", &user.arn, EXTERNAL_ID, &bucket);
+    let other_id_role = role(&moto, "other-id", &user.arn, "someone-elses-id", &bucket);
+    let owner_role = role(&moto, "owner-check", &user.arn, EXTERNAL_ID, &elsewhere);
+    // A role for a bucket that was never created (a typo in the bucket's name).
+    let missing = unique_name("missing");
+    let missing_role = role(&moto, "missing-bucket", &user.arn, EXTERNAL_ID, &missing);
+    moto.enable_iam_enforcement();
+    // moto ignores ExpectedBucketOwner; real S3 answers 403 for a bucket of another account.
+    proxy.inject(
+        Fault::access_denied(),
+        Match::any()
+            .path_prefix(&format!("/{elsewhere}"))
+            .header("x-amz-expected-bucket-owner"),
+        None,
+    );
+    let file_connector = format!(
+        "{{id: from-file, buckets: [{bucket}], role_arn: \"{good_role}\", external_id: {EXTERNAL_ID}}}"
+    );
+    let mut worker = ApiWorker::new(&proxy.endpoint(), user, &file_connector);
+    worker.start();
+
+    // Without the token, or with another, nothing is answered.
+    let anonymous = worker
+        .try_call("GET", "/api/v1/connectors", None, &[])
+        .unwrap();
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(anonymous.header("www-authenticate"), Some("Bearer"));
+    let wrong = worker
+        .try_call(
+            "GET",
+            "/api/v1/connectors",
+            None,
+            &[("Authorization", "Bearer not-the-token-at-all")],
+        )
+        .unwrap();
+    assert_eq!(wrong.status, 401);
+    assert!(!wrong.text().contains(TOKEN));
+    // Health and metrics stay open.
+    assert_eq!(
+        worker
+            .try_call("GET", "/metrics", None, &[])
+            .unwrap()
+            .status,
+        200
+    );
+
+    // Keys in the body: 400, the secret not repeated.
+    let mut with_keys = body("keys", &format!("s3://{bucket}"), &good_role, ACCOUNT_ID);
+    with_keys["aws_access_key_id"] = json!("AKIAEXAMPLE");
+    with_keys["aws_secret_access_key"] = json!("wJalrXUtnFEMI-very-secret");
+    let (status, answer) = worker.call("POST", "/api/v1/connectors", Some(&with_keys));
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        answer["error"]["problems"][0]["field"], "aws_access_key_id",
+        "{answer}"
+    );
+    assert!(!answer.to_string().contains("very-secret"), "{answer}");
+    // Bad JSON says where; a bad field names field, value and rule.
+    let bearer = format!("Bearer {TOKEN}");
+    let broken = worker
+        .try_call(
+            "POST",
+            "/api/v1/connectors",
+            None,
+            &[("Authorization", &bearer)],
+        )
+        .unwrap();
+    assert_eq!(broken.status, 400, "{}", broken.text());
+    assert!(
+        broken.text().contains("line 1, column"),
+        "{}",
+        broken.text()
+    );
+    let (status, answer) = worker.call(
+        "POST",
+        "/api/v1/connectors",
+        Some(&body(
+            "bad-owner",
+            &format!("s3://{bucket}"),
+            &good_role,
+            "42",
+        )),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(
+        answer["error"]["problems"][0]["field"],
+        "expected_bucket_owner"
+    );
+    assert!(message(&answer).contains("12-digit"), "{answer}");
+
+    // Probes that fail: 422 naming the cause; nothing stored.
+    let failing = [
+        (
+            body(
+                "wrong-id",
+                &format!("s3://{bucket}"),
+                &other_id_role,
+                ACCOUNT_ID,
+            ),
+            "credentials",
+            "external_id does not match",
+        ),
+        (
+            body(
+                "no-bucket",
+                &format!("s3://{missing}"),
+                &missing_role,
+                ACCOUNT_ID,
+            ),
+            "head_bucket",
+            "does not exist",
+        ),
+        (
+            body(
+                "wrong-owner",
+                &format!("s3://{elsewhere}"),
+                &owner_role,
+                "999999999999",
+            ),
+            "head_bucket",
+            "is not owned by account 999999999999",
+        ),
+    ];
+    for (request, step, cause) in &failing {
+        let (status, answer) = worker.call("POST", "/api/v1/connectors", Some(request));
+        assert_eq!(status, 422, "{request}: {answer}");
+        assert!(
+            answer["error"]["cause"].as_str().unwrap().contains(cause),
+            "{answer}"
+        );
+        let steps = answer["error"]["steps"].as_array().unwrap();
+        assert!(
+            steps
+                .iter()
+                .any(|s| s["step"] == *step && s["status"] == "fail"),
+            "{answer}"
+        );
+    }
+    let (_, listed) = worker.call("GET", "/api/v1/connectors", None);
+    let ids: Vec<&str> = listed["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["from-file"], "{listed}");
+    assert!(
+        !worker.stored_file().exists(),
+        "a failed probe stored something"
+    );
+
+    // A good role: 201 with what was verified, then a sync at once.
+    let good = body(
+        "acme",
+        &format!("s3://{bucket}/reports/"),
+        &good_role,
+        ACCOUNT_ID,
+    );
+    let (status, created) = worker.call("POST", "/api/v1/connectors", Some(&good));
+    assert_eq!(status, 201, "{created}\n{}", worker.log());
+    assert_eq!(
+        created["verified_bucket_uri"],
+        format!("s3://{bucket}/reports")
+    );
+    assert_eq!(created["verified_role_arn"], good_role);
+    assert_eq!(created["verified_bucket_owner_account_id"], ACCOUNT_ID);
+    assert_eq!(created["origin"], "api");
+    let synced = wait_for("the new connector's first sync", || {
+        let (_, history) = worker.call("GET", "/api/v1/connectors/acme/syncs", None);
+        history["syncs"].as_array().and_then(|s| s.first().cloned())
+    });
+    assert_eq!(
+        (synced["outcome"].as_str(), synced["added"].as_u64()),
+        (Some("succeeded"), Some(1)),
+        "{synced}"
+    );
+    assert_eq!(synced["trigger"], "api");
+    let (status, found) = worker.call(
+        "GET",
+        "/api/v1/connectors/acme/search?q=quarterly&limit=5",
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(found["hits"][0]["key"], "reports/q3.txt", "{found}");
+    assert!(
+        found["hits"][0]["snippet"]
+            .as_str()
+            .unwrap()
+            .contains("quarterly"),
+        "{found}"
+    );
+    // The same id again: 409.
+    let (status, _) = worker.call("POST", "/api/v1/connectors", Some(&good));
+    assert_eq!(status, 409);
+
+    // Never two syncs at once: the second request while the first lists is refused.
+    let slow = proxy.inject(
+        Fault::Delay(Duration::from_secs(3)),
+        Match::any()
+            .path_prefix(&format!("/{bucket}"))
+            .query_contains("list-type=2"),
+        Some(1),
+    );
+    let (status, started) = worker.call("POST", "/api/v1/connectors/acme/sync", None);
+    assert_eq!(status, 202, "{started}");
+    wait_for("the slowed listing", || (slow.applied() == 1).then_some(()));
+    let (status, refused) = worker.call("POST", "/api/v1/connectors/acme/sync", None);
+    assert_eq!(status, 409, "{refused}");
+    wait_for("the second sync's record", || {
+        let (_, history) = worker.call("GET", "/api/v1/connectors/acme/syncs", None);
+        (history["syncs"].as_array()?.len() == 2).then_some(())
+    });
+
+    // File connectors are read-only.
+    let (status, answer) = worker.call("DELETE", "/api/v1/connectors/from-file", None);
+    assert_eq!(status, 409, "{answer}");
+    assert!(message(&answer).contains("config file"), "{answer}");
+
+    // A restart keeps the API connector; a file connector taking its id is reported.
+    worker.stop();
+    worker.start();
+    let (_, one) = worker.call("GET", "/api/v1/connectors/acme", None);
+    assert_eq!(one["verified_role_arn"], good_role, "{one}");
+    assert_eq!(one["last_sync"]["outcome"], "succeeded", "{one}");
+    worker.stop();
+    worker.write_config(
+        &proxy.endpoint(),
+        &format!("{file_connector}, {{id: acme, index_name: file-acme, buckets: [{bucket}], role_arn: \"{good_role}\", external_id: {EXTERNAL_ID}}}"),
+    );
+    worker.start();
+    let (_, listed) = worker.call("GET", "/api/v1/connectors", None);
+    assert_eq!(listed["conflicts"][0]["id"], "acme", "{listed}");
+    assert!(
+        listed["conflicts"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("already exists"),
+        "{listed}"
+    );
+    assert_eq!(listed["connectors"][1]["origin"], "file", "{listed}");
+    worker.stop();
+    worker.write_config(&proxy.endpoint(), &file_connector);
+    worker.start();
+
+    // DELETE stops it and drops its documents; it is gone after a restart too.
+    let (status, deleted) =
+        worker.call("DELETE", "/api/v1/connectors/acme?delete_index=true", None);
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!(deleted["documents_deleted"], 1, "{deleted}");
+    assert_eq!(worker.call("GET", "/api/v1/connectors/acme", None).0, 404);
+    worker.stop();
+    worker.start();
+    assert_eq!(worker.call("GET", "/api/v1/connectors/acme", None).0, 404);
+    worker.stop();
+    moto.disable_iam_enforcement();
+}
+
+/// Syncs the config's first connector, re-targeting when asked.
+async fn sync(
+    setup: &Setup,
+    config: &s3_connector::config::Config,
+    retarget: bool,
+) -> s3_connector::sync::SyncReport {
+    let sink = setup.sink().await;
+    Pipeline::new(&config.connectors[0])
+        .await
+        .retarget(retarget)
+        .run(&sink, &CancellationToken::new(), false)
+        .await
+}
+
+async fn retarget_guard(backend: Backend) {
+    let moto = MotoServer::shared();
+    let endpoint = moto.endpoint();
+    let s3 = s3_client(&endpoint);
+    let (first, second) = (unique_name("first"), unique_name("second"));
+    for name in [&first, &second] {
+        create_bucket(&s3, name).await;
+        put(&s3, name, "a.txt", format!("words of {name}")).await;
+    }
+    let setup = Setup::for_backend(&backend);
+    let owner = "    expected_bucket_owner: \"123456789012\"";
+    let original = setup.config(&endpoint, &[&first], owner);
+    assert_eq!(sync(&setup, &original, false).await.added, 1);
+    let recorded = setup.sink().await.recorded_source().await.unwrap().unwrap();
+    assert_eq!(recorded.buckets, std::slice::from_ref(&first));
+
+    // Pointing the index at another bucket is refused, naming both; nothing changes.
+    let moved = setup.config(&endpoint, &[&second], owner);
+    let report = sync(&setup, &moved, false).await;
+    assert_eq!((report.added, report.deleted, report.errors), (0, 0, 1));
+    let error = &report.error_messages[0];
+    assert!(
+        error.contains(&format!("bucket(s) {first} of account 123456789012")),
+        "{error}"
+    );
+    assert!(
+        error.contains(&format!("bucket(s) {second} of account 123456789012")),
+        "{error}"
+    );
+    assert!(error.contains("--retarget"), "{error}");
+    assert!(setup.doc(&first, "a.txt").is_some());
+    // So is another owner for the same bucket.
+    let other_owner = setup.config(
+        &endpoint,
+        &[&first],
+        "    expected_bucket_owner: \"999999999999\"",
+    );
+    assert_eq!(sync(&setup, &other_owner, false).await.errors, 1);
+
+    // Re-targeted explicitly: the old documents go, the new source is recorded.
+    let report = sync(&setup, &moved, true).await;
+    assert_eq!(
+        (report.added, report.deleted, report.errors),
+        (1, 1, 0),
+        "{:?}",
+        report.error_messages
+    );
+    assert!(setup.doc(&first, "a.txt").is_none());
+    assert!(setup.doc(&second, "a.txt").is_some());
+    let recorded = setup.sink().await.recorded_source().await.unwrap().unwrap();
+    assert_eq!(recorded.buckets, std::slice::from_ref(&second));
+    assert_eq!(sync(&setup, &moved, false).await.errors, 0);
+
+    // Adding a bucket of the same owner is not a retarget; the record follows.
+    let widened = setup.config(&endpoint, &[&first, &second], owner);
+    let report = sync(&setup, &widened, false).await;
+    assert_eq!(
+        (report.added, report.errors),
+        (1, 0),
+        "{:?}",
+        report.error_messages
+    );
+    let recorded = setup.sink().await.recorded_source().await.unwrap().unwrap();
+    let mut both = vec![first.clone(), second.clone()];
+    both.sort();
+    assert_eq!(recorded.buckets, both);
+}
+
+#[tokio::test]
+async fn the_retarget_guard_keeps_an_embedded_index_bound_to_its_source() {
+    retarget_guard(Backend::Embedded).await;
+}
+
+#[tokio::test]
+async fn the_retarget_guard_keeps_an_opensearch_index_bound_to_its_source() {
+    retarget_guard(Backend::Osmem).await;
+}
