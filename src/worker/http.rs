@@ -74,7 +74,13 @@ async fn route(worker: &Arc<Shared>, request: Request<Incoming>) -> Response<Ful
     if worker.api.is_some()
         && let Some(asset) = super::console::asset(path)
     {
-        return respond(StatusCode::OK, asset.content_type, asset.body.to_vec());
+        let mut response = respond(StatusCode::OK, asset.content_type, asset.body.to_vec());
+        for (name, value) in super::console::HEADERS {
+            response
+                .headers_mut()
+                .insert(name, hyper::header::HeaderValue::from_static(value));
+        }
+        return response;
     }
     match request.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),

@@ -220,19 +220,12 @@ pub(super) async fn handle(
         .map(|rest| rest.trim_end_matches('/').split('/').collect())
         .unwrap_or_default();
     let method = request.method().clone();
-    let allowed: &str = match segments.as_slice() {
-        ["aws-setup"] | ["openapi.json"] => "GET",
-        ["connectors"] => "GET, POST",
-        ["connectors", _] => "GET, DELETE",
-        ["connectors", _, "sync"] => "POST",
-        ["connectors", _, "syncs" | "search"] => "GET",
-        _ => {
-            return error(
-                StatusCode::NOT_FOUND,
-                format!("no route {path}; see /api/v1/openapi.json"),
-                json!({}),
-            );
-        }
+    let Some(allowed) = allowed_methods(&segments) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no route {path}; see /api/v1/openapi.json"),
+            json!({}),
+        );
     };
     let response = match (&method, segments.as_slice()) {
         (&Method::GET, ["openapi.json"]) => respond(
@@ -268,6 +261,18 @@ pub(super) async fn handle(
     };
     tracing::debug!(message = "API request.", %method, path, status = response.status().as_u16());
     response
+}
+
+/// The methods a route under `/api/v1/` answers, as an `Allow` header; `None` for no route.
+fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
+    Some(match segments {
+        ["aws-setup"] | ["openapi.json"] => "GET",
+        ["connectors"] => "GET, POST",
+        ["connectors", _] => "GET, DELETE",
+        ["connectors", _, "sync"] => "POST",
+        ["connectors", _, "syncs" | "search"] => "GET",
+        _ => return None,
+    })
 }
 
 /// The body, at most `max_body_bytes`.
@@ -872,6 +877,37 @@ fn snippet(body: &str, query: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_openapi_document_describes_exactly_the_routes() {
+        let document: Value = serde_json::from_str(OPENAPI).unwrap();
+        let paths = document["paths"].as_object().unwrap();
+        let mut described = 0;
+        for (path, operations) in paths {
+            let concrete = path.replace("{id}", "some-id");
+            let segments: Vec<&str> = concrete
+                .strip_prefix("/api/v1/")
+                .unwrap()
+                .split('/')
+                .collect();
+            let allowed = allowed_methods(&segments).unwrap_or_else(|| panic!("no route {path}"));
+            let methods: Vec<String> = operations
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| *k != "parameters")
+                .map(|k| k.to_uppercase())
+                .collect();
+            let mut routed: Vec<&str> = allowed.split(", ").collect();
+            routed.sort_unstable();
+            let mut methods: Vec<&str> = methods.iter().map(String::as_str).collect();
+            methods.sort_unstable();
+            assert_eq!(methods, routed, "{path}");
+            described += methods.len();
+        }
+        // Every route of `allowed_methods`: two on the collection, two on one connector, five more.
+        assert_eq!(described, 9);
+    }
 
     #[test]
     fn query_strings_are_decoded() {

@@ -2,6 +2,17 @@
 //! a style sheet, built into the binary (no CDN, works offline). It talks only to `/api/v1`
 //! with the token the user enters once (kept in the tab's sessionStorage).
 
+/// Headers of every console file: nothing but our own origin may load or frame it, and the
+/// page's JavaScript cannot be swapped for an injected inline script.
+pub(super) const HEADERS: [(&str, &str); 3] = [
+    (
+        "content-security-policy",
+        "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("cache-control", "no-cache"),
+];
+
 /// One static file.
 pub(super) struct Asset {
     /// Its `Content-Type`.
