@@ -27,6 +27,7 @@ pub(super) fn asset(path: &str) -> Option<Asset> {
         "/" | "/index.html" => ("text/html; charset=utf-8", include_bytes!("index.html")),
         "/console/app.js" => ("text/javascript; charset=utf-8", include_bytes!("app.js")),
         "/console/app.css" => ("text/css; charset=utf-8", include_bytes!("app.css")),
+        "/favicon.ico" | "/console/icon.svg" => ("image/svg+xml", include_bytes!("icon.svg")),
         _ => return None,
     };
     Some(Asset { content_type, body })

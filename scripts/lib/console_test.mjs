@@ -1,0 +1,101 @@
+// Drives the s3-connector console in headless Chromium (playwright-core, Debian's chromium):
+// the page loads without console errors, asks for the token, lists the connectors, connects a
+// bucket through the form (probe passes), a search shows highlighted hits, and a role that
+// trusts another ExternalId shows its failing probe step. Called by scripts/api-test with one
+// JSON argument; writes PNG screenshots into `screenshots`.
+import { createRequire } from "node:module";
+
+const args = JSON.parse(process.argv[2]);
+// playwright-core lives in the npm cache directory, not beside this script.
+const { chromium } = createRequire(args.playwright + "/")("playwright-core");
+const problems = [];
+const fail = (message) => { throw new Error(message); };
+
+const browser = await chromium.launch({
+  executablePath: args.chromium,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 720 } });
+  page.on("console", (message) => {
+    // The browser reports the expected 422 of a failing probe as a console error of its own.
+    if (message.type() === "error" && !/status of 422/.test(message.text())) {
+      problems.push(`${message.text()} (${message.location().url})`);
+    }
+  });
+  page.on("pageerror", (error) => problems.push(String(error)));
+  page.on("requestfailed", (request) => problems.push(`request failed: ${request.url()}`));
+  page.on("request", (request) => {
+    if (!request.url().startsWith(args.url)) problems.push(`outside request: ${request.url()}`);
+  });
+  const wait = { timeout: 60000 };
+
+  await page.goto(args.url + "/");
+  await page.locator("#login").waitFor(wait);
+  await page.fill("#token", args.token);
+  await page.click("#login-form button");
+  await page.locator('#connectors tbody tr[data-id="team-docs"]').waitFor(wait);
+  console.log("console: lists the file connector");
+
+  // Connect a bucket: the set-up instructions, then the form, then the probe's steps.
+  await page.click("#nav-connect");
+  await page.locator("#setup-external-id", { hasText: args.external_id }).waitFor(wait);
+  const form = "#connect-form";
+  await page.fill(`${form} [name=id]`, "acme");
+  await page.fill(`${form} [name=bucket_uri]`, `s3://${args.bucket}/reports/`);
+  await page.fill(`${form} [name=role_arn]`, args.good_role);
+  await page.fill(`${form} [name=expected_bucket_owner]`, args.owner);
+  await page.fill(`${form} [name=interval]`, "1h");
+  await page.click(`${form} button`);
+  await page.locator("#connect-result.ok").waitFor(wait);
+  const passed = await page.locator("#probe li.step.pass").count();
+  if (passed < 3) fail(`expected the probe's passing steps, saw ${passed}`);
+  console.log(`console: connected a bucket, ${passed} probe steps passed`);
+
+  // The new connector syncs at once; its row shows the outcome and counts.
+  await page.click("#nav-connectors");
+  const row = page.locator('#connectors tbody tr[data-id="acme"]');
+  for (let i = 0; i < 120; i++) {
+    await page.click("#refresh");
+    await page.waitForTimeout(500);
+    if ((await row.locator("td").nth(2).textContent()) === "succeeded") break;
+  }
+  if ((await row.locator("td").nth(2).textContent()) !== "succeeded") fail("the new connector's first sync did not succeed");
+  await row.click();
+  await page.locator("#history-rows tr").first().waitFor(wait);
+  await page.screenshot({ path: `${args.screenshots}/console-connectors.png` });
+  console.log("console: the connector synced; its history shows");
+
+  // Search with highlighted hits.
+  await page.click("#nav-search");
+  await page.locator('#search-connector option[value="acme"]').waitFor({ ...wait, state: "attached" });
+  await page.selectOption("#search-connector", "acme");
+  await page.fill("#search-q", "quarterly figures");
+  await page.click("#search-form button");
+  await page.locator("#hits li").first().waitFor(wait);
+  const marks = await page.locator("#hits mark").allTextContents();
+  if (!marks.some((m) => m.toLowerCase() === "quarterly")) fail(`no highlighted term in the hits: ${marks}`);
+  await page.screenshot({ path: `${args.screenshots}/console-search.png` });
+  console.log(`console: search shows ${await page.locator("#hits li").count()} hit(s) with ${marks.length} highlighted term(s)`);
+
+  // A role that trusts another ExternalId: the failing step is shown, nothing is stored.
+  await page.click("#nav-connect");
+  await page.fill(`${form} [name=id]`, "wrong-external-id");
+  await page.fill(`${form} [name=bucket_uri]`, `s3://${args.bucket}`);
+  await page.fill(`${form} [name=role_arn]`, args.wrong_role);
+  await page.fill(`${form} [name=expected_bucket_owner]`, args.owner);
+  await page.fill(`${form} [name=interval]`, "");
+  await page.click(`${form} button`);
+  const failed = page.locator('#probe li.step.fail[data-step="credentials"]');
+  await failed.waitFor(wait);
+  const text = await failed.textContent();
+  if (!/external_id does not match/.test(text)) fail(`the failing step does not name the cause: ${text}`);
+  await page.screenshot({ path: `${args.screenshots}/console-probe-failure.png` });
+  console.log("console: a wrong ExternalId shows the failing credentials step");
+
+  if (problems.length > 0) fail(`console errors or outside requests:\n${problems.join("\n")}`);
+  console.log("console: no console errors");
+} finally {
+  await browser.close();
+}
