@@ -148,3 +148,86 @@ pub(super) fn validate(api: &mut ApiConfig, base_dir: &Path, problems: &mut Vec<
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{ConfigError, parse};
+
+    fn problems(text: &str) -> Vec<String> {
+        let lookup = |name: &str| (name == "TOKEN").then(|| "a-long-enough-token-123".to_owned());
+        match parse(text, Path::new("t.yml"), Path::new("/nonexistent"), &lookup) {
+            Ok(_) => Vec::new(),
+            Err(ConfigError::Invalid { problems, .. }) => {
+                problems.iter().map(ToString::to_string).collect()
+            }
+            Err(other) => vec![other.to_string()],
+        }
+    }
+
+    #[test]
+    fn the_api_block_is_checked_field_by_field() {
+        let api = |lines: &str| format!("api:\n{lines}\nconnectors: []\n");
+        // (block lines, expected problem; empty for valid)
+        let table = [
+            ("  token: ${TOKEN}\n  external_id: ext-123", ""),
+            (
+                "  token: short\n  external_id: ext-123",
+                "api.token: **REDACTED** is too short",
+            ),
+            (
+                "  token: ${TOKEN}\n  token_file: t\n  external_id: ext-123",
+                "api.token_file: is set together with token",
+            ),
+            ("  external_id: ext-123", "api.token: is missing"),
+            (
+                "  token_file: missing.txt\n  external_id: ext-123",
+                "cannot be read from",
+            ),
+            (
+                "  token: ${TOKEN}\n  external_id: \"has space\"",
+                "api.external_id: \"has space\" is not allowed",
+            ),
+            (
+                "  token: ${TOKEN}\n  external_id: ext-123\n  max_body_bytes: 10",
+                "api.max_body_bytes: 10 is out of range",
+            ),
+            (
+                "  token: ${TOKEN}\n  external_id: ext-123\n  principal_arn: someone",
+                "api.principal_arn",
+            ),
+        ];
+        for (lines, expected) in table {
+            let found = problems(&api(lines));
+            if expected.is_empty() {
+                assert_eq!(found, Vec::<String>::new(), "{lines}");
+            } else {
+                assert!(
+                    found.iter().any(|p| p.contains(expected)),
+                    "{lines}: {found:?}"
+                );
+            }
+            assert!(
+                !format!("{found:?}").contains("a-long-enough-token"),
+                "{found:?}"
+            );
+        }
+        assert!(problems("connectors: []\n")[0].contains("or enable the api block"));
+    }
+
+    #[test]
+    fn file_connectors_inherit_defaults_and_a_bad_default_is_named() {
+        let text = "defaults:\n  region: eu-west-1\n  max_attempts: 3\nconnectors:\n  - id: a\n    buckets: [bucket-a]\n  - id: b\n    buckets: [bucket-b]\n    max_attempts: 7\n";
+        let lookup = |_: &str| None;
+        let config = parse(text, Path::new("t.yml"), Path::new("."), &lookup).unwrap();
+        assert_eq!(config.connectors[0].region.as_deref(), Some("eu-west-1"));
+        assert_eq!(config.connectors[0].max_attempts, 3);
+        assert_eq!(config.connectors[1].max_attempts, 7);
+        let broken = text.replace("max_attempts: 3", "max_attempts: 99");
+        assert_eq!(
+            problems(&broken),
+            ["defaults.max_attempts: 99 is out of range: must be between 1 and 20"]
+        );
+    }
+}

@@ -170,7 +170,11 @@ pub async fn sync_connector<O: ObjectStore, S: Sink>(ctx: &SyncContext<'_, O, S>
     tracing::debug!(message = "Committing.");
     if let Err(error) = ctx.sink.commit().await {
         ctx.counters.error(format!("commit failed: {error}"));
-    } else if !bound {
+    } else if !bound
+        && ctx.counters.errors.load(Ordering::Relaxed) == 0
+        && !ctx.cancel.is_cancelled()
+    {
+        // Only a complete sync re-binds the index: a failed one proves nothing of the new source.
         bind_target(ctx).await;
     }
     let mut report =

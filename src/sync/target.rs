@@ -1,13 +1,13 @@
 //! The retarget guard: an index stays bound to the source its documents came from.
 //!
 //! Once an index holds documents it records their source (buckets, bucket owner, endpoint).
-//! A sync whose connector now points the index somewhere else (another owner, another
-//! endpoint, or none of the recorded buckets) is refused before it reads or writes anything,
-//! naming both sources, unless it is re-targeted explicitly (`sync --retarget`, `"retarget":
-//! true`). So a changed file or API setting cannot silently mix two customers' documents in one
-//! index. Adding or dropping some buckets of the same owner is not a retarget: the record
-//! follows the connector. The decision is a pure function, [`compare`]; storing the record is
-//! the sink's job.
+//! A sync whose connector now points the index somewhere else (another owner where both are
+//! known, another endpoint, or none of the recorded buckets) is refused before it reads or
+//! writes anything, naming both sources, unless it is re-targeted explicitly (`sync
+//! --retarget`, `"retarget": true`). So a changed file or API setting cannot silently mix two
+//! customers' documents in one index. Adding or dropping some buckets of the same owner is not a
+//! retarget: the record follows the connector. The decision is a pure function, [`compare`];
+//! storing the record is the sink's job.
 
 use std::fmt;
 
@@ -76,7 +76,10 @@ pub fn compare(recorded: &IndexSource, wanted: &IndexSource) -> Verdict {
     let all = |source: &IndexSource| source.buckets.iter().any(|b| b == "*");
     let overlap =
         all(recorded) || all(wanted) || recorded.buckets.iter().any(|b| wanted.buckets.contains(b));
-    if recorded.owner == wanted.owner && recorded.endpoint == wanted.endpoint && overlap {
+    // An owner known on one side only is not another owner: setting expected_bucket_owner
+    // where there was none tightens the same source (S3 refuses it if it is wrong).
+    let other_owner = matches!((&recorded.owner, &wanted.owner), (Some(a), Some(b)) if a != b);
+    if !other_owner && recorded.endpoint == wanted.endpoint && overlap {
         Verdict::Changed
     } else {
         Verdict::Elsewhere
@@ -109,53 +112,21 @@ mod tests {
     fn verdicts() {
         let a = Some("111111111111");
         let b = Some("222222222222");
+        let local = "http://127.0.0.1:9000";
         // (recorded, wanted, verdict)
+        #[rustfmt::skip]
         let table = [
-            (
-                source(&["x"], a, "aws"),
-                source(&["x"], a, "aws"),
-                Verdict::Same,
-            ),
-            (
-                source(&["x"], a, "aws"),
-                source(&["x", "y"], a, "aws"),
-                Verdict::Changed,
-            ),
-            (
-                source(&["x", "y"], a, "aws"),
-                source(&["y"], a, "aws"),
-                Verdict::Changed,
-            ),
-            (
-                source(&["x"], a, "aws"),
-                source(&["*"], a, "aws"),
-                Verdict::Changed,
-            ),
-            (
-                source(&["x"], a, "aws"),
-                source(&["y"], a, "aws"),
-                Verdict::Elsewhere,
-            ),
-            (
-                source(&["x"], a, "aws"),
-                source(&["x"], b, "aws"),
-                Verdict::Elsewhere,
-            ),
-            (
-                source(&["x"], a, "aws"),
-                source(&["x"], None, "aws"),
-                Verdict::Elsewhere,
-            ),
-            (
-                source(&["x"], a, "aws"),
-                source(&["x"], a, "http://127.0.0.1:9000"),
-                Verdict::Elsewhere,
-            ),
-            (
-                source(&["*"], None, "aws"),
-                source(&["*"], b, "aws"),
-                Verdict::Elsewhere,
-            ),
+            (source(&["x"], a, "aws"), source(&["x"], a, "aws"), Verdict::Same),
+            (source(&["x"], a, "aws"), source(&["x", "y"], a, "aws"), Verdict::Changed),
+            (source(&["x", "y"], a, "aws"), source(&["y"], a, "aws"), Verdict::Changed),
+            (source(&["x"], a, "aws"), source(&["*"], a, "aws"), Verdict::Changed),
+            (source(&["x"], a, "aws"), source(&["x"], None, "aws"), Verdict::Changed),
+            (source(&["x"], None, "aws"), source(&["x"], b, "aws"), Verdict::Changed),
+            (source(&["x"], a, "aws"), source(&["y"], a, "aws"), Verdict::Elsewhere),
+            (source(&["x"], None, "aws"), source(&["y"], b, "aws"), Verdict::Elsewhere),
+            (source(&["x"], a, "aws"), source(&["x"], b, "aws"), Verdict::Elsewhere),
+            (source(&["*"], a, "aws"), source(&["*"], b, "aws"), Verdict::Elsewhere),
+            (source(&["x"], a, "aws"), source(&["x"], a, local), Verdict::Elsewhere),
         ];
         for (recorded, wanted, verdict) in table {
             assert_eq!(

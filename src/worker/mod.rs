@@ -382,7 +382,7 @@ impl Shared {
     }
 
     /// Adds a connector created through the API and, when the worker runs, starts its
-    /// schedule with a sync now.
+    /// schedule (counted from now; the caller starts the first sync).
     fn add(self: &Arc<Self>, entry: Entry) -> Arc<Entry> {
         let entry = Arc::new(entry);
         self.metrics.register(&entry.connector.id);
@@ -394,7 +394,7 @@ impl Shared {
             tokio::spawn(connector_loop(
                 Arc::clone(self),
                 Arc::clone(&entry),
-                Some(Trigger::Api),
+                None,
                 cancel,
             ));
         }
@@ -477,8 +477,8 @@ async fn connector_loop(
         let now = OffsetDateTime::now_utc();
         next = timer
             .and_then(|t| match trigger {
-                // The schedule counts from the first sync.
-                Trigger::Start | Trigger::Api => t.first_after(due),
+                // The schedule counts from the start-up sync.
+                Trigger::Start => t.first_after(due),
                 _ => t.next_after(due, now),
             })
             .map(|at| (at, kind));

@@ -289,6 +289,12 @@ async fn connectors_are_stored_only_after_their_probe_passes() {
     );
     assert!(message(&answer).contains("12-digit"), "{answer}");
 
+    // Bodies are size-limited.
+    let mut huge = body("huge", &format!("s3://{bucket}"), &good_role, ACCOUNT_ID);
+    huge["index_name"] = json!("x".repeat(70_000));
+    let (status, answer) = worker.call("POST", "/api/v1/connectors", Some(&huge));
+    assert_eq!(status, 413, "{answer}");
+
     // Probes that fail: 422 naming the cause; nothing stored.
     let failing = [
         (

@@ -192,7 +192,9 @@ async fn sync_json_reports_search_finds_and_failures_exit_non_zero() {
         &broken_path,
         setup
             .config_text(&endpoint, &[&missing], "")
-            .replace("max_attempts: 3", "max_attempts: 1"),
+            .replace("max_attempts: 3", "max_attempts: 1")
+            // An index of its own: the retarget guard refuses to point the first one elsewhere.
+            .replace("  - id: c\n", "  - id: c\n    index_name: broken\n"),
     )
     .unwrap();
     let output = run(&["sync", "--config", broken_path.to_str().unwrap()]);
@@ -212,7 +214,13 @@ async fn sync_json_reports_search_finds_and_failures_exit_non_zero() {
             .replace("max_attempts: 3", "max_attempts: 1"),
     )
     .unwrap();
-    let output = run(&["sync", "--config", unreachable_path.to_str().unwrap()]);
+    // Another endpoint: the retarget guard would refuse it first.
+    let output = run(&[
+        "sync",
+        "--retarget",
+        "--config",
+        unreachable_path.to_str().unwrap(),
+    ]);
     assert_eq!(output.status.code(), Some(1));
     let stdout = text(&output.stdout);
     assert!(

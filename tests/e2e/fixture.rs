@@ -208,12 +208,28 @@ impl Setup {
 
     /// [`Setup::sync`], with the mass-delete guard's override (`sync --allow-mass-delete`) set.
     pub async fn sync_with(&self, config: &Config, allow_mass_delete: bool) -> SyncReport {
+        self.sync_flags(config, allow_mass_delete, false).await
+    }
+
+    /// [`Setup::sync_with`] with `sync --retarget`: for scenarios that point the index at
+    /// another source (buckets, endpoint) on purpose.
+    pub async fn sync_retargeting(&self, config: &Config, allow_mass_delete: bool) -> SyncReport {
+        self.sync_flags(config, allow_mass_delete, true).await
+    }
+
+    async fn sync_flags(
+        &self,
+        config: &Config,
+        allow_mass_delete: bool,
+        retarget: bool,
+    ) -> SyncReport {
         let connector = &config.connectors[0];
         let index = AnySink::open(&config.index, connector.index_name())
             .await
             .unwrap_or_else(|e| panic!("open the index: {e}"));
         Pipeline::new(connector)
             .await
+            .retarget(retarget)
             .run(&index, &CancellationToken::new(), allow_mass_delete)
             .await
     }

@@ -206,8 +206,12 @@ pub(crate) async fn rules_select_by_prefix_extension_and_glob(backend: Backend) 
         "    sync_rules: [{{\"bucket\": \"{bucket}\", \"prefix\": \"docs/\", \"extension\": [\".txt\"]}}]"
     );
     let proxy = FaultProxy::start(&endpoint);
+    // Through the proxy, another endpoint to the retarget guard: allowed explicitly.
     let narrowed = setup
-        .sync(&setup.config(&proxy.endpoint(), &[&bucket], &prefix_rule))
+        .sync_retargeting(
+            &setup.config(&proxy.endpoint(), &[&bucket], &prefix_rule),
+            false,
+        )
         .await;
     assert_eq!(narrowed.errors, 0, "{:?}", narrowed.error_messages);
     assert_eq!((narrowed.unchanged, narrowed.deleted), (2, 2));
@@ -644,16 +648,25 @@ pub(crate) async fn buckets_that_leave_the_selection_keep_their_documents_until_
         first.error_messages
     );
 
-    // A typo in the bucket name: the new selection does not list, so the old bucket's
-    // documents stay.
+    // A typo in the bucket name: the retarget guard refuses it outright...
     let typo = format!("{notes}-typo");
-    let failed = setup.sync(&setup.config(&endpoint, &[&typo], "")).await;
+    let refused = setup.sync(&setup.config(&endpoint, &[&typo], "")).await;
+    assert_eq!(
+        (refused.errors, refused.objects_listed),
+        (1, 0),
+        "{refused:?}"
+    );
+    // ...and even re-targeted, the new selection does not list, so the old bucket's documents
+    // stay (the selection changes below are re-targeted likewise).
+    let failed = setup
+        .sync_retargeting(&setup.config(&endpoint, &[&typo], ""), false)
+        .await;
     assert!(failed.errors >= 1, "{failed:?}");
     assert_eq!((failed.deleted, failed.deletions_held_back), (0, 0));
     assert_eq!(setup.count(), 150);
     // Nor when one bucket of a larger selection fails to list.
     let partly = setup
-        .sync(&setup.config(&endpoint, &[&other, &typo], ""))
+        .sync_retargeting(&setup.config(&endpoint, &[&other, &typo], ""), false)
         .await;
     assert_eq!((partly.added, partly.deleted), (1, 0), "{partly:?}");
     assert_eq!(setup.count(), 151);
@@ -661,7 +674,7 @@ pub(crate) async fn buckets_that_leave_the_selection_keep_their_documents_until_
     // A selection that lists completely: the old bucket's 150 documents are most of the
     // index (151), so the mass-delete guard holds them back...
     let moved = setup.config(&endpoint, &[&other], "");
-    let held = setup.sync(&moved).await;
+    let held = setup.sync_retargeting(&moved, false).await;
     assert_eq!(held.errors, 1, "{:?}", held.error_messages);
     assert_eq!((held.deleted, held.deletions_held_back), (0, 150));
     let message = &held.error_messages[0];
@@ -674,7 +687,7 @@ pub(crate) async fn buckets_that_leave_the_selection_keep_their_documents_until_
     assert!(message.contains("--allow-mass-delete"), "{message}");
     assert_eq!(setup.count(), 151);
     // ...until allowed.
-    let allowed = setup.sync_with(&moved, true).await;
+    let allowed = setup.sync_retargeting(&moved, true).await;
     assert_eq!(allowed.errors, 0, "{:?}", allowed.error_messages);
     assert_eq!(allowed.deleted, 150);
     assert_eq!(setup.count(), 1);

@@ -495,10 +495,8 @@ async fn create(shared: &Arc<Shared>, api: &ApiState, body: &[u8]) -> Response<F
         }
     };
     let entry = shared.add(entry);
-    if retarget || lock(&shared.running).is_none() {
-        // Without a running scheduler (or to pass the retarget flag) start the first sync here.
-        shared.start_sync(&entry, Trigger::Api, retarget);
-    }
+    // The first sync, now; the schedule counts from here.
+    shared.start_sync(&entry, Trigger::Api, retarget);
     tracing::info!(message = "Created a connector through the API.", connector = %entry.connector.id);
     let mut answer = view(&entry);
     answer["steps"] = json!(steps);
