@@ -37,7 +37,7 @@ pub(super) async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
-    let listen = args.listen.unwrap_or_else(|| config.listen_address());
+    let listen = args.listen.unwrap_or(config.listen);
     let report = match from_worker(&config, listen).await {
         Some(report) => report,
         None => StatusReport::from_history(&config).context("cannot read the sync history")?,
