@@ -53,7 +53,10 @@ pub(super) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
             show_progress: !args.json,
             allow_mass_delete: args.allow_mass_delete,
         };
-        let report = sync_with_progress(connector, &index, options, &cancel).await;
+        let report = crate::with_sink!(
+            &index,
+            sink => sync_with_progress(connector, sink, options, &cancel).await
+        );
         all_succeeded &= report.succeeded();
         print_report(&report, args.json)?;
         record_in_history(&history, report);

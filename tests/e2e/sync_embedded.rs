@@ -3,7 +3,7 @@
 //! on the embedded index and on osmem-server; `opensearch_real.rs` runs them on a real cluster.
 
 use aws_sdk_s3::types::StorageClass;
-use s3_connector::sink::{ContentStatus, Sink};
+use s3_connector::sink::ContentStatus;
 
 use crate::fixture::{self, Backend, Setup, create_bucket, delete, put, put_with_class, s3_client};
 use crate::support::{Fault, FaultProxy, Match, MotoServer, RecordedRequest, unique_name};
@@ -89,10 +89,10 @@ pub(crate) async fn first_sync_indexes_everything_and_an_unchanged_resync_downlo
     assert_eq!(empty.content_status, ContentStatus::Extracted);
     assert_eq!(empty.size_in_bytes, 0);
 
-    let hits = setup.sink().await.search("juliet", 5).await.unwrap();
+    let hits = setup.search("juliet", 5).await;
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].key, "plus+sign.txt");
-    let hits = setup.sink().await.search("november", 5).await.unwrap();
+    let hits = setup.search("november", 5).await;
     assert_eq!(hits[0].key, "data/records.json");
 
     moto.reset_recording();
@@ -157,15 +157,7 @@ pub(crate) async fn added_changed_and_deleted_objects_are_applied(backend: Backe
     assert!(setup.doc(&bucket, "c.txt").is_none());
     assert!(setup.doc(&bucket, "d.txt").is_some());
     assert_eq!(setup.count(), 3);
-    assert!(
-        setup
-            .sink()
-            .await
-            .search("original", 5)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(setup.search("original", 5).await.is_empty());
 }
 
 pub(crate) async fn rules_select_by_prefix_extension_and_glob(backend: Backend) {
@@ -521,7 +513,7 @@ pub(crate) async fn wildcard_buckets_and_buckets_that_leave_the_selection(backen
     let all = setup.sync(&setup.config(&endpoint, &["*"], "")).await;
     assert_eq!((all.added, all.errors), (2, 0), "{:?}", all.error_messages);
     assert!(setup.doc(&one, "doc.txt").is_some() && setup.doc(&two, "doc.txt").is_some());
-    let indexed = setup.sink().await.indexed_buckets().await.unwrap();
+    let indexed = setup.indexed_buckets().await;
     assert_eq!(indexed.len(), 2);
 
     let only_one = setup.sync(&setup.config(&endpoint, &[&one], "")).await;
