@@ -16,6 +16,8 @@ pub mod pipeline;
 pub mod plan;
 pub mod report;
 #[cfg(test)]
+mod scenarios;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeSet, HashMap};

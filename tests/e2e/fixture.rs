@@ -223,13 +223,6 @@ impl Setup {
         s3_connector::with_sink!(&index, sink => sink.search(query, limit).await).expect("search")
     }
 
-    /// The buckets the connector's index holds documents of.
-    pub async fn indexed_buckets(&self) -> Vec<String> {
-        let index = self.sink().await;
-        s3_connector::with_sink!(&index, sink => sink.indexed_buckets().await)
-            .expect("indexed buckets")
-    }
-
     /// The connector's OpenSearch index (panics on the embedded index).
     pub async fn opensearch_sink(&self) -> OpensearchSink {
         match self.sink().await {
