@@ -29,9 +29,9 @@ pub struct IndexSource {
 impl IndexSource {
     /// The source a connector's settings point at.
     pub fn of(connector: &ConnectorConfig) -> Self {
-        let mut buckets = match connector.bucket_selection() {
+        let mut buckets = match &connector.buckets {
             BucketSelection::All => vec!["*".to_owned()],
-            BucketSelection::Named(names) => names,
+            BucketSelection::Named(names) => names.clone(),
         };
         buckets.sort();
         Self {

@@ -12,10 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use s3_connector::sink::Sink;
-use s3_connector::sync::Pipeline;
+use s3_connector::sync::target::IndexSource;
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use tokio_util::sync::CancellationToken;
 
 use crate::fixture::{Backend, Setup, create_bucket, put, s3_client};
 use crate::support::http::{self, HttpResponse};
@@ -468,12 +467,19 @@ async fn sync(
     config: &s3_connector::config::Config,
     retarget: bool,
 ) -> s3_connector::sync::SyncReport {
-    let sink = setup.sink().await;
-    Pipeline::new(&config.connectors[0])
-        .await
-        .retarget(retarget)
-        .run(&sink, &CancellationToken::new(), false)
-        .await
+    if retarget {
+        setup.sync_retargeting(config, false).await
+    } else {
+        setup.sync(config).await
+    }
+}
+
+/// The source the setup's index records.
+async fn recorded_source(setup: &Setup) -> IndexSource {
+    let index = setup.sink().await;
+    s3_connector::with_sink!(&index, sink => sink.recorded_source().await)
+        .unwrap()
+        .expect("a recorded source")
 }
 
 async fn retarget_guard(backend: Backend) {
@@ -489,7 +495,7 @@ async fn retarget_guard(backend: Backend) {
     let owner = "    expected_bucket_owner: \"123456789012\"";
     let original = setup.config(&endpoint, &[&first], owner);
     assert_eq!(sync(&setup, &original, false).await.added, 1);
-    let recorded = setup.sink().await.recorded_source().await.unwrap().unwrap();
+    let recorded = recorded_source(&setup).await;
     assert_eq!(recorded.buckets, std::slice::from_ref(&first));
 
     // Pointing the index at another bucket is refused, naming both; nothing changes.
@@ -525,7 +531,7 @@ async fn retarget_guard(backend: Backend) {
     );
     assert!(setup.doc(&first, "a.txt").is_none());
     assert!(setup.doc(&second, "a.txt").is_some());
-    let recorded = setup.sink().await.recorded_source().await.unwrap().unwrap();
+    let recorded = recorded_source(&setup).await;
     assert_eq!(recorded.buckets, std::slice::from_ref(&second));
     assert_eq!(sync(&setup, &moved, false).await.errors, 0);
 
@@ -538,7 +544,7 @@ async fn retarget_guard(backend: Backend) {
         "{:?}",
         report.error_messages
     );
-    let recorded = setup.sink().await.recorded_source().await.unwrap().unwrap();
+    let recorded = recorded_source(&setup).await;
     let mut both = vec![first.clone(), second.clone()];
     both.sort();
     assert_eq!(recorded.buckets, both);

@@ -30,7 +30,7 @@ use super::state::{SyncRecord, Trigger};
 use super::{Entry, Origin, Shared, WorkerError, lock};
 use crate::config::api::ApiConfig as ApiSettings;
 use crate::config::inherit::ConnectorDefaults;
-use crate::config::{Config, ConnectorConfig, Secret};
+use crate::config::{BucketSelection, Config, ConnectorConfig, Secret};
 use crate::credentials::CredentialMode;
 use crate::sink::{AnySink, Sink};
 use crate::verify::{self, Status, StepResult};
@@ -455,11 +455,15 @@ async fn create(shared: &Arc<Shared>, api: &ApiState, body: &[u8]) -> Response<F
     if let Some(reason) = clash(&connector, shared.entries().iter().map(|e| &*e.connector)) {
         return error(StatusCode::CONFLICT, reason, json!({}));
     }
-    let bucket = connector.buckets.first().cloned().unwrap_or_default();
+    let bucket = match &connector.buckets {
+        BucketSelection::Named(names) => names.first().cloned().unwrap_or_default(),
+        BucketSelection::All => "*".to_owned(),
+    };
     let prefix = connector
         .rules
-        .as_ref()
-        .and_then(|rules| rules.list_prefixes(&bucket).into_iter().next())
+        .list_prefixes(&bucket)
+        .into_iter()
+        .next()
         .unwrap_or_default();
     let stored = StoredConnector {
         form,
@@ -560,7 +564,10 @@ fn view(entry: &Entry) -> Value {
         "origin": match entry.origin { Origin::File => "file", Origin::Api(_) => "api" },
         "read_only": matches!(entry.origin, Origin::File),
         "index_name": connector.index_name(),
-        "buckets": connector.buckets,
+        "buckets": match &connector.buckets {
+            BucketSelection::All => vec!["*".to_owned()],
+            BucketSelection::Named(names) => names.clone(),
+        },
         "role_arn": connector.role(),
         "expected_bucket_owner": connector.expected_owner(),
         "credentials": credentials,
@@ -684,6 +691,10 @@ async fn drop_documents(shared: &Shared, connector: &ConnectorConfig) -> Result<
     else {
         return Ok(0);
     };
+    crate::with_sink!(&sink, sink => delete_all(sink).await)
+}
+
+async fn delete_all<S: Sink>(sink: &S) -> Result<u64, String> {
     let mut count = 0;
     for bucket in sink.indexed_buckets().await.map_err(|e| e.to_string())? {
         let ids: Vec<_> = sink
@@ -811,7 +822,7 @@ async fn search(shared: &Shared, id: &str, query: &[(String, String)]) -> Respon
                 );
             }
         };
-    let found = match sink.search(text, limit).await {
+    let found = match crate::with_sink!(&sink, sink => sink.search(text, limit).await) {
         Ok(found) => found,
         Err(cause) => {
             return error(

@@ -290,14 +290,16 @@ mod tests {
     #[test]
     fn a_good_request_becomes_a_connector_with_the_deployments_external_id() {
         let connector = create(GOOD).unwrap();
-        assert_eq!(connector.buckets, ["acme-docs"]);
+        assert_eq!(
+            connector.buckets,
+            crate::config::BucketSelection::Named(vec!["acme-docs".to_owned()])
+        );
         assert_eq!(
             connector.external_id.as_deref(),
             Some("deployment-external-id")
         );
         assert_eq!(connector.expected_owner(), Some("111122223333"));
-        let rules = connector.rules.as_ref().unwrap();
-        assert_eq!(rules.list_prefixes("acme-docs"), ["reports/"]);
+        assert_eq!(connector.rules.list_prefixes("acme-docs"), ["reports/"]);
         assert!(connector.timer.is_some());
     }
 
