@@ -81,13 +81,30 @@ impl ConnectorStatus {
 
 impl StatusReport {
     /// The status without a running worker: the history files of `config.state_dir`.
+    /// With the API enabled, the connectors it stored are included (those that still validate).
     pub fn from_history(config: &Config) -> Result<Self, StateError> {
         let history = History::new(&config.state_dir);
-        let connectors = config
+        let mut connectors: Vec<ConnectorStatus> = config
             .connectors
             .iter()
             .map(|connector| ConnectorStatus::idle(connector, &history))
             .collect::<Result<_, _>>()?;
+        if config.api.is_some() {
+            // A store that cannot be read is the worker's error to report at start-up.
+            let stored = super::api::store::Store::new(&config.state_dir)
+                .load()
+                .unwrap_or_default();
+            for stored in stored {
+                let Ok(connector) =
+                    super::api::request::validate_form(&stored.form, &config.defaults)
+                else {
+                    continue;
+                };
+                if connectors.iter().all(|c| c.id != connector.id) {
+                    connectors.push(ConnectorStatus::idle(&connector, &history)?);
+                }
+            }
+        }
         Ok(Self {
             worker_running: false,
             worker_started_at: None,

@@ -429,6 +429,23 @@ async fn connectors_are_stored_only_after_their_probe_passes() {
     assert_eq!(one["verified_role_arn"], good_role, "{one}");
     assert_eq!(one["last_sync"]["outcome"], "succeeded", "{one}");
     worker.stop();
+    // `status` without a worker reads the stored API connectors too.
+    let offline = Command::new(BIN)
+        .args(["status", "--json", "--config"])
+        .arg(worker.config())
+        .env("TEST_API_TOKEN", TOKEN)
+        .env_remove("S3C_LISTEN")
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&offline.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&offline.stderr)));
+    let ids: Vec<&str> = report["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["from-file", "acme"], "{report}");
     worker.write_config(
         &proxy.endpoint(),
         &format!("{file_connector}, {{id: acme, index_name: file-acme, buckets: [{bucket}], role_arn: \"{good_role}\", external_id: {EXTERNAL_ID}}}"),
