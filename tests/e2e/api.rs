@@ -168,6 +168,16 @@ fn body(id: &str, bucket_uri: &str, role_arn: &str, owner: &str) -> Value {
     json!({ "id": id, "bucket_uri": bucket_uri, "role_arn": role_arn, "expected_bucket_owner": owner, "interval": "1h" })
 }
 
+/// The ids of a `{"connectors": [...]}` answer, in order.
+fn connector_ids(answer: &Value) -> Vec<&str> {
+    answer["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect()
+}
+
 /// The message of an error answer.
 fn message(answer: &Value) -> String {
     answer["error"]["message"]
@@ -343,13 +353,7 @@ async fn connectors_are_stored_only_after_their_probe_passes() {
         );
     }
     let (_, listed) = worker.call("GET", "/api/v1/connectors", None);
-    let ids: Vec<&str> = listed["connectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, ["from-file"], "{listed}");
+    assert_eq!(connector_ids(&listed), ["from-file"], "{listed}");
     assert!(
         !worker.stored_file().exists(),
         "a failed probe stored something"
@@ -439,13 +443,7 @@ async fn connectors_are_stored_only_after_their_probe_passes() {
         .unwrap();
     let report: Value = serde_json::from_slice(&offline.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&offline.stderr)));
-    let ids: Vec<&str> = report["connectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, ["from-file", "acme"], "{report}");
+    assert_eq!(connector_ids(&report), ["from-file", "acme"], "{report}");
     worker.write_config(
         &proxy.endpoint(),
         &format!("{file_connector}, {{id: acme, index_name: file-acme, buckets: [{bucket}], role_arn: \"{good_role}\", external_id: {EXTERNAL_ID}}}"),
