@@ -91,7 +91,13 @@ try {
   await failed.waitFor(wait);
   const text = await failed.textContent();
   if (!/external_id does not match/.test(text)) fail(`the failing step does not name the cause: ${text}`);
-  await page.screenshot({ path: `${args.screenshots}/console-probe-failure.png` });
+  // Only the form, the message and the steps: a smaller picture.
+  const top = (await page.locator(form).boundingBox()).y - 8;
+  const probe = await page.locator("#probe").boundingBox();
+  await page.screenshot({
+    path: `${args.screenshots}/console-probe-failure.png`,
+    clip: { x: 0, y: top, width: 1100, height: probe.y + probe.height + 8 - top },
+  });
   console.log("console: a wrong ExternalId shows the failing credentials step");
 
   if (problems.length > 0) fail(`console errors or outside requests:\n${problems.join("\n")}`);
