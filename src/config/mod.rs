@@ -12,6 +12,7 @@ pub mod opensearch;
 pub mod rules_of_names;
 pub mod schedule;
 pub mod secret;
+pub mod sharding;
 mod structure;
 
 use std::collections::HashSet;
@@ -221,6 +222,10 @@ pub struct ConnectorConfig {
     /// `s3-connector sync` syncs it whenever asked.
     #[serde(default = "defaults::sync_on_start")]
     pub sync_on_start: bool,
+    /// How `--shard I/N` splits this connector's buckets between workers; see
+    /// [`sharding::ShardingConfig`]. Default: by the top-level folder.
+    #[serde(default)]
+    pub sharding: sharding::ShardingConfig,
     /// The validated `schedule` or `interval`, set by [`load`].
     #[serde(skip)]
     pub timer: Option<Schedule>,
@@ -527,6 +532,7 @@ fn validate(config: &mut Config, base_dir: &Path, problems: &mut Vec<Problem>) {
                 );
             }
         }
+        sharding::validate(&connector.sharding, &mut report);
         connector.timer = validate_timer(connector, &mut report);
         connector.rules = load_rules(connector, base_dir, &mut report);
     }

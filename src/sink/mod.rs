@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use md5::{Digest, Md5};
 use serde::Serialize;
@@ -193,6 +194,9 @@ pub struct SearchHit {
     pub score: f32,
 }
 
+/// Which keys a sync owns (one shard's part of a bucket): `true` for a key it owns.
+pub type KeyFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// Documents of a batch that the sink refused, with the reason for each. Empty when all landed.
 pub type RejectedDocuments = Vec<(DocId, String)>;
 
@@ -282,6 +286,17 @@ impl Sink for AnySink {
         }
     }
 
+    async fn indexed_versions_owned(
+        &self,
+        bucket: &str,
+        owns: KeyFilter,
+    ) -> Result<HashMap<DocId, VersionStamp>, SinkError> {
+        match self {
+            Self::Embedded(index) => index.indexed_versions_owned(bucket, owns).await,
+            Self::Opensearch(index) => index.indexed_versions_owned(bucket, owns).await,
+        }
+    }
+
     async fn upsert(&self, documents: Vec<Document>) -> Result<RejectedDocuments, SinkError> {
         match self {
             Self::Embedded(index) => index.upsert(documents).await,
@@ -348,6 +363,14 @@ pub trait Sink: Send + Sync {
     fn indexed_versions(
         &self,
         bucket: &str,
+    ) -> impl Future<Output = Result<HashMap<DocId, VersionStamp>, SinkError>> + Send;
+
+    /// The version stamp of every committed document of `bucket` whose key `owns` accepts: one
+    /// shard's part of the bucket. Keys are read only to be filtered, never kept.
+    fn indexed_versions_owned(
+        &self,
+        bucket: &str,
+        owns: KeyFilter,
     ) -> impl Future<Output = Result<HashMap<DocId, VersionStamp>, SinkError>> + Send;
 
     /// Adds the documents, replacing any with the same id.

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 use tokio_util::sync::CancellationToken;
 
-use super::{Counters, SyncContext, SyncReport, sync_connector};
+use super::{Counters, Shard, SyncContext, SyncReport, sync_connector};
 use crate::config::{self, ConnectorConfig};
 use crate::sink::memory::{MemorySink, SinkFaults};
 use crate::sink::{DocId, Document, VersionStamp};
@@ -218,6 +218,7 @@ async fn run_sync(
         counters: &counters,
         cancel,
         allow_mass_delete: false,
+        shard: &Shard::whole(),
     })
     .await
 }
