@@ -7,6 +7,7 @@
 mod healthcheck;
 mod run;
 mod search;
+mod shard;
 mod status;
 mod sync;
 mod trust_policy;

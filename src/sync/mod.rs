@@ -38,7 +38,7 @@ use guard::DeleteVerdict;
 pub use pipeline::Pipeline;
 use plan::{Change, ContentPlan, Decision, Limits};
 pub use report::{Counters, SyncReport};
-pub use shard::{Shard, ShardSpec};
+pub use shard::{ConfigShards, Shard, ShardSpec};
 
 /// Documents written between two commits inside one bucket.
 const COMMIT_EVERY: u64 = 10_000;

@@ -21,6 +21,7 @@ use std::fmt;
 use md5::{Digest, Md5};
 
 use crate::config::sharding::{ShardBy, ShardingConfig};
+use crate::config::{Config, IndexConfig};
 
 /// One worker's part of every bucket of a connector.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +54,14 @@ pub enum ShardError {
         "{value:?} is out of range: the shard index I must be below the shard count N (0 <= I < N, N >= 1)"
     )]
     OutOfRange {
+        /// What was given.
+        value: String,
+    },
+    /// More than one shard on the embedded index.
+    #[error(
+        "{value:?} needs the OpenSearch index: the embedded index (index.kind: embedded) has a single writer, so its syncs cannot be split between processes; use index.kind: opensearch for N > 1, or run one worker (0/1)"
+    )]
+    EmbeddedIndex {
         /// What was given.
         value: String,
     },
@@ -108,6 +117,60 @@ impl std::str::FromStr for ShardSpec {
 impl fmt::Display for ShardSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// One worker's shard of every connector of a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigShards {
+    spec: ShardSpec,
+    /// One per connector, in config order.
+    shards: Vec<Shard>,
+}
+
+impl ConfigShards {
+    /// Shard `spec` of each connector of `config`; an error when the index or a connector's
+    /// settings cannot be split that way.
+    pub fn new(spec: ShardSpec, config: &Config) -> Result<Self, ShardError> {
+        if spec.count > 1 && matches!(config.index, IndexConfig::Embedded { .. }) {
+            return Err(ShardError::EmbeddedIndex {
+                value: spec.to_string(),
+            });
+        }
+        let shards = config
+            .connectors
+            .iter()
+            .map(|connector| {
+                if spec.count == 1 {
+                    // One worker owns every key whatever the settings say.
+                    Ok(Shard::whole())
+                } else {
+                    Shard::new(spec, &connector.id, &connector.sharding)
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { spec, shards })
+    }
+
+    /// Every connector whole: one worker.
+    pub fn whole(config: &Config) -> Self {
+        Self {
+            spec: ShardSpec::WHOLE,
+            shards: vec![Shard::whole(); config.connectors.len()],
+        }
+    }
+
+    /// The `I/N` these shards were made from.
+    pub fn spec(&self) -> ShardSpec {
+        self.spec
+    }
+
+    /// The shard of the connector at `position` in the config (whole for an unknown one).
+    pub fn of(&self, position: usize) -> Shard {
+        self.shards
+            .get(position)
+            .cloned()
+            .unwrap_or_else(Shard::whole)
     }
 }
 
