@@ -5,6 +5,7 @@
 //! arguments.
 
 mod healthcheck;
+mod plan_shards;
 mod run;
 mod search;
 mod shard;
@@ -82,6 +83,9 @@ enum Command {
     Status(status::StatusArgs),
     /// Exit 0 if a running worker answers /healthz (the container's HEALTHCHECK).
     Healthcheck(healthcheck::HealthcheckArgs),
+    /// Propose `sharding.by: range` boundaries for N shards from a bounded sample of a
+    /// connector's listing, printed ready to paste into the config.
+    PlanShards(plan_shards::PlanShardsArgs),
 }
 
 /// The `--config` argument every command takes.
@@ -121,6 +125,7 @@ pub fn main() -> ExitCode {
             Command::Run(args) => run::run(args).await,
             Command::Status(args) => status::run(args).await,
             Command::Healthcheck(args) => healthcheck::run(args).await,
+            Command::PlanShards(args) => plan_shards::run(args).await,
         }
     });
     match result {

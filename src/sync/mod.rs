@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod report;
 pub mod shard;
+pub mod shard_plan;
 #[cfg(test)]
 mod tests;
 
