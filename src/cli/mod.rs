@@ -199,6 +199,19 @@ impl SelectionArgs {
     }
 }
 
+/// Loads the config and finds the connector named `id` in it (at the returned position), or
+/// returns the exit code after saying what is wrong.
+fn load_with_connector(path: &Path, id: &str) -> Result<(Config, usize), ExitCode> {
+    let config = load_config(path)?;
+    let connector = find_connector(&config, id, path)?;
+    let position = config
+        .connectors
+        .iter()
+        .position(|c| std::ptr::eq(c, connector))
+        .unwrap_or_default();
+    Ok((config, position))
+}
+
 /// The connector named `id`, or the exit code after saying that there is none.
 fn find_connector<'a>(
     config: &'a Config,

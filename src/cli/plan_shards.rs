@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::{ConfigArg, EXIT_FAILED, find_connector, load_config};
+use super::{ConfigArg, EXIT_FAILED, load_with_connector};
 use crate::config::BucketSelection;
 use crate::credentials;
 use crate::source::s3::S3Source;
@@ -35,14 +35,11 @@ pub(super) struct PlanShardsArgs {
 /// `sharding` block. Exit 0 with a proposal (a warning in it when `--max-keys` cut the
 /// listing short), 1 when the listing failed or has too few keys, 2 for a bad config.
 pub(super) async fn run(args: PlanShardsArgs) -> anyhow::Result<ExitCode> {
-    let config = match load_config(&args.config.config) {
-        Ok(config) => config,
+    let (config, position) = match load_with_connector(&args.config.config, &args.connector) {
+        Ok(found) => found,
         Err(code) => return Ok(code),
     };
-    let connector = match find_connector(&config, &args.connector, &args.config.config) {
-        Ok(connector) => connector,
-        Err(code) => return Ok(code),
-    };
+    let connector = &config.connectors[position];
     let sdk_config = credentials::sdk_config(connector).await;
     let source = S3Source::new(connector, &sdk_config);
     let mut buckets = match connector.bucket_selection() {
