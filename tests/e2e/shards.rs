@@ -420,3 +420,82 @@ fn shard_arguments_are_validated_with_exit_2() {
         text(&output.stderr)
     );
 }
+
+/// The manifests of deploy/kubernetes (validated against the API schemas by
+/// scripts/validate-kubernetes) agree with the binary: the ConfigMap's config is valid and can be
+/// sharded N ways, N is the same in the CronJob's completions, parallelism and `--shard`
+/// argument and in the StatefulSet's replicas and `S3C_SHARD`, and the pods run as the image's
+/// non-root user with a read-only root file system.
+#[test]
+fn kubernetes_manifests_agree_with_the_binary() {
+    let manifest = |name: &str| -> yaml_serde::Value {
+        let path = crate::fixture::repo_path(&format!("deploy/kubernetes/{name}"));
+        let text = std::fs::read_to_string(&path).expect("read a manifest");
+        yaml_serde::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let count = |shard: &str, what: &str| -> u32 {
+        let (_, n) = shard
+            .rsplit_once('/')
+            .unwrap_or_else(|| panic!("{what}: {shard}"));
+        n.parse().unwrap_or_else(|_| panic!("{what}: {shard}"))
+    };
+    let cronjob = manifest("cronjob.yaml");
+    let job = &cronjob["spec"]["jobTemplate"]["spec"];
+    assert_eq!(job["completionMode"].as_str(), Some("Indexed"));
+    let pod = &job["template"]["spec"];
+    let args: Vec<&str> = pod["containers"][0]["args"]
+        .as_sequence()
+        .expect("args")
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    let shard = args[args.iter().position(|a| *a == "--shard").expect("--shard") + 1];
+    assert!(shard.starts_with("$(JOB_COMPLETION_INDEX)/"), "{shard}");
+    let n = count(shard, "cronjob --shard");
+    assert_eq!(job["completions"].as_u64(), Some(u64::from(n)));
+    assert_eq!(job["parallelism"].as_u64(), Some(u64::from(n)));
+
+    let statefulset = manifest("statefulset.yaml");
+    let worker = &statefulset["spec"]["template"]["spec"];
+    let env = worker["containers"][0]["env"].as_sequence().expect("env");
+    let value_of = |name: &str| {
+        env.iter()
+            .find(|e| e["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    assert_eq!(
+        value_of("POD_INDEX")["valueFrom"]["fieldRef"]["fieldPath"].as_str(),
+        Some("metadata.labels['apps.kubernetes.io/pod-index']")
+    );
+    let s3c_shard = value_of("S3C_SHARD")["value"].as_str().expect("S3C_SHARD");
+    assert!(s3c_shard.starts_with("$(POD_INDEX)/"), "{s3c_shard}");
+    assert_eq!(
+        statefulset["spec"]["replicas"].as_u64(),
+        Some(u64::from(count(s3c_shard, "S3C_SHARD")))
+    );
+
+    for spec in [pod, worker] {
+        let security = &spec["securityContext"];
+        assert_eq!(security["runAsUser"].as_u64(), Some(10001));
+        assert_eq!(security["runAsNonRoot"].as_bool(), Some(true));
+        let container = &spec["containers"][0]["securityContext"];
+        assert_eq!(container["readOnlyRootFilesystem"].as_bool(), Some(true));
+        assert_eq!(container["allowPrivilegeEscalation"].as_bool(), Some(false));
+        assert_eq!(container["capabilities"]["drop"][0].as_str(), Some("ALL"));
+    }
+
+    let configmap = manifest("configmap.yaml");
+    let text = configmap["data"]["config.yml"]
+        .as_str()
+        .expect("config.yml");
+    let config =
+        s3_connector::config::parse(text, Path::new("configmap.yaml"), Path::new("."), &|name| {
+            (name == "OPENSEARCH_PASSWORD").then(|| "x".to_owned())
+        })
+        .unwrap_or_else(|e| panic!("the ConfigMap's config is invalid: {e}"));
+    for index in 0..n {
+        let spec = s3_connector::sync::ShardSpec { index, count: n };
+        s3_connector::sync::ConfigShards::new(spec, &config)
+            .unwrap_or_else(|e| panic!("shard {spec}: {e}"));
+    }
+}
