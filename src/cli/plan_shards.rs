@@ -42,8 +42,8 @@ pub(super) async fn run(args: PlanShardsArgs) -> anyhow::Result<ExitCode> {
     let connector = &config.connectors[position];
     let sdk_config = credentials::sdk_config(connector).await;
     let source = S3Source::new(connector, &sdk_config);
-    let mut buckets = match connector.bucket_selection() {
-        BucketSelection::Named(names) => names,
+    let mut buckets = match &connector.buckets {
+        BucketSelection::Named(names) => names.clone(),
         BucketSelection::All => match source.list_buckets().await {
             Ok(names) => names,
             Err(error) => {
@@ -52,23 +52,18 @@ pub(super) async fn run(args: PlanShardsArgs) -> anyhow::Result<ExitCode> {
             }
         },
     };
-    if let Some(rules) = &connector.rules {
-        buckets.retain(|bucket| rules.buckets().contains(bucket.as_str()));
-    }
+    buckets.retain(|bucket| connector.rules.covers_bucket(bucket));
     let target = usize::try_from(args.sample_size).unwrap_or(usize::MAX);
     let mut sample = KeySample::new(target);
     let mut complete = true;
     for bucket in &buckets {
-        if matches!(connector.bucket_selection(), BucketSelection::All)
+        if connector.buckets == BucketSelection::All
             && let Err(error) = source.locate_bucket(bucket).await
         {
             eprintln!("error: cannot find the region of bucket {bucket}: {error}");
             return Ok(ExitCode::from(EXIT_FAILED));
         }
-        let prefixes = match &connector.rules {
-            Some(rules) => rules.list_prefixes(bucket),
-            None => vec![String::new()],
-        };
+        let prefixes = connector.rules.list_prefixes(bucket);
         match shard_plan::sample_bucket(&source, bucket, &prefixes, &mut sample, args.max_keys)
             .await
         {

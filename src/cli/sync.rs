@@ -14,7 +14,7 @@ use super::shard::ShardArg;
 use super::{EXIT_FAILED, SelectionArgs, open_index};
 use crate::config::ConnectorConfig;
 use crate::sink::Sink;
-use crate::sync::{Counters, Pipeline, Shard, SyncReport};
+use crate::sync::{Pipeline, Shard, SyncReport};
 use crate::worker::state::{History, SyncRecord, Trigger};
 
 #[derive(Debug, Args)]
@@ -66,7 +66,10 @@ pub(super) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
             allow_mass_delete: args.allow_mass_delete,
         };
         let shard = shards.of(position);
-        let report = sync_with_progress(connector, &index, options, shard, &cancel).await;
+        let report = crate::with_sink!(
+            &index,
+            sink => sync_with_progress(connector, sink, options, shard.clone(), &cancel).await
+        );
         all_succeeded &= report.succeeded();
         print_report(&report, args.json)?;
         record_in_history(&history, report);
@@ -109,10 +112,12 @@ async fn sync_with_progress<S: Sink>(
     bar.set_prefix(connector.id.clone());
     let ticker = {
         let bar = bar.clone();
-        let counters = Arc::clone(&counters);
+        let source = pipeline.source().clone();
+        let (id, started_at) = (connector.id.clone(), pipeline.started_at());
         tokio::spawn(async move {
             loop {
-                bar.set_message(progress_line(&counters));
+                let so_far = SyncReport::from_counters(&id, &counters, source.stats(), started_at);
+                bar.set_message(so_far.summary());
                 bar.tick();
                 tokio::time::sleep(Duration::from_millis(120)).await;
             }
@@ -133,19 +138,6 @@ fn record_in_history(history: &History, report: SyncReport) {
     }
 }
 
-fn progress_line(counters: &Counters) -> String {
-    let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-    format!(
-        "{} listed, {} added, {} updated, {} unchanged, {} deleted, {} errors",
-        get(&counters.objects_listed),
-        get(&counters.added),
-        get(&counters.updated),
-        get(&counters.unchanged),
-        get(&counters.deleted),
-        get(&counters.errors),
-    )
-}
-
 fn print_report(report: &SyncReport, json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
@@ -154,26 +146,14 @@ fn print_report(report: &SyncReport, json: bool) -> anyhow::Result<()> {
     } else {
         writeln!(
             out,
-            "{}{}: {} listed, {} added, {} updated, {} unchanged, {} deleted{} ({} metadata only, {} extraction errors), {} errors; {:.1} MB downloaded in {:.1} s",
+            "{}{}: {} in {:.1} s",
             report.connector,
             report
                 .shard
                 .as_ref()
                 .map(|shard| format!(" (shard {shard})"))
                 .unwrap_or_default(),
-            report.objects_listed,
-            report.added,
-            report.updated,
-            report.unchanged,
-            report.deleted,
-            match report.deletions_held_back {
-                0 => String::new(),
-                held => format!(", {held} deletions held back"),
-            },
-            report.metadata_only,
-            report.extraction_errors,
-            report.errors,
-            report.bytes_downloaded as f64 / 1e6,
+            report.summary(),
             report.duration_ms as f64 / 1e3,
         )?;
         for message in &report.error_messages {

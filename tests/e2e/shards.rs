@@ -80,11 +80,8 @@ fn report(output: &Output) -> Value {
 
 /// Every document of `bucket` in the setup's index: id → version.
 async fn contents(setup: &Setup, bucket: &str) -> HashMap<DocId, VersionStamp> {
-    setup
-        .sink()
-        .await
-        .indexed_versions(bucket)
-        .await
+    let index = setup.sink().await;
+    s3_connector::with_sink!(&index, sink => sink.indexed_versions(bucket).await)
         .expect("read the index")
 }
 
