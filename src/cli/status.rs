@@ -108,6 +108,9 @@ fn print_text(
             config.state_dir.display()
         )?,
     }
+    if let Some(shard) = &report.shard {
+        writeln!(out, "shard: {shard} (each connector's part of its buckets)")?;
+    }
     for connector in &report.connectors {
         print_connector(out, connector)?;
     }

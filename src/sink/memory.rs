@@ -138,7 +138,7 @@ impl Sink for MemorySink {
             .state()
             .committed
             .iter()
-            .filter(|(_, document)| document.bucket == bucket && owns(&document.key))
+            .filter(|(_, document)| document.bucket == bucket && owns.accepts(&document.key))
             .map(|(id, document)| (*id, document.version()))
             .collect())
     }

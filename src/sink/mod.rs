@@ -197,8 +197,50 @@ pub struct SearchHit {
     pub score: f32,
 }
 
-/// Which keys a sync owns (one shard's part of a bucket): `true` for a key it owns.
-pub type KeyFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+/// Which keys a sync owns (one shard's part of a bucket): a predicate, and the key range that
+/// holds every owned key when there is one (range sharding), so that a remote index can read
+/// only that range.
+#[derive(Clone)]
+pub struct KeyFilter {
+    owns: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    after: Option<String>,
+    through: Option<String>,
+}
+
+impl KeyFilter {
+    /// The keys `owns` accepts, all of them after `after` (exclusive) up to `through`
+    /// (inclusive) where those are given.
+    pub fn new(
+        owns: impl Fn(&str) -> bool + Send + Sync + 'static,
+        after: Option<String>,
+        through: Option<String>,
+    ) -> Self {
+        Self {
+            owns: Arc::new(owns),
+            after,
+            through,
+        }
+    }
+
+    /// Whether `key` is owned.
+    pub fn accepts(&self, key: &str) -> bool {
+        (self.owns)(key)
+    }
+
+    /// The exclusive lower and inclusive upper bound of the owned keys, where known.
+    pub fn range(&self) -> (Option<&str>, Option<&str>) {
+        (self.after.as_deref(), self.through.as_deref())
+    }
+}
+
+impl fmt::Debug for KeyFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyFilter")
+            .field("after", &self.after)
+            .field("through", &self.through)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Documents of a batch that the sink refused, with the reason for each. Empty when all landed.
 pub type RejectedDocuments = Vec<(DocId, String)>;

@@ -136,7 +136,9 @@ impl<O: ObjectStore, S: Sink> SyncContext<'_, O, S> {
             return self.sink.indexed_versions(bucket).await;
         }
         let shard = self.shard.clone();
-        let owns: KeyFilter = std::sync::Arc::new(move |key: &str| shard.owns(key));
+        let (after, through) = shard.key_range();
+        let (after, through) = (after.map(str::to_owned), through.map(str::to_owned));
+        let owns = KeyFilter::new(move |key: &str| shard.owns(key), after, through);
         self.sink.indexed_versions_owned(bucket, owns).await
     }
 }

@@ -280,6 +280,15 @@ impl Shard {
         }
     }
 
+    /// The exclusive lower and inclusive upper bound of this shard's keys, for range sharding;
+    /// `(None, None)` when its keys are not one range (prefix sharding, or the whole bucket).
+    pub fn key_range(&self) -> (Option<&str>, Option<&str>) {
+        match &self.by {
+            Split::Range { boundaries } if !self.is_whole() => self.bounds(boundaries),
+            _ => (None, None),
+        }
+    }
+
     /// The listing requests that cover this shard's keys under `prefix` (a rule prefix, or `""`
     /// for the whole bucket). Together with what [`Shard::descend`] adds, they list every
     /// owned key once and, for prefix sharding, no group of another shard.

@@ -184,7 +184,7 @@ impl Sink for EmbeddedIndex {
         owns: KeyFilter,
     ) -> Result<HashMap<DocId, VersionStamp>, SinkError> {
         let bucket = bucket.to_owned();
-        self.blocking(move |inner| inner.indexed_versions_owned(&bucket, &*owns))
+        self.blocking(move |inner| inner.indexed_versions_owned(&bucket, &owns))
             .await
     }
 

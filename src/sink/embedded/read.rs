@@ -11,7 +11,7 @@ use tantivy::{DocAddress, DocSet, SegmentReader, TERMINATED, TantivyDocument, Ta
 
 use super::schema;
 use super::{EmbeddedError, Inner};
-use crate::sink::{DocId, Document, VersionStamp};
+use crate::sink::{DocId, Document, KeyFilter, VersionStamp};
 
 impl Inner {
     pub(super) fn get(&self, id: DocId) -> Result<Option<Document>, EmbeddedError> {
@@ -97,7 +97,7 @@ impl Inner {
     pub(super) fn indexed_versions_owned(
         &self,
         bucket: &str,
-        owns: &(dyn Fn(&str) -> bool + Send + Sync),
+        owns: &KeyFilter,
     ) -> Result<HashMap<DocId, VersionStamp>, EmbeddedError> {
         let searcher = self.reader.searcher();
         let bucket_term = Term::from_field_text(self.fields.bucket, bucket);
@@ -125,7 +125,7 @@ impl Inner {
                         .fields
                         .decode(&stored)
                         .map_err(|detail| self.corrupt(detail))?;
-                    if owns(&document.key) {
+                    if owns.accepts(&document.key) {
                         versions.insert(document.id, document.version());
                     }
                 }

@@ -73,7 +73,7 @@ impl Versions<'_> {
             if let Some(owns) = self.owns {
                 let key = hit.source.get("key").and_then(Value::as_str);
                 // A document without a key is no shard's: leave it alone.
-                if !key.is_some_and(|key| owns(key)) {
+                if !key.is_some_and(|key| owns.accepts(key)) {
                     continue;
                 }
             }
@@ -143,7 +143,7 @@ pub(super) async fn versions(
     bucket: &str,
     owns: Option<&KeyFilter>,
 ) -> Result<HashMap<DocId, VersionStamp>, OpensearchError> {
-    let query = json!({"term": {"bucket": bucket}});
+    let query = versions_query(bucket, owns);
     let empty = || Versions {
         owns,
         ..Versions::default()
@@ -167,6 +167,24 @@ pub(super) async fn versions(
         }
     };
     Ok(versions.finish(index, bucket))
+}
+
+/// The documents of `bucket`; with a filter whose owned keys lie in a range, only that range
+/// (`key` is a keyword field: its range query compares bytes, as S3 orders keys).
+fn versions_query(bucket: &str, owns: Option<&KeyFilter>) -> Value {
+    let bucket_term = json!({"term": {"bucket": bucket}});
+    let (after, through) = owns.map_or((None, None), KeyFilter::range);
+    if after.is_none() && through.is_none() {
+        return bucket_term;
+    }
+    let mut range = Map::new();
+    if let Some(after) = after {
+        range.insert("gt".into(), json!(after));
+    }
+    if let Some(through) = through {
+        range.insert("lte".into(), json!(through));
+    }
+    json!({"bool": {"filter": [bucket_term, {"range": {"key": range}}]}})
 }
 
 async fn open_point_in_time(client: &Client, index: &str) -> Result<PointInTime, OpensearchError> {
