@@ -10,6 +10,10 @@
 //! remove most of a bucket or of the index are held back by the mass-delete guard
 //! ([`guard`]). Commits happen along the way, so a crash loses only uncommitted work and the
 //! next sync converges.
+//!
+//! A sharded sync ([`shard`], `--shard I/N`) does all of this for its part of each bucket only:
+//! it lists only the keys it owns (`listing.rs`), compares them with the indexed versions of the
+//! keys it owns, and so deletes only inside its part, after that part's listing completed.
 
 pub mod guard;
 mod listing;
