@@ -10,10 +10,11 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
+use super::shard::ShardArg;
 use super::{EXIT_FAILED, SelectionArgs, open_index};
 use crate::config::ConnectorConfig;
 use crate::sink::Sink;
-use crate::sync::{Pipeline, SyncReport};
+use crate::sync::{Pipeline, Shard, SyncReport};
 use crate::worker::state::{History, SyncRecord, Trigger};
 
 #[derive(Debug, Args)]
@@ -32,6 +33,8 @@ pub(super) struct SyncArgs {
     /// documents are then removed like those of a dropped bucket.
     #[arg(long)]
     retarget: bool,
+    #[command(flatten)]
+    shard: ShardArg,
 }
 
 /// Syncs the selected connectors one after the other. Ctrl-C stops starting new work, lets
@@ -45,23 +48,33 @@ pub(super) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
         Ok(connectors) => connectors,
         Err(code) => return Ok(code),
     };
+    let shards = match args.shard.resolve(&config) {
+        Ok(shards) => shards,
+        Err(code) => return Ok(code),
+    };
     let cancel = CancellationToken::new();
     tokio::spawn(cancel_on_interrupt(cancel.clone()));
-    let history = History::new(&config.state_dir);
+    let history = History::new(&config.state_dir).for_shard(shards.spec());
     let mut all_succeeded = true;
     for connector in connectors {
         if cancel.is_cancelled() {
             break;
         }
         let index = open_index(&config, connector).await?;
+        let position = config
+            .connectors
+            .iter()
+            .position(|c| c.id == connector.id)
+            .unwrap_or_default();
         let options = SyncOptions {
             show_progress: !args.json,
             allow_mass_delete: args.allow_mass_delete,
             retarget: args.retarget,
         };
+        let shard = shards.of(position);
         let report = crate::with_sink!(
             &index,
-            sink => sync_with_progress(connector, sink, options, &cancel).await
+            sink => sync_with_progress(connector, sink, options, shard.clone(), &cancel).await
         );
         all_succeeded &= report.succeeded();
         print_report(&report, args.json)?;
@@ -90,9 +103,13 @@ async fn sync_with_progress<S: Sink>(
     connector: &ConnectorConfig,
     sink: &S,
     options: SyncOptions,
+    shard: Shard,
     cancel: &CancellationToken,
 ) -> SyncReport {
-    let pipeline = Pipeline::new(connector).await.retarget(options.retarget);
+    let pipeline = Pipeline::new(connector)
+        .await
+        .with_shard(shard)
+        .retarget(options.retarget);
     let counters = Arc::clone(pipeline.counters());
     let bar = if options.show_progress && std::io::stderr().is_terminal() {
         ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
@@ -140,8 +157,13 @@ fn print_report(report: &SyncReport, json: bool) -> anyhow::Result<()> {
     } else {
         writeln!(
             out,
-            "{}: {} in {:.1} s",
+            "{}{}: {} in {:.1} s",
             report.connector,
+            report
+                .shard
+                .as_ref()
+                .map(|shard| format!(" (shard {shard})"))
+                .unwrap_or_default(),
             report.summary(),
             report.duration_ms as f64 / 1e3,
         )?;

@@ -129,3 +129,8 @@ pub const fn opensearch_request_timeout() -> u64 {
 pub const fn api_max_body_bytes() -> usize {
     64 * 1024
 }
+
+/// Path segments that make a key's group for `sharding.by: prefix`: 1 (the top-level folder).
+pub const fn shard_depth() -> usize {
+    1
+}

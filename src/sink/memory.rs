@@ -7,7 +7,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::{DocId, Document, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp};
+use super::{
+    DocId, Document, KeyFilter, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp,
+};
 
 /// An uncommitted write.
 #[derive(Debug, Clone)]
@@ -123,6 +125,20 @@ impl Sink for MemorySink {
             .committed
             .iter()
             .filter(|(_, document)| document.bucket == bucket)
+            .map(|(id, document)| (*id, document.version()))
+            .collect())
+    }
+
+    async fn indexed_versions_owned(
+        &self,
+        bucket: &str,
+        owns: KeyFilter,
+    ) -> Result<HashMap<DocId, VersionStamp>, SinkError> {
+        Ok(self
+            .state()
+            .committed
+            .iter()
+            .filter(|(_, document)| document.bucket == bucket && owns.accepts(&document.key))
             .map(|(id, document)| (*id, document.version()))
             .collect())
     }

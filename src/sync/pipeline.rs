@@ -7,7 +7,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-use super::{Counters, SyncContext, SyncReport, sync_connector};
+use super::{Counters, Shard, SyncContext, SyncReport, sync_connector};
 use crate::config::ConnectorConfig;
 use crate::credentials;
 use crate::sink::Sink;
@@ -21,6 +21,7 @@ pub struct Pipeline<'a> {
     counters: Arc<Counters>,
     started_at: OffsetDateTime,
     retarget: bool,
+    shard: Shard,
 }
 
 impl<'a> Pipeline<'a> {
@@ -34,7 +35,14 @@ impl<'a> Pipeline<'a> {
             counters: Arc::new(Counters::default()),
             started_at,
             retarget: false,
+            shard: Shard::whole(),
         }
+    }
+
+    /// Restricts the sync to one shard of each bucket (`--shard I/N`).
+    pub fn with_shard(mut self, shard: Shard) -> Self {
+        self.shard = shard;
+        self
     }
 
     /// Lets this sync write an index that records another source (`sync --retarget`,
@@ -74,6 +82,7 @@ impl<'a> Pipeline<'a> {
             cancel,
             allow_mass_delete,
             retarget: self.retarget,
+            shard: &self.shard,
         })
         .await
     }
@@ -81,11 +90,13 @@ impl<'a> Pipeline<'a> {
     /// The report of a sync that could not start: `error` (e.g. the index cannot be opened).
     pub fn failed(&self, error: String) -> SyncReport {
         self.counters.error(error);
-        SyncReport::from_counters(
+        let mut report = SyncReport::from_counters(
             &self.connector.id,
             &self.counters,
             self.source.stats(),
             self.started_at,
-        )
+        );
+        report.shard = (!self.shard.is_whole()).then(|| self.shard.label());
+        report
     }
 }

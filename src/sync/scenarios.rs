@@ -37,6 +37,7 @@ async fn sync(
         cancel: &CancellationToken::new(),
         allow_mass_delete,
         retarget: false,
+        shard: &super::Shard::whole(),
     })
     .await
 }

@@ -29,7 +29,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, ConnectorConfig, Schedule};
 use crate::sink::AnySink;
 use crate::source::s3::S3Source;
-use crate::sync::{Counters, Pipeline, SyncReport};
+use crate::sync::shard::Shard;
+use crate::sync::{ConfigShards, Counters, Pipeline, SyncReport};
 use metrics::WorkerMetrics;
 use state::{History, Outcome, SyncRecord, Trigger};
 use status::{ConnectorStatus, RunningStatus, StatusReport};
@@ -48,6 +49,14 @@ pub enum WorkerError {
     /// The history could not be read.
     #[error(transparent)]
     State(#[from] state::StateError),
+    /// The API runs on one worker only: its connectors are not sharded.
+    #[error(
+        "the management API (api:) cannot run on shard {shard}: run it on one worker without --shard, or remove the api block"
+    )]
+    ApiOnShard {
+        /// The shard given.
+        shard: String,
+    },
     /// The connectors stored through the API could not be read.
     #[error(transparent)]
     Store(#[from] api::store::StoreError),
@@ -64,6 +73,8 @@ pub struct Worker {
 pub(crate) struct Shared {
     /// The configuration; its `connectors` were moved into [`Shared::connectors`].
     config: Config,
+    /// This worker's shard of each connector (`run --shard I/N`).
+    shards: ConfigShards,
     started_at: OffsetDateTime,
     history: History,
     metrics: WorkerMetrics,
@@ -90,6 +101,8 @@ pub(crate) enum Origin {
 pub(crate) struct Entry {
     connector: Arc<ConnectorConfig>,
     origin: Origin,
+    /// The part of each bucket this worker syncs (`run --shard I/N`; API connectors whole).
+    shard: Shard,
     slot: Mutex<Slot>,
     /// Claimed by the sync that runs; a second one is skipped (schedule) or refused (API).
     busy: AtomicBool,
@@ -119,15 +132,22 @@ struct RunningSync {
 }
 
 impl Worker {
-    /// A worker for `config`, with each connector's last sync read from the history, and the
-    /// connectors stored through the API (when it is enabled) loaded back.
-    pub fn new(mut config: Config) -> Result<Self, WorkerError> {
-        let history = History::new(&config.state_dir);
+    /// A worker for `config` that syncs `shards` of its connectors, with each connector's last
+    /// sync read from the (shard's) history, and the connectors stored through the API (when it
+    /// is enabled) loaded back.
+    pub fn new(mut config: Config, shards: ConfigShards) -> Result<Self, WorkerError> {
+        if config.api.is_some() && shards.spec().count > 1 {
+            return Err(WorkerError::ApiOnShard {
+                shard: shards.spec().to_string(),
+            });
+        }
+        let history = History::new(&config.state_dir).for_shard(shards.spec());
         history.create_dir()?;
         let file_connectors = std::mem::take(&mut config.connectors);
         let mut entries = Vec::with_capacity(file_connectors.len());
-        for connector in file_connectors {
-            entries.push(Entry::new(connector, Origin::File, &history)?);
+        for (position, connector) in file_connectors.into_iter().enumerate() {
+            let shard = shards.of(position);
+            entries.push(Entry::new(connector, Origin::File, shard, &history)?);
         }
         let api = match &config.api {
             Some(settings) => {
@@ -136,6 +156,7 @@ impl Worker {
                     entries.push(Entry::new(
                         connector,
                         Origin::Api(Box::new(record)),
+                        Shard::whole(),
                         &history,
                     )?);
                 }
@@ -152,6 +173,7 @@ impl Worker {
         Ok(Self {
             shared: Arc::new(Shared {
                 config,
+                shards,
                 started_at: OffsetDateTime::now_utc(),
                 history,
                 metrics,
@@ -272,12 +294,14 @@ impl Entry {
     fn new(
         connector: ConnectorConfig,
         origin: Origin,
+        shard: Shard,
         history: &History,
     ) -> Result<Self, WorkerError> {
         let tail = history.tail(&connector.id)?;
         Ok(Self {
             connector: Arc::new(connector),
             origin,
+            shard,
             slot: Mutex::new(Slot {
                 last: tail.last,
                 last_success_at: tail.last_success_at,
@@ -332,6 +356,7 @@ impl Shared {
 
     fn status(&self) -> StatusReport {
         StatusReport {
+            shard: (self.shards.spec().count > 1).then(|| self.shards.spec().to_string()),
             worker_running: true,
             worker_started_at: Some(self.started_at),
             shutting_down: self.shutting_down.load(Ordering::SeqCst),
@@ -526,7 +551,10 @@ async fn sync_once(
         })
     };
     let connector: &ConnectorConfig = &entry.connector;
-    let pipeline = Pipeline::new(connector).await.retarget(retarget);
+    let pipeline = Pipeline::new(connector)
+        .await
+        .with_shard(entry.shard.clone())
+        .retarget(retarget);
     lock(&entry.slot).running = Some(RunningSync {
         trigger,
         started_at: pipeline.started_at(),

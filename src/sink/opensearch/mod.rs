@@ -25,7 +25,9 @@ use self::bulk::{BulkWriter, Operation};
 use self::client::{Client, index_path};
 pub use self::error::OpensearchError;
 use crate::config::opensearch::OpensearchConfig;
-use crate::sink::{DocId, Document, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp};
+use crate::sink::{
+    DocId, Document, KeyFilter, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp,
+};
 use crate::sync::target::IndexSource;
 
 /// One index of an OpenSearch cluster. Clones share the HTTP client and its connections.
@@ -111,7 +113,15 @@ impl Sink for OpensearchSink {
         &self,
         bucket: &str,
     ) -> Result<HashMap<DocId, VersionStamp>, SinkError> {
-        Ok(scan::versions(&self.inner.client, &self.inner.index, bucket).await?)
+        Ok(scan::versions(&self.inner.client, &self.inner.index, bucket, None).await?)
+    }
+
+    async fn indexed_versions_owned(
+        &self,
+        bucket: &str,
+        owns: KeyFilter,
+    ) -> Result<HashMap<DocId, VersionStamp>, SinkError> {
+        Ok(scan::versions(&self.inner.client, &self.inner.index, bucket, Some(&owns)).await?)
     }
 
     async fn upsert(&self, documents: Vec<Document>) -> Result<RejectedDocuments, SinkError> {

@@ -488,7 +488,12 @@ async fn create(shared: &Arc<Shared>, api: &ApiState, body: &[u8]) -> Response<F
             json!({}),
         );
     }
-    let entry = match Entry::new(connector, Origin::Api(Box::new(stored)), &shared.history) {
+    let entry = match Entry::new(
+        connector,
+        Origin::Api(Box::new(stored)),
+        crate::sync::shard::Shard::whole(),
+        &shared.history,
+    ) {
         Ok(entry) => entry,
         Err(cause) => {
             return error(
