@@ -124,3 +124,20 @@ pub const fn opensearch_max_retries() -> u32 {
 pub const fn opensearch_request_timeout() -> u64 {
     60
 }
+
+/// Seconds of SQS long polling per ReceiveMessage: 20 (SQS's maximum: the fewest empty
+/// answers).
+pub const fn notifications_wait_time() -> u64 {
+    20
+}
+
+/// Seconds a received notification stays hidden from other consumers: 300, extended while its
+/// objects are still being processed.
+pub const fn notifications_visibility_timeout() -> u64 {
+    300
+}
+
+/// Messages per ReceiveMessage: 10 (SQS's maximum).
+pub const fn notifications_max_messages() -> u32 {
+    10
+}

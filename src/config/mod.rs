@@ -8,6 +8,7 @@
 
 pub mod defaults;
 pub mod env;
+pub mod notifications;
 pub mod opensearch;
 pub mod rules_of_names;
 pub mod schedule;
@@ -221,6 +222,10 @@ pub struct ConnectorConfig {
     /// `s3-connector sync` syncs it whenever asked.
     #[serde(default = "defaults::sync_on_start")]
     pub sync_on_start: bool,
+    /// S3 event notifications through SQS, consumed by `run` between full syncs; see
+    /// [`notifications::NotificationsConfig`]. Default: none (full syncs only).
+    #[serde(default)]
+    pub notifications: Option<notifications::NotificationsConfig>,
     /// The validated `schedule` or `interval`, set by [`load`].
     #[serde(skip)]
     pub timer: Option<Schedule>,
@@ -526,6 +531,9 @@ fn validate(config: &mut Config, base_dir: &Path, problems: &mut Vec<Problem>) {
                     format!("is out of range: must be between {min} and {max}"),
                 );
             }
+        }
+        if let Some(notifications) = &connector.notifications {
+            notifications::validate_connector(notifications, position, report.list);
         }
         connector.timer = validate_timer(connector, &mut report);
         connector.rules = load_rules(connector, base_dir, &mut report);

@@ -127,6 +127,10 @@ impl Sink for MemorySink {
             .collect())
     }
 
+    async fn indexed_version(&self, id: DocId) -> Result<Option<VersionStamp>, SinkError> {
+        Ok(self.state().committed.get(&id).map(Document::version))
+    }
+
     async fn upsert(&self, documents: Vec<Document>) -> Result<RejectedDocuments, SinkError> {
         let mut state = self.state();
         state.count_call(Call::Upsert)?;

@@ -282,6 +282,13 @@ impl Sink for AnySink {
         }
     }
 
+    async fn indexed_version(&self, id: DocId) -> Result<Option<VersionStamp>, SinkError> {
+        match self {
+            Self::Embedded(index) => index.indexed_version(id).await,
+            Self::Opensearch(index) => index.indexed_version(id).await,
+        }
+    }
+
     async fn upsert(&self, documents: Vec<Document>) -> Result<RejectedDocuments, SinkError> {
         match self {
             Self::Embedded(index) => index.upsert(documents).await,
@@ -349,6 +356,13 @@ pub trait Sink: Send + Sync {
         &self,
         bucket: &str,
     ) -> impl Future<Output = Result<HashMap<DocId, VersionStamp>, SinkError>> + Send;
+
+    /// The version stamp of one committed document; `None` when the index does not hold it.
+    /// What an event notification's key is compared with.
+    fn indexed_version(
+        &self,
+        id: DocId,
+    ) -> impl Future<Output = Result<Option<VersionStamp>, SinkError>> + Send;
 
     /// Adds the documents, replacing any with the same id.
     fn upsert(

@@ -29,6 +29,17 @@ pub struct Counters {
     pub extraction_errors: AtomicU64,
     /// Failures: listings, downloads, index writes.
     pub errors: AtomicU64,
+    /// Event notifications received: keys named by the queue's messages (a message that cannot
+    /// be read counts as one).
+    pub events_received: AtomicU64,
+    /// Events whose key's current state is committed to the index (indexed, deleted, unchanged
+    /// or left out by the rules).
+    pub events_applied: AtomicU64,
+    /// Events that could not be applied, and messages that could not be read: their messages
+    /// stay in the queue.
+    pub events_failed: AtomicU64,
+    /// Queue messages deleted after everything they asked for was committed.
+    pub messages_deleted: AtomicU64,
     error_messages: Mutex<Vec<String>>,
 }
 
@@ -97,6 +108,18 @@ pub struct SyncReport {
     /// requests, bulk requests re-sent for their failed items, version-scan pages.
     #[serde(default)]
     pub index_retries: u64,
+    /// Event notifications received (keys named by queue messages); 0 for a full sync.
+    #[serde(default)]
+    pub events_received: u64,
+    /// Events applied to the index; 0 for a full sync.
+    #[serde(default)]
+    pub events_applied: u64,
+    /// Events (or unreadable messages) that could not be applied; 0 for a full sync.
+    #[serde(default)]
+    pub events_failed: u64,
+    /// Queue messages deleted once applied; 0 for a full sync.
+    #[serde(default)]
+    pub messages_deleted: u64,
     /// Wall time of the sync.
     pub duration_ms: u64,
     /// When the sync started.
@@ -138,6 +161,10 @@ impl SyncReport {
             s3_requests: get(&s3.requests),
             s3_retries: get(&s3.retries),
             index_retries: 0,
+            events_received: get(&counters.events_received),
+            events_applied: get(&counters.events_applied),
+            events_failed: get(&counters.events_failed),
+            messages_deleted: get(&counters.messages_deleted),
             duration_ms: u64::try_from((finished_at - started_at).whole_milliseconds())
                 .unwrap_or(0),
             started_at,

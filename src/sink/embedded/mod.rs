@@ -176,6 +176,11 @@ impl Sink for EmbeddedIndex {
             .await
     }
 
+    async fn indexed_version(&self, id: DocId) -> Result<Option<VersionStamp>, SinkError> {
+        self.blocking(move |inner| Ok(inner.get(id)?.map(|document| document.version())))
+            .await
+    }
+
     async fn upsert(&self, documents: Vec<Document>) -> Result<RejectedDocuments, SinkError> {
         self.blocking(move |inner| inner.upsert(documents)).await
     }

@@ -16,6 +16,8 @@ pub enum Operation {
     ListObjects,
     /// GetObject.
     GetObject,
+    /// HeadObject (the current state of a key an event names).
+    HeadObject,
     /// HeadBucket.
     HeadBucket,
     /// GetBucketLocation.
@@ -29,6 +31,7 @@ impl Operation {
             Self::ListBuckets => "ListBuckets",
             Self::ListObjects => "ListObjectsV2",
             Self::GetObject => "GetObject",
+            Self::HeadObject => "HeadObject",
             Self::HeadBucket => "HeadBucket",
             Self::GetBucketLocation => "GetBucketLocation",
         }
@@ -39,7 +42,8 @@ impl Operation {
         match self {
             Self::ListBuckets => "s3:ListAllMyBuckets",
             Self::ListObjects | Self::HeadBucket => "s3:ListBucket",
-            Self::GetObject => "s3:GetObject",
+            // S3 authorises HeadObject with s3:GetObject.
+            Self::GetObject | Self::HeadObject => "s3:GetObject",
             Self::GetBucketLocation => "s3:GetBucketLocation",
         }
     }
@@ -205,7 +209,7 @@ impl SourceError {
             timed_out,
             connection_failed,
             credentials_failed,
-            bucket_call: operation != Operation::GetObject,
+            bucket_call: !matches!(operation, Operation::GetObject | Operation::HeadObject),
         });
         if let ErrorKind::WrongRegion { actual } = &mut kind {
             *actual = response
