@@ -239,7 +239,8 @@ mod tests {
 
     #[test]
     fn queue_urls() {
-        let cases: &[(&str, Result<(&str, &str, Option<&str>), &str>)] = &[
+        type Parts<'a> = (&'a str, &'a str, Option<&'a str>);
+        let cases: &[(&str, Result<Parts<'_>, &str>)] = &[
             (
                 "https://sqs.us-east-1.amazonaws.com/123456789012/q",
                 Ok(("123456789012", "q", Some("us-east-1"))),

@@ -76,17 +76,33 @@ impl<'a, O: ObjectStore> Consumer<'a, O> {
         Duration::from_secs(self.notifications.visibility_timeout)
     }
 
-    /// Waits up to `wait_time` for messages (returns early with none when `cancel` fires).
+    /// Waits up to `wait_time` for messages. A shutdown does not cut a receive short (SQS
+    /// would hide the messages it sends for their whole visibility timeout); the messages of a
+    /// receive that ends after `cancel` fired are handed back at once, unprocessed.
     pub async fn receive(&self, cancel: &CancellationToken) -> Result<Vec<Message>, QueueError> {
-        let receive = self.queue.receive(
-            self.notifications.max_messages,
-            Duration::from_secs(self.notifications.wait_time),
-            self.visibility(),
-        );
-        tokio::select! {
-            biased;
-            () = cancel.cancelled() => Ok(Vec::new()),
-            received = receive => received,
+        if cancel.is_cancelled() {
+            return Ok(Vec::new());
+        }
+        let messages = self
+            .queue
+            .receive(
+                self.notifications.max_messages,
+                Duration::from_secs(self.notifications.wait_time),
+                self.visibility(),
+            )
+            .await?;
+        if cancel.is_cancelled() && !messages.is_empty() {
+            let receipts: Vec<String> = messages.iter().map(|m| m.receipt.clone()).collect();
+            self.hand_back(&receipts).await;
+            return Ok(Vec::new());
+        }
+        Ok(messages)
+    }
+
+    /// Makes messages visible to other consumers at once (shutting down).
+    async fn hand_back(&self, receipts: &[String]) {
+        if let Err(error) = self.queue.extend(receipts, Duration::ZERO).await {
+            tracing::info!(message = "Could not return unfinished messages to the queue; they come back after their visibility timeout.", connector = %self.connector.id, %error);
         }
     }
 
@@ -217,9 +233,7 @@ impl<'a, O: ObjectStore> Consumer<'a, O> {
         }
         if cancel.is_cancelled() && !unfinished.is_empty() {
             // Shutting down: hand them to another consumer now rather than after the timeout.
-            if let Err(error) = self.queue.extend(&unfinished, Duration::ZERO).await {
-                tracing::info!(message = "Could not return unfinished messages to the queue; they come back after their visibility timeout.", connector = %self.connector.id, %error);
-            }
+            self.hand_back(&unfinished).await;
         }
         summary
     }

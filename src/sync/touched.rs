@@ -76,9 +76,12 @@ pub async fn apply_keys<O: ObjectStore, S: Sink>(
         }
         bucket_ok.insert(bucket, verdict);
     }
-    let steps: Vec<Step> = futures::stream::iter(keys.iter().map(|touched| {
+    // Futures made in a loop, not a closure: the compiler cannot prove a closure's future Send
+    // for every lifetime, which `tokio::spawn` needs of the consumer's task.
+    let mut pending: Vec<futures::future::BoxFuture<'_, Step>> = Vec::with_capacity(keys.len());
+    for touched in keys {
         let verdict = bucket_ok.get(touched.bucket.as_str()).cloned();
-        async move {
+        pending.push(Box::pin(async move {
             match verdict {
                 Some(Ok(true)) => step_for(ctx, touched).await,
                 Some(Err(error)) => Step::Failed(format!("bucket {}: {error}", touched.bucket)),
@@ -87,11 +90,12 @@ pub async fn apply_keys<O: ObjectStore, S: Sink>(
                     Step::Nothing
                 }
             }
-        }
-    }))
-    .buffered(ctx.connector.concurrency)
-    .collect()
-    .await;
+        }));
+    }
+    let steps: Vec<Step> = futures::stream::iter(pending)
+        .buffered(ctx.connector.concurrency)
+        .collect()
+        .await;
 
     let mut results: Vec<KeyResult> = Vec::with_capacity(keys.len());
     let mut batch = Vec::new();

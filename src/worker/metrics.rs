@@ -14,71 +14,93 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder
 use time::OffsetDateTime;
 
 use super::state::{Outcome, SyncRecord};
+use crate::sync::SyncReport;
 
-/// A counter fed from sync reports: name, help, and how to read its increment from a record.
-type ReportCounter = (&'static str, &'static str, fn(&SyncRecord) -> u64);
+/// A counter fed from reports (of full syncs and of event rounds): name, help, and how to
+/// read its increment from a report.
+type ReportCounter = (&'static str, &'static str, fn(&SyncReport) -> u64);
 
-/// Every counter fed from a sync report.
-const REPORT_COUNTERS: [ReportCounter; 12] = [
+/// Every counter fed from a report.
+const REPORT_COUNTERS: [ReportCounter; 16] = [
     (
         "s3c_objects_listed_total",
         "Objects returned by S3 listings.",
-        |r| r.report.objects_listed,
+        |r| r.objects_listed,
     ),
     (
         "s3c_objects_indexed_total",
         "Documents written for new or changed objects.",
-        |r| r.report.added + r.report.updated,
+        |r| r.added + r.updated,
     ),
     (
         "s3c_objects_unchanged_total",
         "Objects already indexed with their current version (not downloaded).",
-        |r| r.report.unchanged,
+        |r| r.unchanged,
     ),
     (
         "s3c_objects_deleted_total",
         "Documents deleted because their object left the bucket or the sync rules.",
-        |r| r.report.deleted,
+        |r| r.deleted,
     ),
     (
         "s3c_objects_metadata_only_total",
         "Documents written with metadata only (too large, unsupported format, archived).",
-        |r| r.report.metadata_only,
+        |r| r.metadata_only,
     ),
     (
         "s3c_objects_excluded_total",
         "Objects left out by the sync rules.",
-        |r| r.report.excluded,
+        |r| r.excluded,
     ),
     (
         "s3c_extraction_errors_total",
         "Documents written with an extraction error.",
-        |r| r.report.extraction_errors,
+        |r| r.extraction_errors,
     ),
     (
         "s3c_sync_errors_total",
         "Failures during syncs: listings, downloads, index writes.",
-        |r| r.report.errors,
+        |r| r.errors,
     ),
     (
         "s3c_s3_requests_total",
         "S3 requests sent, retries included.",
-        |r| r.report.s3_requests,
+        |r| r.s3_requests,
     ),
     (
         "s3c_s3_retries_total",
         "S3 requests retried after a transient error.",
-        |r| r.report.s3_retries,
+        |r| r.s3_retries,
     ),
     (
         "s3c_index_retries_total",
         "Requests to the index (OpenSearch) retried after a transient error.",
-        |r| r.report.index_retries,
+        |r| r.index_retries,
     ),
     (
         "s3c_bytes_downloaded_total",
         "Bytes of object content downloaded.",
-        |r| r.report.bytes_downloaded,
+        |r| r.bytes_downloaded,
+    ),
+    (
+        "s3c_events_received_total",
+        "Event notifications received: keys named by queue messages (an unreadable message counts as one).",
+        |r| r.events_received,
+    ),
+    (
+        "s3c_events_applied_total",
+        "Event notifications applied: the key's current state committed to the index.",
+        |r| r.events_applied,
+    ),
+    (
+        "s3c_events_failed_total",
+        "Event notifications not applied, and unreadable messages (their messages stay in the queue).",
+        |r| r.events_failed,
+    ),
+    (
+        "s3c_event_messages_deleted_total",
+        "Queue messages deleted after everything they asked for was committed.",
+        |r| r.messages_deleted,
     ),
 ];
 
@@ -94,6 +116,13 @@ pub const LAST_SUCCESS: &str = "s3c_last_success_timestamp_seconds";
 pub const IN_PROGRESS: &str = "s3c_sync_in_progress";
 /// Deletions the mass-delete guard held back in the connector's last sync that got that far.
 pub const HELD_BACK: &str = "s3c_deletions_held_back";
+
+/// Messages waiting in the connector's notification queue (ApproximateNumberOfMessages).
+pub const QUEUE_MESSAGES: &str = "s3c_queue_messages";
+/// Messages received from the queue and not yet deleted or returned.
+pub const QUEUE_IN_FLIGHT: &str = "s3c_queue_messages_in_flight";
+/// Age of the oldest message of the last non-empty receive; 0 after an empty one.
+pub const QUEUE_LAG: &str = "s3c_queue_lag_seconds";
 
 /// Upper bounds of the sync-duration buckets, in seconds: from a second to six hours.
 const DURATION_BUCKETS: [f64; 12] = [
@@ -152,6 +181,19 @@ impl WorkerMetrics {
                 HELD_BACK,
                 "Deletions the mass-delete guard held back in the last completed sync (see max_delete_fraction); non-zero until a person allows or undoes them."
             );
+            describe_gauge!(
+                QUEUE_MESSAGES,
+                "Messages waiting in the connector's notification queue (SQS ApproximateNumberOfMessages)."
+            );
+            describe_gauge!(
+                QUEUE_IN_FLIGHT,
+                "Messages received from the notification queue and not yet deleted or returned."
+            );
+            describe_gauge!(
+                QUEUE_LAG,
+                Unit::Seconds,
+                "Age of the oldest message of the last receive that returned messages (0 after an empty receive): how far events lag behind."
+            );
             for connector in connectors {
                 let id = connector.to_owned();
                 for (name, _, _) in REPORT_COUNTERS {
@@ -186,7 +228,7 @@ impl WorkerMetrics {
         let id = record.report.connector.clone();
         self.with(|| {
             for (name, _, value) in REPORT_COUNTERS {
-                counter!(name, "connector" => id.clone()).increment(value(record));
+                counter!(name, "connector" => id.clone()).increment(value(&record.report));
             }
             counter!(SYNCS, "connector" => id.clone(), "outcome" => record.outcome.as_str())
                 .increment(1);
@@ -203,6 +245,30 @@ impl WorkerMetrics {
             self.last_success(&id, record.report.finished_at);
         }
         persist()
+    }
+
+    /// Adds what a round of event notifications did (its report) to the counters; a round
+    /// is not a sync, so the sync counts, durations and gauges stay as they are.
+    pub fn record_events(&self, report: &SyncReport) {
+        let _consistent = self.lock();
+        let id = report.connector.clone();
+        self.with(|| {
+            for (name, _, value) in REPORT_COUNTERS {
+                counter!(name, "connector" => id.clone()).increment(value(report));
+            }
+        });
+    }
+
+    /// Sets the notification queue's gauges: messages waiting and in flight (when known) and
+    /// the lag.
+    pub fn queue(&self, connector: &str, depth: Option<(u64, u64)>, lag_seconds: f64) {
+        self.with(|| {
+            if let Some((visible, in_flight)) = depth {
+                gauge!(QUEUE_MESSAGES, "connector" => connector.to_owned()).set(visible as f64);
+                gauge!(QUEUE_IN_FLIGHT, "connector" => connector.to_owned()).set(in_flight as f64);
+            }
+            gauge!(QUEUE_LAG, "connector" => connector.to_owned()).set(lag_seconds);
+        });
     }
 
     /// Sets the end time of the connector's last successful sync (also from the history at
