@@ -57,6 +57,12 @@ pub enum Decision {
     },
 }
 
+/// Whether the sync rules (if any) select `key` of `bucket`: the first question of [`decide`],
+/// also asked before an event's key is looked up at all.
+pub fn selected(bucket: &str, key: &str, rules: Option<&SyncRules>) -> bool {
+    rules.is_none_or(|rules| rules.matches(bucket, key))
+}
+
 /// Decides what to do with `entry` of `bucket`, given the version the index holds (if any).
 pub fn decide(
     bucket: &str,
@@ -65,7 +71,7 @@ pub fn decide(
     rules: Option<&SyncRules>,
     limits: Limits,
 ) -> Decision {
-    if rules.is_some_and(|rules| !rules.matches(bucket, &entry.key)) {
+    if !selected(bucket, &entry.key, rules) {
         return Decision::Excluded;
     }
     let change = match indexed {

@@ -163,10 +163,20 @@ async fn step_for<O: ObjectStore, S: Sink>(
         return Step::Failed("the worker is shutting down".to_owned());
     }
     let id = DocId::of(bucket, key);
-    let (head, indexed) = tokio::join!(
-        ctx.source.head_object(bucket, key),
-        ctx.sink.indexed_version(id)
-    );
+    let rules = ctx.connector.rules.as_ref();
+    // A key the rules leave out is not looked up: the policy may not even allow reading it.
+    let wanted = plan::selected(bucket, key, rules);
+    let head = async {
+        if wanted {
+            ctx.source.head_object(bucket, key).await
+        } else {
+            Ok(None)
+        }
+    };
+    let (head, indexed) = tokio::join!(head, ctx.sink.indexed_version(id));
+    if !wanted {
+        Counters::bump(&ctx.counters.excluded);
+    }
     let indexed = match indexed {
         Ok(indexed) => indexed,
         Err(error) => {

@@ -212,7 +212,7 @@ async fn drain_until(
             .stats()
             .bytes_downloaded
             .load(std::sync::atomic::Ordering::Relaxed);
-        consumer.handle(sink, messages, &counters, &cancel).await;
+        Box::pin(consumer.handle(sink, messages, &counters, &cancel)).await;
         let bytes = consumer
             .source()
             .stats()
@@ -392,6 +392,23 @@ async fn a_burst_with_duplicated_and_stale_messages_converges(backend: Backend) 
     assert_eq!(totals.messages_deleted, 3);
     assert!(setup.doc(&notified.bucket, &keys[1]).is_none());
     assert_eq!(setup.count(), 299);
+
+    // A full sync agrees with what the events wrote: HeadObject and the listing describe each
+    // version alike, so nothing is downloaded again.
+    drop(sink);
+    // Boxed: the sync's future is large for a debug build's test-thread stack.
+    let report = Box::pin(setup.sync(&config)).await;
+    assert_eq!(
+        (
+            report.unchanged,
+            report.added,
+            report.updated,
+            report.deleted,
+            report.errors
+        ),
+        (299, 0, 0, 0, 0),
+        "{report:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -767,4 +784,43 @@ async fn two_workers_on_one_queue_make_the_index_one_worker_makes() {
     );
     drop((one, two));
     assert_index_is_the_bucket(&setup, &notified).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_checks_the_queue_and_the_buckets_notification_configuration() {
+    let notified = Notified::new("ev-verify", None).await;
+    notified.notify_queue().await;
+    let quiet = Notified::new("ev-verify-quiet", None).await;
+    let setup = Setup::new();
+    put(&notified.s3, &notified.bucket, "a.txt", "a").await;
+    setup.config(
+        &notified.endpoint,
+        &[&notified.bucket, &quiet.bucket],
+        &notified.notifications(""),
+    );
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_s3-connector"))
+        .args(["verify", "--json", "--config"])
+        .arg(setup.dir.path().join("config.yml"))
+        .output()
+        .unwrap();
+    let steps: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let status_of = |step: &str, target: &str| {
+        steps
+            .iter()
+            .find(|s| s["step"] == step && s["target"].as_str().is_some_and(|t| t.contains(target)))
+            .map(|s| s["status"].as_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("no {step} step for {target}: {steps:#?}"))
+    };
+    // No redrive policy: a warning that says what to add.
+    assert_eq!(status_of("queue_attributes", &notified.queue_url), "warn");
+    assert_eq!(status_of("queue_receive", &notified.queue_url), "pass");
+    assert_eq!(status_of("bucket_notification", &notified.bucket), "pass");
+    // The second bucket sends no events anywhere: verify fails, naming the fix.
+    assert_eq!(status_of("bucket_notification", &quiet.bucket), "fail");
+    assert_eq!(output.status.code(), Some(1), "{steps:#?}");
+    // The probe's receive hid nothing: the test event is still there for the worker.
+    assert_eq!(notified.depth().await.1, 0);
 }

@@ -18,6 +18,8 @@ pub enum Operation {
     GetObject,
     /// HeadObject (the current state of a key an event names).
     HeadObject,
+    /// GetBucketNotificationConfiguration (`verify` of event notifications).
+    GetBucketNotification,
     /// HeadBucket.
     HeadBucket,
     /// GetBucketLocation.
@@ -32,6 +34,7 @@ impl Operation {
             Self::ListObjects => "ListObjectsV2",
             Self::GetObject => "GetObject",
             Self::HeadObject => "HeadObject",
+            Self::GetBucketNotification => "GetBucketNotificationConfiguration",
             Self::HeadBucket => "HeadBucket",
             Self::GetBucketLocation => "GetBucketLocation",
         }
@@ -45,6 +48,7 @@ impl Operation {
             // S3 authorises HeadObject with s3:GetObject.
             Self::GetObject | Self::HeadObject => "s3:GetObject",
             Self::GetBucketLocation => "s3:GetBucketLocation",
+            Self::GetBucketNotification => "s3:GetBucketNotification",
         }
     }
 }

@@ -62,6 +62,17 @@ pub enum Fetched {
     TooLarge,
 }
 
+/// Where a bucket sends its event notifications (GetBucketNotificationConfiguration).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotificationTargets {
+    /// SQS queues by ARN, each with the events it gets (`s3:ObjectCreated:*`, ...).
+    pub queues: Vec<(String, Vec<String>)>,
+    /// SNS topics by ARN, each with its events.
+    pub topics: Vec<(String, Vec<String>)>,
+    /// Whether every event also goes to EventBridge.
+    pub eventbridge: bool,
+}
+
 /// Counters of the calls made, read by reports and metrics.
 #[derive(Debug, Default)]
 pub struct S3Stats {
@@ -412,6 +423,39 @@ impl S3Source {
                     .to_owned(),
             ),
         }))
+    }
+
+    /// Where `bucket` sends its event notifications.
+    pub async fn notification_targets(
+        &self,
+        bucket: &str,
+    ) -> Result<NotificationTargets, SourceError> {
+        let owner = self.expected_owner.as_deref();
+        let output = self
+            .send(Operation::GetBucketNotification, bucket, owner, || {
+                self.client(bucket)
+                    .get_bucket_notification_configuration()
+                    .bucket(bucket)
+                    .set_expected_bucket_owner(self.expected_owner.clone())
+                    .send()
+            })
+            .await?;
+        let events = |events: &[aws_sdk_s3::types::Event]| {
+            events.iter().map(|e| e.as_str().to_owned()).collect()
+        };
+        Ok(NotificationTargets {
+            queues: output
+                .queue_configurations()
+                .iter()
+                .map(|q| (q.queue_arn().to_owned(), events(q.events())))
+                .collect(),
+            topics: output
+                .topic_configurations()
+                .iter()
+                .map(|t| (t.topic_arn().to_owned(), events(t.events())))
+                .collect(),
+            eventbridge: output.event_bridge_configuration().is_some(),
+        })
     }
 
     /// Sends the request that `request` makes (afresh for each attempt) through
