@@ -21,7 +21,8 @@
 //!
 //! moto answers about 200-280 requests a second and each event costs several (ReceiveMessage
 //! shares, HeadObject, GetObject, DeleteMessageBatch shares), so both figures are bounded by the
-//! emulator, not by the connector.
+//! emulator, not by the connector; the throughput line says how long the rounds spent receiving
+//! and applying. `S3C_BENCH_TRACE=1` prints every round.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -263,12 +264,15 @@ async fn main() -> Result<(), Fail> {
     }
     let elapsed = started.elapsed();
     cancel.cancel();
-    consumer.await?;
+    let spent = consumer.await?;
     println!(
-        "{sink_kind}: one consumer applied {} queued events in {:.1} s: {:.0} events/s",
+        "{sink_kind}: one consumer applied {} queued events in {:.1} s: {:.0} events/s ({} rounds; {:.1} s in ReceiveMessage, {:.1} s applying: HeadObject, GetObject, index, commit, DeleteMessageBatch)",
         options.events,
         elapsed.as_secs_f64(),
-        options.events as f64 / elapsed.as_secs_f64()
+        options.events as f64 / elapsed.as_secs_f64(),
+        spent.rounds,
+        spent.receiving.as_secs_f64(),
+        spent.applying.as_secs_f64(),
     );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
@@ -281,27 +285,51 @@ fn tempfile_dir(name: &str) -> Result<std::path::PathBuf, Fail> {
     Ok(dir)
 }
 
+/// Time a consumer spent receiving (non-empty receives only) and applying, and its rounds.
+#[derive(Debug, Default, Clone, Copy)]
+struct Spent {
+    receiving: Duration,
+    applying: Duration,
+    rounds: usize,
+}
+
 /// Runs the worker's consumer round in a loop until `cancel` fires.
 async fn spawn_consumer(
     connector: &'static config::ConnectorConfig,
     sink: AnySink,
     cancel: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
+) -> tokio::task::JoinHandle<Spent> {
     let notifications = connector.notifications.as_ref().expect("notifications");
     let sdk_config = credentials::sdk_config(connector).await;
     let source = S3Source::new(connector, &sdk_config);
     let queue = Queue::new(connector, notifications, &sdk_config, source.limiter());
+    let trace = std::env::var_os("S3C_BENCH_TRACE").is_some();
     tokio::spawn(async move {
         let mut consumer = Consumer::new(connector, notifications, queue, source);
+        let mut spent = Spent::default();
         while !cancel.is_cancelled() {
+            let started = Instant::now();
             match consumer.receive(&cancel).await {
                 Ok(messages) if !messages.is_empty() => {
+                    let count = messages.len();
+                    let received = Instant::now();
                     let counters = Counters::default();
                     Box::pin(consumer.handle(&sink, messages, &counters, &cancel)).await;
+                    spent.receiving += received - started;
+                    spent.applying += received.elapsed();
+                    spent.rounds += 1;
+                    if trace {
+                        eprintln!(
+                            "round: {count} messages, receiving {:?}, applying {:?}",
+                            received - started,
+                            received.elapsed()
+                        );
+                    }
                 }
                 Ok(_) => {}
                 Err(error) => eprintln!("receive failed: {error}"),
             }
         }
+        spent
     })
 }

@@ -26,6 +26,9 @@ use crate::source::ObjectStore;
 use crate::sync::touched::{self, KeyResult, TouchedKey};
 use crate::sync::{Counters, SyncContext};
 
+/// Receives one round may gather while the queue has a backlog.
+pub const RECEIVES_PER_ROUND: usize = 10;
+
 /// A connector's consumer: its queue, its S3 client, and the buckets located so far.
 #[derive(Debug)]
 pub struct Consumer<'a, O: ObjectStore> {
@@ -76,21 +79,33 @@ impl<'a, O: ObjectStore> Consumer<'a, O> {
         Duration::from_secs(self.notifications.visibility_timeout)
     }
 
-    /// Waits up to `wait_time` for messages. A shutdown does not cut a receive short (SQS
-    /// would hide the messages it sends for their whole visibility timeout); the messages of a
-    /// receive that ends after `cancel` fired are handed back at once, unprocessed.
+    /// Waits up to `wait_time` for messages; while the queue has a backlog (a receive came back
+    /// full) it receives again at once, up to [`RECEIVES_PER_ROUND`] receives, so that a backlog
+    /// is applied with one commit per up to a hundred messages. A shutdown does not cut a
+    /// receive short (SQS would hide the messages it sends for their whole visibility timeout);
+    /// the messages of a receive that ends after `cancel` fired are handed back at once,
+    /// unprocessed.
     pub async fn receive(&self, cancel: &CancellationToken) -> Result<Vec<Message>, QueueError> {
-        if cancel.is_cancelled() {
-            return Ok(Vec::new());
+        let max = self.notifications.max_messages;
+        let mut wait = Duration::from_secs(self.notifications.wait_time);
+        let mut messages = Vec::new();
+        for _ in 0..RECEIVES_PER_ROUND {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let received = match self.queue.receive(max, wait, self.visibility()).await {
+                Ok(received) => received,
+                // What came before is already hidden: apply it, report the error next time.
+                Err(_) if !messages.is_empty() => break,
+                Err(error) => return Err(error),
+            };
+            let full = received.len() >= max as usize;
+            messages.extend(received);
+            if !full {
+                break;
+            }
+            wait = Duration::ZERO;
         }
-        let messages = self
-            .queue
-            .receive(
-                self.notifications.max_messages,
-                Duration::from_secs(self.notifications.wait_time),
-                self.visibility(),
-            )
-            .await?;
         if cancel.is_cancelled() && !messages.is_empty() {
             let receipts: Vec<String> = messages.iter().map(|m| m.receipt.clone()).collect();
             self.hand_back(&receipts).await;
