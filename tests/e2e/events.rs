@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::fixture::{Backend, Setup, create_bucket, delete, put, s3_client, sqs_client};
 use crate::support::{Fault, FaultProxy, Match, MotoServer, OsmemServer, unique_name};
-use crate::worker::{Connector, WorkerDir};
+use crate::worker::{Connector, WorkerDir, parse_metrics, sample};
 
 /// Longest a drain of the queue may take on a loaded machine.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(120);
@@ -768,20 +768,34 @@ async fn two_workers_on_one_queue_make_the_index_one_worker_makes() {
         notified.depth().await == (0, 0)
     })
     .await;
-    let (a, b) = (one.status(), two.status());
-    let received = |s: &s3_connector::worker::status::StatusReport| {
-        s.connectors[0]
-            .notifications
-            .as_ref()
-            .unwrap()
-            .events_received
-    };
-    assert!(
-        received(&a) > 0 && received(&b) > 0,
-        "both workers took part: {} and {}",
-        received(&a),
-        received(&b)
-    );
+    let mut deleted = 0;
+    for worker in [&one, &two] {
+        let events = worker.status().connectors[0].notifications.clone().unwrap();
+        assert!(
+            events.events_received > 0,
+            "both workers took part: {events:?}"
+        );
+        assert_eq!(events.events_failed, 0, "{events:?}");
+        // /metrics counts what /status shows.
+        let scrape = parse_metrics(&worker.get("/metrics").text());
+        let metric = |name: &str| sample(&scrape, name, &[("connector", "c")]);
+        assert_eq!(
+            metric("s3c_events_received_total"),
+            Some(events.events_received as f64)
+        );
+        assert_eq!(
+            metric("s3c_events_applied_total"),
+            Some(events.events_applied as f64)
+        );
+        assert_eq!(
+            metric("s3c_event_messages_deleted_total"),
+            Some(events.messages_deleted as f64)
+        );
+        assert!(metric("s3c_queue_lag_seconds").is_some());
+        deleted += events.messages_deleted;
+    }
+    // Every message (150 + 50 + 30 events and the s3:TestEvent) deleted once, by one of them.
+    assert_eq!(deleted, 231);
     drop((one, two));
     assert_index_is_the_bucket(&setup, &notified).await;
 }
