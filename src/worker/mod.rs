@@ -161,10 +161,17 @@ impl Worker {
     pub async fn run(&self, cancel: CancellationToken) {
         for connector in &self.shared.config.connectors {
             if connector.timer.is_none() && !connector.sync_on_start {
-                tracing::warn!(
-                    message = "This connector has no schedule, no interval and sync_on_start is false, so run never syncs it.",
-                    connector = %connector.id
-                );
+                if connector.notifications.is_some() {
+                    tracing::warn!(
+                        message = "This connector has no schedule, no interval and sync_on_start is false: run applies its event notifications but never backfills or reconciles it with a full sync.",
+                        connector = %connector.id
+                    );
+                } else {
+                    tracing::warn!(
+                        message = "This connector has no schedule, no interval and sync_on_start is false, so run never syncs it.",
+                        connector = %connector.id
+                    );
+                }
             }
         }
         let mut loops = JoinSet::new();
