@@ -161,7 +161,7 @@ async fn main() -> Result<(), Fail> {
 
     // 1. Latency.
     let cancel = CancellationToken::new();
-    let consumer = spawn_consumer(connector, sink.clone(), cancel.clone()).await;
+    let consumer = spawn_consumer(connector, sink.clone(), cancel.clone()).await?;
     let pending: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
     let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
     let producing = Arc::new(AtomicBool::new(true));
@@ -246,7 +246,7 @@ async fn main() -> Result<(), Fail> {
     }
     let cancel = CancellationToken::new();
     let started = Instant::now();
-    let consumer = spawn_consumer(connector, sink.clone(), cancel.clone()).await;
+    let consumer = spawn_consumer(connector, sink.clone(), cancel.clone()).await?;
     loop {
         let attributes = sqs
             .get_queue_attributes()
@@ -298,13 +298,16 @@ async fn spawn_consumer(
     connector: &'static config::ConnectorConfig,
     sink: AnySink,
     cancel: CancellationToken,
-) -> tokio::task::JoinHandle<Spent> {
-    let notifications = connector.notifications.as_ref().expect("notifications");
+) -> Result<tokio::task::JoinHandle<Spent>, Fail> {
+    let notifications = connector
+        .notifications
+        .as_ref()
+        .ok_or("the connector has no notifications")?;
     let sdk_config = credentials::sdk_config(connector).await;
     let source = S3Source::new(connector, &sdk_config);
     let queue = Queue::new(connector, notifications, &sdk_config, source.limiter());
     let trace = std::env::var_os("S3C_BENCH_TRACE").is_some();
-    tokio::spawn(async move {
+    Ok(tokio::spawn(async move {
         let mut consumer = Consumer::new(connector, notifications, queue, source);
         let mut spent = Spent::default();
         while !cancel.is_cancelled() {
@@ -331,5 +334,5 @@ async fn spawn_consumer(
             }
         }
         spent
-    })
+    }))
 }
