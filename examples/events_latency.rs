@@ -180,11 +180,9 @@ async fn main() -> Result<(), Fail> {
                     return;
                 }
                 for (word, put_at) in waiting {
-                    if sink
-                        .search(&word, 1)
-                        .await
-                        .is_ok_and(|hits| !hits.is_empty())
-                    {
+                    let found =
+                        s3_connector::with_sink!(&sink, index => index.search(&word, 1).await);
+                    if found.is_ok_and(|hits| !hits.is_empty()) {
                         latencies.lock().await.push(put_at.elapsed());
                         pending.lock().await.retain(|(w, _)| *w != word);
                     }
@@ -317,7 +315,9 @@ async fn spawn_consumer(
                     let count = messages.len();
                     let received = Instant::now();
                     let counters = Counters::default();
-                    Box::pin(consumer.handle(&sink, messages, &counters, &cancel)).await;
+                    s3_connector::with_sink!(&sink, index => {
+                        Box::pin(consumer.handle(index, messages, &counters, &cancel)).await
+                    });
                     spent.receiving += received - started;
                     spent.applying += received.elapsed();
                     spent.rounds += 1;

@@ -16,6 +16,8 @@ pub mod pipeline;
 pub mod plan;
 pub mod report;
 #[cfg(test)]
+mod scenarios;
+#[cfg(test)]
 mod tests;
 pub mod touched;
 
@@ -29,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{BucketSelection, ConnectorConfig};
 use crate::extract::{self, ExtractError, ExtractLimits, Extracted, ObjectInput};
-use crate::rules::{self, SyncRules};
+use crate::rules;
 use crate::sink::{ContentStatus, DocId, Document, Sink, SinkError, VersionStamp};
 use crate::source::ObjectStore;
 use crate::source::s3::{Fetched, ObjectEntry, SourceError};
@@ -193,7 +195,7 @@ struct Selection {
 async fn resolve_buckets<O: ObjectStore, S: Sink>(
     ctx: &SyncContext<'_, O, S>,
 ) -> Option<Selection> {
-    let selection = ctx.connector.bucket_selection();
+    let selection = &ctx.connector.buckets;
     let listed = match selection {
         BucketSelection::Named(_) => Vec::new(),
         BucketSelection::All => match ctx.source.list_buckets().await {
@@ -206,7 +208,7 @@ async fn resolve_buckets<O: ObjectStore, S: Sink>(
             }
         },
     };
-    let plan = plan::plan_buckets(&selection, &listed, ctx.connector.rules.as_ref());
+    let plan = plan::plan_buckets(selection, &listed, &ctx.connector.rules);
     for missing in &plan.missing {
         ctx.counters.error(format!(
             "bucket {missing}: the sync rules name it, but ListBuckets does not return it; nothing was synced or deleted for it"
@@ -247,13 +249,12 @@ async fn unselected_buckets<O: ObjectStore, S: Sink>(
     ctx: &SyncContext<'_, O, S>,
     keep: &BTreeSet<String>,
 ) -> Result<Vec<String>, SinkError> {
-    let rules = ctx.connector.rules.as_ref();
+    let rules = &ctx.connector.rules;
     let mut unselected = ctx.sink.indexed_buckets().await?;
     // A bucket named by the rules but missing from ListBuckets may be a passing failure: keep
     // its documents.
-    unselected.retain(|bucket| {
-        !keep.contains(bucket) && !rules.is_some_and(|r| r.buckets().contains(bucket.as_str()))
-    });
+    unselected
+        .retain(|bucket| !keep.contains(bucket) && !rules.buckets().contains(bucket.as_str()));
     Ok(unselected)
 }
 
@@ -331,10 +332,7 @@ async fn sync_bucket<O: ObjectStore, S: Sink>(
     bucket: &str,
 ) -> Result<u64, BucketError> {
     let connector = ctx.connector;
-    let prefixes = match &connector.rules {
-        Some(rules) => rules.list_prefixes(bucket),
-        None => vec![String::new()],
-    };
+    let prefixes = connector.rules.list_prefixes(bucket);
     let (pages, page_queue) = mpsc::channel::<Vec<ObjectEntry>>(PAGES_AHEAD);
     let (jobs, job_queue) = mpsc::channel::<Job>(connector.concurrency * 2);
     // The first page is on its way while the index's versions are read.
@@ -441,7 +439,7 @@ async fn decide_pages<O: ObjectStore, S: Sink>(
     let limits = Limits {
         max_content_bytes: ctx.connector.max_content_bytes,
     };
-    let rules: Option<&SyncRules> = ctx.connector.rules.as_ref();
+    let rules = &ctx.connector.rules;
     while let Some(page) = page_queue.next().await {
         for entry in page {
             Counters::bump(&counters.objects_listed);
@@ -639,7 +637,7 @@ async fn process<O: ObjectStore, S: Sink>(
 /// The extraction limits of a connector.
 fn extract_limits(connector: &ConnectorConfig) -> ExtractLimits {
     ExtractLimits {
-        max_extracted_bytes: connector.max_extracted_bytes(),
+        max_extracted_bytes: connector.max_extracted_bytes,
         timeout: std::time::Duration::from_secs(connector.extraction_timeout),
         max_body_chars: usize::try_from(connector.max_body_chars).unwrap_or(usize::MAX),
     }

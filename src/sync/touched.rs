@@ -57,16 +57,16 @@ pub async fn apply_keys<O: ObjectStore, S: Sink>(
     keys: &[TouchedKey],
     located: &mut std::collections::HashSet<String>,
 ) -> Vec<KeyResult> {
-    let selection = ctx.connector.bucket_selection();
-    let rules = ctx.connector.rules.as_ref();
+    let selection = &ctx.connector.buckets;
+    let rules = &ctx.connector.rules;
     let mut bucket_ok: HashMap<&str, Result<bool, String>> = HashMap::new();
     for TouchedKey { bucket, .. } in keys {
         if bucket_ok.contains_key(bucket.as_str()) {
             continue;
         }
-        let plan = plan::plan_buckets(&selection, std::slice::from_ref(bucket), rules);
+        let plan = plan::plan_buckets(selection, std::slice::from_ref(bucket), rules);
         let mut verdict = Ok(plan.selected.contains(bucket));
-        if verdict == Ok(true) && selection == BucketSelection::All && !located.contains(bucket) {
+        if verdict == Ok(true) && *selection == BucketSelection::All && !located.contains(bucket) {
             match ctx.source.locate_bucket(bucket).await {
                 Ok(()) => {
                     located.insert(bucket.clone());
@@ -163,9 +163,9 @@ async fn step_for<O: ObjectStore, S: Sink>(
         return Step::Failed("the worker is shutting down".to_owned());
     }
     let id = DocId::of(bucket, key);
-    let rules = ctx.connector.rules.as_ref();
+    let rules = &ctx.connector.rules;
     // A key the rules leave out is not looked up: the policy may not even allow reading it.
-    let wanted = plan::selected(bucket, key, rules);
+    let wanted = rules.matches(bucket, key);
     let head = async {
         if wanted {
             ctx.source.head_object(bucket, key).await
@@ -204,13 +204,7 @@ async fn step_for<O: ObjectStore, S: Sink>(
     let limits = Limits {
         max_content_bytes: ctx.connector.max_content_bytes,
     };
-    match plan::decide(
-        bucket,
-        &entry,
-        indexed,
-        ctx.connector.rules.as_ref(),
-        limits,
-    ) {
+    match plan::decide(bucket, &entry, indexed, rules, limits) {
         Decision::Excluded => {
             Counters::bump(&ctx.counters.excluded);
             // A listing would delete an indexed copy at the end of the bucket.

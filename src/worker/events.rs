@@ -92,8 +92,11 @@ pub(super) async fn consume(shared: Arc<Shared>, position: usize, cancel: Cancel
         let started_at = OffsetDateTime::now_utc();
         let counters = Counters::default();
         let s3_before = snapshot(consumer.source().stats());
-        let index_retries_before = sink.retries();
-        let summary = consumer.handle(&sink, messages, &counters, &cancel).await;
+        let (summary, index_retries) = crate::with_sink!(&sink, index => {
+            let before = index.retries();
+            let summary = consumer.handle(index, messages, &counters, &cancel).await;
+            (summary, index.retries().saturating_sub(before))
+        });
         drop(turn);
         let mut report =
             SyncReport::from_counters(&connector.id, &counters, &S3Stats::default(), started_at);
@@ -101,7 +104,7 @@ pub(super) async fn consume(shared: Arc<Shared>, position: usize, cancel: Cancel
         report.s3_requests = s3_after.0 - s3_before.0;
         report.s3_retries = s3_after.1 - s3_before.1;
         report.bytes_downloaded = s3_after.2 - s3_before.2;
-        report.index_retries = sink.retries().saturating_sub(index_retries_before);
+        report.index_retries = index_retries;
         record_round(&shared, position, &report, &summary);
         let due = depth_read_at.is_none_or(|at| at.elapsed() >= DEPTH_EVERY);
         if due && !cancel.is_cancelled() {

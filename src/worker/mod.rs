@@ -410,7 +410,7 @@ async fn sync_once(
         Some(opened.as_ref().map(drop).map_err(ToString::to_string));
     let report = match opened {
         // The worker has no override: a held-back mass delete waits for a person.
-        Ok(sink) => pipeline.run(&sink, &cancel, false).await,
+        Ok(index) => crate::with_sink!(&index, sink => pipeline.run(sink, &cancel, false).await),
         Err(error) => pipeline.failed(format!("cannot open the index: {error}")),
     };
     // The index is released (as `turn` was emptied above), so a manual sync can run between

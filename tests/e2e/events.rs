@@ -212,7 +212,9 @@ async fn drain_until(
             .stats()
             .bytes_downloaded
             .load(std::sync::atomic::Ordering::Relaxed);
-        Box::pin(consumer.handle(sink, messages, &counters, &cancel)).await;
+        s3_connector::with_sink!(sink, index => {
+            Box::pin(consumer.handle(index, messages, &counters, &cancel)).await
+        });
         let bytes = consumer
             .source()
             .stats()

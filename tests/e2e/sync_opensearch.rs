@@ -458,7 +458,7 @@ fn document(bucket: &str, key: &str, body: &str) -> Document {
 async fn versions_and_buckets_are_read_page_by_page_with_and_without_point_in_time() {
     let proxy = FaultProxy::start(&OsmemServer::shared().url());
     let setup = Setup::opensearch(&proxy.endpoint(), "  bulk_max_docs: 1000\n");
-    let sink = setup.sink().await;
+    let sink = setup.opensearch_sink().await;
     // More documents than one page of versions, and more buckets than one page of buckets.
     let big: Vec<Document> = (0..2345)
         .map(|n| document("big", &format!("part-{n}.txt"), &"x".repeat(n % 50)))
@@ -502,7 +502,7 @@ async fn bulk_requests_respect_count_and_byte_limits_and_halve_on_413() {
         &proxy.endpoint(),
         "  bulk_max_docs: 4\n  bulk_max_bytes: 2048\n  bulk_concurrency: 3\n",
     );
-    let sink = setup.sink().await;
+    let sink = setup.opensearch_sink().await;
     let answers = observe_bulk_answers(&proxy);
     let mut documents: Vec<Document> = (0..10)
         .map(|n| document("limits", &format!("small-{n}.txt"), "tiny"))
