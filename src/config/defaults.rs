@@ -141,3 +141,8 @@ pub const fn notifications_visibility_timeout() -> u64 {
 pub const fn notifications_max_messages() -> u32 {
     10
 }
+
+/// Path segments that make a key's group for `sharding.by: prefix`: 1 (the top-level folder).
+pub const fn shard_depth() -> usize {
+    1
+}

@@ -173,4 +173,8 @@ pub struct ConnectorFile {
     /// [`super::notifications::NotificationsConfig`]. Default: none (full syncs only).
     #[serde(default)]
     pub notifications: Option<super::notifications::NotificationsConfig>,
+    /// How `--shard I/N` (or `S3C_SHARD`) splits this connector's buckets between workers; see
+    /// [`super::sharding::ShardingConfig`]. Default: by the top-level folder.
+    #[serde(default)]
+    pub sharding: super::sharding::ShardingConfig,
 }

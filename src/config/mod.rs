@@ -18,6 +18,7 @@ pub mod opensearch;
 pub mod rules_of_names;
 pub mod schedule;
 pub mod secret;
+pub mod sharding;
 mod structure;
 
 use std::collections::HashSet;
@@ -142,6 +143,8 @@ pub struct ConnectorConfig {
     pub sync_on_start: bool,
     /// S3 event notifications through SQS ([`file::ConnectorFile::notifications`]).
     pub notifications: Option<notifications::NotificationsConfig>,
+    /// How `--shard I/N` splits the buckets ([`file::ConnectorFile::sharding`]), validated.
+    pub sharding: sharding::ShardingConfig,
 }
 
 /// Which buckets a connector syncs.
@@ -197,6 +200,7 @@ impl ConnectorConfig {
             timer,
             sync_on_start: raw.sync_on_start,
             notifications: raw.notifications,
+            sharding: raw.sharding,
         }
     }
 
@@ -510,6 +514,7 @@ fn validate_connector(
         if let Some(notifications) = &connector.notifications {
             notifications::validate_connector(notifications, report.position, report.list);
         }
+        sharding::validate(&connector.sharding, report);
         (
             validate_timer(connector, report),
             load_rules(connector, base_dir, report),

@@ -24,7 +24,7 @@ use crate::config::notifications::NotificationsConfig;
 use crate::sink::Sink;
 use crate::source::ObjectStore;
 use crate::sync::touched::{self, KeyResult, TouchedKey};
-use crate::sync::{Counters, SyncContext};
+use crate::sync::{Counters, Shard, SyncContext};
 
 /// Receives one round may gather while the queue has a backlog.
 pub const RECEIVES_PER_ROUND: usize = 10;
@@ -185,6 +185,8 @@ impl<'a, O: ObjectStore> Consumer<'a, O> {
                 counters,
                 cancel,
                 allow_mass_delete: false,
+                // Events name single keys: whichever shard owns a key, S3 says what it is now.
+                shard: &Shard::whole(),
             };
             let apply = touched::apply_keys(&ctx, &ordered, &mut self.located);
             let heartbeat = keep_hidden(&self.queue, &receipts, visibility);

@@ -7,7 +7,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::{DocId, Document, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp};
+use super::{
+    DocId, Document, KeyFilter, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp,
+};
 
 /// An uncommitted write.
 #[derive(Debug, Clone)]
@@ -129,6 +131,20 @@ impl Sink for MemorySink {
 
     async fn indexed_version(&self, id: DocId) -> Result<Option<VersionStamp>, SinkError> {
         Ok(self.state().committed.get(&id).map(Document::version))
+    }
+
+    async fn indexed_versions_owned(
+        &self,
+        bucket: &str,
+        owns: KeyFilter,
+    ) -> Result<HashMap<DocId, VersionStamp>, SinkError> {
+        Ok(self
+            .state()
+            .committed
+            .iter()
+            .filter(|(_, document)| document.bucket == bucket && owns.accepts(&document.key))
+            .map(|(id, document)| (*id, document.version()))
+            .collect())
     }
 
     async fn upsert(&self, documents: Vec<Document>) -> Result<RejectedDocuments, SinkError> {

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use md5::{Digest, Md5};
 use serde::Serialize;
@@ -196,6 +197,51 @@ pub struct SearchHit {
     pub score: f32,
 }
 
+/// Which keys a sync owns (one shard's part of a bucket): a predicate, and the key range that
+/// holds every owned key when there is one (range sharding), so that a remote index can read
+/// only that range.
+#[derive(Clone)]
+pub struct KeyFilter {
+    owns: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    after: Option<String>,
+    through: Option<String>,
+}
+
+impl KeyFilter {
+    /// The keys `owns` accepts, all of them after `after` (exclusive) up to `through`
+    /// (inclusive) where those are given.
+    pub fn new(
+        owns: impl Fn(&str) -> bool + Send + Sync + 'static,
+        after: Option<String>,
+        through: Option<String>,
+    ) -> Self {
+        Self {
+            owns: Arc::new(owns),
+            after,
+            through,
+        }
+    }
+
+    /// Whether `key` is owned.
+    pub fn accepts(&self, key: &str) -> bool {
+        (self.owns)(key)
+    }
+
+    /// The exclusive lower and inclusive upper bound of the owned keys, where known.
+    pub fn range(&self) -> (Option<&str>, Option<&str>) {
+        (self.after.as_deref(), self.through.as_deref())
+    }
+}
+
+impl fmt::Debug for KeyFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyFilter")
+            .field("after", &self.after)
+            .field("through", &self.through)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Documents of a batch that the sink refused, with the reason for each. Empty when all landed.
 pub type RejectedDocuments = Vec<(DocId, String)>;
 
@@ -312,6 +358,14 @@ pub trait Sink: Send + Sync {
         &self,
         id: DocId,
     ) -> impl Future<Output = Result<Option<VersionStamp>, SinkError>> + Send;
+
+    /// The version stamp of every committed document of `bucket` whose key `owns` accepts: one
+    /// shard's part of the bucket. Keys are read only to be filtered, never kept.
+    fn indexed_versions_owned(
+        &self,
+        bucket: &str,
+        owns: KeyFilter,
+    ) -> impl Future<Output = Result<HashMap<DocId, VersionStamp>, SinkError>> + Send;
 
     /// Adds the documents, replacing any with the same id.
     fn upsert(

@@ -10,13 +10,20 @@
 //! remove most of a bucket or of the index are held back by the mass-delete guard
 //! ([`guard`]). Commits happen along the way, so a crash loses only uncommitted work and the
 //! next sync converges.
+//!
+//! A sharded sync ([`shard`], `--shard I/N`) does all of this for its part of each bucket only:
+//! it lists only the keys it owns (`listing.rs`), compares them with the indexed versions of the
+//! keys it owns, and so deletes only inside its part, after that part's listing completed.
 
 pub mod guard;
+mod listing;
 pub mod pipeline;
 pub mod plan;
 pub mod report;
 #[cfg(test)]
 mod scenarios;
+pub mod shard;
+pub mod shard_plan;
 #[cfg(test)]
 mod tests;
 pub mod touched;
@@ -32,13 +39,14 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{BucketSelection, ConnectorConfig};
 use crate::extract::{self, ExtractError, ExtractLimits, Extracted, ObjectInput};
 use crate::rules;
-use crate::sink::{ContentStatus, DocId, Document, Sink, SinkError, VersionStamp};
+use crate::sink::{ContentStatus, DocId, Document, KeyFilter, Sink, SinkError, VersionStamp};
 use crate::source::ObjectStore;
 use crate::source::s3::{Fetched, ObjectEntry, SourceError};
 use guard::DeleteVerdict;
 pub use pipeline::Pipeline;
 use plan::{Change, ContentPlan, Decision, Limits};
 pub use report::{Counters, SyncReport};
+pub use shard::{ConfigShards, Shard, ShardSpec};
 
 /// Documents written between two commits inside one bucket.
 const COMMIT_EVERY: u64 = 10_000;
@@ -118,6 +126,26 @@ pub struct SyncContext<'a, O: ObjectStore, S: Sink> {
     pub cancel: &'a CancellationToken,
     /// Lets this one sync delete past the mass-delete guard (`sync --allow-mass-delete`).
     pub allow_mass_delete: bool,
+    /// The part of each bucket this sync owns ([`Shard::whole`] when unsharded): it lists,
+    /// writes and deletes only there.
+    pub shard: &'a Shard,
+}
+
+impl<O: ObjectStore, S: Sink> SyncContext<'_, O, S> {
+    /// The version stamps of the documents of `bucket` this sync owns.
+    async fn owned_versions(
+        &self,
+        bucket: &str,
+    ) -> Result<HashMap<DocId, VersionStamp>, SinkError> {
+        if self.shard.is_whole() {
+            return self.sink.indexed_versions(bucket).await;
+        }
+        let shard = self.shard.clone();
+        let (after, through) = shard.key_range();
+        let (after, through) = (after.map(str::to_owned), through.map(str::to_owned));
+        let owns = KeyFilter::new(move |key: &str| shard.owns(key), after, through);
+        self.sink.indexed_versions_owned(bucket, owns).await
+    }
 }
 
 /// Runs one full sync of the connector and reports what it did. Errors are counted in the
@@ -126,7 +154,7 @@ pub async fn sync_connector<O: ObjectStore, S: Sink>(ctx: &SyncContext<'_, O, S>
     let started_at = OffsetDateTime::now_utc();
     let index_retries_before = ctx.sink.retries();
     let connector = ctx.connector;
-    tracing::info!(message = "Sync started.", connector = %connector.id);
+    tracing::info!(message = "Sync started.", connector = %connector.id, shard = %ctx.shard.label());
     if let Some(selection) = resolve_buckets(ctx).await {
         // Buckets of the selection that did not list completely in this sync.
         let mut unlisted = selection.unlisted.clone();
@@ -161,6 +189,7 @@ pub async fn sync_connector<O: ObjectStore, S: Sink>(ctx: &SyncContext<'_, O, S>
     let mut report =
         SyncReport::from_counters(&connector.id, ctx.counters, ctx.source.stats(), started_at);
     report.cancelled = ctx.cancel.is_cancelled();
+    report.shard = (!ctx.shard.is_whole()).then(|| ctx.shard.label());
     report.index_retries = ctx.sink.retries().saturating_sub(index_retries_before);
     tracing::info!(
         message = "Sync finished.",
@@ -268,12 +297,8 @@ async fn remove_unselected_buckets<O: ObjectStore, S: Sink>(
 ) -> Result<(), SinkError> {
     let mut doomed: Vec<(String, Vec<DocId>)> = Vec::new();
     for bucket in unselected_buckets(ctx, keep).await? {
-        let ids = ctx
-            .sink
-            .indexed_versions(&bucket)
-            .await?
-            .into_keys()
-            .collect();
+        // A shard removes only its own part of a bucket that left the selection.
+        let ids = ctx.owned_versions(&bucket).await?.into_keys().collect();
         doomed.push((bucket, ids));
     }
     let to_delete: u64 = doomed.iter().map(|(_, ids)| ids.len() as u64).sum();
@@ -336,9 +361,10 @@ async fn sync_bucket<O: ObjectStore, S: Sink>(
     let (pages, page_queue) = mpsc::channel::<Vec<ObjectEntry>>(PAGES_AHEAD);
     let (jobs, job_queue) = mpsc::channel::<Job>(connector.concurrency * 2);
     // The first page is on its way while the index's versions are read.
-    let listing = list_bucket(ctx, bucket, &prefixes, pages);
+    let listing = listing::list_bucket(ctx, bucket, &prefixes, pages);
     let deciding = async {
-        let mut indexed = ctx.sink.indexed_versions(bucket).await?;
+        // Only the shard's part: deletions stay inside it.
+        let mut indexed = ctx.owned_versions(bucket).await?;
         let indexed_before = indexed.len() as u64;
         decide_pages(ctx, bucket, &mut indexed, page_queue, jobs).await;
         Ok::<_, SinkError>((indexed, indexed_before))
@@ -394,36 +420,6 @@ async fn sync_bucket<O: ObjectStore, S: Sink>(
         )));
     }
     Ok(indexed_before)
-}
-
-/// Pages through the listing of every prefix and queues the pages. Stops early, without an
-/// error, when the decider is gone (the index failed; that error is reported).
-async fn list_bucket<O: ObjectStore, S: Sink>(
-    ctx: &SyncContext<'_, O, S>,
-    bucket: &str,
-    prefixes: &[String],
-    mut pages: mpsc::Sender<Vec<ObjectEntry>>,
-) -> Result<(), ListingStop> {
-    for prefix in prefixes {
-        let mut continuation = None;
-        loop {
-            if ctx.cancel.is_cancelled() {
-                return Err(ListingStop::Cancelled);
-            }
-            let page = match ctx.source.list_page(bucket, prefix, continuation).await {
-                Ok(page) => page,
-                Err(error) => return Err(ListingStop::Failed(error)),
-            };
-            continuation = page.continuation;
-            if pages.send(page.entries).await.is_err() {
-                return Ok(());
-            }
-            if continuation.is_none() {
-                break;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Decides each listed object and queues the ones to write. Objects seen are taken out of

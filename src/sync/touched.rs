@@ -285,6 +285,7 @@ mod tests {
             counters: &counters,
             cancel,
             allow_mass_delete: false,
+            shard: &crate::sync::Shard::whole(),
         };
         let results = apply_keys(&ctx, keys, &mut HashSet::new()).await;
         (results, counters)

@@ -24,7 +24,9 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyError};
 
 pub use self::error::EmbeddedError;
 use self::schema::Fields;
-use crate::sink::{DocId, Document, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp};
+use crate::sink::{
+    DocId, Document, KeyFilter, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp,
+};
 
 /// The embedded tantivy index of one directory. Clones share the same index and writer.
 ///
@@ -178,6 +180,16 @@ impl Sink for EmbeddedIndex {
 
     async fn indexed_version(&self, id: DocId) -> Result<Option<VersionStamp>, SinkError> {
         self.blocking(move |inner| Ok(inner.get(id)?.map(|document| document.version())))
+            .await
+    }
+
+    async fn indexed_versions_owned(
+        &self,
+        bucket: &str,
+        owns: KeyFilter,
+    ) -> Result<HashMap<DocId, VersionStamp>, SinkError> {
+        let bucket = bucket.to_owned();
+        self.blocking(move |inner| inner.indexed_versions_owned(&bucket, &owns))
             .await
     }
 

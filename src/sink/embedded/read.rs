@@ -7,11 +7,11 @@ use tantivy::collector::TopDocs;
 use tantivy::columnar::StrColumn;
 use tantivy::query::TermQuery;
 use tantivy::schema::IndexRecordOption;
-use tantivy::{DocSet, SegmentReader, TERMINATED, TantivyDocument, TantivyError, Term};
+use tantivy::{DocAddress, DocSet, SegmentReader, TERMINATED, TantivyDocument, TantivyError, Term};
 
 use super::schema;
 use super::{EmbeddedError, Inner};
-use crate::sink::{DocId, Document, VersionStamp};
+use crate::sink::{DocId, Document, KeyFilter, VersionStamp};
 
 impl Inner {
     pub(super) fn get(&self, id: DocId) -> Result<Option<Document>, EmbeddedError> {
@@ -85,6 +85,51 @@ impl Inner {
                 })?;
             if let Some(mut postings) = postings {
                 self.segment_versions(segment, &mut postings, &mut versions)?;
+            }
+        }
+        Ok(versions)
+    }
+
+    /// [`Inner::indexed_versions`] of the documents whose key `owns` accepts: one shard's part.
+    /// Reads each document's stored fields for its key, so it is slower than the unfiltered
+    /// scan; the embedded index is never sharded in practice (one writer), this keeps the
+    /// contract whole.
+    pub(super) fn indexed_versions_owned(
+        &self,
+        bucket: &str,
+        owns: &KeyFilter,
+    ) -> Result<HashMap<DocId, VersionStamp>, EmbeddedError> {
+        let searcher = self.reader.searcher();
+        let bucket_term = Term::from_field_text(self.fields.bucket, bucket);
+        let mut versions = HashMap::new();
+        for (ordinal, segment) in searcher.segment_readers().iter().enumerate() {
+            let inverted = segment
+                .inverted_index(self.fields.bucket)
+                .map_err(self.tantivy_error("reading versions from"))?;
+            let postings = inverted
+                .read_postings(&bucket_term, IndexRecordOption::Basic)
+                .map_err(|cause| {
+                    self.tantivy_error("reading versions from")(TantivyError::from(cause))
+                })?;
+            let Some(mut postings) = postings else {
+                continue;
+            };
+            let mut doc = postings.doc();
+            while doc != TERMINATED {
+                if !segment.is_deleted(doc) {
+                    let address = DocAddress::new(u32::try_from(ordinal).unwrap_or(u32::MAX), doc);
+                    let stored: TantivyDocument = searcher
+                        .doc(address)
+                        .map_err(self.tantivy_error("reading versions from"))?;
+                    let document = self
+                        .fields
+                        .decode(&stored)
+                        .map_err(|detail| self.corrupt(detail))?;
+                    if owns.accepts(&document.key) {
+                        versions.insert(document.id, document.version());
+                    }
+                }
+                doc = postings.advance();
             }
         }
         Ok(versions)

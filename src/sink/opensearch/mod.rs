@@ -25,7 +25,9 @@ use self::bulk::{BulkWriter, Operation};
 use self::client::{Client, index_path};
 pub use self::error::OpensearchError;
 use crate::config::opensearch::OpensearchConfig;
-use crate::sink::{DocId, Document, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp};
+use crate::sink::{
+    DocId, Document, KeyFilter, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp,
+};
 
 /// One index of an OpenSearch cluster. Clones share the HTTP client and its connections.
 #[derive(Clone, Debug)]
@@ -110,7 +112,15 @@ impl Sink for OpensearchSink {
         &self,
         bucket: &str,
     ) -> Result<HashMap<DocId, VersionStamp>, SinkError> {
-        Ok(scan::versions(&self.inner.client, &self.inner.index, bucket).await?)
+        Ok(scan::versions(&self.inner.client, &self.inner.index, bucket, None).await?)
+    }
+
+    async fn indexed_versions_owned(
+        &self,
+        bucket: &str,
+        owns: KeyFilter,
+    ) -> Result<HashMap<DocId, VersionStamp>, SinkError> {
+        Ok(scan::versions(&self.inner.client, &self.inner.index, bucket, Some(&owns)).await?)
     }
 
     async fn indexed_version(&self, id: DocId) -> Result<Option<VersionStamp>, SinkError> {

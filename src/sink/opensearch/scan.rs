@@ -16,7 +16,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::client::{Body, Client, index_path};
 use super::error::OpensearchError;
-use crate::sink::{DocId, VersionStamp};
+use crate::sink::{DocId, KeyFilter, VersionStamp};
 
 /// Hits per page.
 pub(super) const PAGE_SIZE: usize = 1000;
@@ -55,22 +55,43 @@ pub(super) struct Hit {
     sort: Option<Value>,
 }
 
-/// Collects the stamps of pages of hits, counting hits whose id is not one of ours.
+/// The fields read for a shard's part: the version fields and the key to filter on.
+const VERSION_AND_KEY_FIELDS: [&str; 4] = ["etag", "last_modified", "size_in_bytes", "key"];
+
+/// Collects the stamps of pages of hits, counting hits whose id is not one of ours; with a
+/// filter, only of hits whose key it accepts.
 #[derive(Default)]
-struct Versions {
+struct Versions<'a> {
     map: HashMap<DocId, VersionStamp>,
     foreign: usize,
+    owns: Option<&'a KeyFilter>,
 }
 
-impl Versions {
+impl Versions<'_> {
     fn add(&mut self, hits: &[Hit]) {
         for hit in hits {
+            if let Some(owns) = self.owns {
+                let key = hit.source.get("key").and_then(Value::as_str);
+                // A document without a key is no shard's: leave it alone.
+                if !key.is_some_and(|key| owns.accepts(key)) {
+                    continue;
+                }
+            }
             match DocId::from_hex(&hit.id) {
                 Some(id) => {
                     self.map.insert(id, stamp(&hit.source));
                 }
                 None => self.foreign += 1,
             }
+        }
+    }
+
+    /// The `_source` fields to fetch.
+    fn fields(&self) -> &'static [&'static str] {
+        if self.owns.is_some() {
+            &VERSION_AND_KEY_FIELDS
+        } else {
+            &VERSION_FIELDS
         }
     }
 
@@ -114,16 +135,22 @@ enum PointInTime {
     NoIndex,
 }
 
-/// The version stamp of every document of `bucket` in `index`.
+/// The version stamp of every document of `bucket` in `index` (whose key `owns` accepts, when
+/// given).
 pub(super) async fn versions(
     client: &Client,
     index: &str,
     bucket: &str,
+    owns: Option<&KeyFilter>,
 ) -> Result<HashMap<DocId, VersionStamp>, OpensearchError> {
-    let query = json!({"term": {"bucket": bucket}});
+    let query = versions_query(bucket, owns);
+    let empty = || Versions {
+        owns,
+        ..Versions::default()
+    };
     let versions = match open_point_in_time(client, index).await? {
         PointInTime::NoIndex => return Ok(HashMap::new()),
-        PointInTime::Opened(pit) => scan_point_in_time(client, index, &query, pit).await?,
+        PointInTime::Opened(pit) => scan_point_in_time(client, index, &query, pit, empty()).await?,
         PointInTime::Unsupported(error) => {
             tracing::info!(
                 message = "Point-in-time search is not available; reading versions with a scroll.",
@@ -133,13 +160,31 @@ pub(super) async fn versions(
             client
                 .retry
                 .run(
-                    || scan_scroll(client, index, &query),
+                    || scan_scroll(client, index, &query, empty()),
                     |error, delay| client.note_retry(error, delay),
                 )
                 .await?
         }
     };
     Ok(versions.finish(index, bucket))
+}
+
+/// The documents of `bucket`; with a filter whose owned keys lie in a range, only that range
+/// (`key` is a keyword field: its range query compares bytes, as S3 orders keys).
+fn versions_query(bucket: &str, owns: Option<&KeyFilter>) -> Value {
+    let bucket_term = json!({"term": {"bucket": bucket}});
+    let (after, through) = owns.map_or((None, None), KeyFilter::range);
+    if after.is_none() && through.is_none() {
+        return bucket_term;
+    }
+    let mut range = Map::new();
+    if let Some(after) = after {
+        range.insert("gt".into(), json!(after));
+    }
+    if let Some(through) = through {
+        range.insert("lte".into(), json!(through));
+    }
+    json!({"bool": {"filter": [bucket_term, {"range": {"key": range}}]}})
 }
 
 async fn open_point_in_time(client: &Client, index: &str) -> Result<PointInTime, OpensearchError> {
@@ -171,19 +216,19 @@ async fn open_point_in_time(client: &Client, index: &str) -> Result<PointInTime,
 
 /// Pages through the point in time with `search_after`; every page is retried alone. The point
 /// in time is closed at the end, whatever happened.
-async fn scan_point_in_time(
+async fn scan_point_in_time<'a>(
     client: &Client,
     index: &str,
     query: &Value,
     mut pit: String,
-) -> Result<Versions, OpensearchError> {
+    mut versions: Versions<'a>,
+) -> Result<Versions<'a>, OpensearchError> {
     let action = format!("reading document versions of index {index}");
-    let mut versions = Versions::default();
     let mut search_after: Option<Value> = None;
     let result = loop {
         let mut request = json!({
             "size": PAGE_SIZE,
-            "_source": VERSION_FIELDS,
+            "_source": versions.fields(),
             "query": query,
             "pit": {"id": pit, "keep_alive": KEEP_ALIVE},
             // Our ids are unique, so they order the pages without a tie-breaker.
@@ -235,15 +280,16 @@ async fn scan_point_in_time(
 
 /// Reads every page of a scroll. A failed page fails the whole scan, which the caller starts
 /// over: a scroll page cannot be asked for twice, and a lost answer would skip documents.
-async fn scan_scroll(
+async fn scan_scroll<'a>(
     client: &Client,
     index: &str,
     query: &Value,
-) -> Result<Versions, OpensearchError> {
+    mut versions: Versions<'a>,
+) -> Result<Versions<'a>, OpensearchError> {
     let action = format!("reading document versions of index {index} with a scroll");
     let request = json!({
         "size": PAGE_SIZE,
-        "_source": VERSION_FIELDS,
+        "_source": versions.fields(),
         "query": query,
         "sort": ["_doc"],
     });
@@ -257,10 +303,9 @@ async fn scan_scroll(
         )
         .await?;
     if reply.status == 404 {
-        return Ok(Versions::default());
+        return Ok(versions);
     }
     let mut page: Page = reply.json(&action)?;
-    let mut versions = Versions::default();
     let mut scroll_id = None;
     let result = loop {
         versions.add(&page.hits.hits);
