@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod durable;
+pub mod events;
 pub mod extract;
 #[doc(hidden)]
 pub mod fuzzing;

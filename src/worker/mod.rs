@@ -11,6 +11,7 @@
 
 pub mod api;
 mod console;
+mod events;
 pub mod http;
 pub mod metrics;
 pub mod state;
@@ -33,7 +34,7 @@ use crate::sync::shard::Shard;
 use crate::sync::{ConfigShards, Counters, Pipeline, SyncReport};
 use metrics::WorkerMetrics;
 use state::{History, Outcome, SyncRecord, Trigger};
-use status::{ConnectorStatus, RunningStatus, StatusReport};
+use status::{ConnectorStatus, EventsStatus, RunningStatus, StatusReport};
 
 /// Why the worker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +110,10 @@ pub(crate) struct Entry {
     /// Cancelled when the connector is deleted: its schedule stops, its sync stops starting
     /// work.
     removed: CancellationToken,
+    /// The turn on the connector's index, taken by a full sync for its whole run and by the
+    /// event consumer for one round, so the two never write the index at once (the embedded
+    /// index has one writer). Holds the index while the consumer keeps it open.
+    index_turn: tokio::sync::Mutex<Option<AnySink>>,
 }
 
 /// The live state of one connector.
@@ -120,6 +125,8 @@ struct Slot {
     last_success_at: Option<OffsetDateTime>,
     skipped: u64,
     index_reachable: Option<Result<(), String>>,
+    /// The event consumer's totals, for connectors with `notifications`.
+    events: Option<EventsStatus>,
 }
 
 /// A sync in progress: enough to write its record if it has to be abandoned.
@@ -215,16 +222,30 @@ impl Worker {
         for entry in &entries {
             let connector = &entry.connector;
             if connector.timer.is_none() && !connector.sync_on_start {
-                tracing::warn!(
-                    message = "This connector has no schedule, no interval and sync_on_start is false, so run never syncs it.",
-                    connector = %connector.id
-                );
+                if connector.notifications.is_some() {
+                    tracing::warn!(
+                        message = "This connector has no schedule, no interval and sync_on_start is false: run applies its event notifications but never backfills or reconciles it with a full sync.",
+                        connector = %connector.id
+                    );
+                } else {
+                    tracing::warn!(
+                        message = "This connector has no schedule, no interval and sync_on_start is false, so run never syncs it.",
+                        connector = %connector.id
+                    );
+                }
             }
         }
         *lock(&self.shared.running) = Some(cancel.clone());
         let mut loops = JoinSet::new();
         for entry in entries {
             let first = entry.connector.sync_on_start.then_some(Trigger::Start);
+            if entry.connector.notifications.is_some() {
+                loops.spawn(events::consume(
+                    Arc::clone(&self.shared),
+                    Arc::clone(&entry),
+                    cancel.clone(),
+                ));
+            }
             loops.spawn(connector_loop(
                 Arc::clone(&self.shared),
                 entry,
@@ -298,6 +319,13 @@ impl Entry {
         history: &History,
     ) -> Result<Self, WorkerError> {
         let tail = history.tail(&connector.id)?;
+        let events = connector
+            .notifications
+            .as_ref()
+            .map(|notifications| EventsStatus {
+                queue_url: notifications.queue_url.clone(),
+                ..EventsStatus::default()
+            });
         Ok(Self {
             connector: Arc::new(connector),
             origin,
@@ -305,10 +333,12 @@ impl Entry {
             slot: Mutex::new(Slot {
                 last: tail.last,
                 last_success_at: tail.last_success_at,
+                events,
                 ..Slot::default()
             }),
             busy: AtomicBool::new(false),
             removed: CancellationToken::new(),
+            index_turn: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -336,6 +366,7 @@ impl Entry {
             last_success_at: slot.last_success_at,
             skipped: slot.skipped,
             index_reachable: slot.index_reachable.as_ref().map(Result::is_ok),
+            notifications: slot.events.clone(),
         }
     }
 }
@@ -563,7 +594,12 @@ async fn sync_once(
     });
     shared.metrics.in_progress(&connector.id, true);
     tracing::info!(message = "Starting a sync.", connector = %connector.id, trigger = trigger.as_str());
-    let opened = AnySink::open(&shared.config.index, connector.index_name()).await;
+    // The event consumer finishes its round first (at most its long poll, `wait_time`).
+    let mut turn = entry.index_turn.lock().await;
+    let opened = match turn.take() {
+        Some(sink) => Ok(sink),
+        None => AnySink::open(&shared.config.index, connector.index_name()).await,
+    };
     lock(&entry.slot).index_reachable =
         Some(opened.as_ref().map(drop).map_err(ToString::to_string));
     let report = match opened {
@@ -571,6 +607,9 @@ async fn sync_once(
         Ok(index) => crate::with_sink!(&index, sink => pipeline.run(sink, &cancel, false).await),
         Err(error) => pipeline.failed(format!("cannot open the index: {error}")),
     };
+    // The index is released (as `turn` was emptied above), so a manual sync can run between
+    // two scheduled ones.
+    drop(turn);
     cancel_on_removal.abort();
     // Taking `running` claims the right to record this sync; `abandon` may have taken it.
     if lock(&entry.slot).running.take().is_some() {

@@ -6,6 +6,7 @@ mod support;
 mod api;
 mod cli;
 mod crash;
+mod events;
 mod extraction;
 mod fixture;
 mod harness_selftest;
