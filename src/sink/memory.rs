@@ -129,6 +129,10 @@ impl Sink for MemorySink {
             .collect())
     }
 
+    async fn indexed_version(&self, id: DocId) -> Result<Option<VersionStamp>, SinkError> {
+        Ok(self.state().committed.get(&id).map(Document::version))
+    }
+
     async fn indexed_versions_owned(
         &self,
         bucket: &str,

@@ -352,6 +352,13 @@ pub trait Sink: Send + Sync {
         bucket: &str,
     ) -> impl Future<Output = Result<HashMap<DocId, VersionStamp>, SinkError>> + Send;
 
+    /// The version stamp of one committed document; `None` when the index does not hold it.
+    /// What an event notification's key is compared with.
+    fn indexed_version(
+        &self,
+        id: DocId,
+    ) -> impl Future<Output = Result<Option<VersionStamp>, SinkError>> + Send;
+
     /// The version stamp of every committed document of `bucket` whose key `owns` accepts: one
     /// shard's part of the bucket. Keys are read only to be filtered, never kept.
     fn indexed_versions_owned(

@@ -178,6 +178,11 @@ impl Sink for EmbeddedIndex {
             .await
     }
 
+    async fn indexed_version(&self, id: DocId) -> Result<Option<VersionStamp>, SinkError> {
+        self.blocking(move |inner| Ok(inner.get(id)?.map(|document| document.version())))
+            .await
+    }
+
     async fn indexed_versions_owned(
         &self,
         bucket: &str,

@@ -123,6 +123,10 @@ impl Sink for OpensearchSink {
         Ok(scan::versions(&self.inner.client, &self.inner.index, bucket, Some(&owns)).await?)
     }
 
+    async fn indexed_version(&self, id: DocId) -> Result<Option<VersionStamp>, SinkError> {
+        Ok(search::version(&self.inner.client, &self.inner.index, id).await?)
+    }
+
     async fn upsert(&self, documents: Vec<Document>) -> Result<RejectedDocuments, SinkError> {
         let mut rejected = RejectedDocuments::new();
         let mut operations = Vec::with_capacity(documents.len());
