@@ -4,10 +4,10 @@
 //! the embedded index's reader. Not a stand-in for tantivy or OpenSearch: the end-to-end suite
 //! runs the same scenarios on both.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::{DocId, Document, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp};
+use super::{DocId, Document, IndexedEntry, RejectedDocuments, SearchHit, Sink, SinkError};
 
 /// An uncommitted write.
 #[derive(Debug, Clone)]
@@ -114,17 +114,27 @@ impl Sink for MemorySink {
         Ok(buckets)
     }
 
-    async fn indexed_versions(
+    async fn indexed_page(
         &self,
         bucket: &str,
-    ) -> Result<HashMap<DocId, VersionStamp>, SinkError> {
-        Ok(self
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<IndexedEntry>, SinkError> {
+        let mut entries: Vec<IndexedEntry> = self
             .state()
             .committed
-            .iter()
-            .filter(|(_, document)| document.bucket == bucket)
-            .map(|(id, document)| (*id, document.version()))
-            .collect())
+            .values()
+            .filter(|document| document.bucket == bucket)
+            .filter(|document| after.is_none_or(|after| document.key.as_str() > after))
+            .map(|document| IndexedEntry {
+                key: document.key.clone(),
+                id: document.id,
+                version: document.version(),
+            })
+            .collect();
+        entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        entries.truncate(limit);
+        Ok(entries)
     }
 
     async fn upsert(&self, documents: Vec<Document>) -> Result<RejectedDocuments, SinkError> {

@@ -41,6 +41,16 @@ impl DocId {
         Some(Self(bytes))
     }
 
+    /// The 16 raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// The id of these 16 raw bytes (as [`DocId::as_bytes`] gave them).
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(bytes)
+    }
+
     /// The 32 lowercase hex characters stored as `id` in every index.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
@@ -77,6 +87,38 @@ impl VersionStamp {
         (last_modified.unix_timestamp_nanos() / 1_000_000).hash(&mut hasher);
         size_in_bytes.hash(&mut hasher);
         Self(hasher.finish())
+    }
+}
+
+/// One committed document as a bucket's key-ordered scan returns it: what the sync's merge of
+/// listing and index needs, and nothing else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexedEntry {
+    /// The object key; scans return keys in S3's order (their UTF-8 bytes, as `str`'s `Ord`).
+    pub key: String,
+    /// The document's id (what a deletion names).
+    pub id: DocId,
+    /// The version the document was made from.
+    pub version: VersionStamp,
+}
+
+/// The version of every committed document of `bucket`, read page by page through
+/// [`Sink::indexed_page`]. Holds the whole bucket in memory: for tests and tools, not the sync.
+pub async fn collect_versions<S: Sink>(
+    sink: &S,
+    bucket: &str,
+) -> Result<HashMap<DocId, VersionStamp>, SinkError> {
+    const PAGE: usize = 1000;
+    let mut versions = HashMap::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = sink.indexed_page(bucket, after.as_deref(), PAGE).await?;
+        let full = page.len() == PAGE;
+        after = page.last().map(|entry| entry.key.clone());
+        versions.extend(page.into_iter().map(|entry| (entry.id, entry.version)));
+        if !full {
+            return Ok(versions);
+        }
     }
 }
 
@@ -272,13 +314,15 @@ impl Sink for AnySink {
         }
     }
 
-    async fn indexed_versions(
+    async fn indexed_page(
         &self,
         bucket: &str,
-    ) -> Result<HashMap<DocId, VersionStamp>, SinkError> {
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<IndexedEntry>, SinkError> {
         match self {
-            Self::Embedded(index) => index.indexed_versions(bucket).await,
-            Self::Opensearch(index) => index.indexed_versions(bucket).await,
+            Self::Embedded(index) => index.indexed_page(bucket, after, limit).await,
+            Self::Opensearch(index) => index.indexed_page(bucket, after, limit).await,
         }
     }
 
@@ -344,11 +388,18 @@ pub trait Sink: Send + Sync {
     /// Buckets that have at least one document in this index.
     fn indexed_buckets(&self) -> impl Future<Output = Result<Vec<String>, SinkError>> + Send;
 
-    /// The version stamp of every committed document of `bucket`.
-    fn indexed_versions(
+    /// A page of the committed documents of `bucket` in key order (UTF-8 bytes, S3's listing
+    /// order): at most `limit` of them, the first whose key is greater than `after` (from the
+    /// bucket's first key when `None`). A page of fewer than `limit` is the last. The cursor is the key itself,
+    /// so each page is a fresh, independently retried read, and memory holds one page, not the
+    /// bucket; writes the sync makes behind the cursor (keys it already decided) never show up
+    /// in a later page.
+    fn indexed_page(
         &self,
         bucket: &str,
-    ) -> impl Future<Output = Result<HashMap<DocId, VersionStamp>, SinkError>> + Send;
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<IndexedEntry>, SinkError>> + Send;
 
     /// Adds the documents, replacing any with the same id.
     fn upsert(

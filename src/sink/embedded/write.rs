@@ -10,7 +10,7 @@ use super::{EmbeddedError, Inner};
 use crate::sink::{DocId, Document, RejectedDocuments};
 
 /// Memory the writer may fill with new documents before it flushes a segment to disk.
-const WRITER_HEAP_BYTES: usize = 100_000_000;
+pub(super) const WRITER_HEAP_BYTES: usize = 100_000_000;
 
 impl Inner {
     /// Runs `operation` with the writer, opening it (and taking the directory lock) if needed.

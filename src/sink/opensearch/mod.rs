@@ -16,7 +16,6 @@ mod mapping;
 mod scan;
 mod search;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use ::opensearch::http::Method;
@@ -25,7 +24,7 @@ use self::bulk::{BulkWriter, Operation};
 use self::client::{Client, index_path};
 pub use self::error::OpensearchError;
 use crate::config::opensearch::OpensearchConfig;
-use crate::sink::{DocId, Document, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp};
+use crate::sink::{DocId, Document, IndexedEntry, RejectedDocuments, SearchHit, Sink, SinkError};
 
 /// One index of an OpenSearch cluster. Clones share the HTTP client and its connections.
 #[derive(Clone, Debug)]
@@ -106,11 +105,14 @@ impl Sink for OpensearchSink {
         Ok(scan::buckets(&self.inner.client, &self.inner.index).await?)
     }
 
-    async fn indexed_versions(
+    async fn indexed_page(
         &self,
         bucket: &str,
-    ) -> Result<HashMap<DocId, VersionStamp>, SinkError> {
-        Ok(scan::versions(&self.inner.client, &self.inner.index, bucket).await?)
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<IndexedEntry>, SinkError> {
+        let client = &self.inner.client;
+        Ok(scan::page(client, &self.inner.index, bucket, after, limit).await?)
     }
 
     async fn upsert(&self, documents: Vec<Document>) -> Result<RejectedDocuments, SinkError> {
