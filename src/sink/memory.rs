@@ -102,6 +102,11 @@ impl Sink for MemorySink {
         4
     }
 
+    fn scan_page_size(&self) -> usize {
+        // Small pages, so that the merge crosses page boundaries of the index in short tests.
+        2
+    }
+
     async fn indexed_buckets(&self) -> Result<Vec<String>, SinkError> {
         let state = self.state();
         let mut buckets: Vec<String> = state
@@ -120,21 +125,26 @@ impl Sink for MemorySink {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<IndexedEntry>, SinkError> {
-        let mut entries: Vec<IndexedEntry> = self
-            .state()
-            .committed
-            .values()
-            .filter(|document| document.bucket == bucket)
-            .filter(|document| after.is_none_or(|after| document.key.as_str() > after))
+        // The `limit` smallest keys after `after`, without sorting the whole bucket.
+        let mut smallest: BTreeMap<&str, &Document> = BTreeMap::new();
+        let state = self.state();
+        let documents = state.committed.values().filter(|document| {
+            document.bucket == bucket && after.is_none_or(|after| document.key.as_str() > after)
+        });
+        for document in documents {
+            smallest.insert(&document.key, document);
+            if smallest.len() > limit {
+                smallest.pop_last();
+            }
+        }
+        Ok(smallest
+            .into_values()
             .map(|document| IndexedEntry {
                 key: document.key.clone(),
                 id: document.id,
                 version: document.version(),
             })
-            .collect();
-        entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-        entries.truncate(limit);
-        Ok(entries)
+            .collect())
     }
 
     async fn upsert(&self, documents: Vec<Document>) -> Result<RejectedDocuments, SinkError> {

@@ -379,6 +379,11 @@ pub trait Sink: Send + Sync {
         256
     }
 
+    /// Documents the sync asks for in one [`Sink::indexed_page`]. Default 1,000.
+    fn scan_page_size(&self) -> usize {
+        1000
+    }
+
     /// Requests to the index retried so far after transient errors (0 for an index that is
     /// not remote). The sync reports the difference over its run.
     fn retries(&self) -> u64 {

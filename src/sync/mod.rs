@@ -55,8 +55,7 @@ const BATCH_MAX_TEXT_BYTES: usize = 8 * 1024 * 1024;
 /// is decided.
 const PAGES_AHEAD: usize = 2;
 
-/// Index entries per page of the index's side of the merge, and pages read ahead of it.
-const INDEX_PAGE: usize = 1000;
+/// Pages of the index's side of the merge read ahead of the decisions.
 const INDEX_PAGES_AHEAD: usize = 2;
 
 /// Why a bucket's sync stopped early.
@@ -301,12 +300,13 @@ async fn remove_unselected_buckets<O: ObjectStore, S: Sink>(
     for bucket in unselected_buckets(ctx, keep).await? {
         let mut ids = Doomed::default();
         let mut after: Option<String> = None;
+        let size = ctx.sink.scan_page_size();
         loop {
             let page = ctx
                 .sink
-                .indexed_page(&bucket, after.as_deref(), INDEX_PAGE)
+                .indexed_page(&bucket, after.as_deref(), size)
                 .await?;
-            let full = page.len() == INDEX_PAGE;
+            let full = page.len() == size;
             after = page.last().map(|entry| entry.key.clone());
             for entry in page {
                 ids.push(entry.id).map_err(RemovalError::Doomed)?;
@@ -505,15 +505,13 @@ async fn read_index<O: ObjectStore, S: Sink>(
     bucket: &str,
     mut pages: mpsc::Sender<Result<Vec<IndexedEntry>, SinkError>>,
 ) {
+    let size = ctx.sink.scan_page_size();
     let mut after: Option<String> = None;
     loop {
-        let page = ctx
-            .sink
-            .indexed_page(bucket, after.as_deref(), INDEX_PAGE)
-            .await;
+        let page = ctx.sink.indexed_page(bucket, after.as_deref(), size).await;
         // A short page is the last: the merge hears of the end as an empty page.
         let (last, end) = match &page {
-            Ok(entries) if entries.len() == INDEX_PAGE => {
+            Ok(entries) if entries.len() == size => {
                 (entries.last().map(|entry| entry.key.clone()), None)
             }
             Ok(entries) if !entries.is_empty() => (None, Some(Ok(Vec::new()))),
