@@ -40,6 +40,8 @@ struct State {
 #[derive(Debug, Default)]
 pub struct MemorySink {
     state: Mutex<State>,
+    /// Documents per page of [`Sink::indexed_page`] the sync asks for; `None`: 2.
+    scan_page_size: Option<usize>,
 }
 
 /// The calls that can be made to fail.
@@ -69,6 +71,15 @@ impl State {
 impl MemorySink {
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A sink whose scans go `size` documents a page (each page costs a pass over the index,
+    /// so tests of many documents want large ones).
+    pub fn with_scan_page_size(size: usize) -> Self {
+        Self {
+            scan_page_size: Some(size),
+            ..Self::default()
+        }
     }
 
     /// Replaces the faults and restarts their call counts.
@@ -104,7 +115,7 @@ impl Sink for MemorySink {
 
     fn scan_page_size(&self) -> usize {
         // Small pages, so that the merge crosses page boundaries of the index in short tests.
-        2
+        self.scan_page_size.unwrap_or(2)
     }
 
     async fn indexed_buckets(&self) -> Result<Vec<String>, SinkError> {

@@ -449,7 +449,8 @@ proptest! {
     }
 }
 
-/// Bucket `alpha` holding `keys` (listed `page_size` a page), synced into a fresh index.
+/// Bucket `alpha` holding `keys` (listed and scanned `page_size` a page), synced into a fresh
+/// index.
 async fn alpha_synced(
     page_size: usize,
     keys: &[impl AsRef<str>],
@@ -460,7 +461,7 @@ async fn alpha_synced(
         store.put("alpha", key.as_ref(), b"text");
     }
     let connector = connector(Selection::Alpha, Rules::Everything);
-    let sink = MemorySink::default();
+    let sink = MemorySink::with_scan_page_size(page_size);
     let report = run_sync(&connector, &store, &sink, &CancellationToken::new()).await;
     assert_eq!(report.added, keys.len() as u64);
     (store, sink, connector)
