@@ -71,9 +71,10 @@ impl Inner {
     }
 
     /// The first `limit` alive documents of `bucket` whose key is greater than `after`, in key
-    /// order. Each segment's `bucket_key` terms are walked from `after` (at most `limit` alive
-    /// ones per segment), the segments' candidates merged, and the versions of the page's
-    /// documents read from the fast-field columns: memory holds a page per segment.
+    /// order. Each segment's `bucket_key` terms (sorted by their bytes) are walked from `after`,
+    /// the segments merged as they go, until the page is full; then the versions of the page's
+    /// documents are read from the fast-field columns. Memory holds a page; work is a page's
+    /// terms plus one seek per segment.
     pub(super) fn indexed_page(
         &self,
         bucket: &str,
@@ -81,44 +82,58 @@ impl Inner {
         limit: usize,
     ) -> Result<Vec<IndexedEntry>, EmbeddedError> {
         let searcher = self.reader.searcher();
+        let segments = searcher.segment_readers();
         let io_error = |cause: std::io::Error| {
             self.tantivy_error("reading versions from")(TantivyError::from(cause))
         };
         let prefix = schema::bucket_key(bucket, "");
         // The first byte after `/`: every term of the bucket is below it.
         let end = format!("{bucket}0");
-        // (key, segment, doc) of every candidate.
-        let mut candidates: Vec<(String, usize, DocAddressDoc)> = Vec::new();
-        for (segment_ord, segment) in searcher.segment_readers().iter().enumerate() {
-            let inverted = segment
-                .inverted_index(self.fields.bucket_key)
-                .map_err(self.tantivy_error("reading versions from"))?;
-            let range = inverted.terms().range().lt(end.as_bytes());
-            let range = match after {
-                Some(after) => range.gt(schema::bucket_key(bucket, after).as_bytes()),
+        let start = after.map(|after| schema::bucket_key(bucket, after));
+        let inverted = segments
+            .iter()
+            .map(|segment| segment.inverted_index(self.fields.bucket_key))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.tantivy_error("reading versions from"))?;
+        // Every segment's terms from the start, each positioned on its next term.
+        let mut streams = Vec::with_capacity(segments.len());
+        for (segment_ord, index) in inverted.iter().enumerate() {
+            let range = index.terms().range().lt(end.as_bytes());
+            let range = match &start {
+                Some(start) => range.gt(start.as_bytes()),
                 None => range.ge(prefix.as_bytes()),
             };
             let mut terms = range.into_stream().map_err(io_error)?;
-            let mut taken = 0;
-            while taken < limit && terms.advance() {
-                let mut postings = inverted
-                    .read_postings_from_terminfo(terms.value(), IndexRecordOption::Basic)
-                    .map_err(io_error)?;
-                let Some(doc) = first_alive_doc(segment, &mut postings) else {
-                    continue;
-                };
-                let key = std::str::from_utf8(&terms.key()[prefix.len()..])
-                    .map_err(|_| self.corrupt("a key is not valid UTF-8".to_owned()))?;
-                candidates.push((key.to_owned(), segment_ord, doc));
-                taken += 1;
+            if terms.advance() {
+                streams.push((segment_ord, terms));
             }
         }
-        // `str`'s order is the order of the UTF-8 bytes, the terms' order.
-        candidates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        // An upsert deletes the old copy in the same commit, so a key is alive once; keep the
-        // first should a crash ever leave two.
-        candidates.dedup_by(|a, b| a.0 == b.0);
-        candidates.truncate(limit);
+        // (key, segment, doc) of the page, in key order.
+        let mut candidates: Vec<(String, usize, DocAddressDoc)> = Vec::with_capacity(limit);
+        while candidates.len() < limit {
+            // The segment whose next term is the smallest (the first of equals).
+            let Some(position) =
+                (0..streams.len()).min_by(|&a, &b| streams[a].1.key().cmp(streams[b].1.key()))
+            else {
+                break;
+            };
+            let (segment_ord, terms) = &mut streams[position];
+            let mut postings = inverted[*segment_ord]
+                .read_postings_from_terminfo(terms.value(), IndexRecordOption::Basic)
+                .map_err(io_error)?;
+            if let Some(doc) = first_alive_doc(&segments[*segment_ord], &mut postings) {
+                let key = std::str::from_utf8(&terms.key()[prefix.len()..])
+                    .map_err(|_| self.corrupt("a key is not valid UTF-8".to_owned()))?;
+                // An upsert deletes the old copy in the same commit, so a key is alive once;
+                // keep the first should a crash ever leave two.
+                if candidates.last().is_none_or(|(last, ..)| last != key) {
+                    candidates.push((key.to_owned(), *segment_ord, doc));
+                }
+            }
+            if !terms.advance() {
+                streams.swap_remove(position);
+            }
+        }
 
         let mut entries: Vec<Option<IndexedEntry>> = vec![None; candidates.len()];
         for (segment_ord, segment) in searcher.segment_readers().iter().enumerate() {
