@@ -170,7 +170,7 @@ pub fn config(data: &[u8]) {
 pub fn rules(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let (rules_text, keys) = text.split_once('\n').unwrap_or((&text, ""));
-    let Ok(Some(rules)) = SyncRules::from_json_str(rules_text) else {
+    let Ok(rules) = SyncRules::from_json_str(rules_text) else {
         return;
     };
     for bucket in rules.buckets() {

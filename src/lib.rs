@@ -4,8 +4,13 @@
 //! [`rules`] → [`extract`] → [`sink`] (embedded | opensearch) → [`sync`] (plan, apply,
 //! reconcile) → [`cli`]. Only [`sync`] and the CLI above it know every stage; [`retry`] is the
 //! one retry policy every remote call goes through. The sync sees its store through
-//! [`source::ObjectStore`] and its index through [`sink::Sink`], so its promises are tested
-//! in-process on in-memory fakes (`sync/tests.rs`) as well as end to end on real servers.
+//! [`source::ObjectStore`] and its index through [`sink::Sink`] — generics, the one dispatch
+//! mechanism: the backend the configuration picks at run time becomes a type once, at the edge
+//! ([`with_sink!`]) — so its promises are tested in-process on in-memory fakes
+//! (`sync/tests.rs`) as well as end to end on real servers. [`config`] has two sets of types: the
+//! file's format (`config::file`) and the validated settings every other module takes, which
+//! only `config::parse` builds. Every count of a sync is declared once, in
+//! [`sync::report::COUNTS`], which feeds the report, the summaries and the metrics.
 
 pub mod cli;
 pub mod config;

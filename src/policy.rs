@@ -28,7 +28,7 @@ pub fn trust_policy(principal: &str, external_id: &str) -> Value {
 /// `bucket/prefix*`, `s3:GetBucketLocation`, and `s3:ListAllMyBuckets` only for `["*"]`.
 pub fn permissions_policy(connector: &ConnectorConfig) -> Value {
     let mut statements = Vec::new();
-    let wildcard = connector.bucket_selection() == BucketSelection::All;
+    let wildcard = connector.buckets == BucketSelection::All;
     if wildcard {
         statements.push(json!({
             "Sid": "ListAllBuckets",
@@ -37,16 +37,14 @@ pub fn permissions_policy(connector: &ConnectorConfig) -> Value {
             "Resource": "*"
         }));
     }
-    let buckets: Vec<String> = match (&connector.rules, connector.bucket_selection()) {
-        (Some(rules), _) => rules.buckets().into_iter().map(str::to_owned).collect(),
-        (None, BucketSelection::Named(names)) => names,
-        (None, BucketSelection::All) => vec!["*".to_owned()],
+    let rules = &connector.rules;
+    let buckets: Vec<String> = match &connector.buckets {
+        _ if !rules.is_all() => rules.buckets().into_iter().map(str::to_owned).collect(),
+        BucketSelection::Named(names) => names.clone(),
+        BucketSelection::All => vec!["*".to_owned()],
     };
     for (index, bucket) in buckets.iter().enumerate() {
-        let prefixes = match &connector.rules {
-            Some(rules) => rules.list_prefixes(bucket),
-            None => vec![String::new()],
-        };
+        let prefixes = rules.list_prefixes(bucket);
         let whole_bucket = prefixes.iter().any(String::is_empty);
         let bucket_arn = format!("arn:aws:s3:::{bucket}");
         let mut list = json!({

@@ -175,7 +175,7 @@ impl Probe<'_> {
 
     /// The buckets a sync would cover (ListBuckets for `*`); `None` when they cannot be known.
     async fn buckets(&mut self, source: &S3Source) -> Option<BTreeSet<String>> {
-        let selection = self.connector.bucket_selection();
+        let selection = &self.connector.buckets;
         let listed = match selection {
             BucketSelection::Named(_) => Vec::new(),
             BucketSelection::All => {
@@ -193,7 +193,7 @@ impl Probe<'_> {
             }
         };
         // The same buckets the sync would cover.
-        let plan = plan_buckets(&selection, &listed, self.connector.rules.as_ref());
+        let plan = plan_buckets(selection, &listed, &self.connector.rules);
         for missing in &plan.missing {
             self.record(
                 Step::ListBuckets,
@@ -209,7 +209,7 @@ impl Probe<'_> {
     /// Probes one bucket: its region (for `*`), HeadBucket, a listing under each rule prefix,
     /// and a one-byte read of the first key listed.
     async fn bucket(&mut self, source: &S3Source, bucket: &str) {
-        if self.connector.bucket_selection() == BucketSelection::All
+        if self.connector.buckets == BucketSelection::All
             && let Err(error) = source.locate_bucket(bucket).await
         {
             self.record(
@@ -230,9 +230,12 @@ impl Probe<'_> {
 
     /// HeadBucket with the expected owner; false when the bucket's probe should stop here.
     async fn head_bucket(&mut self, source: &S3Source, bucket: &str) -> bool {
-        let rules = self.connector.rules.as_ref();
-        let restricted =
-            rules.is_some_and(|r| !r.list_prefixes(bucket).iter().any(String::is_empty));
+        let restricted = !self
+            .connector
+            .rules
+            .list_prefixes(bucket)
+            .iter()
+            .any(String::is_empty);
         match retry_denied(self.deadline, || source.head_bucket(bucket), is_denied).await {
             Ok(_) => {
                 let message = match source.expected_owner() {
@@ -265,11 +268,7 @@ impl Probe<'_> {
 
     /// A one-key listing under each rule prefix; returns the first key found, if any.
     async fn list_prefixes(&mut self, source: &S3Source, bucket: &str) -> Option<String> {
-        let prefixes = self
-            .connector
-            .rules
-            .as_ref()
-            .map_or_else(|| vec![String::new()], |r| r.list_prefixes(bucket));
+        let prefixes = self.connector.rules.list_prefixes(bucket);
         let mut sample_key = None;
         for prefix in &prefixes {
             let target = format!("{bucket}/{prefix}");

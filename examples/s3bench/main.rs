@@ -138,12 +138,12 @@ impl ConnectorArgs {
             .iter()
             .find(|c| c.id == self.connector)
             .with_context(|| format!("no connector {:?} in the config", self.connector))?;
-        let bucket = connector
-            .buckets
-            .first()
-            .filter(|b| *b != "*")
-            .with_context(|| format!("connector {} names no bucket", connector.id))?
-            .clone();
+        let bucket = match &connector.buckets {
+            config::BucketSelection::Named(names) => names.first(),
+            config::BucketSelection::All => None,
+        }
+        .with_context(|| format!("connector {} names no bucket", connector.id))?
+        .clone();
         let source = S3Source::new(connector, &credentials::sdk_config(connector).await);
         Ok(Target {
             client: source.client(&bucket),

@@ -34,7 +34,7 @@ pub(super) async fn run(args: HealthcheckArgs) -> anyhow::Result<ExitCode> {
     let listen = match (args.listen, &args.config) {
         (Some(listen), _) => listen,
         (None, Some(path)) => match load_config(path) {
-            Ok(config) => config.listen_address(),
+            Ok(config) => config.listen,
             Err(code) => return Ok(code),
         },
         (None, None) => defaults::listen_address(),

@@ -29,8 +29,8 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
-    let shutdown_timeout = config.shutdown_timeout_duration();
-    let listen = args.listen.unwrap_or_else(|| config.listen_address());
+    let shutdown_timeout = config.shutdown_timeout;
+    let listen = args.listen.unwrap_or(config.listen);
     let connectors = config.connectors.len();
     let state_dir = config.state_dir.display().to_string();
     let worker = Worker::new(config).context("cannot start the worker")?;

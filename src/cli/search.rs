@@ -52,7 +52,7 @@ pub(super) async fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_FAILED));
     };
-    let hits = index.search(&query, args.limit).await?;
+    let hits = crate::with_sink!(&index, sink => sink.search(&query, args.limit).await)?;
     let mut out = std::io::stdout().lock();
     for hit in &hits {
         if args.json {

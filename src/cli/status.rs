@@ -37,7 +37,7 @@ pub(super) async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
-    let listen = args.listen.unwrap_or_else(|| config.listen_address());
+    let listen = args.listen.unwrap_or(config.listen);
     let report = match from_worker(&config, listen).await {
         Some(report) => report,
         None => StatusReport::from_history(&config).context("cannot read the sync history")?,
@@ -131,17 +131,12 @@ fn print_connector(out: &mut impl Write, status: &ConnectorStatus) -> std::io::R
             let r = &last.report;
             writeln!(
                 out,
-                "  last sync: {} ({}), {} to {}: {} listed, {} added, {} updated, {} unchanged, {} deleted, {} errors",
+                "  last sync: {} ({}), {} to {}: {}",
                 last.outcome.as_str(),
                 last.trigger.as_str(),
                 time(r.started_at),
                 time(r.finished_at),
-                r.objects_listed,
-                r.added,
-                r.updated,
-                r.unchanged,
-                r.deleted,
-                r.errors
+                r.summary(),
             )?;
             if r.deletions_held_back > 0 {
                 writeln!(

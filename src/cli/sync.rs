@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::{EXIT_FAILED, SelectionArgs, open_index};
 use crate::config::ConnectorConfig;
 use crate::sink::Sink;
-use crate::sync::{Counters, Pipeline, SyncReport};
+use crate::sync::{Pipeline, SyncReport};
 use crate::worker::state::{History, SyncRecord, Trigger};
 
 #[derive(Debug, Args)]
@@ -53,7 +53,10 @@ pub(super) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
             show_progress: !args.json,
             allow_mass_delete: args.allow_mass_delete,
         };
-        let report = sync_with_progress(connector, &index, options, &cancel).await;
+        let report = crate::with_sink!(
+            &index,
+            sink => sync_with_progress(connector, sink, options, &cancel).await
+        );
         all_succeeded &= report.succeeded();
         print_report(&report, args.json)?;
         record_in_history(&history, report);
@@ -95,10 +98,12 @@ async fn sync_with_progress<S: Sink>(
     bar.set_prefix(connector.id.clone());
     let ticker = {
         let bar = bar.clone();
-        let counters = Arc::clone(&counters);
+        let source = pipeline.source().clone();
+        let (id, started_at) = (connector.id.clone(), pipeline.started_at());
         tokio::spawn(async move {
             loop {
-                bar.set_message(progress_line(&counters));
+                let so_far = SyncReport::from_counters(&id, &counters, source.stats(), started_at);
+                bar.set_message(so_far.summary());
                 bar.tick();
                 tokio::time::sleep(Duration::from_millis(120)).await;
             }
@@ -119,19 +124,6 @@ fn record_in_history(history: &History, report: SyncReport) {
     }
 }
 
-fn progress_line(counters: &Counters) -> String {
-    let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-    format!(
-        "{} listed, {} added, {} updated, {} unchanged, {} deleted, {} errors",
-        get(&counters.objects_listed),
-        get(&counters.added),
-        get(&counters.updated),
-        get(&counters.unchanged),
-        get(&counters.deleted),
-        get(&counters.errors),
-    )
-}
-
 fn print_report(report: &SyncReport, json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
@@ -140,21 +132,9 @@ fn print_report(report: &SyncReport, json: bool) -> anyhow::Result<()> {
     } else {
         writeln!(
             out,
-            "{}: {} listed, {} added, {} updated, {} unchanged, {} deleted{} ({} metadata only, {} extraction errors), {} errors; {:.1} MB downloaded in {:.1} s",
+            "{}: {} in {:.1} s",
             report.connector,
-            report.objects_listed,
-            report.added,
-            report.updated,
-            report.unchanged,
-            report.deleted,
-            match report.deletions_held_back {
-                0 => String::new(),
-                held => format!(", {held} deletions held back"),
-            },
-            report.metadata_only,
-            report.extraction_errors,
-            report.errors,
-            report.bytes_downloaded as f64 / 1e6,
+            report.summary(),
             report.duration_ms as f64 / 1e3,
         )?;
         for message in &report.error_messages {

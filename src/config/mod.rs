@@ -1,13 +1,18 @@
 //! The configuration file: what users write, its defaults, and its validation.
 //!
-//! The structs below are the reference documentation of the YAML format. Loading reads the
-//! file, expands `${VAR}` references in string values, rejects unknown fields and wrong types
-//! (all of them at once, with a "did you mean" for a misspelt field), and then checks every
-//! rule at once, so that one run of `s3-connector validate` lists every problem with its
-//! path, its value (secrets masked) and the rule it breaks. Nothing here talks to the network.
+//! Two sets of types, so that a validated value cannot exist without passing validation: the
+//! file's format ([`file::ConfigFile`], [`file::ConnectorFile`]: serde structs whose field docs
+//! are the reference of the YAML format) and the settings the program uses ([`Config`],
+//! [`ConnectorConfig`]: defaults applied, rules loaded, schedules and durations parsed), which
+//! only [`load`]/[`parse`] build. Loading reads the file, expands `${VAR}` references in string
+//! values, rejects unknown fields and wrong types (all of them at once, with a "did you mean"
+//! for a misspelt field), and then checks every rule at once, so that one run of
+//! `s3-connector validate` lists every problem with its path, its value (secrets masked) and
+//! the rule it breaks. Nothing here talks to the network.
 
 pub mod defaults;
 pub mod env;
+pub mod file;
 pub mod opensearch;
 pub mod rules_of_names;
 pub mod schedule;
@@ -16,56 +21,32 @@ mod structure;
 
 use std::collections::HashSet;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::rules::SyncRules;
+use file::{ConfigFile, ConnectorFile, SyncRulesSource};
 pub use schedule::Schedule;
 pub use secret::{REDACTED, Secret};
 
-/// The whole configuration file.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The validated configuration: what [`load`] returns, and only for a file that passed every
+/// rule. The file's format, with every field's documentation, is [`file::ConfigFile`].
+#[derive(Debug)]
 pub struct Config {
-    /// Where documents are indexed. Default: the embedded index under `./data/index`.
-    #[serde(default)]
+    /// Where documents are indexed ([`file::ConfigFile::index`]).
     pub index: IndexConfig,
-    /// The connectors: each syncs some buckets into one index.
+    /// The connectors, each validated.
     pub connectors: Vec<ConnectorConfig>,
-    /// Directory where `run` keeps each connector's sync history, one JSON line per sync in
-    /// `<id>.jsonl`. Default `./data/state`; a relative path is relative to the working
-    /// directory.
-    #[serde(default = "defaults::state_dir")]
+    /// Where sync histories are kept ([`file::ConfigFile::state_dir`]).
     pub state_dir: PathBuf,
-    /// `IP:PORT` of the HTTP listener of `run` (`/healthz`, `/readyz`, `/status`, `/metrics`).
-    /// Default `127.0.0.1:9464`; in a container use `0.0.0.0:9464` so that the port can be
-    /// published. `run --listen` (or `S3C_LISTEN`) overrides it.
-    #[serde(default = "defaults::listen")]
-    pub listen: String,
-    /// How long `run` waits after SIGTERM or SIGINT for syncs in flight to finish and commit
-    /// before it exits anyway: a duration such as `30s` or `2m` (a bare number is seconds).
-    /// Default `30s`.
-    #[serde(
-        default = "defaults::shutdown_timeout",
-        deserialize_with = "schedule::string_or_number"
-    )]
-    pub shutdown_timeout: String,
-}
-
-impl Config {
-    /// [`Config::listen`] as a socket address (validated by [`load`]).
-    pub fn listen_address(&self) -> std::net::SocketAddr {
-        self.listen
-            .parse()
-            .unwrap_or_else(|_| defaults::listen_address())
-    }
-
-    /// [`Config::shutdown_timeout`] as a duration (validated by [`load`]).
-    pub fn shutdown_timeout_duration(&self) -> Duration {
-        schedule::parse_duration(&self.shutdown_timeout).unwrap_or(defaults::SHUTDOWN_TIMEOUT)
-    }
+    /// The HTTP listener of `run` ([`file::ConfigFile::listen`]).
+    pub listen: SocketAddr,
+    /// How long `run` waits for syncs in flight at shutdown
+    /// ([`file::ConfigFile::shutdown_timeout`]).
+    pub shutdown_timeout: Duration,
 }
 
 /// The index every connector writes to, one sub-index per connector `index_name`.
@@ -91,142 +72,73 @@ impl Default for IndexConfig {
     }
 }
 
-/// Where sync rules come from: a JSON file, or the rule list written inline.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum SyncRulesSource {
-    /// Path of a JSON rule file, relative to the config file's directory.
-    File(PathBuf),
-    /// The rule list itself, in the same form as a rule file.
-    Inline(serde_json::Value),
-}
-
-/// One connector: a set of buckets, the identity that reads them, and how to read them.
-///
-/// Field names shared with Elastic's S3 connector (`buckets`, `aws_access_key_id`,
-/// `aws_secret_access_key`, `read_timeout`, `connect_timeout`, `max_attempts`, `page_size`) mean
-/// the same here.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One validated connector: built by [`load`] from a [`file::ConnectorFile`] (whose field docs
+/// are the reference) once every rule holds. Values are resolved: defaults applied, empty
+/// strings turned into `None`, rules loaded, the schedule parsed.
+#[derive(Debug)]
 pub struct ConnectorConfig {
-    /// Unique id, `[a-z0-9][a-z0-9_-]*`: names the connector in commands and reports.
+    /// Unique id ([`file::ConnectorFile::id`]).
     pub id: String,
-    /// The index (embedded sub-index or OpenSearch index) to write. Default: `id`.
-    #[serde(default)]
-    pub index_name: Option<String>,
-    /// Bucket names, or `["*"]` for every bucket the identity can list (ListBuckets).
-    pub buckets: Vec<String>,
-    /// AWS region of the buckets (and of STS). Default: the AWS region chain
-    /// (`AWS_REGION`, profile), else `us-east-1`.
-    #[serde(default)]
+    /// The index this connector writes to: `index_name`, else `id`.
+    pub index_name: String,
+    /// The buckets ([`file::ConnectorFile::buckets`]).
+    pub buckets: BucketSelection,
+    /// AWS region ([`file::ConnectorFile::region`]).
     pub region: Option<String>,
-    /// Endpoint of an S3-compatible store (MinIO, SeaweedFS, ...), e.g. `http://127.0.0.1:9000`.
-    #[serde(default)]
+    /// S3-compatible endpoint ([`file::ConnectorFile::endpoint_url`]).
     pub endpoint_url: Option<String>,
-    /// Endpoint for STS AssumeRole. Default: AWS's STS, or `endpoint_url` when that is set
-    /// (S3-compatible stores such as MinIO serve STS on the same endpoint).
-    #[serde(default)]
+    /// STS endpoint ([`file::ConnectorFile::sts_endpoint_url`]).
     pub sts_endpoint_url: Option<String>,
-    /// Path-style addressing (`endpoint/bucket/key`). Default: true when `endpoint_url` is set.
-    #[serde(default)]
-    pub force_path_style: Option<bool>,
-    /// Static access key id. Needs `aws_secret_access_key`. Without keys and without
-    /// `role_arn`, the default AWS credential chain is used.
-    #[serde(default)]
+    /// Whether to use path-style addressing: `force_path_style`, else whether `endpoint_url`
+    /// is set.
+    pub path_style: bool,
+    /// Static access key id ([`file::ConnectorFile::aws_access_key_id`]).
     pub aws_access_key_id: Option<String>,
-    /// Static secret access key (masked in every output).
-    #[serde(default)]
+    /// Static secret key ([`file::ConnectorFile::aws_secret_access_key`]).
     pub aws_secret_access_key: Option<Secret>,
-    /// Session token for temporary static keys (masked in every output).
-    #[serde(default)]
+    /// Session token ([`file::ConnectorFile::aws_session_token`]).
     pub aws_session_token: Option<Secret>,
-    /// IAM role to assume through STS, using the static keys or the default chain as the source
-    /// identity: `arn:<partition>:iam::<account>:role/<name>`.
-    #[serde(default)]
+    /// Role to assume ([`file::ConnectorFile::role_arn`]).
     pub role_arn: Option<String>,
-    /// ExternalId sent with AssumeRole. Required with `role_arn`, not allowed without it.
-    #[serde(default)]
+    /// ExternalId for AssumeRole ([`file::ConnectorFile::external_id`]); set exactly when
+    /// `role_arn` is.
     pub external_id: Option<String>,
-    /// Session name for AssumeRole. Default `s3-connector`.
-    #[serde(default = "defaults::role_session_name")]
+    /// AssumeRole session name ([`file::ConnectorFile::role_session_name`]).
     pub role_session_name: String,
-    /// Lifetime of assumed-role credentials in seconds, 900..=43200. Default 3600. The SDK
-    /// refreshes them before they expire.
-    #[serde(default = "defaults::role_duration_seconds")]
+    /// Assumed-role credential lifetime ([`file::ConnectorFile::role_duration_seconds`]).
     pub role_duration_seconds: u32,
-    /// 12-digit account id sent as ExpectedBucketOwner on every S3 call: S3 refuses the call if
-    /// the bucket belongs to another account.
-    #[serde(default)]
+    /// ExpectedBucketOwner ([`file::ConnectorFile::expected_bucket_owner`]).
     pub expected_bucket_owner: Option<String>,
-    /// Sync rules: a JSON file path, or the rule list inline. Without rules every object of
-    /// every bucket is synced.
-    #[serde(default)]
-    pub sync_rules: Option<SyncRulesSource>,
-    /// Socket read timeout in seconds, 1..=3600. Default 90.
-    #[serde(default = "defaults::read_timeout")]
+    /// The sync rules ([`file::ConnectorFile::sync_rules`]): [`SyncRules::all`] when none are
+    /// written.
+    pub rules: SyncRules,
+    /// Socket read timeout in seconds ([`file::ConnectorFile::read_timeout`]).
     pub read_timeout: u64,
-    /// TCP connect timeout in seconds, 1..=3600. Default 90.
-    #[serde(default = "defaults::connect_timeout")]
+    /// TCP connect timeout in seconds ([`file::ConnectorFile::connect_timeout`]).
     pub connect_timeout: u64,
-    /// Attempts per S3 request including the first, 1..=20, with exponential backoff and
-    /// jitter between them. Default 5.
-    #[serde(default = "defaults::max_attempts")]
+    /// Attempts per S3 request ([`file::ConnectorFile::max_attempts`]).
     pub max_attempts: u32,
-    /// ListObjectsV2 page size (MaxKeys), 1..=1000. Default 1000.
-    #[serde(default = "defaults::page_size")]
+    /// ListObjectsV2 page size ([`file::ConnectorFile::page_size`]).
     pub page_size: u32,
-    /// Objects larger than this many bytes are indexed with metadata only and never
-    /// downloaded, 0..=1073741824. Default 10485760 (10 MiB).
-    #[serde(default = "defaults::max_content_bytes")]
+    /// Size cap for downloads ([`file::ConnectorFile::max_content_bytes`]).
     pub max_content_bytes: u64,
-    /// Bytes that decompressing or unpacking one object may produce (gzip/zstd/bzip2/xz
-    /// objects, the zip parts of Office and EPUB files, PDF text), 0..=4294967296. Past it
-    /// extraction stops and the document is `too_large` with metadata only (gzip and zip bombs
-    /// end here). Default: equal to `max_content_bytes`.
-    #[serde(default)]
-    pub max_extracted_bytes: Option<u64>,
-    /// Time budget in seconds for extracting one object, 1..=3600; a file that takes longer is
-    /// abandoned and its document gets `content_status: error`. Default 30.
-    #[serde(default = "defaults::extraction_timeout")]
+    /// Cap on unpacked bytes per object: `max_extracted_bytes`, else `max_content_bytes`.
+    pub max_extracted_bytes: u64,
+    /// Extraction time budget in seconds ([`file::ConnectorFile::extraction_timeout`]).
     pub extraction_timeout: u64,
-    /// Characters of extracted text kept in a document's body, 1..=100000000; the rest is cut
-    /// off so that one huge text file cannot bloat the index. Default 1000000.
-    #[serde(default = "defaults::max_body_chars")]
+    /// Characters kept per body ([`file::ConnectorFile::max_body_chars`]).
     pub max_body_chars: u64,
-    /// Object downloads in flight, 1..=256. Default 16.
-    #[serde(default = "defaults::concurrency")]
+    /// Downloads in flight ([`file::ConnectorFile::concurrency`]).
     pub concurrency: usize,
-    /// S3 requests per second across this connector, 0..=100000; 0 means unlimited. Default 0.
-    #[serde(default = "defaults::requests_per_second")]
+    /// S3 requests per second, 0 unlimited ([`file::ConnectorFile::requests_per_second`]).
     pub requests_per_second: u32,
-    /// The mass-delete guard: when a complete listing would delete more than this fraction of a
-    /// bucket's indexed documents (or documents of buckets that left the selection: of the whole
-    /// index), and more than 100 of them, nothing is deleted and the sync fails, naming the
-    /// counts. `0 < x <= 1`; 1.0 turns the guard off. `sync --allow-mass-delete` lets one sync
-    /// through. Default 0.5.
-    #[serde(default = "defaults::max_delete_fraction")]
+    /// The mass-delete guard's fraction ([`file::ConnectorFile::max_delete_fraction`]).
     pub max_delete_fraction: f64,
-    /// When `run` syncs this connector: a cron expression evaluated in UTC, with 5 fields
-    /// (minute hour day-of-month month day-of-week) or 6 with seconds first, e.g.
-    /// `"0 */6 * * *"`. Not together with `interval`. Default: none.
-    #[serde(default)]
-    pub schedule: Option<String>,
-    /// How often `run` syncs this connector, at a fixed rate from its start: a duration of at
-    /// least 1s such as `15m` or `1h` (a bare number is seconds). A sync that comes due while
-    /// the previous one still runs is skipped. Not together with `schedule`. Default: none.
-    #[serde(default, deserialize_with = "schedule::optional_string_or_number")]
-    pub interval: Option<String>,
-    /// Whether `run` syncs this connector once at start-up, before its schedule. Default false.
-    /// Without `schedule` and `interval`, `run` syncs the connector only when this is true;
-    /// `s3-connector sync` syncs it whenever asked.
-    #[serde(default = "defaults::sync_on_start")]
-    pub sync_on_start: bool,
-    /// The validated `schedule` or `interval`, set by [`load`].
-    #[serde(skip)]
+    /// When `run` syncs this connector: the parsed `schedule` or `interval`; `None` for
+    /// neither.
     pub timer: Option<Schedule>,
-    /// The validated rules, loaded from `sync_rules` by [`load`].
-    #[serde(skip)]
-    pub rules: Option<SyncRules>,
+    /// Whether `run` syncs at start-up ([`file::ConnectorFile::sync_on_start`]).
+    pub sync_on_start: bool,
 }
 
 /// Which buckets a connector syncs.
@@ -239,57 +151,79 @@ pub enum BucketSelection {
 }
 
 impl ConnectorConfig {
-    /// The index this connector writes to.
-    pub fn index_name(&self) -> &str {
-        self.index_name.as_deref().unwrap_or(&self.id)
-    }
-
-    /// The configured bucket selection.
-    pub fn bucket_selection(&self) -> BucketSelection {
-        if self.buckets.iter().any(|bucket| bucket == "*") {
+    /// Builds the validated connector from a file connector whose every rule held, with its
+    /// parsed schedule and loaded rules.
+    fn from_file(raw: ConnectorFile, timer: Option<Schedule>, rules: SyncRules) -> Self {
+        let some = |value: Option<String>| value.filter(|v| !v.is_empty());
+        let secret = |value: Option<Secret>| value.filter(|v| !v.is_empty());
+        let buckets = if raw.buckets.iter().any(|bucket| bucket == "*") {
             BucketSelection::All
         } else {
-            BucketSelection::Named(self.buckets.clone())
+            BucketSelection::Named(raw.buckets)
+        };
+        let path_style = raw.force_path_style.unwrap_or(raw.endpoint_url.is_some());
+        let role_arn = some(raw.role_arn);
+        Self {
+            index_name: raw.index_name.unwrap_or_else(|| raw.id.clone()),
+            id: raw.id,
+            buckets,
+            region: raw.region,
+            endpoint_url: raw.endpoint_url,
+            sts_endpoint_url: raw.sts_endpoint_url,
+            path_style,
+            aws_access_key_id: some(raw.aws_access_key_id),
+            aws_secret_access_key: secret(raw.aws_secret_access_key),
+            aws_session_token: secret(raw.aws_session_token),
+            external_id: role_arn.is_some().then(|| some(raw.external_id)).flatten(),
+            role_arn,
+            role_session_name: raw.role_session_name,
+            role_duration_seconds: raw.role_duration_seconds,
+            expected_bucket_owner: some(raw.expected_bucket_owner),
+            rules,
+            read_timeout: raw.read_timeout,
+            connect_timeout: raw.connect_timeout,
+            max_attempts: raw.max_attempts,
+            page_size: raw.page_size,
+            max_extracted_bytes: raw.max_extracted_bytes.unwrap_or(raw.max_content_bytes),
+            max_content_bytes: raw.max_content_bytes,
+            extraction_timeout: raw.extraction_timeout,
+            max_body_chars: raw.max_body_chars,
+            concurrency: raw.concurrency,
+            requests_per_second: raw.requests_per_second,
+            max_delete_fraction: raw.max_delete_fraction,
+            timer,
+            sync_on_start: raw.sync_on_start,
         }
     }
 
-    /// The effective `max_extracted_bytes`: as configured, else `max_content_bytes`.
-    pub fn max_extracted_bytes(&self) -> u64 {
-        self.max_extracted_bytes.unwrap_or(self.max_content_bytes)
+    /// The index this connector writes to.
+    pub fn index_name(&self) -> &str {
+        &self.index_name
     }
 
-    /// Whether to use path-style addressing.
-    pub fn path_style(&self) -> bool {
-        self.force_path_style.unwrap_or(self.endpoint_url.is_some())
-    }
-
-    /// The static access key id, if one is set (an empty value counts as unset).
+    /// The static access key id, if one is set.
     pub fn access_key_id(&self) -> Option<&str> {
-        self.aws_access_key_id.as_deref().filter(|v| !v.is_empty())
+        self.aws_access_key_id.as_deref()
     }
 
     /// The static secret key, if one is set.
     pub fn secret_access_key(&self) -> Option<&Secret> {
-        self.aws_secret_access_key
-            .as_ref()
-            .filter(|v| !v.is_empty())
+        self.aws_secret_access_key.as_ref()
     }
 
     /// The session token, if one is set.
     pub fn session_token(&self) -> Option<&Secret> {
-        self.aws_session_token.as_ref().filter(|v| !v.is_empty())
+        self.aws_session_token.as_ref()
     }
 
     /// The role to assume, if one is set.
     pub fn role(&self) -> Option<&str> {
-        self.role_arn.as_deref().filter(|v| !v.is_empty())
+        self.role_arn.as_deref()
     }
 
     /// The expected bucket owner, if one is set.
     pub fn expected_owner(&self) -> Option<&str> {
-        self.expected_bucket_owner
-            .as_deref()
-            .filter(|v| !v.is_empty())
+        self.expected_bucket_owner.as_deref()
     }
 }
 
@@ -372,7 +306,7 @@ pub fn parse(
         yaml_serde::from_str(text).map_err(|error| syntax(error.to_string()))?;
     let mut unset = Vec::new();
     env::expand_value(&mut value, "", lookup, &mut unset);
-    let mut config: Config = structure::deserialize_reporting_all(value).map_err(|problems| {
+    let file: ConfigFile = structure::deserialize_reporting_all(value).map_err(|problems| {
         syntax(match problems.as_slice() {
             [one] => one.clone(),
             all => format!("{} problems:\n  - {}", all.len(), all.join("\n  - ")),
@@ -389,14 +323,12 @@ pub fn parse(
             ),
         })
         .collect();
-    validate(&mut config, base_dir, &mut problems);
-    if problems.is_empty() {
-        Ok(config)
-    } else {
-        Err(ConfigError::Invalid {
+    match validate(file, base_dir, &mut problems) {
+        Some(config) if problems.is_empty() => Ok(config),
+        _ => Err(ConfigError::Invalid {
             path: origin.to_owned(),
             problems,
-        })
+        }),
     }
 }
 
@@ -429,25 +361,63 @@ impl ConnectorProblems<'_> {
 }
 
 /// Checks every rule, loading sync rules into each connector; appends what is broken.
-fn validate(config: &mut Config, base_dir: &Path, problems: &mut Vec<Problem>) {
-    validate_worker_settings(config, problems);
-    if config.connectors.is_empty() {
+/// Returns the validated configuration, or `None` when some rule is broken (then `problems`
+/// says which).
+fn validate(file: ConfigFile, base_dir: &Path, problems: &mut Vec<Problem>) -> Option<Config> {
+    let mut file = file;
+    let (listen, shutdown_timeout) = validate_worker_settings(&file, problems);
+    if file.connectors.is_empty() {
         problems.push(Problem {
             path: "connectors".into(),
             value: None,
             rule: "must list at least one connector".into(),
         });
     }
-    if let IndexConfig::Opensearch(index) = &mut config.index {
+    if let IndexConfig::Opensearch(index) = &mut file.index {
         opensearch::validate(index, base_dir, problems);
     }
     let mut ids = HashSet::new();
     let mut index_names = HashSet::new();
-    for (position, connector) in config.connectors.iter_mut().enumerate() {
-        let mut report = ConnectorProblems {
-            list: problems,
-            position,
-        };
+    let connectors: Vec<Option<ConnectorConfig>> = file
+        .connectors
+        .into_iter()
+        .enumerate()
+        .map(|(position, connector)| {
+            let mut report = ConnectorProblems {
+                list: problems,
+                position,
+            };
+            let before = report.list.len();
+            let (timer, rules) = validate_connector(
+                &connector,
+                base_dir,
+                &mut ids,
+                &mut index_names,
+                &mut report,
+            );
+            (report.list.len() == before)
+                .then(|| ConnectorConfig::from_file(connector, timer, rules))
+        })
+        .collect();
+    Some(Config {
+        index: file.index,
+        connectors: connectors.into_iter().collect::<Option<_>>()?,
+        state_dir: file.state_dir,
+        listen: listen?,
+        shutdown_timeout: shutdown_timeout?,
+    })
+}
+
+/// Checks one connector's rules; returns its parsed schedule and loaded rules (meaningful only
+/// when nothing was reported).
+fn validate_connector(
+    connector: &ConnectorFile,
+    base_dir: &Path,
+    ids: &mut HashSet<String>,
+    index_names: &mut HashSet<String>,
+    report: &mut ConnectorProblems<'_>,
+) -> (Option<Schedule>, SyncRules) {
+    {
         report.check(
             "id",
             &connector.id,
@@ -460,7 +430,11 @@ fn validate(config: &mut Config, base_dir: &Path, problems: &mut Vec<Problem>) {
                 Err("is used by another connector".into()),
             );
         }
-        let index_name = connector.index_name().to_owned();
+        let index_name = connector
+            .index_name
+            .as_ref()
+            .unwrap_or(&connector.id)
+            .clone();
         if connector.index_name.is_some() {
             report.check(
                 "index_name",
@@ -475,7 +449,7 @@ fn validate(config: &mut Config, base_dir: &Path, problems: &mut Vec<Problem>) {
                 Err("is used by another connector; each connector needs its own index, or their syncs would delete each other's documents".into()),
             );
         }
-        validate_buckets(connector, &mut report);
+        validate_buckets(connector, report);
         if let Some(region) = &connector.region {
             report.check("region", region, rules_of_names::check_region(region));
         }
@@ -487,7 +461,7 @@ fn validate(config: &mut Config, base_dir: &Path, problems: &mut Vec<Problem>) {
                 report.check(field, url, rules_of_names::check_endpoint_url(url));
             }
         }
-        validate_identity(connector, &mut report);
+        validate_identity(connector, report);
         let ranges: [(&str, u64, u64, u64); 10] = [
             ("read_timeout", connector.read_timeout, 1, 3600),
             ("connect_timeout", connector.connect_timeout, 1, 3600),
@@ -503,7 +477,9 @@ fn validate(config: &mut Config, base_dir: &Path, problems: &mut Vec<Problem>) {
             ),
             (
                 "max_extracted_bytes",
-                connector.max_extracted_bytes(),
+                connector
+                    .max_extracted_bytes
+                    .unwrap_or(connector.max_content_bytes),
                 0,
                 1 << 32,
             ),
@@ -527,12 +503,14 @@ fn validate(config: &mut Config, base_dir: &Path, problems: &mut Vec<Problem>) {
                 );
             }
         }
-        connector.timer = validate_timer(connector, &mut report);
-        connector.rules = load_rules(connector, base_dir, &mut report);
+        (
+            validate_timer(connector, report),
+            load_rules(connector, base_dir, report),
+        )
     }
 }
 
-fn validate_buckets(connector: &ConnectorConfig, report: &mut ConnectorProblems<'_>) {
+fn validate_buckets(connector: &ConnectorFile, report: &mut ConnectorProblems<'_>) {
     if connector.buckets.is_empty() {
         report.without_value(
             "buckets",
@@ -560,9 +538,17 @@ fn validate_buckets(connector: &ConnectorConfig, report: &mut ConnectorProblems<
     }
 }
 
-fn validate_identity(connector: &ConnectorConfig, report: &mut ConnectorProblems<'_>) {
-    let has_key = connector.access_key_id().is_some();
-    let has_secret = connector.secret_access_key().is_some();
+/// The value of an optional string field, `None` when it is unset or empty.
+fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|v| !v.is_empty())
+}
+
+fn validate_identity(connector: &ConnectorFile, report: &mut ConnectorProblems<'_>) {
+    let has_key = non_empty(&connector.aws_access_key_id).is_some();
+    let has_secret = connector
+        .aws_secret_access_key
+        .as_ref()
+        .is_some_and(|v| !v.is_empty());
     if has_key && !has_secret {
         report.without_value(
             "aws_secret_access_key",
@@ -577,15 +563,19 @@ fn validate_identity(connector: &ConnectorConfig, report: &mut ConnectorProblems
             "is set without aws_access_key_id",
         );
     }
-    if connector.session_token().is_some() && !(has_key && has_secret) {
+    let has_token = connector
+        .aws_session_token
+        .as_ref()
+        .is_some_and(|v| !v.is_empty());
+    if has_token && !(has_key && has_secret) {
         report.without_value(
             "aws_session_token",
             true,
             "is set without aws_access_key_id and aws_secret_access_key",
         );
     }
-    let external_id = connector.external_id.as_deref().filter(|v| !v.is_empty());
-    match (connector.role(), external_id) {
+    let external_id = non_empty(&connector.external_id);
+    match (non_empty(&connector.role_arn), external_id) {
         (Some(arn), external_id) => {
             report.check("role_arn", arn, rules_of_names::check_role_arn(arn));
             match external_id {
@@ -622,7 +612,7 @@ fn validate_identity(connector: &ConnectorConfig, report: &mut ConnectorProblems
         ),
         (None, None) => {}
     }
-    if let Some(owner) = connector.expected_owner() {
+    if let Some(owner) = non_empty(&connector.expected_bucket_owner) {
         report.check(
             "expected_bucket_owner",
             owner,
@@ -631,30 +621,41 @@ fn validate_identity(connector: &ConnectorConfig, report: &mut ConnectorProblems
     }
 }
 
-/// Checks the top-level settings of `run`.
-fn validate_worker_settings(config: &Config, problems: &mut Vec<Problem>) {
-    if let Err(error) = config.listen.parse::<std::net::SocketAddr>() {
-        problems.push(Problem {
-            path: "listen".into(),
-            value: Some(format!("{:?}", config.listen)),
-            rule: format!(
-                "is not an IP:PORT address ({error}), e.g. 127.0.0.1:9464 or 0.0.0.0:9464"
-            ),
-        });
-    }
-    if let Err(rule) = schedule::parse_duration(&config.shutdown_timeout) {
-        problems.push(Problem {
-            path: "shutdown_timeout".into(),
-            value: Some(format!("{:?}", config.shutdown_timeout)),
-            rule,
-        });
-    }
+/// Checks the top-level settings of `run`; returns the listen address and the shutdown timeout
+/// when they are valid.
+fn validate_worker_settings(
+    file: &ConfigFile,
+    problems: &mut Vec<Problem>,
+) -> (Option<SocketAddr>, Option<Duration>) {
+    let listen = file
+        .listen
+        .parse::<SocketAddr>()
+        .map_err(|error| {
+            problems.push(Problem {
+                path: "listen".into(),
+                value: Some(format!("{:?}", file.listen)),
+                rule: format!(
+                    "is not an IP:PORT address ({error}), e.g. 127.0.0.1:9464 or 0.0.0.0:9464"
+                ),
+            })
+        })
+        .ok();
+    let shutdown_timeout = schedule::parse_duration(&file.shutdown_timeout)
+        .map_err(|rule| {
+            problems.push(Problem {
+                path: "shutdown_timeout".into(),
+                value: Some(format!("{:?}", file.shutdown_timeout)),
+                rule,
+            })
+        })
+        .ok();
+    (listen, shutdown_timeout)
 }
 
 /// Parses the connector's `schedule` or `interval`; `None` when it has neither or they are
 /// broken.
 fn validate_timer(
-    connector: &ConnectorConfig,
+    connector: &ConnectorFile,
     report: &mut ConnectorProblems<'_>,
 ) -> Option<Schedule> {
     match (&connector.schedule, &connector.interval) {
@@ -684,13 +685,17 @@ fn validate_timer(
     }
 }
 
-/// Loads and checks the connector's sync rules; `None` when there are none or they are broken.
+/// Loads and checks the connector's sync rules: [`SyncRules::all`] when there are none (or they
+/// are broken, which is reported).
 fn load_rules(
-    connector: &ConnectorConfig,
+    connector: &ConnectorFile,
     base_dir: &Path,
     report: &mut ConnectorProblems<'_>,
-) -> Option<SyncRules> {
-    let (loaded, field) = match connector.sync_rules.as_ref()? {
+) -> SyncRules {
+    let Some(source) = connector.sync_rules.as_ref() else {
+        return SyncRules::all();
+    };
+    let (loaded, field) = match source {
         SyncRulesSource::File(file) => {
             let full = base_dir.join(file);
             match std::fs::read_to_string(&full) {
@@ -704,22 +709,22 @@ fn load_rules(
                         &file.display().to_string(),
                         Err(format!("cannot be read from {}: {error}", full.display())),
                     );
-                    return None;
+                    return SyncRules::all();
                 }
             }
         }
         SyncRulesSource::Inline(value) => (SyncRules::from_value(value), "sync_rules".to_owned()),
     };
     let rules = match loaded {
-        Ok(rules) => rules?,
+        Ok(rules) => rules,
         Err(errors) => {
             for error in errors {
                 report.push(&format!("{field}{}", error.path()), None, error.message);
             }
-            return None;
+            return SyncRules::all();
         }
     };
-    let wildcard = connector.bucket_selection() == BucketSelection::All;
+    let wildcard = connector.buckets.iter().any(|b| b == "*");
     for bucket in rules.buckets() {
         if let Err(rule) = rules_of_names::check_bucket_name(bucket) {
             report.check(&field, bucket, Err(format!("names a bucket that {rule}")));
@@ -734,7 +739,7 @@ fn load_rules(
             );
         }
     }
-    Some(rules)
+    rules
 }
 
 /// STS's rule for external ids and session names: length bounds and `[\w<extra>]`.

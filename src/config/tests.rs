@@ -64,7 +64,7 @@ fn valid_config_gets_defaults() {
     let connector = &config.connectors[0];
     assert_eq!(connector.index_name(), "team-docs");
     assert!(
-        connector.path_style(),
+        connector.path_style,
         "path style defaults on with an endpoint"
     );
     assert_eq!(connector.access_key_id(), Some("AKIAEXAMPLE"));
@@ -76,7 +76,7 @@ fn valid_config_gets_defaults() {
     assert_eq!(connector.page_size, defaults::page_size());
     assert_eq!(connector.max_delete_fraction, 0.5);
     assert_eq!(connector.max_content_bytes, 10 * 1024 * 1024);
-    assert_eq!(connector.max_extracted_bytes(), 10 * 1024 * 1024);
+    assert_eq!(connector.max_extracted_bytes, 10 * 1024 * 1024);
     assert_eq!(connector.extraction_timeout, 30);
     assert_eq!(connector.max_body_chars, 1_000_000);
     assert_eq!(connector.concurrency, 16);
@@ -84,7 +84,7 @@ fn valid_config_gets_defaults() {
         matches!(config.index, IndexConfig::Embedded { ref path } if path == Path::new("./data/index"))
     );
     assert_eq!(
-        connector.bucket_selection(),
+        connector.buckets,
         BucketSelection::Named(vec!["team-docs".into()])
     );
 }
@@ -394,7 +394,8 @@ fn rule_files_load_relative_to_the_config_directory() {
     .unwrap();
     let text = with_line("", "sync_rules: rules/docs.json");
     let config = parse(&text, &dir.path().join("c.yml"), dir.path(), &lookup).unwrap();
-    let rules = config.connectors[0].rules.as_ref().unwrap();
+    let rules = &config.connectors[0].rules;
+    assert!(!rules.is_all());
     assert!(rules.matches("team-docs", "docs/a.md"));
     assert!(!rules.matches("team-docs", "docs/a.txt"));
 
@@ -413,8 +414,8 @@ fn rule_files_load_relative_to_the_config_directory() {
 fn worker_settings_have_defaults_and_schedules_are_validated() {
     let config = parse_text(VALID).unwrap();
     assert_eq!(config.state_dir, Path::new("./data/state"));
-    assert_eq!(config.listen_address().to_string(), "127.0.0.1:9464");
-    assert_eq!(config.shutdown_timeout_duration().as_secs(), 30);
+    assert_eq!(config.listen.to_string(), "127.0.0.1:9464");
+    assert_eq!(config.shutdown_timeout.as_secs(), 30);
     let connector = &config.connectors[0];
     assert!(connector.timer.is_none() && !connector.sync_on_start);
 
@@ -422,8 +423,8 @@ fn worker_settings_have_defaults_and_schedules_are_validated() {
         "{VALID}    interval: 15m\n    sync_on_start: true\n  - id: nightly\n    buckets: [\"nightly\"]\n    schedule: \"0 2 * * *\"\nlisten: 0.0.0.0:9000\nshutdown_timeout: 90\nstate_dir: /var/lib/s3c\n"
     );
     let config = parse_text(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    assert_eq!(config.listen_address().to_string(), "0.0.0.0:9000");
-    assert_eq!(config.shutdown_timeout_duration().as_secs(), 90);
+    assert_eq!(config.listen.to_string(), "0.0.0.0:9000");
+    assert_eq!(config.shutdown_timeout.as_secs(), 90);
     assert_eq!(config.state_dir, Path::new("/var/lib/s3c"));
     let timers: Vec<String> = config
         .connectors

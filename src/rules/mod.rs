@@ -6,8 +6,9 @@
 //! (keys matching one are dropped), both globset patterns over the whole key, where `*` does not
 //! cross `/` and `**` does.
 //!
-//! An object is synced when any rule of its bucket matches it. Rules are pure data and pure
-//! functions of keys: nothing here talks to S3.
+//! An object is synced when any rule of its bucket matches it; a connector without rules has
+//! the explicit [`SyncRules::all`] set, which syncs every object of every selected bucket. Rules
+//! are pure data and pure functions of keys: nothing here talks to S3.
 
 use std::collections::BTreeSet;
 
@@ -65,15 +66,27 @@ impl Rule {
     }
 }
 
-/// A validated, non-empty list of sync rules.
-#[derive(Debug, Clone)]
+/// A validated rule set: either [`SyncRules::all`] (no rules: every object of every selected
+/// bucket) or a non-empty list of rules.
+#[derive(Debug, Clone, Default)]
 pub struct SyncRules {
+    /// Empty for the "all" set; a written rule list is never empty.
     rules: Vec<Rule>,
 }
 
 impl SyncRules {
+    /// The rule set that syncs every object of every selected bucket.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// True for [`SyncRules::all`].
+    pub fn is_all(&self) -> bool {
+        self.rules.is_empty()
+    }
+
     /// Parses a rule file's text (a JSON array of rule objects).
-    pub fn from_json_str(text: &str) -> Result<Option<Self>, Vec<RuleError>> {
+    pub fn from_json_str(text: &str) -> Result<Self, Vec<RuleError>> {
         let value: Value = serde_json::from_str(text).map_err(|error| {
             vec![RuleError {
                 index: None,
@@ -84,9 +97,9 @@ impl SyncRules {
         Self::from_value(&value)
     }
 
-    /// Validates a parsed rule list. `Ok(None)` for an empty list (no rules: sync everything).
-    /// Every problem is reported, not just the first.
-    pub fn from_value(value: &Value) -> Result<Option<Self>, Vec<RuleError>> {
+    /// Validates a parsed rule list; an empty list is [`SyncRules::all`]. Every problem is
+    /// reported, not just the first.
+    pub fn from_value(value: &Value) -> Result<Self, Vec<RuleError>> {
         let Some(items) = value.as_array() else {
             return Err(vec![RuleError {
                 index: None,
@@ -104,18 +117,28 @@ impl SyncRules {
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok((!rules.is_empty()).then_some(Self { rules }))
+        Ok(Self { rules })
     }
 
-    /// The buckets the rules name, sorted and without repeats.
+    /// The buckets the rules name, sorted and without repeats; none for [`SyncRules::all`].
     pub fn buckets(&self) -> BTreeSet<&str> {
         self.rules.iter().map(|rule| rule.bucket.as_str()).collect()
     }
 
+    /// True when the rules sync some objects of `bucket` (always, for [`SyncRules::all`]).
+    pub fn covers_bucket(&self, bucket: &str) -> bool {
+        self.is_all() || self.rules.iter().any(|rule| rule.bucket == bucket)
+    }
+
     /// The prefixes to list in `bucket`: the fewest that cover every rule of that bucket (a
     /// prefix inside another is dropped, so no object is listed twice). `[""]` lists everything;
-    /// an empty result means the rules do not cover this bucket.
+    /// an empty result means the rules do not cover this bucket. They come in byte order and
+    /// none starts another, so their listings, one after another, are one listing in S3's key
+    /// order: the sync's merge with the index relies on it.
     pub fn list_prefixes(&self, bucket: &str) -> Vec<String> {
+        if self.is_all() {
+            return vec![String::new()];
+        }
         let prefixes: BTreeSet<&str> = self
             .rules
             .iter()
@@ -132,11 +155,13 @@ impl SyncRules {
         minimal
     }
 
-    /// True when some rule of `bucket` matches `key`.
+    /// True when some rule of `bucket` matches `key` (always, for [`SyncRules::all`]).
     pub fn matches(&self, bucket: &str, key: &str) -> bool {
-        self.rules
-            .iter()
-            .any(|rule| rule.bucket == bucket && rule.matches(key))
+        self.is_all()
+            || self
+                .rules
+                .iter()
+                .any(|rule| rule.bucket == bucket && rule.matches(key))
     }
 }
 
@@ -345,7 +370,7 @@ mod tests {
     use super::*;
 
     fn rules(value: Value) -> SyncRules {
-        SyncRules::from_value(&value).unwrap().unwrap()
+        SyncRules::from_value(&value).unwrap()
     }
 
     #[test]
@@ -462,8 +487,17 @@ mod tests {
     }
 
     #[test]
-    fn empty_list_means_no_rules() {
-        assert!(SyncRules::from_value(&json!([])).unwrap().is_none());
+    fn an_empty_list_is_the_explicit_all_set() {
+        let all = SyncRules::from_value(&json!([])).unwrap();
+        assert!(all.is_all());
+        assert!(all.matches("any-bucket", "any/key.txt"));
+        assert!(all.covers_bucket("any-bucket"));
+        assert_eq!(all.list_prefixes("any-bucket"), [""]);
+        assert!(all.buckets().is_empty());
+        let one = SyncRules::from_value(&json!([{"bucket": "b", "prefix": "p/"}])).unwrap();
+        assert!(!one.is_all());
+        assert!(one.covers_bucket("b") && !one.covers_bucket("c"));
+        assert!(!one.matches("c", "p/x.txt") && one.matches("b", "p/x.txt"));
         assert!(SyncRules::from_json_str("not json").is_err());
     }
 

@@ -2,6 +2,9 @@
 //!
 //! The sync orchestrator talks to every sink through the [`Sink`] trait, so every sync feature
 //! (incremental skip, deletes after a complete listing, search) works the same on each backend.
+//! Code over an index is generic over [`Sink`]; the backend a configuration chooses at run time
+//! is an [`AnySink`], turned into a concrete type at the edge (CLI, worker) by
+//! [`with_sink!`](crate::with_sink).
 
 pub mod embedded;
 #[cfg(test)]
@@ -238,14 +241,28 @@ pub struct SearchHit {
 /// Documents of a batch that the sink refused, with the reason for each. Empty when all landed.
 pub type RejectedDocuments = Vec<(DocId, String)>;
 
-/// The sink a configuration selects, opened for one index. Dispatches to the backend, so the
-/// layers above stay free of generics over the backend.
+/// The sink a configuration selects, opened for one index. It is not itself a [`Sink`]: the
+/// code that works on an index is generic over [`Sink`] (one dispatch mechanism, the same for
+/// object stores), and [`with_sink!`](crate::with_sink) is the one place where the backend
+/// chosen at run time becomes a concrete type for it.
 #[derive(Debug, Clone)]
 pub enum AnySink {
     /// The embedded (tantivy) index.
     Embedded(embedded::EmbeddedIndex),
     /// An index of an OpenSearch cluster.
     Opensearch(self::opensearch::OpensearchSink),
+}
+
+/// Evaluates `$body` with `$sink` bound to the backend inside the [`AnySink`] `$any` (a value
+/// or a reference): `with_sink!(&index, sink => pipeline.run(sink, &cancel, false).await)`.
+#[macro_export]
+macro_rules! with_sink {
+    ($any:expr, $sink:ident => $body:expr) => {
+        match $any {
+            $crate::sink::AnySink::Embedded($sink) => $body,
+            $crate::sink::AnySink::Opensearch($sink) => $body,
+        }
+    };
 }
 
 impl AnySink {
@@ -288,69 +305,6 @@ impl AnySink {
             Self::open(config, index_name).await.map(Some)
         } else {
             Ok(None)
-        }
-    }
-}
-
-impl Sink for AnySink {
-    fn retries(&self) -> u64 {
-        match self {
-            Self::Embedded(index) => index.retries(),
-            Self::Opensearch(index) => index.retries(),
-        }
-    }
-
-    fn batch_size(&self) -> usize {
-        match self {
-            Self::Embedded(index) => index.batch_size(),
-            Self::Opensearch(index) => index.batch_size(),
-        }
-    }
-
-    async fn indexed_buckets(&self) -> Result<Vec<String>, SinkError> {
-        match self {
-            Self::Embedded(index) => index.indexed_buckets().await,
-            Self::Opensearch(index) => index.indexed_buckets().await,
-        }
-    }
-
-    async fn indexed_page(
-        &self,
-        bucket: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<IndexedEntry>, SinkError> {
-        match self {
-            Self::Embedded(index) => index.indexed_page(bucket, after, limit).await,
-            Self::Opensearch(index) => index.indexed_page(bucket, after, limit).await,
-        }
-    }
-
-    async fn upsert(&self, documents: Vec<Document>) -> Result<RejectedDocuments, SinkError> {
-        match self {
-            Self::Embedded(index) => index.upsert(documents).await,
-            Self::Opensearch(index) => index.upsert(documents).await,
-        }
-    }
-
-    async fn delete(&self, ids: Vec<DocId>) -> Result<(), SinkError> {
-        match self {
-            Self::Embedded(index) => index.delete(ids).await,
-            Self::Opensearch(index) => index.delete(ids).await,
-        }
-    }
-
-    async fn commit(&self) -> Result<(), SinkError> {
-        match self {
-            Self::Embedded(index) => index.commit().await,
-            Self::Opensearch(index) => index.commit().await,
-        }
-    }
-
-    async fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, SinkError> {
-        match self {
-            Self::Embedded(index) => index.search(query, limit).await,
-            Self::Opensearch(index) => index.search(query, limit).await,
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! A source lists and fetches objects; it knows nothing of rules, extraction or the index. The
 //! sync sees a source only through [`ObjectStore`], so its promises are tested in-process against
-//! [`memory::MemoryStore`] (with faults on demand) as well as end to end against real S3 servers.
+//! `memory::MemoryStore` (with faults on demand) as well as end to end against real S3 servers.
 
 #[cfg(test)]
 pub mod memory;

@@ -20,6 +20,8 @@ pub mod pipeline;
 pub mod plan;
 pub mod report;
 #[cfg(test)]
+mod scenarios;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeSet, HashMap};
@@ -33,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{BucketSelection, ConnectorConfig};
 use crate::extract::{self, ExtractError, ExtractLimits, Extracted, ObjectInput};
-use crate::rules::{self, SyncRules};
+use crate::rules;
 use crate::sink::{ContentStatus, DocId, Document, IndexedEntry, Sink, SinkError};
 use crate::source::ObjectStore;
 use crate::source::s3::{Fetched, ObjectEntry, SourceError};
@@ -224,7 +226,7 @@ struct Selection {
 async fn resolve_buckets<O: ObjectStore, S: Sink>(
     ctx: &SyncContext<'_, O, S>,
 ) -> Option<Selection> {
-    let selection = ctx.connector.bucket_selection();
+    let selection = &ctx.connector.buckets;
     let listed = match selection {
         BucketSelection::Named(_) => Vec::new(),
         BucketSelection::All => match ctx.source.list_buckets().await {
@@ -237,7 +239,7 @@ async fn resolve_buckets<O: ObjectStore, S: Sink>(
             }
         },
     };
-    let plan = plan::plan_buckets(&selection, &listed, ctx.connector.rules.as_ref());
+    let plan = plan::plan_buckets(selection, &listed, &ctx.connector.rules);
     for missing in &plan.missing {
         ctx.counters.error(format!(
             "bucket {missing}: the sync rules name it, but ListBuckets does not return it; nothing was synced or deleted for it"
@@ -278,13 +280,12 @@ async fn unselected_buckets<O: ObjectStore, S: Sink>(
     ctx: &SyncContext<'_, O, S>,
     keep: &BTreeSet<String>,
 ) -> Result<Vec<String>, SinkError> {
-    let rules = ctx.connector.rules.as_ref();
+    let rules = &ctx.connector.rules;
     let mut unselected = ctx.sink.indexed_buckets().await?;
     // A bucket named by the rules but missing from ListBuckets may be a passing failure: keep
     // its documents.
-    unselected.retain(|bucket| {
-        !keep.contains(bucket) && !rules.is_some_and(|r| r.buckets().contains(bucket.as_str()))
-    });
+    unselected
+        .retain(|bucket| !keep.contains(bucket) && !rules.buckets().contains(bucket.as_str()));
     Ok(unselected)
 }
 
@@ -381,10 +382,7 @@ async fn sync_bucket<O: ObjectStore, S: Sink>(
     // Disjoint and in byte order (`SyncRules::list_prefixes`), so the listings of the prefixes,
     // one after another, are one sorted listing: the merge walks the whole bucket's index beside
     // it, and documents outside every prefix are unlisted, as they should be.
-    let prefixes = match &connector.rules {
-        Some(rules) => rules.list_prefixes(bucket),
-        None => vec![String::new()],
-    };
+    let prefixes = connector.rules.list_prefixes(bucket);
     // The keys this sync answers for on the index side; a sync of the whole bucket owns all.
     let owns = |_: &str| true;
     let (pages, page_queue) = mpsc::channel::<Listed>(PAGES_AHEAD);
@@ -562,7 +560,7 @@ async fn decide_pages<O: ObjectStore, S: Sink>(
     let limits = Limits {
         max_content_bytes: ctx.connector.max_content_bytes,
     };
-    let rules: Option<&SyncRules> = ctx.connector.rules.as_ref();
+    let rules = &ctx.connector.rules;
     // Index entries the merge passed without their key being listed.
     let mut passed: Vec<IndexedEntry> = Vec::new();
     loop {
@@ -783,7 +781,7 @@ async fn process<O: ObjectStore, S: Sink>(
 /// The extraction limits of a connector.
 fn extract_limits(connector: &ConnectorConfig) -> ExtractLimits {
     ExtractLimits {
-        max_extracted_bytes: connector.max_extracted_bytes(),
+        max_extracted_bytes: connector.max_extracted_bytes,
         timeout: std::time::Duration::from_secs(connector.extraction_timeout),
         max_body_chars: usize::try_from(connector.max_body_chars).unwrap_or(usize::MAX),
     }

@@ -62,10 +62,10 @@ pub fn decide(
     bucket: &str,
     entry: &ObjectEntry,
     indexed: Option<VersionStamp>,
-    rules: Option<&SyncRules>,
+    rules: &SyncRules,
     limits: Limits,
 ) -> Decision {
-    if rules.is_some_and(|rules| !rules.matches(bucket, &entry.key)) {
+    if !rules.matches(bucket, &entry.key) {
         return Decision::Excluded;
     }
     let change = match indexed {
@@ -109,24 +109,27 @@ pub struct BucketPlan {
 pub fn plan_buckets(
     selection: &BucketSelection,
     listed: &[String],
-    rules: Option<&SyncRules>,
+    rules: &SyncRules,
 ) -> BucketPlan {
-    let ruled = |bucket: &str| rules.is_none_or(|r| r.buckets().contains(bucket));
     let candidates: &[String] = match selection {
         BucketSelection::Named(names) => names,
         BucketSelection::All => listed,
     };
     let missing = match selection {
         BucketSelection::All => rules
-            .iter()
-            .flat_map(|r| r.buckets())
+            .buckets()
+            .into_iter()
             .filter(|bucket| !listed.iter().any(|l| l == bucket))
             .map(str::to_owned)
             .collect(),
         BucketSelection::Named(_) => BTreeSet::new(),
     };
     BucketPlan {
-        selected: candidates.iter().filter(|b| ruled(b)).cloned().collect(),
+        selected: candidates
+            .iter()
+            .filter(|b| rules.covers_bucket(b))
+            .cloned()
+            .collect(),
         missing,
     }
 }
@@ -154,9 +157,8 @@ mod tests {
         let limits = Limits {
             max_content_bytes: 1000,
         };
-        let rules = SyncRules::from_value(&json!([{"bucket": "b", "prefix": "docs/"}]))
-            .unwrap()
-            .unwrap();
+        let rules = SyncRules::from_value(&json!([{"bucket": "b", "prefix": "docs/"}])).unwrap();
+        let all = SyncRules::all();
         let same = |e: &ObjectEntry| Some(VersionStamp::of(&e.etag, e.last_modified, e.size));
         let fetch = |compression, format| {
             ContentPlan::Fetch(Expected {
@@ -176,178 +178,173 @@ mod tests {
         type Case<'a> = (
             ObjectEntry,
             fn(&ObjectEntry) -> Option<VersionStamp>,
-            Option<&'a SyncRules>,
+            &'a SyncRules,
             Decision,
         );
         let none: fn(&ObjectEntry) -> Option<VersionStamp> = |_| None;
         let changed: fn(&ObjectEntry) -> Option<VersionStamp> =
             |_| Some(VersionStamp::of("\"old\"", OffsetDateTime::UNIX_EPOCH, 1));
         let cases: Vec<Case<'_>> = vec![
-            (entry("docs/a.txt", 10, None), none, None, new(fetch_text)),
+            (entry("docs/a.txt", 10, None), none, &all, new(fetch_text)),
             (
                 entry("docs/a.txt", 10, None),
                 same,
-                None,
+                &all,
                 Decision::Unchanged,
             ),
             (
                 entry("docs/a.txt", 10, None),
                 changed,
-                None,
+                &all,
                 updated(fetch_text),
             ),
-            (
-                entry("docs/a.txt", 10, None),
-                none,
-                Some(&rules),
-                new(fetch_text),
-            ),
+            (entry("docs/a.txt", 10, None), none, &rules, new(fetch_text)),
             (
                 entry("other/a.txt", 10, None),
                 none,
-                Some(&rules),
+                &rules,
                 Decision::Excluded,
             ),
             (
                 entry("other/a.txt", 10, None),
                 same,
-                Some(&rules),
+                &rules,
                 Decision::Excluded,
             ),
             (
                 entry("docs/big.txt", 1001, None),
                 none,
-                None,
+                &all,
                 new(ContentPlan::MetadataOnly(ContentStatus::TooLarge)),
             ),
             (
                 entry("docs/cap.txt", 1000, None),
                 none,
-                None,
+                &all,
                 new(fetch_text),
             ),
             (
                 entry("docs/empty.txt", 0, None),
                 none,
-                None,
+                &all,
                 new(ContentPlan::Empty),
             ),
             (
                 entry("docs/photo.jpg", 10, None),
                 none,
-                None,
+                &all,
                 new(ContentPlan::MetadataOnly(ContentStatus::Unsupported)),
             ),
             (
                 entry("docs/a.txt", 10, Some("GLACIER")),
                 none,
-                None,
+                &all,
                 new(ContentPlan::MetadataOnly(ContentStatus::Archived)),
             ),
             (
                 entry("docs/a.txt", 10, Some("DEEP_ARCHIVE")),
                 changed,
-                None,
+                &all,
                 updated(ContentPlan::MetadataOnly(ContentStatus::Archived)),
             ),
             (
                 entry("docs/a.txt", 10, Some("GLACIER_IR")),
                 none,
-                None,
+                &all,
                 new(fetch_text),
             ),
             (
                 entry("docs/a.txt", 10, Some("STANDARD_IA")),
                 none,
-                None,
+                &all,
                 new(fetch_text),
             ),
             (
                 entry("docs/page.HTML", 10, None),
                 none,
-                None,
+                &all,
                 new(fetch(None, Some(Format::Html))),
             ),
             // Documents that are not text.
             (
                 entry("docs/report.PDF", 10, None),
                 none,
-                None,
+                &all,
                 new(fetch(None, Some(Format::Pdf))),
             ),
             (
                 entry("docs/a.docx", 10, None),
                 none,
-                None,
+                &all,
                 new(fetch(None, Some(Format::Docx))),
             ),
             (
                 entry("docs/mail.eml", 10, None),
                 none,
-                None,
+                &all,
                 new(fetch(None, Some(Format::Eml))),
             ),
             // Compressed names are judged by their inner name.
             (
                 entry("logs/report.txt.gz", 10, None),
                 none,
-                None,
+                &all,
                 new(fetch(Some(Compression::Gzip), Some(Format::PlainText))),
             ),
             (
                 entry("logs/app.json.zst", 10, None),
                 none,
-                None,
+                &all,
                 new(fetch(Some(Compression::Zstd), Some(Format::Json))),
             ),
             (
                 entry("backup.tar.gz", 10, None),
                 none,
-                None,
+                &all,
                 new(ContentPlan::MetadataOnly(ContentStatus::Unsupported)),
             ),
             (
                 entry("big.txt.gz", 1001, None),
                 none,
-                None,
+                &all,
                 new(ContentPlan::MetadataOnly(ContentStatus::TooLarge)),
             ),
             // No extension: downloaded for sniffing, within the size cap.
             (
                 entry("exports/2024-10-01", 10, None),
                 none,
-                None,
+                &all,
                 new(fetch(None, None)),
             ),
             (
                 entry("exports/2024-10-01", 1001, None),
                 none,
-                None,
+                &all,
                 new(ContentPlan::MetadataOnly(ContentStatus::TooLarge)),
             ),
             (
                 entry("exports/data.gz", 10, None),
                 none,
-                None,
+                &all,
                 new(fetch(Some(Compression::Gzip), None)),
             ),
             (
                 entry("repo/Dockerfile", 10, None),
                 none,
-                None,
+                &all,
                 new(fetch(None, Some(Format::SourceCode))),
             ),
             // Unknown extensions and archives are not downloaded.
             (
                 entry("docs/blob.xyz", 10, None),
                 none,
-                None,
+                &all,
                 new(ContentPlan::MetadataOnly(ContentStatus::Unsupported)),
             ),
             (
                 entry("docs/bundle.zip", 10, None),
                 none,
-                None,
+                &all,
                 new(ContentPlan::MetadataOnly(ContentStatus::Unsupported)),
             ),
         ];
@@ -362,6 +359,7 @@ mod tests {
         let rules =
             crate::rules::SyncRules::from_json_str(r#"[{"bucket": "docs"}, {"bucket": "gone"}]"#)
                 .unwrap();
+        let all = SyncRules::all();
         let names = |list: &[&str]| list.iter().map(|b| (*b).to_owned()).collect::<Vec<_>>();
         let set = |list: &[&str]| {
             list.iter()
@@ -373,28 +371,22 @@ mod tests {
         type Row<'a> = (
             &'a BucketSelection,
             &'a [&'a str],
-            Option<&'a SyncRules>,
+            &'a SyncRules,
             &'a [&'a str],
             &'a [&'a str],
         );
         let table: [Row<'_>; 5] = [
-            (&named, &[], None, &["docs", "other"], &[]),
-            (&named, &["ignored"], rules.as_ref(), &["docs"], &[]),
-            (&BucketSelection::All, &["a", "b"], None, &["a", "b"], &[]),
+            (&named, &[], &all, &["docs", "other"], &[]),
+            (&named, &["ignored"], &rules, &["docs"], &[]),
+            (&BucketSelection::All, &["a", "b"], &all, &["a", "b"], &[]),
             (
                 &BucketSelection::All,
                 &["docs", "b"],
-                rules.as_ref(),
+                &rules,
                 &["docs"],
                 &["gone"],
             ),
-            (
-                &BucketSelection::All,
-                &[],
-                rules.as_ref(),
-                &[],
-                &["docs", "gone"],
-            ),
+            (&BucketSelection::All, &[], &rules, &[], &["docs", "gone"]),
         ];
         for (selection, listed, rules, selected, missing) in table {
             assert_eq!(

@@ -60,6 +60,167 @@ impl Counters {
     }
 }
 
+/// One count of a sync, declared once: the report's field (and so its key in `sync --json`
+/// and the history), its words in the one-line summaries (`sync`, its progress line, `status`)
+/// and the Prometheus counter it feeds. [`COUNTS`] lists every count; a test checks that it
+/// covers every count field of [`SyncReport`].
+#[derive(Debug, Clone, Copy)]
+pub struct Count {
+    /// The report's field.
+    pub field: &'static str,
+    /// How summaries name it, after the number: `"12 listed"`.
+    pub label: &'static str,
+    /// Left out of summaries while zero (rare counts that would only add noise).
+    pub quiet_when_zero: bool,
+    /// The Prometheus counter it advances, with the counter's help text; `None` when it feeds
+    /// none. Several counts may feed one counter (added and updated are both "indexed").
+    pub metric: Option<(&'static str, &'static str)>,
+    /// Reads the count from a report.
+    pub of: fn(&SyncReport) -> u64,
+}
+
+/// Every count of a sync, in summary order.
+pub const COUNTS: [Count; 14] = [
+    Count {
+        field: "objects_listed",
+        label: "listed",
+        quiet_when_zero: false,
+        metric: Some((
+            "s3c_objects_listed_total",
+            "Objects returned by S3 listings.",
+        )),
+        of: |r| r.objects_listed,
+    },
+    Count {
+        field: "added",
+        label: "added",
+        quiet_when_zero: false,
+        metric: Some(INDEXED),
+        of: |r| r.added,
+    },
+    Count {
+        field: "updated",
+        label: "updated",
+        quiet_when_zero: false,
+        metric: Some(INDEXED),
+        of: |r| r.updated,
+    },
+    Count {
+        field: "unchanged",
+        label: "unchanged",
+        quiet_when_zero: false,
+        metric: Some((
+            "s3c_objects_unchanged_total",
+            "Objects already indexed with their current version (not downloaded).",
+        )),
+        of: |r| r.unchanged,
+    },
+    Count {
+        field: "deleted",
+        label: "deleted",
+        quiet_when_zero: false,
+        metric: Some((
+            "s3c_objects_deleted_total",
+            "Documents deleted because their object left the bucket or the sync rules.",
+        )),
+        of: |r| r.deleted,
+    },
+    // A gauge of its own (`s3c_deletions_held_back`): "held back now", not a running total.
+    Count {
+        field: "deletions_held_back",
+        label: "deletions held back",
+        quiet_when_zero: true,
+        metric: None,
+        of: |r| r.deletions_held_back,
+    },
+    Count {
+        field: "excluded",
+        label: "excluded",
+        quiet_when_zero: true,
+        metric: Some((
+            "s3c_objects_excluded_total",
+            "Objects left out by the sync rules.",
+        )),
+        of: |r| r.excluded,
+    },
+    Count {
+        field: "metadata_only",
+        label: "metadata only",
+        quiet_when_zero: false,
+        metric: Some((
+            "s3c_objects_metadata_only_total",
+            "Documents written with metadata only (too large, unsupported format, archived).",
+        )),
+        of: |r| r.metadata_only,
+    },
+    Count {
+        field: "extraction_errors",
+        label: "extraction errors",
+        quiet_when_zero: false,
+        metric: Some((
+            "s3c_extraction_errors_total",
+            "Documents written with an extraction error.",
+        )),
+        of: |r| r.extraction_errors,
+    },
+    Count {
+        field: "errors",
+        label: "errors",
+        quiet_when_zero: false,
+        metric: Some((
+            "s3c_sync_errors_total",
+            "Failures during syncs: listings, downloads, index writes.",
+        )),
+        of: |r| r.errors,
+    },
+    Count {
+        field: "s3_requests",
+        label: "S3 requests",
+        quiet_when_zero: true,
+        metric: Some((
+            "s3c_s3_requests_total",
+            "S3 requests sent, retries included.",
+        )),
+        of: |r| r.s3_requests,
+    },
+    Count {
+        field: "s3_retries",
+        label: "S3 retries",
+        quiet_when_zero: true,
+        metric: Some((
+            "s3c_s3_retries_total",
+            "S3 requests retried after a transient error.",
+        )),
+        of: |r| r.s3_retries,
+    },
+    Count {
+        field: "index_retries",
+        label: "index retries",
+        quiet_when_zero: true,
+        metric: Some((
+            "s3c_index_retries_total",
+            "Requests to the index (OpenSearch) retried after a transient error.",
+        )),
+        of: |r| r.index_retries,
+    },
+    Count {
+        field: "bytes_downloaded",
+        label: "bytes downloaded",
+        quiet_when_zero: true,
+        metric: Some((
+            "s3c_bytes_downloaded_total",
+            "Bytes of object content downloaded.",
+        )),
+        of: |r| r.bytes_downloaded,
+    },
+];
+
+/// The counter that added and updated documents both advance.
+const INDEXED: (&str, &str) = (
+    "s3c_objects_indexed_total",
+    "Documents written for new or changed objects.",
+);
+
 /// The outcome of one connector's sync, as printed by `sync --json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncReport {
@@ -154,5 +315,86 @@ impl SyncReport {
     /// True when the sync met no error.
     pub fn succeeded(&self) -> bool {
         self.errors == 0
+    }
+
+    /// Every count of [`COUNTS`] on one line: `"12 listed, 3 added, ..."`, quiet counts left
+    /// out while zero.
+    pub fn summary(&self) -> String {
+        COUNTS
+            .iter()
+            .map(|count| (count, (count.of)(self)))
+            .filter(|(count, value)| !(count.quiet_when_zero && *value == 0))
+            .map(|(count, value)| format!("{value} {}", count.label))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A report whose every count differs, so that a count read from the wrong field shows.
+    fn distinct_report() -> SyncReport {
+        let mut report = SyncReport::from_counters(
+            "c",
+            &Counters::default(),
+            &crate::source::s3::S3Stats::default(),
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        let mut object = json.as_object().unwrap().clone();
+        for (n, value) in object.values_mut().enumerate() {
+            if value.is_u64() {
+                *value = serde_json::json!(1000 + n as u64);
+            }
+        }
+        report = serde_json::from_value(serde_json::Value::Object(object)).unwrap();
+        report
+    }
+
+    #[test]
+    fn counts_cover_every_count_field_of_the_report_and_read_their_own_field() {
+        let report = distinct_report();
+        let json = serde_json::to_value(&report).unwrap();
+        let numeric: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(field, value)| value.is_u64() && *field != "duration_ms")
+            .map(|(field, _)| field.as_str())
+            .collect();
+        let mut declared: Vec<&str> = COUNTS.iter().map(|c| c.field).collect();
+        let mut found = numeric.clone();
+        declared.sort_unstable();
+        found.sort_unstable();
+        assert_eq!(
+            declared, found,
+            "COUNTS and SyncReport's count fields differ"
+        );
+        for count in COUNTS {
+            assert_eq!(
+                Some((count.of)(&report)),
+                json[count.field].as_u64(),
+                "{} reads another field",
+                count.field
+            );
+        }
+    }
+
+    #[test]
+    fn the_summary_names_every_count_and_leaves_quiet_zeros_out() {
+        let mut report = distinct_report();
+        let summary = report.summary();
+        for count in COUNTS {
+            let part = format!("{} {}", (count.of)(&report), count.label);
+            assert!(summary.contains(&part), "{part:?} missing from {summary:?}");
+        }
+        report.deletions_held_back = 0;
+        report.excluded = 0;
+        report.deleted = 0;
+        let summary = report.summary();
+        assert!(!summary.contains("held back") && !summary.contains("excluded"));
+        assert!(summary.contains(", 0 deleted,"), "{summary}");
     }
 }

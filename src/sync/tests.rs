@@ -23,7 +23,7 @@ use proptest::prelude::*;
 use tokio_util::sync::CancellationToken;
 
 use super::{Counters, SyncContext, SyncReport, sync_connector};
-use crate::config::{self, ConnectorConfig};
+use crate::config::{self, BucketSelection, ConnectorConfig};
 use crate::sink::memory::{MemorySink, SinkFaults};
 use crate::sink::{DocId, Document, VersionStamp};
 use crate::source::memory::{Faults, MemoryStore};
@@ -172,11 +172,12 @@ fn selected_buckets(connector: &ConnectorConfig) -> Vec<&'static str> {
     BUCKETS
         .into_iter()
         .filter(|bucket| {
-            let named = connector.buckets.iter().any(|b| b == "*" || b == bucket);
-            let ruled = connector
-                .rules
-                .as_ref()
-                .is_none_or(|rules| rules.buckets().contains(*bucket));
+            let named = match &connector.buckets {
+                BucketSelection::All => true,
+                BucketSelection::Named(names) => names.iter().any(|b| b == bucket),
+            };
+            let rules = &connector.rules;
+            let ruled = rules.is_all() || rules.buckets().contains(*bucket);
             named && ruled
         })
         .collect()
@@ -190,11 +191,7 @@ fn expected_index(
     let mut expected = BTreeMap::new();
     for bucket in selected_buckets(connector) {
         for (key, bytes) in store.objects(bucket) {
-            if connector
-                .rules
-                .as_ref()
-                .is_some_and(|rules| !rules.matches(bucket, &key))
-            {
+            if !connector.rules.matches(bucket, &key) {
                 continue;
             }
             let body = String::from_utf8(bytes).expect("texts are UTF-8");
@@ -350,10 +347,7 @@ async fn check_sync(
     // A bucket's listing completed when the store returned the last page of every prefix the
     // rules list, before a shutdown (if any) began.
     let listed_completely = |bucket: &str| {
-        let prefixes = match &connector.rules {
-            Some(rules) => rules.list_prefixes(bucket),
-            None => vec![String::new()],
-        };
+        let prefixes = connector.rules.list_prefixes(bucket);
         prefixes.into_iter().all(|prefix| {
             completed_listings
                 .get(&(bucket.to_owned(), prefix))

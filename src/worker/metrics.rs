@@ -14,73 +14,16 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder
 use time::OffsetDateTime;
 
 use super::state::{Outcome, SyncRecord};
+use crate::sync::SyncReport;
+use crate::sync::report::COUNTS;
 
-/// A counter fed from sync reports: name, help, and how to read its increment from a record.
-type ReportCounter = (&'static str, &'static str, fn(&SyncRecord) -> u64);
-
-/// Every counter fed from a sync report.
-const REPORT_COUNTERS: [ReportCounter; 12] = [
-    (
-        "s3c_objects_listed_total",
-        "Objects returned by S3 listings.",
-        |r| r.report.objects_listed,
-    ),
-    (
-        "s3c_objects_indexed_total",
-        "Documents written for new or changed objects.",
-        |r| r.report.added + r.report.updated,
-    ),
-    (
-        "s3c_objects_unchanged_total",
-        "Objects already indexed with their current version (not downloaded).",
-        |r| r.report.unchanged,
-    ),
-    (
-        "s3c_objects_deleted_total",
-        "Documents deleted because their object left the bucket or the sync rules.",
-        |r| r.report.deleted,
-    ),
-    (
-        "s3c_objects_metadata_only_total",
-        "Documents written with metadata only (too large, unsupported format, archived).",
-        |r| r.report.metadata_only,
-    ),
-    (
-        "s3c_objects_excluded_total",
-        "Objects left out by the sync rules.",
-        |r| r.report.excluded,
-    ),
-    (
-        "s3c_extraction_errors_total",
-        "Documents written with an extraction error.",
-        |r| r.report.extraction_errors,
-    ),
-    (
-        "s3c_sync_errors_total",
-        "Failures during syncs: listings, downloads, index writes.",
-        |r| r.report.errors,
-    ),
-    (
-        "s3c_s3_requests_total",
-        "S3 requests sent, retries included.",
-        |r| r.report.s3_requests,
-    ),
-    (
-        "s3c_s3_retries_total",
-        "S3 requests retried after a transient error.",
-        |r| r.report.s3_retries,
-    ),
-    (
-        "s3c_index_retries_total",
-        "Requests to the index (OpenSearch) retried after a transient error.",
-        |r| r.report.index_retries,
-    ),
-    (
-        "s3c_bytes_downloaded_total",
-        "Bytes of object content downloaded.",
-        |r| r.report.bytes_downloaded,
-    ),
-];
+/// The counters fed from sync reports: name, help, and how to read the increment from a
+/// record. Declared with the report's counts ([`COUNTS`]); several counts may feed one counter.
+fn report_counters() -> impl Iterator<Item = (&'static str, &'static str, fn(&SyncReport) -> u64)> {
+    COUNTS
+        .iter()
+        .filter_map(|count| count.metric.map(|(name, help)| (name, help, count.of)))
+}
 
 /// Finished syncs, by connector and outcome.
 pub const SYNCS: &str = "s3c_syncs_total";
@@ -133,7 +76,7 @@ impl WorkerMetrics {
             consistent: Mutex::new(()),
         };
         this.with(|| {
-            for (name, help, _) in REPORT_COUNTERS {
+            for (name, help, _) in report_counters() {
                 describe_counter!(name, help);
             }
             describe_counter!(SYNCS, "Finished syncs, by outcome.");
@@ -154,7 +97,7 @@ impl WorkerMetrics {
             );
             for connector in connectors {
                 let id = connector.to_owned();
-                for (name, _, _) in REPORT_COUNTERS {
+                for (name, _, _) in report_counters() {
                     counter!(name, "connector" => id.clone()).absolute(0);
                 }
                 for outcome in OUTCOMES {
@@ -185,8 +128,8 @@ impl WorkerMetrics {
         let _consistent = self.lock();
         let id = record.report.connector.clone();
         self.with(|| {
-            for (name, _, value) in REPORT_COUNTERS {
-                counter!(name, "connector" => id.clone()).increment(value(record));
+            for (name, _, value) in report_counters() {
+                counter!(name, "connector" => id.clone()).increment(value(&record.report));
             }
             counter!(SYNCS, "connector" => id.clone(), "outcome" => record.outcome.as_str())
                 .increment(1);

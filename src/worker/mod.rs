@@ -372,7 +372,7 @@ async fn sync_once(
         Some(opened.as_ref().map(drop).map_err(ToString::to_string));
     let report = match opened {
         // The worker has no override: a held-back mass delete waits for a person.
-        Ok(sink) => pipeline.run(&sink, &cancel, false).await,
+        Ok(index) => crate::with_sink!(&index, sink => pipeline.run(sink, &cancel, false).await),
         Err(error) => pipeline.failed(format!("cannot open the index: {error}")),
     };
     // Taking `running` claims the right to record this sync; `abandon` may have taken it.

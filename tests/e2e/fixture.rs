@@ -11,7 +11,7 @@ use aws_sdk_s3::types::StorageClass;
 use s3_connector::config::{self, Config};
 use s3_connector::sink::embedded::EmbeddedIndex;
 use s3_connector::sink::opensearch::OpensearchSink;
-use s3_connector::sink::{AnySink, DocId, Document, SinkError};
+use s3_connector::sink::{AnySink, DocId, Document, SearchHit, Sink, SinkError};
 use s3_connector::sync::{Pipeline, SyncReport};
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
@@ -212,10 +212,23 @@ impl Setup {
         let index = AnySink::open(&config.index, connector.index_name())
             .await
             .unwrap_or_else(|e| panic!("open the index: {e}"));
-        Pipeline::new(connector)
-            .await
-            .run(&index, &CancellationToken::new(), allow_mass_delete)
-            .await
+        let pipeline = Pipeline::new(connector).await;
+        let cancel = CancellationToken::new();
+        s3_connector::with_sink!(&index, sink => pipeline.run(sink, &cancel, allow_mass_delete).await)
+    }
+
+    /// The connector's index searched for `query`.
+    pub async fn search(&self, query: &str, limit: usize) -> Vec<SearchHit> {
+        let index = self.sink().await;
+        s3_connector::with_sink!(&index, sink => sink.search(query, limit).await).expect("search")
+    }
+
+    /// The connector's OpenSearch index (panics on the embedded index).
+    pub async fn opensearch_sink(&self) -> OpensearchSink {
+        match self.sink().await {
+            AnySink::Opensearch(sink) => sink,
+            other => panic!("not an OpenSearch index: {other:?}"),
+        }
     }
 
     /// The indexed document of `bucket/key`, if any.
@@ -273,12 +286,7 @@ impl Setup {
                         .enable_all()
                         .build()
                         .expect("runtime");
-                    runtime.block_on(async {
-                        match self.sink().await {
-                            AnySink::Opensearch(sink) => read(sink).await,
-                            other => panic!("not an OpenSearch index: {other:?}"),
-                        }
-                    })
+                    runtime.block_on(async { read(self.opensearch_sink().await).await })
                 })
                 .join()
                 .expect("reading the OpenSearch index panicked")

@@ -3,7 +3,7 @@
 //! on the embedded index and on osmem-server; `opensearch_real.rs` runs them on a real cluster.
 
 use aws_sdk_s3::types::StorageClass;
-use s3_connector::sink::{ContentStatus, Sink};
+use s3_connector::sink::ContentStatus;
 
 use crate::fixture::{self, Backend, Setup, create_bucket, delete, put, put_with_class, s3_client};
 use crate::support::{Fault, FaultProxy, Match, MotoServer, RecordedRequest, unique_name};
@@ -89,10 +89,10 @@ pub(crate) async fn first_sync_indexes_everything_and_an_unchanged_resync_downlo
     assert_eq!(empty.content_status, ContentStatus::Extracted);
     assert_eq!(empty.size_in_bytes, 0);
 
-    let hits = setup.sink().await.search("juliet", 5).await.unwrap();
+    let hits = setup.search("juliet", 5).await;
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].key, "plus+sign.txt");
-    let hits = setup.sink().await.search("november", 5).await.unwrap();
+    let hits = setup.search("november", 5).await;
     assert_eq!(hits[0].key, "data/records.json");
 
     moto.reset_recording();
@@ -157,15 +157,7 @@ pub(crate) async fn added_changed_and_deleted_objects_are_applied(backend: Backe
     assert!(setup.doc(&bucket, "c.txt").is_none());
     assert!(setup.doc(&bucket, "d.txt").is_some());
     assert_eq!(setup.count(), 3);
-    assert!(
-        setup
-            .sink()
-            .await
-            .search("original", 5)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(setup.search("original", 5).await.is_empty());
 }
 
 pub(crate) async fn rules_select_by_prefix_extension_and_glob(backend: Backend) {
@@ -508,28 +500,6 @@ pub(crate) async fn expected_bucket_owner_is_sent_on_every_call(backend: Backend
     }
 }
 
-pub(crate) async fn wildcard_buckets_and_buckets_that_leave_the_selection(backend: Backend) {
-    let moto = MotoServer::start();
-    let endpoint = moto.endpoint();
-    let s3 = s3_client(&endpoint);
-    let (one, two) = (unique_name("wild-one"), unique_name("wild-two"));
-    for bucket in [&one, &two] {
-        create_bucket(&s3, bucket).await;
-        put(&s3, bucket, "doc.txt", format!("document in {bucket}")).await;
-    }
-    let setup = Setup::for_backend(&backend);
-    let all = setup.sync(&setup.config(&endpoint, &["*"], "")).await;
-    assert_eq!((all.added, all.errors), (2, 0), "{:?}", all.error_messages);
-    assert!(setup.doc(&one, "doc.txt").is_some() && setup.doc(&two, "doc.txt").is_some());
-    let indexed = setup.sink().await.indexed_buckets().await.unwrap();
-    assert_eq!(indexed.len(), 2);
-
-    let only_one = setup.sync(&setup.config(&endpoint, &[&one], "")).await;
-    assert_eq!((only_one.unchanged, only_one.deleted), (1, 1));
-    assert!(setup.doc(&two, "doc.txt").is_none());
-    assert!(setup.doc(&one, "doc.txt").is_some());
-}
-
 /// Puts `count` small text objects `doc-NNNN.txt` into `bucket`.
 async fn put_numbered(s3: &aws_sdk_s3::Client, bucket: &str, count: usize) {
     for n in 0..count {
@@ -541,87 +511,6 @@ async fn put_numbered(s3: &aws_sdk_s3::Client, bucket: &str, count: usize) {
         )
         .await;
     }
-}
-
-pub(crate) async fn a_listing_that_would_delete_most_of_a_bucket_is_held_back(backend: Backend) {
-    let moto = MotoServer::start();
-    let endpoint = moto.endpoint();
-    let s3 = s3_client(&endpoint);
-    let bucket = unique_name("mass-delete");
-    create_bucket(&s3, &bucket).await;
-    put_numbered(&s3, &bucket, 150).await;
-    let setup = Setup::for_backend(&backend);
-    let config = setup.config(&endpoint, &[&bucket], "");
-    let first = setup.sync(&config).await;
-    assert_eq!(
-        (first.added, first.errors),
-        (150, 0),
-        "{:?}",
-        first.error_messages
-    );
-
-    for n in 0..120 {
-        delete(&s3, &bucket, &format!("doc-{n:04}.txt")).await;
-    }
-    put(&s3, &bucket, "new.txt", "a new document").await;
-    put(&s3, &bucket, "doc-0149.txt", "rewritten document").await;
-    let held = setup.sync(&config).await;
-    assert_eq!(held.deletions_held_back, 120);
-    assert_eq!(held.deleted, 0);
-    assert_eq!(held.errors, 1, "{:?}", held.error_messages);
-    assert_eq!(
-        (held.added, held.updated),
-        (1, 1),
-        "additions and updates still happen"
-    );
-    let message = &held.error_messages[0];
-    for expected in [
-        format!("bucket {bucket}:"),
-        "would delete 120 of its 150 indexed documents".to_owned(),
-        "max_delete_fraction (0.5)".to_owned(),
-        "s3-connector sync --allow-mass-delete".to_owned(),
-        "1.0 turns the guard off".to_owned(),
-    ] {
-        assert!(message.contains(&expected), "{expected:?} not in {message}");
-    }
-    assert_eq!(setup.count(), 151, "nothing was deleted");
-    assert!(setup.doc(&bucket, "doc-0000.txt").is_some());
-    assert_eq!(
-        setup.doc(&bucket, "doc-0149.txt").unwrap().body.as_deref(),
-        Some("rewritten document")
-    );
-
-    // Held back again on the next sync, until a person says yes.
-    let again = setup.sync(&config).await;
-    assert_eq!((again.deletions_held_back, again.deleted), (120, 0));
-    let allowed = setup.sync_with(&config, true).await;
-    assert_eq!(allowed.errors, 0, "{:?}", allowed.error_messages);
-    assert_eq!((allowed.deleted, allowed.deletions_held_back), (120, 0));
-    assert_eq!(setup.count(), 31);
-
-    // With the guard off in the config, a mass deletion goes through.
-    for n in 120..150 {
-        delete(&s3, &bucket, &format!("doc-{n:04}.txt")).await;
-    }
-    let guarded = setup.sync(&config).await;
-    assert_eq!(
-        (guarded.deleted, guarded.deletions_held_back, guarded.errors),
-        (30, 0, 0),
-        "30 deletions are under the 100-document floor: {:?}",
-        guarded.error_messages
-    );
-    assert_eq!(setup.count(), 1);
-    let unguarded = setup.config(&endpoint, &[&bucket], "    max_delete_fraction: 1.0");
-    put_numbered(&s3, &bucket, 120).await;
-    assert_eq!(setup.sync(&unguarded).await.added, 120);
-    for n in 0..120 {
-        delete(&s3, &bucket, &format!("doc-{n:04}.txt")).await;
-    }
-    let off = setup.sync(&unguarded).await;
-    assert_eq!(
-        (off.deleted, off.deletions_held_back, off.errors),
-        (120, 0, 0)
-    );
 }
 
 pub(crate) async fn buckets_that_leave_the_selection_keep_their_documents_until_the_new_selection_lists(
@@ -693,7 +582,7 @@ macro_rules! sync_scenarios {
         $crate::sync_embedded::sync_scenarios!(@each $backend; [ignore = $reason]; SCENARIOS);
     };
     (@each $backend:expr; $attribute:tt; SCENARIOS) => {
-        $crate::sync_embedded::sync_scenarios!(@each $backend; $attribute; first_sync_indexes_everything_and_an_unchanged_resync_downloads_nothing, added_changed_and_deleted_objects_are_applied, rules_select_by_prefix_extension_and_glob, objects_above_the_size_cap_and_archived_objects_are_not_downloaded, a_failed_or_interrupted_listing_deletes_nothing, transient_errors_are_retried_and_vanished_objects_are_skipped, a_download_that_keeps_failing_is_an_error_and_keeps_the_indexed_version, broken_objects_are_indexed_with_an_extraction_error, expected_bucket_owner_is_sent_on_every_call, wildcard_buckets_and_buckets_that_leave_the_selection, a_listing_that_would_delete_most_of_a_bucket_is_held_back, buckets_that_leave_the_selection_keep_their_documents_until_the_new_selection_lists);
+        $crate::sync_embedded::sync_scenarios!(@each $backend; $attribute; first_sync_indexes_everything_and_an_unchanged_resync_downloads_nothing, added_changed_and_deleted_objects_are_applied, rules_select_by_prefix_extension_and_glob, objects_above_the_size_cap_and_archived_objects_are_not_downloaded, a_failed_or_interrupted_listing_deletes_nothing, transient_errors_are_retried_and_vanished_objects_are_skipped, a_download_that_keeps_failing_is_an_error_and_keeps_the_indexed_version, broken_objects_are_indexed_with_an_extraction_error, expected_bucket_owner_is_sent_on_every_call, buckets_that_leave_the_selection_keep_their_documents_until_the_new_selection_lists);
     };
     (@each $backend:expr; $attribute:tt; $($scenario:ident),*) => {
         $(
@@ -725,7 +614,7 @@ fn example_rule_files_and_config_are_valid() {
         let text = std::fs::read_to_string(&path).unwrap();
         let rules = s3_connector::rules::SyncRules::from_json_str(&text);
         assert!(
-            matches!(rules, Ok(Some(_))),
+            rules.as_ref().is_ok_and(|rules| !rules.is_all()),
             "{}: {:?}",
             path.display(),
             rules.err()

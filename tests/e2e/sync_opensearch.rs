@@ -444,7 +444,7 @@ fn document(bucket: &str, key: &str, body: &str) -> Document {
 async fn documents_are_read_in_key_byte_order_a_page_at_a_time_and_buckets_page_by_page() {
     let proxy = FaultProxy::start(&OsmemServer::shared().url());
     let setup = Setup::opensearch(&proxy.endpoint(), "  bulk_max_docs: 1000\n");
-    let sink = setup.sink().await;
+    let sink = setup.opensearch_sink().await;
     // More documents than one page, keys whose UTF-8 byte order differs from their UTF-16
     // order ("｡" U+FF61 before "😀" U+1F600), and more buckets than one page of buckets.
     let mut keys: Vec<String> = (0..2345).map(|n| format!("part-{n}.txt")).collect();
@@ -523,7 +523,7 @@ async fn bulk_requests_respect_count_and_byte_limits_and_halve_on_413() {
         &proxy.endpoint(),
         "  bulk_max_docs: 4\n  bulk_max_bytes: 2048\n  bulk_concurrency: 3\n",
     );
-    let sink = setup.sink().await;
+    let sink = setup.opensearch_sink().await;
     let answers = observe_bulk_answers(&proxy);
     let mut documents: Vec<Document> = (0..10)
         .map(|n| document("limits", &format!("small-{n}.txt"), "tiny"))

@@ -95,7 +95,7 @@ impl S3Source {
     /// A source for `connector`, with credentials from `sdk_config`.
     pub fn new(connector: &ConnectorConfig, sdk_config: &SdkConfig) -> Self {
         let mut s3_config =
-            aws_sdk_s3::config::Builder::from(sdk_config).force_path_style(connector.path_style());
+            aws_sdk_s3::config::Builder::from(sdk_config).force_path_style(connector.path_style);
         if let Some(endpoint) = &connector.endpoint_url {
             s3_config = s3_config.endpoint_url(endpoint);
         }
