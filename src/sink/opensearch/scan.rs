@@ -100,7 +100,7 @@ pub(super) async fn page(
     let mut request = json!({
         "size": limit,
         "_source": ENTRY_FIELDS,
-        "query": {"bool": {"filter": [{"term": {"bucket": bucket}}]}},
+        "query": {"term": {"bucket": bucket}},
         // Keys are unique within a bucket, so they order the pages without a tie-breaker.
         "sort": [{"key": {"order": "asc", "missing": "_last"}}],
         "track_total_hits": false,
