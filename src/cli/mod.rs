@@ -5,8 +5,10 @@
 //! arguments.
 
 mod healthcheck;
+mod plan_shards;
 mod run;
 mod search;
+mod shard;
 mod status;
 mod sync;
 mod trust_policy;
@@ -81,6 +83,9 @@ enum Command {
     Status(status::StatusArgs),
     /// Exit 0 if a running worker answers /healthz (the container's HEALTHCHECK).
     Healthcheck(healthcheck::HealthcheckArgs),
+    /// Propose `sharding.by: range` boundaries for N shards from a bounded sample of a
+    /// connector's listing, printed ready to paste into the config.
+    PlanShards(plan_shards::PlanShardsArgs),
 }
 
 /// The `--config` argument every command takes.
@@ -120,6 +125,7 @@ pub fn main() -> ExitCode {
             Command::Run(args) => run::run(args).await,
             Command::Status(args) => status::run(args).await,
             Command::Healthcheck(args) => healthcheck::run(args).await,
+            Command::PlanShards(args) => plan_shards::run(args).await,
         }
     });
     match result {
@@ -191,6 +197,19 @@ impl SelectionArgs {
     fn select<'a>(&self, config: &'a Config) -> Result<Vec<&'a ConnectorConfig>, ExitCode> {
         select_connectors(config, &self.connectors, &self.config.config)
     }
+}
+
+/// Loads the config and finds the connector named `id` in it (at the returned position), or
+/// returns the exit code after saying what is wrong.
+fn load_with_connector(path: &Path, id: &str) -> Result<(Config, usize), ExitCode> {
+    let config = load_config(path)?;
+    let connector = find_connector(&config, id, path)?;
+    let position = config
+        .connectors
+        .iter()
+        .position(|c| std::ptr::eq(c, connector))
+        .unwrap_or_default();
+    Ok((config, position))
 }
 
 /// The connector named `id`, or the exit code after saying that there is none.

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
+use super::shard::ShardArg;
 use super::{ConfigArg, load_config};
 use crate::worker::Worker;
 
@@ -18,6 +19,8 @@ pub(super) struct RunArgs {
     /// IP:PORT of the HTTP listener (health, status, metrics). Overrides `listen` in the config.
     #[arg(long, env = "S3C_LISTEN")]
     listen: Option<SocketAddr>,
+    #[command(flatten)]
+    shard: ShardArg,
 }
 
 /// Runs until SIGTERM or SIGINT. Then no new sync starts, the syncs in flight finish their
@@ -29,14 +32,19 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
+    let shards = match args.shard.resolve(&config) {
+        Ok(shards) => shards,
+        Err(code) => return Ok(code),
+    };
     let shutdown_timeout = config.shutdown_timeout;
     let listen = args.listen.unwrap_or(config.listen);
     let connectors = config.connectors.len();
     let state_dir = config.state_dir.display().to_string();
-    let worker = Worker::new(config).context("cannot start the worker")?;
+    let shard = shards.spec().to_string();
+    let worker = Worker::new(config, shards).context("cannot start the worker")?;
     let mut signals = Signals::new().context("cannot install the signal handlers")?;
     let bound = worker.listen(listen).await?;
-    tracing::info!(message = "Worker started.", listen = %bound, connectors, state_dir = %state_dir);
+    tracing::info!(message = "Worker started.", listen = %bound, connectors, state_dir = %state_dir, shard = %shard);
     worker.check_indexes().await;
 
     let cancel = CancellationToken::new();

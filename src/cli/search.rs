@@ -7,7 +7,7 @@ use clap::Args;
 
 use anyhow::Context as _;
 
-use super::{ConfigArg, EXIT_FAILED, find_connector, load_config};
+use super::{ConfigArg, EXIT_FAILED, load_with_connector};
 use crate::sink::{AnySink, Sink};
 
 #[derive(Debug, Args)]
@@ -30,14 +30,11 @@ pub(super) struct SearchArgs {
 
 /// Prints the best hits, as text or one JSON object per line.
 pub(super) async fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
-    let config = match load_config(&args.config.config) {
-        Ok(config) => config,
+    let (config, position) = match load_with_connector(&args.config.config, &args.connector) {
+        Ok(found) => found,
         Err(code) => return Ok(code),
     };
-    let connector = match find_connector(&config, &args.connector, &args.config.config) {
-        Ok(connector) => connector,
-        Err(code) => return Ok(code),
-    };
+    let connector = &config.connectors[position];
     let query = args.query.join(" ");
     let index = AnySink::open_existing(&config.index, connector.index_name())
         .await

@@ -11,6 +11,7 @@ use clap::Args;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::shard::ShardArg;
 use super::{ConfigArg, load_config};
 use crate::config::Config;
 use crate::worker::http;
@@ -29,6 +30,9 @@ pub(super) struct StatusArgs {
     /// Print the status as one JSON object (the same as GET /status).
     #[arg(long)]
     json: bool,
+    /// Without a running worker: read the history of this shard's worker.
+    #[command(flatten)]
+    shard: ShardArg,
 }
 
 /// Prints the status; exits 0 whatever the outcome of the syncs (2 for a bad config).
@@ -40,7 +44,8 @@ pub(super) async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let listen = args.listen.unwrap_or(config.listen);
     let report = match from_worker(&config, listen).await {
         Some(report) => report,
-        None => StatusReport::from_history(&config).context("cannot read the sync history")?,
+        None => StatusReport::from_history(&config, args.shard.spec())
+            .context("cannot read the sync history")?,
     };
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -102,6 +107,9 @@ fn print_text(
             "worker: not running (nothing answered on {listen}); history from {}",
             config.state_dir.display()
         )?,
+    }
+    if let Some(shard) = &report.shard {
+        writeln!(out, "shard: {shard} (each connector's part of its buckets)")?;
     }
     for connector in &report.connectors {
         print_connector(out, connector)?;

@@ -10,10 +10,11 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
+use super::shard::ShardArg;
 use super::{EXIT_FAILED, SelectionArgs, open_index};
 use crate::config::ConnectorConfig;
 use crate::sink::Sink;
-use crate::sync::{Pipeline, SyncReport};
+use crate::sync::{Pipeline, Shard, SyncReport};
 use crate::worker::state::{History, SyncRecord, Trigger};
 
 #[derive(Debug, Args)]
@@ -27,6 +28,8 @@ pub(super) struct SyncArgs {
     /// index, for buckets that left the selection): the mass-delete guard's one-time override.
     #[arg(long)]
     allow_mass_delete: bool,
+    #[command(flatten)]
+    shard: ShardArg,
 }
 
 /// Syncs the selected connectors one after the other. Ctrl-C stops starting new work, lets
@@ -40,22 +43,32 @@ pub(super) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
         Ok(connectors) => connectors,
         Err(code) => return Ok(code),
     };
+    let shards = match args.shard.resolve(&config) {
+        Ok(shards) => shards,
+        Err(code) => return Ok(code),
+    };
     let cancel = CancellationToken::new();
     tokio::spawn(cancel_on_interrupt(cancel.clone()));
-    let history = History::new(&config.state_dir);
+    let history = History::new(&config.state_dir).for_shard(shards.spec());
     let mut all_succeeded = true;
     for connector in connectors {
         if cancel.is_cancelled() {
             break;
         }
         let index = open_index(&config, connector).await?;
+        let position = config
+            .connectors
+            .iter()
+            .position(|c| c.id == connector.id)
+            .unwrap_or_default();
         let options = SyncOptions {
             show_progress: !args.json,
             allow_mass_delete: args.allow_mass_delete,
         };
+        let shard = shards.of(position);
         let report = crate::with_sink!(
             &index,
-            sink => sync_with_progress(connector, sink, options, &cancel).await
+            sink => sync_with_progress(connector, sink, options, shard.clone(), &cancel).await
         );
         all_succeeded &= report.succeeded();
         print_report(&report, args.json)?;
@@ -82,9 +95,10 @@ async fn sync_with_progress<S: Sink>(
     connector: &ConnectorConfig,
     sink: &S,
     options: SyncOptions,
+    shard: Shard,
     cancel: &CancellationToken,
 ) -> SyncReport {
-    let pipeline = Pipeline::new(connector).await;
+    let pipeline = Pipeline::new(connector).await.with_shard(shard);
     let counters = Arc::clone(pipeline.counters());
     let bar = if options.show_progress && std::io::stderr().is_terminal() {
         ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
@@ -132,8 +146,13 @@ fn print_report(report: &SyncReport, json: bool) -> anyhow::Result<()> {
     } else {
         writeln!(
             out,
-            "{}: {} in {:.1} s",
+            "{}{}: {} in {:.1} s",
             report.connector,
+            report
+                .shard
+                .as_ref()
+                .map(|shard| format!(" (shard {shard})"))
+                .unwrap_or_default(),
             report.summary(),
             report.duration_ms as f64 / 1e3,
         )?;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::{ConfigArg, EXIT_CONFIG, EXIT_FAILED, find_connector, load_config};
+use super::{ConfigArg, EXIT_CONFIG, EXIT_FAILED, load_with_connector};
 use crate::{credentials, policy};
 
 #[derive(Debug, Args)]
@@ -23,14 +23,11 @@ pub(super) struct TrustPolicyArgs {
 
 /// Prints the trust policy, the permissions policy and the AWS CLI commands.
 pub(super) async fn run(args: TrustPolicyArgs) -> anyhow::Result<ExitCode> {
-    let config = match load_config(&args.config.config) {
-        Ok(config) => config,
+    let (config, position) = match load_with_connector(&args.config.config, &args.connector) {
+        Ok(found) => found,
         Err(code) => return Ok(code),
     };
-    let connector = match find_connector(&config, &args.connector, &args.config.config) {
-        Ok(connector) => connector,
-        Err(code) => return Ok(code),
-    };
+    let connector = &config.connectors[position];
     let (Some(role_arn), Some(external_id)) = (connector.role(), connector.external_id.as_deref())
     else {
         eprintln!(

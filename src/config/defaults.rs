@@ -124,3 +124,8 @@ pub const fn opensearch_max_retries() -> u32 {
 pub const fn opensearch_request_timeout() -> u64 {
     60
 }
+
+/// Path segments that make a key's group for `sharding.by: prefix`: 1 (the top-level folder).
+pub const fn shard_depth() -> usize {
+    1
+}

@@ -169,4 +169,8 @@ pub struct ConnectorFile {
     /// `s3-connector sync` syncs it whenever asked.
     #[serde(default = "defaults::sync_on_start")]
     pub sync_on_start: bool,
+    /// How `--shard I/N` (or `S3C_SHARD`) splits this connector's buckets between workers; see
+    /// [`super::sharding::ShardingConfig`]. Default: by the top-level folder.
+    #[serde(default)]
+    pub sharding: super::sharding::ShardingConfig,
 }

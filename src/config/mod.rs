@@ -17,6 +17,7 @@ pub mod opensearch;
 pub mod rules_of_names;
 pub mod schedule;
 pub mod secret;
+pub mod sharding;
 mod structure;
 
 use std::collections::HashSet;
@@ -139,6 +140,8 @@ pub struct ConnectorConfig {
     pub timer: Option<Schedule>,
     /// Whether `run` syncs at start-up ([`file::ConnectorFile::sync_on_start`]).
     pub sync_on_start: bool,
+    /// How `--shard I/N` splits the buckets ([`file::ConnectorFile::sharding`]), validated.
+    pub sharding: sharding::ShardingConfig,
 }
 
 /// Which buckets a connector syncs.
@@ -193,6 +196,7 @@ impl ConnectorConfig {
             max_delete_fraction: raw.max_delete_fraction,
             timer,
             sync_on_start: raw.sync_on_start,
+            sharding: raw.sharding,
         }
     }
 
@@ -503,6 +507,7 @@ fn validate_connector(
                 );
             }
         }
+        sharding::validate(&connector.sharding, report);
         (
             validate_timer(connector, report),
             load_rules(connector, base_dir, report),

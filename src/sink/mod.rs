@@ -349,10 +349,10 @@ pub trait Sink: Send + Sync {
 
     /// A page of the committed documents of `bucket` in key order (UTF-8 bytes, S3's listing
     /// order): at most `limit` of them, the first whose key is greater than `after` (from the
-    /// bucket's first key when `None`). A page of fewer than `limit` is the last. The cursor is the key itself,
-    /// so each page is a fresh, independently retried read, and memory holds one page, not the
-    /// bucket; writes the sync makes behind the cursor (keys it already decided) never show up
-    /// in a later page.
+    /// bucket's first key when `None`). A page of fewer than `limit` is the last. The cursor is
+    /// the key itself, so each page is a fresh, independently retried read, memory holds one
+    /// page, not the bucket, and writes the sync makes behind the cursor (keys it already
+    /// decided) never show up in a later page. A shard by range starts at its lower bound.
     fn indexed_page(
         &self,
         bucket: &str,

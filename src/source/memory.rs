@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use super::s3::{ErrorKind, Fetched, FetchedObject, ObjectEntry, Operation, S3Stats, SourceError};
-use super::{ListPage, ObjectStore};
+use super::{ListPage, ListRequest, ObjectStore};
 
 /// One stored object.
 #[derive(Debug, Clone)]
@@ -237,12 +237,13 @@ impl ObjectStore for MemoryStore {
     async fn list_page(
         &self,
         bucket: &str,
-        prefix: &str,
+        request: &ListRequest<'_>,
         continuation: Option<String>,
     ) -> Result<ListPage, SourceError> {
         self.wait().await;
         let mut state = self.state();
-        // The continuation token is "page number:last key", so a failure can name a page.
+        let prefix = request.prefix;
+        // The continuation token is "page number:last item", so a failure can name a page.
         let (page_number, after) = match &continuation {
             None => (0, None),
             Some(token) => {
@@ -267,31 +268,42 @@ impl ObjectStore for MemoryStore {
         if let Some((kind, message)) = failure {
             return Err(error(Operation::ListObjects, bucket, kind, message));
         }
-        let objects = &state.buckets[bucket];
-        let entries: Vec<ObjectEntry> = objects
-            .iter()
-            .filter(|(key, _)| key.starts_with(prefix))
-            .filter(|(key, _)| {
-                after
-                    .as_ref()
-                    .is_none_or(|after| key.as_str() > after.as_str())
-            })
-            .filter(|(key, object)| !(key.ends_with('/') && object.bytes.is_empty()))
-            .take(self.page_size + 1)
-            .map(|(key, object)| object.entry(key))
-            .collect();
-        let mut entries = entries;
-        let continuation = if entries.len() > self.page_size {
-            entries.truncate(self.page_size);
-            entries
+        // Keys and common prefixes, in key order, as S3 pages them together.
+        let after = after.or_else(|| request.start_after.map(str::to_owned));
+        let mut items: Vec<(String, Option<ObjectEntry>)> = Vec::new();
+        for (key, object) in &state.buckets[bucket] {
+            if !key.starts_with(prefix) || after.as_ref().is_some_and(|after| key <= after) {
+                continue;
+            }
+            let common = request
+                .delimited
+                .then(|| key[prefix.len()..].find('/'))
+                .flatten()
+                .map(|at| key[..prefix.len() + at + 1].to_owned());
+            match common {
+                Some(common) => {
+                    // Resuming after a common prefix skips the rest of its keys.
+                    let seen = after.as_ref().is_some_and(|after| *after == common)
+                        || items.last().is_some_and(|(last, _)| *last == common);
+                    if !seen {
+                        items.push((common, None));
+                    }
+                }
+                None if key.ends_with('/') && object.bytes.is_empty() => {}
+                None => items.push((key.clone(), Some(object.entry(key)))),
+            }
+            if items.len() > self.page_size {
+                break;
+            }
+        }
+        let continuation = if items.len() > self.page_size {
+            items.truncate(self.page_size);
+            items
                 .last()
-                .map(|last| format!("{}:{}", page_number + 1, last.key))
+                .map(|(last, _)| format!("{}:{last}", page_number + 1))
         } else {
             None
         };
-        if state.faults.unsorted.contains(bucket) {
-            entries.reverse();
-        }
         if continuation.is_none() {
             // `wait` counted this request already.
             let request = state.requests - 1;
@@ -299,10 +311,20 @@ impl ObjectStore for MemoryStore {
                 .completed_listings
                 .insert((bucket.to_owned(), prefix.to_owned()), request);
         }
-        Ok(ListPage {
-            entries,
+        let mut page = ListPage {
             continuation,
-        })
+            ..ListPage::default()
+        };
+        for (item, entry) in items {
+            match entry {
+                Some(entry) => page.entries.push(entry),
+                None => page.common_prefixes.push(item),
+            }
+        }
+        if state.faults.unsorted.contains(bucket) {
+            page.entries.reverse();
+        }
+        Ok(page)
     }
 
     async fn get_object(

@@ -17,8 +17,33 @@ use s3::{Fetched, ObjectEntry, S3Stats, SourceError};
 pub struct ListPage {
     /// The objects of the page, in key order.
     pub entries: Vec<ObjectEntry>,
+    /// With [`ListRequest::delimited`]: the prefixes, each up to and including the first `/`
+    /// after the request's prefix, that group the keys not returned in `entries`; in key
+    /// order. Empty otherwise.
+    pub common_prefixes: Vec<String>,
     /// Where the next page starts; `None` when this page ends the listing.
     pub continuation: Option<String>,
+}
+
+/// What one listing asks for: S3's ListObjectsV2 `Prefix`, `StartAfter` and `Delimiter`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListRequest<'a> {
+    /// Only keys starting with this.
+    pub prefix: &'a str,
+    /// Only keys sorting after this one (by UTF-8 bytes); `None` from the first.
+    pub start_after: Option<&'a str>,
+    /// Group keys with a further `/` after the prefix into [`ListPage::common_prefixes`].
+    pub delimited: bool,
+}
+
+impl<'a> ListRequest<'a> {
+    /// Every key under `prefix`.
+    pub fn under(prefix: &'a str) -> Self {
+        Self {
+            prefix,
+            ..Self::default()
+        }
+    }
 }
 
 /// What the sync needs from an object store: the buckets, each bucket's listing page by page,
@@ -32,12 +57,12 @@ pub trait ObjectStore: Send + Sync {
     /// found.
     fn locate_bucket(&self, bucket: &str) -> impl Future<Output = Result<(), SourceError>> + Send;
 
-    /// One page of the objects of `bucket` under `prefix`, from `continuation` (`None`: the
-    /// first page), folder markers left out.
+    /// One page of the objects of `bucket` that `request` asks for, from `continuation`
+    /// (`None`: the first page), folder markers left out.
     fn list_page(
         &self,
         bucket: &str,
-        prefix: &str,
+        request: &ListRequest<'_>,
         continuation: Option<String>,
     ) -> impl Future<Output = Result<ListPage, SourceError>> + Send;
 

@@ -12,15 +12,22 @@
 //! remove most of a bucket or of the index are held back by the mass-delete guard
 //! ([`guard`]). Commits happen along the way, so a crash loses only uncommitted work and the
 //! next sync converges.
+//!
+//! A sharded sync ([`shard`], `--shard I/N`) does all of this for its part of each bucket only:
+//! it lists only the keys it owns (`listing.rs`), compares them with the indexed versions of the
+//! keys it owns, and so deletes only inside its part, after that part's listing completed.
 
 pub mod doomed;
 pub mod guard;
+mod listing;
 pub mod merge;
 pub mod pipeline;
 pub mod plan;
 pub mod report;
 #[cfg(test)]
 mod scenarios;
+pub mod shard;
+pub mod shard_plan;
 #[cfg(test)]
 mod tests;
 
@@ -45,6 +52,7 @@ use merge::{Merge, MergeError, Placement};
 pub use pipeline::Pipeline;
 use plan::{Change, ContentPlan, Decision, Limits};
 pub use report::{Counters, SyncReport};
+pub use shard::{ConfigShards, Shard, ShardSpec};
 
 /// Documents written between two commits inside one bucket.
 const COMMIT_EVERY: u64 = 10_000;
@@ -149,6 +157,9 @@ pub struct SyncContext<'a, O: ObjectStore, S: Sink> {
     pub cancel: &'a CancellationToken,
     /// Lets this one sync delete past the mass-delete guard (`sync --allow-mass-delete`).
     pub allow_mass_delete: bool,
+    /// The part of each bucket this sync owns ([`Shard::whole`] when unsharded): it lists,
+    /// writes and deletes only there.
+    pub shard: &'a Shard,
 }
 
 /// Runs one full sync of the connector and reports what it did. Errors are counted in the
@@ -157,7 +168,7 @@ pub async fn sync_connector<O: ObjectStore, S: Sink>(ctx: &SyncContext<'_, O, S>
     let started_at = OffsetDateTime::now_utc();
     let index_retries_before = ctx.sink.retries();
     let connector = ctx.connector;
-    tracing::info!(message = "Sync started.", connector = %connector.id);
+    tracing::info!(message = "Sync started.", connector = %connector.id, shard = %ctx.shard.label());
     if let Some(selection) = resolve_buckets(ctx).await {
         // Buckets of the selection that did not list completely in this sync.
         let mut unlisted = selection.unlisted.clone();
@@ -192,6 +203,7 @@ pub async fn sync_connector<O: ObjectStore, S: Sink>(ctx: &SyncContext<'_, O, S>
     let mut report =
         SyncReport::from_counters(&connector.id, ctx.counters, ctx.source.stats(), started_at);
     report.cancelled = ctx.cancel.is_cancelled();
+    report.shard = (!ctx.shard.is_whole()).then(|| ctx.shard.label());
     report.index_retries = ctx.sink.retries().saturating_sub(index_retries_before);
     tracing::info!(
         message = "Sync finished.",
@@ -299,8 +311,10 @@ async fn remove_unselected_buckets<O: ObjectStore, S: Sink>(
 ) -> Result<(), RemovalError> {
     let mut doomed: Vec<(String, Doomed)> = Vec::new();
     for bucket in unselected_buckets(ctx, keep).await? {
+        // A shard removes only its own part of a bucket that left the selection.
         let mut ids = Doomed::default();
-        let mut after: Option<String> = None;
+        let (start, through) = ctx.shard.key_range();
+        let mut after = start.map(str::to_owned);
         let size = ctx.sink.scan_page_size();
         loop {
             let page = ctx
@@ -309,10 +323,10 @@ async fn remove_unselected_buckets<O: ObjectStore, S: Sink>(
                 .await?;
             let full = page.len() == size;
             after = page.last().map(|entry| entry.key.clone());
-            for entry in page {
+            for entry in page.into_iter().filter(|entry| ctx.shard.owns(&entry.key)) {
                 ids.push(entry.id).map_err(RemovalError::Doomed)?;
             }
-            if !full {
+            if !full || past(after.as_deref(), through) {
                 break;
             }
         }
@@ -383,12 +397,13 @@ async fn sync_bucket<O: ObjectStore, S: Sink>(
     // one after another, are one sorted listing: the merge walks the whole bucket's index beside
     // it, and documents outside every prefix are unlisted, as they should be.
     let prefixes = connector.rules.list_prefixes(bucket);
-    // The keys this sync answers for on the index side; a sync of the whole bucket owns all.
-    let owns = |_: &str| true;
+    // The keys this sync answers for on the index side (a shard's part; every key when
+    // unsharded): the others are neither compared nor deleted.
+    let owns = |key: &str| ctx.shard.owns(key);
     let (pages, page_queue) = mpsc::channel::<Listed>(PAGES_AHEAD);
     let (index_pages, index_queue) = mpsc::channel(INDEX_PAGES_AHEAD);
     let (jobs, job_queue) = mpsc::channel::<Job>(connector.concurrency * 2);
-    let listing = list_bucket(ctx, bucket, &prefixes, pages);
+    let listing = listing::list_bucket(ctx, bucket, &prefixes, pages);
     let reading = read_index(ctx, bucket, index_pages);
     let mut merge = Merge::new(&owns);
     let mut doomed = Doomed::default();
@@ -462,39 +477,6 @@ async fn sync_bucket<O: ObjectStore, S: Sink>(
     Ok(indexed_before)
 }
 
-/// Pages through the listing of every prefix and queues the pages, then `Complete`. Stops
-/// early, without an error, when the decider is gone (the index failed; that error is
-/// reported).
-async fn list_bucket<O: ObjectStore, S: Sink>(
-    ctx: &SyncContext<'_, O, S>,
-    bucket: &str,
-    prefixes: &[String],
-    mut pages: mpsc::Sender<Listed>,
-) -> Result<(), ListingStop> {
-    for prefix in prefixes {
-        let mut continuation = None;
-        loop {
-            if ctx.cancel.is_cancelled() {
-                return Err(ListingStop::Cancelled);
-            }
-            let page = match ctx.source.list_page(bucket, prefix, continuation).await {
-                Ok(page) => page,
-                Err(error) => return Err(ListingStop::Failed(error)),
-            };
-            continuation = page.continuation;
-            if pages.send(Listed::Page(page.entries)).await.is_err() {
-                return Ok(());
-            }
-            if continuation.is_none() {
-                break;
-            }
-        }
-    }
-    // The decider may be gone (an index error it reported): nothing left to tell it.
-    let _ = pages.send(Listed::Complete).await;
-    Ok(())
-}
-
 /// Reads the index's documents of the bucket in key order, a page at a time, ahead of the
 /// decisions; ends with an empty page, or with the error that stopped it. Stops when the
 /// decider is gone.
@@ -504,16 +486,26 @@ async fn read_index<O: ObjectStore, S: Sink>(
     mut pages: mpsc::Sender<Result<Vec<IndexedEntry>, SinkError>>,
 ) {
     let size = ctx.sink.scan_page_size();
-    let mut after: Option<String> = None;
+    // A shard by range reads only its range; other shards read the bucket (the merge skips
+    // the keys they do not own).
+    let (start, through) = ctx.shard.key_range();
+    let mut after = start.map(str::to_owned);
     loop {
         let page = ctx.sink.indexed_page(bucket, after.as_deref(), size).await;
-        // A short page is the last: the merge hears of the end as an empty page.
+        // A short page is the last, and so is one past the shard's range: the merge hears of
+        // the end as an empty page.
         let (last, end) = match &page {
-            Ok(entries) if entries.len() == size => {
-                (entries.last().map(|entry| entry.key.clone()), None)
+            Ok(entries) => {
+                let last = entries.last().map(|entry| entry.key.clone());
+                if entries.len() == size && !past(last.as_deref(), through) {
+                    (last, None)
+                } else if entries.is_empty() {
+                    (None, None)
+                } else {
+                    (None, Some(Ok(Vec::new())))
+                }
             }
-            Ok(entries) if !entries.is_empty() => (None, Some(Ok(Vec::new()))),
-            _ => (None, None),
+            Err(_) => (None, None),
         };
         if pages.send(page).await.is_err() {
             return;
@@ -526,6 +518,12 @@ async fn read_index<O: ObjectStore, S: Sink>(
             None => return,
         }
     }
+}
+
+/// Whether a scan that reached `key` has passed `through`, the last key of a range shard.
+fn past(key: Option<&str>, through: Option<&str>) -> bool {
+    key.zip(through)
+        .is_some_and(|(key, through)| key >= through)
 }
 
 /// The next page of the index into the merge.

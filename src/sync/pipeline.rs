@@ -7,7 +7,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-use super::{Counters, SyncContext, SyncReport, sync_connector};
+use super::{Counters, Shard, SyncContext, SyncReport, sync_connector};
 use crate::config::ConnectorConfig;
 use crate::credentials;
 use crate::sink::Sink;
@@ -20,6 +20,7 @@ pub struct Pipeline<'a> {
     source: S3Source,
     counters: Arc<Counters>,
     started_at: OffsetDateTime,
+    shard: Shard,
 }
 
 impl<'a> Pipeline<'a> {
@@ -32,7 +33,14 @@ impl<'a> Pipeline<'a> {
             source: S3Source::new(connector, &sdk_config),
             counters: Arc::new(Counters::default()),
             started_at,
+            shard: Shard::whole(),
         }
+    }
+
+    /// Restricts the sync to one shard of each bucket (`--shard I/N`).
+    pub fn with_shard(mut self, shard: Shard) -> Self {
+        self.shard = shard;
+        self
     }
 
     /// When the sync began (its credentials were set up from then on).
@@ -64,6 +72,7 @@ impl<'a> Pipeline<'a> {
             counters: &self.counters,
             cancel,
             allow_mass_delete,
+            shard: &self.shard,
         })
         .await
     }
@@ -71,11 +80,13 @@ impl<'a> Pipeline<'a> {
     /// The report of a sync that could not start: `error` (e.g. the index cannot be opened).
     pub fn failed(&self, error: String) -> SyncReport {
         self.counters.error(error);
-        SyncReport::from_counters(
+        let mut report = SyncReport::from_counters(
             &self.connector.id,
             &self.counters,
             self.source.stats(),
             self.started_at,
-        )
+        );
+        report.shard = (!self.shard.is_whole()).then(|| self.shard.label());
+        report
     }
 }

@@ -271,6 +271,10 @@ pub struct SyncReport {
     /// True when a shutdown cut the sync short: what was complete is committed, nothing was
     /// deleted once the shutdown began, and the next sync converges.
     pub cancelled: bool,
+    /// The shard this sync covered, `I/N` (`--shard`); absent when it covered whole buckets.
+    /// Every count above is of the shard's part only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 impl SyncReport {
@@ -309,6 +313,7 @@ impl SyncReport {
                 .map(|messages| messages.clone())
                 .unwrap_or_default(),
             cancelled: false,
+            shard: None,
         }
     }
 

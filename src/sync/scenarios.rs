@@ -36,6 +36,7 @@ async fn sync(
         counters: &Counters::default(),
         cancel: &CancellationToken::new(),
         allow_mass_delete,
+        shard: &super::Shard::whole(),
     })
     .await
 }

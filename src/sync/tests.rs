@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 use tokio_util::sync::CancellationToken;
 
-use super::{Counters, SyncContext, SyncReport, sync_connector};
+use super::{Counters, Shard, SyncContext, SyncReport, sync_connector};
 use crate::config::{self, BucketSelection, ConnectorConfig};
 use crate::sink::memory::{MemorySink, SinkFaults};
 use crate::sink::{DocId, Document, VersionStamp};
@@ -157,8 +157,13 @@ fn connector(selection: Selection, rules: Rules) -> ConnectorConfig {
     };
     let text =
         format!("connectors:\n  - id: c\n    buckets: {buckets}\n    concurrency: 3\n{rules}");
+    parse_connector(&text)
+}
+
+/// The one connector of a config text.
+fn parse_connector(text: &str) -> ConnectorConfig {
     let mut parsed = config::parse(
-        &text,
+        text,
         std::path::Path::new("model.yml"),
         std::path::Path::new("."),
         &|_| None,
@@ -225,6 +230,7 @@ async fn run_sync_with(
         counters: &counters,
         cancel,
         allow_mass_delete,
+        shard: &Shard::whole(),
     })
     .await
 }
@@ -502,4 +508,343 @@ async fn a_listing_out_of_key_order_deletes_nothing_and_says_why() {
         report.error_messages
     );
     assert_eq!(sink.documents().len(), 8);
+}
+
+/// Keys for the shard model: odd characters, empty segments, a trailing `/`, keys equal to the
+/// range boundaries below, root-level keys and groups of several depths.
+const SHARD_KEYS: [&str; 16] = [
+    "a.txt",
+    "dir/c.txt",
+    "dir/sub/d.md",
+    "dir/sub/e.txt",
+    "dir2/x.txt",
+    "with space/y.txt",
+    "100%/z.txt",
+    "plus+/w.txt",
+    "caf\u{e9}/\u{2603}.txt",
+    "/leading.txt",
+    "trail/",
+    "a//b.txt",
+    "g",
+    "p",
+    "p/x.txt",
+    "zz.txt",
+];
+/// Range boundaries, the first N-1 of them for N shards.
+const BOUNDARIES: [&str; 4] = ["dir/", "g", "p/", "with"];
+
+/// How the shard model splits the keys.
+#[derive(Debug, Clone, Copy)]
+enum Split {
+    Prefix(usize),
+    Range,
+}
+
+fn sharded_connector(split: Split, count: u32, rules: Rules) -> ConnectorConfig {
+    let sharding = match split {
+        // Range sharding needs boundaries, so at least two shards.
+        Split::Range if count == 1 => String::new(),
+        Split::Prefix(depth) => format!("    sharding: {{by: prefix, depth: {depth}}}\n"),
+        Split::Range => format!(
+            "    sharding: {{by: range, boundaries: {:?}}}\n",
+            &BOUNDARIES[..count as usize - 1]
+        ),
+    };
+    let rules = match rules {
+        Rules::Everything => String::new(),
+        Rules::UnderDir => "    sync_rules: [{bucket: alpha, prefix: dir/}, {bucket: beta}]\n".into(),
+        Rules::NoMarkdown => "    sync_rules: [{bucket: alpha, exclude: [\"**/*.md\"]}, {bucket: beta, exclude: [\"**/*.md\"]}]\n".into(),
+    };
+    let text = format!(
+        "connectors:\n  - id: c\n    buckets: [alpha, beta]\n    concurrency: 3\n{sharding}{rules}"
+    );
+    parse_connector(&text)
+}
+
+/// What the model compares of an index: id → (bucket, key, body, version).
+fn index_contents(sink: &MemorySink) -> BTreeMap<DocId, (String, String, String, VersionStamp)> {
+    sink.documents()
+        .into_iter()
+        .map(|(id, d)| {
+            let version = d.version();
+            (id, (d.bucket, d.key, d.body.unwrap_or_default(), version))
+        })
+        .collect()
+}
+
+/// A store whose listings fail from the `from`-th list request on: one shard's listing failing
+/// while the other shards' listings of the same bucket go on.
+struct FailingListings<'a> {
+    store: &'a MemoryStore,
+    from: u64,
+    requests: std::sync::atomic::AtomicU64,
+    /// Buckets whose listing failed.
+    failed: std::sync::Mutex<BTreeSet<String>>,
+}
+
+impl crate::source::ObjectStore for FailingListings<'_> {
+    async fn list_buckets(&self) -> Result<Vec<String>, crate::source::s3::SourceError> {
+        self.store.list_buckets().await
+    }
+
+    async fn locate_bucket(&self, bucket: &str) -> Result<(), crate::source::s3::SourceError> {
+        self.store.locate_bucket(bucket).await
+    }
+
+    async fn list_page(
+        &self,
+        bucket: &str,
+        request: &crate::source::ListRequest<'_>,
+        continuation: Option<String>,
+    ) -> Result<crate::source::ListPage, crate::source::s3::SourceError> {
+        let number = self
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if number >= self.from {
+            self.failed
+                .lock()
+                .expect("not poisoned")
+                .insert(bucket.to_owned());
+            // A bucket that does not exist: a listing error like any other.
+            return self.store.list_page("no-such-bucket", request, None).await;
+        }
+        self.store.list_page(bucket, request, continuation).await
+    }
+
+    async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<crate::source::s3::Fetched, crate::source::s3::SourceError> {
+        self.store.get_object(bucket, key, max_bytes).await
+    }
+
+    fn stats(&self) -> &crate::source::s3::S3Stats {
+        self.store.stats()
+    }
+}
+
+/// Runs every shard of `count` concurrently on one store and sink; shard `failing` (if any)
+/// sees listings that fail from its `fail_from`-th request. Returns the reports in shard order
+/// and the buckets whose listing failed.
+async fn run_shards(
+    connector: &ConnectorConfig,
+    count: u32,
+    store: &MemoryStore,
+    sink: &MemorySink,
+    failing: Option<(u32, u64)>,
+) -> (Vec<SyncReport>, BTreeSet<String>) {
+    let cancel = CancellationToken::new();
+    let shards: Vec<Shard> = (0..count)
+        .map(|index| {
+            let spec = super::ShardSpec { index, count };
+            if count == 1 {
+                Shard::whole()
+            } else {
+                Shard::new(spec, &connector.id, &connector.sharding).expect("a valid shard")
+            }
+        })
+        .collect();
+    let counters: Vec<Counters> = (0..count).map(|_| Counters::default()).collect();
+    let failing_store = failing.map(|(_, from)| FailingListings {
+        store,
+        from,
+        requests: std::sync::atomic::AtomicU64::new(0),
+        failed: std::sync::Mutex::default(),
+    });
+    let healthy = shards
+        .iter()
+        .zip(&counters)
+        .filter(|(shard, _)| failing.is_none_or(|(f, _)| f != shard.index()))
+        .map(|(shard, counters)| {
+            let cancel = &cancel;
+            async move {
+                let report = sync_connector(&SyncContext {
+                    connector,
+                    source: store,
+                    sink,
+                    counters,
+                    cancel,
+                    allow_mass_delete: true,
+                    shard,
+                })
+                .await;
+                (shard.index(), report)
+            }
+        });
+    let failed = async {
+        let (Some((index, _)), Some(source)) = (failing, failing_store.as_ref()) else {
+            return None;
+        };
+        let position = index as usize;
+        let report = sync_connector(&SyncContext {
+            connector,
+            source,
+            sink,
+            counters: &counters[position],
+            cancel: &cancel,
+            allow_mass_delete: true,
+            shard: &shards[position],
+        })
+        .await;
+        Some((index, report))
+    };
+    let (mut reports, failed) =
+        futures::future::join(futures::future::join_all(healthy), failed).await;
+    reports.extend(failed);
+    reports.sort_by_key(|(index, _)| *index);
+    let failed_buckets = failing_store
+        .map(|store| store.failed.into_inner().expect("not poisoned"))
+        .unwrap_or_default();
+    (
+        reports.into_iter().map(|(_, report)| report).collect(),
+        failed_buckets,
+    )
+}
+
+type Puts = Vec<(usize, usize, Option<usize>)>;
+
+/// The shard model: N shards syncing concurrently make exactly the index one worker makes,
+/// through adds, overwrites and deletes; their `objects_listed` add up to the one worker's;
+/// a shard whose listing fails deletes nothing of its part while the other shards' parts
+/// converge.
+async fn check_shards(
+    split: Split,
+    count: u32,
+    rules: Rules,
+    first: Puts,
+    changes: Puts,
+    failing: Option<(u32, u64)>,
+) -> Result<(), TestCaseError> {
+    let connector = sharded_connector(split, count, rules);
+    let store = MemoryStore::new(PAGE_SIZE);
+    for bucket in BUCKETS {
+        store.create_bucket(bucket);
+    }
+    let apply = |puts: &Puts| {
+        for (bucket, key, text) in puts {
+            match text {
+                Some(text) => {
+                    store.put(BUCKETS[*bucket], SHARD_KEYS[*key], TEXTS[*text].as_bytes())
+                }
+                None => store.delete(BUCKETS[*bucket], SHARD_KEYS[*key]),
+            }
+        }
+    };
+    let one = MemorySink::default();
+    let sharded = MemorySink::default();
+    let owner = |key: &str| -> u32 {
+        (0..count)
+            .find(|index| {
+                count == 1
+                    || Shard::new(
+                        super::ShardSpec {
+                            index: *index,
+                            count,
+                        },
+                        "c",
+                        &connector.sharding,
+                    )
+                    .is_ok_and(|shard| shard.owns(key))
+            })
+            .unwrap_or(u32::MAX)
+    };
+    for round in 0..2 {
+        apply(if round == 0 { &first } else { &changes });
+        let whole = run_sync(&connector, &store, &one, &CancellationToken::new()).await;
+        prop_assert_eq!(whole.errors, 0, "{:?}", whole.error_messages);
+        let before = index_contents(&sharded);
+        let fault = failing.filter(|_| round == 1);
+        let (reports, failed_buckets) =
+            run_shards(&connector, count, &store, &sharded, fault).await;
+        let after = index_contents(&sharded);
+        let expected = index_contents(&one);
+        match fault {
+            None => {
+                for report in &reports {
+                    prop_assert_eq!(report.errors, 0, "{:?}", report.error_messages);
+                }
+                prop_assert_eq!(&after, &expected);
+                let listed: u64 = reports.iter().map(|r| r.objects_listed).sum();
+                prop_assert_eq!(
+                    listed,
+                    whole.objects_listed,
+                    "shards' objects_listed do not add up"
+                );
+            }
+            // The failing shard sent fewer listing requests than it takes to fail.
+            Some((failed, _)) if reports[failed as usize].errors == 0 => {
+                prop_assert_eq!(&after, &expected);
+            }
+            Some((failed, _)) => {
+                for (id, document) in &before {
+                    if owner(&document.1) == failed && failed_buckets.contains(&document.0) {
+                        prop_assert!(
+                            after.contains_key(id),
+                            "the failing shard deleted {:?}",
+                            document.1
+                        );
+                    }
+                }
+                // The other shards' parts are exactly the one worker's.
+                let others = |index: &BTreeMap<DocId, (String, String, String, VersionStamp)>| {
+                    index
+                        .iter()
+                        .filter(|(_, d)| owner(&d.1) != failed)
+                        .map(|(id, d)| (*id, d.clone()))
+                        .collect::<BTreeMap<_, _>>()
+                };
+                prop_assert_eq!(others(&after), others(&expected));
+                for (index, report) in reports.iter().enumerate() {
+                    if index as u32 != failed {
+                        prop_assert_eq!(report.errors, 0, "{:?}", report.error_messages);
+                    }
+                }
+                // Once the listing works again, the shards converge on the one worker's index.
+                run_shards(&connector, count, &store, &sharded, None).await;
+                prop_assert_eq!(index_contents(&sharded), expected);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn split_strategy() -> impl Strategy<Value = Split> {
+    prop_oneof![(1usize..4).prop_map(Split::Prefix), Just(Split::Range),]
+}
+
+fn puts(len: usize) -> impl Strategy<Value = Puts> {
+    proptest::collection::vec(
+        (
+            0..BUCKETS.len(),
+            0..SHARD_KEYS.len(),
+            proptest::option::weighted(0.7, 0..TEXTS.len()),
+        ),
+        0..len,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 400,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn shards_together_make_the_one_worker_index(
+        split in split_strategy(),
+        count in 1u32..5,
+        rules in prop_oneof![Just(Rules::Everything), Just(Rules::UnderDir), Just(Rules::NoMarkdown)],
+        first in puts(40),
+        changes in puts(20),
+        failing in proptest::option::of((0u32..4, 0u64..4)),
+    ) {
+        let failing = failing.map(|(shard, from)| (shard % count, from));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(check_shards(split, count, rules, first, changes, failing))?;
+    }
 }

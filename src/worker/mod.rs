@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, ConnectorConfig, Schedule};
 use crate::sink::AnySink;
 use crate::source::s3::S3Source;
-use crate::sync::{Counters, Pipeline, SyncReport};
+use crate::sync::{ConfigShards, Counters, Pipeline, SyncReport};
 use metrics::WorkerMetrics;
 use state::{History, Outcome, SyncRecord, Trigger};
 use status::{ConnectorStatus, RunningStatus, StatusReport};
@@ -58,6 +58,8 @@ pub struct Worker {
 #[derive(Debug)]
 pub(crate) struct Shared {
     config: Config,
+    /// This worker's shard of each connector (`run --shard I/N`).
+    shards: ConfigShards,
     started_at: OffsetDateTime,
     history: History,
     metrics: WorkerMetrics,
@@ -87,9 +89,10 @@ struct RunningSync {
 }
 
 impl Worker {
-    /// A worker for `config`, with each connector's last sync read from the history.
-    pub fn new(config: Config) -> Result<Self, WorkerError> {
-        let history = History::new(&config.state_dir);
+    /// A worker for `config` that syncs `shards` of its connectors, with each connector's last
+    /// sync read from the (shard's) history.
+    pub fn new(config: Config, shards: ConfigShards) -> Result<Self, WorkerError> {
+        let history = History::new(&config.state_dir).for_shard(shards.spec());
         history.create_dir()?;
         let metrics = WorkerMetrics::new(config.connectors.iter().map(|c| c.id.as_str()));
         let mut slots = Vec::with_capacity(config.connectors.len());
@@ -107,6 +110,7 @@ impl Worker {
         Ok(Self {
             shared: Arc::new(Shared {
                 config,
+                shards,
                 started_at: OffsetDateTime::now_utc(),
                 history,
                 metrics,
@@ -232,6 +236,7 @@ impl Shared {
             })
             .collect();
         StatusReport {
+            shard: (self.shards.spec().count > 1).then(|| self.shards.spec().to_string()),
             worker_running: true,
             worker_started_at: Some(self.started_at),
             shutting_down: self.shutting_down.load(Ordering::SeqCst),
@@ -358,7 +363,9 @@ async fn sync_once(
     cancel: CancellationToken,
 ) {
     let connector: &ConnectorConfig = &shared.config.connectors[position];
-    let pipeline = Pipeline::new(connector).await;
+    let pipeline = Pipeline::new(connector)
+        .await
+        .with_shard(shared.shards.of(position));
     lock(&shared.slots[position]).running = Some(RunningSync {
         trigger,
         started_at: pipeline.started_at(),

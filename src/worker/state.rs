@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::sync::SyncReport;
+use crate::sync::{ShardSpec, SyncReport};
 
 /// What started a sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +134,8 @@ pub enum StateError {
 #[derive(Debug, Clone)]
 pub struct History {
     dir: PathBuf,
+    /// `.shard-I-of-N` for one shard's history (`--shard I/N`, N > 1), else empty.
+    suffix: String,
 }
 
 /// Bytes read per step when reading a history backwards.
@@ -142,12 +144,27 @@ const BLOCK: u64 = 64 * 1024;
 impl History {
     /// The history kept in `dir` (created on the first append).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            suffix: String::new(),
+        }
+    }
+
+    /// The history of shard `spec`: its own file per connector
+    /// (`<connector>.shard-I-of-N.jsonl`), so that shards sharing a `state_dir` keep apart and
+    /// each worker's status reads its own last sync. Unchanged for `0/1`.
+    pub fn for_shard(mut self, spec: ShardSpec) -> Self {
+        self.suffix = if spec.count > 1 {
+            format!(".shard-{}-of-{}", spec.index, spec.count)
+        } else {
+            String::new()
+        };
+        self
     }
 
     /// The history file of `connector`.
     pub fn path(&self, connector: &str) -> PathBuf {
-        self.dir.join(format!("{connector}.jsonl"))
+        self.dir.join(format!("{connector}{}.jsonl", self.suffix))
     }
 
     /// Creates the directory if needed, so that a directory the process cannot write is an

@@ -9,10 +9,15 @@ use time::OffsetDateTime;
 
 use super::state::{History, StateError, SyncRecord, Trigger};
 use crate::config::{Config, ConnectorConfig};
+use crate::sync::ShardSpec;
 
 /// The status of the worker and of each connector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusReport {
+    /// The shard (`I/N`) whose syncs these are, for a worker started with `--shard`; absent
+    /// for whole buckets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
     /// True when a running worker answered; false when this was read from the history files.
     pub worker_running: bool,
     /// When the running worker started.
@@ -80,15 +85,17 @@ impl ConnectorStatus {
 }
 
 impl StatusReport {
-    /// The status without a running worker: the history files of `config.state_dir`.
-    pub fn from_history(config: &Config) -> Result<Self, StateError> {
-        let history = History::new(&config.state_dir);
+    /// The status without a running worker: the history files of `config.state_dir` (those
+    /// of shard `spec`).
+    pub fn from_history(config: &Config, spec: ShardSpec) -> Result<Self, StateError> {
+        let history = History::new(&config.state_dir).for_shard(spec);
         let connectors = config
             .connectors
             .iter()
             .map(|connector| ConnectorStatus::idle(connector, &history))
             .collect::<Result<_, _>>()?;
         Ok(Self {
+            shard: (spec.count > 1).then(|| spec.to_string()),
             worker_running: false,
             worker_started_at: None,
             shutting_down: false,

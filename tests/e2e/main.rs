@@ -10,6 +10,7 @@ mod fixture;
 mod harness_selftest;
 mod identity;
 mod opensearch_real;
+mod shards;
 mod storm;
 mod sync_embedded;
 mod sync_opensearch;

@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 
 pub use error::{ErrorKind, Operation, SourceError, Symptoms, classify};
 
-use super::{ListPage, ObjectStore};
+use super::{ListPage, ListRequest, ObjectStore};
 use crate::config::ConnectorConfig;
 use crate::retry::RetryPolicy;
 
@@ -263,7 +263,9 @@ impl S3Source {
         bucket: &str,
         prefix: &str,
     ) -> Result<Option<String>, SourceError> {
-        let page = self.list_objects(bucket, prefix, None, 1).await?;
+        let page = self
+            .list_objects(bucket, &ListRequest::under(prefix), None, 1)
+            .await?;
         Ok(page.entries.into_iter().next().map(|entry| entry.key))
     }
 
@@ -434,14 +436,14 @@ struct Regions {
 }
 
 impl S3Source {
-    /// One ListObjectsV2 page of at most `max_keys` objects of `bucket` whose keys start with
-    /// `prefix`, from `continuation` (`None`: the first page). Folder markers (keys ending in
-    /// `/` with no content) are left out. A page that fails after all retries is an error: the
-    /// listing is then incomplete.
+    /// One ListObjectsV2 page of at most `max_keys` objects (and common prefixes) of `bucket`
+    /// that `request` asks for, from `continuation` (`None`: the first page). Folder markers
+    /// (keys ending in `/` with no content) are left out. A page that fails after all retries
+    /// is an error: the listing is then incomplete.
     async fn list_objects(
         &self,
         bucket: &str,
-        prefix: &str,
+        request: &ListRequest<'_>,
         continuation: Option<String>,
         max_keys: i32,
     ) -> Result<ListPage, SourceError> {
@@ -451,7 +453,9 @@ impl S3Source {
                 self.client(bucket)
                     .list_objects_v2()
                     .bucket(bucket)
-                    .prefix(prefix)
+                    .prefix(request.prefix)
+                    .set_start_after(request.start_after.map(str::to_owned))
+                    .set_delimiter(request.delimited.then(|| "/".to_owned()))
                     .max_keys(max_keys)
                     .set_continuation_token(continuation.clone())
                     .set_expected_bucket_owner(self.expected_owner.clone())
@@ -488,12 +492,18 @@ impl S3Source {
                 })
             })
             .collect();
+        let common_prefixes = output
+            .common_prefixes()
+            .iter()
+            .filter_map(|common| common.prefix().map(str::to_owned))
+            .collect();
         let continuation = output
             .next_continuation_token()
             .filter(|_| output.is_truncated().unwrap_or(false))
             .map(str::to_owned);
         Ok(ListPage {
             entries,
+            common_prefixes,
             continuation,
         })
     }
@@ -511,10 +521,10 @@ impl ObjectStore for S3Source {
     async fn list_page(
         &self,
         bucket: &str,
-        prefix: &str,
+        request: &ListRequest<'_>,
         continuation: Option<String>,
     ) -> Result<ListPage, SourceError> {
-        self.list_objects(bucket, prefix, continuation, self.page_size)
+        self.list_objects(bucket, request, continuation, self.page_size)
             .await
     }
 
