@@ -15,6 +15,7 @@
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod events;
 pub mod extract;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -6,6 +6,7 @@
 
 use serde_json::{Value, json};
 
+use crate::config::notifications::NotificationsConfig;
 use crate::config::{BucketSelection, ConnectorConfig};
 
 /// The trust policy of the customer's role: only `principal` may assume it, and only with the
@@ -25,7 +26,8 @@ pub fn trust_policy(principal: &str, external_id: &str) -> Value {
 
 /// The least-privilege permissions policy for a connector: `s3:ListBucket` on each bucket
 /// (with an `s3:prefix` condition when the rules restrict prefixes), `s3:GetObject` on
-/// `bucket/prefix*`, `s3:GetBucketLocation`, and `s3:ListAllMyBuckets` only for `["*"]`.
+/// `bucket/prefix*`, `s3:GetBucketLocation`, `s3:ListAllMyBuckets` only for `["*"]`, and with
+/// `notifications` the SQS actions of the consumer on its queue.
 pub fn permissions_policy(connector: &ConnectorConfig) -> Value {
     let mut statements = Vec::new();
     let wildcard = connector.buckets == BucketSelection::All;
@@ -82,7 +84,34 @@ pub fn permissions_policy(connector: &ConnectorConfig) -> Value {
             "Resource": if objects.len() == 1 { json!(objects[0]) } else { json!(objects) }
         }));
     }
+    if let Some(notifications) = &connector.notifications {
+        statements.push(queue_statement(connector, notifications));
+    }
     json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// What the event consumer does on its queue: receive, delete after commit, extend visibility,
+/// and read the depth. (HeadObject is authorised by the `s3:GetObject` above.)
+fn queue_statement(connector: &ConnectorConfig, notifications: &NotificationsConfig) -> Value {
+    let queue = notifications.queue();
+    let region = queue
+        .as_ref()
+        .and_then(|q| q.region.clone())
+        .or_else(|| connector.region.clone())
+        .unwrap_or_else(|| "*".to_owned());
+    let (account, name) =
+        queue.map_or_else(|| ("*".to_owned(), "*".to_owned()), |q| (q.account, q.name));
+    json!({
+        "Sid": "ConsumeEventNotifications",
+        "Effect": "Allow",
+        "Action": [
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:GetQueueAttributes"
+        ],
+        "Resource": format!("arn:aws:sqs:{region}:{account}:{name}")
+    })
 }
 
 /// The principal to trust for an identity's ARN, as sts:GetCallerIdentity reports it: an
@@ -291,5 +320,31 @@ mod tests {
         )
         .unwrap();
         assert_eq!(embedded, trust);
+    }
+
+    #[test]
+    fn notifications_add_the_consumers_sqs_actions_on_its_queue_only() {
+        let text = "connectors:\n  - id: c\n    buckets: [\"docs-a\"]\n    region: eu-west-1\n    notifications:\n      queue_url: https://sqs.us-east-2.amazonaws.com/111122223333/docs-events\n";
+        let mut config = config::parse(text, Path::new("t.yml"), Path::new("."), &|_| None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let with_queue = permissions_policy(&config.connectors[0]);
+        let queue_arn = json!("arn:aws:sqs:us-east-2:111122223333:docs-events");
+        for action in [
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:GetQueueAttributes",
+        ] {
+            assert_eq!(
+                grants(&with_queue, action),
+                vec![(queue_arn.clone(), Value::Null)],
+                "{action}"
+            );
+        }
+        // HeadObject is authorised by s3:GetObject, which the policy already grants.
+        assert_eq!(grants(&with_queue, "s3:GetObject").len(), 1);
+        config.connectors[0].notifications = None;
+        let without = permissions_policy(&config.connectors[0]);
+        assert!(grants(&without, "sqs:ReceiveMessage").is_empty());
     }
 }

@@ -1,6 +1,8 @@
 //! The online check of a connector, step by step, before its first sync: resolve credentials
 //! (for a role, sts:AssumeRole with the external id), HeadBucket with the expected owner,
 //! ListObjectsV2 (MaxKeys=1) under each rule prefix, and a ranged GetObject of one listed object.
+//! For a connector with `notifications`, the queue too: GetQueueAttributes, a ReceiveMessage
+//! that hides nothing, and whether each bucket's notification configuration targets the queue.
 //! Each step passes or fails with a cause a person can act on and the raw AWS code for support.
 //! `validate` is the offline check; this one talks to AWS (or the S3-compatible store).
 
@@ -10,8 +12,12 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use aws_sdk_sqs::types::QueueAttributeName;
+
+use crate::config::notifications::{EventFormat, NotificationsConfig};
 use crate::config::{BucketSelection, ConnectorConfig};
 use crate::credentials;
+use crate::events::{Queue, QueueError};
 use crate::source::s3::{ErrorKind, S3Source, SourceError};
 use crate::sync::plan::plan_buckets;
 
@@ -32,6 +38,12 @@ pub enum Step {
     ListObjects,
     /// A ranged GetObject (`bytes=0-0`) of one listed object.
     GetObject,
+    /// GetQueueAttributes of the notification queue.
+    QueueAttributes,
+    /// ReceiveMessage on the notification queue (at most one message, hidden for 0 s).
+    QueueReceive,
+    /// The bucket's notification configuration names the queue (or EventBridge).
+    BucketNotification,
 }
 
 impl Step {
@@ -43,6 +55,9 @@ impl Step {
             Self::HeadBucket => "head-bucket",
             Self::ListObjects => "list-objects",
             Self::GetObject => "get-object",
+            Self::QueueAttributes => "queue-attributes",
+            Self::QueueReceive => "queue-receive",
+            Self::BucketNotification => "bucket-notification",
         }
     }
 }
@@ -96,6 +111,10 @@ pub async fn verify_connector(connector: &ConnectorConfig, wait: Duration) -> Ve
     };
     for bucket in &buckets {
         probe.bucket(&source, bucket).await;
+    }
+    if let Some(notifications) = &connector.notifications {
+        let queue = Queue::new(connector, notifications, &sdk_config, source.limiter());
+        probe.queue(&queue, notifications, &source, &buckets).await;
     }
     probe.results
 }
@@ -320,6 +339,197 @@ impl Probe<'_> {
     }
 }
 
+impl Probe<'_> {
+    /// Records a failed SQS call, naming the permission a denial lacks.
+    fn queue_fail(&mut self, step: Step, error: &QueueError) {
+        let mut message = error.to_string();
+        if error.is_denied() {
+            message.push_str(&format!(
+                "; the identity's policy must allow {} on the queue",
+                error.iam_action()
+            ));
+        }
+        self.record(
+            step,
+            &error.queue,
+            Status::Fail,
+            message,
+            error.code.clone(),
+        );
+    }
+
+    /// The notification queue: its attributes, a receive, and each bucket's configuration.
+    async fn queue(
+        &mut self,
+        queue: &Queue,
+        notifications: &NotificationsConfig,
+        source: &S3Source,
+        buckets: &BTreeSet<String>,
+    ) {
+        let url = queue.url().to_owned();
+        let names = [
+            QueueAttributeName::QueueArn,
+            QueueAttributeName::ApproximateNumberOfMessages,
+            QueueAttributeName::RedrivePolicy,
+        ];
+        let attributes = match retry_denied(
+            self.deadline,
+            || queue.attributes(&names),
+            QueueError::is_denied,
+        )
+        .await
+        {
+            Ok(attributes) => attributes,
+            Err(error) => {
+                self.queue_fail(Step::QueueAttributes, &error);
+                return;
+            }
+        };
+        let waiting = attributes
+            .get(&QueueAttributeName::ApproximateNumberOfMessages)
+            .map_or("?", String::as_str);
+        let arn = attributes
+            .get(&QueueAttributeName::QueueArn)
+            .cloned()
+            .unwrap_or_default();
+        match attributes.get(&QueueAttributeName::RedrivePolicy) {
+            Some(redrive) => self.record(
+                Step::QueueAttributes,
+                &url,
+                Status::Pass,
+                format!("{waiting} message(s) waiting; redrive policy {redrive}"),
+                None,
+            ),
+            None => self.record(
+                Step::QueueAttributes,
+                &url,
+                Status::Warn,
+                format!(
+                    "{waiting} message(s) waiting; no redrive policy: a message that cannot be read or applied comes back forever. Give the queue a dead-letter queue (RedrivePolicy with maxReceiveCount)"
+                ),
+                None,
+            ),
+        }
+        // Hidden for 0 s: a message received here is at once visible to the worker again.
+        match retry_denied(
+            self.deadline,
+            || queue.receive(1, Duration::ZERO, Duration::ZERO),
+            QueueError::is_denied,
+        )
+        .await
+        {
+            Ok(messages) => self.record(
+                Step::QueueReceive,
+                &url,
+                Status::Pass,
+                format!(
+                    "receiving works ({} message(s) seen and left in the queue)",
+                    messages.len()
+                ),
+                None,
+            ),
+            Err(error) => self.queue_fail(Step::QueueReceive, &error),
+        }
+        for bucket in buckets {
+            self.bucket_notification(source, bucket, &arn, notifications.format)
+                .await;
+        }
+    }
+
+    /// Whether `bucket` sends its events to the queue `arn` (or on a way that may reach it).
+    async fn bucket_notification(
+        &mut self,
+        source: &S3Source,
+        bucket: &str,
+        arn: &str,
+        format: EventFormat,
+    ) {
+        let targets = match source.notification_targets(bucket).await {
+            Ok(targets) => targets,
+            Err(error) if error.kind == ErrorKind::AccessDenied => {
+                self.record(
+                    Step::BucketNotification,
+                    bucket,
+                    Status::Warn,
+                    "cannot read the bucket's notification configuration (s3:GetBucketNotification is not granted; the worker does not need it)".to_owned(),
+                    error.code.clone(),
+                );
+                return;
+            }
+            Err(error) => {
+                self.fail(Step::BucketNotification, bucket, &error);
+                return;
+            }
+        };
+        let (status, message) = notification_verdict(&targets, arn, format);
+        self.record(Step::BucketNotification, bucket, status, message, None);
+    }
+}
+
+/// Whether a bucket's notification configuration delivers created and removed objects to the
+/// queue `arn`: a pure function of the configuration.
+fn notification_verdict(
+    targets: &crate::source::s3::NotificationTargets,
+    arn: &str,
+    format: EventFormat,
+) -> (Status, String) {
+    let covers = |events: &[String], kind: &str| {
+        events
+            .iter()
+            .any(|e| e == "s3:*" || e.starts_with(&format!("s3:{kind}")))
+    };
+    if let Some((_, events)) = targets.queues.iter().find(|(queue, _)| queue == arn) {
+        return match (
+            covers(events, "ObjectCreated"),
+            covers(events, "ObjectRemoved"),
+        ) {
+            (true, true) => (
+                Status::Pass,
+                format!("sends {} to this queue", events.join(", ")),
+            ),
+            (created, _) => (
+                Status::Fail,
+                format!(
+                    "sends only {} to this queue: add {} so that the index follows {}",
+                    events.join(", "),
+                    if created {
+                        "s3:ObjectRemoved:*"
+                    } else {
+                        "s3:ObjectCreated:*"
+                    },
+                    if created {
+                        "deletions"
+                    } else {
+                        "new and changed objects"
+                    }
+                ),
+            ),
+        };
+    }
+    if targets.eventbridge && matches!(format, EventFormat::Auto | EventFormat::Eventbridge) {
+        return (
+            Status::Pass,
+            "sends its events to EventBridge; an EventBridge rule must send Object Created and Object Deleted to this queue (not checked)".to_owned(),
+        );
+    }
+    if !targets.topics.is_empty() && matches!(format, EventFormat::Auto | EventFormat::Sns) {
+        let topics: Vec<&str> = targets.topics.iter().map(|(t, _)| t.as_str()).collect();
+        return (
+            Status::Warn,
+            format!(
+                "sends its events to SNS topic(s) {}; the topic must deliver to this queue (not checked)",
+                topics.join(", ")
+            ),
+        );
+    }
+    (
+        Status::Fail,
+        format!(
+            "its notification configuration does not send events to this queue ({arn}): add a queue configuration for s3:ObjectCreated:* and s3:ObjectRemoved:* (see the README)"
+        ),
+    )
+}
+
 fn is_denied(error: &SourceError) -> bool {
     error.kind == ErrorKind::AccessDenied
 }
@@ -349,4 +559,94 @@ where
 /// True when no step failed (skips and warnings do not fail a connector).
 pub fn all_passed(results: &[StepResult]) -> bool {
     results.iter().all(|r| r.status != Status::Fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::s3::NotificationTargets;
+
+    #[test]
+    fn notification_verdicts() {
+        let arn = "arn:aws:sqs:us-east-1:123456789012:q";
+        let queue = |events: &[&str]| NotificationTargets {
+            queues: vec![(
+                arn.to_owned(),
+                events.iter().map(|e| (*e).to_owned()).collect(),
+            )],
+            ..NotificationTargets::default()
+        };
+        let other_queue = NotificationTargets {
+            queues: vec![(
+                "arn:aws:sqs:us-east-1:123456789012:other".into(),
+                vec!["s3:*".into()],
+            )],
+            ..NotificationTargets::default()
+        };
+        let bridge = NotificationTargets {
+            eventbridge: true,
+            ..NotificationTargets::default()
+        };
+        let topic = NotificationTargets {
+            topics: vec![("arn:aws:sns:us-east-1:123456789012:t".into(), vec![])],
+            ..NotificationTargets::default()
+        };
+        let cases: Vec<(NotificationTargets, EventFormat, Status, &str)> = vec![
+            (
+                queue(&["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]),
+                EventFormat::Auto,
+                Status::Pass,
+                "sends s3:ObjectCreated:*",
+            ),
+            (
+                queue(&["s3:*"]),
+                EventFormat::S3,
+                Status::Pass,
+                "sends s3:*",
+            ),
+            (
+                queue(&["s3:ObjectCreated:Put"]),
+                EventFormat::Auto,
+                Status::Fail,
+                "add s3:ObjectRemoved:*",
+            ),
+            (
+                queue(&["s3:ObjectRemoved:Delete"]),
+                EventFormat::Auto,
+                Status::Fail,
+                "add s3:ObjectCreated:*",
+            ),
+            (
+                other_queue,
+                EventFormat::Auto,
+                Status::Fail,
+                "does not send events to this queue",
+            ),
+            (
+                bridge.clone(),
+                EventFormat::Eventbridge,
+                Status::Pass,
+                "EventBridge",
+            ),
+            (bridge, EventFormat::S3, Status::Fail, "does not send"),
+            (topic.clone(), EventFormat::Sns, Status::Warn, "SNS topic"),
+            (
+                topic,
+                EventFormat::Eventbridge,
+                Status::Fail,
+                "does not send",
+            ),
+            (
+                NotificationTargets::default(),
+                EventFormat::Auto,
+                Status::Fail,
+                "does not send",
+            ),
+        ];
+        for (targets, format, status, part) in cases {
+            let (found, message) = notification_verdict(&targets, arn, format);
+            assert_eq!(found, status, "{targets:?}: {message}");
+            assert!(message.contains(part), "{targets:?}: {message}");
+        }
+    }
 }

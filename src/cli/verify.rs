@@ -59,7 +59,7 @@ pub(super) async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_default();
             writeln!(
                 out,
-                "  {status}  {:<13} {}: {}{code}",
+                "  {status}  {:<19} {}: {}{code}",
                 result.step.name(),
                 result.target,
                 result.message

@@ -125,6 +125,23 @@ pub const fn opensearch_request_timeout() -> u64 {
     60
 }
 
+/// Seconds of SQS long polling per ReceiveMessage: 20 (SQS's maximum: the fewest empty
+/// answers).
+pub const fn notifications_wait_time() -> u64 {
+    20
+}
+
+/// Seconds a received notification stays hidden from other consumers: 300, extended while its
+/// objects are still being processed.
+pub const fn notifications_visibility_timeout() -> u64 {
+    300
+}
+
+/// Messages per ReceiveMessage: 10 (SQS's maximum).
+pub const fn notifications_max_messages() -> u32 {
+    10
+}
+
 /// Path segments that make a key's group for `sharding.by: prefix`: 1 (the top-level folder).
 pub const fn shard_depth() -> usize {
     1

@@ -169,6 +169,10 @@ pub struct ConnectorFile {
     /// `s3-connector sync` syncs it whenever asked.
     #[serde(default = "defaults::sync_on_start")]
     pub sync_on_start: bool,
+    /// S3 event notifications through SQS, consumed by `run` between full syncs; see
+    /// [`super::notifications::NotificationsConfig`]. Default: none (full syncs only).
+    #[serde(default)]
+    pub notifications: Option<super::notifications::NotificationsConfig>,
     /// How `--shard I/N` (or `S3C_SHARD`) splits this connector's buckets between workers; see
     /// [`super::sharding::ShardingConfig`]. Default: by the top-level folder.
     #[serde(default)]

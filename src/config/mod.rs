@@ -13,6 +13,7 @@
 pub mod defaults;
 pub mod env;
 pub mod file;
+pub mod notifications;
 pub mod opensearch;
 pub mod rules_of_names;
 pub mod schedule;
@@ -140,6 +141,8 @@ pub struct ConnectorConfig {
     pub timer: Option<Schedule>,
     /// Whether `run` syncs at start-up ([`file::ConnectorFile::sync_on_start`]).
     pub sync_on_start: bool,
+    /// S3 event notifications through SQS ([`file::ConnectorFile::notifications`]).
+    pub notifications: Option<notifications::NotificationsConfig>,
     /// How `--shard I/N` splits the buckets ([`file::ConnectorFile::sharding`]), validated.
     pub sharding: sharding::ShardingConfig,
 }
@@ -196,6 +199,7 @@ impl ConnectorConfig {
             max_delete_fraction: raw.max_delete_fraction,
             timer,
             sync_on_start: raw.sync_on_start,
+            notifications: raw.notifications,
             sharding: raw.sharding,
         }
     }
@@ -506,6 +510,9 @@ fn validate_connector(
                     format!("is out of range: must be between {min} and {max}"),
                 );
             }
+        }
+        if let Some(notifications) = &connector.notifications {
+            notifications::validate_connector(notifications, report.position, report.list);
         }
         sharding::validate(&connector.sharding, report);
         (

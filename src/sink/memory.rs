@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::{DocId, Document, IndexedEntry, RejectedDocuments, SearchHit, Sink, SinkError};
+use super::{
+    DocId, Document, IndexedEntry, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp,
+};
 
 /// An uncommitted write.
 #[derive(Debug, Clone)]
@@ -156,6 +158,10 @@ impl Sink for MemorySink {
                 version: document.version(),
             })
             .collect())
+    }
+
+    async fn indexed_version(&self, id: DocId) -> Result<Option<VersionStamp>, SinkError> {
+        Ok(self.state().committed.get(&id).map(Document::version))
     }
 
     async fn upsert(&self, documents: Vec<Document>) -> Result<RejectedDocuments, SinkError> {

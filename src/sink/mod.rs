@@ -360,6 +360,13 @@ pub trait Sink: Send + Sync {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<IndexedEntry>, SinkError>> + Send;
 
+    /// The version stamp of one committed document; `None` when the index does not hold it.
+    /// What an event notification's key is compared with.
+    fn indexed_version(
+        &self,
+        id: DocId,
+    ) -> impl Future<Output = Result<Option<VersionStamp>, SinkError>> + Send;
+
     /// Adds the documents, replacing any with the same id.
     fn upsert(
         &self,

@@ -371,6 +371,42 @@ impl ObjectStore for MemoryStore {
         }))
     }
 
+    async fn head_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<ObjectEntry>, SourceError> {
+        self.wait().await;
+        let target = format!("{bucket}/{key}");
+        let state = self.state();
+        if state.faults.denied.contains(bucket) {
+            return Err(error(
+                Operation::HeadObject,
+                &target,
+                ErrorKind::AccessDenied,
+                "injected denial",
+            ));
+        }
+        if state
+            .faults
+            .get_failures
+            .get(&target)
+            .is_some_and(|left| *left == u32::MAX)
+        {
+            return Err(error(
+                Operation::HeadObject,
+                &target,
+                ErrorKind::ServerError,
+                "injected HEAD failure",
+            ));
+        }
+        Ok(state
+            .buckets
+            .get(bucket)
+            .and_then(|objects| objects.get(key))
+            .map(|object| object.entry(key)))
+    }
+
     fn stats(&self) -> &S3Stats {
         &self.stats
     }

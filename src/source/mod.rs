@@ -75,6 +75,14 @@ pub trait ObjectStore: Send + Sync {
         max_bytes: u64,
     ) -> impl Future<Output = Result<Fetched, SourceError>> + Send;
 
+    /// The object's current state as a listing would show it (HeadObject); `None` when the key
+    /// does not exist. Event notifications are checked against this, never trusted.
+    fn head_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<ObjectEntry>, SourceError>> + Send;
+
     /// Requests, retries and bytes so far.
     fn stats(&self) -> &S3Stats;
 }

@@ -30,6 +30,7 @@ pub mod shard;
 pub mod shard_plan;
 #[cfg(test)]
 mod tests;
+pub mod touched;
 
 use std::collections::{BTreeSet, HashMap};
 use std::io;
@@ -663,8 +664,18 @@ async fn write_batch<O: ObjectStore, S: Sink>(
     ctx: &SyncContext<'_, O, S>,
     batch: &mut Vec<(Document, Change)>,
 ) -> Result<u64, SinkError> {
+    let written = batch.len() as u64;
+    let rejected = write_batch_rejecting(ctx, batch).await?;
+    Ok(written - rejected.len() as u64)
+}
+
+/// Writes and counts a batch; returns the ids the index refused (each counted as an error).
+async fn write_batch_rejecting<O: ObjectStore, S: Sink>(
+    ctx: &SyncContext<'_, O, S>,
+    batch: &mut Vec<(Document, Change)>,
+) -> Result<Vec<DocId>, SinkError> {
     if batch.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let counters = ctx.counters;
     let mut changes: HashMap<DocId, Change> = HashMap::with_capacity(batch.len());
@@ -681,8 +692,7 @@ async fn write_batch<O: ObjectStore, S: Sink>(
         }
         documents.push(document);
     }
-    let written = documents.len() as u64;
-    tracing::debug!(message = "Writing a batch.", count = written);
+    tracing::debug!(message = "Writing a batch.", count = documents.len());
     let rejected = ctx.sink.upsert(documents).await?;
     for (id, reason) in &rejected {
         changes.remove(id);
@@ -694,7 +704,7 @@ async fn write_batch<O: ObjectStore, S: Sink>(
             Change::Updated => Counters::bump(&counters.updated),
         }
     }
-    Ok(written - rejected.len() as u64)
+    Ok(rejected.into_iter().map(|(id, _)| id).collect())
 }
 
 /// Makes the document of one job: downloads and extracts when the plan says so.

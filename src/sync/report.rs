@@ -29,6 +29,17 @@ pub struct Counters {
     pub extraction_errors: AtomicU64,
     /// Failures: listings, downloads, index writes.
     pub errors: AtomicU64,
+    /// Event notifications received: keys named by the queue's messages (a message that cannot
+    /// be read counts as one).
+    pub events_received: AtomicU64,
+    /// Events whose key's current state is committed to the index (indexed, deleted, unchanged
+    /// or left out by the rules).
+    pub events_applied: AtomicU64,
+    /// Events that could not be applied, and messages that could not be read: their messages
+    /// stay in the queue.
+    pub events_failed: AtomicU64,
+    /// Queue messages deleted after everything they asked for was committed.
+    pub messages_deleted: AtomicU64,
     error_messages: Mutex<Vec<String>>,
 }
 
@@ -80,7 +91,7 @@ pub struct Count {
 }
 
 /// Every count of a sync, in summary order.
-pub const COUNTS: [Count; 14] = [
+pub const COUNTS: [Count; 18] = [
     Count {
         field: "objects_listed",
         label: "listed",
@@ -213,6 +224,47 @@ pub const COUNTS: [Count; 14] = [
         )),
         of: |r| r.bytes_downloaded,
     },
+    // Event notifications (rounds of the queue consumer; 0 in a full sync).
+    Count {
+        field: "events_received",
+        label: "events received",
+        quiet_when_zero: true,
+        metric: Some((
+            "s3c_events_received_total",
+            "Event notifications received: keys named by queue messages (an unreadable message counts as one).",
+        )),
+        of: |r| r.events_received,
+    },
+    Count {
+        field: "events_applied",
+        label: "events applied",
+        quiet_when_zero: true,
+        metric: Some((
+            "s3c_events_applied_total",
+            "Event notifications applied: the key's current state committed to the index.",
+        )),
+        of: |r| r.events_applied,
+    },
+    Count {
+        field: "events_failed",
+        label: "events failed",
+        quiet_when_zero: true,
+        metric: Some((
+            "s3c_events_failed_total",
+            "Event notifications not applied, and unreadable messages (their messages stay in the queue).",
+        )),
+        of: |r| r.events_failed,
+    },
+    Count {
+        field: "messages_deleted",
+        label: "messages deleted",
+        quiet_when_zero: true,
+        metric: Some((
+            "s3c_event_messages_deleted_total",
+            "Queue messages deleted after everything they asked for was committed.",
+        )),
+        of: |r| r.messages_deleted,
+    },
 ];
 
 /// The counter that added and updated documents both advance.
@@ -258,6 +310,18 @@ pub struct SyncReport {
     /// requests, bulk requests re-sent for their failed items, version-scan pages.
     #[serde(default)]
     pub index_retries: u64,
+    /// Event notifications received (keys named by queue messages); 0 for a full sync.
+    #[serde(default)]
+    pub events_received: u64,
+    /// Events applied to the index; 0 for a full sync.
+    #[serde(default)]
+    pub events_applied: u64,
+    /// Events (or unreadable messages) that could not be applied; 0 for a full sync.
+    #[serde(default)]
+    pub events_failed: u64,
+    /// Queue messages deleted once applied; 0 for a full sync.
+    #[serde(default)]
+    pub messages_deleted: u64,
     /// Wall time of the sync.
     pub duration_ms: u64,
     /// When the sync started.
@@ -303,6 +367,10 @@ impl SyncReport {
             s3_requests: get(&s3.requests),
             s3_retries: get(&s3.retries),
             index_retries: 0,
+            events_received: get(&counters.events_received),
+            events_applied: get(&counters.events_applied),
+            events_failed: get(&counters.events_failed),
+            messages_deleted: get(&counters.messages_deleted),
             duration_ms: u64::try_from((finished_at - started_at).whole_milliseconds())
                 .unwrap_or(0),
             started_at,

@@ -620,6 +620,14 @@ impl crate::source::ObjectStore for FailingListings<'_> {
         self.store.get_object(bucket, key, max_bytes).await
     }
 
+    async fn head_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<crate::source::s3::ObjectEntry>, crate::source::s3::SourceError> {
+        self.store.head_object(bucket, key).await
+    }
+
     fn stats(&self) -> &crate::source::s3::S3Stats {
         self.store.stats()
     }

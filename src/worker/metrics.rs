@@ -38,6 +38,13 @@ pub const IN_PROGRESS: &str = "s3c_sync_in_progress";
 /// Deletions the mass-delete guard held back in the connector's last sync that got that far.
 pub const HELD_BACK: &str = "s3c_deletions_held_back";
 
+/// Messages waiting in the connector's notification queue (ApproximateNumberOfMessages).
+pub const QUEUE_MESSAGES: &str = "s3c_queue_messages";
+/// Messages received from the queue and not yet deleted or returned.
+pub const QUEUE_IN_FLIGHT: &str = "s3c_queue_messages_in_flight";
+/// Age of the oldest message of the last non-empty receive; 0 after an empty one.
+pub const QUEUE_LAG: &str = "s3c_queue_lag_seconds";
+
 /// Upper bounds of the sync-duration buckets, in seconds: from a second to six hours.
 const DURATION_BUCKETS: [f64; 12] = [
     1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0,
@@ -95,6 +102,19 @@ impl WorkerMetrics {
                 HELD_BACK,
                 "Deletions the mass-delete guard held back in the last completed sync (see max_delete_fraction); non-zero until a person allows or undoes them."
             );
+            describe_gauge!(
+                QUEUE_MESSAGES,
+                "Messages waiting in the connector's notification queue (SQS ApproximateNumberOfMessages)."
+            );
+            describe_gauge!(
+                QUEUE_IN_FLIGHT,
+                "Messages received from the notification queue and not yet deleted or returned."
+            );
+            describe_gauge!(
+                QUEUE_LAG,
+                Unit::Seconds,
+                "Age of the oldest message of the last receive that returned messages (0 after an empty receive): how far events lag behind."
+            );
             for connector in connectors {
                 let id = connector.to_owned();
                 for (name, _, _) in report_counters() {
@@ -146,6 +166,30 @@ impl WorkerMetrics {
             self.last_success(&id, record.report.finished_at);
         }
         persist()
+    }
+
+    /// Adds what a round of event notifications did (its report) to the counters; a round
+    /// is not a sync, so the sync counts, durations and gauges stay as they are.
+    pub fn record_events(&self, report: &SyncReport) {
+        let _consistent = self.lock();
+        let id = report.connector.clone();
+        self.with(|| {
+            for (name, _, value) in report_counters() {
+                counter!(name, "connector" => id.clone()).increment(value(report));
+            }
+        });
+    }
+
+    /// Sets the notification queue's gauges: messages waiting and in flight (when known) and
+    /// the lag.
+    pub fn queue(&self, connector: &str, depth: Option<(u64, u64)>, lag_seconds: f64) {
+        self.with(|| {
+            if let Some((visible, in_flight)) = depth {
+                gauge!(QUEUE_MESSAGES, "connector" => connector.to_owned()).set(visible as f64);
+                gauge!(QUEUE_IN_FLIGHT, "connector" => connector.to_owned()).set(in_flight as f64);
+            }
+            gauge!(QUEUE_LAG, "connector" => connector.to_owned()).set(lag_seconds);
+        });
     }
 
     /// Sets the end time of the connector's last successful sync (also from the history at

@@ -9,6 +9,7 @@
 //! Like the CLI, this layer sits above `sync` and wires config, credentials, source and sink;
 //! signal handling and exit codes stay in `cli::run`.
 
+mod events;
 pub mod http;
 pub mod metrics;
 pub mod state;
@@ -30,7 +31,7 @@ use crate::source::s3::S3Source;
 use crate::sync::{ConfigShards, Counters, Pipeline, SyncReport};
 use metrics::WorkerMetrics;
 use state::{History, Outcome, SyncRecord, Trigger};
-use status::{ConnectorStatus, RunningStatus, StatusReport};
+use status::{ConnectorStatus, EventsStatus, RunningStatus, StatusReport};
 
 /// Why the worker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +66,10 @@ pub(crate) struct Shared {
     metrics: WorkerMetrics,
     /// One per connector, in config order.
     slots: Vec<Mutex<Slot>>,
+    /// One per connector: the turn on its index, taken by a full sync for its whole run and by
+    /// the event consumer for one round, so the two never write the index at once (the
+    /// embedded index has one writer). Holds the index while the consumer keeps it open.
+    indexes: Vec<tokio::sync::Mutex<Option<AnySink>>>,
     shutting_down: AtomicBool,
 }
 
@@ -77,6 +82,8 @@ struct Slot {
     last_success_at: Option<OffsetDateTime>,
     skipped: u64,
     index_reachable: Option<Result<(), String>>,
+    /// The event consumer's totals, for connectors with `notifications`.
+    events: Option<EventsStatus>,
 }
 
 /// A sync in progress: enough to write its record if it has to be abandoned.
@@ -104,6 +111,13 @@ impl Worker {
             slots.push(Mutex::new(Slot {
                 last: tail.last,
                 last_success_at: tail.last_success_at,
+                events: connector
+                    .notifications
+                    .as_ref()
+                    .map(|notifications| EventsStatus {
+                        queue_url: notifications.queue_url.clone(),
+                        ..EventsStatus::default()
+                    }),
                 ..Slot::default()
             }));
         }
@@ -114,6 +128,10 @@ impl Worker {
                 started_at: OffsetDateTime::now_utc(),
                 history,
                 metrics,
+                indexes: slots
+                    .iter()
+                    .map(|_| tokio::sync::Mutex::new(None))
+                    .collect(),
                 slots,
                 shutting_down: AtomicBool::new(false),
             }),
@@ -147,19 +165,33 @@ impl Worker {
     pub async fn run(&self, cancel: CancellationToken) {
         for connector in &self.shared.config.connectors {
             if connector.timer.is_none() && !connector.sync_on_start {
-                tracing::warn!(
-                    message = "This connector has no schedule, no interval and sync_on_start is false, so run never syncs it.",
-                    connector = %connector.id
-                );
+                if connector.notifications.is_some() {
+                    tracing::warn!(
+                        message = "This connector has no schedule, no interval and sync_on_start is false: run applies its event notifications but never backfills or reconciles it with a full sync.",
+                        connector = %connector.id
+                    );
+                } else {
+                    tracing::warn!(
+                        message = "This connector has no schedule, no interval and sync_on_start is false, so run never syncs it.",
+                        connector = %connector.id
+                    );
+                }
             }
         }
         let mut loops = JoinSet::new();
-        for position in 0..self.shared.config.connectors.len() {
+        for (position, connector) in self.shared.config.connectors.iter().enumerate() {
             loops.spawn(connector_loop(
                 Arc::clone(&self.shared),
                 position,
                 cancel.clone(),
             ));
+            if connector.notifications.is_some() {
+                loops.spawn(events::consume(
+                    Arc::clone(&self.shared),
+                    position,
+                    cancel.clone(),
+                ));
+            }
         }
         while loops.join_next().await.is_some() {}
     }
@@ -232,6 +264,7 @@ impl Shared {
                     last_success_at: slot.last_success_at,
                     skipped: slot.skipped,
                     index_reachable: slot.index_reachable.as_ref().map(Result::is_ok),
+                    notifications: slot.events.clone(),
                 }
             })
             .collect();
@@ -374,7 +407,12 @@ async fn sync_once(
     });
     shared.metrics.in_progress(&connector.id, true);
     tracing::info!(message = "Starting a sync.", connector = %connector.id, trigger = trigger.as_str());
-    let opened = AnySink::open(&shared.config.index, connector.index_name()).await;
+    // The event consumer finishes its round first (at most its long poll, `wait_time`).
+    let mut turn = shared.indexes[position].lock().await;
+    let opened = match turn.take() {
+        Some(sink) => Ok(sink),
+        None => AnySink::open(&shared.config.index, connector.index_name()).await,
+    };
     lock(&shared.slots[position]).index_reachable =
         Some(opened.as_ref().map(drop).map_err(ToString::to_string));
     let report = match opened {
@@ -382,6 +420,9 @@ async fn sync_once(
         Ok(index) => crate::with_sink!(&index, sink => pipeline.run(sink, &cancel, false).await),
         Err(error) => pipeline.failed(format!("cannot open the index: {error}")),
     };
+    // The index is released (as `turn` was emptied above), so a manual sync can run between
+    // two scheduled ones.
+    drop(turn);
     // Taking `running` claims the right to record this sync; `abandon` may have taken it.
     if lock(&shared.slots[position]).running.take().is_none() {
         return;

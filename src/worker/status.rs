@@ -52,6 +52,37 @@ pub struct ConnectorStatus {
     pub skipped: u64,
     /// Whether the connector's index could be opened at the last attempt; null before any.
     pub index_reachable: Option<bool>,
+    /// Its event notifications since the worker started; null for a connector without
+    /// `notifications` or without a running worker.
+    #[serde(default)]
+    pub notifications: Option<EventsStatus>,
+}
+
+/// What a connector's queue consumer did since the worker started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventsStatus {
+    /// The queue.
+    pub queue_url: String,
+    /// Keys named by the messages received (an unreadable message counts as one).
+    pub events_received: u64,
+    /// Events whose key's current state was committed to the index.
+    pub events_applied: u64,
+    /// Events not applied, and unreadable messages: their messages stay in the queue.
+    pub events_failed: u64,
+    /// Messages deleted after everything they asked for was committed.
+    pub messages_deleted: u64,
+    /// Messages waiting in the queue at the last look (ApproximateNumberOfMessages).
+    pub queue_messages: Option<u64>,
+    /// Messages received and not yet deleted or returned, at the last look.
+    pub queue_in_flight: Option<u64>,
+    /// Age in seconds of the oldest message of the last receive that returned messages; 0
+    /// after an empty receive.
+    pub lag_seconds: Option<f64>,
+    /// When the last message was received.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_received_at: Option<OffsetDateTime>,
+    /// The last error of the queue itself (receiving, deleting), null once a receive works.
+    pub last_error: Option<String>,
 }
 
 /// A sync in progress.
@@ -80,6 +111,7 @@ impl ConnectorStatus {
             last_success_at: tail.last_success_at,
             skipped: 0,
             index_reachable: None,
+            notifications: None,
         })
     }
 }

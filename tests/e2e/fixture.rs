@@ -19,6 +19,11 @@ use tokio_util::sync::CancellationToken;
 use crate::support::moto::{ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY};
 use crate::support::{OsmemServer, unique_name};
 
+/// The test keys, for clients that bypass the connector.
+fn test_credentials() -> Credentials {
+    Credentials::new(ACCESS_KEY_ID, SECRET_ACCESS_KEY, None, None, "tests")
+}
+
 /// An S3 client for seeding buckets directly, bypassing the connector.
 pub fn s3_client(endpoint: &str) -> Client {
     let config = aws_sdk_s3::config::Builder::new()
@@ -26,15 +31,20 @@ pub fn s3_client(endpoint: &str) -> Client {
         .region(Region::new(REGION))
         .endpoint_url(endpoint)
         .force_path_style(true)
-        .credentials_provider(Credentials::new(
-            ACCESS_KEY_ID,
-            SECRET_ACCESS_KEY,
-            None,
-            None,
-            "tests",
-        ))
+        .credentials_provider(test_credentials())
         .build();
     Client::from_conf(config)
+}
+
+/// An SQS client for creating queues and sending messages directly (moto serves SQS beside S3).
+pub fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
+    let config = aws_sdk_sqs::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(test_credentials())
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
 }
 
 /// Creates `bucket`.

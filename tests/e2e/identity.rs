@@ -456,7 +456,7 @@ async fn verify_command_prints_rows_and_exit_codes() {
     assert_eq!(output.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stdout.contains(&format!("FAIL  head-bucket   {missing}")),
+        stdout.contains(&format!("FAIL  head-bucket         {missing}")),
         "{stdout}"
     );
     assert!(stdout.contains("does not exist"), "{stdout}");

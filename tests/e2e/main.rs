@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod crash;
+mod events;
 mod extraction;
 mod fixture;
 mod harness_selftest;

@@ -28,26 +28,40 @@ const BIN: &str = env!("CARGO_BIN_EXE_s3-connector");
 const PATIENCE: Duration = Duration::from_secs(90);
 
 /// One connector of a test config.
-struct Connector<'a> {
-    id: &'a str,
-    bucket: &'a str,
-    endpoint: String,
-    extra: &'a str,
+pub(crate) struct Connector<'a> {
+    pub id: &'a str,
+    pub bucket: &'a str,
+    pub endpoint: String,
+    pub extra: &'a str,
 }
 
 /// A directory with a config file, the index and the history of one worker.
-struct WorkerDir {
-    dir: TempDir,
+pub(crate) struct WorkerDir {
+    pub dir: TempDir,
     listen: SocketAddr,
 }
 
 impl WorkerDir {
-    fn new(connectors: &[Connector<'_>], top_level: &str) -> Self {
+    pub fn new(connectors: &[Connector<'_>], top_level: &str) -> Self {
+        Self::with_index(connectors, top_level, None)
+    }
+
+    /// [`WorkerDir::new`] with the `index:` section's lines (`  kind: opensearch ...`); `None`:
+    /// the embedded index in the directory.
+    pub fn with_index(connectors: &[Connector<'_>], top_level: &str, index: Option<&str>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let index = index.map_or_else(
+            || {
+                format!(
+                    "  kind: embedded\n  path: {}",
+                    dir.path().join("index").display()
+                )
+            },
+            str::to_owned,
+        );
         let mut text = format!(
-            "index:\n  kind: embedded\n  path: {}\nstate_dir: {}\nlisten: {listen}\n{top_level}\nconnectors:\n",
-            dir.path().join("index").display(),
+            "index:\n{index}\nstate_dir: {}\nlisten: {listen}\n{top_level}\nconnectors:\n",
             dir.path().join("state").display(),
         );
         for c in connectors {
@@ -60,22 +74,22 @@ impl WorkerDir {
         Self { dir, listen }
     }
 
-    fn config(&self) -> PathBuf {
+    pub fn config(&self) -> PathBuf {
         self.dir.path().join("config.yml")
     }
 
-    fn history(&self, connector: &str) -> Vec<SyncRecord> {
+    pub fn history(&self, connector: &str) -> Vec<SyncRecord> {
         History::new(self.dir.path().join("state"))
             .records(connector)
             .unwrap()
     }
 
-    fn index(&self, connector: &str) -> EmbeddedIndex {
+    pub fn index(&self, connector: &str) -> EmbeddedIndex {
         EmbeddedIndex::open_or_create(&self.dir.path().join("index").join(connector)).unwrap()
     }
 
     /// Runs a one-shot command of the binary on this config.
-    fn command(&self, args: &[&str]) -> Output {
+    pub fn command(&self, args: &[&str]) -> Output {
         Command::new(BIN)
             .args(args)
             .arg("--config")
@@ -86,7 +100,7 @@ impl WorkerDir {
             .unwrap()
     }
 
-    fn start(&self) -> WorkerProcess {
+    pub fn start(&self) -> WorkerProcess {
         let log = self.dir.path().join("worker.log");
         let child = Command::new(BIN)
             .args(["--log-format", "json", "run", "--config"])
@@ -111,14 +125,14 @@ impl WorkerDir {
 }
 
 /// A running `s3-connector run`; killed if the test ends without stopping it.
-struct WorkerProcess {
+pub(crate) struct WorkerProcess {
     child: Child,
     log: PathBuf,
     endpoint: String,
 }
 
 impl WorkerProcess {
-    fn try_get(&self, path: &str) -> Option<HttpResponse> {
+    pub fn try_get(&self, path: &str) -> Option<HttpResponse> {
         http::send(
             &self.endpoint,
             "GET",
@@ -130,18 +144,18 @@ impl WorkerProcess {
         .ok()
     }
 
-    fn get(&self, path: &str) -> HttpResponse {
+    pub fn get(&self, path: &str) -> HttpResponse {
         self.try_get(path)
             .unwrap_or_else(|| panic!("GET {path} failed; log:\n{}", self.log_text()))
     }
 
-    fn status(&self) -> StatusReport {
+    pub fn status(&self) -> StatusReport {
         let response = self.get("/status");
         assert_eq!(response.status, 200, "{}", response.text());
         serde_json::from_slice(&response.body).unwrap()
     }
 
-    fn signal(&self, name: &str) {
+    pub fn signal(&self, name: &str) {
         let sent = Command::new("kill")
             .args(["-s", name, &self.child.id().to_string()])
             .status()
@@ -149,7 +163,7 @@ impl WorkerProcess {
         assert!(sent.success(), "kill -s {name} failed");
     }
 
-    fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -164,12 +178,12 @@ impl WorkerProcess {
         }
     }
 
-    fn log_text(&self) -> String {
+    pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The JSON log lines whose message starts with `prefix`.
-    fn logs_starting(&self, prefix: &str) -> Vec<Value> {
+    pub fn logs_starting(&self, prefix: &str) -> Vec<Value> {
         self.log_text()
             .lines()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
@@ -192,7 +206,7 @@ impl Drop for WorkerProcess {
 }
 
 /// Polls `check` every 100 ms until it gives a value; fails after [`PATIENCE`].
-fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + PATIENCE;
     loop {
         if let Some(value) = check() {
@@ -211,7 +225,7 @@ fn seed(moto: &MotoServer, bucket: &str, keys: &[&str]) {
 }
 
 /// The value of a counter or gauge sample with these labels.
-fn sample(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn sample(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
     scrape
         .samples
         .iter()
@@ -225,7 +239,7 @@ fn sample(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64>
 
 /// Parses the exposition and checks that every family announced by `# TYPE` has samples of
 /// that type.
-fn parse_metrics(text: &str) -> Scrape {
+pub(crate) fn parse_metrics(text: &str) -> Scrape {
     let scrape = Scrape::parse(text.lines().map(|line| Ok(line.to_owned())))
         .unwrap_or_else(|e| panic!("not Prometheus text: {e}\n{text}"));
     for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {

@@ -24,7 +24,9 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyError};
 
 pub use self::error::EmbeddedError;
 use self::schema::Fields;
-use crate::sink::{DocId, Document, IndexedEntry, RejectedDocuments, SearchHit, Sink, SinkError};
+use crate::sink::{
+    DocId, Document, IndexedEntry, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp,
+};
 
 /// The embedded tantivy index of one directory. Clones share the same index and writer.
 ///
@@ -179,6 +181,11 @@ impl Sink for EmbeddedIndex {
         let bucket = bucket.to_owned();
         let after = after.map(str::to_owned);
         self.blocking(move |inner| inner.indexed_page(&bucket, after.as_deref(), limit))
+            .await
+    }
+
+    async fn indexed_version(&self, id: DocId) -> Result<Option<VersionStamp>, SinkError> {
+        self.blocking(move |inner| Ok(inner.get(id)?.map(|document| document.version())))
             .await
     }
 

@@ -24,7 +24,9 @@ use self::bulk::{BulkWriter, Operation};
 use self::client::{Client, index_path};
 pub use self::error::OpensearchError;
 use crate::config::opensearch::OpensearchConfig;
-use crate::sink::{DocId, Document, IndexedEntry, RejectedDocuments, SearchHit, Sink, SinkError};
+use crate::sink::{
+    DocId, Document, IndexedEntry, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp,
+};
 
 /// One index of an OpenSearch cluster. Clones share the HTTP client and its connections.
 #[derive(Clone, Debug)]
@@ -113,6 +115,10 @@ impl Sink for OpensearchSink {
     ) -> Result<Vec<IndexedEntry>, SinkError> {
         let client = &self.inner.client;
         Ok(scan::page(client, &self.inner.index, bucket, after, limit).await?)
+    }
+
+    async fn indexed_version(&self, id: DocId) -> Result<Option<VersionStamp>, SinkError> {
+        Ok(search::version(&self.inner.client, &self.inner.index, id).await?)
     }
 
     async fn upsert(&self, documents: Vec<Document>) -> Result<RejectedDocuments, SinkError> {

@@ -49,7 +49,7 @@ pub(super) struct Hit {
 /// The stamp of a stored document. A document whose version fields are missing or malformed
 /// gets a stamp no listing entry can have, so the sync rewrites it (or deletes it) instead of
 /// trusting it.
-fn stamp(source: &Map<String, Value>) -> VersionStamp {
+pub(super) fn stamp(source: &Map<String, Value>) -> VersionStamp {
     let etag = source.get("etag").and_then(Value::as_str);
     let last_modified = source
         .get("last_modified")

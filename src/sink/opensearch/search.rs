@@ -103,19 +103,21 @@ struct Stored {
     indexed_at: OffsetDateTime,
 }
 
-/// The document with this id, if the index holds it (as of the last refresh).
-pub(super) async fn get(
+/// The `_source` of the document with this id (GET `_doc`, with `query`), if the index holds
+/// it.
+async fn get_source<T: serde::de::DeserializeOwned>(
     client: &Client,
     index: &str,
     id: DocId,
-) -> Result<Option<Document>, OpensearchError> {
-    let action = format!("reading document {id} of index {index}");
+    query: &[(&str, &str)],
+    action: &str,
+) -> Result<Option<T>, OpensearchError> {
     let reply = client
         .send(
-            &action,
+            action,
             Method::Get,
             &index_path(index, &format!("_doc/{id}")),
-            &[],
+            query,
             None,
         )
         .await?;
@@ -123,11 +125,37 @@ pub(super) async fn get(
         return Ok(None);
     }
     #[derive(Deserialize)]
-    struct Found {
+    struct Found<T> {
         #[serde(rename = "_source")]
-        source: Stored,
+        source: Option<T>,
     }
-    let stored = reply.json::<Found>(&action)?.source;
+    Ok(reply.json::<Found<T>>(action)?.source)
+}
+
+/// The version stamp of one document (its version fields only); `None` when the index does not
+/// hold it. A document with malformed version fields gets a stamp no object has, as in a scan.
+pub(super) async fn version(
+    client: &Client,
+    index: &str,
+    id: DocId,
+) -> Result<Option<crate::sink::VersionStamp>, OpensearchError> {
+    let action = format!("reading the version of document {id} of index {index}");
+    let query = [("_source_includes", "etag,last_modified,size_in_bytes")];
+    let source: Option<serde_json::Map<String, Value>> =
+        get_source(client, index, id, &query, &action).await?;
+    Ok(source.map(|source| super::scan::stamp(&source)))
+}
+
+/// The document with this id, if the index holds it (as of the last refresh).
+pub(super) async fn get(
+    client: &Client,
+    index: &str,
+    id: DocId,
+) -> Result<Option<Document>, OpensearchError> {
+    let action = format!("reading document {id} of index {index}");
+    let Some(stored) = get_source::<Stored>(client, index, id, &[], &action).await? else {
+        return Ok(None);
+    };
     let invalid = |detail: String| OpensearchError::InvalidResponse {
         action: action.clone(),
         detail,

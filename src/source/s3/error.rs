@@ -16,6 +16,10 @@ pub enum Operation {
     ListObjects,
     /// GetObject.
     GetObject,
+    /// HeadObject (the current state of a key an event names).
+    HeadObject,
+    /// GetBucketNotificationConfiguration (`verify` of event notifications).
+    GetBucketNotification,
     /// HeadBucket.
     HeadBucket,
     /// GetBucketLocation.
@@ -29,6 +33,8 @@ impl Operation {
             Self::ListBuckets => "ListBuckets",
             Self::ListObjects => "ListObjectsV2",
             Self::GetObject => "GetObject",
+            Self::HeadObject => "HeadObject",
+            Self::GetBucketNotification => "GetBucketNotificationConfiguration",
             Self::HeadBucket => "HeadBucket",
             Self::GetBucketLocation => "GetBucketLocation",
         }
@@ -39,8 +45,10 @@ impl Operation {
         match self {
             Self::ListBuckets => "s3:ListAllMyBuckets",
             Self::ListObjects | Self::HeadBucket => "s3:ListBucket",
-            Self::GetObject => "s3:GetObject",
+            // S3 authorises HeadObject with s3:GetObject.
+            Self::GetObject | Self::HeadObject => "s3:GetObject",
             Self::GetBucketLocation => "s3:GetBucketLocation",
+            Self::GetBucketNotification => "s3:GetBucketNotification",
         }
     }
 }
@@ -205,7 +213,7 @@ impl SourceError {
             timed_out,
             connection_failed,
             credentials_failed,
-            bucket_call: operation != Operation::GetObject,
+            bucket_call: !matches!(operation, Operation::GetObject | Operation::HeadObject),
         });
         if let ErrorKind::WrongRegion { actual } = &mut kind {
             *actual = response

@@ -62,6 +62,17 @@ pub enum Fetched {
     TooLarge,
 }
 
+/// Where a bucket sends its event notifications (GetBucketNotificationConfiguration).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotificationTargets {
+    /// SQS queues by ARN, each with the events it gets (`s3:ObjectCreated:*`, ...).
+    pub queues: Vec<(String, Vec<String>)>,
+    /// SNS topics by ARN, each with its events.
+    pub topics: Vec<(String, Vec<String>)>,
+    /// Whether every event also goes to EventBridge.
+    pub eventbridge: bool,
+}
+
 /// Counters of the calls made, read by reports and metrics.
 #[derive(Debug, Default)]
 pub struct S3Stats {
@@ -121,6 +132,12 @@ impl S3Source {
     /// The call counters of this source.
     pub fn stats(&self) -> &S3Stats {
         &self.stats
+    }
+
+    /// The request-rate limiter of this connector (`requests_per_second`), if any: the SQS
+    /// client of its event notifications waits for the same one.
+    pub fn limiter(&self) -> Option<Arc<DefaultDirectRateLimiter>> {
+        self.limiter.clone()
     }
 
     /// The expected bucket owner sent with each call, if any.
@@ -368,6 +385,81 @@ impl S3Source {
         }
     }
 
+    /// HeadObject with the expected owner: the object as a listing would show it, `None` when
+    /// the key does not exist.
+    pub async fn head_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<ObjectEntry>, SourceError> {
+        let target = format!("{bucket}/{key}");
+        let owner = self.expected_owner.as_deref();
+        let result = self
+            .send(Operation::HeadObject, &target, owner, || {
+                self.client(bucket)
+                    .head_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .set_expected_bucket_owner(self.expected_owner.clone())
+                    .send()
+            })
+            .await;
+        let output = match result {
+            Ok(output) => output,
+            Err(error) if error.is_not_found() => return Ok(None),
+            Err(error) => return Err(self.explain_denial(error).await),
+        };
+        Ok(Some(ObjectEntry {
+            key: key.to_owned(),
+            size: u64::try_from(output.content_length().unwrap_or(0)).unwrap_or(0),
+            last_modified: output
+                .last_modified()
+                .and_then(to_offset_date_time)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            etag: output.e_tag().unwrap_or_default().to_owned(),
+            // HeadObject leaves the header out for STANDARD; a listing names it.
+            storage_class: Some(
+                output
+                    .storage_class()
+                    .map_or("STANDARD", |class| class.as_str())
+                    .to_owned(),
+            ),
+        }))
+    }
+
+    /// Where `bucket` sends its event notifications.
+    pub async fn notification_targets(
+        &self,
+        bucket: &str,
+    ) -> Result<NotificationTargets, SourceError> {
+        let owner = self.expected_owner.as_deref();
+        let output = self
+            .send(Operation::GetBucketNotification, bucket, owner, || {
+                self.client(bucket)
+                    .get_bucket_notification_configuration()
+                    .bucket(bucket)
+                    .set_expected_bucket_owner(self.expected_owner.clone())
+                    .send()
+            })
+            .await?;
+        let events = |events: &[aws_sdk_s3::types::Event]| {
+            events.iter().map(|e| e.as_str().to_owned()).collect()
+        };
+        Ok(NotificationTargets {
+            queues: output
+                .queue_configurations()
+                .iter()
+                .map(|q| (q.queue_arn().to_owned(), events(q.events())))
+                .collect(),
+            topics: output
+                .topic_configurations()
+                .iter()
+                .map(|t| (t.topic_arn().to_owned(), events(t.events())))
+                .collect(),
+            eventbridge: output.event_bridge_configuration().is_some(),
+        })
+    }
+
     /// Sends the request that `request` makes (afresh for each attempt) through
     /// [`Self::call`], turning a failure into the [`SourceError`] of `operation` on `target`.
     async fn send<T, E, Fut>(
@@ -428,6 +520,14 @@ impl S3Source {
     }
 }
 
+/// An SDK timestamp as a time of day; `None` when out of range.
+fn to_offset_date_time(t: &aws_sdk_s3::primitives::DateTime) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(
+        i128::from(t.secs()) * 1_000_000_000 + i128::from(t.subsec_nanos()),
+    )
+    .ok()
+}
+
 /// Regional clients and where each located bucket lives.
 #[derive(Debug, Default)]
 struct Regions {
@@ -480,12 +580,7 @@ impl S3Source {
                     size,
                     last_modified: object
                         .last_modified()
-                        .and_then(|t| {
-                            OffsetDateTime::from_unix_timestamp_nanos(
-                                i128::from(t.secs()) * 1_000_000_000 + i128::from(t.subsec_nanos()),
-                            )
-                            .ok()
-                        })
+                        .and_then(to_offset_date_time)
                         .unwrap_or(OffsetDateTime::UNIX_EPOCH),
                     etag: object.e_tag().unwrap_or_default().to_owned(),
                     storage_class: object.storage_class().map(|c| c.as_str().to_owned()),
@@ -535,6 +630,14 @@ impl ObjectStore for S3Source {
         max_bytes: u64,
     ) -> Result<Fetched, SourceError> {
         S3Source::get_object(self, bucket, key, max_bytes).await
+    }
+
+    async fn head_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<ObjectEntry>, SourceError> {
+        S3Source::head_object(self, bucket, key).await
     }
 
     fn stats(&self) -> &S3Stats {

@@ -1,0 +1,384 @@
+//! Applying keys that event notifications name: the sync of a few keys instead of a listing.
+//!
+//! Events are hints; S3 is the truth. For each key the object's current state is read
+//! (HeadObject) and the listing's own decision is made on it ([`plan::decide`] with the rules,
+//! the indexed version, the size cap and the archive classes); the document is then written by
+//! the same download-and-extract step as a full sync ([`super::process`]), or deleted when the
+//! key is gone or no longer selected. Everything is committed before the caller hears that a key
+//! was applied, so a queue message is deleted only after its keys are durable. Out-of-order,
+//! duplicated and stale events are harmless: each one only makes the index agree with S3 now.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use futures::StreamExt as _;
+
+use super::plan::{self, Change, Decision, Limits};
+use super::{Counters, Job, Outcome, SyncContext, process, write_batch_rejecting};
+use crate::config::BucketSelection;
+use crate::sink::{DocId, Sink};
+use crate::source::ObjectStore;
+
+/// One key an event named.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TouchedKey {
+    /// The bucket.
+    pub bucket: String,
+    /// The key.
+    pub key: String,
+}
+
+/// What one key came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyResult {
+    /// The index agrees with S3 for this key, committed.
+    Applied,
+    /// It could not be applied (S3 or the index failed, or a shutdown came first); why.
+    Failed(String),
+}
+
+/// What to do for one key after its HeadObject.
+enum Step {
+    /// Nothing to write: unchanged, not selected, or absent and not indexed.
+    Nothing,
+    /// Delete its document.
+    Delete(DocId),
+    /// Write this document.
+    Write(Box<crate::sink::Document>, Change),
+    /// It failed; why.
+    Failed(String),
+}
+
+/// Makes the index agree with S3 for each of `keys`, commits, and says per key (in the same
+/// order) whether that worked. Buckets outside the connector's selection are left alone
+/// (applied: there is nothing to do). For `buckets: ["*"]` each new bucket is located first.
+pub async fn apply_keys<O: ObjectStore, S: Sink>(
+    ctx: &SyncContext<'_, O, S>,
+    keys: &[TouchedKey],
+    located: &mut std::collections::HashSet<String>,
+) -> Vec<KeyResult> {
+    let selection = &ctx.connector.buckets;
+    let rules = &ctx.connector.rules;
+    let mut bucket_ok: HashMap<&str, Result<bool, String>> = HashMap::new();
+    for TouchedKey { bucket, .. } in keys {
+        if bucket_ok.contains_key(bucket.as_str()) {
+            continue;
+        }
+        let plan = plan::plan_buckets(selection, std::slice::from_ref(bucket), rules);
+        let mut verdict = Ok(plan.selected.contains(bucket));
+        if verdict == Ok(true) && *selection == BucketSelection::All && !located.contains(bucket) {
+            match ctx.source.locate_bucket(bucket).await {
+                Ok(()) => {
+                    located.insert(bucket.clone());
+                }
+                Err(error) => verdict = Err(format!("its region cannot be found: {error}")),
+            }
+        }
+        bucket_ok.insert(bucket, verdict);
+    }
+    // Futures made in a loop, not a closure: the compiler cannot prove a closure's future Send
+    // for every lifetime, which `tokio::spawn` needs of the consumer's task.
+    let mut pending: Vec<futures::future::BoxFuture<'_, Step>> = Vec::with_capacity(keys.len());
+    for touched in keys {
+        let verdict = bucket_ok.get(touched.bucket.as_str()).cloned();
+        pending.push(Box::pin(async move {
+            match verdict {
+                Some(Ok(true)) => step_for(ctx, touched).await,
+                Some(Err(error)) => Step::Failed(format!("bucket {}: {error}", touched.bucket)),
+                _ => {
+                    Counters::bump(&ctx.counters.excluded);
+                    Step::Nothing
+                }
+            }
+        }));
+    }
+    let steps: Vec<Step> = futures::stream::iter(pending)
+        .buffered(ctx.connector.concurrency)
+        .collect()
+        .await;
+
+    let mut results: Vec<KeyResult> = Vec::with_capacity(keys.len());
+    let mut batch = Vec::new();
+    let mut deletes = Vec::new();
+    let mut position_of: HashMap<DocId, Vec<usize>> = HashMap::new();
+    for (position, step) in steps.into_iter().enumerate() {
+        results.push(KeyResult::Applied);
+        match step {
+            Step::Nothing => {}
+            Step::Delete(id) => {
+                deletes.push(id);
+                position_of.entry(id).or_default().push(position);
+            }
+            Step::Write(document, change) => {
+                position_of.entry(document.id).or_default().push(position);
+                batch.push((*document, change));
+            }
+            Step::Failed(reason) => results[position] = KeyResult::Failed(reason),
+        }
+    }
+    let written = async {
+        let rejected = write_batch_rejecting(ctx, &mut batch).await?;
+        if !deletes.is_empty() {
+            let count = deletes.len() as u64;
+            ctx.sink.delete(deletes).await?;
+            ctx.counters.deleted.fetch_add(count, Ordering::Relaxed);
+        }
+        ctx.sink.commit().await?;
+        Ok::<_, crate::sink::SinkError>(rejected)
+    }
+    .await;
+    match written {
+        Ok(rejected) => {
+            for id in rejected {
+                for &position in position_of.get(&id).into_iter().flatten() {
+                    results[position] =
+                        KeyResult::Failed(format!("the index refused document {id}"));
+                }
+            }
+        }
+        Err(error) => {
+            ctx.counters
+                .error(format!("writing event changes to the index: {error}"));
+            for position in position_of.values().flatten() {
+                results[*position] = KeyResult::Failed(format!("the index failed: {error}"));
+            }
+            // Nothing is known to be durable: no key of this round counts as applied.
+            for result in &mut results {
+                if *result == KeyResult::Applied {
+                    *result = KeyResult::Failed(format!("the commit failed: {error}"));
+                }
+            }
+        }
+    }
+    results
+}
+
+/// HeadObject, then the listing's decision for one key.
+async fn step_for<O: ObjectStore, S: Sink>(
+    ctx: &SyncContext<'_, O, S>,
+    touched: &TouchedKey,
+) -> Step {
+    let TouchedKey { bucket, key } = touched;
+    if ctx.cancel.is_cancelled() {
+        return Step::Failed("the worker is shutting down".to_owned());
+    }
+    let id = DocId::of(bucket, key);
+    let rules = &ctx.connector.rules;
+    // A key the rules leave out is not looked up: the policy may not even allow reading it.
+    let wanted = rules.matches(bucket, key);
+    let head = async {
+        if wanted {
+            ctx.source.head_object(bucket, key).await
+        } else {
+            Ok(None)
+        }
+    };
+    let (head, indexed) = tokio::join!(head, ctx.sink.indexed_version(id));
+    if !wanted {
+        Counters::bump(&ctx.counters.excluded);
+    }
+    let indexed = match indexed {
+        Ok(indexed) => indexed,
+        Err(error) => {
+            ctx.counters
+                .error(format!("reading the version of {bucket}/{key}: {error}"));
+            return Step::Failed(error.to_string());
+        }
+    };
+    let entry = match head {
+        Ok(Some(entry)) => entry,
+        // Absent from S3: its document goes, whatever the event said.
+        Ok(None) => {
+            return if indexed.is_some() {
+                Step::Delete(id)
+            } else {
+                Step::Nothing
+            };
+        }
+        Err(error) => {
+            ctx.counters.error(error.to_string());
+            return Step::Failed(error.to_string());
+        }
+    };
+    Counters::bump(&ctx.counters.objects_listed);
+    let limits = Limits {
+        max_content_bytes: ctx.connector.max_content_bytes,
+    };
+    match plan::decide(bucket, &entry, indexed, rules, limits) {
+        Decision::Excluded => {
+            Counters::bump(&ctx.counters.excluded);
+            // A listing would delete an indexed copy at the end of the bucket.
+            if indexed.is_some() {
+                Step::Delete(id)
+            } else {
+                Step::Nothing
+            }
+        }
+        Decision::Unchanged => {
+            Counters::bump(&ctx.counters.unchanged);
+            Step::Nothing
+        }
+        Decision::Index { change, content } => {
+            let job = Job {
+                id,
+                entry,
+                change,
+                content,
+            };
+            match process(ctx, bucket, job).await {
+                Outcome::Write(document, change) => Step::Write(document, change),
+                Outcome::Gone(id, Change::Updated) => Step::Delete(id),
+                Outcome::Gone(_, Change::New) => Step::Nothing,
+                Outcome::Failed => Step::Failed(format!(
+                    "{bucket}/{key} could not be downloaded (or a shutdown came first)"
+                )),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::config::ConnectorConfig;
+    use crate::sink::memory::MemorySink;
+    use crate::source::memory::{Faults, MemoryStore};
+
+    fn connector(extra: &str) -> ConnectorConfig {
+        let yaml = format!(
+            "connectors:\n  - id: c\n    buckets: [\"bkt\"]\n    max_content_bytes: 100\n{extra}"
+        );
+        crate::config::parse(
+            &yaml,
+            std::path::Path::new("t.yml"),
+            std::path::Path::new("."),
+            &|_| None,
+        )
+        .unwrap()
+        .connectors
+        .remove(0)
+    }
+
+    fn key(bucket: &str, key: &str) -> TouchedKey {
+        TouchedKey {
+            bucket: bucket.into(),
+            key: key.into(),
+        }
+    }
+
+    async fn apply(
+        connector: &ConnectorConfig,
+        store: &MemoryStore,
+        sink: &MemorySink,
+        keys: &[TouchedKey],
+        cancel: &CancellationToken,
+    ) -> (Vec<KeyResult>, Counters) {
+        let counters = Counters::default();
+        let ctx = SyncContext {
+            connector,
+            source: store,
+            sink,
+            counters: &counters,
+            cancel,
+            allow_mass_delete: false,
+            shard: &crate::sync::Shard::whole(),
+        };
+        let results = apply_keys(&ctx, keys, &mut HashSet::new()).await;
+        (results, counters)
+    }
+
+    fn body(sink: &MemorySink, bucket: &str, key: &str) -> Option<String> {
+        sink.documents()
+            .get(&DocId::of(bucket, key))
+            .map(|document| document.body.clone().unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn keys_follow_s3_not_the_event() {
+        let connector =
+            connector("    sync_rules: [{\"bucket\": \"bkt\", \"prefix\": \"docs/\"}]\n");
+        let store = MemoryStore::new(10);
+        let sink = MemorySink::default();
+        let cancel = CancellationToken::new();
+        store.put("bkt", "docs/a.txt", b"alpha");
+        store.put("bkt", "docs/big.txt", &[b'x'; 200]);
+        store.put("bkt", "other/x.txt", b"left out by the rules");
+        store.put("other-bucket", "docs/y.txt", b"not selected");
+        let keys = [
+            key("bkt", "docs/a.txt"),
+            key("bkt", "docs/big.txt"),
+            key("bkt", "docs/never-existed.txt"),
+            key("bkt", "other/x.txt"),
+            key("other-bucket", "docs/y.txt"),
+        ];
+        let (results, counters) = apply(&connector, &store, &sink, &keys, &cancel).await;
+        assert!(
+            results.iter().all(|r| *r == KeyResult::Applied),
+            "{results:?}"
+        );
+        assert_eq!(body(&sink, "bkt", "docs/a.txt").as_deref(), Some("alpha"));
+        let big = &sink.documents()[&DocId::of("bkt", "docs/big.txt")];
+        assert_eq!(big.content_status, crate::sink::ContentStatus::TooLarge);
+        assert_eq!(sink.documents().len(), 2);
+        assert_eq!(counters.added.load(Ordering::Relaxed), 2);
+        assert_eq!(counters.excluded.load(Ordering::Relaxed), 2);
+
+        // A duplicate of an old event: unchanged, not downloaded again.
+        store.take_gets();
+        let (results, counters) = apply(&connector, &store, &sink, &keys[..1], &cancel).await;
+        assert_eq!(results, vec![KeyResult::Applied]);
+        assert_eq!(counters.unchanged.load(Ordering::Relaxed), 1);
+        assert!(store.take_gets().is_empty());
+
+        // An overwrite, and a "created" event that arrives after the object was deleted.
+        store.put("bkt", "docs/a.txt", b"beta");
+        store.delete("bkt", "docs/big.txt");
+        let (results, counters) = apply(&connector, &store, &sink, &keys[..2], &cancel).await;
+        assert_eq!(results, vec![KeyResult::Applied, KeyResult::Applied]);
+        assert_eq!(body(&sink, "bkt", "docs/a.txt").as_deref(), Some("beta"));
+        assert_eq!(body(&sink, "bkt", "docs/big.txt"), None);
+        assert_eq!(counters.updated.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.deleted.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn failures_are_per_key_and_a_failed_commit_applies_nothing() {
+        let connector = connector("");
+        let store = MemoryStore::new(10);
+        let sink = MemorySink::default();
+        let cancel = CancellationToken::new();
+        store.put("bkt", "good.txt", b"good");
+        store.put("bkt", "bad.txt", b"bad");
+        store.set_faults(Faults {
+            get_failures: [("bkt/bad.txt".to_owned(), u32::MAX)].into(),
+            ..Faults::default()
+        });
+        let keys = [key("bkt", "good.txt"), key("bkt", "bad.txt")];
+        let (results, _) = apply(&connector, &store, &sink, &keys, &cancel).await;
+        assert_eq!(results[0], KeyResult::Applied);
+        assert!(matches!(results[1], KeyResult::Failed(_)), "{results:?}");
+        assert_eq!(body(&sink, "bkt", "good.txt").as_deref(), Some("good"));
+
+        store.set_faults(Faults::default());
+        store.put("bkt", "good.txt", b"newer");
+        sink.set_faults(crate::sink::memory::SinkFaults {
+            fail_commit_from: Some(0),
+            ..Default::default()
+        });
+        let (results, _) = apply(&connector, &store, &sink, &keys, &cancel).await;
+        assert!(
+            results.iter().all(|r| matches!(r, KeyResult::Failed(_))),
+            "{results:?}"
+        );
+
+        // Shutting down: nothing new starts, nothing is reported applied.
+        sink.set_faults(Default::default());
+        cancel.cancel();
+        let (results, _) = apply(&connector, &store, &sink, &keys[..1], &cancel).await;
+        assert!(matches!(results[0], KeyResult::Failed(_)));
+    }
+}
