@@ -140,8 +140,7 @@ async fn main() -> Result<(), String> {
     let write_time = started.elapsed();
 
     let started = Instant::now();
-    let versions = sink
-        .indexed_versions("bench")
+    let versions = s3_connector::sink::collect_versions(&sink, "bench")
         .await
         .map_err(|e| e.to_string())?;
     let read_time = started.elapsed();

@@ -132,7 +132,9 @@ impl SyncRules {
 
     /// The prefixes to list in `bucket`: the fewest that cover every rule of that bucket (a
     /// prefix inside another is dropped, so no object is listed twice). `[""]` lists everything;
-    /// an empty result means the rules do not cover this bucket.
+    /// an empty result means the rules do not cover this bucket. They come in byte order and
+    /// none starts another, so their listings, one after another, are one listing in S3's key
+    /// order: the sync's merge with the index relies on it.
     pub fn list_prefixes(&self, bucket: &str) -> Vec<String> {
         if self.is_all() {
             return vec![String::new()];

@@ -4,11 +4,11 @@
 //! the embedded index's reader. Not a stand-in for tantivy or OpenSearch: the end-to-end suite
 //! runs the same scenarios on both.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{
-    DocId, Document, KeyFilter, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp,
+    DocId, Document, IndexedEntry, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp,
 };
 
 /// An uncommitted write.
@@ -42,6 +42,8 @@ struct State {
 #[derive(Debug, Default)]
 pub struct MemorySink {
     state: Mutex<State>,
+    /// Documents per page of [`Sink::indexed_page`] the sync asks for; `None`: 2.
+    scan_page_size: Option<usize>,
 }
 
 /// The calls that can be made to fail.
@@ -71,6 +73,15 @@ impl State {
 impl MemorySink {
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A sink whose scans go `size` documents a page (each page costs a pass over the index,
+    /// so tests of many documents want large ones).
+    pub fn with_scan_page_size(size: usize) -> Self {
+        Self {
+            scan_page_size: Some(size),
+            ..Self::default()
+        }
     }
 
     /// Replaces the faults and restarts their call counts.
@@ -104,6 +115,11 @@ impl Sink for MemorySink {
         4
     }
 
+    fn scan_page_size(&self) -> usize {
+        // Small pages, so that the merge crosses page boundaries of the index in short tests.
+        self.scan_page_size.unwrap_or(2)
+    }
+
     async fn indexed_buckets(&self) -> Result<Vec<String>, SinkError> {
         let state = self.state();
         let mut buckets: Vec<String> = state
@@ -116,35 +132,36 @@ impl Sink for MemorySink {
         Ok(buckets)
     }
 
-    async fn indexed_versions(
+    async fn indexed_page(
         &self,
         bucket: &str,
-    ) -> Result<HashMap<DocId, VersionStamp>, SinkError> {
-        Ok(self
-            .state()
-            .committed
-            .iter()
-            .filter(|(_, document)| document.bucket == bucket)
-            .map(|(id, document)| (*id, document.version()))
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<IndexedEntry>, SinkError> {
+        // The `limit` smallest keys after `after`, without sorting the whole bucket.
+        let mut smallest: BTreeMap<&str, &Document> = BTreeMap::new();
+        let state = self.state();
+        let documents = state.committed.values().filter(|document| {
+            document.bucket == bucket && after.is_none_or(|after| document.key.as_str() > after)
+        });
+        for document in documents {
+            smallest.insert(&document.key, document);
+            if smallest.len() > limit {
+                smallest.pop_last();
+            }
+        }
+        Ok(smallest
+            .into_values()
+            .map(|document| IndexedEntry {
+                key: document.key.clone(),
+                id: document.id,
+                version: document.version(),
+            })
             .collect())
     }
 
     async fn indexed_version(&self, id: DocId) -> Result<Option<VersionStamp>, SinkError> {
         Ok(self.state().committed.get(&id).map(Document::version))
-    }
-
-    async fn indexed_versions_owned(
-        &self,
-        bucket: &str,
-        owns: KeyFilter,
-    ) -> Result<HashMap<DocId, VersionStamp>, SinkError> {
-        Ok(self
-            .state()
-            .committed
-            .iter()
-            .filter(|(_, document)| document.bucket == bucket && owns.accepts(&document.key))
-            .map(|(id, document)| (*id, document.version()))
-            .collect())
     }
 
     async fn upsert(&self, documents: Vec<Document>) -> Result<RejectedDocuments, SinkError> {

@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 
 use md5::{Digest, Md5};
 use serde::Serialize;
@@ -44,6 +43,16 @@ impl DocId {
         let mut bytes = [0u8; 16];
         hex::decode_to_slice(hex_id, &mut bytes).ok()?;
         Some(Self(bytes))
+    }
+
+    /// The 16 raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// The id of these 16 raw bytes (as [`DocId::as_bytes`] gave them).
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(bytes)
     }
 
     /// The 32 lowercase hex characters stored as `id` in every index.
@@ -82,6 +91,38 @@ impl VersionStamp {
         (last_modified.unix_timestamp_nanos() / 1_000_000).hash(&mut hasher);
         size_in_bytes.hash(&mut hasher);
         Self(hasher.finish())
+    }
+}
+
+/// One committed document as a bucket's key-ordered scan returns it: what the sync's merge of
+/// listing and index needs, and nothing else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexedEntry {
+    /// The object key; scans return keys in S3's order (their UTF-8 bytes, as `str`'s `Ord`).
+    pub key: String,
+    /// The document's id (what a deletion names).
+    pub id: DocId,
+    /// The version the document was made from.
+    pub version: VersionStamp,
+}
+
+/// The version of every committed document of `bucket`, read page by page through
+/// [`Sink::indexed_page`]. Holds the whole bucket in memory: for tests and tools, not the sync.
+pub async fn collect_versions<S: Sink>(
+    sink: &S,
+    bucket: &str,
+) -> Result<HashMap<DocId, VersionStamp>, SinkError> {
+    const PAGE: usize = 1000;
+    let mut versions = HashMap::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = sink.indexed_page(bucket, after.as_deref(), PAGE).await?;
+        let full = page.len() == PAGE;
+        after = page.last().map(|entry| entry.key.clone());
+        versions.extend(page.into_iter().map(|entry| (entry.id, entry.version)));
+        if !full {
+            return Ok(versions);
+        }
     }
 }
 
@@ -198,51 +239,6 @@ pub struct SearchHit {
     pub score: f32,
 }
 
-/// Which keys a sync owns (one shard's part of a bucket): a predicate, and the key range that
-/// holds every owned key when there is one (range sharding), so that a remote index can read
-/// only that range.
-#[derive(Clone)]
-pub struct KeyFilter {
-    owns: Arc<dyn Fn(&str) -> bool + Send + Sync>,
-    after: Option<String>,
-    through: Option<String>,
-}
-
-impl KeyFilter {
-    /// The keys `owns` accepts, all of them after `after` (exclusive) up to `through`
-    /// (inclusive) where those are given.
-    pub fn new(
-        owns: impl Fn(&str) -> bool + Send + Sync + 'static,
-        after: Option<String>,
-        through: Option<String>,
-    ) -> Self {
-        Self {
-            owns: Arc::new(owns),
-            after,
-            through,
-        }
-    }
-
-    /// Whether `key` is owned.
-    pub fn accepts(&self, key: &str) -> bool {
-        (self.owns)(key)
-    }
-
-    /// The exclusive lower and inclusive upper bound of the owned keys, where known.
-    pub fn range(&self) -> (Option<&str>, Option<&str>) {
-        (self.after.as_deref(), self.through.as_deref())
-    }
-}
-
-impl fmt::Debug for KeyFilter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyFilter")
-            .field("after", &self.after)
-            .field("through", &self.through)
-            .finish_non_exhaustive()
-    }
-}
-
 /// Documents of a batch that the sink refused, with the reason for each. Empty when all landed.
 pub type RejectedDocuments = Vec<(DocId, String)>;
 
@@ -352,6 +348,11 @@ pub trait Sink: Send + Sync {
         256
     }
 
+    /// Documents the sync asks for in one [`Sink::indexed_page`]. Default 1,000.
+    fn scan_page_size(&self) -> usize {
+        1000
+    }
+
     /// Requests to the index retried so far after transient errors (0 for an index that is
     /// not remote). The sync reports the difference over its run.
     fn retries(&self) -> u64 {
@@ -361,11 +362,18 @@ pub trait Sink: Send + Sync {
     /// Buckets that have at least one document in this index.
     fn indexed_buckets(&self) -> impl Future<Output = Result<Vec<String>, SinkError>> + Send;
 
-    /// The version stamp of every committed document of `bucket`.
-    fn indexed_versions(
+    /// A page of the committed documents of `bucket` in key order (UTF-8 bytes, S3's listing
+    /// order): at most `limit` of them, the first whose key is greater than `after` (from the
+    /// bucket's first key when `None`). A page of fewer than `limit` is the last. The cursor is
+    /// the key itself, so each page is a fresh, independently retried read, memory holds one
+    /// page, not the bucket, and writes the sync makes behind the cursor (keys it already
+    /// decided) never show up in a later page. A shard by range starts at its lower bound.
+    fn indexed_page(
         &self,
         bucket: &str,
-    ) -> impl Future<Output = Result<HashMap<DocId, VersionStamp>, SinkError>> + Send;
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<IndexedEntry>, SinkError>> + Send;
 
     /// The version stamp of one committed document; `None` when the index does not hold it.
     /// What an event notification's key is compared with.
@@ -373,14 +381,6 @@ pub trait Sink: Send + Sync {
         &self,
         id: DocId,
     ) -> impl Future<Output = Result<Option<VersionStamp>, SinkError>> + Send;
-
-    /// The version stamp of every committed document of `bucket` whose key `owns` accepts: one
-    /// shard's part of the bucket. Keys are read only to be filtered, never kept.
-    fn indexed_versions_owned(
-        &self,
-        bucket: &str,
-        owns: KeyFilter,
-    ) -> impl Future<Output = Result<HashMap<DocId, VersionStamp>, SinkError>> + Send;
 
     /// Adds the documents, replacing any with the same id.
     fn upsert(

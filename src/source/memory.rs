@@ -52,6 +52,9 @@ pub struct Faults {
     pub delay: Option<Duration>,
     /// `ListBuckets` fails.
     pub fail_list_buckets: bool,
+    /// Buckets whose listing pages come in reverse key order, as from a store that does not
+    /// list in S3's order.
+    pub unsorted: BTreeSet<String>,
     /// Cancels this token when the request with this number (0-based, counted from when the
     /// faults were set) arrives: a shutdown at that point of the sync.
     pub cancel_at_request: Option<(u64, CancellationToken)>,
@@ -317,6 +320,9 @@ impl ObjectStore for MemoryStore {
                 Some(entry) => page.entries.push(entry),
                 None => page.common_prefixes.push(item),
             }
+        }
+        if state.faults.unsorted.contains(bucket) {
+            page.entries.reverse();
         }
         Ok(page)
     }

@@ -11,7 +11,7 @@ use futures::SinkExt as _;
 use futures::channel::mpsc;
 
 use super::shard::ListPart;
-use super::{ListingStop, SyncContext};
+use super::{Listed, ListingStop, SyncContext};
 use crate::sink::Sink;
 use crate::source::s3::ObjectEntry;
 use crate::source::{ListRequest, ObjectStore};
@@ -23,14 +23,14 @@ enum Work {
     Queue(Vec<ObjectEntry>),
 }
 
-/// Lists the shard's part of `bucket` under every prefix and queues the owned objects. Stops
-/// early, without an error, when the decider is gone (the index failed; that error is
-/// reported).
+/// Lists the shard's part of `bucket` under every prefix and queues the owned objects, then
+/// `Complete`. Stops early, without an error, when the decider is gone (the index failed; that
+/// error is reported).
 pub(super) async fn list_bucket<O: ObjectStore, S: Sink>(
     ctx: &SyncContext<'_, O, S>,
     bucket: &str,
     prefixes: &[String],
-    mut pages: mpsc::Sender<Vec<ObjectEntry>>,
+    mut pages: mpsc::Sender<Listed>,
 ) -> Result<(), ListingStop> {
     let shard = ctx.shard;
     let mut work: Vec<Work> = prefixes
@@ -42,7 +42,7 @@ pub(super) async fn list_bucket<O: ObjectStore, S: Sink>(
     while let Some(next) = work.pop() {
         let (part, continuation) = match next {
             Work::Queue(entries) => {
-                if pages.send(entries).await.is_err() {
+                if pages.send(Listed::Page(entries)).await.is_err() {
                     return Ok(());
                 }
                 continue;
@@ -87,7 +87,7 @@ pub(super) async fn list_bucket<O: ObjectStore, S: Sink>(
                 }
                 if !entries.is_empty() {
                     // The rest of this part comes after these, so queue them now.
-                    if pages.send(entries).await.is_err() {
+                    if pages.send(Listed::Page(entries)).await.is_err() {
                         return Ok(());
                     }
                 }
@@ -100,6 +100,8 @@ pub(super) async fn list_bucket<O: ObjectStore, S: Sink>(
             }
         }
     }
+    // The decider may be gone (an index error it reported): nothing left to tell it.
+    let _ = pages.send(Listed::Complete).await;
     Ok(())
 }
 

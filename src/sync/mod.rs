@@ -1,10 +1,12 @@
 //! Sync orchestration: the one place that knows every stage.
 //!
-//! A full sync of a connector: resolve its buckets, then for each bucket read the versions the
-//! index holds, stream the listing, skip unchanged objects without downloading them, download
-//! and extract new and changed ones (bounded by `concurrency`), write documents in batches, and
-//! finally delete the documents whose objects the listing did not return, but only when that
-//! bucket's listing completed without error. Buckets that left the connector's selection lose
+//! A full sync of a connector: resolve its buckets, then for each bucket walk its listing and
+//! the index's documents of it side by side in key order ([`merge`]; memory holds a page of
+//! each, not the bucket), skip unchanged objects without downloading them, download and
+//! extract new and changed ones (bounded by `concurrency`), write documents in batches, and
+//! finally delete the documents whose objects the listing did not return (their ids wait in
+//! [`doomed`], spilled to disk past a few thousand), but only when that bucket's listing
+//! completed without error. Buckets that left the connector's selection lose
 //! their documents too, but only when every bucket of the selection listed completely in that
 //! same sync (a typo'd bucket name must not wipe the bucket it replaced). Deletions that would
 //! remove most of a bucket or of the index are held back by the mass-delete guard
@@ -15,8 +17,10 @@
 //! it lists only the keys it owns (`listing.rs`), compares them with the indexed versions of the
 //! keys it owns, and so deletes only inside its part, after that part's listing completed.
 
+pub mod doomed;
 pub mod guard;
 mod listing;
+pub mod merge;
 pub mod pipeline;
 pub mod plan;
 pub mod report;
@@ -30,6 +34,7 @@ mod tests;
 pub mod touched;
 
 use std::collections::{BTreeSet, HashMap};
+use std::io;
 use std::sync::atomic::Ordering;
 
 use futures::channel::mpsc;
@@ -40,10 +45,12 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{BucketSelection, ConnectorConfig};
 use crate::extract::{self, ExtractError, ExtractLimits, Extracted, ObjectInput};
 use crate::rules;
-use crate::sink::{ContentStatus, DocId, Document, KeyFilter, Sink, SinkError, VersionStamp};
+use crate::sink::{ContentStatus, DocId, Document, IndexedEntry, Sink, SinkError};
 use crate::source::ObjectStore;
 use crate::source::s3::{Fetched, ObjectEntry, SourceError};
+use doomed::Doomed;
 use guard::DeleteVerdict;
+use merge::{Merge, MergeError, Placement};
 pub use pipeline::Pipeline;
 use plan::{Change, ContentPlan, Decision, Limits};
 pub use report::{Counters, SyncReport};
@@ -57,8 +64,11 @@ const COMMIT_EVERY: u64 = 10_000;
 const BATCH_MAX_TEXT_BYTES: usize = 8 * 1024 * 1024;
 
 /// Listing pages fetched ahead of the decisions: the next request is in flight while a page
-/// is decided, and the first one while the index's versions are read.
+/// is decided.
 const PAGES_AHEAD: usize = 2;
+
+/// Pages of the index's side of the merge read ahead of the decisions.
+const INDEX_PAGES_AHEAD: usize = 2;
 
 /// Why a bucket's sync stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +86,12 @@ enum BucketError {
     /// The mass-delete guard held the bucket's deletions back; the text says why and what to do.
     #[error("{0}")]
     MassDeleteHeldBack(String),
+    #[error("{0}")]
+    Merge(#[from] MergeError),
+    #[error("the listing was not merged with the index to its end, so nothing was deleted")]
+    Unmerged,
+    #[error("buffering the ids of documents to delete failed, so nothing was deleted: {0}")]
+    Doomed(#[from] io::Error),
 }
 
 /// The mass-delete guard's error text: what the deletion was, and both ways out.
@@ -87,10 +103,26 @@ fn mass_delete_message(what: &str, max_fraction: f64) -> String {
     )
 }
 
+/// Why removing the documents of unselected buckets failed.
+#[derive(Debug, thiserror::Error)]
+enum RemovalError {
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("buffering the ids of documents to delete failed, so nothing was deleted: {0}")]
+    Doomed(io::Error),
+}
+
 /// Why a listing stopped before its end.
 enum ListingStop {
     Failed(SourceError),
     Cancelled,
+}
+
+/// What the listing hands to the decisions: pages, then, if it reached its end, `Complete`.
+/// A channel that closes without `Complete` is a listing that stopped early.
+enum Listed {
+    Page(Vec<ObjectEntry>),
+    Complete,
 }
 
 /// One object to write, handed from the listing to the download workers.
@@ -133,23 +165,6 @@ pub struct SyncContext<'a, O: ObjectStore, S: Sink> {
     /// The part of each bucket this sync owns ([`Shard::whole`] when unsharded): it lists,
     /// writes and deletes only there.
     pub shard: &'a Shard,
-}
-
-impl<O: ObjectStore, S: Sink> SyncContext<'_, O, S> {
-    /// The version stamps of the documents of `bucket` this sync owns.
-    async fn owned_versions(
-        &self,
-        bucket: &str,
-    ) -> Result<HashMap<DocId, VersionStamp>, SinkError> {
-        if self.shard.is_whole() {
-            return self.sink.indexed_versions(bucket).await;
-        }
-        let shard = self.shard.clone();
-        let (after, through) = shard.key_range();
-        let (after, through) = (after.map(str::to_owned), through.map(str::to_owned));
-        let owns = KeyFilter::new(move |key: &str| shard.owns(key), after, through);
-        self.sink.indexed_versions_owned(bucket, owns).await
-    }
 }
 
 /// Runs one full sync of the connector and reports what it did. Errors are counted in the
@@ -377,14 +392,31 @@ async fn remove_unselected_buckets<O: ObjectStore, S: Sink>(
     ctx: &SyncContext<'_, O, S>,
     keep: &BTreeSet<String>,
     indexed_selected: u64,
-) -> Result<(), SinkError> {
-    let mut doomed: Vec<(String, Vec<DocId>)> = Vec::new();
+) -> Result<(), RemovalError> {
+    let mut doomed: Vec<(String, Doomed)> = Vec::new();
     for bucket in unselected_buckets(ctx, keep).await? {
         // A shard removes only its own part of a bucket that left the selection.
-        let ids = ctx.owned_versions(&bucket).await?.into_keys().collect();
+        let mut ids = Doomed::default();
+        let (start, through) = ctx.shard.key_range();
+        let mut after = start.map(str::to_owned);
+        let size = ctx.sink.scan_page_size();
+        loop {
+            let page = ctx
+                .sink
+                .indexed_page(&bucket, after.as_deref(), size)
+                .await?;
+            let full = page.len() == size;
+            after = page.last().map(|entry| entry.key.clone());
+            for entry in page.into_iter().filter(|entry| ctx.shard.owns(&entry.key)) {
+                ids.push(entry.id).map_err(RemovalError::Doomed)?;
+            }
+            if !full || past(after.as_deref(), through) {
+                break;
+            }
+        }
         doomed.push((bucket, ids));
     }
-    let to_delete: u64 = doomed.iter().map(|(_, ids)| ids.len() as u64).sum();
+    let to_delete: u64 = doomed.iter().map(|(_, ids)| ids.len()).sum();
     let indexed = indexed_selected + to_delete;
     let max_fraction = ctx.connector.max_delete_fraction;
     let verdict =
@@ -404,9 +436,13 @@ async fn remove_unselected_buckets<O: ObjectStore, S: Sink>(
         return Ok(());
     }
     for (bucket, ids) in doomed {
-        let count = ids.len() as u64;
+        let count = ids.len();
         tracing::debug!(message = "Deleting the documents of an unselected bucket.", bucket = %bucket, count);
-        ctx.sink.delete(ids).await?;
+        for chunk in ids.into_chunks().map_err(RemovalError::Doomed)? {
+            ctx.sink
+                .delete(chunk.map_err(RemovalError::Doomed)?)
+                .await?;
+        }
         ctx.counters.deleted.fetch_add(count, Ordering::Relaxed);
         tracing::info!(message = "Removed the documents of a bucket that is no longer synced.", bucket = %bucket, count);
     }
@@ -420,7 +456,7 @@ async fn keep_unselected_buckets<O: ObjectStore, S: Sink>(
     ctx: &SyncContext<'_, O, S>,
     keep: &BTreeSet<String>,
     unlisted: &BTreeSet<String>,
-) -> Result<(), SinkError> {
+) -> Result<(), RemovalError> {
     let unselected = unselected_buckets(ctx, keep).await?;
     if !unselected.is_empty() {
         let unlisted: Vec<&str> = unlisted.iter().map(String::as_str).collect();
@@ -433,29 +469,41 @@ async fn keep_unselected_buckets<O: ObjectStore, S: Sink>(
     Ok(())
 }
 
-/// Syncs one bucket: listing, deciding, downloads and writes run concurrently; deletes come
-/// last. Returns how many documents the bucket had in the index before.
+/// Syncs one bucket: listing, reading the index, deciding, downloads and writes run
+/// concurrently; deletes come last. Returns how many documents the bucket had in the index
+/// before.
 async fn sync_bucket<O: ObjectStore, S: Sink>(
     ctx: &SyncContext<'_, O, S>,
     bucket: &str,
 ) -> Result<u64, BucketError> {
     let connector = ctx.connector;
+    // Disjoint and in byte order (`SyncRules::list_prefixes`), so the listings of the prefixes,
+    // one after another, are one sorted listing: the merge walks the whole bucket's index beside
+    // it, and documents outside every prefix are unlisted, as they should be.
     let prefixes = connector.rules.list_prefixes(bucket);
-    let (pages, page_queue) = mpsc::channel::<Vec<ObjectEntry>>(PAGES_AHEAD);
+    // The keys this sync answers for on the index side (a shard's part; every key when
+    // unsharded): the others are neither compared nor deleted.
+    let owns = |key: &str| ctx.shard.owns(key);
+    let (pages, page_queue) = mpsc::channel::<Listed>(PAGES_AHEAD);
+    let (index_pages, index_queue) = mpsc::channel(INDEX_PAGES_AHEAD);
     let (jobs, job_queue) = mpsc::channel::<Job>(connector.concurrency * 2);
-    // The first page is on its way while the index's versions are read.
     let listing = listing::list_bucket(ctx, bucket, &prefixes, pages);
-    let deciding = async {
-        // Only the shard's part: deletions stay inside it.
-        let mut indexed = ctx.owned_versions(bucket).await?;
-        let indexed_before = indexed.len() as u64;
-        decide_pages(ctx, bucket, &mut indexed, page_queue, jobs).await;
-        Ok::<_, SinkError>((indexed, indexed_before))
-    };
+    let reading = read_index(ctx, bucket, index_pages);
+    let mut merge = Merge::new(&owns);
+    let mut doomed = Doomed::default();
+    let deciding = decide_pages(
+        ctx,
+        bucket,
+        &mut merge,
+        &mut doomed,
+        index_queue,
+        page_queue,
+        jobs,
+    );
     let writing = write_documents(ctx, bucket, job_queue);
-    let (listed, decided, written) = tokio::join!(listing, deciding, writing);
+    let (listed, (), decided, written) = tokio::join!(listing, reading, deciding, writing);
     written?;
-    let (indexed, indexed_before) = decided?;
+    let merged = decided?;
     listed.map_err(|stop| match stop {
         ListingStop::Failed(source) => BucketError::Listing {
             bucket: bucket.to_owned(),
@@ -467,9 +515,15 @@ async fn sync_bucket<O: ObjectStore, S: Sink>(
     if ctx.cancel.is_cancelled() {
         return Err(BucketError::Cancelled);
     }
-    // The listing was complete and every page was decided: what is left in `indexed` is no
+    if !merged {
+        // Only a writer that stopped on an index error (reported above) ends the decisions
+        // early after a complete listing; guard against it all the same.
+        return Err(BucketError::Unmerged);
+    }
+    // The listing was complete and merged with the whole index: `doomed` holds what is no
     // longer in the bucket.
-    let to_delete = indexed.len() as u64;
+    let indexed_before = merge.indexed();
+    let to_delete = doomed.len();
     let max_fraction = ctx.connector.max_delete_fraction;
     let verdict = guard::mass_delete_verdict(
         to_delete,
@@ -488,7 +542,9 @@ async fn sync_bucket<O: ObjectStore, S: Sink>(
             bucket,
             count = to_delete
         );
-        ctx.sink.delete(indexed.into_keys().collect()).await?;
+        for chunk in doomed.into_chunks()? {
+            ctx.sink.delete(chunk?).await?;
+        }
         ctx.counters.deleted.fetch_add(to_delete, Ordering::Relaxed);
     }
     // Additions and updates stay, whatever the guard said.
@@ -505,32 +561,121 @@ async fn sync_bucket<O: ObjectStore, S: Sink>(
     Ok(indexed_before)
 }
 
-/// Decides each listed object and queues the ones to write. Objects seen are taken out of
-/// `indexed`, so that once every page is decided what remains is what left the bucket.
+/// Reads the index's documents of the bucket in key order, a page at a time, ahead of the
+/// decisions; ends with an empty page, or with the error that stopped it. Stops when the
+/// decider is gone.
+async fn read_index<O: ObjectStore, S: Sink>(
+    ctx: &SyncContext<'_, O, S>,
+    bucket: &str,
+    mut pages: mpsc::Sender<Result<Vec<IndexedEntry>, SinkError>>,
+) {
+    let size = ctx.sink.scan_page_size();
+    // A shard by range reads only its range; other shards read the bucket (the merge skips
+    // the keys they do not own).
+    let (start, through) = ctx.shard.key_range();
+    let mut after = start.map(str::to_owned);
+    loop {
+        let page = ctx.sink.indexed_page(bucket, after.as_deref(), size).await;
+        // A short page is the last, and so is one past the shard's range: the merge hears of
+        // the end as an empty page.
+        let (last, end) = match &page {
+            Ok(entries) => {
+                let last = entries.last().map(|entry| entry.key.clone());
+                if entries.len() == size && !past(last.as_deref(), through) {
+                    (last, None)
+                } else if entries.is_empty() {
+                    (None, None)
+                } else {
+                    (None, Some(Ok(Vec::new())))
+                }
+            }
+            Err(_) => (None, None),
+        };
+        if pages.send(page).await.is_err() {
+            return;
+        }
+        if let Some(end) = end {
+            let _ = pages.send(end).await;
+        }
+        match last {
+            Some(key) => after = Some(key),
+            None => return,
+        }
+    }
+}
+
+/// Whether a scan that reached `key` has passed `through`, the last key of a range shard.
+fn past(key: Option<&str>, through: Option<&str>) -> bool {
+    key.zip(through)
+        .is_some_and(|(key, through)| key >= through)
+}
+
+/// The next page of the index into the merge.
+async fn next_index_page(
+    merge: &mut Merge<'_>,
+    index_queue: &mut mpsc::Receiver<Result<Vec<IndexedEntry>, SinkError>>,
+) -> Result<(), BucketError> {
+    match index_queue.next().await {
+        Some(page) => merge.push_index_page(page?)?,
+        // The reader always ends with an empty page or an error; treat a closed queue as the
+        // end, which can only delete less.
+        None => merge.push_index_page(Vec::new())?,
+    }
+    Ok(())
+}
+
+/// Decides each listed object against the index (merging the two in key order) and queues the
+/// ones to write; index documents the listing passed without returning, or whose object the
+/// rules now exclude, go to `doomed`. Returns whether the listing completed and was merged with
+/// the whole index (then `doomed` is complete); false when the listing or the writer stopped
+/// early.
 async fn decide_pages<O: ObjectStore, S: Sink>(
     ctx: &SyncContext<'_, O, S>,
     bucket: &str,
-    indexed: &mut HashMap<DocId, VersionStamp>,
-    mut page_queue: mpsc::Receiver<Vec<ObjectEntry>>,
+    merge: &mut Merge<'_>,
+    doomed: &mut Doomed,
+    mut index_queue: mpsc::Receiver<Result<Vec<IndexedEntry>, SinkError>>,
+    mut page_queue: mpsc::Receiver<Listed>,
     mut jobs: mpsc::Sender<Job>,
-) {
+) -> Result<bool, BucketError> {
     let counters = ctx.counters;
     let limits = Limits {
         max_content_bytes: ctx.connector.max_content_bytes,
     };
     let rules = &ctx.connector.rules;
-    while let Some(page) = page_queue.next().await {
+    // Index entries the merge passed without their key being listed.
+    let mut passed: Vec<IndexedEntry> = Vec::new();
+    loop {
+        let page = match page_queue.next().await {
+            Some(Listed::Page(page)) => page,
+            Some(Listed::Complete) => break,
+            None => return Ok(false),
+        };
         for entry in page {
             Counters::bump(&counters.objects_listed);
-            let id = DocId::of(bucket, &entry.key);
-            match plan::decide(bucket, &entry, indexed.get(&id).copied(), rules, limits) {
-                Decision::Excluded => Counters::bump(&counters.excluded),
-                Decision::Unchanged => {
-                    indexed.remove(&id);
-                    Counters::bump(&counters.unchanged);
+            merge.listed(&entry.key)?;
+            let indexed = loop {
+                match merge.place(&entry.key, |entry| passed.push(entry)) {
+                    Placement::NeedsIndexPage => next_index_page(merge, &mut index_queue).await?,
+                    Placement::Indexed(indexed) => break Some(indexed),
+                    Placement::NotIndexed => break None,
                 }
+            };
+            for unlisted in passed.drain(..) {
+                doomed.push(unlisted.id)?;
+            }
+            let id = DocId::of(bucket, &entry.key);
+            let version = indexed.as_ref().map(|indexed| indexed.version);
+            match plan::decide(bucket, &entry, version, rules, limits) {
+                Decision::Excluded => {
+                    Counters::bump(&counters.excluded);
+                    // Indexed once, excluded by the rules now: its document goes.
+                    if let Some(indexed) = indexed {
+                        doomed.push(indexed.id)?;
+                    }
+                }
+                Decision::Unchanged => Counters::bump(&counters.unchanged),
                 Decision::Index { change, content } => {
-                    indexed.remove(&id);
                     let job = Job {
                         id,
                         entry,
@@ -539,11 +684,22 @@ async fn decide_pages<O: ObjectStore, S: Sink>(
                     };
                     if jobs.send(job).await.is_err() {
                         // The writer stopped on an index error; it reports that error.
-                        return;
+                        return Ok(false);
                     }
                 }
             }
         }
+    }
+    // The listing completed: what the index holds beyond its last key was not listed either.
+    loop {
+        let done = merge.finish(|entry| passed.push(entry));
+        for unlisted in passed.drain(..) {
+            doomed.push(unlisted.id)?;
+        }
+        if done {
+            return Ok(true);
+        }
+        next_index_page(merge, &mut index_queue).await?;
     }
 }
 

@@ -212,6 +212,16 @@ async fn run_sync(
     sink: &MemorySink,
     cancel: &CancellationToken,
 ) -> SyncReport {
+    run_sync_with(connector, store, sink, cancel, false).await
+}
+
+async fn run_sync_with(
+    connector: &ConnectorConfig,
+    store: &MemoryStore,
+    sink: &MemorySink,
+    cancel: &CancellationToken,
+    allow_mass_delete: bool,
+) -> SyncReport {
     let counters = Counters::default();
     sync_connector(&SyncContext {
         connector,
@@ -219,8 +229,9 @@ async fn run_sync(
         sink,
         counters: &counters,
         cancel,
-        allow_mass_delete: false,
+        allow_mass_delete,
         retarget: false,
+
         shard: &Shard::whole(),
     })
     .await
@@ -438,6 +449,67 @@ proptest! {
             .expect("a runtime");
         runtime.block_on(check_history(steps))?;
     }
+}
+
+/// Bucket `alpha` holding `keys` (listed and scanned `page_size` a page), synced into a fresh
+/// index.
+async fn alpha_synced(
+    page_size: usize,
+    keys: &[impl AsRef<str>],
+) -> (MemoryStore, MemorySink, ConnectorConfig) {
+    let store = MemoryStore::new(page_size);
+    store.create_bucket("alpha");
+    for key in keys {
+        store.put("alpha", key.as_ref(), b"text");
+    }
+    let connector = connector(Selection::Alpha, Rules::Everything);
+    let sink = MemorySink::with_scan_page_size(page_size);
+    let report = run_sync(&connector, &store, &sink, &CancellationToken::new()).await;
+    assert_eq!(report.added, keys.len() as u64);
+    (store, sink, connector)
+}
+
+#[tokio::test]
+async fn deletions_past_what_is_kept_in_memory_are_spilled_and_all_applied() {
+    let keys: Vec<String> = (0..6_000).map(|n| format!("k{n:05}.txt")).collect();
+    let (store, sink, connector) = alpha_synced(1000, &keys).await;
+    // Keep every tenth object: 5,400 deletions, more than `doomed` keeps in memory.
+    for key in keys
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| n % 10 != 0)
+        .map(|(_, key)| key)
+    {
+        store.delete("alpha", key);
+    }
+    let report = run_sync_with(&connector, &store, &sink, &CancellationToken::new(), true).await;
+    assert_eq!(report.errors, 0, "{:?}", report.error_messages);
+    assert_eq!((report.deleted, report.unchanged), (5_400, 600));
+    let left: Vec<String> = sink.documents().into_values().map(|d| d.key).collect();
+    let mut expected: Vec<String> = keys.into_iter().step_by(10).collect();
+    expected.sort();
+    let mut left = left;
+    left.sort();
+    assert_eq!(left, expected);
+}
+
+#[tokio::test]
+async fn a_listing_out_of_key_order_deletes_nothing_and_says_why() {
+    let (store, sink, connector) = alpha_synced(PAGE_SIZE, &KEYS).await;
+    store.delete("alpha", "a.txt");
+    store.set_faults(Faults {
+        unsorted: BTreeSet::from(["alpha".to_owned()]),
+        ..Faults::default()
+    });
+    let report = run_sync_with(&connector, &store, &sink, &CancellationToken::new(), true).await;
+    assert_eq!(report.deleted, 0);
+    assert_eq!(report.errors, 1);
+    assert!(
+        report.error_messages[0].contains("not in S3's key order"),
+        "{:?}",
+        report.error_messages
+    );
+    assert_eq!(sink.documents().len(), 8);
 }
 
 /// Keys for the shard model: odd characters, empty segments, a trailing `/`, keys equal to the

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::Client;
 use futures::StreamExt as _;
+use s3_connector::sink::DocId;
 use s3_connector::sink::embedded::EmbeddedIndex;
-use s3_connector::sink::{DocId, Sink};
 use serde_json::Value;
 
 use crate::fixture::{create_bucket, s3_client};
@@ -311,7 +311,9 @@ impl Target {
 /// the index counts no document twice.
 pub(crate) async fn embedded_documents(dir: &Path, bucket: &str) -> Vec<(String, String, String)> {
     let index = EmbeddedIndex::open_or_create(dir).expect("open the embedded index");
-    let ids = index.indexed_versions(bucket).await.expect("read versions");
+    let ids = s3_connector::sink::collect_versions(&index, bucket)
+        .await
+        .expect("read versions");
     let count = index.count().expect("count");
     let documents: Vec<_> = ids
         .into_keys()

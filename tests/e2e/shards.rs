@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use s3_connector::sink::{DocId, Sink, VersionStamp};
+use s3_connector::sink::{DocId, VersionStamp};
 use s3_connector::sync::shard::shard_of_group;
 
 use crate::cli::{run_with_env, text};
@@ -81,7 +81,7 @@ fn report(output: &Output) -> Value {
 /// Every document of `bucket` in the setup's index: id → version.
 async fn contents(setup: &Setup, bucket: &str) -> HashMap<DocId, VersionStamp> {
     let index = setup.sink().await;
-    s3_connector::with_sink!(&index, sink => sink.indexed_versions(bucket).await)
+    s3_connector::with_sink!(&index, sink => s3_connector::sink::collect_versions(sink, bucket).await)
         .expect("read the index")
 }
 

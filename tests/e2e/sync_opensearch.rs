@@ -1,6 +1,6 @@
 //! OpenSearch-specific behaviour, against osmem-server behind the fault proxy: throttling of
 //! whole bulk requests and of single items, resets and slow answers, documents the index refuses,
-//! existing indices with other mappings, the scroll fallback, paging, request limits,
+//! existing indices with other mappings, reading documents in key order page by page, request limits,
 //! authentication, and the CLI. Every test checks exact document counts afterwards.
 
 use std::sync::{Arc, Mutex};
@@ -219,7 +219,7 @@ async fn connection_resets_and_slow_answers_are_retried() {
     let bulk = Match::any().method("POST").path_contains("/_bulk");
     let resets = proxy.inject(Fault::Reset, bulk.clone(), Some(2));
     let slow_bulk = proxy.inject(Fault::Delay(Duration::from_secs(3)), bulk, Some(1));
-    let page = Match::any().method("POST").path_prefix("/_search");
+    let page = Match::any().method("POST").path_contains("/_search");
     let page_reset = proxy.inject(Fault::Reset, page.clone(), Some(1));
     let slow_refresh = proxy.inject(
         Fault::Delay(Duration::from_secs(3)),
@@ -397,22 +397,14 @@ async fn an_existing_index_without_our_fields_gets_them_and_keeps_its_own() {
 }
 
 #[tokio::test]
-async fn without_point_in_time_search_versions_are_read_with_a_scroll() {
-    let (bucket, s3, proxy, setup, config) = proxied("os-scroll", 3, "").await;
+async fn an_index_page_that_fails_is_asked_for_again_alone() {
+    let (bucket, s3, proxy, setup, config) = proxied("os-page-retry", 3, "").await;
     assert_eq!(setup.sync(&config).await.added, 3);
 
-    let no_pit = proxy.inject(
-        Fault::json(
-            400,
-            r#"{"error":{"type":"illegal_argument_exception","reason":"no handler found for uri [/x/_search/point_in_time]"},"status":400}"#,
-        ),
-        Match::any().path_contains("point_in_time"),
-        None,
-    );
-    // A reset in the middle of the scroll starts the scan over instead of skipping a page.
-    let scroll_reset = proxy.inject(
+    // The next search (the first page of the bucket's documents) is reset once.
+    let reset = proxy.inject(
         Fault::Reset,
-        Match::any().method("POST").path_prefix("/_search/scroll"),
+        Match::any().method("POST").path_contains("/_search"),
         Some(1),
     );
     delete(&s3, &bucket, "doc-0.txt").await;
@@ -420,14 +412,8 @@ async fn without_point_in_time_search_versions_are_read_with_a_scroll() {
     let report = setup.sync(&config).await;
     assert_eq!(report.errors, 0, "{:?}", report.error_messages);
     assert_eq!((report.unchanged, report.deleted), (2, 1));
-    assert!(no_pit.applied() >= 1);
-    assert_eq!(scroll_reset.applied(), 1);
-    let scrolls = proxy
-        .requests()
-        .into_iter()
-        .filter(|r| r.path_and_query.contains("scroll=5m"))
-        .count();
-    assert_eq!(scrolls, 2, "the scan started over once after the reset");
+    assert_eq!(reset.applied(), 1);
+    assert_eq!(report.index_retries, 1);
     assert_eq!(setup.count(), 2);
 }
 
@@ -455,13 +441,28 @@ fn document(bucket: &str, key: &str, body: &str) -> Document {
 }
 
 #[tokio::test]
-async fn versions_and_buckets_are_read_page_by_page_with_and_without_point_in_time() {
+async fn documents_are_read_in_key_byte_order_a_page_at_a_time_and_buckets_page_by_page() {
     let proxy = FaultProxy::start(&OsmemServer::shared().url());
     let setup = Setup::opensearch(&proxy.endpoint(), "  bulk_max_docs: 1000\n");
     let sink = setup.opensearch_sink().await;
-    // More documents than one page of versions, and more buckets than one page of buckets.
-    let big: Vec<Document> = (0..2345)
-        .map(|n| document("big", &format!("part-{n}.txt"), &"x".repeat(n % 50)))
+    // More documents than one page, keys whose UTF-8 byte order differs from their UTF-16
+    // order ("｡" U+FF61 before "😀" U+1F600), and more buckets than one page of buckets.
+    let mut keys: Vec<String> = (0..2345).map(|n| format!("part-{n}.txt")).collect();
+    keys.extend(
+        [
+            "😀.txt",
+            "｡.txt",
+            "é.txt",
+            "Z.txt",
+            "a b+c%.txt",
+            "part-1.txt/x",
+        ]
+        .map(str::to_owned),
+    );
+    let big: Vec<Document> = keys
+        .iter()
+        .enumerate()
+        .map(|(n, key)| document("big", key, &"x".repeat(n % 50)))
         .collect();
     let singles: Vec<Document> = (0..1001)
         .map(|n| document(&format!("single-{n:04}"), "only.txt", "one"))
@@ -476,23 +477,43 @@ async fn versions_and_buckets_are_read_page_by_page_with_and_without_point_in_ti
     expected_buckets.push("big".to_owned());
     expected_buckets.sort();
 
-    assert_eq!(sink.indexed_versions("big").await.unwrap(), expected);
-    assert_eq!(sink.indexed_buckets().await.unwrap(), expected_buckets);
-    let pages = proxy
+    proxy.clear_log();
+    let mut found = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = sink
+            .indexed_page("big", after.as_deref(), 1000)
+            .await
+            .unwrap();
+        found.extend(
+            page.iter()
+                .map(|entry| (entry.key.clone(), entry.id, entry.version)),
+        );
+        if page.len() < 1000 {
+            break;
+        }
+        after = page.last().map(|entry| entry.key.clone());
+    }
+    let searches = proxy
         .requests()
         .iter()
-        .filter(|r| r.method == "POST" && r.path_and_query == "/_search")
+        .filter(|r| r.method == "POST" && r.path_and_query.ends_with("/_search"))
         .count();
-    assert_eq!(pages, 3, "2345 versions in pages of 1000");
+    assert_eq!(searches, 3, "2351 documents in pages of 1000");
+    keys.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    let found_keys: Vec<&str> = found.iter().map(|(key, _, _)| key.as_str()).collect();
+    assert_eq!(found_keys, keys);
+    let found_versions: std::collections::HashMap<DocId, VersionStamp> = found
+        .iter()
+        .map(|(_, id, version)| (*id, *version))
+        .collect();
+    assert_eq!(found_versions, expected);
 
-    proxy.inject(
-        Fault::json(400, r#"{"error":"no handler found","status":400}"#),
-        Match::any().path_contains("point_in_time"),
-        None,
-    );
-    assert_eq!(sink.indexed_versions("big").await.unwrap(), expected);
-    assert_eq!(sink.indexed_versions("single-0007").await.unwrap().len(), 1);
-    assert!(sink.indexed_versions("absent").await.unwrap().is_empty());
+    assert_eq!(sink.indexed_buckets().await.unwrap(), expected_buckets);
+    let collect = |bucket: &'static str| s3_connector::sink::collect_versions(&sink, bucket);
+    assert_eq!(collect("big").await.unwrap(), expected);
+    assert_eq!(collect("single-0007").await.unwrap().len(), 1);
+    assert!(collect("absent").await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! The errors of the embedded index; every message names the index directory.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tantivy::TantivyError;
 
@@ -88,4 +88,19 @@ pub enum EmbeddedError {
         /// The join error.
         cause: tokio::task::JoinError,
     },
+}
+
+impl EmbeddedError {
+    /// Turns a tantivy error of `action` on the index in `path` into ours.
+    pub(super) fn tantivy(
+        path: &Path,
+        action: &'static str,
+    ) -> impl FnOnce(TantivyError) -> EmbeddedError + use<> {
+        let path = path.to_path_buf();
+        move |cause| EmbeddedError::Tantivy {
+            action,
+            path,
+            cause,
+        }
+    }
 }

@@ -11,9 +11,9 @@ mod error;
 mod read;
 mod schema;
 mod search;
+mod upgrade;
 mod write;
 
-use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -25,7 +25,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyError};
 pub use self::error::EmbeddedError;
 use self::schema::Fields;
 use crate::sink::{
-    DocId, Document, KeyFilter, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp,
+    DocId, Document, IndexedEntry, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp,
 };
 use crate::sync::target::IndexSource;
 
@@ -69,22 +69,30 @@ impl EmbeddedIndex {
             path: path.clone(),
             cause,
         })?;
-        let tantivy_error = |action: &'static str| {
-            let path = path.clone();
-            move |cause: TantivyError| EmbeddedError::Tantivy {
-                action,
-                path,
-                cause,
-            }
-        };
+        let tantivy_error = |action| EmbeddedError::tantivy(dir, action);
 
-        let directory = MmapDirectory::open(dir)
-            .map_err(|cause| tantivy_error("opening")(TantivyError::from(cause)))?;
+        let directory = || {
+            MmapDirectory::open(dir)
+                .map_err(|cause| tantivy_error("opening")(TantivyError::from(cause)))
+        };
         let (schema, fields) = schema::build();
-        let index = Index::open_or_create(directory, schema).map_err(|cause| match cause {
-            TantivyError::SchemaError(_) => EmbeddedError::SchemaMismatch { path: path.clone() },
-            cause => tantivy_error("opening")(cause),
-        })?;
+        let index = match Index::open_or_create(directory()?, schema.clone()) {
+            Ok(index) => index,
+            Err(TantivyError::SchemaError(_)) => {
+                let old = Index::open(directory()?).map_err(tantivy_error("opening"))?;
+                if !upgrade::is_previous(&old.schema(), &schema) {
+                    return Err(EmbeddedError::SchemaMismatch { path: path.clone() });
+                }
+                tracing::info!(
+                    message = "Upgrading the embedded index to the current layout (a one-time copy of its documents).",
+                    path = %path.display()
+                );
+                let copied = upgrade::upgrade(dir, old, &schema, &fields)?;
+                tracing::info!(message = "Upgraded the embedded index.", path = %path.display(), documents = copied);
+                Index::open(directory()?).map_err(tantivy_error("opening"))?
+            }
+            Err(cause) => return Err(tantivy_error("opening")(cause)),
+        };
         // Commit-watching lets a search-only process see what a syncing process commits;
         // our own commits reload explicitly so they are visible at once.
         let reader = index
@@ -149,12 +157,7 @@ impl std::fmt::Debug for EmbeddedIndex {
 
 impl Inner {
     fn tantivy_error(&self, action: &'static str) -> impl FnOnce(TantivyError) -> EmbeddedError {
-        let path = self.path.clone();
-        move |cause| EmbeddedError::Tantivy {
-            action,
-            path,
-            cause,
-        }
+        EmbeddedError::tantivy(&self.path, action)
     }
 
     fn corrupt(&self, detail: String) -> EmbeddedError {
@@ -170,27 +173,20 @@ impl Sink for EmbeddedIndex {
         self.blocking(Inner::indexed_buckets).await
     }
 
-    async fn indexed_versions(
+    async fn indexed_page(
         &self,
         bucket: &str,
-    ) -> Result<HashMap<DocId, VersionStamp>, SinkError> {
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<IndexedEntry>, SinkError> {
         let bucket = bucket.to_owned();
-        self.blocking(move |inner| inner.indexed_versions(&bucket))
+        let after = after.map(str::to_owned);
+        self.blocking(move |inner| inner.indexed_page(&bucket, after.as_deref(), limit))
             .await
     }
 
     async fn indexed_version(&self, id: DocId) -> Result<Option<VersionStamp>, SinkError> {
         self.blocking(move |inner| Ok(inner.get(id)?.map(|document| document.version())))
-            .await
-    }
-
-    async fn indexed_versions_owned(
-        &self,
-        bucket: &str,
-        owns: KeyFilter,
-    ) -> Result<HashMap<DocId, VersionStamp>, SinkError> {
-        let bucket = bucket.to_owned();
-        self.blocking(move |inner| inner.indexed_versions_owned(&bucket, &owns))
             .await
     }
 

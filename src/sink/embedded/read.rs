@@ -1,17 +1,20 @@
-//! Reads of committed documents: one document by id, the buckets of the index, and the version
-//! stamps of a bucket's documents straight from the fast-field columns (no stored fields read).
+//! Reads of committed documents: one document by id, the buckets of the index, and a bucket's
+//! documents in key order, a page at a time, with their version stamps straight from the
+//! fast-field columns (no stored fields read).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use tantivy::collector::TopDocs;
 use tantivy::columnar::StrColumn;
 use tantivy::query::TermQuery;
 use tantivy::schema::IndexRecordOption;
-use tantivy::{DocAddress, DocSet, SegmentReader, TERMINATED, TantivyDocument, TantivyError, Term};
+use tantivy::{
+    DocId as DocAddressDoc, DocSet, SegmentReader, TERMINATED, TantivyDocument, TantivyError, Term,
+};
 
 use super::schema;
 use super::{EmbeddedError, Inner};
-use crate::sink::{DocId, Document, KeyFilter, VersionStamp};
+use crate::sink::{DocId, Document, IndexedEntry, VersionStamp};
 
 impl Inner {
     pub(super) fn get(&self, id: DocId) -> Result<Option<Document>, EmbeddedError> {
@@ -67,137 +70,132 @@ impl Inner {
         Ok(buckets.into_iter().collect())
     }
 
-    pub(super) fn indexed_versions(
+    /// The first `limit` alive documents of `bucket` whose key is greater than `after`, in key
+    /// order. Each segment's `bucket_key` terms (sorted by their bytes) are walked from `after`,
+    /// the segments merged as they go, until the page is full; then the versions of the page's
+    /// documents are read from the fast-field columns. Memory holds a page; work is a page's
+    /// terms plus one seek per segment.
+    pub(super) fn indexed_page(
         &self,
         bucket: &str,
-    ) -> Result<HashMap<DocId, VersionStamp>, EmbeddedError> {
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<IndexedEntry>, EmbeddedError> {
         let searcher = self.reader.searcher();
-        let bucket_term = Term::from_field_text(self.fields.bucket, bucket);
-        let mut versions = HashMap::new();
-        for segment in searcher.segment_readers() {
-            let inverted = segment
-                .inverted_index(self.fields.bucket)
-                .map_err(self.tantivy_error("reading versions from"))?;
-            let postings = inverted
-                .read_postings(&bucket_term, IndexRecordOption::Basic)
-                .map_err(|cause| {
-                    self.tantivy_error("reading versions from")(TantivyError::from(cause))
-                })?;
-            if let Some(mut postings) = postings {
-                self.segment_versions(segment, &mut postings, &mut versions)?;
-            }
-        }
-        Ok(versions)
-    }
-
-    /// [`Inner::indexed_versions`] of the documents whose key `owns` accepts: one shard's part.
-    /// Reads each document's stored fields for its key, so it is slower than the unfiltered
-    /// scan; the embedded index is never sharded in practice (one writer), this keeps the
-    /// contract whole.
-    pub(super) fn indexed_versions_owned(
-        &self,
-        bucket: &str,
-        owns: &KeyFilter,
-    ) -> Result<HashMap<DocId, VersionStamp>, EmbeddedError> {
-        let searcher = self.reader.searcher();
-        let bucket_term = Term::from_field_text(self.fields.bucket, bucket);
-        let mut versions = HashMap::new();
-        for (ordinal, segment) in searcher.segment_readers().iter().enumerate() {
-            let inverted = segment
-                .inverted_index(self.fields.bucket)
-                .map_err(self.tantivy_error("reading versions from"))?;
-            let postings = inverted
-                .read_postings(&bucket_term, IndexRecordOption::Basic)
-                .map_err(|cause| {
-                    self.tantivy_error("reading versions from")(TantivyError::from(cause))
-                })?;
-            let Some(mut postings) = postings else {
-                continue;
+        let segments = searcher.segment_readers();
+        let io_error = |cause: std::io::Error| {
+            self.tantivy_error("reading versions from")(TantivyError::from(cause))
+        };
+        let prefix = schema::bucket_key(bucket, "");
+        // The first byte after `/`: every term of the bucket is below it.
+        let end = format!("{bucket}0");
+        let start = after.map(|after| schema::bucket_key(bucket, after));
+        let inverted = segments
+            .iter()
+            .map(|segment| segment.inverted_index(self.fields.bucket_key))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.tantivy_error("reading versions from"))?;
+        // Every segment's terms from the start, each positioned on its next term.
+        let mut streams = Vec::with_capacity(segments.len());
+        for (segment_ord, index) in inverted.iter().enumerate() {
+            let range = index.terms().range().lt(end.as_bytes());
+            let range = match &start {
+                Some(start) => range.gt(start.as_bytes()),
+                None => range.ge(prefix.as_bytes()),
             };
-            let mut doc = postings.doc();
-            while doc != TERMINATED {
-                if !segment.is_deleted(doc) {
-                    let address = DocAddress::new(u32::try_from(ordinal).unwrap_or(u32::MAX), doc);
-                    let stored: TantivyDocument = searcher
-                        .doc(address)
-                        .map_err(self.tantivy_error("reading versions from"))?;
-                    let document = self
-                        .fields
-                        .decode(&stored)
-                        .map_err(|detail| self.corrupt(detail))?;
-                    if owns.accepts(&document.key) {
-                        versions.insert(document.id, document.version());
-                    }
-                }
-                doc = postings.advance();
+            let mut terms = range.into_stream().map_err(io_error)?;
+            if terms.advance() {
+                streams.push((segment_ord, terms));
             }
         }
-        Ok(versions)
+        // (key, segment, doc) of the page, in key order.
+        let mut candidates: Vec<(String, usize, DocAddressDoc)> = Vec::with_capacity(limit);
+        while candidates.len() < limit {
+            // The segment whose next term is the smallest (the first of equals).
+            let Some(position) =
+                (0..streams.len()).min_by(|&a, &b| streams[a].1.key().cmp(streams[b].1.key()))
+            else {
+                break;
+            };
+            let (segment_ord, terms) = &mut streams[position];
+            let mut postings = inverted[*segment_ord]
+                .read_postings_from_terminfo(terms.value(), IndexRecordOption::Basic)
+                .map_err(io_error)?;
+            if let Some(doc) = first_alive_doc(&segments[*segment_ord], &mut postings) {
+                let key = std::str::from_utf8(&terms.key()[prefix.len()..])
+                    .map_err(|_| self.corrupt("a key is not valid UTF-8".to_owned()))?;
+                // An upsert deletes the old copy in the same commit, so a key is alive once;
+                // keep the first should a crash ever leave two.
+                if candidates.last().is_none_or(|(last, ..)| last != key) {
+                    candidates.push((key.to_owned(), *segment_ord, doc));
+                }
+            }
+            if !terms.advance() {
+                streams.swap_remove(position);
+            }
+        }
+
+        let mut entries: Vec<Option<IndexedEntry>> = vec![None; candidates.len()];
+        for (segment_ord, segment) in searcher.segment_readers().iter().enumerate() {
+            let rows: Vec<(usize, DocAddressDoc)> = candidates
+                .iter()
+                .enumerate()
+                .filter(|(_, candidate)| candidate.1 == segment_ord)
+                .map(|(index, candidate)| (index, candidate.2))
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let stamps = self.segment_stamps(segment, &rows)?;
+            for ((index, _), stamp) in rows.into_iter().zip(stamps) {
+                let key = std::mem::take(&mut candidates[index].0);
+                entries[index] = Some(IndexedEntry {
+                    id: DocId::of(bucket, &key),
+                    key,
+                    version: stamp,
+                });
+            }
+        }
+        Ok(entries.into_iter().flatten().collect())
     }
 
-    /// Adds the stamps of the alive documents in `postings` to `versions`, from fast fields only.
-    fn segment_versions(
+    /// The version stamps of `rows` (index in the page, document of `segment`), in their order,
+    /// from fast fields only.
+    fn segment_stamps(
         &self,
         segment: &SegmentReader,
-        postings: &mut impl DocSet,
-        versions: &mut HashMap<DocId, VersionStamp>,
-    ) -> Result<(), EmbeddedError> {
+        rows: &[(usize, DocAddressDoc)],
+    ) -> Result<Vec<VersionStamp>, EmbeddedError> {
         let error = |cause: TantivyError| self.tantivy_error("reading versions from")(cause);
         let fast = segment.fast_fields();
         let missing = |name: &str| self.corrupt(format!("the `{name}` column is missing"));
-        let ids = fast
-            .str(schema::ID)
-            .map_err(error)?
-            .ok_or_else(|| missing(schema::ID))?;
         let etags = fast
             .str(schema::ETAG)
             .map_err(error)?
             .ok_or_else(|| missing(schema::ETAG))?;
         let sizes = fast.u64(schema::SIZE_IN_BYTES).map_err(error)?;
         let dates = fast.date(schema::LAST_MODIFIED).map_err(error)?;
-
-        // Strings are resolved afterwards in ordinal order, one pass over each dictionary,
-        // instead of one dictionary lookup per document.
-        let mut rows = Vec::new();
-        let mut doc = postings.doc();
-        while doc != TERMINATED {
-            if !segment.is_deleted(doc) {
-                let row = (
-                    ids.ords().first(doc),
-                    etags.ords().first(doc),
-                    sizes.first(doc),
-                    dates.first(doc),
-                );
-                let (Some(id_ord), Some(etag_ord), Some(size), Some(date)) = row else {
-                    return Err(self.corrupt(format!(
-                        "document #{doc} of a segment lacks a version column"
-                    )));
-                };
-                rows.push(Row {
-                    id_ord,
-                    etag_ord,
-                    size,
-                    last_modified: date.into_utc(),
-                });
-            }
-            doc = postings.advance();
+        let mut columns = Vec::with_capacity(rows.len());
+        for &(_, doc) in rows {
+            let row = (etags.ords().first(doc), sizes.first(doc), dates.first(doc));
+            let (Some(etag_ord), Some(size), Some(date)) = row else {
+                return Err(self.corrupt(format!(
+                    "document #{doc} of a segment lacks a version column"
+                )));
+            };
+            columns.push((etag_ord, size, date.into_utc()));
         }
-
         let mut stamps = vec![None; rows.len()];
-        let etag_ords: Vec<u64> = rows.iter().map(|row| row.etag_ord).collect();
+        let etag_ords: Vec<u64> = columns.iter().map(|column| column.0).collect();
         self.for_each_term(&etags, &etag_ords, |index, etag| {
-            let row = &rows[index];
-            stamps[index] = Some(VersionStamp::of(etag, row.last_modified, row.size));
+            let (_, size, last_modified) = columns[index];
+            stamps[index] = Some(VersionStamp::of(etag, last_modified, size));
             Ok(())
         })?;
-        let id_ords: Vec<u64> = rows.iter().map(|row| row.id_ord).collect();
-        self.for_each_term(&ids, &id_ords, |index, hex_id| {
-            let id = DocId::from_hex(hex_id)
-                .ok_or_else(|| format!("the stored id `{hex_id}` is not 32 hex characters"))?;
-            let stamp = stamps[index].ok_or_else(|| format!("document {id} has no etag"))?;
-            versions.insert(id, stamp);
-            Ok(())
-        })
+        stamps
+            .into_iter()
+            .map(|stamp| stamp.ok_or_else(|| self.corrupt("a document has no etag".to_owned())))
+            .collect()
     }
 
     /// Calls `each(i, term)` with the term of `ords[i]` for every `i`, walking the column's
@@ -237,14 +235,6 @@ impl Inner {
     }
 }
 
-/// The version-relevant columns of one document, before its strings are resolved.
-struct Row {
-    id_ord: u64,
-    etag_ord: u64,
-    size: u64,
-    last_modified: time::OffsetDateTime,
-}
-
 /// Whether `postings`, from its current position, holds a document not deleted in `segment`.
 fn has_alive_doc(segment: &SegmentReader, postings: &mut impl DocSet) -> bool {
     let mut doc = postings.doc();
@@ -255,4 +245,16 @@ fn has_alive_doc(segment: &SegmentReader, postings: &mut impl DocSet) -> bool {
         doc = postings.advance();
     }
     false
+}
+
+/// The first document of `postings`, from its current position, not deleted in `segment`.
+fn first_alive_doc(segment: &SegmentReader, postings: &mut impl DocSet) -> Option<DocAddressDoc> {
+    let mut doc = postings.doc();
+    while doc != TERMINATED {
+        if !segment.is_deleted(doc) {
+            return Some(doc);
+        }
+        doc = postings.advance();
+    }
+    None
 }

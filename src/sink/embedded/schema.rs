@@ -30,6 +30,9 @@ pub(super) const BODY: &str = "body";
 pub(super) const CONTENT_STATUS: &str = "content_status";
 pub(super) const EXTRACTION_ERROR: &str = "extraction_error";
 pub(super) const INDEXED_AT: &str = "indexed_at";
+/// `"{bucket}/{key}"` as one raw term: its term dictionary, sorted by bytes, lists a bucket's
+/// keys in S3's order (a bucket name has no `/`, so `"{bucket}/"` bounds exactly its keys).
+pub(super) const BUCKET_KEY: &str = "bucket_key";
 
 /// Handles of every field, resolved once when the schema is built.
 #[derive(Clone, Copy, Debug)]
@@ -50,6 +53,7 @@ pub(super) struct Fields {
     pub content_status: Field,
     pub extraction_error: Field,
     pub indexed_at: Field,
+    pub bucket_key: Field,
 }
 
 /// Builds the schema and the handles of its fields.
@@ -80,8 +84,16 @@ pub(super) fn build() -> (Schema, Fields) {
         content_status: builder.add_text_field(CONTENT_STATUS, STRING | STORED),
         extraction_error: builder.add_text_field(EXTRACTION_ERROR, STORED),
         indexed_at: builder.add_date_field(INDEXED_AT, DateOptions::from(STORED)),
+        // Added last, so the fields before it keep their numbers and an index made before it
+        // can be read with these handles while it is upgraded (see `upgrade.rs`).
+        bucket_key: builder.add_text_field(BUCKET_KEY, STRING),
     };
     (builder.build(), fields)
+}
+
+/// The `bucket_key` term of an object.
+pub(super) fn bucket_key(bucket: &str, key: &str) -> String {
+    format!("{bucket}/{key}")
 }
 
 impl Fields {
@@ -102,6 +114,7 @@ impl Fields {
         doc.add_text(self.url, &document.url);
         doc.add_text(self.content_status, document.content_status.as_str());
         doc.add_date(self.indexed_at, indexed_at);
+        doc.add_text(self.bucket_key, bucket_key(&document.bucket, &document.key));
         // An absent field, not an empty string, is what makes `None` come back as `None`.
         let optional = [
             (self.content_type, &document.content_type),

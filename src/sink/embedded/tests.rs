@@ -1,5 +1,9 @@
 //! Tests of the embedded index on temporary directories.
 
+use std::collections::HashMap;
+
+use tantivy::TantivyDocument;
+
 use time::{OffsetDateTime, UtcOffset};
 
 use super::*;
@@ -134,7 +138,12 @@ async fn uncommitted_writes_are_invisible() {
     assert_eq!(index.get(doc.id).unwrap(), None);
     assert!(index.search("platypus", 10).await.unwrap().is_empty());
     assert!(index.indexed_buckets().await.unwrap().is_empty());
-    assert!(index.indexed_versions("b").await.unwrap().is_empty());
+    assert!(
+        crate::sink::collect_versions(&index, "b")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     index.commit().await.unwrap();
     assert_eq!(index.count().unwrap(), 1);
@@ -179,15 +188,28 @@ async fn indexed_versions_lists_the_alive_documents_of_one_bucket() {
     index.delete(vec![a2.id]).await.unwrap();
     index.commit().await.unwrap();
 
-    let alpha = index.indexed_versions("alpha").await.unwrap();
+    let alpha = crate::sink::collect_versions(&index, "alpha")
+        .await
+        .unwrap();
     let expected: HashMap<_, _> = [(a1.id, a1.version()), (a3.id, a3.version())].into();
     assert_eq!(alpha, expected);
     assert_ne!(alpha[&a1.id], full_doc("alpha", "1.txt", "one").version());
 
-    let beta = index.indexed_versions("beta").await.unwrap();
+    let beta = crate::sink::collect_versions(&index, "beta").await.unwrap();
     assert_eq!(beta, HashMap::from([(b1.id, b1.version())]));
-    assert_eq!(index.indexed_versions("gamma").await.unwrap().len(), 6);
-    assert!(index.indexed_versions("delta").await.unwrap().is_empty());
+    assert_eq!(
+        crate::sink::collect_versions(&index, "gamma")
+            .await
+            .unwrap()
+            .len(),
+        6
+    );
+    assert!(
+        crate::sink::collect_versions(&index, "delta")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -306,6 +328,142 @@ async fn documents_with_unstorable_dates_are_rejected_alone() {
     assert_eq!(rejected[0].0, far_future.id);
     assert_eq!(index.count().unwrap(), 1);
     assert_eq!(index.get(fine.id).unwrap(), Some(fine));
+}
+
+/// Every page of `bucket`, `limit` entries at a time.
+async fn all_pages(index: &EmbeddedIndex, bucket: &str, limit: usize) -> Vec<Vec<IndexedEntry>> {
+    let mut pages = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = index
+            .indexed_page(bucket, after.as_deref(), limit)
+            .await
+            .unwrap();
+        assert!(page.len() <= limit);
+        let Some(last) = page.last() else {
+            return pages;
+        };
+        after = Some(last.key.clone());
+        pages.push(page);
+    }
+}
+
+/// Every key of `bucket`, in the order the pages gave them.
+async fn all_keys(index: &EmbeddedIndex, bucket: &str) -> Vec<String> {
+    let pages = all_pages(index, bucket, 10).await;
+    pages.concat().into_iter().map(|entry| entry.key).collect()
+}
+
+#[tokio::test]
+async fn pages_list_a_buckets_alive_documents_in_key_byte_order_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    // Byte order, not char or UTF-16 order: "｡" (EF BD A1) before "😀" (F0 9F 98 80); a key
+    // that is a prefix of the next; buckets whose names extend "a" ("a-b" sorts before "a/",
+    // "a0" right after the bucket's range).
+    let keys = [
+        "😀", "Z", "a", "a/", "a/b", "a0", "é", "｡", " space", "+plus", "%25",
+    ];
+    let index = index_with(
+        dir.path(),
+        keys.iter()
+            .step_by(2)
+            .map(|key| full_doc("a", key, "x"))
+            .collect(),
+    )
+    .await;
+    let mut later: Vec<Document> = keys
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .map(|key| full_doc("a", key, "y"))
+        .collect();
+    later.push(full_doc("a-b", "a", "other bucket"));
+    later.push(full_doc("a0", "a", "other bucket"));
+    index.upsert(later).await.unwrap();
+    index.commit().await.unwrap();
+    // An update (a new copy in a third segment) and a delete.
+    let mut updated = full_doc("a", "a/", "z");
+    updated.etag = "\"new\"".to_owned();
+    index.upsert(vec![updated.clone()]).await.unwrap();
+    index.delete(vec![DocId::of("a", "Z")]).await.unwrap();
+    index.commit().await.unwrap();
+
+    let mut expected: Vec<&str> = keys.iter().copied().filter(|key| *key != "Z").collect();
+    expected.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    for limit in [1, 2, 3, 100] {
+        let entries: Vec<IndexedEntry> = all_pages(&index, "a", limit).await.concat();
+        let found: Vec<&str> = entries.iter().map(|entry| entry.key.as_str()).collect();
+        assert_eq!(found, expected, "pages of {limit}");
+        for entry in &entries {
+            assert_eq!(entry.id, DocId::of("a", &entry.key));
+            let version = if entry.key == "a/" {
+                updated.version()
+            } else {
+                full_doc("a", &entry.key, "x").version()
+            };
+            assert_eq!(entry.version, version, "{}", entry.key);
+        }
+    }
+    assert_eq!(all_keys(&index, "a-b").await, ["a"]);
+    assert!(all_pages(&index, "none", 10).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_index_from_before_bucket_key_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let (schema, fields) = schema::build();
+    // Today's schema without its last field, as s3-connector wrote it before.
+    let mut builder = tantivy::schema::Schema::builder();
+    for (field, entry) in schema.fields() {
+        if field != fields.bucket_key {
+            builder.add_field(entry.clone());
+        }
+    }
+    let old = Index::create_in_dir(dir.path(), builder.build()).unwrap();
+    let mut writer = old.writer_with_num_threads(1, 15_000_000).unwrap();
+    let documents: Vec<Document> = ["b", "a", "c"]
+        .iter()
+        .map(|key| full_doc("x", key, key))
+        .collect();
+    for document in &documents {
+        let mut stored = TantivyDocument::new();
+        for (field, value) in fields.encode(document).unwrap().field_values() {
+            if field != fields.bucket_key {
+                stored.add_field_value(field, value);
+            }
+        }
+        writer.add_document(stored).unwrap();
+    }
+    writer.delete_term(tantivy::Term::from_field_text(
+        fields.id,
+        &documents[2].id.to_hex(),
+    ));
+    writer.commit().unwrap();
+    drop((writer, old));
+
+    let index = EmbeddedIndex::open_or_create(dir.path()).unwrap();
+    assert_eq!(index.count().unwrap(), 2);
+    assert_eq!(
+        index.get(documents[0].id).unwrap().as_ref(),
+        Some(&documents[0])
+    );
+    assert_eq!(all_keys(&index, "x").await, ["a", "b"]);
+    assert_eq!(index.search("b", 10).await.unwrap().len(), 1);
+    // The staging and retired copies are gone; opening again finds nothing to upgrade.
+    let siblings: Vec<_> = std::fs::read_dir(dir.path().parent().unwrap())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&*dir.path().file_name().unwrap().to_string_lossy()))
+        .collect();
+    assert_eq!(siblings.len(), 1, "{siblings:?}");
+    drop(index);
+    assert_eq!(
+        EmbeddedIndex::open_or_create(dir.path())
+            .unwrap()
+            .count()
+            .unwrap(),
+        2
+    );
 }
 
 #[test]

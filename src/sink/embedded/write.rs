@@ -9,8 +9,11 @@ use tantivy::{IndexWriter, TantivyError, Term};
 use super::{EmbeddedError, Inner};
 use crate::sink::{DocId, Document, RejectedDocuments};
 
-/// Memory the writer may fill with new documents before it flushes a segment to disk.
-const WRITER_HEAP_BYTES: usize = 100_000_000;
+/// Memory the writer may fill with new documents before it flushes a segment to disk: most of a
+/// full sync's memory, so it keeps the sync's peak RSS under 96 MiB (measured in the README's
+/// benchmarks, with what the smaller budget costs in speed). tantivy gives each indexing thread
+/// at least 15 MB, so this allows three threads at most.
+pub(super) const WRITER_HEAP_BYTES: usize = 48_000_000;
 
 impl Inner {
     /// Runs `operation` with the writer, opening it (and taking the directory lock) if needed.

@@ -16,7 +16,6 @@ mod mapping;
 mod scan;
 mod search;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use ::opensearch::http::Method;
@@ -26,7 +25,7 @@ use self::client::{Client, index_path};
 pub use self::error::OpensearchError;
 use crate::config::opensearch::OpensearchConfig;
 use crate::sink::{
-    DocId, Document, KeyFilter, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp,
+    DocId, Document, IndexedEntry, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp,
 };
 use crate::sync::target::IndexSource;
 
@@ -109,19 +108,14 @@ impl Sink for OpensearchSink {
         Ok(scan::buckets(&self.inner.client, &self.inner.index).await?)
     }
 
-    async fn indexed_versions(
+    async fn indexed_page(
         &self,
         bucket: &str,
-    ) -> Result<HashMap<DocId, VersionStamp>, SinkError> {
-        Ok(scan::versions(&self.inner.client, &self.inner.index, bucket, None).await?)
-    }
-
-    async fn indexed_versions_owned(
-        &self,
-        bucket: &str,
-        owns: KeyFilter,
-    ) -> Result<HashMap<DocId, VersionStamp>, SinkError> {
-        Ok(scan::versions(&self.inner.client, &self.inner.index, bucket, Some(&owns)).await?)
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<IndexedEntry>, SinkError> {
+        let client = &self.inner.client;
+        Ok(scan::page(client, &self.inner.index, bucket, after, limit).await?)
     }
 
     async fn indexed_version(&self, id: DocId) -> Result<Option<VersionStamp>, SinkError> {

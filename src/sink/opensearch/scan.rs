@@ -1,12 +1,12 @@
-//! Reading back what an index holds, for the incremental sync: the version stamp of every
-//! document of a bucket, and the buckets that have documents.
+//! Reading back what an index holds, for the incremental sync: a bucket's documents in key
+//! order, a page at a time, and the buckets that have documents.
 //!
-//! Versions are read with a point in time and `search_after` (consistent, and each page can be
-//! retried alone), falling back to a scroll on clusters without point-in-time search (before
-//! OpenSearch 2.4). Only `etag`, `last_modified` and `size_in_bytes` are fetched, a page at a
-//! time, so memory grows with the number of documents, not their size.
-
-use std::collections::HashMap;
+//! A page is a search sorted on the `key` keyword (Lucene orders keywords by their UTF-8 bytes,
+//! as S3 orders a listing) with `search_after` the last key of the previous page. The cursor is
+//! the key, so every page is one request retried alone, no point in time or scroll has to stay
+//! open while a slow sync downloads (a point in time expires after its keep-alive), and the
+//! sync's own writes, all behind the cursor, never show up ahead of it. Only `key`, `etag`,
+//! `last_modified` and `size_in_bytes` are fetched: memory holds one page, whatever the bucket.
 
 use ::opensearch::http::Method;
 use serde::Deserialize;
@@ -16,23 +16,16 @@ use time::format_description::well_known::Rfc3339;
 
 use super::client::{Body, Client, index_path};
 use super::error::OpensearchError;
-use crate::sink::{DocId, KeyFilter, VersionStamp};
+use crate::sink::{DocId, IndexedEntry, VersionStamp};
 
-/// Hits per page.
+/// Hits per page of the bucket listing.
 pub(super) const PAGE_SIZE: usize = 1000;
-/// How long the cluster keeps a point in time or scroll between two pages.
-const KEEP_ALIVE: &str = "5m";
-/// The fields a version stamp is made of.
-const VERSION_FIELDS: [&str; 3] = ["etag", "last_modified", "size_in_bytes"];
+/// The fields an entry is made of.
+const ENTRY_FIELDS: [&str; 4] = ["key", "etag", "last_modified", "size_in_bytes"];
 
-/// One page of a search answer: its hits and, for a point in time or scroll, the id of the
-/// next page.
+/// One page of a search answer: its hits.
 #[derive(Deserialize)]
 pub(super) struct Page {
-    #[serde(default)]
-    pit_id: Option<String>,
-    #[serde(default, rename = "_scroll_id")]
-    scroll_id: Option<String>,
     pub hits: Hits,
 }
 
@@ -42,7 +35,7 @@ pub(super) struct Hits {
     pub hits: Vec<Hit>,
 }
 
-/// One hit: its id, score, the fields asked for, and its sort values.
+/// One hit: its id, score and the fields asked for.
 #[derive(Deserialize)]
 pub(super) struct Hit {
     #[serde(rename = "_id")]
@@ -51,61 +44,6 @@ pub(super) struct Hit {
     pub score: Option<f32>,
     #[serde(default, rename = "_source")]
     pub source: Map<String, Value>,
-    #[serde(default)]
-    sort: Option<Value>,
-}
-
-/// The fields read for a shard's part: the version fields and the key to filter on.
-const VERSION_AND_KEY_FIELDS: [&str; 4] = ["etag", "last_modified", "size_in_bytes", "key"];
-
-/// Collects the stamps of pages of hits, counting hits whose id is not one of ours; with a
-/// filter, only of hits whose key it accepts.
-#[derive(Default)]
-struct Versions<'a> {
-    map: HashMap<DocId, VersionStamp>,
-    foreign: usize,
-    owns: Option<&'a KeyFilter>,
-}
-
-impl Versions<'_> {
-    fn add(&mut self, hits: &[Hit]) {
-        for hit in hits {
-            if let Some(owns) = self.owns {
-                let key = hit.source.get("key").and_then(Value::as_str);
-                // A document without a key is no shard's: leave it alone.
-                if !key.is_some_and(|key| owns.accepts(key)) {
-                    continue;
-                }
-            }
-            match DocId::from_hex(&hit.id) {
-                Some(id) => {
-                    self.map.insert(id, stamp(&hit.source));
-                }
-                None => self.foreign += 1,
-            }
-        }
-    }
-
-    /// The `_source` fields to fetch.
-    fn fields(&self) -> &'static [&'static str] {
-        if self.owns.is_some() {
-            &VERSION_AND_KEY_FIELDS
-        } else {
-            &VERSION_FIELDS
-        }
-    }
-
-    fn finish(self, index: &str, bucket: &str) -> HashMap<DocId, VersionStamp> {
-        if self.foreign > 0 {
-            tracing::warn!(
-                message = "Documents whose id is not an s3-connector id were left alone.",
-                index,
-                bucket,
-                count = self.foreign
-            );
-        }
-        self.map
-    }
 }
 
 /// The stamp of a stored document. A document whose version fields are missing or malformed
@@ -126,213 +64,73 @@ pub(super) fn stamp(source: &Map<String, Value>) -> VersionStamp {
     }
 }
 
-/// How a point in time could be opened.
-enum PointInTime {
-    Opened(String),
-    /// The cluster has no point-in-time search (or refuses it): use a scroll.
-    Unsupported(OpensearchError),
-    /// The index does not exist: it holds nothing.
-    NoIndex,
+/// The entries of a page of hits, and the count of hits left alone: hits whose id is not an
+/// s3-connector id. A hit without a key ends the page: the sort puts documents without one
+/// after every key, so nothing keyed follows it.
+fn entries(hits: Vec<Hit>) -> (Vec<IndexedEntry>, usize) {
+    let mut entries = Vec::with_capacity(hits.len());
+    let mut foreign = 0;
+    for hit in hits {
+        let Some(key) = hit.source.get("key").and_then(Value::as_str) else {
+            break;
+        };
+        match DocId::from_hex(&hit.id) {
+            Some(id) => entries.push(IndexedEntry {
+                key: key.to_owned(),
+                id,
+                version: stamp(&hit.source),
+            }),
+            None => foreign += 1,
+        }
+    }
+    (entries, foreign)
 }
 
-/// The version stamp of every document of `bucket` in `index` (whose key `owns` accepts, when
-/// given).
-pub(super) async fn versions(
+/// The first `limit` documents of `bucket` in `index` whose key is greater than `after`, in key
+/// order. Documents whose `_id` is not an s3-connector id are left out (and left alone), as
+/// are documents without a key.
+pub(super) async fn page(
     client: &Client,
     index: &str,
     bucket: &str,
-    owns: Option<&KeyFilter>,
-) -> Result<HashMap<DocId, VersionStamp>, OpensearchError> {
-    let query = versions_query(bucket, owns);
-    let empty = || Versions {
-        owns,
-        ..Versions::default()
-    };
-    let versions = match open_point_in_time(client, index).await? {
-        PointInTime::NoIndex => return Ok(HashMap::new()),
-        PointInTime::Opened(pit) => scan_point_in_time(client, index, &query, pit, empty()).await?,
-        PointInTime::Unsupported(error) => {
-            tracing::info!(
-                message = "Point-in-time search is not available; reading versions with a scroll.",
-                index,
-                %error
-            );
-            client
-                .retry
-                .run(
-                    || scan_scroll(client, index, &query, empty()),
-                    |error, delay| client.note_retry(error, delay),
-                )
-                .await?
-        }
-    };
-    Ok(versions.finish(index, bucket))
-}
-
-/// The documents of `bucket`; with a filter whose owned keys lie in a range, only that range
-/// (`key` is a keyword field: its range query compares bytes, as S3 orders keys).
-fn versions_query(bucket: &str, owns: Option<&KeyFilter>) -> Value {
-    let bucket_term = json!({"term": {"bucket": bucket}});
-    let (after, through) = owns.map_or((None, None), KeyFilter::range);
-    if after.is_none() && through.is_none() {
-        return bucket_term;
-    }
-    let mut range = Map::new();
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<IndexedEntry>, OpensearchError> {
+    let action = format!("reading the documents of bucket {bucket} from index {index}");
+    let mut request = json!({
+        "size": limit,
+        "_source": ENTRY_FIELDS,
+        "query": {"term": {"bucket": bucket}},
+        // Keys are unique within a bucket, so they order the pages without a tie-breaker.
+        "sort": [{"key": {"order": "asc", "missing": "_last"}}],
+        "track_total_hits": false,
+    });
     if let Some(after) = after {
-        range.insert("gt".into(), json!(after));
+        request["search_after"] = json!([after]);
     }
-    if let Some(through) = through {
-        range.insert("lte".into(), json!(through));
-    }
-    json!({"bool": {"filter": [bucket_term, {"range": {"key": range}}]}})
-}
-
-async fn open_point_in_time(client: &Client, index: &str) -> Result<PointInTime, OpensearchError> {
-    let action = format!("opening a point in time on index {index}");
     let reply = client
         .send(
             &action,
             Method::Post,
-            &index_path(index, "_search/point_in_time"),
-            &[("keep_alive", KEEP_ALIVE)],
-            None,
-        )
-        .await?;
-    if reply.is_success() {
-        #[derive(Deserialize)]
-        struct Opened {
-            pit_id: String,
-        }
-        let opened: Opened = reply.json(&action)?;
-        return Ok(PointInTime::Opened(opened.pit_id));
-    }
-    let error = reply.into_error(&action);
-    match error.status_code() {
-        _ if error.kind() == Some("index_not_found_exception") => Ok(PointInTime::NoIndex),
-        Some(400..=499) => Ok(PointInTime::Unsupported(error)),
-        _ => Err(error),
-    }
-}
-
-/// Pages through the point in time with `search_after`; every page is retried alone. The point
-/// in time is closed at the end, whatever happened.
-async fn scan_point_in_time<'a>(
-    client: &Client,
-    index: &str,
-    query: &Value,
-    mut pit: String,
-    mut versions: Versions<'a>,
-) -> Result<Versions<'a>, OpensearchError> {
-    let action = format!("reading document versions of index {index}");
-    let mut search_after: Option<Value> = None;
-    let result = loop {
-        let mut request = json!({
-            "size": PAGE_SIZE,
-            "_source": versions.fields(),
-            "query": query,
-            "pit": {"id": pit, "keep_alive": KEEP_ALIVE},
-            // Our ids are unique, so they order the pages without a tie-breaker.
-            "sort": [{"id": "asc"}],
-            "track_total_hits": false,
-        });
-        if let Some(after) = search_after.take() {
-            request["search_after"] = after;
-        }
-        let reply = client
-            .send(
-                &action,
-                Method::Post,
-                "/_search",
-                &[],
-                Some(&Body::json(&request)),
-            )
-            .await;
-        let page: Page = match reply.and_then(|reply| reply.json(&action)) {
-            Ok(page) => page,
-            Err(error) => break Err(error),
-        };
-        if let Some(next) = page.pit_id {
-            pit = next;
-        }
-        versions.add(&page.hits.hits);
-        match page.hits.hits.last().and_then(|hit| hit.sort.clone()) {
-            Some(sort) if page.hits.hits.len() == PAGE_SIZE => search_after = Some(sort),
-            _ => break Ok(versions),
-        }
-    };
-    let close = format!("closing a point in time on index {index}");
-    let body = Body::json(&json!({"pit_id": [pit]}));
-    if let Err(error) = client
-        .send_once(
-            &close,
-            Method::Delete,
-            "/_search/point_in_time",
-            &[],
-            Some(&body),
-        )
-        .await
-    {
-        // It expires by itself after KEEP_ALIVE.
-        tracing::debug!(message = "Could not close a point in time.", %error);
-    }
-    result
-}
-
-/// Reads every page of a scroll. A failed page fails the whole scan, which the caller starts
-/// over: a scroll page cannot be asked for twice, and a lost answer would skip documents.
-async fn scan_scroll<'a>(
-    client: &Client,
-    index: &str,
-    query: &Value,
-    mut versions: Versions<'a>,
-) -> Result<Versions<'a>, OpensearchError> {
-    let action = format!("reading document versions of index {index} with a scroll");
-    let request = json!({
-        "size": PAGE_SIZE,
-        "_source": versions.fields(),
-        "query": query,
-        "sort": ["_doc"],
-    });
-    let reply = client
-        .send_once(
-            &action,
-            Method::Post,
             &index_path(index, "_search"),
-            &[("scroll", KEEP_ALIVE)],
+            &[],
             Some(&Body::json(&request)),
         )
         .await?;
     if reply.status == 404 {
-        return Ok(versions);
+        return Ok(Vec::new());
     }
-    let mut page: Page = reply.json(&action)?;
-    let mut scroll_id = None;
-    let result = loop {
-        versions.add(&page.hits.hits);
-        scroll_id = page.scroll_id.take().or(scroll_id);
-        let Some(id) = scroll_id.as_ref().filter(|_| !page.hits.hits.is_empty()) else {
-            break Ok(versions);
-        };
-        let next = Body::json(&json!({"scroll": KEEP_ALIVE, "scroll_id": id}));
-        let reply = client
-            .send_once(&action, Method::Post, "/_search/scroll", &[], Some(&next))
-            .await;
-        page = match reply.and_then(|reply| reply.json(&action)) {
-            Ok(page) => page,
-            Err(error) => break Err(error),
-        };
-    };
-    if let Some(id) = scroll_id {
-        let body = Body::json(&json!({"scroll_id": [id]}));
-        let close = format!("clearing a scroll on index {index}");
-        if let Err(error) = client
-            .send_once(&close, Method::Delete, "/_search/scroll", &[], Some(&body))
-            .await
-        {
-            tracing::debug!(message = "Could not clear a scroll.", %error);
-        }
+    let page: Page = reply.json(&action)?;
+    let (entries, foreign) = entries(page.hits.hits);
+    if foreign > 0 {
+        tracing::warn!(
+            message = "Documents whose id is not an s3-connector id were left alone.",
+            index,
+            bucket,
+            count = foreign
+        );
     }
-    result
+    Ok(entries)
 }
 
 /// Every value of `bucket` in `index`, through a composite aggregation a page at a time.
@@ -409,16 +207,21 @@ mod tests {
     }
 
     #[test]
-    fn hits_with_foreign_ids_are_counted_not_kept() {
+    fn hits_with_foreign_ids_are_counted_not_kept_and_a_hit_without_a_key_ends_the_page() {
         let page: Page = serde_json::from_value(json!({"hits": {"hits": [
-            {"_id": DocId::of("b", "k").to_hex(), "_source": {"etag": "e"}, "sort": ["x"]},
-            {"_id": "not-ours"},
+            {"_id": DocId::of("b", "k").to_hex(), "_source": {"key": "k", "etag": "e"}},
+            {"_id": "not-ours", "_source": {"key": "l"}},
+            {"_id": DocId::of("b", "m").to_hex(), "_source": {"key": "m"}},
+            {"_id": DocId::of("b", "n").to_hex(), "_source": {"etag": "e"}},
+            {"_id": DocId::of("b", "o").to_hex(), "_source": {"key": "o"}},
         ]}}))
         .unwrap();
-        let mut versions = Versions::default();
-        versions.add(&page.hits.hits);
-        assert_eq!(versions.foreign, 1);
-        assert_eq!(versions.map.len(), 1);
-        assert!(versions.map.contains_key(&DocId::of("b", "k")));
+        let (entries, foreign) = entries(page.hits.hits);
+        assert_eq!(foreign, 1);
+        let keys: Vec<(&str, DocId)> = entries.iter().map(|e| (e.key.as_str(), e.id)).collect();
+        assert_eq!(
+            keys,
+            [("k", DocId::of("b", "k")), ("m", DocId::of("b", "m"))]
+        );
     }
 }

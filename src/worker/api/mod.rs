@@ -701,15 +701,24 @@ async fn drop_documents(shared: &Shared, connector: &ConnectorConfig) -> Result<
 
 async fn delete_all<S: Sink>(sink: &S) -> Result<u64, String> {
     let mut count = 0;
+    let limit = sink.scan_page_size();
     for bucket in sink.indexed_buckets().await.map_err(|e| e.to_string())? {
-        let ids: Vec<_> = sink
-            .indexed_versions(&bucket)
-            .await
-            .map_err(|e| e.to_string())?
-            .into_keys()
-            .collect();
-        count += ids.len() as u64;
-        sink.delete(ids).await.map_err(|e| e.to_string())?;
+        // Page by key; the deletes are not committed yet, so they do not move the pages.
+        let mut after: Option<String> = None;
+        loop {
+            let page = sink
+                .indexed_page(&bucket, after.as_deref(), limit)
+                .await
+                .map_err(|e| e.to_string())?;
+            let last_page = page.len() < limit;
+            after = page.last().map(|entry| entry.key.clone());
+            count += page.len() as u64;
+            let ids = page.into_iter().map(|entry| entry.id).collect();
+            sink.delete(ids).await.map_err(|e| e.to_string())?;
+            if last_page {
+                break;
+            }
+        }
     }
     sink.commit().await.map_err(|e| e.to_string())?;
     Ok(count)
