@@ -151,3 +151,9 @@ pub const fn notifications_max_messages() -> u32 {
 pub const fn shard_depth() -> usize {
     1
 }
+
+/// How old an S3 Inventory may be before the sync lists the bucket instead: 9 days (a weekly
+/// inventory plus the 48 hours S3 may take to deliver one).
+pub const fn inventory_max_age() -> Duration {
+    Duration::from_secs(9 * 24 * 3600)
+}

@@ -187,4 +187,9 @@ pub struct ConnectorFile {
     /// [`super::sharding::ShardingConfig`]. Default: by the top-level folder.
     #[serde(default)]
     pub sharding: super::sharding::ShardingConfig,
+    /// Take each bucket's object list from its newest complete S3 Inventory instead of
+    /// ListObjectsV2 (for buckets of 10^8 objects and more); see
+    /// [`super::inventory::InventoryFile`]. Default: none (list).
+    #[serde(default)]
+    pub inventory: Option<super::inventory::InventoryFile>,
 }

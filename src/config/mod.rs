@@ -15,6 +15,7 @@ pub mod defaults;
 pub mod env;
 pub mod file;
 pub mod inherit;
+pub mod inventory;
 pub mod notifications;
 pub mod opensearch;
 pub mod rules_of_names;
@@ -152,6 +153,9 @@ pub struct ConnectorConfig {
     pub notifications: Option<notifications::NotificationsConfig>,
     /// How `--shard I/N` splits the buckets ([`file::ConnectorFile::sharding`]), validated.
     pub sharding: sharding::ShardingConfig,
+    /// Where to read each bucket's S3 Inventory instead of listing it
+    /// ([`file::ConnectorFile::inventory`]); `None`: list with ListObjectsV2.
+    pub inventory: Option<inventory::InventorySettings>,
 }
 
 /// Which buckets a connector syncs.
@@ -166,7 +170,12 @@ pub enum BucketSelection {
 impl ConnectorConfig {
     /// Builds the validated connector from a file connector whose every rule held, with its
     /// parsed schedule and loaded rules.
-    fn from_file(raw: ConnectorFile, timer: Option<Schedule>, rules: SyncRules) -> Self {
+    fn from_file(
+        raw: ConnectorFile,
+        timer: Option<Schedule>,
+        rules: SyncRules,
+        inventory: Option<inventory::InventorySettings>,
+    ) -> Self {
         let some = |value: Option<String>| value.filter(|v| !v.is_empty());
         let secret = |value: Option<Secret>| value.filter(|v| !v.is_empty());
         let buckets = if raw.buckets.iter().any(|bucket| bucket == "*") {
@@ -208,6 +217,7 @@ impl ConnectorConfig {
             sync_on_start: raw.sync_on_start,
             notifications: raw.notifications,
             sharding: raw.sharding,
+            inventory,
         }
     }
 
@@ -416,8 +426,9 @@ fn validate(file: ConfigFile, base_dir: &Path, problems: &mut Vec<Problem>) -> O
                 &mut index_names,
                 &mut report,
             );
+            let inventory = inventory::validate(connector.inventory.as_ref(), &mut report);
             (report.list.len() == before)
-                .then(|| ConnectorConfig::from_file(connector, timer, rules))
+                .then(|| ConnectorConfig::from_file(connector, timer, rules, inventory))
         })
         .collect();
     Some(Config {

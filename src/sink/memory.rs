@@ -156,6 +156,7 @@ impl Sink for MemorySink {
                 key: document.key.clone(),
                 id: document.id,
                 version: document.version(),
+                last_modified: Some(document.last_modified),
             })
             .collect())
     }

@@ -104,6 +104,9 @@ pub struct IndexedEntry {
     pub id: DocId,
     /// The version the document was made from.
     pub version: VersionStamp,
+    /// The last-modified time of that version; `None` when the document does not record one.
+    /// An inventory-driven sync keeps documents newer than its inventory.
+    pub last_modified: Option<OffsetDateTime>,
 }
 
 /// The version of every committed document of `bucket`, read page by page through

@@ -407,6 +407,27 @@ impl ObjectStore for MemoryStore {
             .map(|object| object.entry(key)))
     }
 
+    async fn download(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &std::path::Path,
+    ) -> Result<Option<u64>, SourceError> {
+        let bytes = match self.get_object(bucket, key, u64::MAX).await? {
+            Fetched::Content(object) => object.bytes,
+            Fetched::Gone | Fetched::TooLarge => return Ok(None),
+        };
+        std::fs::write(path, &bytes).map_err(|e| {
+            error(
+                Operation::GetObject,
+                &format!("{bucket}/{key}"),
+                ErrorKind::Other,
+                &format!("writing {} failed: {e}", path.display()),
+            )
+        })?;
+        Ok(Some(bytes.len() as u64))
+    }
+
     fn stats(&self) -> &S3Stats {
         &self.stats
     }

@@ -83,6 +83,15 @@ pub trait ObjectStore: Send + Sync {
         key: &str,
     ) -> impl Future<Output = Result<Option<ObjectEntry>, SourceError>> + Send;
 
+    /// The whole object streamed into the file at `path` (created or emptied), never held in
+    /// memory: for inventory files of any size. Its size; `None` when the key does not exist.
+    fn download(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &std::path::Path,
+    ) -> impl Future<Output = Result<Option<u64>, SourceError>> + Send;
+
     /// Requests, retries and bytes so far.
     fn stats(&self) -> &S3Stats;
 }

@@ -219,6 +219,7 @@ mod tests {
             key: key.to_owned(),
             id: DocId::of("b", key),
             version: VersionStamp::of("e", OffsetDateTime::UNIX_EPOCH, version),
+            last_modified: Some(OffsetDateTime::UNIX_EPOCH),
         }
     }
 

@@ -19,6 +19,7 @@
 
 pub mod doomed;
 pub mod guard;
+mod inventory;
 mod listing;
 pub mod merge;
 pub mod pipeline;
@@ -79,6 +80,14 @@ enum BucketError {
         #[source]
         source: SourceError,
     },
+    #[error(
+        "its S3 Inventory could not be used, so nothing was deleted from bucket {bucket}: {source}"
+    )]
+    Inventory {
+        bucket: String,
+        #[source]
+        source: inventory::InventoryError,
+    },
     #[error("writing to the index failed: {0}")]
     Sink(#[from] SinkError),
     #[error("the sync was cancelled before the listing completed; nothing was deleted")]
@@ -115,6 +124,8 @@ enum RemovalError {
 /// Why a listing stopped before its end.
 enum ListingStop {
     Failed(SourceError),
+    /// The inventory standing in for the listing failed while it was fed.
+    Inventory(inventory::InventoryError),
     Cancelled,
 }
 
@@ -487,7 +498,27 @@ async fn sync_bucket<O: ObjectStore, S: Sink>(
     let (pages, page_queue) = mpsc::channel::<Listed>(PAGES_AHEAD);
     let (index_pages, index_queue) = mpsc::channel(INDEX_PAGES_AHEAD);
     let (jobs, job_queue) = mpsc::channel::<Job>(connector.concurrency * 2);
-    let listing = listing::list_bucket(ctx, bucket, &prefixes, pages);
+    // With `inventory:`, the newest complete inventory stands in for the listing; it is read,
+    // checked and sorted before the first page, so a bad one fails before anything is written.
+    let from_inventory = match &connector.inventory {
+        Some(settings) => Box::pin(inventory::prepare(ctx, settings, bucket))
+            .await
+            .map_err(|source| match source {
+                inventory::InventoryError::Cancelled => BucketError::Cancelled,
+                source => BucketError::Inventory {
+                    bucket: bucket.to_owned(),
+                    source,
+                },
+            })?,
+        None => None,
+    };
+    let snapshot = from_inventory.as_ref().map(|inventory| inventory.created);
+    let listing = async {
+        match from_inventory {
+            Some(from) => inventory::feed(ctx, from, &prefixes, pages).await,
+            None => listing::list_bucket(ctx, bucket, &prefixes, pages).await,
+        }
+    };
     let reading = read_index(ctx, bucket, index_pages);
     let mut merge = Merge::new(&owns);
     let mut doomed = Doomed::default();
@@ -496,6 +527,7 @@ async fn sync_bucket<O: ObjectStore, S: Sink>(
         bucket,
         &mut merge,
         &mut doomed,
+        snapshot,
         index_queue,
         page_queue,
         jobs,
@@ -506,6 +538,10 @@ async fn sync_bucket<O: ObjectStore, S: Sink>(
     let merged = decided?;
     listed.map_err(|stop| match stop {
         ListingStop::Failed(source) => BucketError::Listing {
+            bucket: bucket.to_owned(),
+            source,
+        },
+        ListingStop::Inventory(source) => BucketError::Inventory {
             bucket: bucket.to_owned(),
             source,
         },
@@ -628,12 +664,16 @@ async fn next_index_page(
 /// ones to write; index documents the listing passed without returning, or whose object the
 /// rules now exclude, go to `doomed`. Returns whether the listing completed and was merged with
 /// the whole index (then `doomed` is complete); false when the listing or the writer stopped
-/// early.
+/// early. `snapshot` is the creation time of the inventory that stands in for the listing, if
+/// one does: documents of objects modified since then are kept, and not downloaded again for
+/// the inventory's older version.
+#[allow(clippy::too_many_arguments)]
 async fn decide_pages<O: ObjectStore, S: Sink>(
     ctx: &SyncContext<'_, O, S>,
     bucket: &str,
     merge: &mut Merge<'_>,
     doomed: &mut Doomed,
+    snapshot: Option<OffsetDateTime>,
     mut index_queue: mpsc::Receiver<Result<Vec<IndexedEntry>, SinkError>>,
     mut page_queue: mpsc::Receiver<Listed>,
     mut jobs: mpsc::Sender<Job>,
@@ -645,6 +685,17 @@ async fn decide_pages<O: ObjectStore, S: Sink>(
     let rules = &ctx.connector.rules;
     // Index entries the merge passed without their key being listed.
     let mut passed: Vec<IndexedEntry> = Vec::new();
+    // An unlisted document goes, unless an inventory stands in for the listing and the object
+    // was modified after the inventory was made.
+    let doom_unlisted = |doomed: &mut Doomed, entry: IndexedEntry| -> io::Result<()> {
+        match snapshot {
+            Some(created) if !inventory::manifest::deletable(entry.last_modified, created) => {
+                Counters::bump(&counters.kept_after_inventory);
+                Ok(())
+            }
+            _ => doomed.push(entry.id),
+        }
+    };
     loop {
         let page = match page_queue.next().await {
             Some(Listed::Page(page)) => page,
@@ -662,7 +713,7 @@ async fn decide_pages<O: ObjectStore, S: Sink>(
                 }
             };
             for unlisted in passed.drain(..) {
-                doomed.push(unlisted.id)?;
+                doom_unlisted(doomed, unlisted)?;
             }
             let id = DocId::of(bucket, &entry.key);
             let version = indexed.as_ref().map(|indexed| indexed.version);
@@ -675,6 +726,15 @@ async fn decide_pages<O: ObjectStore, S: Sink>(
                     }
                 }
                 Decision::Unchanged => Counters::bump(&counters.unchanged),
+                Decision::Index { .. }
+                    if snapshot.is_some()
+                        && inventory::manifest::index_is_newer(
+                            indexed.as_ref().and_then(|indexed| indexed.last_modified),
+                            entry.last_modified,
+                        ) =>
+                {
+                    Counters::bump(&counters.unchanged)
+                }
                 Decision::Index { change, content } => {
                     let job = Job {
                         id,
@@ -694,7 +754,7 @@ async fn decide_pages<O: ObjectStore, S: Sink>(
     loop {
         let done = merge.finish(|entry| passed.push(entry));
         for unlisted in passed.drain(..) {
-            doomed.push(unlisted.id)?;
+            doom_unlisted(doomed, unlisted)?;
         }
         if done {
             return Ok(true);

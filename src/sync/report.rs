@@ -40,6 +40,12 @@ pub struct Counters {
     pub events_failed: AtomicU64,
     /// Queue messages deleted after everything they asked for was committed.
     pub messages_deleted: AtomicU64,
+    /// Buckets listed with ListObjectsV2 because no complete S3 Inventory fresher than
+    /// `max_age` was found (`inventory:` connectors only).
+    pub inventory_fallbacks: AtomicU64,
+    /// Documents the inventory did not list but kept, because their object was modified after
+    /// the inventory was made.
+    pub kept_after_inventory: AtomicU64,
     error_messages: Mutex<Vec<String>>,
 }
 
@@ -91,7 +97,7 @@ pub struct Count {
 }
 
 /// Every count of a sync, in summary order.
-pub const COUNTS: [Count; 18] = [
+pub const COUNTS: [Count; 20] = [
     Count {
         field: "objects_listed",
         label: "listed",
@@ -265,6 +271,27 @@ pub const COUNTS: [Count; 18] = [
         )),
         of: |r| r.messages_deleted,
     },
+    // S3 Inventory (`inventory:` connectors; 0 otherwise).
+    Count {
+        field: "inventory_fallbacks",
+        label: "buckets listed without inventory",
+        quiet_when_zero: true,
+        metric: Some((
+            "s3c_inventory_fallbacks_total",
+            "Buckets of inventory connectors listed with ListObjectsV2 because no complete S3 Inventory fresher than max_age was found.",
+        )),
+        of: |r| r.inventory_fallbacks,
+    },
+    Count {
+        field: "kept_after_inventory",
+        label: "kept (newer than the inventory)",
+        quiet_when_zero: true,
+        metric: Some((
+            "s3c_kept_after_inventory_total",
+            "Documents an inventory did not list but kept, because their object was modified after the inventory was made.",
+        )),
+        of: |r| r.kept_after_inventory,
+    },
 ];
 
 /// The counter that added and updated documents both advance.
@@ -322,6 +349,14 @@ pub struct SyncReport {
     /// Queue messages deleted once applied; 0 for a full sync.
     #[serde(default)]
     pub messages_deleted: u64,
+    /// Buckets listed with ListObjectsV2 because no complete S3 Inventory fresher than
+    /// `max_age` was found; 0 without `inventory:`.
+    #[serde(default)]
+    pub inventory_fallbacks: u64,
+    /// Documents an inventory did not list but kept, because their object was modified after
+    /// the inventory was made; 0 without `inventory:`.
+    #[serde(default)]
+    pub kept_after_inventory: u64,
     /// Wall time of the sync.
     pub duration_ms: u64,
     /// When the sync started.
@@ -371,6 +406,8 @@ impl SyncReport {
             events_applied: get(&counters.events_applied),
             events_failed: get(&counters.events_failed),
             messages_deleted: get(&counters.messages_deleted),
+            inventory_fallbacks: get(&counters.inventory_fallbacks),
+            kept_after_inventory: get(&counters.kept_after_inventory),
             duration_ms: u64::try_from((finished_at - started_at).whole_milliseconds())
                 .unwrap_or(0),
             started_at,

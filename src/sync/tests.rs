@@ -630,6 +630,15 @@ impl crate::source::ObjectStore for FailingListings<'_> {
         self.store.head_object(bucket, key).await
     }
 
+    async fn download(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &std::path::Path,
+    ) -> Result<Option<u64>, crate::source::s3::SourceError> {
+        self.store.download(bucket, key, path).await
+    }
+
     fn stats(&self) -> &crate::source::s3::S3Stats {
         self.store.stats()
     }

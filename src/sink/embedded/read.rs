@@ -14,6 +14,8 @@ use tantivy::{
 
 use super::schema;
 use super::{EmbeddedError, Inner};
+use time::OffsetDateTime;
+
 use crate::sink::{DocId, Document, IndexedEntry, VersionStamp};
 
 impl Inner {
@@ -147,25 +149,26 @@ impl Inner {
                 continue;
             }
             let stamps = self.segment_stamps(segment, &rows)?;
-            for ((index, _), stamp) in rows.into_iter().zip(stamps) {
+            for ((index, _), (stamp, last_modified)) in rows.into_iter().zip(stamps) {
                 let key = std::mem::take(&mut candidates[index].0);
                 entries[index] = Some(IndexedEntry {
                     id: DocId::of(bucket, &key),
                     key,
                     version: stamp,
+                    last_modified: Some(last_modified),
                 });
             }
         }
         Ok(entries.into_iter().flatten().collect())
     }
 
-    /// The version stamps of `rows` (index in the page, document of `segment`), in their order,
-    /// from fast fields only.
+    /// The version stamps and last-modified times of `rows` (index in the page, document of
+    /// `segment`), in their order, from fast fields only.
     fn segment_stamps(
         &self,
         segment: &SegmentReader,
         rows: &[(usize, DocAddressDoc)],
-    ) -> Result<Vec<VersionStamp>, EmbeddedError> {
+    ) -> Result<Vec<(VersionStamp, OffsetDateTime)>, EmbeddedError> {
         let error = |cause: TantivyError| self.tantivy_error("reading versions from")(cause);
         let fast = segment.fast_fields();
         let missing = |name: &str| self.corrupt(format!("the `{name}` column is missing"));
@@ -189,7 +192,7 @@ impl Inner {
         let etag_ords: Vec<u64> = columns.iter().map(|column| column.0).collect();
         self.for_each_term(&etags, &etag_ords, |index, etag| {
             let (_, size, last_modified) = columns[index];
-            stamps[index] = Some(VersionStamp::of(etag, last_modified, size));
+            stamps[index] = Some((VersionStamp::of(etag, last_modified, size), last_modified));
             Ok(())
         })?;
         stamps

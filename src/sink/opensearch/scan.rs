@@ -79,6 +79,11 @@ fn entries(hits: Vec<Hit>) -> (Vec<IndexedEntry>, usize) {
                 key: key.to_owned(),
                 id,
                 version: stamp(&hit.source),
+                last_modified: hit
+                    .source
+                    .get("last_modified")
+                    .and_then(Value::as_str)
+                    .and_then(|text| OffsetDateTime::parse(text, &Rfc3339).ok()),
             }),
             None => foreign += 1,
         }

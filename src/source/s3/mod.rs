@@ -385,6 +385,69 @@ impl S3Source {
         }
     }
 
+    /// GetObject streamed into the file at `path` (created, or emptied on each attempt), so
+    /// that a large object never sits in memory; its size, `None` when the key does not exist.
+    pub async fn download(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &std::path::Path,
+    ) -> Result<Option<u64>, SourceError> {
+        use tokio::io::AsyncWriteExt as _;
+        let target = format!("{bucket}/{key}");
+        let owner = self.expected_owner.as_deref();
+        let failed = |kind: ErrorKind, message: String| SourceError {
+            operation: Operation::GetObject,
+            target: target.clone(),
+            kind,
+            status: None,
+            code: None,
+            message,
+            expected_owner: owner.map(str::to_owned),
+            endpoint: None,
+        };
+        let result = self
+            .call(|| {
+                let request = self.get_object_request(bucket, key);
+                let target = &target;
+                let failed = &failed;
+                async move {
+                    let mut output = request.send().await.map_err(|e| {
+                        SourceError::from_sdk(Operation::GetObject, target, owner, &e)
+                    })?;
+                    let local = |e: std::io::Error| {
+                        failed(
+                            ErrorKind::Other,
+                            format!("writing the download to {} failed: {e}", path.display()),
+                        )
+                    };
+                    let mut file = tokio::io::BufWriter::new(
+                        tokio::fs::File::create(path).await.map_err(local)?,
+                    );
+                    let mut size = 0u64;
+                    while let Some(chunk) = output.body.try_next().await.map_err(|e| {
+                        failed(
+                            ErrorKind::Connection,
+                            format!("reading the body failed: {e}"),
+                        )
+                    })? {
+                        self.stats
+                            .bytes_downloaded
+                            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                        size += chunk.len() as u64;
+                        file.write_all(&chunk).await.map_err(local)?;
+                    }
+                    file.flush().await.map_err(local)?;
+                    Ok(Some(size))
+                }
+            })
+            .await;
+        match result {
+            Err(error) if error.is_not_found() => Ok(None),
+            other => other,
+        }
+    }
+
     /// HeadObject with the expected owner: the object as a listing would show it, `None` when
     /// the key does not exist.
     pub async fn head_object(
@@ -638,6 +701,15 @@ impl ObjectStore for S3Source {
         key: &str,
     ) -> Result<Option<ObjectEntry>, SourceError> {
         S3Source::head_object(self, bucket, key).await
+    }
+
+    async fn download(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &std::path::Path,
+    ) -> Result<Option<u64>, SourceError> {
+        S3Source::download(self, bucket, key, path).await
     }
 
     fn stats(&self) -> &S3Stats {

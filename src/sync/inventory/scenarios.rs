@@ -1,0 +1,526 @@
+//! Inventory-driven syncs on the in-memory store and index: inventories are written into the
+//! store as S3 lays them out (gzip CSV data files, `manifest.json`, `manifest.checksum`), and
+//! each scenario compares what the sync did with what a ListObjectsV2 sync does, or with what
+//! the safety rules promise.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, ConnectorConfig};
+use crate::sink::memory::MemorySink;
+use crate::sink::{ContentStatus, DocId, VersionStamp};
+use crate::source::memory::{Faults, MemoryStore};
+use crate::sync::{Counters, Shard, ShardSpec, SyncContext, SyncReport, sync_connector};
+
+const BUCKET: &str = "docs";
+/// The inventory's destination: `s3://inv/reports`, config id `daily`.
+const DESTINATION: &str = "inv";
+const SCHEMA: &str =
+    "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, ETag, StorageClass";
+
+/// The connector `c` syncing `docs`, with `extra` lines.
+fn connector(extra: &str) -> ConnectorConfig {
+    let text = format!(
+        "connectors:\n  - id: c\n    buckets: [docs]\n    max_content_bytes: 200\n    max_delete_fraction: 1.0\n{extra}"
+    );
+    config::parse(&text, Path::new("scenario.yml"), Path::new("."), &|_| None)
+        .unwrap_or_else(|e| panic!("{e}\n{text}"))
+        .connectors
+        .remove(0)
+}
+
+/// `extra` plus the inventory block. The store's clock starts in 1970, so `max_age` is long.
+fn with_inventory(extra: &str) -> ConnectorConfig {
+    connector(&format!(
+        "{extra}    inventory: {{destination: \"s3://inv/reports/\", config_id: daily, max_age: 30000d}}\n"
+    ))
+}
+
+async fn sync_shard(
+    connector: &ConnectorConfig,
+    store: &MemoryStore,
+    sink: &MemorySink,
+    shard: &Shard,
+) -> SyncReport {
+    let (counters, cancel) = (Counters::default(), CancellationToken::new());
+    let context = SyncContext {
+        connector,
+        source: store,
+        sink,
+        counters: &counters,
+        cancel: &cancel,
+        allow_mass_delete: false,
+        retarget: false,
+        shard,
+    };
+    Box::pin(sync_connector(&context)).await
+}
+
+async fn sync(connector: &ConnectorConfig, store: &MemoryStore, sink: &MemorySink) -> SyncReport {
+    sync_shard(connector, store, sink, &Shard::whole()).await
+}
+
+/// What an index holds: id → (key, body, version, status).
+type Contents = BTreeMap<DocId, (String, Option<String>, VersionStamp, ContentStatus)>;
+
+fn contents(sink: &MemorySink) -> Contents {
+    sink.documents()
+        .into_iter()
+        .map(|(id, d)| {
+            let version = d.version();
+            (id, (d.key, d.body, version, d.content_status))
+        })
+        .collect()
+}
+
+/// How an inventory is written.
+#[derive(Clone, Copy)]
+struct Layout {
+    /// Data files the rows are spread over.
+    files: usize,
+    /// Whether `manifest.checksum` is written (S3 writes it last).
+    checksum: bool,
+    /// Flip a byte of the first data file after its MD5 went into the manifest.
+    corrupt: bool,
+}
+
+const COMPLETE: Layout = Layout {
+    files: 3,
+    checksum: true,
+    corrupt: false,
+};
+
+/// Form-encodes a key as S3 Inventory's CSV does.
+fn encode_key(key: &str) -> String {
+    key.bytes()
+        .map(|byte| match byte {
+            b' ' => "+".to_owned(),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                (byte as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+fn gzip(text: &str) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(text.as_bytes()).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// Writes the inventory of `docs` as it is now into `s3://inv/reports/docs/daily/<folder>/`,
+/// created now; returns the creation time. Rows are spread over the
+/// data files round-robin and each file is in reverse key order, so only a sort puts them in
+/// order; an older version and a delete marker ride along, as in an inventory of all versions.
+fn write_inventory(store: &MemoryStore, folder: &str, layout: Layout) -> OffsetDateTime {
+    store.create_bucket(DESTINATION);
+    let entries: Vec<_> = store
+        .objects(BUCKET)
+        .keys()
+        .map(|key| store.entry(BUCKET, key).unwrap())
+        .collect();
+    // The store's clock now: every object written so far is older, every later one newer.
+    store.put(DESTINATION, "clock", b"");
+    let created = store.entry(DESTINATION, "clock").unwrap().last_modified;
+    let row = |key: &str,
+               latest: bool,
+               marker: bool,
+               size: &str,
+               modified: OffsetDateTime,
+               etag: &str,
+               class: &str| {
+        format!(
+            "\"{BUCKET}\",\"{}\",\"v\",\"{latest}\",\"{marker}\",\"{size}\",\"{}\",\"{etag}\",\"{class}\"\n",
+            encode_key(key),
+            modified.format(&Rfc3339).unwrap()
+        )
+    };
+    let mut files = vec![String::new(); layout.files.max(1)];
+    for (n, entry) in entries.iter().enumerate().rev() {
+        let class = entry.storage_class.as_deref().unwrap_or("STANDARD");
+        let etag = entry.etag.trim_matches('"');
+        let line = row(
+            &entry.key,
+            true,
+            false,
+            &entry.size.to_string(),
+            entry.last_modified,
+            etag,
+            class,
+        );
+        let file = n % files.len();
+        files[file].push_str(&line);
+        if n == 0 {
+            let older = OffsetDateTime::UNIX_EPOCH;
+            files[0].push_str(&row(
+                &entry.key, false, false, "1", older, "old", "STANDARD",
+            ));
+        }
+    }
+    files[0].push_str(&row(
+        "deleted key",
+        true,
+        true,
+        "",
+        created - Duration::from_secs(1),
+        "",
+        "",
+    ));
+    let base = format!("reports/{BUCKET}/daily");
+    let mut listed = Vec::new();
+    for (n, text) in files.iter().enumerate() {
+        let key = format!("{base}/data/{folder}-{n}.csv.gz");
+        let mut bytes = gzip(text);
+        listed.push(serde_json::json!({
+            "key": key,
+            "size": bytes.len(),
+            "MD5checksum": super::manifest::md5_hex(&bytes),
+        }));
+        if layout.corrupt && n == 0 {
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x55;
+        }
+        store.put(DESTINATION, &key, &bytes);
+    }
+    let millis = created.unix_timestamp_nanos() / 1_000_000;
+    let manifest = serde_json::json!({
+        "sourceBucket": BUCKET,
+        "destinationBucket": format!("arn:aws:s3:::{DESTINATION}"),
+        "version": "2016-11-30",
+        "creationTimestamp": millis.to_string(),
+        "fileFormat": "CSV",
+        "fileSchema": SCHEMA,
+        "files": listed,
+    })
+    .to_string();
+    store.put(
+        DESTINATION,
+        &format!("{base}/{folder}/manifest.json"),
+        manifest.as_bytes(),
+    );
+    if layout.checksum {
+        let checksum = format!("{}\n", super::manifest::md5_hex(manifest.as_bytes()));
+        store.put(
+            DESTINATION,
+            &format!("{base}/{folder}/manifest.checksum"),
+            checksum.as_bytes(),
+        );
+    }
+    created
+}
+
+/// A bucket with what a listing decides on: plain text, odd keys, a folder marker, an
+/// archived object, one over the size cap, one the rules exclude.
+fn fill(store: &MemoryStore) {
+    store.create_bucket(BUCKET);
+    for n in 0..40 {
+        store.put(
+            BUCKET,
+            &format!("dir-{}/doc {n:02}.txt", n % 4),
+            format!("document {n}").as_bytes(),
+        );
+    }
+    store.put(BUCKET, "café/naïve+plus%.txt", b"odd key");
+    store.put(BUCKET, "folder/", b"");
+    store.put_with_class(BUCKET, "cold.txt", b"archived text", Some("GLACIER"));
+    store.put(BUCKET, "big.txt", &[b'x'; 500]);
+    store.put(BUCKET, "notes.md", b"excluded by the rules");
+}
+
+const RULES: &str = "    sync_rules: [{bucket: docs, exclude: [\"**/*.md\"]}]\n";
+
+#[tokio::test]
+async fn an_inventory_sync_makes_the_index_a_listing_sync_makes() {
+    let store = MemoryStore::new(7);
+    fill(&store);
+    let (listed, inventoried) = (MemorySink::default(), MemorySink::default());
+    let by_listing = connector(RULES);
+    let by_inventory = with_inventory(RULES);
+    write_inventory(&store, "2026-11-20T00-00Z", COMPLETE);
+
+    let first_listing = sync(&by_listing, &store, &listed).await;
+    store.set_faults(Faults::default());
+    let first = sync(&by_inventory, &store, &inventoried).await;
+    assert_eq!(
+        (first.errors, first.inventory_fallbacks),
+        (0, 0),
+        "{:?}",
+        first.error_messages
+    );
+    assert_eq!(contents(&listed), contents(&inventoried));
+    assert!(contents(&inventoried).len() > 40);
+    let counts = |r: &SyncReport| (r.objects_listed, r.added, r.excluded, r.metadata_only);
+    assert_eq!(
+        counts(&first),
+        counts(&first_listing),
+        "{first:?}\n{first_listing:?}"
+    );
+    // The data files were read, not listed: the listing of `docs` never ran.
+    let listings = store.completed_listings();
+    assert!(
+        !listings.keys().any(|(bucket, _)| bucket == BUCKET),
+        "{listings:?}"
+    );
+
+    // Deletions, overwrites and additions, then the next day's inventory.
+    for n in 0..5 {
+        store.delete(BUCKET, &format!("dir-{}/doc {n:02}.txt", n % 4));
+    }
+    store.put(BUCKET, "dir-1/doc 09.txt", b"rewritten");
+    store.put(BUCKET, "new/one.txt", b"added");
+    write_inventory(&store, "2026-11-21T00-00Z", COMPLETE);
+    store.take_gets();
+    let second_listing = sync(&by_listing, &store, &listed).await;
+    let listing_gets = store.take_gets();
+    let second = sync(&by_inventory, &store, &inventoried).await;
+    let inventory_gets = store.take_gets();
+    assert_eq!(second.errors, 0, "{:?}", second.error_messages);
+    assert_eq!(contents(&listed), contents(&inventoried));
+    assert_eq!(
+        (
+            second.added,
+            second.updated,
+            second.deleted,
+            second.unchanged
+        ),
+        (
+            second_listing.added,
+            second_listing.updated,
+            second_listing.deleted,
+            second_listing.unchanged
+        ),
+    );
+    assert_eq!((second.added, second.updated, second.deleted), (1, 1, 5));
+    // Unchanged objects are not fetched: the same GETs of `docs` as the listing's, plus the
+    // inventory's own files.
+    let of_docs = |gets: &std::collections::HashMap<String, u64>| {
+        let mut keys: Vec<String> = gets
+            .keys()
+            .filter(|key| key.starts_with("docs/"))
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(of_docs(&inventory_gets), of_docs(&listing_gets));
+    assert_eq!(
+        of_docs(&inventory_gets),
+        ["docs/dir-1/doc 09.txt", "docs/new/one.txt"]
+    );
+}
+
+#[tokio::test]
+async fn a_corrupt_data_file_deletes_nothing_and_indexes_nothing() {
+    let store = MemoryStore::new(1000);
+    fill(&store);
+    let sink = MemorySink::default();
+    let by_inventory = with_inventory("");
+    write_inventory(&store, "2026-11-20T00-00Z", COMPLETE);
+    let first = sync(&by_inventory, &store, &sink).await;
+    assert_eq!(first.errors, 0, "{:?}", first.error_messages);
+    let before = contents(&sink);
+
+    for n in 0..10 {
+        store.delete(BUCKET, &format!("dir-{}/doc {n:02}.txt", n % 4));
+    }
+    store.put(BUCKET, "new.txt", b"new");
+    write_inventory(
+        &store,
+        "2026-11-21T00-00Z",
+        Layout {
+            corrupt: true,
+            ..COMPLETE
+        },
+    );
+    let report = sync(&by_inventory, &store, &sink).await;
+    assert_eq!(
+        (report.errors, report.deleted, report.added),
+        (1, 0, 0),
+        "{report:?}"
+    );
+    let message = &report.error_messages[0];
+    for expected in [
+        "bucket docs",
+        "nothing was deleted",
+        "data/2026-11-21T00-00Z-0.csv.gz",
+        "MD5",
+    ] {
+        assert!(message.contains(expected), "{expected:?} not in {message}");
+    }
+    assert_eq!(contents(&sink), before);
+}
+
+#[tokio::test]
+async fn an_inventory_without_its_checksum_is_passed_over_for_the_one_before() {
+    let store = MemoryStore::new(1000);
+    fill(&store);
+    let sink = MemorySink::default();
+    let by_inventory = with_inventory("");
+    store.create_bucket(DESTINATION);
+
+    // No inventory yet: the bucket is listed, and the report says so.
+    let listed = sync(&by_inventory, &store, &sink).await;
+    assert_eq!(
+        (listed.errors, listed.inventory_fallbacks),
+        (0, 1),
+        "{:?}",
+        listed.error_messages
+    );
+    assert!(listed.added > 40);
+
+    write_inventory(&store, "2026-11-20T00-00Z", COMPLETE);
+    store.put(
+        BUCKET,
+        "after-the-first.txt",
+        b"only in the second inventory",
+    );
+    // The second inventory is still being written (no checksum), the third's manifest does
+    // not match its checksum: both are passed over.
+    write_inventory(
+        &store,
+        "2026-11-21T00-00Z",
+        Layout {
+            checksum: false,
+            ..COMPLETE
+        },
+    );
+    write_inventory(&store, "2026-11-22T00-00Z", COMPLETE);
+    store.put(
+        DESTINATION,
+        "reports/docs/daily/2026-11-22T00-00Z/manifest.checksum",
+        b"0123456789abcdef0123456789abcdef",
+    );
+
+    let report = sync(&by_inventory, &store, &sink).await;
+    assert_eq!(
+        (report.errors, report.inventory_fallbacks),
+        (0, 0),
+        "{:?}",
+        report.error_messages
+    );
+    // The first inventory's objects, not the new one (a listing would have added it).
+    assert_eq!(report.objects_listed, listed.objects_listed);
+    assert_eq!(report.added, 0);
+    assert!(
+        !sink
+            .documents()
+            .contains_key(&DocId::of(BUCKET, "after-the-first.txt"))
+    );
+}
+
+#[tokio::test]
+async fn a_stale_inventory_is_not_used() {
+    let store = MemoryStore::new(1000);
+    fill(&store);
+    let sink = MemorySink::default();
+    write_inventory(&store, "2026-11-20T00-00Z", COMPLETE);
+    store.put(BUCKET, "after.txt", b"written after the inventory");
+    // The store's clock is in 1970: any real max_age finds this inventory stale.
+    let stale = connector(
+        "    inventory: {destination: \"s3://inv/reports\", config_id: daily, max_age: 8d}\n",
+    );
+    let report = sync(&stale, &store, &sink).await;
+    assert_eq!(
+        (report.errors, report.inventory_fallbacks),
+        (0, 1),
+        "{:?}",
+        report.error_messages
+    );
+    assert!(
+        sink.documents()
+            .contains_key(&DocId::of(BUCKET, "after.txt")),
+        "listed instead"
+    );
+}
+
+#[tokio::test]
+async fn documents_newer_than_the_inventory_are_neither_deleted_nor_fetched_again() {
+    let store = MemoryStore::new(1000);
+    fill(&store);
+    let sink = MemorySink::default();
+    store.put(BUCKET, "deleted-before.txt", b"gone before the inventory");
+    let listing = connector("");
+    assert_eq!(sync(&listing, &store, &sink).await.errors, 0);
+    store.delete(BUCKET, "deleted-before.txt");
+    write_inventory(&store, "2026-11-20T00-00Z", COMPLETE);
+
+    // Written after the inventory and indexed by a listing (or an event) since.
+    store.put(BUCKET, "written-after.txt", b"new since the inventory");
+    store.put(BUCKET, "dir-2/doc 02.txt", b"rewritten since the inventory");
+    assert_eq!(sync(&listing, &store, &sink).await.errors, 0);
+    let rewritten = DocId::of(BUCKET, "dir-2/doc 02.txt");
+    let newest = sink.documents()[&rewritten].version();
+    store.take_gets();
+
+    let report = sync(&with_inventory(""), &store, &sink).await;
+    assert_eq!(report.errors, 0, "{:?}", report.error_messages);
+    assert_eq!(
+        (report.deleted, report.kept_after_inventory),
+        (0, 1),
+        "{report:?}"
+    );
+    assert!(
+        sink.documents()
+            .contains_key(&DocId::of(BUCKET, "written-after.txt"))
+    );
+    assert_eq!(
+        sink.documents()[&rewritten].version(),
+        newest,
+        "the newer version stays"
+    );
+    assert_eq!(
+        sink.documents()[&rewritten].body.as_deref(),
+        Some("rewritten since the inventory")
+    );
+    let gets = store.take_gets();
+    assert!(!gets.keys().any(|key| key.starts_with("docs/")), "{gets:?}");
+
+    // An object deleted before the inventory was made goes (it was never in this index's
+    // inventory sync: delete it from the store and index it again first).
+    store.put(BUCKET, "old.txt", b"old");
+    assert_eq!(sync(&listing, &store, &sink).await.added, 1);
+    store.delete(BUCKET, "old.txt");
+    write_inventory(&store, "2026-11-21T00-00Z", COMPLETE);
+    let report = sync(&with_inventory(""), &store, &sink).await;
+    assert_eq!(
+        (report.errors, report.deleted),
+        (0, 1),
+        "{:?}",
+        report.error_messages
+    );
+    assert!(!sink.documents().contains_key(&DocId::of(BUCKET, "old.txt")));
+}
+
+#[tokio::test]
+async fn shards_over_an_inventory_add_up_to_the_whole() {
+    let store = MemoryStore::new(1000);
+    fill(&store);
+    write_inventory(&store, "2026-11-20T00-00Z", COMPLETE);
+    let whole_sink = MemorySink::default();
+    let whole = sync(&with_inventory(""), &store, &whole_sink).await;
+    assert_eq!(whole.errors, 0, "{:?}", whole.error_messages);
+
+    let sharded = with_inventory("    sharding: {by: prefix, depth: 1}\n");
+    let sink = MemorySink::default();
+    let count = 3;
+    let mut listed = 0;
+    for index in 0..count {
+        let shard = Shard::new(ShardSpec { index, count }, "c", &sharded.sharding).unwrap();
+        let report = sync_shard(&sharded, &store, &sink, &shard).await;
+        assert_eq!(report.errors, 0, "{:?}", report.error_messages);
+        assert!(
+            report.objects_listed < whole.objects_listed,
+            "shard {index} listed everything"
+        );
+        listed += report.objects_listed;
+    }
+    assert_eq!(listed, whole.objects_listed);
+    assert_eq!(contents(&sink), contents(&whole_sink));
+}
