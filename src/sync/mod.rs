@@ -19,7 +19,7 @@
 
 pub mod doomed;
 pub mod guard;
-mod inventory;
+pub mod inventory;
 mod listing;
 pub mod merge;
 pub mod pipeline;

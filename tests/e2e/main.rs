@@ -11,6 +11,7 @@ mod extraction;
 mod fixture;
 mod harness_selftest;
 mod identity;
+mod inventory;
 mod opensearch_real;
 mod shards;
 mod storm;

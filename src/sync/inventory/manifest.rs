@@ -234,9 +234,12 @@ pub fn is_fresh(created: OffsetDateTime, now: OffsetDateTime, max_age: Duration)
 
 /// Whether a document whose object was last modified at `indexed` may be deleted because an
 /// inventory created at `created` does not list it: only when the object is older than the
-/// inventory. One written later (or of unknown age) is not on the inventory's word.
+/// inventory. One written later (or of unknown age) is not on the inventory's word. Listings
+/// give last-modified times in whole seconds, so an object of the inventory's own second
+/// counts as later.
 pub fn deletable(indexed: Option<OffsetDateTime>, created: OffsetDateTime) -> bool {
-    indexed.is_some_and(|modified| modified < created)
+    let second = created.replace_nanosecond(0).unwrap_or(created);
+    indexed.is_some_and(|modified| modified < second)
 }
 
 /// Whether the index holds a later version of an object than the inventory lists (written by
@@ -375,7 +378,7 @@ mod tests {
 
     #[test]
     fn freshness_and_the_deletion_rule() {
-        let created = at("2026-11-28 00:00");
+        let created = at("2026-11-28 00:00") + Duration::from_millis(300);
         let day = Duration::from_secs(86_400);
         assert!(is_fresh(created, created + day, day));
         assert!(!is_fresh(
@@ -385,7 +388,9 @@ mod tests {
         ));
         let table = [
             (Some(created - day), true),
-            (Some(created - Duration::from_millis(1)), true),
+            (Some(created - Duration::from_millis(301)), true),
+            // The inventory's own second, truncated as listings truncate it: written later.
+            (Some(created - Duration::from_millis(300)), false),
             (Some(created), false),
             (Some(created + Duration::from_secs(1)), false),
             (None, false),

@@ -87,6 +87,20 @@ pub fn decode_key(encoded: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "does not decode to UTF-8".to_owned())
 }
 
+/// How S3 Inventory writes a key: form-encoded, the inverse of [`decode_key`] (for tests and
+/// tools that write inventories).
+pub fn encode_key(key: &str) -> String {
+    key.bytes()
+        .map(|byte| match byte {
+            b' ' => "+".to_owned(),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                (byte as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
 /// The entry of one CSV line of the inventory of `bucket`.
 pub fn decode(line: &str, schema: &Schema, bucket: &str) -> Result<Row, String> {
     let fields = fields(line)?;
@@ -186,6 +200,13 @@ mod tests {
                 }
                 _ => panic!("{encoded}: got {got:?}"),
             }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn encoded_keys_decode_to_themselves(key in "[a-z/ +%.é\u{2603}\u{1F600}-]{0,20}") {
+            proptest::prop_assert_eq!(decode_key(&encode_key(&key)), Ok(key));
         }
     }
 

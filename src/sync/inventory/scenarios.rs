@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio_util::sync::CancellationToken;
 
+use super::rows::encode_key;
 use crate::config::{self, ConnectorConfig};
 use crate::sink::memory::MemorySink;
 use crate::sink::{ContentStatus, DocId, VersionStamp};
@@ -95,19 +96,6 @@ const COMPLETE: Layout = Layout {
     checksum: true,
     corrupt: false,
 };
-
-/// Form-encodes a key as S3 Inventory's CSV does.
-fn encode_key(key: &str) -> String {
-    key.bytes()
-        .map(|byte| match byte {
-            b' ' => "+".to_owned(),
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
-                (byte as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
 
 fn gzip(text: &str) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
