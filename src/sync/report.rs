@@ -40,6 +40,9 @@ pub struct Counters {
     pub events_failed: AtomicU64,
     /// Queue messages deleted after everything they asked for was committed.
     pub messages_deleted: AtomicU64,
+    /// Keys applied again because their object changed in S3 between its HeadObject and the
+    /// commit (another consumer, or a writer, was faster).
+    pub events_reapplied: AtomicU64,
     /// Buckets listed with ListObjectsV2 because no complete S3 Inventory fresher than
     /// `max_age` was found (`inventory:` connectors only).
     pub inventory_fallbacks: AtomicU64,
@@ -97,7 +100,7 @@ pub struct Count {
 }
 
 /// Every count of a sync, in summary order.
-pub const COUNTS: [Count; 20] = [
+pub const COUNTS: [Count; 21] = [
     Count {
         field: "objects_listed",
         label: "listed",
@@ -271,6 +274,16 @@ pub const COUNTS: [Count; 20] = [
         )),
         of: |r| r.messages_deleted,
     },
+    Count {
+        field: "events_reapplied",
+        label: "events re-applied",
+        quiet_when_zero: true,
+        metric: Some((
+            "s3c_events_reapplied_total",
+            "Event keys applied again because their object changed in S3 while they were applied.",
+        )),
+        of: |r| r.events_reapplied,
+    },
     // S3 Inventory (`inventory:` connectors; 0 otherwise).
     Count {
         field: "inventory_fallbacks",
@@ -349,6 +362,10 @@ pub struct SyncReport {
     /// Queue messages deleted once applied; 0 for a full sync.
     #[serde(default)]
     pub messages_deleted: u64,
+    /// Event keys applied again because S3 changed them while they were applied; 0 for a
+    /// full sync.
+    #[serde(default)]
+    pub events_reapplied: u64,
     /// Buckets listed with ListObjectsV2 because no complete S3 Inventory fresher than
     /// `max_age` was found; 0 without `inventory:`.
     #[serde(default)]
@@ -406,6 +423,7 @@ impl SyncReport {
             events_applied: get(&counters.events_applied),
             events_failed: get(&counters.events_failed),
             messages_deleted: get(&counters.messages_deleted),
+            events_reapplied: get(&counters.events_reapplied),
             inventory_fallbacks: get(&counters.inventory_fallbacks),
             kept_after_inventory: get(&counters.kept_after_inventory),
             duration_ms: u64::try_from((finished_at - started_at).whole_milliseconds())
