@@ -311,29 +311,46 @@ async fn read_data_file<O: ObjectStore>(
                 ),
             });
         }
-        let gz = flate2::read::MultiGzDecoder::new(BufReader::new(download.reopen()?));
-        for (number, line) in BufReader::new(gz).lines().enumerate() {
-            let row_error = |reason: String| InventoryError::Row {
-                key: file.key.clone(),
-                line: number as u64 + 1,
-                reason,
-            };
-            let line = line.map_err(|error| {
-                row_error(format!("cannot be read (gzip CSV expected): {error}"))
-            })?;
-            let line = line.trim_end_matches('\r');
-            if line.is_empty() {
-                continue;
-            }
-            match rows::decode(line, &schema, &bucket).map_err(row_error)? {
-                Row::Object(entry) => sorter.push(entry)?,
-                Row::Skipped => {}
-            }
-        }
+        let gz = BufReader::new(download.reopen()?);
+        sort_rows(gz, &file.key, &schema, &bucket, &mut sorter)?;
         Ok(sorter)
     })
     .await
     .map_err(io::Error::other)?
+}
+
+/// Decodes the rows of one gzip CSV data file (`key`, for errors) of the inventory of
+/// `bucket` into `sorter`; returns how many objects it added. Blocking.
+pub fn sort_rows(
+    gzip_csv: impl io::Read,
+    key: &str,
+    schema: &manifest::Schema,
+    bucket: &str,
+    sorter: &mut Sorter,
+) -> Result<u64, InventoryError> {
+    let gz = flate2::read::MultiGzDecoder::new(gzip_csv);
+    let mut added = 0;
+    for (number, line) in BufReader::new(gz).lines().enumerate() {
+        let row_error = |reason: String| InventoryError::Row {
+            key: key.to_owned(),
+            line: number as u64 + 1,
+            reason,
+        };
+        let line = line
+            .map_err(|error| row_error(format!("cannot be read (gzip CSV expected): {error}")))?;
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() {
+            continue;
+        }
+        match rows::decode(line, schema, bucket).map_err(row_error)? {
+            Row::Object(entry) => {
+                sorter.push(entry)?;
+                added += 1;
+            }
+            Row::Skipped => {}
+        }
+    }
+    Ok(added)
 }
 
 /// The hex MD5 of a file's bytes, read in blocks.
