@@ -182,6 +182,64 @@ mod tests {
         assert_eq!(settings.folder("docs"), "docs/daily/");
     }
 
+    /// The problems `config::parse` reports for a connector with `block` as its inventory.
+    fn problems(block: &str) -> Vec<String> {
+        let text = format!("connectors:\n  - id: c\n    buckets: [docs]\n    inventory: {block}\n");
+        match crate::config::parse(
+            &text,
+            std::path::Path::new("t.yml"),
+            std::path::Path::new("."),
+            &|_| None,
+        ) {
+            Err(crate::config::ConfigError::Invalid { problems, .. }) => {
+                problems.iter().map(ToString::to_string).collect()
+            }
+            Err(other) => vec![other.to_string()],
+            Ok(config) => {
+                assert!(config.connectors[0].inventory.is_some());
+                Vec::new()
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_block_names_field_value_and_rule_and_a_good_one_is_parsed() {
+        assert_eq!(
+            problems("{destination: s3://inv/p, config_id: daily}"),
+            Vec::<String>::new()
+        );
+        let table = [
+            (
+                "{destination: inv/p, config_id: daily}",
+                "connectors[0].inventory.destination: \"inv/p\" must be an S3 URL",
+            ),
+            (
+                "{destination: s3://inv, config_id: a/b}",
+                "connectors[0].inventory.config_id: \"a/b\" must not contain",
+            ),
+            (
+                "{destination: s3://inv, config_id: d, max_age: 10m}",
+                "connectors[0].inventory.max_age: \"10m\" is too short",
+            ),
+            (
+                "{destination: s3://inv, config_id: d, max_age: soon}",
+                "connectors[0].inventory.max_age: \"soon\" is not a duration",
+            ),
+        ];
+        for (block, expected) in table {
+            let found = problems(block);
+            assert!(
+                found.iter().any(|p| p.starts_with(expected)),
+                "{block}: {found:?}"
+            );
+        }
+        let missing = problems("{destination: s3://inv}");
+        assert!(
+            missing.iter().any(|p| p.contains("config_id")),
+            "{missing:?}"
+        );
+    }
+
     #[test]
     fn config_ids_are_one_path_segment() {
         assert!(check_config_id("daily-docs").is_ok());
