@@ -1,6 +1,6 @@
 //! The management API of `run` under `/api/v1`: connectors created by a request once a probe
-//! of the customer's role passes, listed, synced, searched and deleted; plus the AWS set-up a
-//! customer needs and the OpenAPI document of it all.
+//! of the customer's role passes, listed, updated (re-probed when their source changed), synced,
+//! searched and deleted; plus the AWS set-up a customer needs and the OpenAPI document of it all.
 //!
 //! Every route needs `Authorization: Bearer <api.token>` (compared in constant time, never
 //! logged). A created connector is stored (crash-safe, under `state_dir`) only after
@@ -33,8 +33,9 @@ use crate::config::inherit::ConnectorDefaults;
 use crate::config::{BucketSelection, Config, ConnectorConfig, Secret};
 use crate::credentials::CredentialMode;
 use crate::sink::{AnySink, Sink};
-use crate::verify::{self, Status, StepResult};
-use request::{BucketUri, FieldProblem};
+use crate::sync::target::{self, IndexSource};
+use crate::verify::{self, PropagationWait, Status, StepResult};
+use request::{BucketUri, FieldProblem, Flags};
 use store::{Store, StoredConnector, Verified};
 
 /// The OpenAPI 3 document of these routes, written by hand beside them.
@@ -57,6 +58,8 @@ pub(crate) struct ApiState {
     principal_arn: Mutex<Option<String>>,
     defaults: ConnectorDefaults,
     max_body_bytes: usize,
+    /// How long the probe waits for a refused AssumeRole to propagate (`api.probe_wait`).
+    probe_wait: Duration,
     store: Store,
     /// Stored connectors that cannot run now (their id or index is taken by the file, or the
     /// current defaults break them): kept in the store, reported by `GET /connectors`.
@@ -82,6 +85,8 @@ impl ApiState {
         let store = Store::new(&config.state_dir);
         let mut runnable: Vec<(ConnectorConfig, StoredConnector)> = Vec::new();
         let mut conflicts = Vec::new();
+        let file_connectors: Vec<Arc<ConnectorConfig>> =
+            file_entries.iter().map(|e| e.connector()).collect();
         for stored in store.load()? {
             let checked = request::validate_form(&stored.form, &config.defaults)
                 .map_err(|problems| {
@@ -95,9 +100,9 @@ impl ApiState {
                     )
                 })
                 .and_then(|connector| {
-                    let taken = file_entries
+                    let taken = file_connectors
                         .iter()
-                        .map(|e| &*e.connector)
+                        .map(|c| &**c)
                         .chain(runnable.iter().map(|(c, _)| c));
                     match clash(&connector, taken) {
                         Some(reason) => Err(reason),
@@ -124,6 +129,7 @@ impl ApiState {
                 principal_arn: Mutex::new(settings.principal_arn.clone()),
                 defaults: config.defaults.clone(),
                 max_body_bytes: settings.max_body_bytes,
+                probe_wait: settings.probe_wait(),
                 store,
                 conflicts: Mutex::new(conflicts),
                 changing: tokio::sync::Mutex::new(()),
@@ -146,14 +152,47 @@ impl ApiState {
         // ct_eq compares every byte whatever the first difference; the length is not secret.
         !expected.is_empty() && bool::from(sent.trim().as_bytes().ct_eq(expected))
     }
+
+    /// The probe of a request with these flags: it waits for a refused AssumeRole to
+    /// propagate unless the request says `"wait": false`.
+    async fn probe(&self, connector: &ConnectorConfig, flags: Flags) -> Vec<StepResult> {
+        let wait = if flags.wait {
+            self.probe_wait
+        } else {
+            Duration::ZERO
+        };
+        verify::verify_connector(connector, PropagationWait::assume_role_only(wait)).await
+    }
+
+    /// A sync of `entry` re-targeted its index as an update allowed: the store forgets that it
+    /// may.
+    pub(super) async fn retarget_done(&self, shared: &Shared, entry: &Entry) {
+        let _changing = self.changing.lock().await;
+        let Some(mut stored) = entry.stored().filter(|s| s.retarget_pending) else {
+            return;
+        };
+        stored.retarget_pending = false;
+        let id = entry.id();
+        *entry
+            .settings
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = super::Settings {
+            connector: entry.connector(),
+            origin: Origin::Api(Box::new(stored)),
+        };
+        if let Err(error) = self.store.save(&stored_connectors(shared, self)) {
+            tracing::warn!(message = "Could not record in the store that the index was re-targeted; the next sync may re-target again.", connector = %id, %error);
+        }
+    }
 }
 
 /// Why a connector clashes with those already running: same id, or same index.
-fn clash<'a>(
+fn clash(
     connector: &ConnectorConfig,
-    existing: impl IntoIterator<Item = &'a ConnectorConfig>,
+    existing: impl IntoIterator<Item = impl std::borrow::Borrow<ConnectorConfig>>,
 ) -> Option<String> {
     for other in existing {
+        let other = other.borrow();
         if other.id == connector.id {
             return Some(format!(
                 "a connector with id {} already exists",
@@ -243,6 +282,10 @@ pub(super) async fn handle(
             Some(entry) => json_response(StatusCode::OK, &view(&entry)),
             None => not_found(id),
         },
+        (&Method::PATCH, ["connectors", id]) => match read_body(api, request).await {
+            Ok(body) => update(shared, api, id, &body).await,
+            Err(response) => *response,
+        },
         (&Method::DELETE, ["connectors", id]) => delete(shared, api, id, &query).await,
         (&Method::POST, ["connectors", id, "sync"]) => sync_now(shared, id, &query),
         (&Method::GET, ["connectors", id, "syncs"]) => syncs(shared, id, &query),
@@ -268,7 +311,7 @@ fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
     Some(match segments {
         ["aws-setup"] | ["openapi.json"] => "GET",
         ["connectors"] => "GET, POST",
-        ["connectors", _] => "GET, DELETE",
+        ["connectors", _] => "GET, PATCH, DELETE",
         ["connectors", _, "sync"] => "POST",
         ["connectors", _, "syncs" | "search"] => "GET",
         _ => return None,
@@ -431,53 +474,29 @@ async fn principal(api: &ApiState) -> Result<String, String> {
 
 /// `POST /api/v1/connectors`: validate, probe, store, start.
 async fn create(shared: &Arc<Shared>, api: &ApiState, body: &[u8]) -> Response<Full<Bytes>> {
-    let (form, connector, retarget) =
-        match request::parse_create(body, &api.external_id, &api.defaults) {
-            Ok(parsed) => parsed,
-            Err(problems) => return problems_answer(&problems),
-        };
+    let (checked, flags) = match request::parse_create(body, &api.external_id, &api.defaults) {
+        Ok(parsed) => parsed,
+        Err(problems) => return problems_answer(&problems),
+    };
+    let connector = checked.connector;
     let existing: Vec<Arc<Entry>> = shared.entries();
-    if let Some(reason) = clash(&connector, existing.iter().map(|e| &*e.connector)) {
+    if let Some(reason) = clash(&connector, existing.iter().map(|e| e.connector())) {
         return error(StatusCode::CONFLICT, reason, json!({}));
     }
-    let steps = verify::verify_connector(&connector, Duration::ZERO).await;
-    if !verify::all_passed(&steps) {
-        let cause = first_failure(&steps);
-        tracing::info!(message = "A connector's probe failed; nothing was stored.", connector = %connector.id, %cause);
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("the probe failed, so nothing was stored: {cause}"),
-            json!({ "cause": cause, "steps": steps }),
-        );
+    let steps = api.probe(&connector, flags).await;
+    if let Some(refused) = probe_failed(&connector, &steps) {
+        return refused;
     }
     let _changing = api.changing.lock().await;
     // Another request may have taken the id or index while the probe ran.
-    if let Some(reason) = clash(&connector, shared.entries().iter().map(|e| &*e.connector)) {
+    if let Some(reason) = clash(&connector, shared.entries().iter().map(|e| e.connector())) {
         return error(StatusCode::CONFLICT, reason, json!({}));
     }
-    let bucket = match &connector.buckets {
-        BucketSelection::Named(names) => names.first().cloned().unwrap_or_default(),
-        BucketSelection::All => "*".to_owned(),
-    };
-    let prefix = connector
-        .rules
-        .list_prefixes(&bucket)
-        .into_iter()
-        .next()
-        .unwrap_or_default();
     let stored = StoredConnector {
-        form,
-        verified: Verified {
-            verified_bucket_uri: format!("s3://{bucket}/{prefix}")
-                .trim_end_matches('/')
-                .to_owned(),
-            verified_role_arn: connector.role().unwrap_or_default().to_owned(),
-            verified_bucket_owner_account_id: connector
-                .expected_owner()
-                .unwrap_or_default()
-                .to_owned(),
-            verified_at: OffsetDateTime::now_utc(),
-        },
+        form: checked.form,
+        verified: verified(&connector),
+        request: Some(checked.request),
+        retarget_pending: false,
     };
     let mut all = stored_connectors(shared, api);
     all.push(stored.clone());
@@ -505,11 +524,223 @@ async fn create(shared: &Arc<Shared>, api: &ApiState, body: &[u8]) -> Response<F
     };
     let entry = shared.add(entry);
     // The first sync, now; the schedule counts from here.
-    shared.start_sync(&entry, Trigger::Api, retarget);
-    tracing::info!(message = "Created a connector through the API.", connector = %entry.connector.id);
+    shared.start_sync(&entry, Trigger::Api, flags.retarget);
+    tracing::info!(message = "Created a connector through the API.", connector = %entry.id());
     let mut answer = view(&entry);
     answer["steps"] = json!(steps);
     json_response(StatusCode::CREATED, &answer)
+}
+
+/// The 422 answer when a step of the probe failed; `None` when it passed.
+fn probe_failed(
+    connector: &ConnectorConfig,
+    steps: &[StepResult],
+) -> Option<Response<Full<Bytes>>> {
+    if verify::all_passed(steps) {
+        return None;
+    }
+    let cause = first_failure(steps);
+    tracing::info!(message = "A connector's probe failed; nothing was stored.", connector = %connector.id, %cause);
+    Some(error(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        format!("the probe failed, so nothing was stored: {cause}"),
+        json!({ "cause": cause, "steps": steps }),
+    ))
+}
+
+/// What a passing probe of `connector` verified, now.
+fn verified(connector: &ConnectorConfig) -> Verified {
+    let bucket = match &connector.buckets {
+        BucketSelection::Named(names) => names.first().cloned().unwrap_or_default(),
+        BucketSelection::All => "*".to_owned(),
+    };
+    let prefix = connector
+        .rules
+        .list_prefixes(&bucket)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    Verified {
+        verified_bucket_uri: format!("s3://{bucket}/{prefix}")
+            .trim_end_matches('/')
+            .to_owned(),
+        verified_role_arn: connector.role().unwrap_or_default().to_owned(),
+        verified_bucket_owner_account_id: connector.expected_owner().unwrap_or_default().to_owned(),
+        verified_at: OffsetDateTime::now_utc(),
+    }
+}
+
+/// The fields of a connector's form that its probe checks: a change in any of them is probed
+/// again before it is stored.
+const PROBED_FIELDS: [&str; 5] = [
+    "buckets",
+    "role_arn",
+    "expected_bucket_owner",
+    "sync_rules",
+    "notifications",
+];
+
+/// `PATCH /api/v1/connectors/{id}`: merge the body into the stored request, validate it like a
+/// create, refuse to point an index with documents at another source unless `"retarget":
+/// true`, probe again when the probed fields changed, store, and apply (the schedule at once).
+async fn update(
+    shared: &Arc<Shared>,
+    api: &ApiState,
+    id: &str,
+    body: &[u8],
+) -> Response<Full<Bytes>> {
+    let Some(entry) = shared.entry(id) else {
+        if let Some(conflict) = lock(&api.conflicts).iter().find(|c| c.stored.id() == id) {
+            return error(
+                StatusCode::CONFLICT,
+                format!(
+                    "connector {id} is stored but not running: {}; delete it and create it again",
+                    conflict.reason
+                ),
+                json!({}),
+            );
+        }
+        return not_found(id);
+    };
+    let Some(before) = entry.stored() else {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "connector {id} comes from the config file and is read-only here; change it in the file"
+            ),
+            json!({}),
+        );
+    };
+    let (checked, flags) =
+        match request::parse_update(body, id, &before, &api.external_id, &api.defaults) {
+            Ok(parsed) => parsed,
+            Err(problems) => return problems_answer(&problems),
+        };
+    let connector = checked.connector;
+    let others: Vec<Arc<ConnectorConfig>> = shared
+        .entries()
+        .iter()
+        .filter(|e| !Arc::ptr_eq(e, &entry))
+        .map(|e| e.connector())
+        .collect();
+    if let Some(reason) = clash(&connector, others) {
+        return error(StatusCode::CONFLICT, reason, json!({}));
+    }
+    let retarget = match bound_elsewhere(shared, &connector).await {
+        Ok(None) => false,
+        Ok(Some(_)) if flags.retarget => true,
+        Ok(Some((recorded, wanted))) => {
+            return error(
+                StatusCode::CONFLICT,
+                format!(
+                    "index {} holds documents from {recorded}, but the update points it at {wanted}; nothing was changed. If the index should follow the new source (its old documents are then deleted by the next sync), send the update again with \"retarget\": true; otherwise give the connector another index_name",
+                    connector.index_name()
+                ),
+                json!({ "recorded": recorded, "wanted": wanted }),
+            );
+        }
+        Err(cause) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "cannot read which source index {} holds, so nothing was changed: {cause}",
+                    connector.index_name()
+                ),
+                json!({}),
+            );
+        }
+    };
+    let probed = PROBED_FIELDS
+        .iter()
+        .any(|field| before.form.get(field) != checked.form.get(field));
+    let mut steps = Vec::new();
+    if probed {
+        steps = api.probe(&connector, flags).await;
+        if let Some(refused) = probe_failed(&connector, &steps) {
+            return refused;
+        }
+    }
+    let _changing = api.changing.lock().await;
+    // Another request may have changed or deleted the connector while the probe ran.
+    let current = shared.entry(id);
+    if !current.is_some_and(|c| Arc::ptr_eq(&c, &entry)) || entry.stored().as_ref() != Some(&before)
+    {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "connector {id} was changed or deleted while this update was checked; read it and send the update again"
+            ),
+            json!({}),
+        );
+    }
+    let stored = StoredConnector {
+        form: checked.form,
+        verified: if probed {
+            verified(&connector)
+        } else {
+            before.verified.clone()
+        },
+        request: Some(checked.request),
+        retarget_pending: retarget || before.retarget_pending,
+    };
+    let all: Vec<StoredConnector> = stored_connectors(shared, api)
+        .into_iter()
+        .map(|s| if s.id() == id { stored.clone() } else { s })
+        .collect();
+    if let Err(cause) = api.store.save(&all) {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the connector could not be stored, so nothing was changed: {cause}"),
+            json!({}),
+        );
+    }
+    let pending = stored.retarget_pending;
+    shared.update(&entry, connector, Origin::Api(Box::new(stored)));
+    if pending {
+        entry
+            .retarget_next
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    tracing::info!(message = "Updated a connector through the API.", connector = %id, probed, retarget);
+    let mut answer = view(&entry);
+    answer["probed"] = json!(probed);
+    answer["retarget_pending"] = json!(pending);
+    if probed {
+        answer["steps"] = json!(steps);
+    }
+    json_response(StatusCode::OK, &answer)
+}
+
+/// The source the connector's index records and the one the connector points at, when the
+/// index holds documents and the two differ so that a sync would refuse them (the retarget
+/// guard, `crate::sync::target`); `None` when a sync may proceed.
+async fn bound_elsewhere(
+    shared: &Shared,
+    connector: &ConnectorConfig,
+) -> Result<Option<(IndexSource, IndexSource)>, String> {
+    let Some(sink) = AnySink::open_existing(&shared.config.index, connector.index_name())
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    crate::with_sink!(&sink, sink => compare_sources(sink, connector).await)
+}
+
+async fn compare_sources<S: Sink>(
+    sink: &S,
+    connector: &ConnectorConfig,
+) -> Result<Option<(IndexSource, IndexSource)>, String> {
+    let wanted = IndexSource::of(connector);
+    let Some(recorded) = sink.recorded_source().await.map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    if target::compare(&recorded, &wanted) != target::Verdict::Elsewhere {
+        return Ok(None);
+    }
+    // An emptied index mixes nothing.
+    let buckets = sink.indexed_buckets().await.map_err(|e| e.to_string())?;
+    Ok((!buckets.is_empty()).then_some((recorded, wanted)))
 }
 
 /// The failing step's message, with its target and AWS code.
@@ -530,14 +761,8 @@ fn first_failure(steps: &[StepResult]) -> String {
 
 /// Every connector the store must hold: the running API connectors and the conflicting ones.
 fn stored_connectors(shared: &Shared, api: &ApiState) -> Vec<StoredConnector> {
-    let mut stored: Vec<StoredConnector> = shared
-        .entries()
-        .iter()
-        .filter_map(|e| match &e.origin {
-            Origin::Api(stored) => Some((**stored).clone()),
-            Origin::File => None,
-        })
-        .collect();
+    let mut stored: Vec<StoredConnector> =
+        shared.entries().iter().filter_map(|e| e.stored()).collect();
     stored.extend(lock(&api.conflicts).iter().map(|c| c.stored.clone()));
     stored
 }
@@ -557,17 +782,18 @@ fn list(shared: &Shared, api: &ApiState) -> Response<Full<Bytes>> {
 
 /// One connector as the API shows it: settings (never secrets), `verified_*`, live status.
 fn view(entry: &Entry) -> Value {
-    let connector = &entry.connector;
+    let connector = entry.connector();
+    let stored = entry.stored();
     let status = entry.status();
-    let credentials = match CredentialMode::of(connector) {
+    let credentials = match CredentialMode::of(&connector) {
         CredentialMode::StaticKeys => "static_keys",
         CredentialMode::DefaultChain => "default_chain",
         CredentialMode::AssumedRole { .. } => "assumed_role",
     };
     let mut view = json!({
         "id": connector.id,
-        "origin": match entry.origin { Origin::File => "file", Origin::Api(_) => "api" },
-        "read_only": matches!(entry.origin, Origin::File),
+        "origin": if stored.is_some() { "api" } else { "file" },
+        "read_only": stored.is_none(),
         "index_name": connector.index_name(),
         "buckets": match &connector.buckets {
             BucketSelection::All => vec!["*".to_owned()],
@@ -582,8 +808,12 @@ fn view(entry: &Entry) -> Value {
         "last_sync": status.last_sync,
         "last_success_at": status.last_success_at.map(rfc3339),
         "skipped": status.skipped,
+        "notifications": connector.notifications.as_ref().map(|n| json!({
+            "queue_url": n.queue_url,
+            "format": n.format.as_str(),
+        })),
     });
-    if let Origin::Api(stored) = &entry.origin
+    if let Some(stored) = &stored
         && let (Value::Object(view), Value::Object(verified)) = (&mut view, json!(stored.verified))
     {
         view.extend(verified);
@@ -632,7 +862,7 @@ async fn delete(
             ),
         };
     };
-    if matches!(entry.origin, Origin::File) {
+    if entry.is_file_connector() {
         return error(
             StatusCode::CONFLICT,
             format!(
@@ -670,7 +900,7 @@ async fn delete(
                 json!({}),
             );
         }
-        match drop_documents(shared, &entry.connector).await {
+        match drop_documents(shared, &entry.connector()).await {
             Ok(count) => documents_deleted = count,
             Err(cause) => {
                 return error(
@@ -820,7 +1050,7 @@ async fn search(shared: &Shared, id: &str, query: &[(String, String)]) -> Respon
         Err(message) => return bad_request(message),
     };
     let sink =
-        match AnySink::open_existing(&shared.config.index, entry.connector.index_name()).await {
+        match AnySink::open_existing(&shared.config.index, entry.connector().index_name()).await {
             Ok(Some(sink)) => sink,
             Ok(None) => {
                 return json_response(
@@ -928,8 +1158,9 @@ mod tests {
             assert_eq!(methods, routed, "{path}");
             described += methods.len();
         }
-        // Every route of `allowed_methods`: two on the collection, two on one connector, five more.
-        assert_eq!(described, 9);
+        // Every route of `allowed_methods`: two on the collection, three on one connector, five
+        // more.
+        assert_eq!(described, 10);
     }
 
     #[test]
