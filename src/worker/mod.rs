@@ -513,7 +513,8 @@ impl Shared {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .push(Arc::clone(&entry));
-        if let Some(cancel) = lock(&self.running).clone() {
+        let running = lock(&self.running).clone();
+        if let Some(cancel) = running {
             tokio::spawn(connector_loop(
                 Arc::clone(self),
                 Arc::clone(&entry),
