@@ -1,13 +1,18 @@
 //! The one retry policy: exponential backoff with jitter and an attempt limit.
 //!
-//! Every remote call to S3 and to the OpenSearch sink goes through
-//! [`RetryPolicy::run`], and each error type says for itself whether it is worth another try
-//! through [`Transient`]. Nothing else in the code base sleeps and tries again.
+//! Every remote call to S3, SQS and the OpenSearch sink goes through [`RetryPolicy::run`] (for
+//! the AWS services through [`RetryPolicy::run_limited`], which adds the connector's rate limit
+//! and the request and retry counts), and each error type says for itself whether it is worth
+//! another try through [`Transient`]. Besides this, only the event consumer's loop waits after
+//! repeated queue failures before it polls again.
 
+use std::fmt::Display;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
+use governor::DefaultDirectRateLimiter;
 
 /// An error that knows whether trying again may help.
 pub trait Transient {
@@ -63,6 +68,47 @@ impl RetryPolicy {
             .when(Transient::is_transient)
             .notify(|error, delay| on_retry(error, delay))
             .await
+    }
+
+    /// [`RetryPolicy::run`] for one call to an AWS service (S3, SQS): each attempt waits for
+    /// the connector's rate `limiter` and counts in `requests`; each retry counts in `retries`
+    /// and is logged with `retry_message` ("S3 call failed; retrying.").
+    pub async fn run_limited<T, E, Op, Fut>(
+        &self,
+        retry_message: &'static str,
+        limiter: Option<&DefaultDirectRateLimiter>,
+        (requests, retries): (&AtomicU64, &AtomicU64),
+        mut operation: Op,
+    ) -> Result<T, E>
+    where
+        E: Transient + Display,
+        Op: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.run(
+            || {
+                // Boxed: an SDK call's future is tens of KiB, and every async layer above it
+                // (sync → listing → source) would otherwise hold a copy of it on its poll
+                // frame; in a debug build that overflowed a 2 MiB thread stack.
+                let attempt = Box::pin(operation());
+                async move {
+                    if let Some(limiter) = limiter {
+                        limiter.until_ready().await;
+                    }
+                    requests.fetch_add(1, Ordering::Relaxed);
+                    attempt.await
+                }
+            },
+            |error, delay| {
+                retries.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    message = retry_message,
+                    %error,
+                    delay_ms = delay.as_millis() as u64
+                );
+            },
+        )
+        .await
     }
 }
 

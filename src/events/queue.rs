@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -227,29 +227,18 @@ impl Queue {
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let limiter = self.limiter.as_deref();
-        let stats = &*self.stats;
         let url = &*self.url;
         self.retry
-            .run(
+            .run_limited(
+                "SQS call failed; retrying.",
+                self.limiter.as_deref(),
+                (&self.stats.requests, &self.stats.retries),
                 || {
                     let sent = request();
                     async move {
-                        if let Some(limiter) = limiter {
-                            limiter.until_ready().await;
-                        }
-                        stats.requests.fetch_add(1, Ordering::Relaxed);
                         sent.await
                             .map_err(|error| QueueError::from_sdk(operation, url, &error))
                     }
-                },
-                |error, delay| {
-                    stats.retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(
-                        message = "SQS call failed; retrying.",
-                        %error,
-                        delay_ms = delay.as_millis() as u64
-                    );
                 },
             )
             .await

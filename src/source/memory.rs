@@ -48,6 +48,9 @@ pub struct Faults {
     pub get_failures: HashMap<String, u32>,
     /// `bucket/key`s deleted the moment they are fetched (listed, then gone).
     pub vanish_on_get: BTreeSet<String>,
+    /// `bucket/key`s overwritten with a newer version (the old bytes and `" (newer)"`) right
+    /// after a GET returned them, this many times: a writer racing the sync.
+    pub overwrite_after_get: HashMap<String, u32>,
     /// Every call waits this long first.
     pub delay: Option<Duration>,
     /// `ListBuckets` fails.
@@ -364,11 +367,22 @@ impl ObjectStore for MemoryStore {
         self.stats
             .bytes_downloaded
             .fetch_add(object.bytes.len() as u64, Ordering::Relaxed);
-        Ok(Fetched::Content(FetchedObject {
+        let fetched = FetchedObject {
             bytes: object.bytes.clone(),
             content_type: None,
             content_encoding: None,
-        }))
+        };
+        let class = object.storage_class.clone();
+        if let Some(left) = state.faults.overwrite_after_get.get_mut(&target)
+            && *left > 0
+        {
+            *left -= 1;
+            let mut newer = fetched.bytes.clone();
+            newer.extend_from_slice(b" (newer)");
+            drop(state);
+            self.put_with_class(bucket, key, &newer, class.as_deref());
+        }
+        Ok(Fetched::Content(fetched))
     }
 
     async fn head_object(

@@ -40,6 +40,9 @@ pub struct Counters {
     pub events_failed: AtomicU64,
     /// Queue messages deleted after everything they asked for was committed.
     pub messages_deleted: AtomicU64,
+    /// Keys applied again because their object changed in S3 between its HeadObject and the
+    /// commit (another consumer, or a writer, was faster).
+    pub events_reapplied: AtomicU64,
     error_messages: Mutex<Vec<String>>,
 }
 
@@ -91,7 +94,7 @@ pub struct Count {
 }
 
 /// Every count of a sync, in summary order.
-pub const COUNTS: [Count; 18] = [
+pub const COUNTS: [Count; 19] = [
     Count {
         field: "objects_listed",
         label: "listed",
@@ -265,6 +268,16 @@ pub const COUNTS: [Count; 18] = [
         )),
         of: |r| r.messages_deleted,
     },
+    Count {
+        field: "events_reapplied",
+        label: "events re-applied",
+        quiet_when_zero: true,
+        metric: Some((
+            "s3c_events_reapplied_total",
+            "Event keys applied again because their object changed in S3 while they were applied.",
+        )),
+        of: |r| r.events_reapplied,
+    },
 ];
 
 /// The counter that added and updated documents both advance.
@@ -322,6 +335,10 @@ pub struct SyncReport {
     /// Queue messages deleted once applied; 0 for a full sync.
     #[serde(default)]
     pub messages_deleted: u64,
+    /// Event keys applied again because S3 changed them while they were applied; 0 for a
+    /// full sync.
+    #[serde(default)]
+    pub events_reapplied: u64,
     /// Wall time of the sync.
     pub duration_ms: u64,
     /// When the sync started.
@@ -371,6 +388,7 @@ impl SyncReport {
             events_applied: get(&counters.events_applied),
             events_failed: get(&counters.events_failed),
             messages_deleted: get(&counters.messages_deleted),
+            events_reapplied: get(&counters.events_reapplied),
             duration_ms: u64::try_from((finished_at - started_at).whole_milliseconds())
                 .unwrap_or(0),
             started_at,

@@ -7,6 +7,12 @@
 //! key is gone or no longer selected. Everything is committed before the caller hears that a key
 //! was applied, so a queue message is deleted only after its keys are durable. Out-of-order,
 //! duplicated and stale events are harmless: each one only makes the index agree with S3 now.
+//!
+//! After the commit each key that was written or deleted is read from S3 once more: if the
+//! object changed since its HeadObject (a slower consumer of the same queue may just have
+//! written an older version over a newer one), the key is applied again. So the last write of
+//! a key is always checked against S3 after it landed, and competing consumers converge on
+//! S3's state without a conditional write in the index (see [`agrees`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -16,8 +22,10 @@ use futures::StreamExt as _;
 use super::plan::{self, Change, Decision, Limits};
 use super::{Counters, Job, Outcome, SyncContext, process, write_batch_rejecting};
 use crate::config::BucketSelection;
-use crate::sink::{DocId, Sink};
+use crate::rules::SyncRules;
+use crate::sink::{DocId, Sink, VersionStamp};
 use crate::source::ObjectStore;
+use crate::source::s3::ObjectEntry;
 
 /// One key an event named.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -49,14 +57,133 @@ enum Step {
     Failed(String),
 }
 
+/// What a round changed in the index for one key: checked against S3 after the commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wrote {
+    /// Nothing (unchanged, not selected, failed).
+    Nothing,
+    /// A document of this version.
+    Version(VersionStamp),
+    /// Deleted its document.
+    Deleted,
+}
+
+/// Rounds of one key while S3 keeps changing it under the consumer; then its message returns
+/// through the queue instead.
+const MAX_ROUNDS: usize = 3;
+
 /// Makes the index agree with S3 for each of `keys`, commits, and says per key (in the same
 /// order) whether that worked. Buckets outside the connector's selection are left alone
 /// (applied: there is nothing to do). For `buckets: ["*"]` each new bucket is located first.
+/// A key whose object changed between its HeadObject and the commit is applied again, up to
+/// [`MAX_ROUNDS`] rounds in all (counted in `events_reapplied`).
 pub async fn apply_keys<O: ObjectStore, S: Sink>(
     ctx: &SyncContext<'_, O, S>,
     keys: &[TouchedKey],
     located: &mut std::collections::HashSet<String>,
 ) -> Vec<KeyResult> {
+    let mut results = vec![KeyResult::Applied; keys.len()];
+    let mut pending: Vec<usize> = (0..keys.len()).collect();
+    for round in 1..=MAX_ROUNDS {
+        let round_keys: Vec<TouchedKey> = pending.iter().map(|&i| keys[i].clone()).collect();
+        let (round_results, wrote) = apply_round(ctx, &round_keys, located).await;
+        let checks: Vec<_> = round_keys
+            .iter()
+            .zip(&wrote)
+            .zip(&round_results)
+            .map(|((touched, wrote), result)| async move {
+                match (result, wrote) {
+                    (KeyResult::Applied, Wrote::Version(_) | Wrote::Deleted) => {
+                        still_current(ctx, touched, *wrote).await
+                    }
+                    _ => Ok(true),
+                }
+            })
+            .collect();
+        let checked: Vec<Result<bool, String>> = futures::stream::iter(checks)
+            .buffered(ctx.connector.concurrency)
+            .collect()
+            .await;
+        let mut overtaken = Vec::new();
+        for ((&index, result), check) in pending.iter().zip(round_results).zip(checked) {
+            results[index] = match check {
+                Ok(true) => result,
+                Ok(false) => {
+                    overtaken.push(index);
+                    KeyResult::Failed(format!(
+                        "it changed in S3 while it was applied, {MAX_ROUNDS} times in a row"
+                    ))
+                }
+                Err(error) => KeyResult::Failed(format!(
+                    "it was applied, but S3 could not confirm it after the commit: {error}"
+                )),
+            };
+        }
+        if overtaken.is_empty() || round == MAX_ROUNDS {
+            break;
+        }
+        ctx.counters
+            .events_reapplied
+            .fetch_add(overtaken.len() as u64, Ordering::Relaxed);
+        pending = overtaken;
+    }
+    results
+}
+
+/// Whether S3 still shows what a round wrote for `touched` (read after the commit).
+async fn still_current<O: ObjectStore, S: Sink>(
+    ctx: &SyncContext<'_, O, S>,
+    touched: &TouchedKey,
+    wrote: Wrote,
+) -> Result<bool, String> {
+    let TouchedKey { bucket, key } = touched;
+    let rules = &ctx.connector.rules;
+    if !rules.matches(bucket, key) {
+        return Ok(true);
+    }
+    let head = ctx
+        .source
+        .head_object(bucket, key)
+        .await
+        .map_err(|error| error.to_string())?;
+    let limits = Limits {
+        max_content_bytes: ctx.connector.max_content_bytes,
+    };
+    Ok(agrees(bucket, head.as_ref(), wrote, rules, limits))
+}
+
+/// Whether the index, after a round wrote `wrote` for a key, agrees with `head` (the object
+/// as S3 shows it now, `None`: absent) by the listing's own decision: a written version must
+/// be the one a listing would call unchanged; a deleted document must be one a listing would
+/// not index.
+fn agrees(
+    bucket: &str,
+    head: Option<&ObjectEntry>,
+    wrote: Wrote,
+    rules: &SyncRules,
+    limits: Limits,
+) -> bool {
+    match (wrote, head) {
+        (Wrote::Nothing, _) => true,
+        (Wrote::Deleted, None) => true,
+        (Wrote::Version(_), None) => false,
+        (Wrote::Deleted, Some(entry)) => matches!(
+            plan::decide(bucket, entry, None, rules, limits),
+            Decision::Excluded
+        ),
+        (Wrote::Version(stamp), Some(entry)) => matches!(
+            plan::decide(bucket, entry, Some(stamp), rules, limits),
+            Decision::Unchanged
+        ),
+    }
+}
+
+/// One round of [`apply_keys`]: the results, and what was written for each key.
+async fn apply_round<O: ObjectStore, S: Sink>(
+    ctx: &SyncContext<'_, O, S>,
+    keys: &[TouchedKey],
+    located: &mut std::collections::HashSet<String>,
+) -> (Vec<KeyResult>, Vec<Wrote>) {
     let selection = &ctx.connector.buckets;
     let rules = &ctx.connector.rules;
     let mut bucket_ok: HashMap<&str, Result<bool, String>> = HashMap::new();
@@ -98,6 +225,7 @@ pub async fn apply_keys<O: ObjectStore, S: Sink>(
         .await;
 
     let mut results: Vec<KeyResult> = Vec::with_capacity(keys.len());
+    let mut wrote = vec![Wrote::Nothing; keys.len()];
     let mut batch = Vec::new();
     let mut deletes = Vec::new();
     let mut position_of: HashMap<DocId, Vec<usize>> = HashMap::new();
@@ -108,9 +236,11 @@ pub async fn apply_keys<O: ObjectStore, S: Sink>(
             Step::Delete(id) => {
                 deletes.push(id);
                 position_of.entry(id).or_default().push(position);
+                wrote[position] = Wrote::Deleted;
             }
             Step::Write(document, change) => {
                 position_of.entry(document.id).or_default().push(position);
+                wrote[position] = Wrote::Version(document.version());
                 batch.push((*document, change));
             }
             Step::Failed(reason) => results[position] = KeyResult::Failed(reason),
@@ -150,7 +280,7 @@ pub async fn apply_keys<O: ObjectStore, S: Sink>(
             }
         }
     }
-    results
+    (results, wrote)
 }
 
 /// HeadObject, then the listing's decision for one key.
@@ -344,6 +474,111 @@ mod tests {
         assert_eq!(body(&sink, "bkt", "docs/big.txt"), None);
         assert_eq!(counters.updated.load(Ordering::Relaxed), 1);
         assert_eq!(counters.deleted.load(Ordering::Relaxed), 1);
+    }
+
+    fn entry(key: &str, etag: &str, size: u64) -> ObjectEntry {
+        ObjectEntry {
+            key: key.to_owned(),
+            size,
+            last_modified: time::OffsetDateTime::UNIX_EPOCH,
+            etag: etag.to_owned(),
+            storage_class: None,
+        }
+    }
+
+    #[test]
+    fn what_was_written_agrees_with_s3_only_as_a_listing_would_leave_it() {
+        let rules: SyncRules =
+            connector("    sync_rules: [{\"bucket\": \"bkt\", \"prefix\": \"docs/\"}]\n").rules;
+        let limits = Limits {
+            max_content_bytes: 100,
+        };
+        let v1 = entry("docs/a.txt", "\"1\"", 5);
+        let stamp_of = |e: &ObjectEntry| VersionStamp::of(&e.etag, e.last_modified, e.size);
+        let v2 = entry("docs/a.txt", "\"2\"", 5);
+        let outside = entry("other/a.txt", "\"1\"", 5);
+        let cases = [
+            (
+                Wrote::Nothing,
+                Some(&v2),
+                true,
+                "nothing written: nothing to check",
+            ),
+            (
+                Wrote::Version(stamp_of(&v1)),
+                Some(&v1),
+                true,
+                "still this version",
+            ),
+            (
+                Wrote::Version(stamp_of(&v1)),
+                Some(&v2),
+                false,
+                "overwritten since",
+            ),
+            (Wrote::Version(stamp_of(&v1)), None, false, "deleted since"),
+            (Wrote::Deleted, None, true, "still absent"),
+            (Wrote::Deleted, Some(&v2), false, "created again since"),
+            (
+                Wrote::Deleted,
+                Some(&outside),
+                true,
+                "present, but the rules leave it out",
+            ),
+        ];
+        for (wrote, head, expected, why) in cases {
+            let bucket = "bkt";
+            assert_eq!(
+                agrees(bucket, head, wrote, &rules, limits),
+                expected,
+                "{why}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_that_changes_while_it_is_applied_is_applied_again() {
+        let connector = connector("");
+        let store = MemoryStore::new(10);
+        let sink = MemorySink::default();
+        let cancel = CancellationToken::new();
+        store.put("bkt", "a.txt", b"alpha");
+        // S3 gets a newer version right after the download: what was written is already old,
+        // as when a slower consumer writes over a faster one's newer version.
+        store.set_faults(Faults {
+            overwrite_after_get: [("bkt/a.txt".to_owned(), 1)].into(),
+            ..Faults::default()
+        });
+        let (results, counters) =
+            apply(&connector, &store, &sink, &[key("bkt", "a.txt")], &cancel).await;
+        assert_eq!(results, vec![KeyResult::Applied]);
+        assert_eq!(
+            body(&sink, "bkt", "a.txt").as_deref(),
+            Some("alpha (newer)")
+        );
+        let now = store.head_object("bkt", "a.txt").await.unwrap().unwrap();
+        assert_eq!(
+            sink.documents()[&DocId::of("bkt", "a.txt")].version(),
+            VersionStamp::of(&now.etag, now.last_modified, now.size)
+        );
+        assert_eq!(counters.events_reapplied.load(Ordering::Relaxed), 1);
+
+        // A key that never holds still is given up after MAX_ROUNDS: its message returns.
+        store.set_faults(Faults {
+            overwrite_after_get: [("bkt/a.txt".to_owned(), 10)].into(),
+            ..Faults::default()
+        });
+        store.put("bkt", "a.txt", b"beta");
+        let (results, counters) =
+            apply(&connector, &store, &sink, &[key("bkt", "a.txt")], &cancel).await;
+        assert!(
+            matches!(&results[0], KeyResult::Failed(reason) if reason.contains("changed in S3")),
+            "{results:?}"
+        );
+        assert_eq!(
+            counters.events_reapplied.load(Ordering::Relaxed),
+            (MAX_ROUNDS - 1) as u64
+        );
     }
 
     #[tokio::test]

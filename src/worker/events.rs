@@ -152,6 +152,7 @@ fn record_round(shared: &Shared, entry: &Entry, report: &SyncReport, summary: &R
         events.events_applied += report.events_applied;
         events.events_failed += report.events_failed;
         events.messages_deleted += report.messages_deleted;
+        events.events_reapplied += report.events_reapplied;
         events.lag_seconds = Some(lag);
         events.last_received_at = Some(report.started_at);
         events.last_error = None;

@@ -71,6 +71,9 @@ pub struct EventsStatus {
     pub events_failed: u64,
     /// Messages deleted after everything they asked for was committed.
     pub messages_deleted: u64,
+    /// Keys applied again because S3 changed them while they were applied.
+    #[serde(default)]
+    pub events_reapplied: u64,
     /// Messages waiting in the queue at the last look (ApproximateNumberOfMessages).
     pub queue_messages: Option<u64>,
     /// Messages received and not yet deleted or returned, at the last look.

@@ -868,11 +868,10 @@ async fn sync(
     config: &s3_connector::config::Config,
     retarget: bool,
 ) -> s3_connector::sync::SyncReport {
-    // Boxed: a sync's future is large in a debug build, and the test thread's stack is not.
     if retarget {
-        Box::pin(setup.sync_retargeting(config, false)).await
+        setup.sync_retargeting(config, false).await
     } else {
-        Box::pin(setup.sync(config)).await
+        setup.sync(config).await
     }
 }
 
@@ -954,10 +953,10 @@ async fn retarget_guard(backend: Backend) {
 
 #[tokio::test]
 async fn the_retarget_guard_keeps_an_embedded_index_bound_to_its_source() {
-    Box::pin(retarget_guard(Backend::Embedded)).await;
+    retarget_guard(Backend::Embedded).await;
 }
 
 #[tokio::test]
 async fn the_retarget_guard_keeps_an_opensearch_index_bound_to_its_source() {
-    Box::pin(retarget_guard(Backend::Osmem)).await;
+    retarget_guard(Backend::Osmem).await;
 }

@@ -213,7 +213,7 @@ async fn drain_until(
             .bytes_downloaded
             .load(std::sync::atomic::Ordering::Relaxed);
         s3_connector::with_sink!(sink, index => {
-            Box::pin(consumer.handle(index, messages, &counters, &cancel)).await
+            consumer.handle(index, messages, &counters, &cancel).await
         });
         let bytes = consumer
             .source()
@@ -398,8 +398,7 @@ async fn a_burst_with_duplicated_and_stale_messages_converges(backend: Backend) 
     // A full sync agrees with what the events wrote: HeadObject and the listing describe each
     // version alike, so nothing is downloaded again.
     drop(sink);
-    // Boxed: the sync's future is large for a debug build's test-thread stack.
-    let report = Box::pin(setup.sync(&config)).await;
+    let report = setup.sync(&config).await;
     assert_eq!(
         (
             report.unchanged,

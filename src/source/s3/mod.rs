@@ -489,31 +489,20 @@ impl S3Source {
         Op: FnMut() -> Fut,
         Fut: Future<Output = Result<T, SourceError>>,
     {
-        let limiter = self.limiter.as_deref();
-        let stats = &*self.stats;
         let endpoint = &*self.endpoint;
         self.retry
-            .run(
+            .run_limited(
+                "S3 call failed; retrying.",
+                self.limiter.as_deref(),
+                (&self.stats.requests, &self.stats.retries),
                 || {
                     let attempt = operation();
                     async move {
-                        if let Some(limiter) = limiter {
-                            limiter.until_ready().await;
-                        }
-                        stats.requests.fetch_add(1, Ordering::Relaxed);
                         attempt.await.map_err(|mut error| {
                             error.endpoint = Some(endpoint.to_owned());
                             error
                         })
                     }
-                },
-                |error, delay| {
-                    stats.retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(
-                        message = "S3 call failed; retrying.",
-                        %error,
-                        delay_ms = delay.as_millis() as u64
-                    );
                 },
             )
             .await
