@@ -1164,6 +1164,48 @@ mod tests {
     }
 
     #[test]
+    fn the_openapi_links_name_operations_and_their_parameters() {
+        let document: Value = serde_json::from_str(OPENAPI).unwrap();
+        // operationId -> the path parameters of its path.
+        let mut operations = std::collections::HashMap::new();
+        for (path, methods) in document["paths"].as_object().unwrap() {
+            for (method, operation) in methods.as_object().unwrap() {
+                if let Some(id) = operation["operationId"].as_str() {
+                    let parameters: Vec<String> = path
+                        .split('/')
+                        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                        .map(str::to_owned)
+                        .collect();
+                    operations.insert(id.to_owned(), (method.clone(), parameters));
+                }
+            }
+        }
+        let mut links = 0;
+        for methods in document["paths"].as_object().unwrap().values() {
+            for operation in methods.as_object().unwrap().values() {
+                let Some(responses) = operation["responses"].as_object() else {
+                    continue;
+                };
+                for response in responses.values() {
+                    for (name, link) in response["links"].as_object().into_iter().flatten() {
+                        let target = link["operationId"].as_str().unwrap();
+                        let (_, parameters) = operations
+                            .get(target)
+                            .unwrap_or_else(|| panic!("link {name} names no operation {target}"));
+                        let given: Vec<&String> =
+                            link["parameters"].as_object().unwrap().keys().collect();
+                        assert_eq!(given, parameters.iter().collect::<Vec<_>>(), "{name}");
+                        links += 1;
+                    }
+                }
+            }
+        }
+        // create -> get, update, sync, syncs, search, delete; update -> all but itself; get ->
+        // update, sync, delete; sync -> get, syncs, delete.
+        assert_eq!(links, 6 + 5 + 3 + 3);
+    }
+
+    #[test]
     fn query_strings_are_decoded() {
         let query = parse_query("q=quarterly+figures&bucket_uri=s3%3A%2F%2Fb%2Fp&flag&bad=%zz%4");
         assert_eq!(query_value(&query, "q"), Some("quarterly figures"));
