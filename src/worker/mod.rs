@@ -581,7 +581,10 @@ impl Shared {
         }
         if entry.connector().notifications.is_some() {
             let task = events::consume(Arc::clone(self), Arc::clone(entry), stop);
-            lock(&self.consumers).spawn(task);
+            let mut consumers = lock(&self.consumers);
+            // Forget the consumers that ended (replaced or deleted connectors).
+            while consumers.try_join_next().is_some() {}
+            consumers.spawn(task);
         }
     }
 

@@ -6,12 +6,14 @@
 //! logged). A created connector is stored (crash-safe, under `state_dir`) only after
 //! `verify`'s probe passed with the deployment's ExternalId; connectors of the config file are
 //! listed too but are read-only. Answers are JSON; errors are `{"error": {...}}` with a
-//! message, and the problems or probe steps behind it. Not here: HTTP plumbing (`http.rs`),
-//! the body's validation (`request.rs`), the file (`store.rs`), the policies (`crate::policy`).
+//! message, and the problems or probe steps behind it. Not here: HTTP plumbing (`http.rs`), the
+//! update route (`update.rs`), the body's validation (`request.rs`), the file (`store.rs`), the
+//! policies (`crate::policy`).
 
 pub mod request;
 pub mod setup;
 pub mod store;
+mod update;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,7 +35,6 @@ use crate::config::inherit::ConnectorDefaults;
 use crate::config::{BucketSelection, Config, ConnectorConfig, Secret};
 use crate::credentials::CredentialMode;
 use crate::sink::{AnySink, Sink};
-use crate::sync::target::{self, IndexSource};
 use crate::verify::{self, PropagationWait, Status, StepResult};
 use request::{BucketUri, FieldProblem, Flags};
 use store::{Store, StoredConnector, Verified};
@@ -283,7 +284,7 @@ pub(super) async fn handle(
             None => not_found(id),
         },
         (&Method::PATCH, ["connectors", id]) => match read_body(api, request).await {
-            Ok(body) => update(shared, api, id, &body).await,
+            Ok(body) => update::update(shared, api, id, &body).await,
             Err(response) => *response,
         },
         (&Method::DELETE, ["connectors", id]) => delete(shared, api, id, &query).await,
@@ -568,179 +569,6 @@ fn verified(connector: &ConnectorConfig) -> Verified {
         verified_bucket_owner_account_id: connector.expected_owner().unwrap_or_default().to_owned(),
         verified_at: OffsetDateTime::now_utc(),
     }
-}
-
-/// The fields of a connector's form that its probe checks: a change in any of them is probed
-/// again before it is stored.
-const PROBED_FIELDS: [&str; 5] = [
-    "buckets",
-    "role_arn",
-    "expected_bucket_owner",
-    "sync_rules",
-    "notifications",
-];
-
-/// `PATCH /api/v1/connectors/{id}`: merge the body into the stored request, validate it like a
-/// create, refuse to point an index with documents at another source unless `"retarget":
-/// true`, probe again when the probed fields changed, store, and apply (the schedule at once).
-async fn update(
-    shared: &Arc<Shared>,
-    api: &ApiState,
-    id: &str,
-    body: &[u8],
-) -> Response<Full<Bytes>> {
-    let Some(entry) = shared.entry(id) else {
-        if let Some(conflict) = lock(&api.conflicts).iter().find(|c| c.stored.id() == id) {
-            return error(
-                StatusCode::CONFLICT,
-                format!(
-                    "connector {id} is stored but not running: {}; delete it and create it again",
-                    conflict.reason
-                ),
-                json!({}),
-            );
-        }
-        return not_found(id);
-    };
-    let Some(before) = entry.stored() else {
-        return error(
-            StatusCode::CONFLICT,
-            format!(
-                "connector {id} comes from the config file and is read-only here; change it in the file"
-            ),
-            json!({}),
-        );
-    };
-    let (checked, flags) =
-        match request::parse_update(body, id, &before, &api.external_id, &api.defaults) {
-            Ok(parsed) => parsed,
-            Err(problems) => return problems_answer(&problems),
-        };
-    let connector = checked.connector;
-    let others: Vec<Arc<ConnectorConfig>> = shared
-        .entries()
-        .iter()
-        .filter(|e| !Arc::ptr_eq(e, &entry))
-        .map(|e| e.connector())
-        .collect();
-    if let Some(reason) = clash(&connector, others) {
-        return error(StatusCode::CONFLICT, reason, json!({}));
-    }
-    let retarget = match bound_elsewhere(shared, &connector).await {
-        Ok(None) => false,
-        Ok(Some(_)) if flags.retarget => true,
-        Ok(Some((recorded, wanted))) => {
-            return error(
-                StatusCode::CONFLICT,
-                format!(
-                    "index {} holds documents from {recorded}, but the update points it at {wanted}; nothing was changed. If the index should follow the new source (its old documents are then deleted by the next sync), send the update again with \"retarget\": true; otherwise give the connector another index_name",
-                    connector.index_name()
-                ),
-                json!({ "recorded": recorded, "wanted": wanted }),
-            );
-        }
-        Err(cause) => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "cannot read which source index {} holds, so nothing was changed: {cause}",
-                    connector.index_name()
-                ),
-                json!({}),
-            );
-        }
-    };
-    let probed = PROBED_FIELDS
-        .iter()
-        .any(|field| before.form.get(field) != checked.form.get(field));
-    let mut steps = Vec::new();
-    if probed {
-        steps = api.probe(&connector, flags).await;
-        if let Some(refused) = probe_failed(&connector, &steps) {
-            return refused;
-        }
-    }
-    let _changing = api.changing.lock().await;
-    // Another request may have changed or deleted the connector while the probe ran.
-    let current = shared.entry(id);
-    if !current.is_some_and(|c| Arc::ptr_eq(&c, &entry)) || entry.stored().as_ref() != Some(&before)
-    {
-        return error(
-            StatusCode::CONFLICT,
-            format!(
-                "connector {id} was changed or deleted while this update was checked; read it and send the update again"
-            ),
-            json!({}),
-        );
-    }
-    let stored = StoredConnector {
-        form: checked.form,
-        verified: if probed {
-            verified(&connector)
-        } else {
-            before.verified.clone()
-        },
-        request: Some(checked.request),
-        retarget_pending: retarget || before.retarget_pending,
-    };
-    let all: Vec<StoredConnector> = stored_connectors(shared, api)
-        .into_iter()
-        .map(|s| if s.id() == id { stored.clone() } else { s })
-        .collect();
-    if let Err(cause) = api.store.save(&all) {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the connector could not be stored, so nothing was changed: {cause}"),
-            json!({}),
-        );
-    }
-    let pending = stored.retarget_pending;
-    shared.update(&entry, connector, Origin::Api(Box::new(stored)));
-    if pending {
-        entry
-            .retarget_next
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-    tracing::info!(message = "Updated a connector through the API.", connector = %id, probed, retarget);
-    let mut answer = view(&entry);
-    answer["probed"] = json!(probed);
-    answer["retarget_pending"] = json!(pending);
-    if probed {
-        answer["steps"] = json!(steps);
-    }
-    json_response(StatusCode::OK, &answer)
-}
-
-/// The source the connector's index records and the one the connector points at, when the
-/// index holds documents and the two differ so that a sync would refuse them (the retarget
-/// guard, `crate::sync::target`); `None` when a sync may proceed.
-async fn bound_elsewhere(
-    shared: &Shared,
-    connector: &ConnectorConfig,
-) -> Result<Option<(IndexSource, IndexSource)>, String> {
-    let Some(sink) = AnySink::open_existing(&shared.config.index, connector.index_name())
-        .await
-        .map_err(|e| e.to_string())?
-    else {
-        return Ok(None);
-    };
-    crate::with_sink!(&sink, sink => compare_sources(sink, connector).await)
-}
-
-async fn compare_sources<S: Sink>(
-    sink: &S,
-    connector: &ConnectorConfig,
-) -> Result<Option<(IndexSource, IndexSource)>, String> {
-    let wanted = IndexSource::of(connector);
-    let Some(recorded) = sink.recorded_source().await.map_err(|e| e.to_string())? else {
-        return Ok(None);
-    };
-    if target::compare(&recorded, &wanted) != target::Verdict::Elsewhere {
-        return Ok(None);
-    }
-    // An emptied index mixes nothing.
-    let buckets = sink.indexed_buckets().await.map_err(|e| e.to_string())?;
-    Ok((!buckets.is_empty()).then_some((recorded, wanted)))
 }
 
 /// The failing step's message, with its target and AWS code.
