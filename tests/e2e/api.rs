@@ -684,7 +684,8 @@ async fn updates_are_validated_probed_and_bound_to_the_index_source() {
     let (_, acme) = worker.call("GET", "/api/v1/connectors/acme", None);
     assert_eq!(acme["buckets"], json!([first]), "{acme}");
 
-    // With "retarget": true it is stored (re-probed), and the next sync re-targets.
+    // With "retarget": true it is stored (re-probed), and the next sync re-targets, also after
+    // a restart.
     let mut retarget = moved.clone();
     retarget["retarget"] = json!(true);
     let (status, updated) = worker.call("PATCH", "/api/v1/connectors/acme", Some(&retarget));
@@ -695,6 +696,9 @@ async fn updates_are_validated_probed_and_bound_to_the_index_source() {
         "{updated}"
     );
     assert_eq!(updated["verified_bucket_uri"], format!("s3://{second}"));
+    // The permission to re-target is stored: it survives a restart.
+    worker.stop();
+    worker.start();
     let before = {
         let (_, history) = worker.call("GET", "/api/v1/connectors/acme/syncs", None);
         history["syncs"].as_array().unwrap().len()
