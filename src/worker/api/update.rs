@@ -2,9 +2,11 @@
 //! request, checked like a create, bound to its index's source, probed again when what the
 //! probe checks changed, stored crash-safely and applied at once.
 //!
-//! Order of the checks, cheapest and least surprising first: the body (400), the id and index
-//! against the other connectors (409), the index's recorded source (409 unless `"retarget":
-//! true`), the probe (422); nothing is stored unless every one passed.
+//! Order of the checks, cheapest and least surprising first: the connector (404; 409 for the
+//! config file's), the merged body (400), its index against the other connectors (409), the
+//! index's recorded source (409 unless `"retarget": true`), the probe (422); nothing is stored
+//! unless every one passed, and nothing is stored if another change of the connector was
+//! stored meanwhile (409).
 
 use std::sync::Arc;
 
