@@ -24,7 +24,7 @@ const KEY_FIELDS: [&str; 3] = [
     "aws_session_token",
 ];
 
-/// The body of `POST /api/v1/connectors`.
+/// The body of `POST /api/v1/connectors`; an update (`PATCH`) is merged into the stored one.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateConnector {
