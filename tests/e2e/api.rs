@@ -831,16 +831,13 @@ async fn notifications_of_an_api_connector_deliver_events_until_it_is_deleted() 
         let (_, found) = worker.call("GET", "/api/v1/connectors/events/search?q=memo", None);
         (found["hits"][0]["key"] == "fresh.txt").then_some(())
     });
-    let status_report: Value =
-        serde_json::from_slice(&worker.try_call("GET", "/status", None, &[]).unwrap().body)
-            .unwrap();
-    assert!(
-        status_report["connectors"][0]["notifications"]["events_applied"]
-            .as_u64()
-            .unwrap()
-            >= 1,
-        "{status_report}"
-    );
+    // The round records its counts just after its commit makes the document searchable.
+    wait_for("the applied event in /status", || {
+        let status_report: Value =
+            serde_json::from_slice(&worker.try_call("GET", "/status", None, &[])?.body).ok()?;
+        (status_report["connectors"][0]["notifications"]["events_applied"].as_u64() >= Some(1))
+            .then_some(())
+    });
 
     // Deleted: its consumer stops, so a new event stays in the queue.
     let (status, _) = worker.call("DELETE", "/api/v1/connectors/events", None);
