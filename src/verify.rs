@@ -93,12 +93,45 @@ pub struct StepResult {
     pub code: Option<String>,
 }
 
-/// Probes one connector. `wait` keeps retrying steps refused with AccessDenied for that long,
-/// because new IAM policies take 10-60 s to take effect.
-pub async fn verify_connector(connector: &ConnectorConfig, wait: Duration) -> Vec<StepResult> {
+/// How long a probe keeps retrying refusals that IAM propagation explains: new roles, trust
+/// policies and permissions policies take 10-60 s to take effect.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PropagationWait {
+    /// For AccessDenied on sts:AssumeRole (a new role or trust policy).
+    pub assume_role: Duration,
+    /// For AccessDenied on the S3 and SQS calls (a new permissions policy).
+    pub access: Duration,
+}
+
+impl PropagationWait {
+    /// The same wait for every step (`verify --wait`).
+    pub fn every_step(wait: Duration) -> Self {
+        Self {
+            assume_role: wait,
+            access: wait,
+        }
+    }
+
+    /// A wait for AssumeRole only (the API's probe: a refusal of S3 with a passing AssumeRole
+    /// is a wrong policy or owner far more often than a slow one, and should answer at once).
+    pub fn assume_role_only(wait: Duration) -> Self {
+        Self {
+            assume_role: wait,
+            access: Duration::ZERO,
+        }
+    }
+}
+
+/// Probes one connector, retrying what `wait` allows.
+pub async fn verify_connector(
+    connector: &ConnectorConfig,
+    wait: PropagationWait,
+) -> Vec<StepResult> {
+    let now = Instant::now();
     let mut probe = Probe {
         connector,
-        deadline: Instant::now() + wait,
+        assume_role_deadline: now + wait.assume_role,
+        deadline: now + wait.access,
         results: Vec::new(),
     };
     if !probe.credentials().await {
@@ -122,6 +155,9 @@ pub async fn verify_connector(connector: &ConnectorConfig, wait: Duration) -> Ve
 /// The steps of one connector's probe, and what they found so far.
 struct Probe<'a> {
     connector: &'a ConnectorConfig,
+    /// Until when an AssumeRole refused with AccessDenied is tried again.
+    assume_role_deadline: Instant,
+    /// Until when other calls refused with AccessDenied are tried again.
     deadline: Instant,
     results: Vec<StepResult>,
 }
@@ -159,12 +195,19 @@ impl Probe<'_> {
     /// Resolves the credentials (AssumeRole for a role); false when that failed.
     async fn credentials(&mut self) -> bool {
         let connector = self.connector;
+        let started = Instant::now();
+        let mut attempts = 0;
         let identity = retry_denied(
-            self.deadline,
-            || credentials::resolve(connector),
+            self.assume_role_deadline,
+            || {
+                attempts += 1;
+                credentials::resolve(connector)
+            },
             |p| p.code.as_deref() == Some("AccessDenied"),
         )
         .await;
+        // Say so when the refusal was retried, with how long it took.
+        let waited = (attempts > 1).then(|| started.elapsed().as_secs());
         let role_or_keys = connector.role().unwrap_or("connector identity").to_owned();
         match identity {
             Ok(description) => {
@@ -172,7 +215,12 @@ impl Probe<'_> {
                     Step::Credentials,
                     &role_or_keys,
                     Status::Pass,
-                    description,
+                    match waited {
+                        Some(seconds) => format!(
+                            "{description} (after {seconds} s of waiting for IAM to propagate)"
+                        ),
+                        None => description,
+                    },
                     None,
                 );
                 true
@@ -182,7 +230,13 @@ impl Probe<'_> {
                     Step::Credentials,
                     &role_or_keys,
                     Status::Fail,
-                    problem.cause,
+                    match waited {
+                        Some(seconds) => format!(
+                            "{} (still refused after {seconds} s of waiting for IAM to propagate)",
+                            problem.cause
+                        ),
+                        None => problem.cause,
+                    },
                     problem.code,
                 );
                 let skipped = "skipped: no credentials".to_owned();

@@ -1,6 +1,6 @@
 // Drives the s3-connector console in headless Chromium (playwright-core, Debian's chromium):
 // the page loads without console errors, asks for the token, lists the connectors, connects a
-// bucket through the form (probe passes), a search shows highlighted hits, and a role that
+// bucket through the form (probe passes), changes its interval, a search shows highlighted hits, and a role that
 // trusts another ExternalId shows its failing probe step. Called by scripts/api-test with one
 // JSON argument; writes PNG screenshots into `screenshots`.
 import { createRequire } from "node:module";
@@ -66,6 +66,14 @@ try {
   await page.locator("#history-rows tr").first().waitFor(wait);
   await page.screenshot({ path: `${args.screenshots}/console-connectors.png` });
   console.log("console: the connector synced; its history shows");
+
+  // Change its interval: only that field is sent, nothing is probed, the next run moves.
+  await page.fill("#edit-form [name=interval]", "2h");
+  await page.click("#edit-form button");
+  await page.locator("#edit-result.ok").waitFor(wait);
+  const changed = await page.locator("#edit-result").textContent();
+  if (/probed again/.test(changed)) fail(`an interval change was probed: ${changed}`);
+  console.log("console: an edit changed the interval");
 
   // Search with highlighted hits.
   await page.click("#nav-search");

@@ -210,7 +210,7 @@ class MotoServer(SupervisedServer):
 
 
 class LocalStackServer(SupervisedServer):
-    """LocalStack's S3, STS and IAM, run from its Python package (no Docker); `endpoint` is its
+    """LocalStack's S3, STS, IAM and SQS, run from its Python package (no Docker); `endpoint` is its
     gateway. Its files live in `workdir`, but for its S3's per-bucket directories under the fixed
     /tmp/localstack-s3-storage, which go with their buckets. It ignores SIGTERM, so it is stopped
     with SIGKILL (it starts no child processes)."""
@@ -238,7 +238,7 @@ class LocalStackServer(SupervisedServer):
             "DISABLE_EVENTS": "1",
             "SKIP_SSL_CERT_DOWNLOAD": "1",
             "EAGER_SERVICE_LOADING": "1",
-            "SERVICES": "s3,sts,iam",
+            "SERVICES": "s3,sts,iam,sqs",
         }
         return ["env"] + [f"{k}={v}" for k, v in settings.items()] + [
             self.python, "-m", "localstack.runtime.main"]

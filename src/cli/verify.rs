@@ -35,7 +35,11 @@ pub(super) async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let mut all_passed = true;
     let mut out = std::io::stdout().lock();
     for connector in connectors {
-        let results = verify::verify_connector(connector, Duration::from_secs(args.wait)).await;
+        let results = verify::verify_connector(
+            connector,
+            verify::PropagationWait::every_step(Duration::from_secs(args.wait)),
+        )
+        .await;
         all_passed &= verify::all_passed(&results);
         if !args.json {
             writeln!(out, "connector {}", connector.id)?;

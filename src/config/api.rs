@@ -5,10 +5,11 @@
 //! `worker::api`.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Problem, REDACTED, Secret, defaults, sts_string};
+use super::{Problem, REDACTED, Secret, defaults, schedule, sts_string};
 
 /// The management API. Without this block `run` serves no `/api` route and no console.
 #[derive(Debug, Deserialize)]
@@ -36,15 +37,34 @@ pub struct ApiConfig {
     /// 413. Default 65536.
     #[serde(default = "defaults::api_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// How long the probe of a created or updated connector keeps retrying an AssumeRole that
+    /// is refused with AccessDenied, because a freshly created role or trust policy takes some
+    /// seconds to propagate through IAM: a duration such as `20s` (a bare number is seconds),
+    /// at most `5m`; `0s` turns the wait off. Only that refusal is retried, but it is also
+    /// what a wrong ExternalId gets, so such a request answers 422 only after this long; a
+    /// client that knows its role is not new sends `"wait": false`. Default `20s`.
+    #[serde(
+        default = "defaults::api_probe_wait",
+        deserialize_with = "schedule::string_or_number"
+    )]
+    pub probe_wait: String,
     /// The token, read from `token` or `token_file` by [`validate`].
     #[serde(skip)]
     resolved_token: Option<Secret>,
+    /// `probe_wait`, parsed by [`validate`].
+    #[serde(skip)]
+    resolved_probe_wait: Duration,
 }
 
 impl ApiConfig {
     /// The bearer token (set once the config is validated).
     pub fn token(&self) -> Option<&Secret> {
         self.resolved_token.as_ref()
+    }
+
+    /// [`ApiConfig::probe_wait`] (set once the config is validated).
+    pub fn probe_wait(&self) -> Duration {
+        self.resolved_probe_wait
     }
 
     /// A configuration for tests and tools that build one in code.
@@ -55,13 +75,18 @@ impl ApiConfig {
             external_id: external_id.to_owned(),
             principal_arn: None,
             max_body_bytes: defaults::api_max_body_bytes(),
+            probe_wait: defaults::api_probe_wait(),
             resolved_token: Some(Secret::new(token)),
+            resolved_probe_wait: defaults::API_PROBE_WAIT,
         }
     }
 }
 
 /// Shortest token accepted: a shorter one could be guessed.
 const MIN_TOKEN_CHARS: usize = 16;
+
+/// Longest `probe_wait`: a request should not hang for longer than IAM ever takes.
+const MAX_PROBE_WAIT: Duration = Duration::from_secs(300);
 
 /// Checks the block and reads the token; appends what is broken.
 pub(super) fn validate(api: &mut ApiConfig, base_dir: &Path, problems: &mut Vec<Problem>) {
@@ -147,6 +172,15 @@ pub(super) fn validate(api: &mut ApiConfig, base_dir: &Path, problems: &mut Vec<
             "is out of range: must be between 1024 and 10485760".into(),
         );
     }
+    match schedule::parse_duration(&api.probe_wait) {
+        Ok(wait) if wait <= MAX_PROBE_WAIT => api.resolved_probe_wait = wait,
+        Ok(_) => push(
+            "probe_wait",
+            Some(format!("{:?}", api.probe_wait)),
+            "is too long: at most 5m (IAM propagates within about a minute)".into(),
+        ),
+        Err(rule) => push("probe_wait", Some(format!("{:?}", api.probe_wait)), rule),
+    }
 }
 
 #[cfg(test)]
@@ -196,6 +230,18 @@ mod tests {
             (
                 "  token: ${TOKEN}\n  external_id: ext-123\n  principal_arn: someone",
                 "api.principal_arn",
+            ),
+            (
+                "  token: ${TOKEN}\n  external_id: ext-123\n  probe_wait: 0s",
+                "",
+            ),
+            (
+                "  token: ${TOKEN}\n  external_id: ext-123\n  probe_wait: soon",
+                "api.probe_wait: \"soon\" is not a duration",
+            ),
+            (
+                "  token: ${TOKEN}\n  external_id: ext-123\n  probe_wait: 1h",
+                "api.probe_wait: \"1h\" is too long",
             ),
         ];
         for (lines, expected) in table {

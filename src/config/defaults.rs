@@ -130,6 +130,16 @@ pub const fn api_max_body_bytes() -> usize {
     64 * 1024
 }
 
+/// How long the API's probe retries an AssumeRole refused with AccessDenied, for IAM to
+/// propagate a new role: 20 s (new trust policies usually work within 10 s; a wrong ExternalId
+/// gets the same refusal, so this is also how long that mistake takes to be answered).
+pub const API_PROBE_WAIT: Duration = Duration::from_secs(20);
+
+/// [`API_PROBE_WAIT`] as the config file writes it.
+pub fn api_probe_wait() -> String {
+    format!("{}s", API_PROBE_WAIT.as_secs())
+}
+
 /// Seconds of SQS long polling per ReceiveMessage: 20 (SQS's maximum: the fewest empty
 /// answers).
 pub const fn notifications_wait_time() -> u64 {

@@ -15,6 +15,8 @@ use super::{
 #[derive(Debug, Clone)]
 enum Pending {
     Upsert(Box<Document>),
+    /// Written by [`Sink::insert_new`]: the caller promised the index does not hold it.
+    InsertNew(Box<Document>),
     Delete(DocId),
 }
 
@@ -174,6 +176,17 @@ impl Sink for MemorySink {
         Ok(Vec::new())
     }
 
+    async fn insert_new(&self, documents: Vec<Document>) -> Result<RejectedDocuments, SinkError> {
+        let mut state = self.state();
+        state.count_call(Call::Upsert)?;
+        state.pending.extend(
+            documents
+                .into_iter()
+                .map(|d| Pending::InsertNew(Box::new(d))),
+        );
+        Ok(Vec::new())
+    }
+
     async fn delete(&self, ids: Vec<DocId>) -> Result<(), SinkError> {
         self.state()
             .pending
@@ -188,6 +201,16 @@ impl Sink for MemorySink {
             match write {
                 Pending::Upsert(document) => {
                     state.committed.insert(document.id, *document);
+                }
+                Pending::InsertNew(document) => {
+                    // The embedded index would now hold two copies: a broken promise is a bug
+                    // in the caller, which the model tests must see.
+                    let id = document.id;
+                    let previous = state.committed.insert(id, *document);
+                    assert!(
+                        previous.is_none(),
+                        "insert_new of {id}, which the index already holds"
+                    );
                 }
                 Pending::Delete(id) => {
                     state.committed.remove(&id);

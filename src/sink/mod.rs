@@ -391,6 +391,17 @@ pub trait Sink: Send + Sync {
         documents: Vec<Document>,
     ) -> impl Future<Output = Result<RejectedDocuments, SinkError>> + Send;
 
+    /// [`Sink::upsert`] for documents the caller knows the index does not hold (the sync found
+    /// no indexed copy, and no other writer runs meanwhile): a sink may skip replacing an old
+    /// copy. The embedded index then queues no delete per document, which otherwise holds
+    /// about 1 KiB of memory each until the commit and is applied to every segment.
+    fn insert_new(
+        &self,
+        documents: Vec<Document>,
+    ) -> impl Future<Output = Result<RejectedDocuments, SinkError>> + Send {
+        self.upsert(documents)
+    }
+
     /// Removes the documents with these ids; unknown ids are ignored.
     fn delete(&self, ids: Vec<DocId>) -> impl Future<Output = Result<(), SinkError>> + Send;
 

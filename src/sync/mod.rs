@@ -822,7 +822,7 @@ async fn write_batch_rejecting<O: ObjectStore, S: Sink>(
     }
     let counters = ctx.counters;
     let mut changes: HashMap<DocId, Change> = HashMap::with_capacity(batch.len());
-    let mut documents = Vec::with_capacity(batch.len());
+    let (mut new, mut changed) = (Vec::new(), Vec::new());
     for (document, change) in batch.drain(..) {
         changes.insert(document.id, change);
         let status = document.content_status;
@@ -833,10 +833,27 @@ async fn write_batch_rejecting<O: ObjectStore, S: Sink>(
             ContentStatus::Error => Counters::bump(&counters.extraction_errors),
             ContentStatus::Extracted => {}
         }
-        documents.push(document);
+        match change {
+            Change::New => new.push(document),
+            Change::Updated => changed.push(document),
+        }
     }
-    tracing::debug!(message = "Writing a batch.", count = documents.len());
-    let rejected = ctx.sink.upsert(documents).await?;
+    tracing::debug!(
+        message = "Writing a batch.",
+        new = new.len(),
+        changed = changed.len()
+    );
+    // New: the merge (or HeadObject and the index, for an event) found no indexed copy, and
+    // the index has no other writer meanwhile (one embedded writer; events and syncs take
+    // turns), so nothing needs replacing.
+    let mut rejected = if new.is_empty() {
+        Vec::new()
+    } else {
+        ctx.sink.insert_new(new).await?
+    };
+    if !changed.is_empty() {
+        rejected.extend(ctx.sink.upsert(changed).await?);
+    }
     for (id, reason) in &rejected {
         changes.remove(id);
         counters.error(format!("document {id} was rejected by the index: {reason}"));

@@ -16,7 +16,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-use super::{Entry, Shared, lock};
+use super::{Entry, OpenIndex, Shared, lock};
 use crate::credentials;
 use crate::events::{Consumer, Queue, QueueError, RoundSummary};
 use crate::sink::{AnySink, Sink};
@@ -29,9 +29,11 @@ const MAX_PAUSE: Duration = Duration::from_secs(60);
 /// How often the queue's depth is read while messages keep coming.
 const DEPTH_EVERY: Duration = Duration::from_secs(5);
 
-/// Consumes the connector's queue until `cancel` fires; finishes the round in flight first.
+/// Consumes the connector's queue until `cancel` fires (the worker stops, or the connector was
+/// deleted or updated); finishes the round in flight first.
 pub(super) async fn consume(shared: Arc<Shared>, entry: Arc<Entry>, cancel: CancellationToken) {
-    let connector = &*entry.connector;
+    let connector = entry.connector();
+    let connector = &*connector;
     let Some(notifications) = connector.notifications.as_ref() else {
         return;
     };
@@ -72,11 +74,21 @@ pub(super) async fn consume(shared: Arc<Shared>, entry: Arc<Entry>, cancel: Canc
             }
             continue;
         }
-        let sink = match turn.as_ref() {
-            Some(sink) => sink.clone(),
+        let kept = OpenIndex::take_if(&mut turn, connector.index_name());
+        let sink = match kept {
+            Some(sink) => {
+                *turn = Some(OpenIndex {
+                    name: connector.index_name().to_owned(),
+                    sink: sink.clone(),
+                });
+                sink
+            }
             None => match AnySink::open(&shared.config.index, connector.index_name()).await {
                 Ok(sink) => {
-                    *turn = Some(sink.clone());
+                    *turn = Some(OpenIndex {
+                        name: connector.index_name().to_owned(),
+                        sink: sink.clone(),
+                    });
                     sink
                 }
                 Err(error) => {
@@ -149,7 +161,7 @@ fn record_round(shared: &Shared, entry: &Entry, report: &SyncReport, summary: &R
 
 /// Reads the queue's depth into the status and the gauges; `lag` too when given.
 async fn refresh_depth(shared: &Shared, entry: &Entry, queue: &Queue, lag: Option<f64>) {
-    let connector = &entry.connector.id;
+    let connector = &entry.id();
     let depth = match queue.depth().await {
         Ok(depth) => Some(depth),
         Err(error) => {
@@ -182,7 +194,7 @@ async fn refresh_depth(shared: &Shared, entry: &Entry, queue: &Queue, lag: Optio
 
 /// Logs a queue failure (at warn the first time of a streak) and keeps it in the status.
 fn queue_failed(entry: &Entry, error: &QueueError, failures: u32) {
-    let connector = &entry.connector.id;
+    let connector = &entry.id();
     let advice = if error.is_denied() {
         format!(" (the identity needs {} on the queue)", error.iam_action())
     } else {

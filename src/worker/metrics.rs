@@ -3,8 +3,13 @@
 //!
 //! Counters advance when a sync ends, by that sync's report, and the history line is appended
 //! under the same lock ([`WorkerMetrics::record`]), so a scrape always equals the sum of the
-//! history's records at that moment. Not for: logging (the worker logs) or the history itself.
+//! history's records at that moment. Every series is labelled with its connector, and each
+//! connector has a registry of its own, so a deleted connector's series disappear at once
+//! ([`WorkerMetrics::remove`]) and a connector created again under its id starts from zero; a
+//! scrape merges the registries family by family. Not for: logging (the worker logs) or the
+//! history itself.
 
+use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use metrics::{
@@ -57,11 +62,11 @@ const OUTCOMES: [Outcome; 4] = [
     Outcome::Abandoned,
 ];
 
-/// The worker's metrics registry; one per process, not installed globally.
+/// The worker's metrics: a registry per connector, none installed globally.
 pub struct WorkerMetrics {
-    recorder: PrometheusRecorder,
-    /// Held while a sync's end is recorded (metrics and history line) and while rendering.
-    consistent: Mutex<()>,
+    /// By connector id. Held while a sync's end is recorded (metrics and history line) and
+    /// while rendering.
+    recorders: Mutex<BTreeMap<String, PrometheusRecorder>>,
 }
 
 impl std::fmt::Debug for WorkerMetrics {
@@ -74,48 +79,9 @@ impl WorkerMetrics {
     /// A registry with every metric of every connector present (at zero), so that dashboards
     /// see a connector before its first sync ends.
     pub fn new<'a>(connectors: impl IntoIterator<Item = &'a str>) -> Self {
-        let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Full(DURATION.to_owned()), &DURATION_BUCKETS)
-            .map(PrometheusBuilder::build_recorder)
-            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
         let this = Self {
-            recorder,
-            consistent: Mutex::new(()),
+            recorders: Mutex::new(BTreeMap::new()),
         };
-        this.with(|| {
-            for (name, help, _) in report_counters() {
-                describe_counter!(name, help);
-            }
-            describe_counter!(SYNCS, "Finished syncs, by outcome.");
-            describe_counter!(
-                SKIPPED,
-                "Syncs not started because the previous sync of the connector was still running."
-            );
-            describe_histogram!(DURATION, Unit::Seconds, "Wall time of syncs.");
-            describe_gauge!(
-                LAST_SUCCESS,
-                Unit::Seconds,
-                "Unix time at which the last successful sync ended."
-            );
-            describe_gauge!(IN_PROGRESS, "1 while a sync of the connector runs, else 0.");
-            describe_gauge!(
-                HELD_BACK,
-                "Deletions the mass-delete guard held back in the last completed sync (see max_delete_fraction); non-zero until a person allows or undoes them."
-            );
-            describe_gauge!(
-                QUEUE_MESSAGES,
-                "Messages waiting in the connector's notification queue (SQS ApproximateNumberOfMessages)."
-            );
-            describe_gauge!(
-                QUEUE_IN_FLIGHT,
-                "Messages received from the notification queue and not yet deleted or returned."
-            );
-            describe_gauge!(
-                QUEUE_LAG,
-                Unit::Seconds,
-                "Age of the oldest message of the last receive that returned messages (0 after an empty receive): how far events lag behind."
-            );
-        });
         for connector in connectors {
             this.register(connector);
         }
@@ -123,10 +89,15 @@ impl WorkerMetrics {
     }
 
     /// Makes every metric of `connector` present at zero (at start-up, and for a connector
-    /// created through the API).
+    /// created through the API), in a registry of its own.
     pub fn register(&self, connector: &str) {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(DURATION.to_owned()), &DURATION_BUCKETS)
+            .map(PrometheusBuilder::build_recorder)
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
         let id = connector.to_owned();
-        self.with(|| {
+        metrics::with_local_recorder(&recorder, || {
+            describe();
             for (name, _, _) in report_counters() {
                 counter!(name, "connector" => id.clone()).absolute(0);
             }
@@ -138,14 +109,23 @@ impl WorkerMetrics {
             gauge!(IN_PROGRESS, "connector" => id.clone()).set(0.0);
             gauge!(HELD_BACK, "connector" => id.clone()).set(0.0);
         });
+        self.lock().insert(id, recorder);
     }
 
-    fn with<T>(&self, f: impl FnOnce() -> T) -> T {
-        metrics::with_local_recorder(&self.recorder, f)
+    /// Drops every series of `connector` (deleted through the API): the next scrape has none.
+    pub fn remove(&self, connector: &str) {
+        self.lock().remove(connector);
     }
 
-    fn lock(&self) -> MutexGuard<'_, ()> {
-        self.consistent
+    /// Runs `f` on `connector`'s registry; nothing happens for an unknown (deleted) connector.
+    fn with(&self, connector: &str, f: impl FnOnce()) {
+        if let Some(recorder) = self.lock().get(connector) {
+            metrics::with_local_recorder(recorder, f);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, PrometheusRecorder>> {
+        self.recorders
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -153,9 +133,9 @@ impl WorkerMetrics {
     /// Adds a finished sync to the metrics and runs `persist` (the history append) under the
     /// same lock as [`WorkerMetrics::render`], so no scrape sees one without the other.
     pub fn record<T>(&self, record: &SyncRecord, persist: impl FnOnce() -> T) -> T {
-        let _consistent = self.lock();
+        let recorders = self.lock();
         let id = record.report.connector.clone();
-        self.with(|| {
+        let add = || {
             for (name, _, value) in report_counters() {
                 counter!(name, "connector" => id.clone()).increment(value(&record.report));
             }
@@ -169,9 +149,13 @@ impl WorkerMetrics {
                 gauge!(HELD_BACK, "connector" => id.clone())
                     .set(record.report.deletions_held_back as f64);
             }
-        });
-        if record.outcome == Outcome::Succeeded {
-            self.last_success(&id, record.report.finished_at);
+            if record.outcome == Outcome::Succeeded {
+                gauge!(LAST_SUCCESS, "connector" => id.clone())
+                    .set(unix_seconds(record.report.finished_at));
+            }
+        };
+        if let Some(recorder) = recorders.get(&id) {
+            metrics::with_local_recorder(recorder, add);
         }
         persist()
     }
@@ -179,9 +163,8 @@ impl WorkerMetrics {
     /// Adds what a round of event notifications did (its report) to the counters; a round
     /// is not a sync, so the sync counts, durations and gauges stay as they are.
     pub fn record_events(&self, report: &SyncReport) {
-        let _consistent = self.lock();
         let id = report.connector.clone();
-        self.with(|| {
+        self.with(&id, || {
             for (name, _, value) in report_counters() {
                 counter!(name, "connector" => id.clone()).increment(value(report));
             }
@@ -191,7 +174,7 @@ impl WorkerMetrics {
     /// Sets the notification queue's gauges: messages waiting and in flight (when known) and
     /// the lag.
     pub fn queue(&self, connector: &str, depth: Option<(u64, u64)>, lag_seconds: f64) {
-        self.with(|| {
+        self.with(connector, || {
             if let Some((visible, in_flight)) = depth {
                 gauge!(QUEUE_MESSAGES, "connector" => connector.to_owned()).set(visible as f64);
                 gauge!(QUEUE_IN_FLIGHT, "connector" => connector.to_owned()).set(in_flight as f64);
@@ -203,26 +186,110 @@ impl WorkerMetrics {
     /// Sets the end time of the connector's last successful sync (also from the history at
     /// start-up).
     pub fn last_success(&self, connector: &str, at: OffsetDateTime) {
-        let seconds = at.unix_timestamp_nanos() as f64 / 1e9;
-        self.with(|| gauge!(LAST_SUCCESS, "connector" => connector.to_owned()).set(seconds));
+        let seconds = unix_seconds(at);
+        self.with(connector, || {
+            gauge!(LAST_SUCCESS, "connector" => connector.to_owned()).set(seconds);
+        });
     }
 
     /// Marks a sync of the connector as running or not.
     pub fn in_progress(&self, connector: &str, running: bool) {
         let value = if running { 1.0 } else { 0.0 };
-        self.with(|| gauge!(IN_PROGRESS, "connector" => connector.to_owned()).set(value));
+        self.with(connector, || {
+            gauge!(IN_PROGRESS, "connector" => connector.to_owned()).set(value);
+        });
     }
 
     /// Counts a sync skipped because the previous one still ran.
     pub fn skipped(&self, connector: &str) {
-        self.with(|| counter!(SKIPPED, "connector" => connector.to_owned()).increment(1));
+        self.with(connector, || {
+            counter!(SKIPPED, "connector" => connector.to_owned()).increment(1);
+        });
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let _consistent = self.lock();
-        self.recorder.handle().render()
+        let recorders = self.lock();
+        merge(recorders.values().map(|r| r.handle().render()))
     }
+}
+
+fn unix_seconds(at: OffsetDateTime) -> f64 {
+    at.unix_timestamp_nanos() as f64 / 1e9
+}
+
+/// Describes every metric (in the registry of the current scope).
+fn describe() {
+    for (name, help, _) in report_counters() {
+        describe_counter!(name, help);
+    }
+    describe_counter!(SYNCS, "Finished syncs, by outcome.");
+    describe_counter!(
+        SKIPPED,
+        "Syncs not started because the previous sync of the connector was still running."
+    );
+    describe_histogram!(DURATION, Unit::Seconds, "Wall time of syncs.");
+    describe_gauge!(
+        LAST_SUCCESS,
+        Unit::Seconds,
+        "Unix time at which the last successful sync ended."
+    );
+    describe_gauge!(IN_PROGRESS, "1 while a sync of the connector runs, else 0.");
+    describe_gauge!(
+        HELD_BACK,
+        "Deletions the mass-delete guard held back in the last completed sync (see max_delete_fraction); non-zero until a person allows or undoes them."
+    );
+    describe_gauge!(
+        QUEUE_MESSAGES,
+        "Messages waiting in the connector's notification queue (SQS ApproximateNumberOfMessages)."
+    );
+    describe_gauge!(
+        QUEUE_IN_FLIGHT,
+        "Messages received from the notification queue and not yet deleted or returned."
+    );
+    describe_gauge!(
+        QUEUE_LAG,
+        Unit::Seconds,
+        "Age of the oldest message of the last receive that returned messages (0 after an empty receive): how far events lag behind."
+    );
+}
+
+/// Merges the text expositions of several registries: each family once, with its `# HELP`
+/// and `# TYPE` lines, then the samples of every registry, families in the order first seen.
+fn merge(texts: impl Iterator<Item = String>) -> String {
+    let mut order: Vec<String> = Vec::new();
+    let mut families: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
+    for text in texts {
+        let mut family = String::new();
+        for line in text.lines().filter(|line| !line.is_empty()) {
+            let header = line
+                .strip_prefix("# HELP ")
+                .or_else(|| line.strip_prefix("# TYPE "));
+            if let Some(rest) = header {
+                family = rest.split(' ').next().unwrap_or_default().to_owned();
+            }
+            let (headers, samples) = families.entry(family.clone()).or_insert_with(|| {
+                order.push(family.clone());
+                Default::default()
+            });
+            if header.is_none() {
+                samples.push(line.to_owned());
+            } else if !headers.iter().any(|h| h == line) {
+                headers.push(line.to_owned());
+            }
+        }
+    }
+    let mut out = String::new();
+    for name in order {
+        if let Some((headers, samples)) = families.remove(&name) {
+            for line in headers.iter().chain(&samples) {
+                out.push_str(line);
+                out.push('\n');
+            }
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// The `Content-Type` of [`WorkerMetrics::render`]'s output.
@@ -330,5 +397,55 @@ mod tests {
         assert_eq!(value(&metrics.render(), series), Some(150.0));
         metrics.record(&report(0, 0, false), || ());
         assert_eq!(value(&metrics.render(), series), Some(0.0));
+    }
+
+    #[test]
+    fn a_removed_connector_has_no_series_and_comes_back_at_zero() {
+        let metrics = WorkerMetrics::new(["a", "b"]);
+        let mut report = SyncReport::from_counters(
+            "a",
+            &Counters::default(),
+            &Default::default(),
+            OffsetDateTime::now_utc(),
+        );
+        report.objects_listed = 3;
+        metrics.record(&SyncRecord::new(report, Trigger::Interval), || ());
+        let text = metrics.render();
+        // Each family once, whichever registries have it.
+        assert_eq!(
+            text.matches("# TYPE s3c_objects_listed_total counter")
+                .count(),
+            1,
+            "{text}"
+        );
+        assert_eq!(
+            value(&text, "s3c_objects_listed_total{connector=\"a\"}"),
+            Some(3.0)
+        );
+
+        metrics.remove("a");
+        let text = metrics.render();
+        assert!(!text.contains("connector=\"a\""), "{text}");
+        assert_eq!(
+            value(&text, "s3c_objects_listed_total{connector=\"b\"}"),
+            Some(0.0),
+            "{text}"
+        );
+        // A sync of the deleted connector that ends late records nothing.
+        metrics.in_progress("a", false);
+        assert!(!metrics.render().contains("connector=\"a\""));
+
+        metrics.register("a");
+        let text = metrics.render();
+        for series in [
+            "s3c_objects_listed_total{connector=\"a\"}",
+            "s3c_syncs_total{connector=\"a\",outcome=\"succeeded\"}",
+        ] {
+            assert_eq!(value(&text, series), Some(0.0), "{series} in\n{text}");
+        }
+        assert!(
+            !text.contains("s3c_sync_duration_seconds_count{connector=\"a\"}"),
+            "{text}"
+        );
     }
 }

@@ -86,6 +86,8 @@ pub(crate) struct Shared {
     running: Mutex<Option<CancellationToken>>,
     /// The management API, when the config enables it.
     api: Option<api::ApiState>,
+    /// Event consumers started while the worker runs; [`Worker::run`] waits for them at the end.
+    consumers: Mutex<JoinSet<()>>,
 }
 
 /// Where a connector's settings come from.
@@ -100,8 +102,9 @@ pub(crate) enum Origin {
 /// One connector and its live state.
 #[derive(Debug)]
 pub(crate) struct Entry {
-    connector: Arc<ConnectorConfig>,
-    origin: Origin,
+    /// The connector's settings and where they come from; replaced by an update through the
+    /// API (a sync takes a snapshot when it starts).
+    settings: RwLock<Settings>,
     /// The part of each bucket this worker syncs (`run --shard I/N`; API connectors whole).
     shard: Shard,
     slot: Mutex<Slot>,
@@ -113,7 +116,38 @@ pub(crate) struct Entry {
     /// The turn on the connector's index, taken by a full sync for its whole run and by the
     /// event consumer for one round, so the two never write the index at once (the embedded
     /// index has one writer). Holds the index while the consumer keeps it open.
-    index_turn: tokio::sync::Mutex<Option<AnySink>>,
+    index_turn: tokio::sync::Mutex<Option<OpenIndex>>,
+    /// Wakes the schedule loop when the settings changed, so a new schedule applies at once.
+    changed: tokio::sync::Notify,
+    /// Stops the connector's event consumer (replaced when the settings change).
+    consumer: Mutex<Option<CancellationToken>>,
+    /// The next sync may re-target the index (an update accepted with `"retarget": true`);
+    /// cleared once a sync that re-targeted succeeded.
+    retarget_next: AtomicBool,
+}
+
+/// A connector's settings and their origin, replaced together.
+#[derive(Debug)]
+struct Settings {
+    connector: Arc<ConnectorConfig>,
+    origin: Origin,
+}
+
+/// An index kept open between the turns of an event consumer, with its name: a connector whose
+/// `index_name` changed must not write the old one.
+#[derive(Debug)]
+pub(crate) struct OpenIndex {
+    name: String,
+    sink: AnySink,
+}
+
+impl OpenIndex {
+    /// The kept index when it is `name`'s.
+    fn take_if(slot: &mut Option<Self>, name: &str) -> Option<AnySink> {
+        slot.take()
+            .filter(|open| open.name == name)
+            .map(|open| open.sink)
+    }
 }
 
 /// The live state of one connector.
@@ -171,10 +205,11 @@ impl Worker {
             }
             None => None,
         };
-        let metrics = WorkerMetrics::new(entries.iter().map(|e| e.connector.id.as_str()));
-        for entry in &entries {
+        let ids: Vec<String> = entries.iter().map(|e| e.connector().id.clone()).collect();
+        let metrics = WorkerMetrics::new(ids.iter().map(String::as_str));
+        for (entry, id) in entries.iter().zip(&ids) {
             if let Some(at) = lock(&entry.slot).last_success_at {
-                metrics.last_success(&entry.connector.id, at);
+                metrics.last_success(id, at);
             }
         }
         Ok(Self {
@@ -188,6 +223,7 @@ impl Worker {
                 shutting_down: AtomicBool::new(false),
                 running: Mutex::new(None),
                 api,
+                consumers: Mutex::new(JoinSet::new()),
             }),
         })
     }
@@ -206,7 +242,7 @@ impl Worker {
     /// reached before the first sync.
     pub async fn check_indexes(&self) {
         for entry in self.shared.entries() {
-            let connector = &entry.connector;
+            let connector = entry.connector();
             let opened = AnySink::open(&self.shared.config.index, connector.index_name()).await;
             if let Err(error) = &opened {
                 tracing::error!(message = "Cannot open the index of a connector.", connector = %connector.id, %error);
@@ -220,7 +256,7 @@ impl Worker {
     pub async fn run(&self, cancel: CancellationToken) {
         let entries = self.shared.entries();
         for entry in &entries {
-            let connector = &entry.connector;
+            let connector = entry.connector();
             if connector.timer.is_none() && !connector.sync_on_start {
                 if connector.notifications.is_some() {
                     tracing::warn!(
@@ -238,14 +274,8 @@ impl Worker {
         *lock(&self.shared.running) = Some(cancel.clone());
         let mut loops = JoinSet::new();
         for entry in entries {
-            let first = entry.connector.sync_on_start.then_some(Trigger::Start);
-            if entry.connector.notifications.is_some() {
-                loops.spawn(events::consume(
-                    Arc::clone(&self.shared),
-                    Arc::clone(&entry),
-                    cancel.clone(),
-                ));
-            }
+            let first = entry.connector().sync_on_start.then_some(Trigger::Start);
+            self.shared.start_consumer(&entry);
             loops.spawn(connector_loop(
                 Arc::clone(&self.shared),
                 entry,
@@ -254,6 +284,8 @@ impl Worker {
             ));
         }
         while loops.join_next().await.is_some() {}
+        let mut consumers = std::mem::take(&mut *lock(&self.shared.consumers));
+        while consumers.join_next().await.is_some() {}
         // Syncs started through the API run outside the loops.
         while self
             .shared
@@ -275,7 +307,7 @@ impl Worker {
     pub fn abandon(&self, waited: Duration) -> Vec<String> {
         let mut abandoned = Vec::new();
         for entry in self.shared.entries() {
-            let connector = &entry.connector;
+            let connector = entry.connector();
             let Some(running) = lock(&entry.slot).running.take() else {
                 continue;
             };
@@ -319,6 +351,7 @@ impl Entry {
         history: &History,
     ) -> Result<Self, WorkerError> {
         let tail = history.tail(&connector.id)?;
+        let retarget_next = matches!(&origin, Origin::Api(stored) if stored.retarget_pending);
         let events = connector
             .notifications
             .as_ref()
@@ -327,8 +360,10 @@ impl Entry {
                 ..EventsStatus::default()
             });
         Ok(Self {
-            connector: Arc::new(connector),
-            origin,
+            settings: RwLock::new(Settings {
+                connector: Arc::new(connector),
+                origin,
+            }),
             shard,
             slot: Mutex::new(Slot {
                 last: tail.last,
@@ -339,7 +374,37 @@ impl Entry {
             busy: AtomicBool::new(false),
             removed: CancellationToken::new(),
             index_turn: tokio::sync::Mutex::new(None),
+            changed: tokio::sync::Notify::new(),
+            consumer: Mutex::new(None),
+            retarget_next: AtomicBool::new(retarget_next),
         })
+    }
+
+    fn settings(&self) -> std::sync::RwLockReadGuard<'_, Settings> {
+        self.settings.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The connector's current settings.
+    fn connector(&self) -> Arc<ConnectorConfig> {
+        Arc::clone(&self.settings().connector)
+    }
+
+    /// The connector's id (never changed by an update).
+    fn id(&self) -> String {
+        self.settings().connector.id.clone()
+    }
+
+    /// The stored form of a connector created through the API; `None` for the file's.
+    fn stored(&self) -> Option<api::store::StoredConnector> {
+        match &self.settings().origin {
+            Origin::Api(stored) => Some((**stored).clone()),
+            Origin::File => None,
+        }
+    }
+
+    /// True for a connector of the config file.
+    fn is_file_connector(&self) -> bool {
+        matches!(self.settings().origin, Origin::File)
     }
 
     /// Claims the right to run a sync; false when one runs.
@@ -350,7 +415,7 @@ impl Entry {
     }
 
     fn status(&self) -> ConnectorStatus {
-        let connector = &self.connector;
+        let connector = self.connector();
         let slot = lock(&self.slot);
         ConnectorStatus {
             id: connector.id.clone(),
@@ -382,7 +447,9 @@ impl Shared {
 
     /// The connector with this id.
     fn entry(&self, id: &str) -> Option<Arc<Entry>> {
-        self.entries().into_iter().find(|e| e.connector.id == id)
+        self.entries()
+            .into_iter()
+            .find(|e| e.settings().connector.id == id)
     }
 
     fn status(&self) -> StatusReport {
@@ -402,14 +469,14 @@ impl Shared {
             reasons.push("shutting down".to_owned());
         }
         for entry in self.entries() {
-            let id = &entry.connector.id;
+            let id = entry.id();
             match &lock(&entry.slot).index_reachable {
                 Some(Ok(())) => {}
                 Some(Err(error)) => reasons.push(format!(
                     "the index of connector {id} cannot be opened: {error}"
                 )),
                 // Connectors created through the API open their index at their first sync.
-                None if matches!(entry.origin, Origin::Api(_)) => {}
+                None if !entry.is_file_connector() => {}
                 None => reasons.push(format!("the index of connector {id} was not opened yet")),
             }
         }
@@ -441,32 +508,84 @@ impl Shared {
     /// schedule (counted from now; the caller starts the first sync).
     fn add(self: &Arc<Self>, entry: Entry) -> Arc<Entry> {
         let entry = Arc::new(entry);
-        self.metrics.register(&entry.connector.id);
+        self.metrics.register(&entry.id());
         self.connectors
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .push(Arc::clone(&entry));
-        if let Some(cancel) = lock(&self.running).clone() {
+        let running = lock(&self.running).clone();
+        if let Some(cancel) = running {
             tokio::spawn(connector_loop(
                 Arc::clone(self),
                 Arc::clone(&entry),
                 None,
                 cancel,
             ));
+            self.start_consumer(&entry);
         }
         entry
     }
 
-    /// Removes a connector: its schedule stops and a sync in flight stops starting work.
+    /// Removes a connector: its schedule and event consumer stop, a sync in flight stops
+    /// starting work, and its metric series go.
     fn remove(&self, id: &str) -> Option<Arc<Entry>> {
         let mut connectors = self
             .connectors
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        let position = connectors.iter().position(|e| e.connector.id == id)?;
+        let position = connectors.iter().position(|e| e.id() == id)?;
         let entry = connectors.remove(position);
+        drop(connectors);
         entry.removed.cancel();
+        if let Some(consumer) = lock(&entry.consumer).take() {
+            consumer.cancel();
+        }
+        self.metrics.remove(id);
         Some(entry)
+    }
+
+    /// Replaces a connector's settings (an update through the API): its schedule starts over
+    /// from now with the new timer, and its event consumer is restarted with the new settings
+    /// (after its round in flight). A sync in flight finishes with the settings it started with.
+    fn update(self: &Arc<Self>, entry: &Arc<Entry>, connector: ConnectorConfig, origin: Origin) {
+        {
+            let mut slot = lock(&entry.slot);
+            let queue = connector.notifications.as_ref().map(|n| &n.queue_url);
+            if slot.events.as_ref().map(|e| &e.queue_url) != queue {
+                slot.events = queue.map(|queue_url| EventsStatus {
+                    queue_url: queue_url.clone(),
+                    ..EventsStatus::default()
+                });
+            }
+        }
+        *entry
+            .settings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Settings {
+            connector: Arc::new(connector),
+            origin,
+        };
+        entry.changed.notify_one();
+        self.start_consumer(entry);
+    }
+
+    /// Starts the connector's event consumer when the worker runs and the connector has
+    /// `notifications`, stopping the one it had.
+    fn start_consumer(self: &Arc<Self>, entry: &Arc<Entry>) {
+        let Some(cancel) = lock(&self.running).clone() else {
+            return;
+        };
+        let stop = cancel.child_token();
+        if let Some(previous) = lock(&entry.consumer).replace(stop.clone()) {
+            previous.cancel();
+        }
+        if entry.connector().notifications.is_some() {
+            let task = events::consume(Arc::clone(self), Arc::clone(entry), stop);
+            let mut consumers = lock(&self.consumers);
+            // Forget the consumers that ended (replaced or deleted connectors).
+            while consumers.try_join_next().is_some() {}
+            consumers.spawn(task);
+        }
     }
 
     /// Starts a sync of `entry` now, outside its schedule; false when one already runs.
@@ -489,68 +608,75 @@ impl Shared {
 }
 
 /// Waits for each due time of one connector and starts its sync, or skips it when the previous
-/// one still runs. `first` starts a sync at once. Returns when `cancel` is cancelled (and its
+/// one still runs. `first` starts a sync at once. When the connector's settings change, the
+/// schedule starts over from now with the new timer. Returns when `cancel` is cancelled (and its
 /// sync in flight has ended) or the connector is removed.
 async fn connector_loop(
     shared: Arc<Shared>,
     entry: Arc<Entry>,
-    first: Option<Trigger>,
+    mut first: Option<Trigger>,
     cancel: CancellationToken,
 ) {
-    let connector = Arc::clone(&entry.connector);
-    let timer = connector.timer.as_ref();
-    let kind = match timer {
-        Some(Schedule::Cron(_)) => Trigger::Schedule,
-        _ => Trigger::Interval,
-    };
-    let now = OffsetDateTime::now_utc();
-    let mut next = match first {
-        Some(trigger) => Some((now, trigger)),
-        None => timer.and_then(|t| t.first_after(now)).map(|at| (at, kind)),
-    };
     let mut current: Option<JoinHandle<()>> = None;
-    while let Some((due, trigger)) = next {
-        lock(&entry.slot).next_run = Some(due);
-        let wait = (due - OffsetDateTime::now_utc())
-            .try_into()
-            .unwrap_or(Duration::ZERO);
+    'settings: loop {
+        let connector = entry.connector();
+        let timer = connector.timer.as_ref();
+        let kind = match timer {
+            Some(Schedule::Cron(_)) => Trigger::Schedule,
+            _ => Trigger::Interval,
+        };
+        let now = OffsetDateTime::now_utc();
+        let mut next = match first.take() {
+            Some(trigger) => Some((now, trigger)),
+            None => timer.and_then(|t| t.first_after(now)).map(|at| (at, kind)),
+        };
+        while let Some((due, trigger)) = next {
+            lock(&entry.slot).next_run = Some(due);
+            let wait = (due - OffsetDateTime::now_utc())
+                .try_into()
+                .unwrap_or(Duration::ZERO);
+            tokio::select! {
+                () = cancel.cancelled() => break 'settings,
+                () = entry.removed.cancelled() => break 'settings,
+                () = entry.changed.notified() => continue 'settings,
+                () = tokio::time::sleep(wait) => {}
+            }
+            if entry.claim() {
+                current = Some(tokio::spawn(sync_once(
+                    Arc::clone(&shared),
+                    Arc::clone(&entry),
+                    trigger,
+                    false,
+                    cancel.child_token(),
+                )));
+            } else {
+                skip(&shared, &entry, trigger);
+            }
+            let now = OffsetDateTime::now_utc();
+            next = timer
+                .and_then(|t| match trigger {
+                    // The schedule counts from the start-up sync.
+                    Trigger::Start => t.first_after(due),
+                    _ => t.next_after(due, now),
+                })
+                .map(|at| (at, kind));
+        }
+        lock(&entry.slot).next_run = None;
+        // No (more) runs: wait for new settings or the end.
         tokio::select! {
             () = cancel.cancelled() => break,
             () = entry.removed.cancelled() => break,
-            () = tokio::time::sleep(wait) => {}
+            () = entry.changed.notified() => {}
         }
-        if entry.claim() {
-            current = Some(tokio::spawn(sync_once(
-                Arc::clone(&shared),
-                Arc::clone(&entry),
-                trigger,
-                false,
-                cancel.child_token(),
-            )));
-        } else {
-            skip(&shared, &entry, trigger);
-        }
-        let now = OffsetDateTime::now_utc();
-        next = timer
-            .and_then(|t| match trigger {
-                // The schedule counts from the start-up sync.
-                Trigger::Start => t.first_after(due),
-                _ => t.next_after(due, now),
-            })
-            .map(|at| (at, kind));
     }
     lock(&entry.slot).next_run = None;
     if let Some(sync) = current {
         let _ = sync.await;
     }
-    tokio::select! {
-        () = cancel.cancelled() => {}
-        () = entry.removed.cancelled() => {}
-    }
 }
 
 fn skip(shared: &Shared, entry: &Entry, trigger: Trigger) {
-    let connector = &entry.connector;
+    let connector = entry.connector();
     let since = {
         let mut slot = lock(&entry.slot);
         slot.skipped += 1;
@@ -581,11 +707,14 @@ async fn sync_once(
             cancel.cancel();
         })
     };
-    let connector: &ConnectorConfig = &entry.connector;
+    let connector = entry.connector();
+    let connector: &ConnectorConfig = &connector;
+    // An update accepted with "retarget": true lets this sync re-target.
+    let pending_retarget = entry.retarget_next.swap(false, Ordering::SeqCst);
     let pipeline = Pipeline::new(connector)
         .await
         .with_shard(entry.shard.clone())
-        .retarget(retarget);
+        .retarget(retarget || pending_retarget);
     lock(&entry.slot).running = Some(RunningSync {
         trigger,
         started_at: pipeline.started_at(),
@@ -596,7 +725,7 @@ async fn sync_once(
     tracing::info!(message = "Starting a sync.", connector = %connector.id, trigger = trigger.as_str());
     // The event consumer finishes its round first (at most its long poll, `wait_time`).
     let mut turn = entry.index_turn.lock().await;
-    let opened = match turn.take() {
+    let opened = match OpenIndex::take_if(&mut turn, connector.index_name()) {
         Some(sink) => Ok(sink),
         None => AnySink::open(&shared.config.index, connector.index_name()).await,
     };
@@ -612,6 +741,16 @@ async fn sync_once(
     drop(turn);
     cancel_on_removal.abort();
     // Taking `running` claims the right to record this sync; `abandon` may have taken it.
+    if pending_retarget {
+        if report.errors == 0 && !report.cancelled {
+            if let Some(api) = &shared.api {
+                api.retarget_done(&shared, &entry).await;
+            }
+        } else {
+            // Not done: the next sync tries again.
+            entry.retarget_next.store(true, Ordering::SeqCst);
+        }
+    }
     if lock(&entry.slot).running.take().is_some() {
         let record = SyncRecord::new(report, trigger);
         if record.outcome == Outcome::Failed {

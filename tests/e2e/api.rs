@@ -3,7 +3,11 @@
 //! and a sync; 422 naming the cause and nothing stored otherwise), keys and bad bodies are 400,
 //! no token is 401, API connectors survive a restart beside the file's (conflicts reported),
 //! file connectors are read-only, a sync never runs twice at once, DELETE drops the documents.
-//! Also the retarget guard on both sinks.
+//! Updates: a good change is stored (re-probed when the source changed), a bad role is 422 with
+//! nothing stored, pointing the index elsewhere is 409 unless re-targeted (then the next sync
+//! re-targets), a new schedule applies at once, the probe waits for a refused AssumeRole to
+//! propagate, a deleted connector's metrics go. Notifications on an API connector deliver
+//! events, and its consumer stops with it. Also the retarget guard on both sinks.
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -16,16 +20,18 @@ use s3_connector::sync::target::IndexSource;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::fixture::{Backend, Setup, create_bucket, put, s3_client};
+use crate::fixture::{Backend, Setup, create_bucket, put, s3_client, sqs_client};
 use crate::support::http::{self, HttpResponse};
 use crate::support::iam::{self, ACCOUNT_ID};
 use crate::support::moto::{REGION, free_port};
 use crate::support::{Fault, FaultProxy, Match, MotoServer, unique_name};
-use crate::worker::wait_for;
+use crate::worker::{parse_metrics, sample, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_s3-connector");
 const TOKEN: &str = "test-token-0123456789abcdef";
 const EXTERNAL_ID: &str = "deployment-external-id";
+/// `api.probe_wait` of the test workers: long enough for two retries (a pause is 3 s).
+const PROBE_WAIT: &str = "7s";
 
 /// A worker with the API on: its directory, config and credentials.
 struct ApiWorker {
@@ -53,7 +59,7 @@ impl ApiWorker {
 
     fn write_config(&self, endpoint: &str, file_connectors: &str) {
         let text = format!(
-            "index:\n  kind: embedded\n  path: {index}\nstate_dir: {state}\nlisten: {listen}\napi:\n  token: ${{TEST_API_TOKEN}}\n  external_id: {EXTERNAL_ID}\ndefaults:\n  region: {REGION}\n  endpoint_url: {endpoint}\n  max_attempts: 2\nconnectors: [{file_connectors}]\n",
+            "index:\n  kind: embedded\n  path: {index}\nstate_dir: {state}\nlisten: {listen}\napi:\n  token: ${{TEST_API_TOKEN}}\n  external_id: {EXTERNAL_ID}\n  probe_wait: {PROBE_WAIT}\ndefaults:\n  region: {REGION}\n  endpoint_url: {endpoint}\n  max_attempts: 2\nconnectors: [{file_connectors}]\n",
             index = self.dir.path().join("index").display(),
             state = self.dir.path().join("state").display(),
             listen = self.listen,
@@ -340,6 +346,12 @@ async fn connectors_are_stored_only_after_their_probe_passes() {
     for (request, step, cause) in &failing {
         let (status, answer) = worker.call("POST", "/api/v1/connectors", Some(request));
         assert_eq!(status, 422, "{request}: {answer}");
+        // Only a refused AssumeRole is waited for (IAM propagation); S3's refusals answer at once.
+        let waited = answer["error"]["cause"]
+            .as_str()
+            .unwrap()
+            .contains("still refused after");
+        assert_eq!(waited, *step == "credentials", "{answer}");
         assert!(
             answer["error"]["cause"].as_str().unwrap().contains(cause),
             "{answer}"
@@ -352,6 +364,12 @@ async fn connectors_are_stored_only_after_their_probe_passes() {
             "{answer}"
         );
     }
+    // A client that knows its role is not new skips the wait.
+    let mut no_wait = failing[0].0.clone();
+    no_wait["wait"] = json!(false);
+    let (status, answer) = worker.call("POST", "/api/v1/connectors", Some(&no_wait));
+    assert_eq!(status, 422, "{answer}");
+    assert!(!message(&answer).contains("waiting for IAM"), "{answer}");
     let (_, listed) = worker.call("GET", "/api/v1/connectors", None);
     assert_eq!(connector_ids(&listed), ["from-file"], "{listed}");
     assert!(
@@ -474,6 +492,375 @@ async fn connectors_are_stored_only_after_their_probe_passes() {
     assert_eq!(worker.call("GET", "/api/v1/connectors/acme", None).0, 404);
     worker.stop();
     moto.disable_iam_enforcement();
+}
+
+/// STS's answer to an AssumeRole the role's trust policy does not (yet) allow.
+fn assume_role_denied() -> Fault {
+    Fault::Respond {
+        status: 403,
+        headers: vec![("content-type".into(), "text/xml".into())],
+        body: b"<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User is not authorized to perform: sts:AssumeRole</Message></Error><RequestId>FAULTPROXY</RequestId></ErrorResponse>".to_vec(),
+    }
+}
+
+/// Requests to STS (their signature names the service).
+fn sts_calls() -> Match {
+    Match::any().header_contains("authorization", "/sts/aws4_request")
+}
+
+/// A policy reading `buckets`, plus `extra` statements (JSON objects, comma-separated).
+fn reader_policy(buckets: &[&str], extra: &str) -> String {
+    let statements: Vec<String> = buckets
+        .iter()
+        .map(|bucket| {
+            format!(
+                r#"{{"Effect": "Allow", "Action": ["s3:ListBucket", "s3:HeadBucket", "s3:GetBucketLocation", "s3:GetBucketNotification"], "Resource": "arn:aws:s3:::{bucket}"}}, {{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::{bucket}/*"}}"#
+            )
+        })
+        .chain((!extra.is_empty()).then(|| extra.to_owned()))
+        .collect();
+    format!(
+        r#"{{"Version": "2012-10-17", "Statement": [{}]}}"#,
+        statements.join(", ")
+    )
+}
+
+fn trusting(principal: &str, external_id: &str) -> String {
+    format!(
+        r#"{{"Version": "2012-10-17", "Statement": [{{"Effect": "Allow", "Principal": {{"AWS": "{principal}"}}, "Action": "sts:AssumeRole", "Condition": {{"StringEquals": {{"sts:ExternalId": "{external_id}"}}}}}}]}}"#
+    )
+}
+
+const ASSUME_ANY_ROLE: &str = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}"#;
+
+/// The newest record of a connector's history with `trigger`, once there is one.
+fn newest_sync(worker: &ApiWorker, id: &str, trigger: &str, after: usize) -> Value {
+    wait_for(&format!("a sync of {id} triggered by {trigger}"), || {
+        let (_, history) = worker.call("GET", &format!("/api/v1/connectors/{id}/syncs"), None);
+        let syncs = history["syncs"].as_array()?;
+        (syncs.len() > after && syncs[0]["trigger"] == trigger).then(|| syncs[0].clone())
+    })
+}
+
+fn metrics_text(worker: &ApiWorker) -> String {
+    worker
+        .try_call("GET", "/metrics", None, &[])
+        .unwrap()
+        .text()
+}
+
+#[tokio::test]
+async fn updates_are_validated_probed_and_bound_to_the_index_source() {
+    let moto = MotoServer::start();
+    let proxy = FaultProxy::start(&moto.endpoint());
+    let s3 = s3_client(&moto.endpoint());
+    let (first, second) = (unique_name("first"), unique_name("second"));
+    for name in [&first, &second] {
+        create_bucket(&s3, name).await;
+        put(&s3, name, "a.txt", format!("words of {name}")).await;
+    }
+    let user = iam::create_user(&moto, "platform-worker", ASSUME_ANY_ROLE);
+    let both = iam::create_role(
+        &moto,
+        "reader-both",
+        &trusting(&user.arn, EXTERNAL_ID),
+        &reader_policy(&[&first, &second], ""),
+    );
+    let other_id = iam::create_role(
+        &moto,
+        "other-id",
+        &trusting(&user.arn, "someone-elses-id"),
+        &reader_policy(&[&first, &second], ""),
+    );
+    moto.enable_iam_enforcement();
+    let file_connector = format!(
+        "{{id: from-file, buckets: [{first}], index_name: file-index, role_arn: \"{both}\", external_id: {EXTERNAL_ID}}}"
+    );
+    let mut worker = ApiWorker::new(&proxy.endpoint(), user, &file_connector);
+    worker.start();
+
+    // A role just created: STS refuses it twice, and the probe waits for it.
+    let propagating = proxy.inject(assume_role_denied(), sts_calls(), Some(2));
+    let (status, created) = worker.call(
+        "POST",
+        "/api/v1/connectors",
+        Some(&body("acme", &format!("s3://{first}"), &both, ACCOUNT_ID)),
+    );
+    assert_eq!(status, 201, "{created}\n{}", worker.log());
+    assert_eq!(propagating.applied(), 2);
+    assert!(
+        created["steps"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("waiting for IAM to propagate"),
+        "{created}"
+    );
+    let synced = newest_sync(&worker, "acme", "api", 0);
+    assert_eq!(synced["added"], 1, "{synced}");
+    let stored_before = std::fs::read(worker.stored_file()).unwrap();
+
+    // Bad updates: 400 naming the field, 409 for the file's connector; nothing stored.
+    for (path, patch, expected, part) in [
+        (
+            "acme",
+            json!({"expected_bucket_owner": "42"}),
+            400,
+            "expected_bucket_owner",
+        ),
+        ("acme", json!({"id": "renamed"}), 400, "cannot be changed"),
+        (
+            "acme",
+            json!({"aws_secret_access_key": "wJalr-secret"}),
+            400,
+            "accepts no AWS keys",
+        ),
+        (
+            "acme",
+            json!({"index_name": "file-index"}),
+            409,
+            "already written by connector from-file",
+        ),
+        ("from-file", json!({"interval": "2h"}), 409, "read-only"),
+        ("nobody", json!({"interval": "2h"}), 404, "no connector"),
+    ] {
+        let (status, answer) =
+            worker.call("PATCH", &format!("/api/v1/connectors/{path}"), Some(&patch));
+        assert_eq!(status, expected, "{patch}: {answer}");
+        assert!(answer.to_string().contains(part), "{patch}: {answer}");
+        assert!(!answer.to_string().contains("wJalr"), "{answer}");
+    }
+    // A role that trusts another ExternalId: 422 with the failing step; the old role stays.
+    let (status, refused) = worker.call(
+        "PATCH",
+        "/api/v1/connectors/acme",
+        Some(&json!({"role_arn": other_id, "wait": false})),
+    );
+    assert_eq!(status, 422, "{refused}");
+    assert!(
+        refused["error"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["step"] == "credentials" && s["status"] == "fail"),
+        "{refused}"
+    );
+    let (_, acme) = worker.call("GET", "/api/v1/connectors/acme", None);
+    assert_eq!(acme["role_arn"], both, "{acme}");
+    assert_eq!(std::fs::read(worker.stored_file()).unwrap(), stored_before);
+
+    // A new schedule applies at once; a change the probe does not check is not probed.
+    let (status, updated) = worker.call(
+        "PATCH",
+        "/api/v1/connectors/acme",
+        Some(&json!({"interval": "2s"})),
+    );
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["probed"], false, "{updated}");
+    assert_eq!(updated["schedule"], "every 2s", "{updated}");
+    let scheduled = newest_sync(&worker, "acme", "interval", 1);
+    assert_eq!(scheduled["outcome"], "succeeded", "{scheduled}");
+    let (status, _) = worker.call(
+        "PATCH",
+        "/api/v1/connectors/acme",
+        Some(&json!({"interval": "1h"})),
+    );
+    assert_eq!(status, 200);
+    wait_for("acme's syncs to stop", || {
+        let (_, one) = worker.call("GET", "/api/v1/connectors/acme", None);
+        one["running"].is_null().then_some(())
+    });
+
+    // Pointing the index, which holds documents of `first`, at `second`: refused, naming both.
+    let moved = json!({"bucket_uri": format!("s3://{second}")});
+    let (status, refused) = worker.call("PATCH", "/api/v1/connectors/acme", Some(&moved));
+    assert_eq!(status, 409, "{refused}");
+    let said = message(&refused);
+    assert!(
+        said.contains(&format!("bucket(s) {first}"))
+            && said.contains(&format!("bucket(s) {second}")),
+        "{said}"
+    );
+    assert!(said.contains("\"retarget\": true"), "{said}");
+    let (_, acme) = worker.call("GET", "/api/v1/connectors/acme", None);
+    assert_eq!(acme["buckets"], json!([first]), "{acme}");
+
+    // With "retarget": true it is stored (re-probed), and the next sync re-targets, also after
+    // a restart.
+    let mut retarget = moved.clone();
+    retarget["retarget"] = json!(true);
+    let (status, updated) = worker.call("PATCH", "/api/v1/connectors/acme", Some(&retarget));
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(
+        (&updated["probed"], &updated["retarget_pending"]),
+        (&json!(true), &json!(true)),
+        "{updated}"
+    );
+    assert_eq!(updated["verified_bucket_uri"], format!("s3://{second}"));
+    // The permission to re-target is stored: it survives a restart.
+    worker.stop();
+    worker.start();
+    let before = {
+        let (_, history) = worker.call("GET", "/api/v1/connectors/acme/syncs", None);
+        history["syncs"].as_array().unwrap().len()
+    };
+    let (status, started) = worker.call("POST", "/api/v1/connectors/acme/sync", None);
+    assert_eq!(status, 202, "{started}");
+    let retargeted = newest_sync(&worker, "acme", "api", before);
+    assert_eq!(
+        (
+            &retargeted["added"],
+            &retargeted["deleted"],
+            &retargeted["errors"]
+        ),
+        (&json!(1), &json!(1), &json!(0)),
+        "{retargeted}"
+    );
+    let (_, found) = worker.call("GET", "/api/v1/connectors/acme/search?q=words", None);
+    let keys: Vec<&str> = found["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["bucket"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, [second.as_str()], "{found}");
+    let stored: Value =
+        serde_json::from_slice(&std::fs::read(worker.stored_file()).unwrap()).unwrap();
+    assert!(
+        stored["connectors"][0].get("retarget_pending").is_none(),
+        "the re-target was not recorded as done: {stored}"
+    );
+
+    // Deleting the connector takes its metric series with it, at once.
+    let series = "connector=\"acme\"";
+    assert!(metrics_text(&worker).contains(series));
+    let (status, _) = worker.call("DELETE", "/api/v1/connectors/acme", None);
+    assert_eq!(status, 200);
+    let scrape = metrics_text(&worker);
+    assert!(!scrape.contains(series), "{scrape}");
+    let parsed = parse_metrics(&scrape);
+    assert_eq!(
+        sample(
+            &parsed,
+            "s3c_syncs_total",
+            &[("connector", "from-file"), ("outcome", "succeeded")]
+        ),
+        Some(0.0),
+        "{scrape}"
+    );
+    worker.stop();
+    moto.disable_iam_enforcement();
+}
+
+#[tokio::test]
+async fn notifications_of_an_api_connector_deliver_events_until_it_is_deleted() {
+    let moto = MotoServer::start();
+    let s3 = s3_client(&moto.endpoint());
+    let sqs = sqs_client(&moto.endpoint());
+    let bucket = unique_name("events");
+    create_bucket(&s3, &bucket).await;
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique_name("events"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    let queue = aws_sdk_s3::types::QueueConfiguration::builder()
+        .queue_arn(&queue_arn)
+        .events(aws_sdk_s3::types::Event::from("s3:ObjectCreated:*"))
+        .events(aws_sdk_s3::types::Event::from("s3:ObjectRemoved:*"))
+        .build()
+        .unwrap();
+    s3.put_bucket_notification_configuration()
+        .bucket(&bucket)
+        .notification_configuration(
+            aws_sdk_s3::types::NotificationConfiguration::builder()
+                .queue_configurations(queue)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let user = iam::create_user(&moto, "platform-worker", ASSUME_ANY_ROLE);
+    let role = iam::create_role(
+        &moto,
+        "reader",
+        &trusting(&user.arn, EXTERNAL_ID),
+        &reader_policy(
+            &[&bucket],
+            &format!(r#"{{"Effect": "Allow", "Action": "sqs:*", "Resource": "{queue_arn}"}}"#),
+        ),
+    );
+    moto.enable_iam_enforcement();
+    let mut worker = ApiWorker::new(&moto.endpoint(), user, "");
+    worker.start();
+
+    let mut request = body("events", &format!("s3://{bucket}"), &role, ACCOUNT_ID);
+    request["notifications"] =
+        json!({"queue_url": queue_url, "wait_time": 1, "visibility_timeout": 30});
+    let (status, created) = worker.call("POST", "/api/v1/connectors", Some(&request));
+    assert_eq!(status, 201, "{created}\n{}", worker.log());
+    // The probe covered the queue too.
+    assert!(
+        created["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["step"] == "queue_receive" && s["status"] == "pass"),
+        "{created}"
+    );
+    assert_eq!(created["notifications"]["queue_url"], queue_url.as_str());
+    newest_sync(&worker, "events", "api", 0);
+
+    // An object put now arrives by its event: no sync is due for an hour.
+    moto.disable_iam_enforcement();
+    put(&s3, &bucket, "fresh.txt", "a freshly uploaded memo").await;
+    moto.enable_iam_enforcement();
+    wait_for("the event's document", || {
+        let (_, found) = worker.call("GET", "/api/v1/connectors/events/search?q=memo", None);
+        (found["hits"][0]["key"] == "fresh.txt").then_some(())
+    });
+    // The round records its counts just after its commit makes the document searchable.
+    wait_for("the applied event in /status", || {
+        let status_report: Value =
+            serde_json::from_slice(&worker.try_call("GET", "/status", None, &[])?.body).ok()?;
+        (status_report["connectors"][0]["notifications"]["events_applied"].as_u64() >= Some(1))
+            .then_some(())
+    });
+
+    // Deleted: its consumer stops, so a new event stays in the queue.
+    let (status, _) = worker.call("DELETE", "/api/v1/connectors/events", None);
+    assert_eq!(status, 200);
+    moto.disable_iam_enforcement();
+    put(&s3, &bucket, "late.txt", "after the connector was deleted").await;
+    // Longer than a receive (wait_time 1 s) and a round.
+    std::thread::sleep(Duration::from_secs(4));
+    let waiting = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages]
+        .clone();
+    assert_eq!(
+        waiting, "1",
+        "a deleted connector's consumer still receives"
+    );
+    worker.stop();
 }
 
 /// Syncs the config's first connector, re-targeting when asked.

@@ -55,7 +55,8 @@ async fn a_user_limited_to_one_bucket_is_denied_on_another_and_verify_says_so() 
 
     let setup = Setup::new();
     let config = config_with(&setup, &endpoint, &[&allowed, &forbidden], &keys(&user));
-    let results = verify::verify_connector(&config.connectors[0], std::time::Duration::ZERO).await;
+    let results =
+        verify::verify_connector(&config.connectors[0], verify::PropagationWait::default()).await;
     assert_eq!(
         step(&results, Step::Credentials, "connector identity").status,
         Status::Pass
@@ -96,7 +97,8 @@ async fn a_user_limited_to_one_bucket_is_denied_on_another_and_verify_says_so() 
         ..user.clone()
     };
     let config = config_with(&setup, &endpoint, &[&allowed], &keys(&wrong));
-    let results = verify::verify_connector(&config.connectors[0], std::time::Duration::ZERO).await;
+    let results =
+        verify::verify_connector(&config.connectors[0], verify::PropagationWait::default()).await;
     // HeadBucket's bare 403 carries no code; the listing step names the cause.
     assert_eq!(
         step(&results, Step::HeadBucket, &allowed).status,
@@ -155,7 +157,8 @@ async fn an_assumed_role_needs_the_right_external_id_and_then_syncs() {
     };
 
     let wrong = with_external_id("wrong-external-id");
-    let results = verify::verify_connector(&wrong.connectors[0], std::time::Duration::ZERO).await;
+    let results =
+        verify::verify_connector(&wrong.connectors[0], verify::PropagationWait::default()).await;
     let credentials = step(&results, Step::Credentials, &role_arn);
     assert_eq!(credentials.status, Status::Fail);
     assert_eq!(
@@ -177,7 +180,8 @@ async fn an_assumed_role_needs_the_right_external_id_and_then_syncs() {
     assert_eq!(report.added, 0);
 
     let right = with_external_id("right-external-id");
-    let results = verify::verify_connector(&right.connectors[0], std::time::Duration::ZERO).await;
+    let results =
+        verify::verify_connector(&right.connectors[0], verify::PropagationWait::default()).await;
     assert!(verify::all_passed(&results), "{results:#?}");
     assert!(
         step(&results, Step::Credentials, &role_arn)
@@ -236,7 +240,8 @@ async fn an_owner_mismatch_is_named_and_deletes_nothing() {
     );
     assert_eq!(setup.count(), 1);
 
-    let results = verify::verify_connector(&owned.connectors[0], std::time::Duration::ZERO).await;
+    let results =
+        verify::verify_connector(&owned.connectors[0], verify::PropagationWait::default()).await;
     let head = step(&results, Step::HeadBucket, &bucket);
     assert_eq!(head.status, Status::Fail);
     assert!(
@@ -268,7 +273,8 @@ async fn a_wrong_region_error_names_the_buckets_region() {
         "{:?}",
         report.error_messages
     );
-    let results = verify::verify_connector(&config.connectors[0], std::time::Duration::ZERO).await;
+    let results =
+        verify::verify_connector(&config.connectors[0], verify::PropagationWait::default()).await;
     let head = step(&results, Step::HeadBucket, &bucket);
     assert!(
         head.message.contains("is in region eu-west-1"),

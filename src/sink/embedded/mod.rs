@@ -24,6 +24,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyError};
 
 pub use self::error::EmbeddedError;
 use self::schema::Fields;
+use self::write::Replace;
 use crate::sink::{
     DocId, Document, IndexedEntry, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp,
 };
@@ -191,7 +192,13 @@ impl Sink for EmbeddedIndex {
     }
 
     async fn upsert(&self, documents: Vec<Document>) -> Result<RejectedDocuments, SinkError> {
-        self.blocking(move |inner| inner.upsert(documents)).await
+        self.blocking(move |inner| inner.add(documents, Replace::Any))
+            .await
+    }
+
+    async fn insert_new(&self, documents: Vec<Document>) -> Result<RejectedDocuments, SinkError> {
+        self.blocking(move |inner| inner.add(documents, Replace::None))
+            .await
     }
 
     async fn delete(&self, ids: Vec<DocId>) -> Result<(), SinkError> {

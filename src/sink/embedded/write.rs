@@ -15,6 +15,15 @@ use crate::sink::{DocId, Document, RejectedDocuments};
 /// at least 15 MB, so this allows three threads at most.
 pub(super) const WRITER_HEAP_BYTES: usize = 48_000_000;
 
+/// Whether an added document replaces a committed copy of itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Replace {
+    /// It may be in the index: delete any copy first.
+    Any,
+    /// The caller knows it is not: no delete is queued.
+    None,
+}
+
 impl Inner {
     /// Runs `operation` with the writer, opening it (and taking the directory lock) if needed.
     /// The writer slot, locked (`None` until the first write opens the writer).
@@ -49,9 +58,10 @@ impl Inner {
         operation(slot.insert(writer))
     }
 
-    pub(super) fn upsert(
+    pub(super) fn add(
         &self,
         documents: Vec<Document>,
+        replace: Replace,
     ) -> Result<RejectedDocuments, EmbeddedError> {
         self.with_writer(|writer| {
             let mut rejected = RejectedDocuments::new();
@@ -67,7 +77,10 @@ impl Inner {
                 };
                 // Delete first: a delete removes every matching document added before it,
                 // so the other order would remove the new document too.
-                writer.delete_term(Term::from_field_text(self.fields.id, &document.id.to_hex()));
+                if replace == Replace::Any {
+                    writer
+                        .delete_term(Term::from_field_text(self.fields.id, &document.id.to_hex()));
+                }
                 writer
                     .add_document(doc)
                     .map_err(self.tantivy_error("adding a document to"))?;

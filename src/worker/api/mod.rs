@@ -1,17 +1,19 @@
 //! The management API of `run` under `/api/v1`: connectors created by a request once a probe
-//! of the customer's role passes, listed, synced, searched and deleted; plus the AWS set-up a
-//! customer needs and the OpenAPI document of it all.
+//! of the customer's role passes, listed, updated (re-probed when their source changed), synced,
+//! searched and deleted; plus the AWS set-up a customer needs and the OpenAPI document of it all.
 //!
 //! Every route needs `Authorization: Bearer <api.token>` (compared in constant time, never
 //! logged). A created connector is stored (crash-safe, under `state_dir`) only after
 //! `verify`'s probe passed with the deployment's ExternalId; connectors of the config file are
 //! listed too but are read-only. Answers are JSON; errors are `{"error": {...}}` with a
-//! message, and the problems or probe steps behind it. Not here: HTTP plumbing (`http.rs`),
-//! the body's validation (`request.rs`), the file (`store.rs`), the policies (`crate::policy`).
+//! message, and the problems or probe steps behind it. Not here: HTTP plumbing (`http.rs`), the
+//! update route (`update.rs`), the body's validation (`request.rs`), the file (`store.rs`), the
+//! policies (`crate::policy`).
 
 pub mod request;
 pub mod setup;
 pub mod store;
+mod update;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,8 +35,8 @@ use crate::config::inherit::ConnectorDefaults;
 use crate::config::{BucketSelection, Config, ConnectorConfig, Secret};
 use crate::credentials::CredentialMode;
 use crate::sink::{AnySink, Sink};
-use crate::verify::{self, Status, StepResult};
-use request::{BucketUri, FieldProblem};
+use crate::verify::{self, PropagationWait, Status, StepResult};
+use request::{BucketUri, FieldProblem, Flags};
 use store::{Store, StoredConnector, Verified};
 
 /// The OpenAPI 3 document of these routes, written by hand beside them.
@@ -57,6 +59,8 @@ pub(crate) struct ApiState {
     principal_arn: Mutex<Option<String>>,
     defaults: ConnectorDefaults,
     max_body_bytes: usize,
+    /// How long the probe waits for a refused AssumeRole to propagate (`api.probe_wait`).
+    probe_wait: Duration,
     store: Store,
     /// Stored connectors that cannot run now (their id or index is taken by the file, or the
     /// current defaults break them): kept in the store, reported by `GET /connectors`.
@@ -82,6 +86,8 @@ impl ApiState {
         let store = Store::new(&config.state_dir);
         let mut runnable: Vec<(ConnectorConfig, StoredConnector)> = Vec::new();
         let mut conflicts = Vec::new();
+        let file_connectors: Vec<Arc<ConnectorConfig>> =
+            file_entries.iter().map(|e| e.connector()).collect();
         for stored in store.load()? {
             let checked = request::validate_form(&stored.form, &config.defaults)
                 .map_err(|problems| {
@@ -95,9 +101,9 @@ impl ApiState {
                     )
                 })
                 .and_then(|connector| {
-                    let taken = file_entries
+                    let taken = file_connectors
                         .iter()
-                        .map(|e| &*e.connector)
+                        .map(|c| &**c)
                         .chain(runnable.iter().map(|(c, _)| c));
                     match clash(&connector, taken) {
                         Some(reason) => Err(reason),
@@ -124,6 +130,7 @@ impl ApiState {
                 principal_arn: Mutex::new(settings.principal_arn.clone()),
                 defaults: config.defaults.clone(),
                 max_body_bytes: settings.max_body_bytes,
+                probe_wait: settings.probe_wait(),
                 store,
                 conflicts: Mutex::new(conflicts),
                 changing: tokio::sync::Mutex::new(()),
@@ -146,14 +153,47 @@ impl ApiState {
         // ct_eq compares every byte whatever the first difference; the length is not secret.
         !expected.is_empty() && bool::from(sent.trim().as_bytes().ct_eq(expected))
     }
+
+    /// The probe of a request with these flags: it waits for a refused AssumeRole to
+    /// propagate unless the request says `"wait": false`.
+    async fn probe(&self, connector: &ConnectorConfig, flags: Flags) -> Vec<StepResult> {
+        let wait = if flags.wait {
+            self.probe_wait
+        } else {
+            Duration::ZERO
+        };
+        verify::verify_connector(connector, PropagationWait::assume_role_only(wait)).await
+    }
+
+    /// A sync of `entry` re-targeted its index as an update allowed: the store forgets that it
+    /// may.
+    pub(super) async fn retarget_done(&self, shared: &Shared, entry: &Entry) {
+        let _changing = self.changing.lock().await;
+        let Some(mut stored) = entry.stored().filter(|s| s.retarget_pending) else {
+            return;
+        };
+        stored.retarget_pending = false;
+        let id = entry.id();
+        *entry
+            .settings
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = super::Settings {
+            connector: entry.connector(),
+            origin: Origin::Api(Box::new(stored)),
+        };
+        if let Err(error) = self.store.save(&stored_connectors(shared, self)) {
+            tracing::warn!(message = "Could not record in the store that the index was re-targeted; the next sync may re-target again.", connector = %id, %error);
+        }
+    }
 }
 
 /// Why a connector clashes with those already running: same id, or same index.
-fn clash<'a>(
+fn clash(
     connector: &ConnectorConfig,
-    existing: impl IntoIterator<Item = &'a ConnectorConfig>,
+    existing: impl IntoIterator<Item = impl std::borrow::Borrow<ConnectorConfig>>,
 ) -> Option<String> {
     for other in existing {
+        let other = other.borrow();
         if other.id == connector.id {
             return Some(format!(
                 "a connector with id {} already exists",
@@ -243,6 +283,10 @@ pub(super) async fn handle(
             Some(entry) => json_response(StatusCode::OK, &view(&entry)),
             None => not_found(id),
         },
+        (&Method::PATCH, ["connectors", id]) => match read_body(api, request).await {
+            Ok(body) => update::update(shared, api, id, &body).await,
+            Err(response) => *response,
+        },
         (&Method::DELETE, ["connectors", id]) => delete(shared, api, id, &query).await,
         (&Method::POST, ["connectors", id, "sync"]) => sync_now(shared, id, &query),
         (&Method::GET, ["connectors", id, "syncs"]) => syncs(shared, id, &query),
@@ -268,7 +312,7 @@ fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
     Some(match segments {
         ["aws-setup"] | ["openapi.json"] => "GET",
         ["connectors"] => "GET, POST",
-        ["connectors", _] => "GET, DELETE",
+        ["connectors", _] => "GET, PATCH, DELETE",
         ["connectors", _, "sync"] => "POST",
         ["connectors", _, "syncs" | "search"] => "GET",
         _ => return None,
@@ -431,53 +475,29 @@ async fn principal(api: &ApiState) -> Result<String, String> {
 
 /// `POST /api/v1/connectors`: validate, probe, store, start.
 async fn create(shared: &Arc<Shared>, api: &ApiState, body: &[u8]) -> Response<Full<Bytes>> {
-    let (form, connector, retarget) =
-        match request::parse_create(body, &api.external_id, &api.defaults) {
-            Ok(parsed) => parsed,
-            Err(problems) => return problems_answer(&problems),
-        };
+    let (checked, flags) = match request::parse_create(body, &api.external_id, &api.defaults) {
+        Ok(parsed) => parsed,
+        Err(problems) => return problems_answer(&problems),
+    };
+    let connector = checked.connector;
     let existing: Vec<Arc<Entry>> = shared.entries();
-    if let Some(reason) = clash(&connector, existing.iter().map(|e| &*e.connector)) {
+    if let Some(reason) = clash(&connector, existing.iter().map(|e| e.connector())) {
         return error(StatusCode::CONFLICT, reason, json!({}));
     }
-    let steps = verify::verify_connector(&connector, Duration::ZERO).await;
-    if !verify::all_passed(&steps) {
-        let cause = first_failure(&steps);
-        tracing::info!(message = "A connector's probe failed; nothing was stored.", connector = %connector.id, %cause);
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("the probe failed, so nothing was stored: {cause}"),
-            json!({ "cause": cause, "steps": steps }),
-        );
+    let steps = api.probe(&connector, flags).await;
+    if let Some(refused) = probe_failed(&connector, &steps) {
+        return refused;
     }
     let _changing = api.changing.lock().await;
     // Another request may have taken the id or index while the probe ran.
-    if let Some(reason) = clash(&connector, shared.entries().iter().map(|e| &*e.connector)) {
+    if let Some(reason) = clash(&connector, shared.entries().iter().map(|e| e.connector())) {
         return error(StatusCode::CONFLICT, reason, json!({}));
     }
-    let bucket = match &connector.buckets {
-        BucketSelection::Named(names) => names.first().cloned().unwrap_or_default(),
-        BucketSelection::All => "*".to_owned(),
-    };
-    let prefix = connector
-        .rules
-        .list_prefixes(&bucket)
-        .into_iter()
-        .next()
-        .unwrap_or_default();
     let stored = StoredConnector {
-        form,
-        verified: Verified {
-            verified_bucket_uri: format!("s3://{bucket}/{prefix}")
-                .trim_end_matches('/')
-                .to_owned(),
-            verified_role_arn: connector.role().unwrap_or_default().to_owned(),
-            verified_bucket_owner_account_id: connector
-                .expected_owner()
-                .unwrap_or_default()
-                .to_owned(),
-            verified_at: OffsetDateTime::now_utc(),
-        },
+        form: checked.form,
+        verified: verified(&connector),
+        request: Some(checked.request),
+        retarget_pending: false,
     };
     let mut all = stored_connectors(shared, api);
     all.push(stored.clone());
@@ -505,11 +525,50 @@ async fn create(shared: &Arc<Shared>, api: &ApiState, body: &[u8]) -> Response<F
     };
     let entry = shared.add(entry);
     // The first sync, now; the schedule counts from here.
-    shared.start_sync(&entry, Trigger::Api, retarget);
-    tracing::info!(message = "Created a connector through the API.", connector = %entry.connector.id);
+    shared.start_sync(&entry, Trigger::Api, flags.retarget);
+    tracing::info!(message = "Created a connector through the API.", connector = %entry.id());
     let mut answer = view(&entry);
     answer["steps"] = json!(steps);
     json_response(StatusCode::CREATED, &answer)
+}
+
+/// The 422 answer when a step of the probe failed; `None` when it passed.
+fn probe_failed(
+    connector: &ConnectorConfig,
+    steps: &[StepResult],
+) -> Option<Response<Full<Bytes>>> {
+    if verify::all_passed(steps) {
+        return None;
+    }
+    let cause = first_failure(steps);
+    tracing::info!(message = "A connector's probe failed; nothing was stored.", connector = %connector.id, %cause);
+    Some(error(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        format!("the probe failed, so nothing was stored: {cause}"),
+        json!({ "cause": cause, "steps": steps }),
+    ))
+}
+
+/// What a passing probe of `connector` verified, now.
+fn verified(connector: &ConnectorConfig) -> Verified {
+    let bucket = match &connector.buckets {
+        BucketSelection::Named(names) => names.first().cloned().unwrap_or_default(),
+        BucketSelection::All => "*".to_owned(),
+    };
+    let prefix = connector
+        .rules
+        .list_prefixes(&bucket)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    Verified {
+        verified_bucket_uri: format!("s3://{bucket}/{prefix}")
+            .trim_end_matches('/')
+            .to_owned(),
+        verified_role_arn: connector.role().unwrap_or_default().to_owned(),
+        verified_bucket_owner_account_id: connector.expected_owner().unwrap_or_default().to_owned(),
+        verified_at: OffsetDateTime::now_utc(),
+    }
 }
 
 /// The failing step's message, with its target and AWS code.
@@ -530,14 +589,8 @@ fn first_failure(steps: &[StepResult]) -> String {
 
 /// Every connector the store must hold: the running API connectors and the conflicting ones.
 fn stored_connectors(shared: &Shared, api: &ApiState) -> Vec<StoredConnector> {
-    let mut stored: Vec<StoredConnector> = shared
-        .entries()
-        .iter()
-        .filter_map(|e| match &e.origin {
-            Origin::Api(stored) => Some((**stored).clone()),
-            Origin::File => None,
-        })
-        .collect();
+    let mut stored: Vec<StoredConnector> =
+        shared.entries().iter().filter_map(|e| e.stored()).collect();
     stored.extend(lock(&api.conflicts).iter().map(|c| c.stored.clone()));
     stored
 }
@@ -557,17 +610,18 @@ fn list(shared: &Shared, api: &ApiState) -> Response<Full<Bytes>> {
 
 /// One connector as the API shows it: settings (never secrets), `verified_*`, live status.
 fn view(entry: &Entry) -> Value {
-    let connector = &entry.connector;
+    let connector = entry.connector();
+    let stored = entry.stored();
     let status = entry.status();
-    let credentials = match CredentialMode::of(connector) {
+    let credentials = match CredentialMode::of(&connector) {
         CredentialMode::StaticKeys => "static_keys",
         CredentialMode::DefaultChain => "default_chain",
         CredentialMode::AssumedRole { .. } => "assumed_role",
     };
     let mut view = json!({
         "id": connector.id,
-        "origin": match entry.origin { Origin::File => "file", Origin::Api(_) => "api" },
-        "read_only": matches!(entry.origin, Origin::File),
+        "origin": if stored.is_some() { "api" } else { "file" },
+        "read_only": stored.is_none(),
         "index_name": connector.index_name(),
         "buckets": match &connector.buckets {
             BucketSelection::All => vec!["*".to_owned()],
@@ -582,8 +636,12 @@ fn view(entry: &Entry) -> Value {
         "last_sync": status.last_sync,
         "last_success_at": status.last_success_at.map(rfc3339),
         "skipped": status.skipped,
+        "notifications": connector.notifications.as_ref().map(|n| json!({
+            "queue_url": n.queue_url,
+            "format": n.format.as_str(),
+        })),
     });
-    if let Origin::Api(stored) = &entry.origin
+    if let Some(stored) = &stored
         && let (Value::Object(view), Value::Object(verified)) = (&mut view, json!(stored.verified))
     {
         view.extend(verified);
@@ -632,7 +690,7 @@ async fn delete(
             ),
         };
     };
-    if matches!(entry.origin, Origin::File) {
+    if entry.is_file_connector() {
         return error(
             StatusCode::CONFLICT,
             format!(
@@ -670,7 +728,7 @@ async fn delete(
                 json!({}),
             );
         }
-        match drop_documents(shared, &entry.connector).await {
+        match drop_documents(shared, &entry.connector()).await {
             Ok(count) => documents_deleted = count,
             Err(cause) => {
                 return error(
@@ -820,7 +878,7 @@ async fn search(shared: &Shared, id: &str, query: &[(String, String)]) -> Respon
         Err(message) => return bad_request(message),
     };
     let sink =
-        match AnySink::open_existing(&shared.config.index, entry.connector.index_name()).await {
+        match AnySink::open_existing(&shared.config.index, entry.connector().index_name()).await {
             Ok(Some(sink)) => sink,
             Ok(None) => {
                 return json_response(
@@ -928,8 +986,51 @@ mod tests {
             assert_eq!(methods, routed, "{path}");
             described += methods.len();
         }
-        // Every route of `allowed_methods`: two on the collection, two on one connector, five more.
-        assert_eq!(described, 9);
+        // Every route of `allowed_methods`: two on the collection, three on one connector, five
+        // more.
+        assert_eq!(described, 10);
+    }
+
+    #[test]
+    fn the_openapi_links_name_operations_and_their_parameters() {
+        let document: Value = serde_json::from_str(OPENAPI).unwrap();
+        // operationId -> the path parameters of its path.
+        let mut operations = std::collections::HashMap::new();
+        for (path, methods) in document["paths"].as_object().unwrap() {
+            for (method, operation) in methods.as_object().unwrap() {
+                if let Some(id) = operation["operationId"].as_str() {
+                    let parameters: Vec<String> = path
+                        .split('/')
+                        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                        .map(str::to_owned)
+                        .collect();
+                    operations.insert(id.to_owned(), (method.clone(), parameters));
+                }
+            }
+        }
+        let mut links = 0;
+        for methods in document["paths"].as_object().unwrap().values() {
+            for operation in methods.as_object().unwrap().values() {
+                let Some(responses) = operation["responses"].as_object() else {
+                    continue;
+                };
+                for response in responses.values() {
+                    for (name, link) in response["links"].as_object().into_iter().flatten() {
+                        let target = link["operationId"].as_str().unwrap();
+                        let (_, parameters) = operations
+                            .get(target)
+                            .unwrap_or_else(|| panic!("link {name} names no operation {target}"));
+                        let given: Vec<&String> =
+                            link["parameters"].as_object().unwrap().keys().collect();
+                        assert_eq!(given, parameters.iter().collect::<Vec<_>>(), "{name}");
+                        links += 1;
+                    }
+                }
+            }
+        }
+        // create -> get, update, sync, syncs, search, delete; update -> all but itself; get ->
+        // update, sync, delete; sync -> get, syncs, delete.
+        assert_eq!(links, 6 + 5 + 3 + 3);
     }
 
     #[test]

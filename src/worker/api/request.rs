@@ -5,6 +5,7 @@
 //! ExternalId and inherits `defaults:`, then goes through `config::parse` like a file would, so
 //! an API connector can break no rule a file connector must keep. AWS keys are refused before
 //! anything else, and their values are never repeated. `${VAR}` in a body is never expanded.
+//! An update is a JSON merge patch (RFC 7396) of the stored request, checked the same way.
 
 use std::path::Path;
 
@@ -14,6 +15,8 @@ use serde_json::{Map, Value, json};
 use crate::config::inherit::ConnectorDefaults;
 use crate::config::{self, ConfigError, ConnectorConfig, Problem, REDACTED};
 
+use super::store::StoredConnector;
+
 /// Body fields refused outright: credentials are never accepted through the API.
 const KEY_FIELDS: [&str; 3] = [
     "aws_access_key_id",
@@ -21,7 +24,7 @@ const KEY_FIELDS: [&str; 3] = [
     "aws_session_token",
 ];
 
-/// The body of `POST /api/v1/connectors`.
+/// The body of `POST /api/v1/connectors`; an update (`PATCH`) is merged into the stored one.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateConnector {
@@ -45,9 +48,31 @@ pub struct CreateConnector {
     /// Sync interval such as `1h`; not with `schedule`.
     #[serde(default)]
     pub interval: Option<String>,
-    /// Lets the first sync re-bind an index that holds documents of another source.
+    /// S3 event notifications through SQS, as in the config file (without
+    /// `sqs_endpoint_url`: the deployment's endpoint is used).
     #[serde(default)]
+    pub notifications: Option<Value>,
+}
+
+/// Flags of one request, never stored: `retarget` lets the (next) sync re-bind an index that
+/// holds documents of another source; `wait: false` skips the probe's wait for IAM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flags {
+    /// `"retarget": true`.
     pub retarget: bool,
+    /// `"wait"`, default true.
+    pub wait: bool,
+}
+
+/// A request checked into a connector.
+#[derive(Debug)]
+pub struct Checked {
+    /// The request's fields, flags removed: what an update merges into.
+    pub request: Value,
+    /// The config file's form.
+    pub form: Value,
+    /// The validated connector.
+    pub connector: ConnectorConfig,
 }
 
 /// One problem of a request, as a 400 answer lists it.
@@ -97,13 +122,53 @@ impl BucketUri {
     }
 }
 
-/// Parses and checks a create request: the connector's config-file form and the validated
-/// connector, or every problem found.
+/// Parses and checks a create request: the checked connector and the request's flags, or
+/// every problem found.
 pub fn parse_create(
     body: &[u8],
     external_id: &str,
     defaults: &ConnectorDefaults,
-) -> Result<(Value, ConnectorConfig, bool), Vec<FieldProblem>> {
+) -> Result<(Checked, Flags), Vec<FieldProblem>> {
+    let (object, flags) = parse_object(body)?;
+    Ok((check(object, external_id, defaults)?, flags))
+}
+
+/// Parses and checks an update of `stored` (connector `id`): the merged connector and the
+/// update's flags. The body is a JSON merge patch of the stored request: a field it names
+/// replaces the stored one (objects are merged the same way), `null` removes it.
+pub fn parse_update(
+    body: &[u8],
+    id: &str,
+    stored: &StoredConnector,
+    external_id: &str,
+    defaults: &ConnectorDefaults,
+) -> Result<(Checked, Flags), Vec<FieldProblem>> {
+    let (patch, flags) = parse_object(body)?;
+    if let Some(sent) = patch.get("id")
+        && sent.as_str() != Some(id)
+    {
+        return Err(vec![FieldProblem::new(
+            "id",
+            Some(sent.to_string()),
+            format!(
+                "cannot be changed (the connector is {id:?}); create another connector instead"
+            ),
+        )]);
+    }
+    let mut request = request_of(stored);
+    merge_patch(&mut request, Value::Object(patch));
+    let Value::Object(request) = request else {
+        return Err(vec![FieldProblem::new(
+            "body",
+            None,
+            "must be a JSON object",
+        )]);
+    };
+    Ok((check(request, external_id, defaults)?, flags))
+}
+
+/// The body as a JSON object without its flags; refused fields are problems.
+fn parse_object(body: &[u8]) -> Result<(Map<String, Value>, Flags), Vec<FieldProblem>> {
     let value: Value = serde_json::from_slice(body).map_err(|error| {
         vec![FieldProblem::new(
             "body",
@@ -115,7 +180,7 @@ pub fn parse_create(
             ),
         )]
     })?;
-    let Value::Object(object) = &value else {
+    let Value::Object(mut object) = value else {
         return Err(vec![FieldProblem::new(
             "body",
             None,
@@ -140,9 +205,54 @@ pub fn parse_create(
             "is set by the deployment (GET /api/v1/aws-setup shows it); leave it out",
         ));
     }
-    if !problems.is_empty() {
-        return Err(problems);
+    if object.contains_key("sharding") {
+        problems.push(FieldProblem::new(
+            "sharding",
+            None,
+            "is not available through the API: the API runs on one worker (run --shard N > 1 refuses an api block), which syncs its connectors whole",
+        ));
     }
+    if object
+        .get("notifications")
+        .and_then(Value::as_object)
+        .is_some_and(|n| n.contains_key("sqs_endpoint_url"))
+    {
+        problems.push(FieldProblem::new(
+            "notifications.sqs_endpoint_url",
+            None,
+            "is set by the deployment (defaults.endpoint_url, else AWS's SQS); leave it out",
+        ));
+    }
+    let mut flag = |name: &str, default: bool| match object.remove(name) {
+        None => default,
+        Some(Value::Bool(value)) => value,
+        Some(other) => {
+            problems.push(FieldProblem::new(
+                name,
+                Some(other.to_string()),
+                "must be true or false",
+            ));
+            default
+        }
+    };
+    let flags = Flags {
+        retarget: flag("retarget", false),
+        wait: flag("wait", true),
+    };
+    if problems.is_empty() {
+        Ok((object, flags))
+    } else {
+        Err(problems)
+    }
+}
+
+/// Checks a request object (no flags) into the connector's form and the connector.
+fn check(
+    object: Map<String, Value>,
+    external_id: &str,
+    defaults: &ConnectorDefaults,
+) -> Result<Checked, Vec<FieldProblem>> {
+    let value = Value::Object(object);
     let request: CreateConnector =
         serde_path_to_error::deserialize(value.clone()).map_err(|error| {
             let path = error.path().to_string();
@@ -151,7 +261,76 @@ pub fn parse_create(
         })?;
     let form = connector_form(&request, external_id)?;
     let connector = validate_form(&form, defaults)?;
-    Ok((form, connector, request.retarget))
+    Ok(Checked {
+        request: value,
+        form,
+        connector,
+    })
+}
+
+/// Applies a JSON merge patch (RFC 7396) to `target`.
+pub fn merge_patch(target: &mut Value, patch: Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch;
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    if let Value::Object(target) = target {
+        for (key, value) in patch {
+            if value.is_null() {
+                target.remove(&key);
+            } else {
+                merge_patch(target.entry(key).or_insert(Value::Null), value);
+            }
+        }
+    }
+}
+
+/// The request fields of a stored connector: as stored, or (for a file written before updates
+/// existed) derived from its form, the inverse of [`connector_form`].
+pub fn request_of(stored: &StoredConnector) -> Value {
+    if let Some(request) = &stored.request {
+        return request.clone();
+    }
+    let form = &stored.form;
+    let bucket = form["buckets"][0].as_str().unwrap_or_default();
+    let mut request = Map::new();
+    let mut bucket_uri = format!("s3://{bucket}");
+    match form
+        .get("sync_rules")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+    {
+        Some([rule])
+            if rule.as_object().is_some_and(|r| r.len() == 2)
+                && rule["bucket"] == bucket
+                && rule["prefix"].is_string() =>
+        {
+            bucket_uri.push('/');
+            bucket_uri.push_str(rule["prefix"].as_str().unwrap_or_default());
+        }
+        Some(_) => {
+            request.insert("sync_rules".into(), form["sync_rules"].clone());
+        }
+        None => {}
+    }
+    request.insert("bucket_uri".into(), json!(bucket_uri));
+    for field in [
+        "id",
+        "role_arn",
+        "expected_bucket_owner",
+        "index_name",
+        "schedule",
+        "interval",
+        "notifications",
+    ] {
+        if let Some(value) = form.get(field) {
+            request.insert(field.into(), value.clone());
+        }
+    }
+    Value::Object(request)
 }
 
 /// The config file's form of the requested connector.
@@ -211,6 +390,9 @@ fn connector_form(
         if let Some(value) = value {
             form.insert(field.into(), json!(value));
         }
+    }
+    if let Some(notifications) = &request.notifications {
+        form.insert("notifications".into(), notifications.clone());
     }
     Ok(Value::Object(form))
 }
@@ -282,7 +464,7 @@ mod tests {
             "deployment-external-id",
             &ConnectorDefaults::default(),
         )
-        .map(|(_, connector, _)| connector)
+        .map(|(checked, _)| checked.connector)
     }
 
     const GOOD: &str = r#"{"id": "acme", "bucket_uri": "s3://acme-docs/reports/", "role_arn": "arn:aws:iam::111122223333:role/search", "expected_bucket_owner": "111122223333", "interval": "1h"}"#;
@@ -353,5 +535,159 @@ mod tests {
         let problems =
             parse_create(GOOD.as_bytes(), "deployment-external-id", &defaults).unwrap_err();
         assert_eq!(problems[0].field, "defaults.region", "{problems:?}");
+    }
+
+    fn stored(request: &str) -> StoredConnector {
+        let (checked, _) = parse_create(
+            request.as_bytes(),
+            "deployment-external-id",
+            &ConnectorDefaults::default(),
+        )
+        .unwrap();
+        StoredConnector {
+            form: checked.form,
+            verified: super::super::store::Verified {
+                verified_bucket_uri: String::new(),
+                verified_role_arn: String::new(),
+                verified_bucket_owner_account_id: String::new(),
+                verified_at: time::OffsetDateTime::UNIX_EPOCH,
+            },
+            request: Some(checked.request),
+            retarget_pending: false,
+        }
+    }
+
+    fn update(stored: &StoredConnector, body: &str) -> Result<(Checked, Flags), Vec<FieldProblem>> {
+        parse_update(
+            body.as_bytes(),
+            "acme",
+            stored,
+            "deployment-external-id",
+            &ConnectorDefaults::default(),
+        )
+    }
+
+    #[test]
+    fn an_update_merges_into_the_stored_request() {
+        let before = stored(GOOD);
+        // Only what the patch names changes; null removes; flags are not stored.
+        let (checked, flags) = update(
+            &before,
+            r#"{"interval": null, "schedule": "0 * * * *", "index_name": "acme-2", "retarget": true, "wait": false}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            flags,
+            Flags {
+                retarget: true,
+                wait: false
+            }
+        );
+        assert_eq!(checked.connector.index_name(), "acme-2");
+        assert_eq!(
+            checked.connector.rules.list_prefixes("acme-docs"),
+            ["reports/"]
+        );
+        assert!(checked.request.get("interval").is_none());
+        assert!(checked.request.get("retarget").is_none());
+        assert_eq!(checked.form["schedule"], "0 * * * *");
+        // The merged request is validated like a create: every problem, by field.
+        let problems = update(
+            &before,
+            r#"{"expected_bucket_owner": "42", "interval": "soon", "aws_session_token": "t0ken"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(problems[0].field, "aws_session_token", "{problems:?}");
+        let problems = update(
+            &before,
+            r#"{"expected_bucket_owner": "42", "interval": "soon"}"#,
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert!(
+            fields.contains(&"expected_bucket_owner") && fields.contains(&"interval"),
+            "{problems:?}"
+        );
+        for (body, field, rule) in [
+            (r#"{"id": "other"}"#, "id", "cannot be changed"),
+            (r#"{"role_arn": null}"#, "body", "missing field `role_arn`"),
+            (r#"{"retarget": "yes"}"#, "retarget", "true or false"),
+            (
+                r#"{"sync_rules": [{"bucket": "acme-docs", "prefix": "x/"}]}"#,
+                "sync_rules",
+                "together with a prefix",
+            ),
+            (
+                r#"{"sharding": {"by": "prefix"}}"#,
+                "sharding",
+                "one worker",
+            ),
+            (
+                r#"{"notifications": {"queue_url": "https://sqs.us-east-1.amazonaws.com/111122223333/q", "sqs_endpoint_url": "http://elsewhere"}}"#,
+                "notifications.sqs_endpoint_url",
+                "set by the deployment",
+            ),
+        ] {
+            let problems = update(&before, body).expect_err(body);
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.field == field && p.rule.contains(rule)),
+                "{body}: {problems:?}"
+            );
+        }
+        // Notifications are merged field by field.
+        let (with_queue, _) = update(
+            &before,
+            r#"{"notifications": {"queue_url": "https://sqs.us-east-1.amazonaws.com/111122223333/q"}}"#,
+        )
+        .unwrap();
+        let mut after = before.clone();
+        after.request = Some(with_queue.request);
+        after.form = with_queue.form;
+        let (checked, _) = update(&after, r#"{"notifications": {"wait_time": 5}}"#).unwrap();
+        let notifications = checked.connector.notifications.unwrap();
+        assert_eq!(
+            (notifications.queue_url.as_str(), notifications.wait_time),
+            ("https://sqs.us-east-1.amazonaws.com/111122223333/q", 5)
+        );
+    }
+
+    #[test]
+    fn the_request_of_an_older_store_is_derived_from_its_form() {
+        for (body, bucket_uri, rules) in [
+            (GOOD, "s3://acme-docs/reports/", None),
+            (
+                r#"{"id": "acme", "bucket_uri": "s3://acme-docs", "role_arn": "arn:aws:iam::111122223333:role/search", "expected_bucket_owner": "111122223333", "sync_rules": [{"bucket": "acme-docs", "extension": ["pdf"]}]}"#,
+                "s3://acme-docs",
+                Some(json!([{"bucket": "acme-docs", "extension": ["pdf"]}])),
+            ),
+        ] {
+            let mut old = stored(body);
+            let written = old.request.take().unwrap();
+            let derived = request_of(&old);
+            assert_eq!(derived["bucket_uri"], bucket_uri, "{derived}");
+            assert_eq!(derived.get("sync_rules"), rules.as_ref(), "{derived}");
+            // Checking it again gives the same connector form.
+            let Value::Object(object) = derived else {
+                panic!("not an object")
+            };
+            let checked = check(
+                object,
+                "deployment-external-id",
+                &ConnectorDefaults::default(),
+            )
+            .unwrap();
+            assert_eq!(checked.form, old.form, "{written}");
+        }
+    }
+
+    #[test]
+    fn merge_patch_follows_rfc_7396() {
+        let mut target = json!({"a": "b", "c": {"d": "e", "f": "g"}});
+        merge_patch(&mut target, json!({"a": "z", "c": {"f": null}}));
+        assert_eq!(target, json!({"a": "z", "c": {"d": "e"}}));
+        merge_patch(&mut target, json!({"c": ["x"]}));
+        assert_eq!(target, json!({"a": "z", "c": ["x"]}));
     }
 }

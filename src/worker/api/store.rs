@@ -32,6 +32,14 @@ pub struct StoredConnector {
     pub form: Value,
     /// What its probe verified.
     pub verified: Verified,
+    /// The request's fields (`bucket_uri`, `role_arn`, ...), which an update merges into;
+    /// absent in files written before updates existed (then derived from `form`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Value>,
+    /// An update pointed the index at another source with `"retarget": true`, and no sync
+    /// has re-targeted it yet: the next sync may (also after a restart).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retarget_pending: bool,
 }
 
 impl StoredConnector {
@@ -143,9 +151,17 @@ mod tests {
                 verified_bucket_owner_account_id: "111122223333".into(),
                 verified_at: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
             },
+            request: Some(serde_json::json!({"id": "acme", "bucket_uri": "s3://acme-docs"})),
+            retarget_pending: true,
         };
         store.save(std::slice::from_ref(&stored)).unwrap();
-        assert_eq!(store.load().unwrap(), [stored]);
+        assert_eq!(store.load().unwrap(), std::slice::from_ref(&stored));
+        // A file written before updates existed still loads.
+        let mut old = serde_json::to_value(&stored).unwrap();
+        old.as_object_mut().unwrap().remove("request");
+        old.as_object_mut().unwrap().remove("retarget_pending");
+        let old: StoredConnector = serde_json::from_value(old).unwrap();
+        assert_eq!((old.request, old.retarget_pending), (None, false));
         std::fs::write(dir.path().join("api-connectors.json"), "{").unwrap();
         assert!(matches!(store.load(), Err(StoreError::Format { .. })));
     }

@@ -71,7 +71,7 @@ async function loadConnectors() {
       el("td", {}, when(c.next_run)),
       el("td", {}, counts),
       el("td", { class: firstError ? "error" : "" }, firstError || (last ? last.errors : "—")));
-    row.addEventListener("click", () => loadHistory(c.id));
+    row.addEventListener("click", () => loadHistory(c.id, !c.read_only));
     rows.append(row);
   }
   const conflicts = $("conflicts");
@@ -80,10 +80,13 @@ async function loadConnectors() {
     .map((c) => `Stored connector ${c.id} is not running: ${c.reason}`).join(" ");
 }
 
-async function loadHistory(id) {
+async function loadHistory(id, editable) {
   const { json } = await api("GET", `/connectors/${encodeURIComponent(id)}/syncs?limit=50`);
   $("history").hidden = false;
   $("history-id").textContent = id;
+  $("edit-form").hidden = !editable;
+  $("edit-id").textContent = id;
+  $("edit-result").textContent = "";
   const rows = $("history-rows");
   rows.replaceChildren();
   for (const s of json.syncs) {
@@ -182,6 +185,25 @@ async function connect(event) {
   }
 }
 
+// PATCH with the filled-in fields only (a JSON merge patch).
+async function edit(event) {
+  event.preventDefault();
+  const id = $("edit-id").textContent;
+  const body = {};
+  for (const [name, value] of new FormData(event.target).entries()) {
+    if (name === "retarget") body.retarget = true;
+    else if (value.trim() !== "") body[name] = value.trim();
+  }
+  const result = $("edit-result");
+  result.textContent = "Checking…";
+  const { status, json } = await api("PATCH", `/connectors/${encodeURIComponent(id)}`, body);
+  result.className = status === 200 ? "ok" : "error";
+  result.textContent = status === 200
+    ? `Changed ${id}${json.probed ? " (probed again)" : ""}; next sync ${when(json.next_run)}.`
+    : [json.error.message, ...(json.error.problems || []).map((p) => `${p.field}: ${p.rule}`)].join(" ");
+  if (status === 200) loadConnectors();
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   $("login-form").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -194,5 +216,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("refresh").addEventListener("click", loadConnectors);
   $("search-form").addEventListener("submit", search);
   $("connect-form").addEventListener("submit", connect);
+  $("edit-form").addEventListener("submit", edit);
   if (sessionStorage.getItem(TOKEN_KEY)) show("connectors"); else showLogin();
 });

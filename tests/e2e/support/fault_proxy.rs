@@ -230,6 +230,7 @@ pub struct Match {
     path_contains: Option<String>,
     query_contains: Option<String>,
     headers: Vec<String>,
+    header_values: Vec<(String, String)>,
 }
 
 impl Match {
@@ -268,6 +269,14 @@ impl Match {
         self
     }
 
+    /// The request's header `name` contains `part`, e.g. `Authorization` containing
+    /// `/sts/aws4_request` for STS calls.
+    pub fn header_contains(mut self, name: &str, part: &str) -> Match {
+        self.header_values
+            .push((name.to_ascii_lowercase(), part.to_owned()));
+        self
+    }
+
     fn matches(&self, method: &str, path: &str, query: &str, headers: &HeaderMap) -> bool {
         self.method.as_deref().is_none_or(|m| m == method)
             && self
@@ -286,6 +295,12 @@ impl Match {
                 .headers
                 .iter()
                 .all(|h| headers.contains_key(h.as_str()))
+            && self.header_values.iter().all(|(name, part)| {
+                headers
+                    .get(name.as_str())
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.contains(part.as_str()))
+            })
     }
 }
 

@@ -1,0 +1,199 @@
+//! `PATCH /api/v1/connectors/{id}`: an API connector changed by a JSON merge patch of its
+//! request, checked like a create, bound to its index's source, probed again when what the
+//! probe checks changed, stored crash-safely and applied at once.
+//!
+//! Order of the checks, cheapest and least surprising first: the connector (404; 409 for the
+//! config file's), the merged body (400), its index against the other connectors (409), the
+//! index's recorded source (409 unless `"retarget": true`), the probe (422); nothing is stored
+//! unless every one passed, and nothing is stored if another change of the connector was
+//! stored meanwhile (409).
+
+use std::sync::Arc;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Response, StatusCode};
+use serde_json::json;
+
+use super::super::http::json_response;
+use super::store::StoredConnector;
+use super::{
+    ApiState, Origin, Shared, clash, error, lock, not_found, probe_failed, problems_answer,
+    request, stored_connectors, verified, view,
+};
+use crate::config::ConnectorConfig;
+use crate::sink::{AnySink, Sink};
+use crate::sync::target::{self, IndexSource};
+
+/// The fields of a connector's form that its probe checks: a change in any of them is probed
+/// again before it is stored.
+const PROBED_FIELDS: [&str; 5] = [
+    "buckets",
+    "role_arn",
+    "expected_bucket_owner",
+    "sync_rules",
+    "notifications",
+];
+
+/// `PATCH /api/v1/connectors/{id}`: merge the body into the stored request, validate it like a
+/// create, refuse to point an index with documents at another source unless `"retarget":
+/// true`, probe again when the probed fields changed, store, and apply (the schedule at once).
+pub(super) async fn update(
+    shared: &Arc<Shared>,
+    api: &ApiState,
+    id: &str,
+    body: &[u8],
+) -> Response<Full<Bytes>> {
+    let Some(entry) = shared.entry(id) else {
+        if let Some(conflict) = lock(&api.conflicts).iter().find(|c| c.stored.id() == id) {
+            return error(
+                StatusCode::CONFLICT,
+                format!(
+                    "connector {id} is stored but not running: {}; delete it and create it again",
+                    conflict.reason
+                ),
+                json!({}),
+            );
+        }
+        return not_found(id);
+    };
+    let Some(before) = entry.stored() else {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "connector {id} comes from the config file and is read-only here; change it in the file"
+            ),
+            json!({}),
+        );
+    };
+    let (checked, flags) =
+        match request::parse_update(body, id, &before, &api.external_id, &api.defaults) {
+            Ok(parsed) => parsed,
+            Err(problems) => return problems_answer(&problems),
+        };
+    let connector = checked.connector;
+    let others: Vec<Arc<ConnectorConfig>> = shared
+        .entries()
+        .iter()
+        .filter(|e| !Arc::ptr_eq(e, &entry))
+        .map(|e| e.connector())
+        .collect();
+    if let Some(reason) = clash(&connector, others) {
+        return error(StatusCode::CONFLICT, reason, json!({}));
+    }
+    let retarget = match bound_elsewhere(shared, &connector).await {
+        Ok(None) => false,
+        Ok(Some(_)) if flags.retarget => true,
+        Ok(Some((recorded, wanted))) => {
+            return error(
+                StatusCode::CONFLICT,
+                format!(
+                    "index {} holds documents from {recorded}, but the update points it at {wanted}; nothing was changed. If the index should follow the new source (its old documents are then deleted by the next sync), send the update again with \"retarget\": true; otherwise give the connector another index_name",
+                    connector.index_name()
+                ),
+                json!({ "recorded": recorded, "wanted": wanted }),
+            );
+        }
+        Err(cause) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "cannot read which source index {} holds, so nothing was changed: {cause}",
+                    connector.index_name()
+                ),
+                json!({}),
+            );
+        }
+    };
+    let probed = PROBED_FIELDS
+        .iter()
+        .any(|field| before.form.get(field) != checked.form.get(field));
+    let mut steps = Vec::new();
+    if probed {
+        steps = api.probe(&connector, flags).await;
+        if let Some(refused) = probe_failed(&connector, &steps) {
+            return refused;
+        }
+    }
+    let _changing = api.changing.lock().await;
+    // Another request may have changed or deleted the connector while the probe ran.
+    let current = shared.entry(id);
+    if !current.is_some_and(|c| Arc::ptr_eq(&c, &entry)) || entry.stored().as_ref() != Some(&before)
+    {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "connector {id} was changed or deleted while this update was checked; read it and send the update again"
+            ),
+            json!({}),
+        );
+    }
+    let stored = StoredConnector {
+        form: checked.form,
+        verified: if probed {
+            verified(&connector)
+        } else {
+            before.verified.clone()
+        },
+        request: Some(checked.request),
+        retarget_pending: retarget || before.retarget_pending,
+    };
+    let all: Vec<StoredConnector> = stored_connectors(shared, api)
+        .into_iter()
+        .map(|s| if s.id() == id { stored.clone() } else { s })
+        .collect();
+    if let Err(cause) = api.store.save(&all) {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the connector could not be stored, so nothing was changed: {cause}"),
+            json!({}),
+        );
+    }
+    let pending = stored.retarget_pending;
+    shared.update(&entry, connector, Origin::Api(Box::new(stored)));
+    if pending {
+        entry
+            .retarget_next
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    tracing::info!(message = "Updated a connector through the API.", connector = %id, probed, retarget);
+    let mut answer = view(&entry);
+    answer["probed"] = json!(probed);
+    answer["retarget_pending"] = json!(pending);
+    if probed {
+        answer["steps"] = json!(steps);
+    }
+    json_response(StatusCode::OK, &answer)
+}
+
+/// The source the connector's index records and the one the connector points at, when the
+/// index holds documents and the two differ so that a sync would refuse them (the retarget
+/// guard, `crate::sync::target`); `None` when a sync may proceed.
+async fn bound_elsewhere(
+    shared: &Shared,
+    connector: &ConnectorConfig,
+) -> Result<Option<(IndexSource, IndexSource)>, String> {
+    let Some(sink) = AnySink::open_existing(&shared.config.index, connector.index_name())
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    crate::with_sink!(&sink, sink => compare_sources(sink, connector).await)
+}
+
+async fn compare_sources<S: Sink>(
+    sink: &S,
+    connector: &ConnectorConfig,
+) -> Result<Option<(IndexSource, IndexSource)>, String> {
+    let wanted = IndexSource::of(connector);
+    let Some(recorded) = sink.recorded_source().await.map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    if target::compare(&recorded, &wanted) != target::Verdict::Elsewhere {
+        return Ok(None);
+    }
+    // An emptied index mixes nothing.
+    let buckets = sink.indexed_buckets().await.map_err(|e| e.to_string())?;
+    Ok((!buckets.is_empty()).then_some((recorded, wanted)))
+}
