@@ -3,6 +3,8 @@
 //! ListObjectsV2 (MaxKeys=1) under each rule prefix, and a ranged GetObject of one listed object.
 //! For a connector with `notifications`, the queue too: GetQueueAttributes, a ReceiveMessage
 //! that hides nothing, and whether each bucket's notification configuration targets the queue.
+//! For a connector with `inventory`, each bucket's newest complete S3 Inventory: found, its
+//! manifest readable and matching its checksum, and younger than `max_age`.
 //! Each step passes or fails with a cause a person can act on and the raw AWS code for support.
 //! `validate` is the offline check; this one talks to AWS (or the S3-compatible store).
 
@@ -10,15 +12,18 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde::Serialize;
+use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 
+use crate::config::inventory::InventorySettings;
 use crate::config::notifications::{EventFormat, NotificationsConfig};
 use crate::config::{BucketSelection, ConnectorConfig};
 use crate::credentials;
 use crate::events::{Queue, QueueError};
 use crate::source::s3::{ErrorKind, S3Source, SourceError};
+use crate::sync::inventory::{self, InventoryError};
 use crate::sync::plan::plan_buckets;
 
 /// Pause between tries while `--wait` lets new IAM policies propagate.
@@ -44,6 +49,8 @@ pub enum Step {
     QueueReceive,
     /// The bucket's notification configuration names the queue (or EventBridge).
     BucketNotification,
+    /// The bucket's newest complete S3 Inventory (`inventory:`): found, readable, fresh.
+    Inventory,
 }
 
 impl Step {
@@ -58,6 +65,7 @@ impl Step {
             Self::QueueAttributes => "queue-attributes",
             Self::QueueReceive => "queue-receive",
             Self::BucketNotification => "bucket-notification",
+            Self::Inventory => "inventory",
         }
     }
 }
@@ -144,6 +152,9 @@ pub async fn verify_connector(
     };
     for bucket in &buckets {
         probe.bucket(&source, bucket).await;
+        if let Some(settings) = &connector.inventory {
+            probe.inventory(&source, settings, bucket).await;
+        }
     }
     if let Some(notifications) = &connector.notifications {
         let queue = Queue::new(connector, notifications, &sdk_config, source.limiter());
@@ -389,6 +400,55 @@ impl Probe<'_> {
                 None,
             ),
             Err(error) => self.fail(Step::GetObject, &target, &error),
+        }
+    }
+}
+
+impl Probe<'_> {
+    /// Finds the bucket's newest complete S3 Inventory and checks its manifest and age (its
+    /// data files are checked by the sync, which reads them whole). None, or a stale one, is a
+    /// warning: the sync then lists the bucket instead.
+    async fn inventory(&mut self, source: &S3Source, settings: &InventorySettings, bucket: &str) {
+        let target = format!("s3://{}/{}", settings.bucket, settings.folder(bucket));
+        let fallback = "the sync will list the bucket with ListObjectsV2 instead";
+        match inventory::newest(source, settings, bucket).await {
+            Ok(Some((path, manifest))) => {
+                let age = OffsetDateTime::now_utc() - manifest.created;
+                let age = humantime::format_duration(Duration::from_secs(
+                    u64::try_from(age.whole_seconds()).unwrap_or(0),
+                ));
+                if inventory::manifest::is_fresh(
+                    manifest.created,
+                    OffsetDateTime::now_utc(),
+                    settings.max_age,
+                ) {
+                    let message = format!(
+                        "newest complete inventory {path}, created {age} ago, {} data files",
+                        manifest.files.len()
+                    );
+                    self.record(Step::Inventory, &target, Status::Pass, message, None);
+                } else {
+                    let message = format!(
+                        "the newest complete inventory, {path}, was created {age} ago, longer than max_age ({}): {fallback}",
+                        humantime::format_duration(settings.max_age)
+                    );
+                    self.record(Step::Inventory, &target, Status::Warn, message, None);
+                }
+            }
+            Ok(None) => {
+                let message = format!(
+                    "no complete inventory (manifest.json with a matching manifest.checksum): {fallback}"
+                );
+                self.record(Step::Inventory, &target, Status::Warn, message, None);
+            }
+            Err(InventoryError::Store(error)) => self.fail(Step::Inventory, &target, &error),
+            Err(error) => self.record(
+                Step::Inventory,
+                &target,
+                Status::Fail,
+                error.to_string(),
+                None,
+            ),
         }
     }
 }

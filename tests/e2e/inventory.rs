@@ -225,3 +225,61 @@ async fn a_sync_reads_the_newest_complete_inventory_instead_of_listing(backend: 
     );
     assert!(setup.doc(&source, "written-after.txt").is_some());
 }
+
+#[tokio::test]
+async fn verify_finds_the_newest_complete_inventory_or_warns_that_the_sync_will_list() {
+    use s3_connector::verify::{PropagationWait, Status, Step, verify_connector};
+    let moto = MotoServer::shared();
+    let endpoint = moto.endpoint();
+    let s3 = s3_client(&endpoint);
+    let (source, destination) = (unique_name("inv-verify"), unique_name("inv-verify-dest"));
+    create_bucket(&s3, &source).await;
+    create_bucket(&s3, &destination).await;
+    put(&s3, &source, "doc.txt", "oscar").await;
+    let setup = Setup::new();
+    let config = setup.config(
+        &endpoint,
+        &[&source],
+        &format!(
+            "    inventory: {{destination: \"s3://{destination}/reports\", config_id: daily}}\n"
+        ),
+    );
+    let inventory_step = |results: &[s3_connector::verify::StepResult]| {
+        let found: Vec<_> = results
+            .iter()
+            .filter(|r| r.step == Step::Inventory)
+            .cloned()
+            .collect();
+        assert_eq!(found.len(), 1, "{results:?}");
+        found[0].clone()
+    };
+
+    let before = verify_connector(&config.connectors[0], PropagationWait::default()).await;
+    let missing = inventory_step(&before);
+    assert_eq!(missing.status, Status::Warn, "{missing:?}");
+    assert!(
+        missing.message.contains("no complete inventory"),
+        "{}",
+        missing.message
+    );
+    assert!(
+        missing.message.contains("will list the bucket"),
+        "{}",
+        missing.message
+    );
+    assert_eq!(
+        missing.target,
+        format!("s3://{destination}/reports/{source}/daily/")
+    );
+
+    write_inventory(&s3, &source, &destination, "2026-11-20T00-00Z", false).await;
+    let after = verify_connector(&config.connectors[0], PropagationWait::default()).await;
+    let found = inventory_step(&after);
+    assert_eq!(found.status, Status::Pass, "{found:?}");
+    assert!(
+        found.message.contains("2026-11-20T00-00Z/manifest.json")
+            && found.message.contains("2 data files"),
+        "{}",
+        found.message
+    );
+}

@@ -159,12 +159,7 @@ pub(super) async fn prepare<O: ObjectStore, S: Sink>(
         super::Counters::bump(&ctx.counters.inventory_fallbacks);
         Ok(None)
     };
-    let folders = dated_folders(source, destination, &folder).await?;
-    if folders.is_empty() {
-        return fallback(format!("no inventory under s3://{destination}/{folder}"));
-    }
-    let Some((path, manifest)) = newest_complete(source, destination, bucket, &folders).await?
-    else {
+    let Some((path, manifest)) = newest(source, settings, bucket).await? else {
         return fallback(format!(
             "no complete inventory (manifest.json with a matching manifest.checksum) under s3://{destination}/{folder}"
         ));
@@ -199,6 +194,17 @@ pub(super) async fn prepare<O: ObjectStore, S: Sink>(
         .await
         .map_err(io::Error::other)??;
     Ok(Some(Inventory { created, sorted }))
+}
+
+/// The newest complete inventory of `bucket` (its manifest's `s3://` path and the manifest,
+/// checked), whatever its age; `None` when there is none. The data files are not read.
+pub async fn newest<O: ObjectStore>(
+    source: &O,
+    settings: &InventorySettings,
+    bucket: &str,
+) -> Result<Option<(String, Manifest)>, InventoryError> {
+    let folders = dated_folders(source, &settings.bucket, &settings.folder(bucket)).await?;
+    newest_complete(source, &settings.bucket, bucket, &folders).await
 }
 
 /// The dated folders under `folder` in the destination bucket, newest first.
