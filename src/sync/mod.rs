@@ -16,6 +16,10 @@
 //! A sharded sync ([`shard`], `--shard I/N`) does all of this for its part of each bucket only:
 //! it lists only the keys it owns (`listing.rs`), compares them with the indexed versions of the
 //! keys it owns, and so deletes only inside its part, after that part's listing completed.
+//!
+//! With `inventory:` the bucket's newest complete S3 Inventory stands in for the listing
+//! ([`inventory`]): checked whole and sorted before its first page, fed as listing pages, and
+//! never the reason to delete a document whose object is newer than the inventory.
 
 pub mod doomed;
 pub mod guard;
