@@ -89,12 +89,18 @@ struct Layout {
     checksum: bool,
     /// Flip a byte of the first data file after its MD5 went into the manifest.
     corrupt: bool,
+    /// Leave the last data file out of the store (the manifest still names it).
+    missing: bool,
+    /// The manifest's `fileFormat`.
+    format: &'static str,
 }
 
 const COMPLETE: Layout = Layout {
     files: 3,
     checksum: true,
     corrupt: false,
+    missing: false,
+    format: "CSV",
 };
 
 fn gzip(text: &str) -> Vec<u8> {
@@ -175,7 +181,9 @@ fn write_inventory(store: &MemoryStore, folder: &str, layout: Layout) -> OffsetD
             let middle = bytes.len() / 2;
             bytes[middle] ^= 0x55;
         }
-        store.put(DESTINATION, &key, &bytes);
+        if !(layout.missing && n + 1 == files.len()) {
+            store.put(DESTINATION, &key, &bytes);
+        }
     }
     let millis = created.unix_timestamp_nanos() / 1_000_000;
     let manifest = serde_json::json!({
@@ -183,7 +191,7 @@ fn write_inventory(store: &MemoryStore, folder: &str, layout: Layout) -> OffsetD
         "destinationBucket": format!("arn:aws:s3:::{DESTINATION}"),
         "version": "2016-11-30",
         "creationTimestamp": millis.to_string(),
-        "fileFormat": "CSV",
+        "fileFormat": layout.format,
         "fileSchema": SCHEMA,
         "files": listed,
     })
@@ -343,6 +351,49 @@ async fn a_corrupt_data_file_deletes_nothing_and_indexes_nothing() {
         assert!(message.contains(expected), "{expected:?} not in {message}");
     }
     assert_eq!(contents(&sink), before);
+}
+
+#[tokio::test]
+async fn a_missing_data_file_or_a_parquet_inventory_fails_the_bucket_and_deletes_nothing() {
+    let store = MemoryStore::new(1000);
+    fill(&store);
+    let sink = MemorySink::default();
+    let by_inventory = with_inventory("");
+    write_inventory(&store, "2026-11-20T00-00Z", COMPLETE);
+    assert_eq!(sync(&by_inventory, &store, &sink).await.errors, 0);
+    let before = contents(&sink);
+    for n in 0..10 {
+        store.delete(BUCKET, &format!("dir-{}/doc {n:02}.txt", n % 4));
+    }
+    let broken = [
+        (
+            Layout {
+                missing: true,
+                ..COMPLETE
+            },
+            "data/2026-11-21T00-00Z-2.csv.gz that the manifest names does not exist",
+        ),
+        (
+            Layout {
+                format: "Parquet",
+                ..COMPLETE
+            },
+            "has fileFormat \"Parquet\"; only CSV inventories are read",
+        ),
+    ];
+    for (day, (layout, expected)) in broken.into_iter().enumerate() {
+        write_inventory(&store, &format!("2026-11-2{}T00-00Z", day + 1), layout);
+        let report = sync(&by_inventory, &store, &sink).await;
+        assert_eq!(
+            (report.errors, report.deleted, report.added),
+            (1, 0, 0),
+            "{report:?}"
+        );
+        let message = &report.error_messages[0];
+        assert!(message.contains(expected), "{expected:?} not in {message}");
+        assert!(message.contains("nothing was deleted"), "{message}");
+        assert_eq!(contents(&sink), before);
+    }
 }
 
 #[tokio::test]
