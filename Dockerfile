@@ -18,11 +18,12 @@ FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 # Cargo reads every target Cargo.toml declares, so the stub crate needs a file for each: src/
-# and the [[bench]] (benches/ is not in the build context; the release build never compiles it,
-# so its stub stays for the real build below).
+# and each [[bench]] (benches/ is not in the build context; the release build never compiles
+# them, so their stubs stay for the real build below).
 RUN mkdir src benches \
     && echo 'fn main() {}' > src/main.rs \
     && echo 'fn main() {}' > benches/extraction.rs \
+    && echo 'fn main() {}' > benches/inventory.rs \
     && touch src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src
