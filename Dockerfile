@@ -23,6 +23,7 @@ COPY Cargo.toml Cargo.lock ./
 RUN mkdir src benches \
     && echo 'fn main() {}' > src/main.rs \
     && echo 'fn main() {}' > benches/extraction.rs \
+    && echo 'fn main() {}' > benches/inventory.rs \
     && touch src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src
