@@ -167,3 +167,10 @@ pub const fn shard_depth() -> usize {
 pub const fn inventory_max_age() -> Duration {
     Duration::from_secs(9 * 24 * 3600)
 }
+
+/// How long before an S3 Inventory's creation an object must have been last modified for the
+/// inventory's silence to delete its document: 1 day. S3 Inventory is eventually consistent,
+/// so objects written shortly before its scan may be missing from it.
+pub const fn inventory_deletion_grace() -> Duration {
+    Duration::from_secs(24 * 3600)
+}

@@ -29,6 +29,14 @@ pub struct InventoryFile {
     /// or `8d`. Default `9d` (a weekly inventory plus the two days S3 may take to deliver it).
     #[serde(default, deserialize_with = "schedule::optional_string_or_number")]
     pub max_age: Option<String>,
+    /// How long before the inventory's creation an object must have been last modified for a
+    /// document to be deleted because the inventory does not list it: S3 Inventory is
+    /// eventually consistent, and an object written shortly before its scan may be missing
+    /// from it. Documents of objects modified later are kept (`kept_after_inventory`) until a
+    /// later inventory, or a sync without `inventory:`, settles them. A duration such as `6h`;
+    /// `0s` trusts the inventory up to its creation. Default `1d`.
+    #[serde(default, deserialize_with = "schedule::optional_string_or_number")]
+    pub deletion_grace: Option<String>,
 }
 
 /// The validated `inventory` settings.
@@ -42,6 +50,9 @@ pub struct InventorySettings {
     pub config_id: String,
     /// The oldest inventory the sync uses.
     pub max_age: Duration,
+    /// Documents of objects modified less than this before the inventory's creation are not
+    /// deleted on its word.
+    pub deletion_grace: Duration,
 }
 
 impl InventorySettings {
@@ -121,6 +132,16 @@ pub(super) fn validate(
             }
         },
     };
+    let deletion_grace = match &file.deletion_grace {
+        None => Some(defaults::inventory_deletion_grace()),
+        Some(text) => match schedule::parse_duration(text) {
+            Ok(grace) => Some(grace),
+            Err(rule) => {
+                report.check("inventory.deletion_grace", text, Err(rule));
+                None
+            }
+        },
+    };
     if report.list.len() != before {
         return None;
     }
@@ -130,6 +151,7 @@ pub(super) fn validate(
         prefix,
         config_id: file.config_id.clone(),
         max_age: max_age?,
+        deletion_grace: deletion_grace?,
     })
 }
 
@@ -176,6 +198,7 @@ mod tests {
             prefix: "reports/s3".into(),
             config_id: "daily".into(),
             max_age: Duration::from_secs(3600),
+            deletion_grace: Duration::ZERO,
         };
         assert_eq!(settings.folder("docs"), "reports/s3/docs/daily/");
         settings.prefix.clear();
@@ -224,6 +247,10 @@ mod tests {
             (
                 "{destination: s3://inv, config_id: d, max_age: soon}",
                 "connectors[0].inventory.max_age: \"soon\" is not a duration",
+            ),
+            (
+                "{destination: s3://inv, config_id: d, deletion_grace: a while}",
+                "connectors[0].inventory.deletion_grace: \"a while\" is not a duration",
             ),
         ];
         for (block, expected) in table {

@@ -516,7 +516,12 @@ async fn sync_bucket<O: ObjectStore, S: Sink>(
             })?,
         None => None,
     };
-    let snapshot = from_inventory.as_ref().map(|inventory| inventory.created);
+    // Documents of objects modified after this are not deleted on the inventory's word: its
+    // creation, less the grace for what its eventually consistent scan may have missed.
+    let snapshot = from_inventory
+        .as_ref()
+        .zip(connector.inventory.as_ref())
+        .map(|(inventory, settings)| inventory.created - settings.deletion_grace);
     let listing = async {
         match from_inventory {
             Some(from) => inventory::feed(ctx, from, &prefixes, pages).await,
@@ -668,7 +673,7 @@ async fn next_index_page(
 /// ones to write; index documents the listing passed without returning, or whose object the
 /// rules now exclude, go to `doomed`. Returns whether the listing completed and was merged with
 /// the whole index (then `doomed` is complete); false when the listing or the writer stopped
-/// early. `snapshot` is the creation time of the inventory that stands in for the listing, if
+/// early. `snapshot` is the creation time (less its `deletion_grace`) of the inventory that stands in for the listing, if
 /// one does: documents of objects modified since then are kept, and not downloaded again for
 /// the inventory's older version.
 #[allow(clippy::too_many_arguments)]

@@ -137,11 +137,13 @@ async fn a_sync_reads_the_newest_complete_inventory_instead_of_listing(backend: 
     write_inventory(&s3, &source, &destination, "2026-11-20T00-00Z", false).await;
 
     let setup = Setup::for_backend(&backend);
+    // No deletion grace: the objects are seconds older than the inventories here (the
+    // default day of grace is tested in src/sync/inventory/scenarios.rs).
     let config = setup.config(
         &endpoint,
         &[&source],
         &format!(
-            "    inventory: {{destination: \"s3://{destination}/reports\", config_id: daily}}\n"
+            "    inventory: {{destination: \"s3://{destination}/reports\", config_id: daily, deletion_grace: 0s}}\n"
         ),
     );
     moto.start_recording();
@@ -241,7 +243,7 @@ async fn verify_finds_the_newest_complete_inventory_or_warns_that_the_sync_will_
         &endpoint,
         &[&source],
         &format!(
-            "    inventory: {{destination: \"s3://{destination}/reports\", config_id: daily}}\n"
+            "    inventory: {{destination: \"s3://{destination}/reports\", config_id: daily, deletion_grace: 0s}}\n"
         ),
     );
     let inventory_step = |results: &[s3_connector::verify::StepResult]| {

@@ -233,8 +233,8 @@ pub fn is_fresh(created: OffsetDateTime, now: OffsetDateTime, max_age: Duration)
 }
 
 /// Whether a document whose object was last modified at `indexed` may be deleted because an
-/// inventory created at `created` does not list it: only when the object is older than the
-/// inventory. One written later (or of unknown age) is not on the inventory's word. Listings
+/// inventory does not list it, `created` being the inventory's creation less the deletion
+/// grace: only when the object is older than that. One written later (or of unknown age) is not on the inventory's word. Listings
 /// give last-modified times in whole seconds, so an object of the inventory's own second
 /// counts as later.
 pub fn deletable(indexed: Option<OffsetDateTime>, created: OffsetDateTime) -> bool {

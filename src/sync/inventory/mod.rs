@@ -8,9 +8,10 @@
 //!   and match (a folder S3 is still writing is passed over for the one before), and every
 //!   data file has the size and MD5 its manifest gives. A data file that is missing, corrupt or
 //!   unreadable fails the bucket before a single page is fed: nothing is indexed or deleted.
-//! - A document whose object was modified at or after the inventory's creation time is never
-//!   deleted because the inventory lacks it ([`manifest::deletable`]): it was written after
-//!   the snapshot. An object the inventory lists but S3 no longer has is `Fetched::Gone` on
+//! - A document whose object was modified at or after the inventory's creation time, less the
+//!   connector's `deletion_grace`, is never deleted because the inventory lacks it
+//!   ([`manifest::deletable`], given that boundary): it was written after the snapshot, or so
+//!   shortly before it that the eventually consistent scan may have missed it. An object the inventory lists but S3 no longer has is `Fetched::Gone` on
 //!   GET, as for a listing.
 //! - No inventory, or none fresher than `max_age`: the bucket is listed with ListObjectsV2
 //!   (logged, and counted in the report's `inventory_fallbacks`).

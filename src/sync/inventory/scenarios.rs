@@ -36,11 +36,19 @@ fn connector(extra: &str) -> ConnectorConfig {
         .remove(0)
 }
 
-/// `extra` plus the inventory block. The store's clock starts in 1970, so `max_age` is long.
+/// `extra` plus the inventory block. The store's clock starts in 1970, so `max_age` is long;
+/// it ticks one second per write, so the deletion grace is 0 (see [`with_default_grace`]).
 fn with_inventory(extra: &str) -> ConnectorConfig {
     connector(&format!(
-        "{extra}    inventory: {{destination: \"s3://inv/reports/\", config_id: daily, max_age: 30000d}}\n"
+        "{extra}    inventory: {{destination: \"s3://inv/reports/\", config_id: daily, max_age: 30000d, deletion_grace: 0s}}\n"
     ))
+}
+
+/// The inventory block with the default deletion grace (a day).
+fn with_default_grace() -> ConnectorConfig {
+    connector(
+        "    inventory: {destination: \"s3://inv/reports/\", config_id: daily, max_age: 30000d}\n",
+    )
 }
 
 async fn sync_shard(
@@ -435,7 +443,7 @@ async fn a_stale_inventory_is_not_used() {
     store.put(BUCKET, "after.txt", b"written after the inventory");
     // The store's clock is in 1970: any real max_age finds this inventory stale.
     let stale = connector(
-        "    inventory: {destination: \"s3://inv/reports\", config_id: daily, max_age: 8d}\n",
+        "    inventory: {destination: \"s3://inv/reports\", config_id: daily, max_age: 8d, deletion_grace: 0s}\n",
     );
     let report = sync(&stale, &store, &sink).await;
     assert_eq!(
@@ -499,6 +507,17 @@ async fn documents_newer_than_the_inventory_are_neither_deleted_nor_fetched_agai
     assert_eq!(sync(&listing, &store, &sink).await.added, 1);
     store.delete(BUCKET, "old.txt");
     write_inventory(&store, "2026-11-21T00-00Z", COMPLETE);
+    // Within the default grace (modified seconds before the inventory, which S3's eventually
+    // consistent scan may have missed), its document stays.
+    let report = sync(&with_default_grace(), &store, &sink).await;
+    assert_eq!(
+        (report.errors, report.deleted),
+        (0, 0),
+        "{:?}",
+        report.error_messages
+    );
+    assert!(report.kept_after_inventory >= 1, "{report:?}");
+    assert!(sink.documents().contains_key(&DocId::of(BUCKET, "old.txt")));
     let report = sync(&with_inventory(""), &store, &sink).await;
     assert_eq!(
         (report.errors, report.deleted),
