@@ -331,6 +331,23 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 48,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+        #[test]
+        fn any_keys_come_back_as_they_were_written(
+            keys in proptest::collection::btree_set("[a-z/ +%.\"\\\\é\u{2603}\u{1F600}-]{1,20}", 1..40)
+        ) {
+            let rows: Vec<InventoryRow> = keys.iter().rev().map(|key| object(key, 1)).collect();
+            let entries = read_back(PARQUET_SCHEMA, rows, 7).unwrap();
+            let got: Vec<&str> = entries.iter().map(|entry| entry.key.as_str()).collect();
+            let want: Vec<&str> = keys.iter().map(String::as_str).collect();
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
     #[test]
     fn versions_markers_folders_and_classes_are_handled_as_csv_handles_them() {
         let old = InventoryRow {
