@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{
-    DocId, Document, IndexedEntry, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp,
+    DocId, Document, IndexedEntry, RejectedDocuments, ScanFrom, SearchHit, Sink, SinkError,
+    VersionStamp,
 };
 
 /// An uncommitted write.
@@ -36,6 +37,8 @@ struct State {
     faults: SinkFaults,
     upserts: u64,
     commits: u64,
+    /// Entries returned by [`Sink::indexed_page`] so far.
+    scanned: u64,
     /// An injected failure happened since the faults were set.
     failed: bool,
 }
@@ -105,6 +108,11 @@ impl MemorySink {
         self.state().pending.clear();
     }
 
+    /// How many entries [`Sink::indexed_page`] returned so far: what the sync read of the index.
+    pub fn scanned(&self) -> u64 {
+        self.state().scanned
+    }
+
     /// The committed documents.
     pub fn documents(&self) -> BTreeMap<DocId, Document> {
         self.state().committed.clone()
@@ -137,22 +145,23 @@ impl Sink for MemorySink {
     async fn indexed_page(
         &self,
         bucket: &str,
-        after: Option<&str>,
+        from: ScanFrom<'_>,
         limit: usize,
     ) -> Result<Vec<IndexedEntry>, SinkError> {
-        // The `limit` smallest keys after `after`, without sorting the whole bucket.
+        // The `limit` smallest keys from `from`, without sorting the whole bucket.
         let mut smallest: BTreeMap<&str, &Document> = BTreeMap::new();
-        let state = self.state();
-        let documents = state.committed.values().filter(|document| {
-            document.bucket == bucket && after.is_none_or(|after| document.key.as_str() > after)
-        });
+        let mut state = self.state();
+        let documents = state
+            .committed
+            .values()
+            .filter(|document| document.bucket == bucket && from.admits(&document.key));
         for document in documents {
             smallest.insert(&document.key, document);
             if smallest.len() > limit {
                 smallest.pop_last();
             }
         }
-        Ok(smallest
+        let page: Vec<IndexedEntry> = smallest
             .into_values()
             .map(|document| IndexedEntry {
                 key: document.key.clone(),
@@ -160,7 +169,9 @@ impl Sink for MemorySink {
                 version: document.version(),
                 last_modified: Some(document.last_modified),
             })
-            .collect())
+            .collect();
+        state.scanned += page.len() as u64;
+        Ok(page)
     }
 
     async fn indexed_version(&self, id: DocId) -> Result<Option<VersionStamp>, SinkError> {

@@ -7,7 +7,7 @@ use tantivy::TantivyDocument;
 use time::{OffsetDateTime, UtcOffset};
 
 use super::*;
-use crate::sink::ContentStatus;
+use crate::sink::{ContentStatus, ScanFrom};
 
 fn at_millis(millis: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).unwrap()
@@ -375,7 +375,7 @@ async fn all_pages(index: &EmbeddedIndex, bucket: &str, limit: usize) -> Vec<Vec
     let mut after: Option<String> = None;
     loop {
         let page = index
-            .indexed_page(bucket, after.as_deref(), limit)
+            .indexed_page(bucket, ScanFrom::after(after.as_deref()), limit)
             .await
             .unwrap();
         assert!(page.len() <= limit);
@@ -445,6 +445,23 @@ async fn pages_list_a_buckets_alive_documents_in_key_byte_order_across_segments(
     }
     assert_eq!(all_keys(&index, "a-b").await, ["a"]);
     assert!(all_pages(&index, "none", 10).await.is_empty());
+
+    // From a key on: the key itself when the index holds it, else the next; never another
+    // bucket's key ("a0" is past bucket "a"'s range, and the bucket "a0" holds "a").
+    for (first, expected) in [
+        ("a/", vec!["a/", "a/b", "a0"]),
+        ("a0", vec!["a0", "é", "｡"]),
+        ("a/c", vec!["a0", "é", "｡"]),
+        ("é", vec!["é", "｡", "😀"]),
+        ("😀0", vec![]),
+    ] {
+        let page = index
+            .indexed_page("a", ScanFrom::AtLeast(first), 3)
+            .await
+            .unwrap();
+        let found: Vec<&str> = page.iter().map(|entry| entry.key.as_str()).collect();
+        assert_eq!(found, expected, "at least {first:?}");
+    }
 }
 
 #[tokio::test]

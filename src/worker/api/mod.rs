@@ -34,7 +34,7 @@ use crate::config::api::ApiConfig as ApiSettings;
 use crate::config::inherit::ConnectorDefaults;
 use crate::config::{BucketSelection, Config, ConnectorConfig, Secret};
 use crate::credentials::CredentialMode;
-use crate::sink::{AnySink, Sink};
+use crate::sink::{AnySink, ScanFrom, Sink};
 use crate::verify::{self, PropagationWait, Status, StepResult};
 use request::{BucketUri, FieldProblem, Flags};
 use store::{Store, StoredConnector, Verified};
@@ -765,7 +765,7 @@ async fn delete_all<S: Sink>(sink: &S) -> Result<u64, String> {
         let mut after: Option<String> = None;
         loop {
             let page = sink
-                .indexed_page(&bucket, after.as_deref(), limit)
+                .indexed_page(&bucket, ScanFrom::after(after.as_deref()), limit)
                 .await
                 .map_err(|e| e.to_string())?;
             let last_page = page.len() < limit;
