@@ -15,28 +15,7 @@ fn at_millis(millis: i64) -> OffsetDateTime {
 
 /// A document with every optional field but `extraction_error` set.
 fn full_doc(bucket: &str, key: &str, body: &str) -> Document {
-    let filename = key.rsplit('/').next().unwrap().to_owned();
-    Document {
-        id: DocId::of(bucket, key),
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-        extension: filename
-            .rfind('.')
-            .map(|dot| filename[dot..].to_lowercase())
-            .unwrap_or_default(),
-        filename,
-        size_in_bytes: body.len() as u64,
-        last_modified: at_millis(1_700_000_000_123),
-        etag: "\"9b2cf535f27731c974343645a3985328\"".to_owned(),
-        content_type: Some("text/plain".to_owned()),
-        storage_class: Some("STANDARD".to_owned()),
-        url: format!("s3://{bucket}/{key}"),
-        title: Some("A title".to_owned()),
-        body: Some(body.to_owned()),
-        content_status: ContentStatus::Extracted,
-        extraction_error: None,
-        indexed_at: at_millis(1_700_000_100_000),
-    }
+    crate::sink::memory::full_document(bucket, key, body)
 }
 
 /// An index holding `documents`, committed; one writer thread makes one segment per commit.
@@ -151,19 +130,6 @@ async fn new_documents_are_inserted_without_a_delete_and_replaced_later() {
     assert_eq!(index.count().unwrap(), 2);
     assert_eq!(index.get(first.id).unwrap(), Some(second));
     assert!(index.search("first", 10).await.unwrap().is_empty());
-}
-
-#[tokio::test]
-#[should_panic(expected = "which the index already holds")]
-async fn the_memory_sink_refuses_an_insert_of_a_document_it_holds() {
-    // The fake holds callers to insert_new's promise, so the model tests see a broken one
-    // (the embedded index would keep two copies).
-    let sink = crate::sink::memory::MemorySink::default();
-    let document = full_doc("b", "a.txt", "words");
-    sink.insert_new(vec![document.clone()]).await.unwrap();
-    sink.commit().await.unwrap();
-    sink.insert_new(vec![document]).await.unwrap();
-    sink.commit().await.unwrap();
 }
 
 #[tokio::test]
