@@ -3,8 +3,9 @@
 //! Ownership is a pure function of the key and the configuration, never of what a listing
 //! returned, so any two shards agree on every key even while the bucket changes under them,
 //! and every key belongs to exactly one shard of N. This module does no I/O: it says which
-//! listing requests cover a shard's part ([`Shard::parts`], [`Shard::descend`]) and the sync
-//! sends them.
+//! listing requests cover a shard's part ([`Shard::parts`], [`Shard::descend`]) and where a
+//! key-ordered read of the index may skip another shard's folder ([`Shard::skip_from`]); the
+//! sync sends the requests.
 //!
 //! - `by: prefix` (default): a key's group is its first `depth` path segments (the key up to
 //!   and including its `depth`-th `/`; a key with fewer slashes is its own group). The group's
