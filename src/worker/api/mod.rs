@@ -640,6 +640,16 @@ fn view(entry: &Entry) -> Value {
             "queue_url": n.queue_url,
             "format": n.format.as_str(),
         })),
+        "inventory": connector.inventory.as_ref().map(|i| json!({
+            "destination": if i.prefix.is_empty() {
+                format!("s3://{}", i.bucket)
+            } else {
+                format!("s3://{}/{}", i.bucket, i.prefix)
+            },
+            "config_id": i.config_id,
+            "max_age": humantime::format_duration(i.max_age).to_string(),
+            "deletion_grace": humantime::format_duration(i.deletion_grace).to_string(),
+        })),
     });
     if let Some(stored) = &stored
         && let (Value::Object(view), Value::Object(verified)) = (&mut view, json!(stored.verified))
