@@ -109,6 +109,34 @@ pub struct IndexedEntry {
     pub last_modified: Option<OffsetDateTime>,
 }
 
+/// Where a page of [`Sink::indexed_page`] starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScanFrom<'a> {
+    /// At the bucket's first key.
+    Start,
+    /// At the first key greater than this one: the previous page's last key.
+    After(&'a str),
+    /// At the first key that is at least this one: where a prefix shard resumes past a group
+    /// of another shard (a group `docs/` ends before `docs0`; no exclusive bound says that).
+    AtLeast(&'a str),
+}
+
+impl<'a> ScanFrom<'a> {
+    /// From the first key after `after`, or from the start when `None`.
+    pub fn after(after: Option<&'a str>) -> Self {
+        after.map_or(Self::Start, Self::After)
+    }
+
+    /// Whether a page from here may hold `key`.
+    pub fn admits(&self, key: &str) -> bool {
+        match self {
+            Self::Start => true,
+            Self::After(after) => key > *after,
+            Self::AtLeast(first) => key >= *first,
+        }
+    }
+}
+
 /// The version of every committed document of `bucket`, read page by page through
 /// [`Sink::indexed_page`]. Holds the whole bucket in memory: for tests and tools, not the sync.
 pub async fn collect_versions<S: Sink>(
@@ -119,7 +147,9 @@ pub async fn collect_versions<S: Sink>(
     let mut versions = HashMap::new();
     let mut after: Option<String> = None;
     loop {
-        let page = sink.indexed_page(bucket, after.as_deref(), PAGE).await?;
+        let page = sink
+            .indexed_page(bucket, ScanFrom::after(after.as_deref()), PAGE)
+            .await?;
         let full = page.len() == PAGE;
         after = page.last().map(|entry| entry.key.clone());
         versions.extend(page.into_iter().map(|entry| (entry.id, entry.version)));
@@ -366,15 +396,16 @@ pub trait Sink: Send + Sync {
     fn indexed_buckets(&self) -> impl Future<Output = Result<Vec<String>, SinkError>> + Send;
 
     /// A page of the committed documents of `bucket` in key order (UTF-8 bytes, S3's listing
-    /// order): at most `limit` of them, the first whose key is greater than `after` (from the
-    /// bucket's first key when `None`). A page of fewer than `limit` is the last. The cursor is
-    /// the key itself, so each page is a fresh, independently retried read, memory holds one
-    /// page, not the bucket, and writes the sync makes behind the cursor (keys it already
-    /// decided) never show up in a later page. A shard by range starts at its lower bound.
+    /// order): at most `limit` of them, from where `from` says (the bucket's first key, the
+    /// first key after the previous page's last, or the first key at least a given one). A page
+    /// of fewer than `limit` is the last. The cursor is a key, so each page is a fresh,
+    /// independently retried read, memory holds one page, not the bucket, and writes the sync
+    /// makes behind the cursor (keys it already decided) never show up in a later page. A shard
+    /// by range starts at its lower bound; a shard by prefix skips the groups of other shards.
     fn indexed_page(
         &self,
         bucket: &str,
-        after: Option<&str>,
+        from: ScanFrom<'_>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<IndexedEntry>, SinkError>> + Send;
 

@@ -23,6 +23,7 @@
 
 pub mod doomed;
 pub mod guard;
+mod index_scan;
 pub mod inventory;
 mod listing;
 pub mod merge;
@@ -55,6 +56,7 @@ use crate::source::ObjectStore;
 use crate::source::s3::{Fetched, ObjectEntry, SourceError};
 use doomed::Doomed;
 use guard::DeleteVerdict;
+use index_scan::IndexScan;
 use merge::{Merge, MergeError, Placement};
 pub use pipeline::Pipeline;
 use plan::{Change, ContentPlan, Decision, Limits};
@@ -412,21 +414,14 @@ async fn remove_unselected_buckets<O: ObjectStore, S: Sink>(
     for bucket in unselected_buckets(ctx, keep).await? {
         // A shard removes only its own part of a bucket that left the selection.
         let mut ids = Doomed::default();
-        let (start, through) = ctx.shard.key_range();
-        let mut after = start.map(str::to_owned);
-        let size = ctx.sink.scan_page_size();
+        let mut scan = IndexScan::new(ctx.shard, &bucket, ctx.sink.scan_page_size());
         loop {
-            let page = ctx
-                .sink
-                .indexed_page(&bucket, after.as_deref(), size)
-                .await?;
-            let full = page.len() == size;
-            after = page.last().map(|entry| entry.key.clone());
+            let page = scan.next_page(ctx.sink).await?;
+            if page.is_empty() {
+                break;
+            }
             for entry in page.into_iter().filter(|entry| ctx.shard.owns(&entry.key)) {
                 ids.push(entry.id).map_err(RemovalError::Doomed)?;
-            }
-            if !full || past(after.as_deref(), through) {
-                break;
             }
         }
         doomed.push((bucket, ids));
@@ -614,45 +609,14 @@ async fn read_index<O: ObjectStore, S: Sink>(
     bucket: &str,
     mut pages: mpsc::Sender<Result<Vec<IndexedEntry>, SinkError>>,
 ) {
-    let size = ctx.sink.scan_page_size();
-    // A shard by range reads only its range; other shards read the bucket (the merge skips
-    // the keys they do not own).
-    let (start, through) = ctx.shard.key_range();
-    let mut after = start.map(str::to_owned);
+    let mut scan = IndexScan::new(ctx.shard, bucket, ctx.sink.scan_page_size());
     loop {
-        let page = ctx.sink.indexed_page(bucket, after.as_deref(), size).await;
-        // A short page is the last, and so is one past the shard's range: the merge hears of
-        // the end as an empty page.
-        let (last, end) = match &page {
-            Ok(entries) => {
-                let last = entries.last().map(|entry| entry.key.clone());
-                if entries.len() == size && !past(last.as_deref(), through) {
-                    (last, None)
-                } else if entries.is_empty() {
-                    (None, None)
-                } else {
-                    (None, Some(Ok(Vec::new())))
-                }
-            }
-            Err(_) => (None, None),
-        };
-        if pages.send(page).await.is_err() {
+        let page = scan.next_page(ctx.sink).await;
+        let over = page.as_ref().map_or(true, Vec::is_empty);
+        if pages.send(page).await.is_err() || over {
             return;
         }
-        if let Some(end) = end {
-            let _ = pages.send(end).await;
-        }
-        match last {
-            Some(key) => after = Some(key),
-            None => return,
-        }
     }
-}
-
-/// Whether a scan that reached `key` has passed `through`, the last key of a range shard.
-fn past(key: Option<&str>, through: Option<&str>) -> bool {
-    key.zip(through)
-        .is_some_and(|(key, through)| key >= through)
 }
 
 /// The next page of the index into the merge.

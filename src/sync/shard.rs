@@ -3,8 +3,9 @@
 //! Ownership is a pure function of the key and the configuration, never of what a listing
 //! returned, so any two shards agree on every key even while the bucket changes under them,
 //! and every key belongs to exactly one shard of N. This module does no I/O: it says which
-//! listing requests cover a shard's part ([`Shard::parts`], [`Shard::descend`]) and the sync
-//! sends them.
+//! listing requests cover a shard's part ([`Shard::parts`], [`Shard::descend`]) and where a
+//! key-ordered read of the index may skip another shard's folder ([`Shard::skip_from`]); the
+//! sync sends the requests.
 //!
 //! - `by: prefix` (default): a key's group is its first `depth` path segments (the key up to
 //!   and including its `depth`-th `/`; a key with fewer slashes is its own group). The group's
@@ -289,6 +290,27 @@ impl Shard {
         }
     }
 
+    /// Where a key-ordered read of the index goes on after a full page whose last key is
+    /// `last`: `Some(first)` when `last` lies in a folder group of another shard (a prefix
+    /// shard skips the rest of it: the read resumes at the first key at least `first`, the
+    /// first key past the group); `None` when the read goes on after `last`. Without it every
+    /// prefix shard would read the whole bucket's index on each sync.
+    pub fn skip_from(&self, last: &str) -> Option<String> {
+        let Split::Prefix { depth } = &self.by else {
+            return None;
+        };
+        // Only a key with `depth` slashes has a folder group that every longer key under it
+        // shares (a shorter key ending in `/` is a group of its own, not its folder's).
+        let (end, _) = last.match_indices('/').nth(depth.checked_sub(1)?)?;
+        let group = &last[..=end];
+        if self.is_whole() || self.owns_group(group) {
+            return None;
+        }
+        // The keys of group `docs/` are exactly those from `docs/` to before `docs0`: `0`
+        // is the byte after `/`.
+        Some(format!("{}0", &group[..end]))
+    }
+
     /// The listing requests that cover this shard's keys under `prefix` (a rule prefix, or `""`
     /// for the whole bucket). Together with what [`Shard::descend`] adds, they list every
     /// owned key once and, for prefix sharding, no group of another shard.
@@ -407,6 +429,75 @@ mod tests {
                 },
             })
             .collect()
+    }
+
+    #[test]
+    fn a_prefix_shard_skips_the_rest_of_another_shards_folder() {
+        // depth 1, 2 shards: which shard owns a group is MD5's say; find one group of each.
+        let shards = prefix_shards(2, 1);
+        let (mine, theirs) = (&shards[0], &shards[1]);
+        let foreign = (0..)
+            .map(|n| format!("f{n}/"))
+            .find(|group| !mine.owns_group(group))
+            .unwrap();
+        let own = (0..)
+            .map(|n| format!("o{n}/"))
+            .find(|group| mine.owns_group(group))
+            .unwrap();
+        let folder = foreign.trim_end_matches('/');
+        let cases: &[(&Shard, String, Option<String>)] = &[
+            // In another shard's folder, however deep: past the folder.
+            (mine, format!("{foreign}a"), Some(format!("{folder}0"))),
+            (mine, format!("{foreign}x/y/z"), Some(format!("{folder}0"))),
+            (mine, foreign.clone(), Some(format!("{folder}0"))),
+            // In its own folder: on after the key.
+            (mine, format!("{own}a"), None),
+            // The folder's owner reads it.
+            (theirs, format!("{foreign}a"), None),
+            // A key without a slash is a group of one key: nothing to skip.
+            (mine, folder.to_owned(), None),
+        ];
+        for (shard, last, expected) in cases {
+            assert_eq!(
+                &shard.skip_from(last),
+                expected,
+                "{} after {last:?}",
+                shard.label()
+            );
+        }
+        // Range shards and the whole bucket never skip.
+        assert_eq!(range_shards(&["m"])[0].skip_from("z/a"), None);
+        assert_eq!(Shard::whole().skip_from(&format!("{foreign}a")), None);
+    }
+
+    #[test]
+    fn a_shorter_key_ending_in_a_slash_is_not_its_folders_group() {
+        // depth 2: "a/" has one slash, so it is a group of its own, and "a/b/c" (group "a/b/")
+        // may belong to this shard: no skip past "a0" from "a/".
+        for shard in prefix_shards(3, 2) {
+            assert_eq!(shard.skip_from("a/"), None);
+        }
+    }
+
+    proptest! {
+        /// Whatever a skip passes over belongs to another shard: every key from just after
+        /// `last` up to before the resume point is in `last`'s group, which the shard does not own.
+        #[test]
+        fn a_skip_passes_over_only_keys_of_other_shards(
+            last in "[a-c/]{1,8}",
+            key in "[a-c/0]{1,8}",
+            count in 2u32..5,
+            depth in 1usize..3,
+        ) {
+            for shard in prefix_shards(count, depth) {
+                if let Some(first) = shard.skip_from(&last)
+                    && key.as_str() > last.as_str()
+                    && key < first
+                {
+                    prop_assert!(!shard.owns(&key), "{} skipped {key:?} it owns", shard.label());
+                }
+            }
+        }
     }
 
     /// Keys that break naive splitting: unicode, spaces, `%`, `+`, empty segments, trailing

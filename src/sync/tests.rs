@@ -726,6 +726,72 @@ async fn run_shards(
 
 type Puts = Vec<(usize, usize, Option<usize>)>;
 
+/// A prefix shard reads its own documents of the index and about a page per folder of another
+/// shard, not the whole bucket's: each of 4 shards of an unchanged bucket of 12 folders of 100
+/// keys reads at most its own keys plus a page per other folder (and one to end), where a read
+/// of the whole bucket would take 1,200 entries each.
+#[tokio::test]
+async fn a_prefix_shard_reads_only_its_part_of_the_index() {
+    const PAGE: usize = 10;
+    let store = MemoryStore::new(PAGE_SIZE);
+    for bucket in BUCKETS {
+        store.create_bucket(bucket);
+    }
+    let folders: Vec<String> = (0..12).map(|n| format!("folder-{n}")).collect();
+    for folder in &folders {
+        for n in 0..100 {
+            store.put("alpha", &format!("{folder}/{n:03}.txt"), b"text");
+        }
+    }
+    let sink = MemorySink::with_scan_page_size(PAGE);
+    let connector = sharded_connector(Split::Prefix(1), 4, Rules::Everything);
+    let (reports, _) = run_shards(&connector, 4, &store, &sink, None).await;
+    assert!(reports.iter().all(|report| report.errors == 0));
+    assert_eq!(sink.documents().len(), 1200);
+
+    let cancel = CancellationToken::new();
+    let mut total = 0;
+    for index in 0..4 {
+        let shard = Shard::new(
+            super::ShardSpec { index, count: 4 },
+            "c",
+            &connector.sharding,
+        )
+        .expect("a valid shard");
+        let before = sink.scanned();
+        let report = sync_connector(&SyncContext {
+            connector: &connector,
+            source: &store,
+            sink: &sink,
+            counters: &Counters::default(),
+            cancel: &cancel,
+            allow_mass_delete: false,
+            retarget: false,
+            shard: &shard,
+        })
+        .await;
+        let read = sink.scanned() - before;
+        let own = folders
+            .iter()
+            .filter(|folder| shard.owns(&format!("{folder}/")))
+            .count();
+        assert_eq!(report.errors, 0, "{:?}", report.error_messages);
+        assert_eq!(report.objects_listed, own as u64 * 100);
+        assert_eq!(report.unchanged, own as u64 * 100);
+        let foreign = folders.len() - own;
+        assert!(
+            read <= (own * 100 + (foreign + 1) * PAGE) as u64,
+            "shard {index} read {read} entries for {own} folders of its own"
+        );
+        total += read;
+    }
+    // Every document once, and a page of each folder for each of the 3 shards that skip it.
+    assert!(
+        total <= 1200 + 3 * 12 * PAGE as u64 + 4 * PAGE as u64,
+        "4 shards read {total}"
+    );
+}
+
 /// The shard model: N shards syncing concurrently make exactly the index one worker makes,
 /// through adds, overwrites and deletes; their `objects_listed` add up to the one worker's;
 /// a shard whose listing fails deletes nothing of its part while the other shards' parts

@@ -863,6 +863,83 @@ async fn notifications_of_an_api_connector_deliver_events_until_it_is_deleted() 
     worker.stop();
 }
 
+#[tokio::test]
+async fn an_api_connector_with_an_inventory_is_probed_at_its_destination() {
+    let moto = MotoServer::start();
+    let s3 = s3_client(&moto.endpoint());
+    let (bucket, inventories) = (unique_name("inv-source"), unique_name("inventories"));
+    for name in [&bucket, &inventories] {
+        create_bucket(&s3, name).await;
+    }
+    put(&s3, &bucket, "a.txt", "listed while no inventory exists").await;
+    let user = iam::create_user(&moto, "platform-worker", ASSUME_ANY_ROLE);
+    let trust = trusting(&user.arn, EXTERNAL_ID);
+    let both = iam::create_role(
+        &moto,
+        "both",
+        &trust,
+        &reader_policy(&[&bucket, &inventories], ""),
+    );
+    let source_only =
+        iam::create_role(&moto, "source-only", &trust, &reader_policy(&[&bucket], ""));
+    moto.enable_iam_enforcement();
+    let mut worker = ApiWorker::new(&moto.endpoint(), user, "");
+    worker.start();
+    let with_inventory = |id: &str, role: &str| {
+        let mut request = body(id, &format!("s3://{bucket}"), role, ACCOUNT_ID);
+        request["inventory"] =
+            json!({"destination": format!("s3://{inventories}/reports"), "config_id": "daily"});
+        request
+    };
+    // A 201 carries the probe's steps, a 422 its error with them.
+    let inventory_step = |answer: &Value| {
+        let steps = answer.get("steps").unwrap_or(&answer["error"]["steps"]);
+        steps
+            .as_array()
+            .and_then(|steps| steps.iter().find(|step| step["step"] == "inventory"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no inventory step: {answer}"))
+    };
+
+    // A role that cannot read the destination: 422 from the inventory step, nothing stored.
+    let (status, refused) = worker.call(
+        "POST",
+        "/api/v1/connectors",
+        Some(&with_inventory("blind", &source_only)),
+    );
+    assert_eq!(status, 422, "{refused}\n{}", worker.log());
+    assert_eq!(inventory_step(&refused)["status"], "fail", "{refused}");
+    let (_, listed) = worker.call("GET", "/api/v1/connectors", None);
+    assert!(connector_ids(&listed).is_empty(), "{listed}");
+
+    // One that can: stored; no inventory yet is a warning, and the sync lists the bucket.
+    let (status, created) = worker.call(
+        "POST",
+        "/api/v1/connectors",
+        Some(&with_inventory("inventoried", &both)),
+    );
+    assert_eq!(status, 201, "{created}\n{}", worker.log());
+    assert_eq!(inventory_step(&created)["status"], "warn", "{created}");
+    assert_eq!(
+        created["inventory"],
+        json!({"destination": format!("s3://{inventories}/reports"), "config_id": "daily",
+               "max_age": "9days", "deletion_grace": "1day"})
+    );
+    let first = newest_sync(&worker, "inventoried", "api", 0);
+    assert_eq!(first["inventory_fallbacks"], 1, "{first}");
+    assert_eq!(first["added"], 1, "{first}");
+
+    // A patch that takes the inventory away is stored; the connector shows none.
+    let (status, changed) = worker.call(
+        "PATCH",
+        "/api/v1/connectors/inventoried",
+        Some(&json!({"inventory": null})),
+    );
+    assert_eq!(status, 200, "{changed}\n{}", worker.log());
+    assert_eq!(changed["inventory"], Value::Null, "{changed}");
+    worker.stop();
+}
+
 /// Syncs the config's first connector, re-targeting when asked.
 async fn sync(
     setup: &Setup,

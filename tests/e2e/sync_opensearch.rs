@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use s3_connector::config::Config;
-use s3_connector::sink::{ContentStatus, DocId, Document, Sink, VersionStamp};
+use s3_connector::sink::{ContentStatus, DocId, Document, ScanFrom, Sink, VersionStamp};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -482,7 +482,7 @@ async fn documents_are_read_in_key_byte_order_a_page_at_a_time_and_buckets_page_
     let mut after: Option<String> = None;
     loop {
         let page = sink
-            .indexed_page("big", after.as_deref(), 1000)
+            .indexed_page("big", ScanFrom::after(after.as_deref()), 1000)
             .await
             .unwrap();
         found.extend(
@@ -508,6 +508,22 @@ async fn documents_are_read_in_key_byte_order_a_page_at_a_time_and_buckets_page_
         .map(|(_, id, version)| (*id, *version))
         .collect();
     assert_eq!(found_versions, expected);
+
+    // From a key on (where a prefix shard resumes past another shard's folder): the key itself
+    // when present, else the next in byte order.
+    for (first, expected) in [
+        ("part-1.txt/x", vec!["part-1.txt/x", "part-10.txt"]),
+        ("part-1.txt0", vec!["part-10.txt", "part-100.txt"]),
+        ("｡", vec!["｡.txt", "😀.txt"]),
+        ("😀0", vec![]),
+    ] {
+        let page = sink
+            .indexed_page("big", ScanFrom::AtLeast(first), 2)
+            .await
+            .unwrap();
+        let found: Vec<&str> = page.iter().map(|entry| entry.key.as_str()).collect();
+        assert_eq!(found, expected, "at least {first:?}");
+    }
 
     assert_eq!(sink.indexed_buckets().await.unwrap(), expected_buckets);
     let collect = |bucket: &'static str| s3_connector::sink::collect_versions(&sink, bucket);

@@ -26,7 +26,8 @@ pub use self::error::EmbeddedError;
 use self::schema::Fields;
 use self::write::Replace;
 use crate::sink::{
-    DocId, Document, IndexedEntry, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp,
+    DocId, Document, IndexedEntry, RejectedDocuments, ScanFrom, SearchHit, Sink, SinkError,
+    VersionStamp,
 };
 use crate::sync::target::IndexSource;
 
@@ -177,13 +178,25 @@ impl Sink for EmbeddedIndex {
     async fn indexed_page(
         &self,
         bucket: &str,
-        after: Option<&str>,
+        from: ScanFrom<'_>,
         limit: usize,
     ) -> Result<Vec<IndexedEntry>, SinkError> {
         let bucket = bucket.to_owned();
-        let after = after.map(str::to_owned);
-        self.blocking(move |inner| inner.indexed_page(&bucket, after.as_deref(), limit))
-            .await
+        // The read runs on a blocking thread: it takes its cursor along, owned.
+        let (cursor, inclusive) = match from {
+            ScanFrom::Start => (None, false),
+            ScanFrom::After(key) => (Some(key.to_owned()), false),
+            ScanFrom::AtLeast(key) => (Some(key.to_owned()), true),
+        };
+        self.blocking(move |inner| {
+            let from = match &cursor {
+                None => ScanFrom::Start,
+                Some(key) if inclusive => ScanFrom::AtLeast(key),
+                Some(key) => ScanFrom::After(key),
+            };
+            inner.indexed_page(&bucket, from, limit)
+        })
+        .await
     }
 
     async fn indexed_version(&self, id: DocId) -> Result<Option<VersionStamp>, SinkError> {

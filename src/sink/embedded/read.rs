@@ -16,7 +16,7 @@ use super::schema;
 use super::{EmbeddedError, Inner};
 use time::OffsetDateTime;
 
-use crate::sink::{DocId, Document, IndexedEntry, VersionStamp};
+use crate::sink::{DocId, Document, IndexedEntry, ScanFrom, VersionStamp};
 
 impl Inner {
     pub(super) fn get(&self, id: DocId) -> Result<Option<Document>, EmbeddedError> {
@@ -72,15 +72,15 @@ impl Inner {
         Ok(buckets.into_iter().collect())
     }
 
-    /// The first `limit` alive documents of `bucket` whose key is greater than `after`, in key
-    /// order. Each segment's `bucket_key` terms (sorted by their bytes) are walked from `after`,
+    /// The first `limit` alive documents of `bucket` from `from`, in key order. Each segment's
+    /// `bucket_key` terms (sorted by their bytes) are walked from `from`,
     /// the segments merged as they go, until the page is full; then the versions of the page's
     /// documents are read from the fast-field columns. Memory holds a page; work is a page's
     /// terms plus one seek per segment.
     pub(super) fn indexed_page(
         &self,
         bucket: &str,
-        after: Option<&str>,
+        from: ScanFrom<'_>,
         limit: usize,
     ) -> Result<Vec<IndexedEntry>, EmbeddedError> {
         let searcher = self.reader.searcher();
@@ -91,7 +91,11 @@ impl Inner {
         let prefix = schema::bucket_key(bucket, "");
         // The first byte after `/`: every term of the bucket is below it.
         let end = format!("{bucket}0");
-        let start = after.map(|after| schema::bucket_key(bucket, after));
+        let start = match from {
+            ScanFrom::Start => None,
+            ScanFrom::After(key) => Some((schema::bucket_key(bucket, key), false)),
+            ScanFrom::AtLeast(key) => Some((schema::bucket_key(bucket, key), true)),
+        };
         let inverted = segments
             .iter()
             .map(|segment| segment.inverted_index(self.fields.bucket_key))
@@ -102,7 +106,8 @@ impl Inner {
         for (segment_ord, index) in inverted.iter().enumerate() {
             let range = index.terms().range().lt(end.as_bytes());
             let range = match &start {
-                Some(start) => range.gt(start.as_bytes()),
+                Some((start, true)) => range.ge(start.as_bytes()),
+                Some((start, false)) => range.gt(start.as_bytes()),
                 None => range.ge(prefix.as_bytes()),
             };
             let mut terms = range.into_stream().map_err(io_error)?;

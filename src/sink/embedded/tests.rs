@@ -7,7 +7,7 @@ use tantivy::TantivyDocument;
 use time::{OffsetDateTime, UtcOffset};
 
 use super::*;
-use crate::sink::ContentStatus;
+use crate::sink::{ContentStatus, ScanFrom};
 
 fn at_millis(millis: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).unwrap()
@@ -15,28 +15,7 @@ fn at_millis(millis: i64) -> OffsetDateTime {
 
 /// A document with every optional field but `extraction_error` set.
 fn full_doc(bucket: &str, key: &str, body: &str) -> Document {
-    let filename = key.rsplit('/').next().unwrap().to_owned();
-    Document {
-        id: DocId::of(bucket, key),
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-        extension: filename
-            .rfind('.')
-            .map(|dot| filename[dot..].to_lowercase())
-            .unwrap_or_default(),
-        filename,
-        size_in_bytes: body.len() as u64,
-        last_modified: at_millis(1_700_000_000_123),
-        etag: "\"9b2cf535f27731c974343645a3985328\"".to_owned(),
-        content_type: Some("text/plain".to_owned()),
-        storage_class: Some("STANDARD".to_owned()),
-        url: format!("s3://{bucket}/{key}"),
-        title: Some("A title".to_owned()),
-        body: Some(body.to_owned()),
-        content_status: ContentStatus::Extracted,
-        extraction_error: None,
-        indexed_at: at_millis(1_700_000_100_000),
-    }
+    crate::sink::memory::full_document(bucket, key, body)
 }
 
 /// An index holding `documents`, committed; one writer thread makes one segment per commit.
@@ -151,19 +130,6 @@ async fn new_documents_are_inserted_without_a_delete_and_replaced_later() {
     assert_eq!(index.count().unwrap(), 2);
     assert_eq!(index.get(first.id).unwrap(), Some(second));
     assert!(index.search("first", 10).await.unwrap().is_empty());
-}
-
-#[tokio::test]
-#[should_panic(expected = "which the index already holds")]
-async fn the_memory_sink_refuses_an_insert_of_a_document_it_holds() {
-    // The fake holds callers to insert_new's promise, so the model tests see a broken one
-    // (the embedded index would keep two copies).
-    let sink = crate::sink::memory::MemorySink::default();
-    let document = full_doc("b", "a.txt", "words");
-    sink.insert_new(vec![document.clone()]).await.unwrap();
-    sink.commit().await.unwrap();
-    sink.insert_new(vec![document]).await.unwrap();
-    sink.commit().await.unwrap();
 }
 
 #[tokio::test]
@@ -375,7 +341,7 @@ async fn all_pages(index: &EmbeddedIndex, bucket: &str, limit: usize) -> Vec<Vec
     let mut after: Option<String> = None;
     loop {
         let page = index
-            .indexed_page(bucket, after.as_deref(), limit)
+            .indexed_page(bucket, ScanFrom::after(after.as_deref()), limit)
             .await
             .unwrap();
         assert!(page.len() <= limit);
@@ -445,6 +411,23 @@ async fn pages_list_a_buckets_alive_documents_in_key_byte_order_across_segments(
     }
     assert_eq!(all_keys(&index, "a-b").await, ["a"]);
     assert!(all_pages(&index, "none", 10).await.is_empty());
+
+    // From a key on: the key itself when the index holds it, else the next; never another
+    // bucket's key ("a0" is past bucket "a"'s range, and the bucket "a0" holds "a").
+    for (first, expected) in [
+        ("a/", vec!["a/", "a/b", "a0"]),
+        ("a0", vec!["a0", "é", "｡"]),
+        ("a/c", vec!["a0", "é", "｡"]),
+        ("é", vec!["é", "｡", "😀"]),
+        ("😀0", vec![]),
+    ] {
+        let page = index
+            .indexed_page("a", ScanFrom::AtLeast(first), 3)
+            .await
+            .unwrap();
+        let found: Vec<&str> = page.iter().map(|entry| entry.key.as_str()).collect();
+        assert_eq!(found, expected, "at least {first:?}");
+    }
 }
 
 #[tokio::test]

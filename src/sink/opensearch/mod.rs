@@ -25,7 +25,8 @@ use self::client::{Client, index_path};
 pub use self::error::OpensearchError;
 use crate::config::opensearch::OpensearchConfig;
 use crate::sink::{
-    DocId, Document, IndexedEntry, RejectedDocuments, SearchHit, Sink, SinkError, VersionStamp,
+    DocId, Document, IndexedEntry, RejectedDocuments, ScanFrom, SearchHit, Sink, SinkError,
+    VersionStamp,
 };
 use crate::sync::target::IndexSource;
 
@@ -111,11 +112,11 @@ impl Sink for OpensearchSink {
     async fn indexed_page(
         &self,
         bucket: &str,
-        after: Option<&str>,
+        from: ScanFrom<'_>,
         limit: usize,
     ) -> Result<Vec<IndexedEntry>, SinkError> {
         let client = &self.inner.client;
-        Ok(scan::page(client, &self.inner.index, bucket, after, limit).await?)
+        Ok(scan::page(client, &self.inner.index, bucket, from, limit).await?)
     }
 
     async fn indexed_version(&self, id: DocId) -> Result<Option<VersionStamp>, SinkError> {

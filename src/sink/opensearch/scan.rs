@@ -16,7 +16,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::client::{Body, Client, index_path};
 use super::error::OpensearchError;
-use crate::sink::{DocId, IndexedEntry, VersionStamp};
+use crate::sink::{DocId, IndexedEntry, ScanFrom, VersionStamp};
 
 /// Hits per page of the bucket listing.
 pub(super) const PAGE_SIZE: usize = 1000;
@@ -91,14 +91,13 @@ fn entries(hits: Vec<Hit>) -> (Vec<IndexedEntry>, usize) {
     (entries, foreign)
 }
 
-/// The first `limit` documents of `bucket` in `index` whose key is greater than `after`, in key
-/// order. Documents whose `_id` is not an s3-connector id are left out (and left alone), as
+/// The first `limit` documents of `bucket` in `index` from `from`, in key order. Documents whose `_id` is not an s3-connector id are left out (and left alone), as
 /// are documents without a key.
 pub(super) async fn page(
     client: &Client,
     index: &str,
     bucket: &str,
-    after: Option<&str>,
+    from: ScanFrom<'_>,
     limit: usize,
 ) -> Result<Vec<IndexedEntry>, OpensearchError> {
     let action = format!("reading the documents of bucket {bucket} from index {index}");
@@ -110,8 +109,16 @@ pub(super) async fn page(
         "sort": [{"key": {"order": "asc", "missing": "_last"}}],
         "track_total_hits": false,
     });
-    if let Some(after) = after {
-        request["search_after"] = json!([after]);
+    match from {
+        ScanFrom::Start => {}
+        ScanFrom::After(after) => request["search_after"] = json!([after]),
+        // `search_after` is exclusive; a range on the keyword compares the same bytes.
+        ScanFrom::AtLeast(first) => {
+            request["query"] = json!({"bool": {"filter": [
+                {"term": {"bucket": bucket}},
+                {"range": {"key": {"gte": first}}},
+            ]}});
+        }
     }
     let reply = client
         .send(

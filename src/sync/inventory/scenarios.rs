@@ -574,3 +574,191 @@ async fn shards_over_an_inventory_add_up_to_the_whole() {
     assert_eq!(listed, whole.objects_listed);
     assert_eq!(contents(&sink), contents(&whole_sink));
 }
+
+/// The model of inventory-driven syncs: random histories of writes, deletes, inventories and
+/// syncs (by inventory or by listing), each sync checked against the promises.
+mod model {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+    use proptest::test_runner::TestCaseError;
+
+    use super::*;
+
+    /// Keys with odd characters, and one that is a prefix of another.
+    const KEYS: [&str; 5] = [
+        "a.txt",
+        "a.txt/b.txt",
+        "dir/c d+e%.txt",
+        "dir/ü.txt",
+        "z.txt",
+    ];
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// Writes the key with a text of its own.
+        Put(usize),
+        Delete(usize),
+        /// S3 writes an inventory of the bucket as it is now.
+        Inventory,
+        /// A sync that reads the newest inventory (a listing while there is none).
+        SyncByInventory,
+        SyncByListing,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (0..KEYS.len()).prop_map(Step::Put),
+            2 => (0..KEYS.len()).prop_map(Step::Delete),
+            2 => Just(Step::Inventory),
+            3 => Just(Step::SyncByInventory),
+            1 => Just(Step::SyncByListing),
+        ]
+    }
+
+    /// A key's text in the bucket: numbered writes, so every write has a text of its own.
+    type Bucket = BTreeMap<&'static str, String>;
+
+    /// What the index holds: key → body.
+    fn bodies(sink: &MemorySink) -> BTreeMap<String, String> {
+        contents(sink)
+            .into_values()
+            .map(|(key, body, _, _)| (key, body.unwrap_or_default()))
+            .collect()
+    }
+
+    fn the_bucket(bucket: &Bucket) -> BTreeMap<String, String> {
+        bucket
+            .iter()
+            .map(|(key, text)| ((*key).to_owned(), text.clone()))
+            .collect()
+    }
+
+    /// Checks one inventory-driven sync: it indexes nothing the bucket or the index did not
+    /// hold (texts come from the bucket now, or stay as they were); it deletes a document only
+    /// when the inventory does not name its key and the document's object is older than the
+    /// inventory; and every object the inventory names, unchanged since, ends up indexed.
+    fn check_inventory_sync(
+        before: &BTreeMap<String, String>,
+        after: &BTreeMap<String, String>,
+        now: &Bucket,
+        inventory: Option<&(Bucket, OffsetDateTime)>,
+        modified: &BTreeMap<String, OffsetDateTime>,
+    ) -> Result<(), TestCaseError> {
+        for (key, body) in after {
+            let current = now.get(key.as_str()) == Some(body);
+            prop_assert!(
+                current || before.get(key) == Some(body),
+                "{key:?} indexed as {body:?}, neither in the bucket nor in the index before"
+            );
+        }
+        let Some((named, created)) = inventory else {
+            // No inventory: the sync listed the bucket.
+            prop_assert_eq!(after, &the_bucket(now));
+            return Ok(());
+        };
+        for key in before.keys().filter(|key| !after.contains_key(*key)) {
+            prop_assert!(
+                !named.contains_key(key.as_str()),
+                "{key:?} deleted though the inventory names it"
+            );
+            prop_assert!(
+                modified.get(key).is_some_and(|at| at < created),
+                "{key:?} deleted though its object is not older than the inventory"
+            );
+        }
+        for (key, text) in named {
+            if now.get(key) == Some(text) {
+                prop_assert_eq!(after.get(*key), Some(text), "{:?} missing or stale", key);
+            }
+        }
+        Ok(())
+    }
+
+    async fn check_history(steps: Vec<Step>) -> Result<(), TestCaseError> {
+        let store = MemoryStore::new(2);
+        store.create_bucket(BUCKET);
+        // The destination exists before S3 delivers the first inventory.
+        store.create_bucket(DESTINATION);
+        let sink = MemorySink::with_scan_page_size(2);
+        let (by_inventory, by_listing) = (with_inventory(""), connector(""));
+        let mut now = Bucket::new();
+        // The newest inventory: what it names, and when it was made.
+        let mut inventory: Option<(Bucket, OffsetDateTime)> = None;
+        let mut writes = 0;
+        let final_steps = [Step::Inventory, Step::SyncByInventory];
+        for step in steps.into_iter().chain(final_steps) {
+            match step {
+                Step::Put(key) => {
+                    writes += 1;
+                    let text = format!("text {writes}");
+                    store.put(BUCKET, KEYS[key], text.as_bytes());
+                    now.insert(KEYS[key], text);
+                }
+                Step::Delete(key) => {
+                    store.delete(BUCKET, KEYS[key]);
+                    now.remove(KEYS[key]);
+                }
+                Step::Inventory => {
+                    // Dated folders in order: the newest is the last written.
+                    let folder = format!("2026-11-{:02}T00-00Z", inventories(&store) + 1);
+                    let created = write_inventory(&store, &folder, COMPLETE);
+                    inventory = Some((now.clone(), created));
+                }
+                Step::SyncByListing => {
+                    let report = sync(&by_listing, &store, &sink).await;
+                    prop_assert_eq!(report.errors, 0, "{:?}", report.error_messages);
+                    prop_assert_eq!(bodies(&sink), the_bucket(&now));
+                }
+                Step::SyncByInventory => {
+                    let before = bodies(&sink);
+                    // When each document's object was written, as the document records it.
+                    let modified: BTreeMap<String, OffsetDateTime> = sink
+                        .documents()
+                        .into_values()
+                        .map(|document| (document.key, document.last_modified))
+                        .collect();
+                    let report = sync(&by_inventory, &store, &sink).await;
+                    prop_assert_eq!(
+                        report.inventory_fallbacks,
+                        u64::from(inventory.is_none()),
+                        "{:?}",
+                        report.error_messages
+                    );
+                    let after = bodies(&sink);
+                    check_inventory_sync(&before, &after, &now, inventory.as_ref(), &modified)?;
+                }
+            }
+        }
+        // An inventory of the bucket as it is, then a sync by it: the index is the bucket.
+        prop_assert_eq!(bodies(&sink), the_bucket(&now));
+        Ok(())
+    }
+
+    /// How many inventories the store holds.
+    fn inventories(store: &MemoryStore) -> usize {
+        store
+            .objects(DESTINATION)
+            .keys()
+            .filter(|key| key.ends_with("/manifest.json"))
+            .count()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 300,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn inventory_syncs_keep_their_promises(
+            steps in proptest::collection::vec(step(), 1..16),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(check_history(steps))?;
+        }
+    }
+}

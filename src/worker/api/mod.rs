@@ -34,7 +34,7 @@ use crate::config::api::ApiConfig as ApiSettings;
 use crate::config::inherit::ConnectorDefaults;
 use crate::config::{BucketSelection, Config, ConnectorConfig, Secret};
 use crate::credentials::CredentialMode;
-use crate::sink::{AnySink, Sink};
+use crate::sink::{AnySink, ScanFrom, Sink};
 use crate::verify::{self, PropagationWait, Status, StepResult};
 use request::{BucketUri, FieldProblem, Flags};
 use store::{Store, StoredConnector, Verified};
@@ -640,6 +640,16 @@ fn view(entry: &Entry) -> Value {
             "queue_url": n.queue_url,
             "format": n.format.as_str(),
         })),
+        "inventory": connector.inventory.as_ref().map(|i| json!({
+            "destination": if i.prefix.is_empty() {
+                format!("s3://{}", i.bucket)
+            } else {
+                format!("s3://{}/{}", i.bucket, i.prefix)
+            },
+            "config_id": i.config_id,
+            "max_age": humantime::format_duration(i.max_age).to_string(),
+            "deletion_grace": humantime::format_duration(i.deletion_grace).to_string(),
+        })),
     });
     if let Some(stored) = &stored
         && let (Value::Object(view), Value::Object(verified)) = (&mut view, json!(stored.verified))
@@ -765,7 +775,7 @@ async fn delete_all<S: Sink>(sink: &S) -> Result<u64, String> {
         let mut after: Option<String> = None;
         loop {
             let page = sink
-                .indexed_page(&bucket, after.as_deref(), limit)
+                .indexed_page(&bucket, ScanFrom::after(after.as_deref()), limit)
                 .await
                 .map_err(|e| e.to_string())?;
             let last_page = page.len() < limit;

@@ -52,6 +52,10 @@ pub struct CreateConnector {
     /// `sqs_endpoint_url`: the deployment's endpoint is used).
     #[serde(default)]
     pub notifications: Option<Value>,
+    /// The bucket's S3 Inventory as its listing, as in the config file (`destination`,
+    /// `config_id`, `max_age`, `deletion_grace`); the destination is read with the same role.
+    #[serde(default)]
+    pub inventory: Option<Value>,
 }
 
 /// Flags of one request, never stored: `retarget` lets the (next) sync re-bind an index that
@@ -325,6 +329,7 @@ pub fn request_of(stored: &StoredConnector) -> Value {
         "schedule",
         "interval",
         "notifications",
+        "inventory",
     ] {
         if let Some(value) = form.get(field) {
             request.insert(field.into(), value.clone());
@@ -391,8 +396,13 @@ fn connector_form(
             form.insert(field.into(), json!(value));
         }
     }
-    if let Some(notifications) = &request.notifications {
-        form.insert("notifications".into(), notifications.clone());
+    for (field, value) in [
+        ("notifications", &request.notifications),
+        ("inventory", &request.inventory),
+    ] {
+        if let Some(value) = value {
+            form.insert(field.into(), value.clone());
+        }
     }
     Ok(Value::Object(form))
 }
@@ -627,6 +637,16 @@ mod tests {
                 "notifications.sqs_endpoint_url",
                 "set by the deployment",
             ),
+            (
+                r#"{"inventory": {"destination": "acme-inventories", "config_id": "daily"}}"#,
+                "inventory.destination",
+                "s3://",
+            ),
+            (
+                r#"{"inventory": {"destination": "s3://acme-inventories"}}"#,
+                "inventory",
+                "config_id",
+            ),
         ] {
             let problems = update(&before, body).expect_err(body);
             assert!(
@@ -651,6 +671,34 @@ mod tests {
             (notifications.queue_url.as_str(), notifications.wait_time),
             ("https://sqs.us-east-1.amazonaws.com/111122223333/q", 5)
         );
+        // So is an inventory; null removes it.
+        let (with_inventory, _) = update(
+            &before,
+            r#"{"inventory": {"destination": "s3://acme-inventories/reports", "config_id": "daily"}}"#,
+        )
+        .unwrap();
+        let mut after = before.clone();
+        after.request = Some(with_inventory.request);
+        after.form = with_inventory.form;
+        let (checked, _) = update(&after, r#"{"inventory": {"max_age": "2d"}}"#).unwrap();
+        let inventory = checked.connector.inventory.unwrap();
+        assert_eq!(
+            (
+                inventory.bucket.as_str(),
+                inventory.prefix.as_str(),
+                inventory.config_id.as_str(),
+                inventory.max_age
+            ),
+            (
+                "acme-inventories",
+                "reports",
+                "daily",
+                std::time::Duration::from_secs(2 * 86_400)
+            )
+        );
+        let (checked, _) = update(&after, r#"{"inventory": null}"#).unwrap();
+        assert!(checked.connector.inventory.is_none());
+        assert!(checked.request.get("inventory").is_none());
     }
 
     #[test]

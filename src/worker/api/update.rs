@@ -27,12 +27,13 @@ use crate::sync::target::{self, IndexSource};
 
 /// The fields of a connector's form that its probe checks: a change in any of them is probed
 /// again before it is stored.
-const PROBED_FIELDS: [&str; 5] = [
+const PROBED_FIELDS: [&str; 6] = [
     "buckets",
     "role_arn",
     "expected_bucket_owner",
     "sync_rules",
     "notifications",
+    "inventory",
 ];
 
 /// `PATCH /api/v1/connectors/{id}`: merge the body into the stored request, validate it like a
