@@ -599,8 +599,8 @@ mod model {
         /// Writes the key with a text of its own.
         Put(usize),
         Delete(usize),
-        /// S3 writes an inventory of the bucket as it is now.
-        Inventory,
+        /// S3 writes an inventory of the bucket as it is now, in gzip CSV or Parquet.
+        Inventory(Format),
         /// A sync that reads the newest inventory (a listing while there is none).
         SyncByInventory,
         SyncByListing,
@@ -610,7 +610,7 @@ mod model {
         prop_oneof![
             4 => (0..KEYS.len()).prop_map(Step::Put),
             2 => (0..KEYS.len()).prop_map(Step::Delete),
-            2 => Just(Step::Inventory),
+            2 => prop_oneof![Just(Format::Csv), Just(Format::Parquet)].prop_map(Step::Inventory),
             3 => Just(Step::SyncByInventory),
             1 => Just(Step::SyncByListing),
         ]
@@ -686,7 +686,7 @@ mod model {
         // The newest inventory: what it names, and when it was made.
         let mut inventory: Option<(Bucket, OffsetDateTime)> = None;
         let mut writes = 0;
-        let final_steps = [Step::Inventory, Step::SyncByInventory];
+        let final_steps = [Step::Inventory(Format::Parquet), Step::SyncByInventory];
         for step in steps.into_iter().chain(final_steps) {
             match step {
                 Step::Put(key) => {
@@ -699,10 +699,10 @@ mod model {
                     store.delete(BUCKET, KEYS[key]);
                     now.remove(KEYS[key]);
                 }
-                Step::Inventory => {
+                Step::Inventory(format) => {
                     // Dated folders in order: the newest is the last written.
                     let folder = format!("2026-11-{:02}T00-00Z", inventories(&store) + 1);
-                    let created = write_inventory(&store, &folder, COMPLETE);
+                    let created = write_inventory(&store, &folder, Layout { format, ..COMPLETE });
                     inventory = Some((now.clone(), created));
                 }
                 Step::SyncByListing => {
