@@ -105,7 +105,8 @@ pub fn projection(root: &Type) -> Result<(Type, Columns), String> {
     ) else {
         return Err(format!(
             "has no {} column: without key, size, last_modified_date and e_tag every object \
-             would look changed",
+             would look changed; add Size, Last modified and ETag to the inventory \
+             configuration's additional fields",
             missing.join(", ")
         ));
     };
