@@ -17,9 +17,10 @@
 //!   (logged, and counted in the report's `inventory_fallbacks`).
 //!
 //! Gzip CSV and Parquet inventories are read; ORC is refused with an error that says so.
-//! The pure parts are [`manifest`] (layout, manifest, checksums, freshness, the deletion rule),
-//! [`rows`] (CSV rows, and the entry both formats make) and [`parquet_rows`] (Parquet rows,
-//! read a row group at a time); [`sort`] is the external sort that keeps memory flat.
+//! The pure parts are [`manifest`] (layout, manifest, checksums, freshness, the deletion rule)
+//! and [`rows`] (CSV rows, and the entry both formats make); [`parquet_rows`] reads a Parquet
+//! data file a row group at a time (its row decoding pure); [`sort`] is the external sort that
+//! keeps memory flat.
 //! [`testing`] writes inventories as AWS lays them out, for the tests and the benchmark.
 
 pub mod manifest;
