@@ -22,7 +22,8 @@ pub struct InventoryFile {
     /// Required.
     pub destination: String,
     /// The inventory configuration's id (its name in the S3 console), the same for every
-    /// bucket the connector syncs. Required.
+    /// bucket the connector syncs. Its output format must be CSV or Parquet (an ORC inventory
+    /// fails the bucket's sync, deleting nothing). Required.
     pub config_id: String,
     /// How old (from the manifest's `creationTimestamp`) the newest complete inventory may be
     /// before the sync lists the bucket with ListObjectsV2 instead: a duration such as `36h`

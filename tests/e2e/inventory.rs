@@ -1,32 +1,30 @@
 //! S3 Inventory as the listing, against moto: inventories are written into a destination
-//! bucket as S3 lays them out (gzip CSV data files named by `manifest.json`, with MD5s, and
-//! `manifest.checksum`), built from the source bucket's own listing, and a connector with
-//! `inventory:` syncs from them into the embedded index and into osmem-server.
+//! bucket as S3 lays them out (gzip CSV or Snappy Parquet data files named by `manifest.json`,
+//! with MD5s, and `manifest.checksum`; `s3_connector::sync::inventory::testing`), built from
+//! the source bucket's own listing, and a connector with `inventory:` syncs from them into the
+//! embedded index and into osmem-server.
 
-use std::io::Write as _;
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::DateTimeFormat;
 use aws_sdk_s3::types::StorageClass;
 use s3_connector::sink::ContentStatus;
 use s3_connector::sync::inventory::manifest::md5_hex;
-use s3_connector::sync::inventory::rows::encode_key;
+use s3_connector::sync::inventory::testing::{self, Format, InventoryRow};
 
 use crate::fixture::{Backend, Setup, create_bucket, delete, put, put_with_class, s3_client};
 use crate::support::{MotoServer, unique_name};
 
-const SCHEMA: &str =
-    "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, ETag, StorageClass";
-
 /// Writes the inventory of `source` as it lists now into
-/// `s3://destination/reports/<source>/daily/<folder>/`, its rows spread over two gzip CSV data
-/// files; with `corrupt`, the first data file is changed after its MD5 went into the manifest.
+/// `s3://destination/reports/<source>/daily/<folder>/` in `format`, its rows spread over two
+/// data files; with `corrupt`, the first data file is changed after its MD5 went into the
+/// manifest.
 async fn write_inventory(
     s3: &Client,
     source: &str,
     destination: &str,
     folder: &str,
+    format: Format,
     corrupt: bool,
 ) {
     let created = time::OffsetDateTime::now_utc();
@@ -36,50 +34,43 @@ async fn write_inventory(
         .send()
         .await
         .expect("list the source bucket");
-    let mut files = [String::new(), String::new()];
+    let mut files = [Vec::new(), Vec::new()];
     for (n, object) in listing.contents().iter().enumerate().rev() {
-        let line = format!(
-            "\"{source}\",\"{}\",\"\",\"true\",\"false\",\"{}\",\"{}\",\"{}\",\"{}\"\n",
-            encode_key(object.key().unwrap()),
-            object.size().unwrap(),
-            object
-                .last_modified()
-                .unwrap()
-                .fmt(DateTimeFormat::DateTime)
-                .unwrap(),
-            object.e_tag().unwrap().trim_matches('"'),
+        let modified = object.last_modified().unwrap();
+        let modified =
+            time::OffsetDateTime::from_unix_timestamp_nanos(modified.as_nanos()).unwrap();
+        files[n % 2].push(InventoryRow::object(
+            source,
+            object.key().unwrap(),
+            u64::try_from(object.size().unwrap()).unwrap(),
+            modified,
+            object.e_tag().unwrap(),
             object
                 .storage_class()
                 .map_or("STANDARD", |class| class.as_str()),
-        );
-        files[n % 2].push_str(&line);
+        ));
     }
     let base = format!("reports/{source}/daily");
-    let mut listed = Vec::new();
-    for (n, text) in files.iter().enumerate() {
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        encoder.write_all(text.as_bytes()).unwrap();
-        let mut bytes = encoder.finish().unwrap();
-        let key = format!("{base}/data/{folder}-{n}.csv.gz");
-        listed.push(
-            serde_json::json!({"key": key, "size": bytes.len(), "MD5checksum": md5_hex(&bytes)}),
-        );
+    let data: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .enumerate()
+        .map(|(n, rows)| {
+            let key = format!("{base}/data/{folder}-{n}.{}", format.extension());
+            (key, testing::data_file(format, rows))
+        })
+        .collect();
+    let named: Vec<(String, &[u8])> = data
+        .iter()
+        .map(|(key, bytes)| (key.clone(), bytes.as_slice()))
+        .collect();
+    let manifest = testing::manifest(source, destination, created, format, &named);
+    for (n, (key, mut bytes)) in data.into_iter().enumerate() {
         if corrupt && n == 0 {
             let middle = bytes.len() / 2;
             bytes[middle] ^= 0x55;
         }
         put(s3, destination, &key, bytes).await;
     }
-    let manifest = serde_json::json!({
-        "sourceBucket": source,
-        "destinationBucket": format!("arn:aws:s3:::{destination}"),
-        "version": "2016-11-30",
-        "creationTimestamp": (created.unix_timestamp_nanos() / 1_000_000).to_string(),
-        "fileFormat": "CSV",
-        "fileSchema": SCHEMA,
-        "files": listed,
-    })
-    .to_string();
     put(
         s3,
         destination,
@@ -99,16 +90,37 @@ async fn write_inventory(
 
 #[tokio::test]
 async fn a_sync_reads_the_newest_complete_inventory_instead_of_listing_embedded() {
-    a_sync_reads_the_newest_complete_inventory_instead_of_listing(Backend::Embedded).await;
+    a_sync_reads_the_newest_complete_inventory_instead_of_listing(Backend::Embedded, Format::Csv)
+        .await;
 }
 
 #[tokio::test]
 async fn a_sync_reads_the_newest_complete_inventory_instead_of_listing_osmem() {
-    a_sync_reads_the_newest_complete_inventory_instead_of_listing(Backend::Osmem).await;
+    a_sync_reads_the_newest_complete_inventory_instead_of_listing(Backend::Osmem, Format::Csv)
+        .await;
 }
 
-/// Both sinks: the deletion rule reads each sink's last-modified times.
-async fn a_sync_reads_the_newest_complete_inventory_instead_of_listing(backend: Backend) {
+#[tokio::test]
+async fn a_sync_reads_a_parquet_inventory_instead_of_listing_embedded() {
+    a_sync_reads_the_newest_complete_inventory_instead_of_listing(
+        Backend::Embedded,
+        Format::Parquet,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_sync_reads_a_parquet_inventory_instead_of_listing_osmem() {
+    a_sync_reads_the_newest_complete_inventory_instead_of_listing(Backend::Osmem, Format::Parquet)
+        .await;
+}
+
+/// Both sinks (the deletion rule reads each sink's last-modified times), both data file
+/// formats.
+async fn a_sync_reads_the_newest_complete_inventory_instead_of_listing(
+    backend: Backend,
+    format: Format,
+) {
     let moto = MotoServer::start();
     let endpoint = moto.endpoint();
     let s3 = s3_client(&endpoint);
@@ -134,7 +146,15 @@ async fn a_sync_reads_the_newest_complete_inventory_instead_of_listing(backend: 
         StorageClass::Glacier,
     )
     .await;
-    write_inventory(&s3, &source, &destination, "2026-11-20T00-00Z", false).await;
+    write_inventory(
+        &s3,
+        &source,
+        &destination,
+        "2026-11-20T00-00Z",
+        format,
+        false,
+    )
+    .await;
 
     let setup = Setup::for_backend(&backend);
     // No deletion grace: the objects are seconds older than the inventories here (the
@@ -179,7 +199,15 @@ async fn a_sync_reads_the_newest_complete_inventory_instead_of_listing(backend: 
     );
 
     // Unchanged against the next inventory: nothing downloaded again.
-    write_inventory(&s3, &source, &destination, "2026-11-21T00-00Z", false).await;
+    write_inventory(
+        &s3,
+        &source,
+        &destination,
+        "2026-11-21T00-00Z",
+        format,
+        false,
+    )
+    .await;
     let second = Box::pin(setup.sync(&config)).await;
     assert_eq!(second.errors, 0, "{:?}", second.error_messages);
     assert_eq!(
@@ -196,7 +224,15 @@ async fn a_sync_reads_the_newest_complete_inventory_instead_of_listing(backend: 
     delete(&s3, &source, "soon-deleted.txt").await;
     // Listings give whole seconds: let the deleted object's second pass before the inventory.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    write_inventory(&s3, &source, &destination, "2026-11-22T00-00Z", true).await;
+    write_inventory(
+        &s3,
+        &source,
+        &destination,
+        "2026-11-22T00-00Z",
+        format,
+        true,
+    )
+    .await;
     let corrupt = Box::pin(setup.sync(&config)).await;
     assert_eq!((corrupt.errors, corrupt.deleted), (1, 0), "{corrupt:?}");
     let message = &corrupt.error_messages[0];
@@ -207,7 +243,15 @@ async fn a_sync_reads_the_newest_complete_inventory_instead_of_listing(backend: 
     assert!(setup.doc(&source, "soon-deleted.txt").is_some());
 
     // A good inventory deletes what it no longer lists.
-    write_inventory(&s3, &source, &destination, "2026-11-23T00-00Z", false).await;
+    write_inventory(
+        &s3,
+        &source,
+        &destination,
+        "2026-11-23T00-00Z",
+        format,
+        false,
+    )
+    .await;
     let good = Box::pin(setup.sync(&config)).await;
     assert_eq!((good.errors, good.deleted), (0, 1), "{good:?}");
     assert!(setup.doc(&source, "soon-deleted.txt").is_none());
@@ -274,7 +318,15 @@ async fn verify_finds_the_newest_complete_inventory_or_warns_that_the_sync_will_
         format!("s3://{destination}/reports/{source}/daily/")
     );
 
-    write_inventory(&s3, &source, &destination, "2026-11-20T00-00Z", false).await;
+    write_inventory(
+        &s3,
+        &source,
+        &destination,
+        "2026-11-20T00-00Z",
+        Format::Parquet,
+        false,
+    )
+    .await;
     let after = verify_connector(&config.connectors[0], PropagationWait::default()).await;
     let found = inventory_step(&after);
     assert_eq!(found.status, Status::Pass, "{found:?}");

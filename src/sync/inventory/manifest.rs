@@ -83,14 +83,23 @@ pub struct DataFile {
     pub md5: String,
 }
 
+/// The format of an inventory's data files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataFormat {
+    /// Gzip CSV, with the columns of the manifest's `fileSchema`.
+    Csv(Schema),
+    /// Parquet: each file's footer says where its columns are.
+    Parquet,
+}
+
 /// A manifest, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
     /// When S3 began the inventory: the moment it describes.
     pub created: OffsetDateTime,
-    /// The CSV columns.
-    pub schema: Schema,
-    /// The data files, each gzip CSV.
+    /// The data files' format (and, for CSV, columns).
+    pub format: DataFormat,
+    /// The data files.
     pub files: Vec<DataFile>,
 }
 
@@ -157,7 +166,8 @@ pub fn parse(
     .ok_or_else(|| bad("has no creationTimestamp in milliseconds".to_owned()))?;
     let created = OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
         .map_err(|_| bad(format!("has an impossible creationTimestamp {millis}")))?;
-    if !file.file_format.eq_ignore_ascii_case("CSV") {
+    let csv = file.file_format.eq_ignore_ascii_case("CSV");
+    if !csv && !file.file_format.eq_ignore_ascii_case("Parquet") {
         return Err(InventoryError::UnsupportedFormat {
             path: path.to_owned(),
             format: file.file_format,
@@ -166,10 +176,23 @@ pub fn parse(
     let schema_text = file
         .file_schema
         .ok_or_else(|| bad("has no fileSchema".to_owned()))?;
-    let schema = Schema::parse(&schema_text).map_err(|missing| InventoryError::Schema {
+    let missing = |missing: Vec<&'static str>| InventoryError::Schema {
         path: path.to_owned(),
         missing: missing.join(", "),
-    })?;
+    };
+    let format = if csv {
+        DataFormat::Csv(Schema::parse(&schema_text).map_err(missing)?)
+    } else {
+        let absent = super::parquet_rows::missing_columns(&schema_text).map_err(|error| {
+            bad(format!(
+                "has a Parquet fileSchema that is not a message type: {error}"
+            ))
+        })?;
+        if !absent.is_empty() {
+            return Err(missing(absent));
+        }
+        DataFormat::Parquet
+    };
     for data in &file.files {
         if data.md5.len() != 32 || !data.md5.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad(format!(
@@ -180,7 +203,7 @@ pub fn parse(
     }
     Ok(Manifest {
         created,
-        schema,
+        format,
         files: file.files,
     })
 }
@@ -296,9 +319,23 @@ mod tests {
             (
                 manifest("docs", "Parquet", SCHEMA, md5),
                 "inv",
-                Err("Parquet"),
+                Err("has a Parquet fileSchema that is not a message type"),
             ),
-            (manifest("docs", "ORC", SCHEMA, md5), "inv", Err("ORC")),
+            (
+                manifest(
+                    "docs",
+                    "Parquet",
+                    "message s3.inventory { required binary key (UTF8); optional int64 size; }",
+                    md5,
+                ),
+                "inv",
+                Err("has no last_modified_date, e_tag column"),
+            ),
+            (
+                manifest("docs", "ORC", SCHEMA, md5),
+                "inv",
+                Err("has fileFormat \"ORC\"; only CSV and Parquet"),
+            ),
             (
                 manifest("docs", "CSV", "Bucket, Key, Size", md5),
                 "inv",
@@ -317,9 +354,12 @@ mod tests {
                 (Ok(()), Ok(manifest)) => {
                     assert_eq!(manifest.created, at("2018-01-03 02:00"));
                     assert_eq!(manifest.files.len(), 1);
-                    assert_eq!(manifest.schema.key, 1);
-                    assert_eq!(manifest.schema.is_latest, Some(3));
-                    assert_eq!(manifest.schema.width, 9);
+                    let DataFormat::Csv(schema) = manifest.format else {
+                        panic!("{:?}", manifest.format)
+                    };
+                    assert_eq!(schema.key, 1);
+                    assert_eq!(schema.is_latest, Some(3));
+                    assert_eq!(schema.width, 9);
                 }
                 (Err(fragment), Err(error)) => {
                     let text = error.to_string();
@@ -328,6 +368,20 @@ mod tests {
                 (expected, got) => panic!("expected {expected:?}, got {got:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_parquet_manifest_as_aws_documents_it_is_read() {
+        let schema = "message s3.inventory { required binary bucket (UTF8); required binary key (UTF8); optional binary version_id (UTF8); optional boolean is_latest; optional boolean is_delete_marker; optional int64 size; optional int64 last_modified_date (TIMESTAMP_MILLIS); optional binary e_tag (UTF8); optional binary storage_class (UTF8); optional boolean is_multipart_uploaded; optional binary replication_status (UTF8); optional binary encryption_status (UTF8); optional int64 object_lock_retain_until_date (TIMESTAMP_MILLIS); optional binary object_lock_mode (UTF8); optional binary object_lock_legal_hold_status (UTF8); optional binary intelligent_tiering_access_tier (UTF8); optional binary bucket_key_status (UTF8); optional binary checksum_algorithm (UTF8); }";
+        let bytes = manifest(
+            "docs",
+            "Parquet",
+            schema,
+            "f11166069f1990abeb9c97ace9cdfabc",
+        );
+        let parsed = parse(&bytes, "m", "docs", "inv").unwrap();
+        assert_eq!(parsed.format, DataFormat::Parquet);
+        assert_eq!(parsed.files.len(), 1);
     }
 
     #[test]

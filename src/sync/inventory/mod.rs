@@ -16,15 +16,21 @@
 //! - No inventory, or none fresher than `max_age`: the bucket is listed with ListObjectsV2
 //!   (logged, and counted in the report's `inventory_fallbacks`).
 //!
-//! Only gzip CSV inventories are read; Parquet and ORC are refused with an error that says so.
+//! Gzip CSV and Parquet inventories are read; ORC is refused with an error that says so.
 //! The pure parts are [`manifest`] (layout, manifest, checksums, freshness, the deletion rule)
-//! and [`rows`] (CSV rows); [`sort`] is the external sort that keeps memory flat.
+//! and [`rows`] (CSV rows, and the entry both formats make); [`parquet_rows`] reads a Parquet
+//! data file a row group at a time (its row decoding pure); [`sort`] is the external sort that
+//! keeps memory flat.
+//! [`testing`] writes inventories as AWS lays them out, for the tests and the benchmark.
 
 pub mod manifest;
+pub mod parquet_rows;
 pub mod rows;
 #[cfg(test)]
 mod scenarios;
 pub mod sort;
+#[doc(hidden)]
+pub mod testing;
 
 use std::io::{self, BufRead as _, BufReader, Read as _};
 use std::path::Path;
@@ -39,7 +45,7 @@ use crate::config::inventory::InventorySettings;
 use crate::sink::Sink;
 use crate::source::s3::{Fetched, SourceError};
 use crate::source::{ListRequest, ObjectStore};
-use manifest::{DataFile, Manifest};
+use manifest::{DataFile, DataFormat, Manifest};
 use rows::Row;
 use sort::{Sorted, Sorter};
 
@@ -66,10 +72,11 @@ pub enum InventoryError {
         /// What is wrong with it.
         reason: String,
     },
-    /// Parquet or ORC.
+    /// ORC, or a format S3 does not write.
     #[error(
-        "the inventory manifest {path} has fileFormat {format:?}; only CSV inventories are read \
-         (Parquet and ORC are not supported): set the inventory configuration's output format to CSV"
+        "the inventory manifest {path} has fileFormat {format:?}; only CSV and Parquet \
+         inventories are read (ORC is not supported): set the inventory configuration's output \
+         format to CSV or Parquet"
     )]
     UnsupportedFormat {
         /// Where the manifest is.
@@ -110,6 +117,16 @@ pub enum InventoryError {
         key: String,
         /// 1-based line number.
         line: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A row of a Parquet data file cannot be read.
+    #[error("row {row} of the inventory data file {key} {reason}")]
+    ParquetRow {
+        /// The data file.
+        key: String,
+        /// 1-based row number, counted across row groups.
+        row: u64,
         /// What is wrong with it.
         reason: String,
     },
@@ -275,7 +292,7 @@ async fn newest_complete<O: ObjectStore>(
 }
 
 /// Downloads one data file to a temporary file, checks its size and MD5, and adds its rows to
-/// the sorter (off the async threads: decompressing and sorting are CPU work).
+/// the sorter (off the async threads: decompressing, decoding and sorting are CPU work).
 async fn read_data_file<O: ObjectStore>(
     source: &O,
     destination: &str,
@@ -303,7 +320,7 @@ async fn read_data_file<O: ObjectStore>(
             file.size
         )));
     }
-    let schema = manifest.schema.clone();
+    let format = manifest.format.clone();
     let file = file.clone();
     let bucket = bucket.to_owned();
     tokio::task::spawn_blocking(move || {
@@ -318,8 +335,15 @@ async fn read_data_file<O: ObjectStore>(
                 ),
             });
         }
-        let gz = BufReader::new(download.reopen()?);
-        sort_rows(gz, &file.key, &schema, &bucket, &mut sorter)?;
+        match &format {
+            DataFormat::Csv(schema) => {
+                let gz = BufReader::new(download.reopen()?);
+                sort_rows(gz, &file.key, schema, &bucket, &mut sorter)?;
+            }
+            DataFormat::Parquet => {
+                parquet_rows::sort_rows(download.reopen()?, &file.key, &bucket, &mut sorter)?;
+            }
+        }
         Ok(sorter)
     })
     .await

@@ -1,5 +1,6 @@
 //! The rows of an inventory's CSV data files, decoded into listing entries. Pure: a line in,
-//! an entry (or a reason to skip it, or an error) out.
+//! an entry (or a reason to skip it, or an error) out. [`object_row`] is what both formats
+//! (CSV here, Parquet in `parquet_rows.rs`) make of a row's decoded values.
 //!
 //! S3 writes every field in double quotes (a quote inside doubled, RFC 4180) and URL-encodes
 //! the key (form encoding: a space is `+`, a `+` is `%2B`), so no field holds a line break.
@@ -127,31 +128,54 @@ pub fn decode(line: &str, schema: &Schema, bucket: &str) -> Result<Row, String> 
     let size = size_text
         .parse::<u64>()
         .map_err(|_| format!("has Size {size_text:?}, not a number of bytes"))?;
-    if key.ends_with('/') && size == 0 {
-        // A folder marker: listings leave them out.
+    if is_folder_marker(&key, size) {
         return Ok(Row::Skipped);
     }
     let date_text = &fields[schema.last_modified];
     let last_modified = OffsetDateTime::parse(date_text, &Rfc3339)
         .map_err(|_| format!("has LastModifiedDate {date_text:?}, not an ISO 8601 time"))?;
-    let etag = &fields[schema.etag];
+    let storage_class = schema.storage_class.map(|column| fields[column].as_str());
+    Ok(object_row(
+        key,
+        size,
+        last_modified,
+        &fields[schema.etag],
+        storage_class,
+    ))
+}
+
+/// A folder marker: listings leave them out.
+fn is_folder_marker(key: &str, size: u64) -> bool {
+    key.ends_with('/') && size == 0
+}
+
+/// The row of an object's current version, from the values either data file format gives
+/// (the key decoded, the ETag with or without quotes, an empty storage class as none).
+pub fn object_row(
+    key: String,
+    size: u64,
+    last_modified: OffsetDateTime,
+    etag: &str,
+    storage_class: Option<&str>,
+) -> Row {
+    if is_folder_marker(&key, size) {
+        return Row::Skipped;
+    }
     // A listing's ETag comes in quotes; the inventory's without.
     let etag = if etag.starts_with('"') {
-        etag.clone()
+        etag.to_owned()
     } else {
         format!("\"{etag}\"")
     };
-    let storage_class = schema
-        .storage_class
-        .map(|column| fields[column].clone())
-        .filter(|class| !class.is_empty());
-    Ok(Row::Object(ObjectEntry {
+    Row::Object(ObjectEntry {
         key,
         size,
         last_modified,
         etag,
-        storage_class,
-    }))
+        storage_class: storage_class
+            .filter(|class| !class.is_empty())
+            .map(str::to_owned),
+    })
 }
 
 #[cfg(test)]

@@ -1,18 +1,17 @@
 //! Inventory-driven syncs on the in-memory store and index: inventories are written into the
-//! store as S3 lays them out (gzip CSV data files, `manifest.json`, `manifest.checksum`), and
+//! store as S3 lays them out (gzip CSV or Parquet data files, `manifest.json`,
+//! `manifest.checksum`; see `testing.rs`), and
 //! each scenario compares what the sync did with what a ListObjectsV2 sync does, or with what
 //! the safety rules promise.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tokio_util::sync::CancellationToken;
 
-use super::rows::encode_key;
+use super::testing::{self, Format, InventoryRow};
 use crate::config::{self, ConnectorConfig};
 use crate::sink::memory::MemorySink;
 use crate::sink::{ContentStatus, DocId, VersionStamp};
@@ -22,8 +21,6 @@ use crate::sync::{Counters, Shard, ShardSpec, SyncContext, SyncReport, sync_conn
 const BUCKET: &str = "docs";
 /// The inventory's destination: `s3://inv/reports`, config id `daily`.
 const DESTINATION: &str = "inv";
-const SCHEMA: &str =
-    "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, ETag, StorageClass";
 
 /// The connector `c` syncing `docs`, with `extra` lines.
 fn connector(extra: &str) -> ConnectorConfig {
@@ -99,8 +96,11 @@ struct Layout {
     corrupt: bool,
     /// Leave the last data file out of the store (the manifest still names it).
     missing: bool,
-    /// The manifest's `fileFormat`.
-    format: &'static str,
+    /// The data files' format.
+    format: Format,
+    /// The manifest's `fileFormat` and `fileSchema` instead of `format`'s (the data files stay
+    /// as `format` writes them).
+    label: Option<(&'static str, &'static str)>,
 }
 
 const COMPLETE: Layout = Layout {
@@ -108,14 +108,14 @@ const COMPLETE: Layout = Layout {
     checksum: true,
     corrupt: false,
     missing: false,
-    format: "CSV",
+    format: Format::Csv,
+    label: None,
 };
 
-fn gzip(text: &str) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(text.as_bytes()).unwrap();
-    encoder.finish().unwrap()
-}
+const PARQUET: Layout = Layout {
+    format: Format::Parquet,
+    ..COMPLETE
+};
 
 /// Writes the inventory of `docs` as it is now into `s3://inv/reports/docs/daily/<folder>/`,
 /// created now; returns the creation time. Rows are spread over the
@@ -131,60 +131,56 @@ fn write_inventory(store: &MemoryStore, folder: &str, layout: Layout) -> OffsetD
     // The store's clock now: every object written so far is older, every later one newer.
     store.put(DESTINATION, "clock", b"");
     let created = store.entry(DESTINATION, "clock").unwrap().last_modified;
-    let row = |key: &str,
-               latest: bool,
-               marker: bool,
-               size: &str,
-               modified: OffsetDateTime,
-               etag: &str,
-               class: &str| {
-        format!(
-            "\"{BUCKET}\",\"{}\",\"v\",\"{latest}\",\"{marker}\",\"{size}\",\"{}\",\"{etag}\",\"{class}\"\n",
-            encode_key(key),
-            modified.format(&Rfc3339).unwrap()
-        )
-    };
-    let mut files = vec![String::new(); layout.files.max(1)];
+    let mut files = vec![Vec::new(); layout.files.max(1)];
     for (n, entry) in entries.iter().enumerate().rev() {
         let class = entry.storage_class.as_deref().unwrap_or("STANDARD");
-        let etag = entry.etag.trim_matches('"');
-        let line = row(
+        let row = InventoryRow::object(
+            BUCKET,
             &entry.key,
-            true,
-            false,
-            &entry.size.to_string(),
+            entry.size,
             entry.last_modified,
-            etag,
+            &entry.etag,
             class,
         );
         let file = n % files.len();
-        files[file].push_str(&line);
+        files[file].push(row);
         if n == 0 {
-            let older = OffsetDateTime::UNIX_EPOCH;
-            files[0].push_str(&row(
-                &entry.key, false, false, "1", older, "old", "STANDARD",
-            ));
+            let older = InventoryRow {
+                is_latest: Some(false),
+                etag: Some("old".to_owned()),
+                ..InventoryRow::object(BUCKET, &entry.key, 1, OffsetDateTime::UNIX_EPOCH, "", "")
+            };
+            files[0].push(older);
         }
     }
-    files[0].push_str(&row(
+    files[0].push(InventoryRow::delete_marker(
+        BUCKET,
         "deleted key",
-        true,
-        true,
-        "",
         created - Duration::from_secs(1),
-        "",
-        "",
     ));
     let base = format!("reports/{BUCKET}/daily");
-    let mut listed = Vec::new();
-    for (n, text) in files.iter().enumerate() {
-        let key = format!("{base}/data/{folder}-{n}.csv.gz");
-        let mut bytes = gzip(text);
-        listed.push(serde_json::json!({
-            "key": key,
-            "size": bytes.len(),
-            "MD5checksum": super::manifest::md5_hex(&bytes),
-        }));
+    let data: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .enumerate()
+        .map(|(n, rows)| {
+            let key = format!("{base}/data/{folder}-{n}.{}", layout.format.extension());
+            (key, testing::data_file(layout.format, rows))
+        })
+        .collect();
+    let named: Vec<(String, &[u8])> = data
+        .iter()
+        .map(|(key, bytes)| (key.clone(), bytes.as_slice()))
+        .collect();
+    let mut manifest = testing::manifest(BUCKET, DESTINATION, created, layout.format, &named);
+    if let Some((file_format, file_schema)) = layout.label {
+        manifest = manifest
+            .replace(
+                &format!("\"fileFormat\":\"{}\"", layout.format.name()),
+                &format!("\"fileFormat\":\"{file_format}\""),
+            )
+            .replace(layout.format.schema(), file_schema);
+    }
+    for (n, (key, mut bytes)) in data.into_iter().enumerate() {
         if layout.corrupt && n == 0 {
             let middle = bytes.len() / 2;
             bytes[middle] ^= 0x55;
@@ -193,17 +189,6 @@ fn write_inventory(store: &MemoryStore, folder: &str, layout: Layout) -> OffsetD
             store.put(DESTINATION, &key, &bytes);
         }
     }
-    let millis = created.unix_timestamp_nanos() / 1_000_000;
-    let manifest = serde_json::json!({
-        "sourceBucket": BUCKET,
-        "destinationBucket": format!("arn:aws:s3:::{DESTINATION}"),
-        "version": "2016-11-30",
-        "creationTimestamp": millis.to_string(),
-        "fileFormat": layout.format,
-        "fileSchema": SCHEMA,
-        "files": listed,
-    })
-    .to_string();
     store.put(
         DESTINATION,
         &format!("{base}/{folder}/manifest.json"),
@@ -242,12 +227,21 @@ const RULES: &str = "    sync_rules: [{bucket: docs, exclude: [\"**/*.md\"]}]\n"
 
 #[tokio::test]
 async fn an_inventory_sync_makes_the_index_a_listing_sync_makes() {
+    inventory_sync_equals_listing_sync(COMPLETE).await;
+}
+
+#[tokio::test]
+async fn a_parquet_inventory_sync_makes_the_index_a_listing_sync_makes() {
+    inventory_sync_equals_listing_sync(PARQUET).await;
+}
+
+async fn inventory_sync_equals_listing_sync(layout: Layout) {
     let store = MemoryStore::new(7);
     fill(&store);
     let (listed, inventoried) = (MemorySink::default(), MemorySink::default());
     let by_listing = connector(RULES);
     let by_inventory = with_inventory(RULES);
-    write_inventory(&store, "2026-11-20T00-00Z", COMPLETE);
+    write_inventory(&store, "2026-11-20T00-00Z", layout);
 
     let first_listing = sync(&by_listing, &store, &listed).await;
     store.set_faults(Faults::default());
@@ -279,7 +273,7 @@ async fn an_inventory_sync_makes_the_index_a_listing_sync_makes() {
     }
     store.put(BUCKET, "dir-1/doc 09.txt", b"rewritten");
     store.put(BUCKET, "new/one.txt", b"added");
-    write_inventory(&store, "2026-11-21T00-00Z", COMPLETE);
+    write_inventory(&store, "2026-11-21T00-00Z", layout);
     store.take_gets();
     let second_listing = sync(&by_listing, &store, &listed).await;
     let listing_gets = store.take_gets();
@@ -321,7 +315,7 @@ async fn an_inventory_sync_makes_the_index_a_listing_sync_makes() {
 }
 
 #[tokio::test]
-async fn a_corrupt_or_incomplete_or_parquet_inventory_deletes_nothing_and_indexes_nothing() {
+async fn a_corrupt_or_incomplete_or_orc_inventory_deletes_nothing_and_indexes_nothing() {
     let store = MemoryStore::new(1000);
     fill(&store);
     let sink = MemorySink::default();
@@ -334,7 +328,7 @@ async fn a_corrupt_or_incomplete_or_parquet_inventory_deletes_nothing_and_indexe
         store.delete(BUCKET, &format!("dir-{}/doc {n:02}.txt", n % 4));
     }
     store.put(BUCKET, "new.txt", b"new");
-    let broken: [(Layout, &[&str]); 3] = [
+    let broken: [(Layout, &[&str]); 6] = [
         (
             Layout {
                 corrupt: true,
@@ -351,10 +345,36 @@ async fn a_corrupt_or_incomplete_or_parquet_inventory_deletes_nothing_and_indexe
         ),
         (
             Layout {
-                format: "Parquet",
+                label: Some(("ORC", "struct<bucket:string,key:string>")),
                 ..COMPLETE
             },
-            &["has fileFormat \"Parquet\"; only CSV inventories are read"],
+            &["has fileFormat \"ORC\"; only CSV and Parquet inventories are read"],
+        ),
+        (
+            Layout {
+                corrupt: true,
+                ..PARQUET
+            },
+            &["data/2026-11-24T00-00Z-0.parquet", "has MD5"],
+        ),
+        // The MD5s match, but the files are not Parquet.
+        (
+            Layout {
+                label: Some(("Parquet", testing::PARQUET_SCHEMA)),
+                ..COMPLETE
+            },
+            &[
+                "data/2026-11-25T00-00Z-",
+                ".csv.gz cannot be read as Parquet",
+            ],
+        ),
+        // Parquet, read as the gzip CSV the manifest says it is.
+        (
+            Layout {
+                label: Some(("CSV", testing::CSV_SCHEMA)),
+                ..PARQUET
+            },
+            &["line 1 of the inventory data file reports/docs/daily/data/2026-11-26T00-00Z-"],
         ),
     ];
     for (day, (layout, expected)) in broken.into_iter().enumerate() {
@@ -579,8 +599,8 @@ mod model {
         /// Writes the key with a text of its own.
         Put(usize),
         Delete(usize),
-        /// S3 writes an inventory of the bucket as it is now.
-        Inventory,
+        /// S3 writes an inventory of the bucket as it is now, in gzip CSV or Parquet.
+        Inventory(Format),
         /// A sync that reads the newest inventory (a listing while there is none).
         SyncByInventory,
         SyncByListing,
@@ -590,7 +610,7 @@ mod model {
         prop_oneof![
             4 => (0..KEYS.len()).prop_map(Step::Put),
             2 => (0..KEYS.len()).prop_map(Step::Delete),
-            2 => Just(Step::Inventory),
+            2 => prop_oneof![Just(Format::Csv), Just(Format::Parquet)].prop_map(Step::Inventory),
             3 => Just(Step::SyncByInventory),
             1 => Just(Step::SyncByListing),
         ]
@@ -666,7 +686,7 @@ mod model {
         // The newest inventory: what it names, and when it was made.
         let mut inventory: Option<(Bucket, OffsetDateTime)> = None;
         let mut writes = 0;
-        let final_steps = [Step::Inventory, Step::SyncByInventory];
+        let final_steps = [Step::Inventory(Format::Parquet), Step::SyncByInventory];
         for step in steps.into_iter().chain(final_steps) {
             match step {
                 Step::Put(key) => {
@@ -679,10 +699,10 @@ mod model {
                     store.delete(BUCKET, KEYS[key]);
                     now.remove(KEYS[key]);
                 }
-                Step::Inventory => {
+                Step::Inventory(format) => {
                     // Dated folders in order: the newest is the last written.
                     let folder = format!("2026-11-{:02}T00-00Z", inventories(&store) + 1);
-                    let created = write_inventory(&store, &folder, COMPLETE);
+                    let created = write_inventory(&store, &folder, Layout { format, ..COMPLETE });
                     inventory = Some((now.clone(), created));
                 }
                 Step::SyncByListing => {
