@@ -4,6 +4,7 @@
 use std::sync::MutexGuard;
 
 use tantivy::directory::error::LockError;
+use tantivy::merge_policy::LogMergePolicy;
 use tantivy::{IndexWriter, TantivyError, Term};
 
 use super::{EmbeddedError, Inner};
@@ -14,6 +15,15 @@ use crate::sink::{DocId, Document, RejectedDocuments};
 /// benchmarks, with what the smaller budget costs in speed). tantivy gives each indexing thread
 /// at least 15 MB, so this allows three threads at most.
 pub(super) const WRITER_HEAP_BYTES: usize = 48_000_000;
+
+/// Segments with more documents than this are not merged again. A merge holds memory in
+/// proportion to the documents it merges (about 20 bytes each: the new doc ids, the ordinals of
+/// the string columns), and tantivy's default (10 million) lets the last merges of a big index
+/// take all of it: writing 5 million documents peaked at 151 MiB of anonymous memory, 108 MiB
+/// with this cap, and ran faster (113 s against 149 s; README, "Memory"). Merges stay within
+/// about ten segments of this size, so an index keeps a few dozen segments at most per ten
+/// million documents.
+pub(super) const MAX_DOCS_BEFORE_MERGE: usize = 200_000;
 
 /// Whether an added document replaces a committed copy of itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +65,9 @@ impl Inner {
             },
             cause => self.tantivy_error("opening a writer on")(cause),
         })?;
+        let mut merges = LogMergePolicy::default();
+        merges.set_max_docs_before_merge(MAX_DOCS_BEFORE_MERGE);
+        writer.set_merge_policy(Box::new(merges));
         operation(slot.insert(writer))
     }
 
