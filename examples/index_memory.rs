@@ -48,7 +48,9 @@ fn document(n: u64, now: OffsetDateTime) -> Document {
         content_type: Some("text/plain".to_owned()),
         storage_class: Some("STANDARD".to_owned()),
         title: None,
-        body: Some(format!("document {n} of the large listing, with a few words")),
+        body: Some(format!(
+            "document {n} of the large listing, with a few words"
+        )),
         content_status: ContentStatus::Extracted,
         extraction_error: None,
         indexed_at: now,
