@@ -245,27 +245,38 @@ fn the_json_report_section_names_every_field() {
     else {
         panic!("the report is not a JSON object");
     };
-    let text = section(COMMANDS_PAGE, JSON_REPORT_SECTION);
-    let missing: Vec<&String> = fields
-        .keys()
-        .filter(|field| !text.contains(&format!("`{field}`")))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "the section \"{JSON_REPORT_SECTION}\" of {COMMANDS_PAGE} lacks the report fields {missing:?}"
+    assert_section_names(
+        COMMANDS_PAGE,
+        JSON_REPORT_SECTION,
+        "report fields",
+        fields.keys(),
     );
 }
 
 #[test]
 fn the_metrics_section_names_every_metric() {
-    let text = section(METRICS_PAGE, METRICS_SECTION);
-    let missing: Vec<&str> = s3_connector::worker::metrics::names()
+    let names = s3_connector::worker::metrics::names();
+    assert_section_names(METRICS_PAGE, METRICS_SECTION, "metrics", names);
+}
+
+/// Asserts that the section `title` of `page` names each of `names` in backticks, naming every
+/// one it lacks.
+fn assert_section_names(
+    page: &str,
+    title: &str,
+    what: &str,
+    names: impl IntoIterator<Item = impl std::fmt::Display>,
+) {
+    let text = section(page, title);
+    let missing: Vec<String> = names
         .into_iter()
-        .filter(|name| !text.contains(&format!("`{name}`")))
+        .map(|name| format!("`{name}`"))
+        .filter(|name| !text.contains(name))
         .collect();
     assert!(
         missing.is_empty(),
-        "the section \"{METRICS_SECTION}\" of {METRICS_PAGE} lacks the metrics {missing:?}"
+        "the section \"{title}\" of {page} lacks the {what} {}",
+        missing.join(", ")
     );
 }
 
