@@ -9,7 +9,7 @@ fn main() -> std::process::ExitCode {
 /// an arena of its own, and memory freed in one is not reused by another: after a full sync of
 /// 50,000 objects the tokio workers, blocking threads and tantivy's indexing threads had left
 /// about 40 MiB of fragmented arenas. With two, that sync's peak RSS went from 120 to 80 MiB at
-/// the same speed (README, "Memory"). `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES` in the environment
+/// the same speed (docs/worker-and-api.md, "Memory"). `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES` in the environment
 /// still decide.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn limit_malloc_arenas() {

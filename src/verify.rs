@@ -639,7 +639,7 @@ fn notification_verdict(
     (
         Status::Fail,
         format!(
-            "its notification configuration does not send events to this queue ({arn}): add a queue configuration for s3:ObjectCreated:* and s3:ObjectRemoved:* (see the README)"
+            "its notification configuration does not send events to this queue ({arn}): add a queue configuration for s3:ObjectCreated:* and s3:ObjectRemoved:* (see docs/events.md)"
         ),
     )
 }

@@ -50,6 +50,30 @@ pub const QUEUE_IN_FLIGHT: &str = "s3c_queue_messages_in_flight";
 /// Age of the oldest message of the last non-empty receive; 0 after an empty one.
 pub const QUEUE_LAG: &str = "s3c_queue_lag_seconds";
 
+/// Every metric the worker exports, each name once: the counters fed by sync reports (in the
+/// order of [`COUNTS`]), then the others. The documentation's metrics table is held to this
+/// list (`tests/docs.rs`), and a unit test holds it to what [`WorkerMetrics::render`] shows.
+pub fn names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for (name, _, _) in report_counters() {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names.extend([
+        SYNCS,
+        SKIPPED,
+        DURATION,
+        LAST_SUCCESS,
+        IN_PROGRESS,
+        HELD_BACK,
+        QUEUE_MESSAGES,
+        QUEUE_IN_FLIGHT,
+        QUEUE_LAG,
+    ]);
+    names
+}
+
 /// Upper bounds of the sync-duration buckets, in seconds: from a second to six hours.
 const DURATION_BUCKETS: [f64; 12] = [
     1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0,
@@ -447,5 +471,27 @@ mod tests {
             !text.contains("s3c_sync_duration_seconds_count{connector=\"a\"}"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn names_lists_every_family_the_worker_renders() {
+        let metrics = WorkerMetrics::new(["a"]);
+        let report = SyncReport::from_counters(
+            "a",
+            &Counters::default(),
+            &Default::default(),
+            OffsetDateTime::now_utc(),
+        );
+        metrics.record(&SyncRecord::new(report, Trigger::Interval), || ());
+        metrics.queue("a", Some((1, 2)), 3.0);
+        let text = metrics.render();
+        let rendered: std::collections::BTreeSet<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .filter_map(|rest| rest.split(' ').next())
+            .collect();
+        let listed: std::collections::BTreeSet<&str> = names().into_iter().collect();
+        assert_eq!(listed.len(), names().len(), "a name listed twice");
+        assert_eq!(rendered, listed, "{text}");
     }
 }

@@ -11,8 +11,8 @@ use super::{EmbeddedError, Inner};
 use crate::sink::{DocId, Document, RejectedDocuments};
 
 /// Memory the writer may fill with new documents before it flushes a segment to disk: most of a
-/// full sync's memory, so it keeps the sync's peak RSS under 96 MiB (measured in the README's
-/// benchmarks, with what the smaller budget costs in speed). tantivy gives each indexing thread
+/// full sync's memory, so it keeps the sync's peak RSS under 96 MiB (measured in
+/// docs/benchmarks.md, with what the smaller budget costs in speed). tantivy gives each indexing thread
 /// at least 15 MB, so this allows three threads at most.
 pub(super) const WRITER_HEAP_BYTES: usize = 48_000_000;
 
@@ -20,9 +20,9 @@ pub(super) const WRITER_HEAP_BYTES: usize = 48_000_000;
 /// proportion to the documents it merges (about 20 bytes each: the new doc ids, the ordinals of
 /// the string columns), and tantivy's default (10 million) lets the last merges of a big index
 /// take all of it: writing 5 million documents peaked at 151 MiB of anonymous memory, 108 MiB
-/// with this cap, and ran faster (113 s against 149 s; README, "Memory"). Merges stay within
-/// about ten segments of this size, so an index keeps a few dozen segments at most per ten
-/// million documents.
+/// with this cap, and ran faster (113 s against 149 s; docs/benchmarks.md, "Memory at 50,000
+/// and 400,000 objects"). Merges stay within about ten segments of this size, so an index
+/// keeps a few dozen segments at most per ten million documents.
 pub(super) const MAX_DOCS_BEFORE_MERGE: usize = 200_000;
 
 /// Whether an added document replaces a committed copy of itself.
