@@ -24,11 +24,11 @@ use self::bulk::{BulkWriter, Operation};
 use self::client::{Client, index_path};
 pub use self::error::OpensearchError;
 use crate::config::opensearch::OpensearchConfig;
+use crate::sink::IndexSource;
 use crate::sink::{
     DocId, Document, IndexedEntry, RejectedDocuments, ScanFrom, SearchHit, Sink, SinkError,
     VersionStamp,
 };
-use crate::sync::target::IndexSource;
 
 /// One index of an OpenSearch cluster. Clones share the HTTP client and its connections.
 #[derive(Clone, Debug)]
