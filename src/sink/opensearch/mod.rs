@@ -157,17 +157,9 @@ impl Sink for OpensearchSink {
     async fn commit(&self) -> Result<(), SinkError> {
         let index = &self.inner.index;
         let action = format!("refreshing index {index}");
-        let reply = self
-            .inner
-            .client
-            .send(
-                &action,
-                Method::Post,
-                &index_path(index, "_refresh"),
-                &[],
-                None,
-            )
-            .await?;
+        let path = index_path(index, "_refresh");
+        let client = &self.inner.client;
+        let reply = client.send(&action, Method::Post, &path, &[], None).await?;
         if reply.is_success() {
             Ok(())
         } else {
