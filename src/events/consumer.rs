@@ -1,15 +1,16 @@
 //! One round of the consumer: the messages of one ReceiveMessage, read, applied, committed,
 //! and only then deleted.
 //!
-//! A round parses every message, gathers the keys they name (each key once, however many
-//! messages name it), makes the index agree with S3 for those keys through the connector's
-//! [`Pipeline`], as a full sync does its work ([`Pipeline::apply_keys`]), and deletes the messages whose keys are all committed.
-//! While the keys are downloaded, extracted and written, the messages' visibility is extended
-//! every half `visibility_timeout`, so no other consumer receives them meanwhile. A message that
-//! cannot be read, or whose keys could not all be applied, is left in the queue: it comes back
-//! after its visibility timeout, and the queue's redrive policy moves it to the dead-letter queue
-//! after `maxReceiveCount` tries. On shutdown, the messages not finished are made visible again
-//! at once. The loop around rounds (when to receive, which index) belongs to the worker.
+//! A round parses every message, gathers the keys they name (each key once, however many messages
+//! name it), makes the index agree with S3 for those keys through the connector's [`Pipeline`], as
+//! a full sync does its work ([`Pipeline::apply_keys`]), and deletes the messages whose keys are
+//! all committed. While the keys are downloaded, extracted and written, the messages' visibility is
+//! extended every half `visibility_timeout`, so no other consumer receives them meanwhile. A
+//! message that cannot be read, or whose keys could not all be applied, is left in the queue: it
+//! comes back after its visibility timeout, and the queue's redrive policy moves it to the
+//! dead-letter queue after `maxReceiveCount` tries. On shutdown, the messages not finished are made
+//! visible again at once. The loop around rounds (when to receive, which index) belongs to the
+//! worker.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
