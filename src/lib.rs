@@ -26,5 +26,7 @@ pub mod rules;
 pub mod sink;
 pub mod source;
 pub mod sync;
+#[cfg(test)]
+mod testing;
 pub mod verify;
 pub mod worker;

@@ -187,15 +187,31 @@ struct SelectionArgs {
     connectors: Vec<String>,
 }
 
-impl SelectionArgs {
-    /// Loads the config; `Err` carries the exit code after the problem was printed.
-    fn load(&self) -> Result<Config, ExitCode> {
-        load_config(&self.config.config)
-    }
+/// A loaded config and the connectors a command works on in it.
+struct Selected {
+    config: Config,
+    /// Where the selected connectors stand in `config.connectors`, in file order.
+    positions: Vec<usize>,
+}
 
-    /// The selected connectors of `config`, or the exit code after naming an unknown one.
-    fn select<'a>(&self, config: &'a Config) -> Result<Vec<&'a ConnectorConfig>, ExitCode> {
-        select_connectors(config, &self.connectors, &self.config.config)
+impl Selected {
+    /// The selected connectors, each with its position in the file.
+    fn connectors(&self) -> impl Iterator<Item = (usize, &ConnectorConfig)> {
+        self.positions
+            .iter()
+            .map(|&position| (position, &self.config.connectors[position]))
+    }
+}
+
+impl SelectionArgs {
+    /// Loads the config and selects the connectors in it; `Err` carries the exit code after the
+    /// problem (an invalid file, an unknown connector) was printed.
+    fn load(&self) -> Result<Selected, ExitCode> {
+        let path = &self.config.config;
+        let config = load_config(path)?;
+        let selected = select_connectors(&config, &self.connectors, path)?;
+        let positions = selected.iter().map(|c| position_of(&config, c)).collect();
+        Ok(Selected { config, positions })
     }
 }
 
@@ -203,13 +219,17 @@ impl SelectionArgs {
 /// returns the exit code after saying what is wrong.
 fn load_with_connector(path: &Path, id: &str) -> Result<(Config, usize), ExitCode> {
     let config = load_config(path)?;
-    let connector = find_connector(&config, id, path)?;
-    let position = config
+    let position = position_of(&config, find_connector(&config, id, path)?);
+    Ok((config, position))
+}
+
+/// Where `connector`, one of `config`'s, stands in `config.connectors`.
+fn position_of(config: &Config, connector: &ConnectorConfig) -> usize {
+    config
         .connectors
         .iter()
         .position(|c| std::ptr::eq(c, connector))
-        .unwrap_or_default();
-    Ok((config, position))
+        .unwrap_or_default()
 }
 
 /// The connector named `id`, or the exit code after saying that there is none.

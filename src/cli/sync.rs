@@ -40,15 +40,12 @@ pub(super) struct SyncArgs {
 /// Syncs the selected connectors one after the other. Ctrl-C stops starting new work, lets
 /// downloads in flight finish and commits; a second Ctrl-C exits at once.
 pub(super) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
-    let config = match args.selection.load() {
-        Ok(config) => config,
+    let selected = match args.selection.load() {
+        Ok(selected) => selected,
         Err(code) => return Ok(code),
     };
-    let connectors = match args.selection.select(&config) {
-        Ok(connectors) => connectors,
-        Err(code) => return Ok(code),
-    };
-    let shards = match args.shard.resolve(&config) {
+    let config = &selected.config;
+    let shards = match args.shard.resolve(config) {
         Ok(shards) => shards,
         Err(code) => return Ok(code),
     };
@@ -56,16 +53,11 @@ pub(super) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
     tokio::spawn(cancel_on_interrupt(cancel.clone()));
     let history = History::new(&config.state_dir).for_shard(shards.spec());
     let mut all_succeeded = true;
-    for connector in connectors {
+    for (position, connector) in selected.connectors() {
         if cancel.is_cancelled() {
             break;
         }
-        let index = open_index(&config, connector).await?;
-        let position = config
-            .connectors
-            .iter()
-            .position(|c| c.id == connector.id)
-            .unwrap_or_default();
+        let index = open_index(config, connector).await?;
         let options = SyncOptions {
             show_progress: !args.json,
             allow_mass_delete: args.allow_mass_delete,

@@ -24,17 +24,13 @@ pub(super) struct VerifyArgs {
 
 /// Prints a row per step; exit 0 only if every step passed.
 pub(super) async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let config = match args.selection.load() {
-        Ok(config) => config,
-        Err(code) => return Ok(code),
-    };
-    let connectors = match args.selection.select(&config) {
-        Ok(connectors) => connectors,
+    let selected = match args.selection.load() {
+        Ok(selected) => selected,
         Err(code) => return Ok(code),
     };
     let mut all_passed = true;
     let mut out = std::io::stdout().lock();
-    for connector in connectors {
+    for (_, connector) in selected.connectors() {
         let results = verify::verify_connector(
             connector,
             verify::PropagationWait::every_step(Duration::from_secs(args.wait)),

@@ -6,7 +6,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 use time::OffsetDateTime;
@@ -70,9 +69,14 @@ impl Schedule {
     }
 }
 
+/// The first time strictly after `after` that `cron` matches, in UTC; `None` when there is none.
+///
+/// The one place `chrono` appears: the cron parser (`croner`) reads and returns `chrono` times,
+/// and everything else in the crate uses `time`, so the conversion happens here, both ways, and
+/// no `chrono` type leaves this function.
 fn next_cron_match(cron: &Cron, after: OffsetDateTime) -> Option<OffsetDateTime> {
-    let after: DateTime<Utc> =
-        DateTime::from_timestamp(after.unix_timestamp(), after.nanosecond())?;
+    let after: chrono::DateTime<chrono::Utc> =
+        chrono::DateTime::from_timestamp(after.unix_timestamp(), after.nanosecond())?;
     let next = cron.find_next_occurrence(&after, false).ok()?;
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(next.timestamp_nanos_opt()?)).ok()
 }

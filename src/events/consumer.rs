@@ -1,15 +1,16 @@
 //! One round of the consumer: the messages of one ReceiveMessage, read, applied, committed,
 //! and only then deleted.
 //!
-//! A round parses every message, gathers the keys they name (each key once, however many
-//! messages name it), makes the index agree with S3 for those keys
-//! ([`crate::sync::touched::apply_keys`]), and deletes the messages whose keys are all committed.
-//! While the keys are downloaded, extracted and written, the messages' visibility is extended
-//! every half `visibility_timeout`, so no other consumer receives them meanwhile. A message that
-//! cannot be read, or whose keys could not all be applied, is left in the queue: it comes back
-//! after its visibility timeout, and the queue's redrive policy moves it to the dead-letter queue
-//! after `maxReceiveCount` tries. On shutdown, the messages not finished are made visible again
-//! at once. The loop around rounds (when to receive, which index) belongs to the worker.
+//! A round parses every message, gathers the keys they name (each key once, however many messages
+//! name it), makes the index agree with S3 for those keys through the connector's [`Pipeline`], as
+//! a full sync does its work ([`Pipeline::apply_keys`]), and deletes the messages whose keys are
+//! all committed. While the keys are downloaded, extracted and written, the messages' visibility is
+//! extended every half `visibility_timeout`, so no other consumer receives them meanwhile. A
+//! message that cannot be read, or whose keys could not all be applied, is left in the queue: it
+//! comes back after its visibility timeout, and the queue's redrive policy moves it to the
+//! dead-letter queue after `maxReceiveCount` tries. On shutdown, the messages not finished are made
+//! visible again at once. The loop around rounds (when to receive, which index) belongs to the
+//! worker.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -23,19 +24,20 @@ use crate::config::ConnectorConfig;
 use crate::config::notifications::NotificationsConfig;
 use crate::sink::Sink;
 use crate::source::ObjectStore;
-use crate::sync::touched::{self, KeyResult, TouchedKey};
-use crate::sync::{Counters, Shard, SyncContext};
+use crate::sync::touched::{KeyResult, TouchedKey};
+use crate::sync::{Counters, Pipeline};
 
 /// Receives one round may gather while the queue has a backlog.
 pub const RECEIVES_PER_ROUND: usize = 10;
 
-/// A connector's consumer: its queue, its S3 client, and the buckets located so far.
+/// A connector's consumer: its queue, its pipeline (the S3 client), and the buckets located so
+/// far.
 #[derive(Debug)]
 pub struct Consumer<'a, O: ObjectStore> {
     connector: &'a ConnectorConfig,
     notifications: &'a NotificationsConfig,
     queue: Queue,
-    source: O,
+    pipeline: Pipeline<'a, O>,
     located: HashSet<String>,
 }
 
@@ -60,7 +62,7 @@ impl<'a, O: ObjectStore> Consumer<'a, O> {
             connector,
             notifications,
             queue,
-            source,
+            pipeline: Pipeline::over(connector, source),
             located: HashSet::new(),
         }
     }
@@ -72,7 +74,7 @@ impl<'a, O: ObjectStore> Consumer<'a, O> {
 
     /// The S3 client.
     pub fn source(&self) -> &O {
-        &self.source
+        self.pipeline.source()
     }
 
     fn visibility(&self) -> Duration {
@@ -178,20 +180,9 @@ impl<'a, O: ObjectStore> Consumer<'a, O> {
 
         let visibility = self.visibility();
         let results = {
-            let ctx = SyncContext {
-                connector: self.connector,
-                source: &self.source,
-                sink,
-                counters,
-                cancel,
-                allow_mass_delete: false,
-                // The retarget guard is the full sync's: events come from the connector's own
-                // queue and buckets.
-                retarget: false,
-                // Events name single keys: whichever shard owns a key, S3 says what it is now.
-                shard: &Shard::whole(),
-            };
-            let apply = touched::apply_keys(&ctx, &ordered, &mut self.located);
+            let apply =
+                self.pipeline
+                    .apply_keys(sink, &ordered, &mut self.located, counters, cancel);
             let heartbeat = keep_hidden(&self.queue, &receipts, visibility);
             tokio::select! {
                 results = apply => results,

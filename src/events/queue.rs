@@ -293,24 +293,14 @@ impl Queue {
 
     /// Deletes these messages (by receipt); returns the receipts SQS did not delete, with why.
     pub async fn delete(&self, receipts: &[String]) -> Result<Vec<(String, String)>, QueueError> {
-        self.in_batches(receipts, |chunk| async move {
-            let entries = numbered(chunk, |id, receipt| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(id)
-                    .receipt_handle(receipt)
-                    .build()
-                    .ok()
-            });
-            let output = self
-                .call("DeleteMessageBatch", || {
-                    self.client
-                        .delete_message_batch()
-                        .queue_url(&self.url)
-                        .set_entries(Some(entries.clone()))
-                        .send()
-                })
-                .await?;
-            Ok(output.failed().to_vec())
+        let entry = |id, receipt: &String| {
+            let entry = DeleteMessageBatchRequestEntry::builder().id(id);
+            entry.receipt_handle(receipt).build().ok()
+        };
+        self.in_batches("DeleteMessageBatch", receipts, entry, |entries| {
+            let request = self.client.delete_message_batch();
+            let sent = request.queue_url(&self.url).set_entries(entries).send();
+            async move { sent.await.map(|output| output.failed().to_vec()) }
         })
         .await
     }
@@ -323,41 +313,45 @@ impl Queue {
         visibility: Duration,
     ) -> Result<Vec<(String, String)>, QueueError> {
         let seconds = i32::try_from(visibility.as_secs()).unwrap_or(43_200);
-        self.in_batches(receipts, |chunk| async move {
-            let entries = numbered(chunk, |id, receipt| {
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(id)
-                    .receipt_handle(receipt)
-                    .visibility_timeout(seconds)
-                    .build()
-                    .ok()
-            });
-            let output = self
-                .call("ChangeMessageVisibilityBatch", || {
-                    self.client
-                        .change_message_visibility_batch()
-                        .queue_url(&self.url)
-                        .set_entries(Some(entries.clone()))
-                        .send()
-                })
-                .await?;
-            Ok(output.failed().to_vec())
+        let entry = |id, receipt: &String| {
+            let entry = ChangeMessageVisibilityBatchRequestEntry::builder().id(id);
+            entry
+                .receipt_handle(receipt)
+                .visibility_timeout(seconds)
+                .build()
+                .ok()
+        };
+        self.in_batches("ChangeMessageVisibilityBatch", receipts, entry, |entries| {
+            let request = self.client.change_message_visibility_batch();
+            let sent = request.queue_url(&self.url).set_entries(entries).send();
+            async move { sent.await.map(|output| output.failed().to_vec()) }
         })
         .await
     }
 
-    /// Runs a batch call per ten receipts; collects the receipts of failed entries, with why.
-    async fn in_batches<'r, Fut>(
+    /// Runs `operation`, a batch call, per ten receipts: `entry` makes a receipt's entry from
+    /// its id (its position in the batch), `send` sends a batch's entries and returns its failed
+    /// ones. Collects the receipts of failed entries, with why.
+    async fn in_batches<T: Clone, E, Fut>(
         &self,
-        receipts: &'r [String],
-        mut send: impl FnMut(&'r [String]) -> Fut,
+        operation: &'static str,
+        receipts: &[String],
+        entry: impl Fn(String, &String) -> Option<T>,
+        send: impl Fn(Option<Vec<T>>) -> Fut,
     ) -> Result<Vec<(String, String)>, QueueError>
     where
-        Fut: Future<Output = Result<Vec<BatchResultErrorEntry>, QueueError>>,
+        Fut: Future<Output = Result<Vec<BatchResultErrorEntry>, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         let mut failed = Vec::new();
         for chunk in receipts.chunks(BATCH_LIMIT) {
-            failed.extend(batch_failures(chunk, &send(chunk).await?));
+            let entries: Vec<T> = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(n, receipt)| entry(n.to_string(), receipt))
+                .collect();
+            let refused = self.call(operation, || send(Some(entries.clone()))).await?;
+            failed.extend(batch_failures(chunk, &refused));
         }
         Ok(failed)
     }
@@ -398,15 +392,6 @@ impl Queue {
             .await?;
         Ok(output.attributes().cloned().unwrap_or_default())
     }
-}
-
-/// A batch call's entries, each with its position in `chunk` as its id.
-fn numbered<T>(chunk: &[String], entry: impl Fn(String, &String) -> Option<T>) -> Vec<T> {
-    chunk
-        .iter()
-        .enumerate()
-        .filter_map(|(n, receipt)| entry(n.to_string(), receipt))
-        .collect()
 }
 
 /// The receipts of a batch call's failed entries (ids are positions in `chunk`).

@@ -8,7 +8,7 @@
 
 use std::fmt::{self, Write as _};
 
-use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Unexpected, Visitor};
 
 use super::{ExtractError, Extracted};
 
@@ -32,7 +32,7 @@ pub(super) fn extract(text: &str, ndjson: bool) -> Result<Extracted, ExtractErro
         }
     } else {
         let mut de = serde_json::Deserializer::from_str(text);
-        Node { out: &mut out }
+        Node::value(&mut out)
             .deserialize(&mut de)
             .map_err(|e| json_error(e, 0))?;
         if de.end().is_err() {
@@ -48,7 +48,7 @@ pub(super) fn extract(text: &str, ndjson: bool) -> Result<Extracted, ExtractErro
 /// Parses exactly one value (surrounded by optional whitespace).
 fn parse_one(text: &str, out: &mut Writer) -> Result<(), serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(text);
-    Node { out }.deserialize(&mut de)?;
+    Node::value(out).deserialize(&mut de)?;
     de.end()
 }
 
@@ -134,16 +134,33 @@ impl Writer {
     }
 }
 
-/// Any JSON value, written to `out` as it is parsed.
+/// Any JSON value, or an object key (`key`), written to `out` as it is parsed.
 struct Node<'w> {
     out: &'w mut Writer,
+    key: bool,
+}
+
+impl<'w> Node<'w> {
+    /// A value.
+    fn value(out: &'w mut Writer) -> Self {
+        Self { out, key: false }
+    }
+
+    /// An object key.
+    fn key(out: &'w mut Writer) -> Self {
+        Self { out, key: true }
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for Node<'_> {
     type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
-        de.deserialize_any(self)
+        if self.key {
+            de.deserialize_str(self)
+        } else {
+            de.deserialize_any(self)
+        }
     }
 }
 
@@ -151,7 +168,11 @@ impl<'de> Visitor<'de> for Node<'_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
+        f.write_str(if self.key {
+            "an object key"
+        } else {
+            "a JSON value"
+        })
     }
 
     fn visit_bool<E>(self, v: bool) -> Result<(), E> {
@@ -176,8 +197,20 @@ impl<'de> Visitor<'de> for Node<'_> {
     }
 
     fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        self.out.value(v);
+        if self.key {
+            self.out.key(v);
+        } else {
+            self.out.value(v);
+        }
         Ok(())
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<(), E> {
+        if self.key {
+            Err(E::custom("object key is not a string"))
+        } else {
+            Err(E::invalid_type(Unexpected::Bytes(v), &self))
+        }
     }
 
     fn visit_unit<E>(self) -> Result<(), E> {
@@ -186,45 +219,15 @@ impl<'de> Visitor<'de> for Node<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(Node { out: self.out })?.is_some() {}
+        while seq.next_element_seed(Node::value(self.out))?.is_some() {}
         Ok(())
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while map.next_key_seed(Key { out: self.out })?.is_some() {
-            map.next_value_seed(Node { out: self.out })?;
+        while map.next_key_seed(Node::key(self.out))?.is_some() {
+            map.next_value_seed(Node::value(self.out))?;
         }
         Ok(())
-    }
-}
-
-/// An object key.
-struct Key<'w> {
-    out: &'w mut Writer,
-}
-
-impl<'de> DeserializeSeed<'de> for Key<'_> {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
-        de.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Key<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object key")
-    }
-
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
-        self.out.key(v);
-        Ok(())
-    }
-
-    fn visit_bytes<E: serde::de::Error>(self, _v: &[u8]) -> Result<(), E> {
-        Err(E::custom("object key is not a string"))
     }
 }
 

@@ -166,11 +166,7 @@ fn measure_streams(document: &Document, streams: &Budget) -> Result<(), ExtractE
         let Object::Stream(stream) = object else {
             continue;
         };
-        let is_image = stream
-            .dict
-            .get(b"Subtype")
-            .and_then(Object::as_name)
-            .is_ok_and(|name| name == b"Image");
+        let is_image = is_subtype(stream, b"Image");
         let is_container = stream.dict.has_type(b"ObjStm") || stream.dict.has_type(b"XRef");
         if (is_image || is_container) && !contents.contains(id) {
             continue;
@@ -236,15 +232,24 @@ fn check_page_parents(document: &Document) -> Result<(), ExtractError> {
     Ok(())
 }
 
+/// Whether the stream's `/Subtype` is `subtype` (`Image`, `Form`).
+fn is_subtype(stream: &lopdf::Stream, subtype: &[u8]) -> bool {
+    stream
+        .dict
+        .get(b"Subtype")
+        .and_then(Object::as_name)
+        .is_ok_and(|name| name == subtype)
+}
+
 /// Refuses documents whose form XObjects draw themselves (directly or through others), nest
 /// deeper than [`MAX_FORM_DEPTH`] or multiply past [`MAX_FORM_CALLS`]: pdf-extract follows `Do`
 /// by recursion without a guard, so a self-drawing form would overflow the thread's stack,
 /// which no panic handler can catch.
 fn check_forms(document: &Document, budget: &Budget) -> Result<(), ExtractError> {
-    let has_forms = document.objects.values().any(|object| {
-        matches!(object, Object::Stream(stream)
-            if stream.dict.get(b"Subtype").and_then(Object::as_name).is_ok_and(|n| n == b"Form"))
-    });
+    let has_forms = document
+        .objects
+        .values()
+        .any(|object| matches!(object, Object::Stream(stream) if is_subtype(stream, b"Form")));
     if !has_forms {
         return Ok(());
     }
@@ -298,12 +303,7 @@ impl<'a> FormWalk<'a> {
             let Ok(stream) = self.document.get_object(id).and_then(Object::as_stream) else {
                 continue;
             };
-            let is_form = stream
-                .dict
-                .get(b"Subtype")
-                .and_then(Object::as_name)
-                .is_ok_and(|n| n == b"Form");
-            if !is_form {
+            if !is_subtype(stream, b"Form") {
                 continue;
             }
             self.calls += 1;

@@ -352,6 +352,11 @@ Second line with {\b bold} and \u8364? euro and \u-3913?? skipped.\par
 {\pict\wmetafile8 0a0b0c0d}\trowd\cellx100\cellx200 cell one\cell cell two\cell\row
 }"#;
 
+    /// The body of `rtf`, extracted without limits.
+    fn body(rtf: &[u8]) -> String {
+        extract(rtf, &Budget::unlimited()).unwrap().body
+    }
+
     #[test]
     fn body_title_and_escapes() {
         let got = extract(RTF.as_bytes(), &Budget::unlimited()).unwrap();
@@ -364,18 +369,10 @@ Second line with {\b bold} and \u8364? euro and \u-3913?? skipped.\par
 
     #[test]
     fn code_pages_and_multibyte_bytes() {
-        let cyrillic = extract(
-            br"{\rtf1\ansi\ansicpg1251 \'cf\'f0\'e8\'e2\'e5\'f2}",
-            &Budget::unlimited(),
-        )
-        .unwrap();
-        assert_eq!(cyrillic.body, "\u{41f}\u{440}\u{438}\u{432}\u{435}\u{442}");
-        let japanese = extract(
-            br"{\rtf1\ansi\ansicpg932 \'93\'fa\'96\'7b}",
-            &Budget::unlimited(),
-        )
-        .unwrap();
-        assert_eq!(japanese.body, "\u{65e5}\u{672c}");
+        let cyrillic = body(br"{\rtf1\ansi\ansicpg1251 \'cf\'f0\'e8\'e2\'e5\'f2}");
+        assert_eq!(cyrillic, "\u{41f}\u{440}\u{438}\u{432}\u{435}\u{442}");
+        let japanese = body(br"{\rtf1\ansi\ansicpg932 \'93\'fa\'96\'7b}");
+        assert_eq!(japanese, "\u{65e5}\u{672c}");
     }
 
     #[test]
@@ -385,21 +382,14 @@ Second line with {\b bold} and \u8364? euro and \u-3913?? skipped.\par
             err.to_string(),
             "corrupt RTF: the document does not start with {\\rtf"
         );
-        let cut = extract(
-            br"{\rtf1 {\b unclosed groups {{{ text",
-            &Budget::unlimited(),
-        )
-        .unwrap();
-        assert_eq!(cut.body, "unclosed groups text");
+        let cut = body(br"{\rtf1 {\b unclosed groups {{{ text");
+        assert_eq!(cut, "unclosed groups text");
     }
 
     #[test]
     fn deep_nesting_and_garbage_never_panic() {
         let deep = format!("{{\\rtf1 {}x{}", "{".repeat(100_000), "}".repeat(100_000));
-        assert_eq!(
-            extract(deep.as_bytes(), &Budget::unlimited()).unwrap().body,
-            "x"
-        );
+        assert_eq!(body(deep.as_bytes()), "x");
         let mut rng = crate::extract::tests::Rng::new(3);
         for _ in 0..2000 {
             let len = rng.below(200);

@@ -164,90 +164,36 @@ mod tests {
 
     #[test]
     fn sniff_table() {
+        use Sniffed::{Binary, Compressed};
         let pdf = include_bytes!("../../tests/fixtures/sample.pdf");
+        let odt = odf_bytes(
+            "application/vnd.oasis.opendocument.text",
+            "<office:text/>",
+            "",
+        );
+        let email = b"Return-Path: <a@b.c>\r\nFrom: a@b.c\r\nSubject: hi\r\n\r\nbody";
+        let raw = |bytes: &[u8]| bytes.to_vec();
+        let format = Sniffed::Format;
+        #[rustfmt::skip]
         let cases: Vec<(&str, Vec<u8>, Sniffed)> = vec![
-            ("pdf", pdf.to_vec(), Sniffed::Format(Format::Pdf)),
-            (
-                "docx",
-                docx_bytes(&["x"], "t"),
-                Sniffed::Format(Format::Docx),
-            ),
-            (
-                "xlsx",
-                xlsx_bytes("S", &["a"]),
-                Sniffed::Format(Format::Xlsx),
-            ),
-            (
-                "odt",
-                odf_bytes(
-                    "application/vnd.oasis.opendocument.text",
-                    "<office:text/>",
-                    "",
-                ),
-                Sniffed::Format(Format::Odt),
-            ),
-            (
-                "gzip",
-                compress(Compression::Gzip, b"hello"),
-                Sniffed::Compressed(Compression::Gzip),
-            ),
-            (
-                "png",
-                b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec(),
-                Sniffed::Binary(Some("image/png".to_owned())),
-            ),
-            ("nul bytes", b"ab\0cd".to_vec(), Sniffed::Binary(None)),
-            (
-                "rtf",
-                br"{\rtf1\ansi hello}".to_vec(),
-                Sniffed::Format(Format::Rtf),
-            ),
-            (
-                "html",
-                b"  <!DOCTYPE html><p>x".to_vec(),
-                Sniffed::Format(Format::Html),
-            ),
-            (
-                "xml",
-                b"<?xml version=\"1.0\"?><a/>".to_vec(),
-                Sniffed::Format(Format::Xml),
-            ),
-            (
-                "bare xml",
-                b"<feed><e>1</e></feed>".to_vec(),
-                Sniffed::Format(Format::Xml),
-            ),
-            (
-                "json",
-                b" {\"a\": [1, 2]}\n".to_vec(),
-                Sniffed::Format(Format::Json),
-            ),
-            (
-                "ndjson",
-                b"{\"a\":1}\n{\"a\":2}\n".to_vec(),
-                Sniffed::Format(Format::Ndjson),
-            ),
-            (
-                "bracketed log",
-                b"[2024-01-01] INFO started\n".to_vec(),
-                Sniffed::Format(Format::PlainText),
-            ),
-            (
-                "email",
-                b"Return-Path: <a@b.c>\r\nFrom: a@b.c\r\nSubject: hi\r\n\r\nbody".to_vec(),
-                Sniffed::Format(Format::Eml),
-            ),
-            (
-                "prose with a colon",
-                b"Note: this is just text\nwith lines\n".to_vec(),
-                Sniffed::Format(Format::PlainText),
-            ),
-            (
-                "utf-16 text",
-                b"\xFF\xFEh\0i\0".to_vec(),
-                Sniffed::Format(Format::PlainText),
-            ),
-            ("empty", Vec::new(), Sniffed::Format(Format::PlainText)),
+            ("pdf", pdf.to_vec(), format(Format::Pdf)),
+            ("docx", docx_bytes(&["x"], "t"), format(Format::Docx)),
+            ("xlsx", xlsx_bytes("S", &["a"]), format(Format::Xlsx)),
+            ("odt", odt, format(Format::Odt)),
+            ("gzip", compress(Compression::Gzip, b"hello"), Compressed(Compression::Gzip)),
+            ("png", raw(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), Binary(Some("image/png".to_owned()))),
+            ("nul bytes", raw(b"ab\0cd"), Binary(None)),
+            ("rtf", raw(br"{\rtf1\ansi hello}"), format(Format::Rtf)),
+            ("html", raw(b"  <!DOCTYPE html><p>x"), format(Format::Html)),
+            ("xml", raw(b"<?xml version=\"1.0\"?><a/>"), format(Format::Xml)),
+            ("bare xml", raw(b"<feed><e>1</e></feed>"), format(Format::Xml)),
+            ("json", raw(b" {\"a\": [1, 2]}\n"), format(Format::Json)),
+            ("ndjson", raw(b"{\"a\":1}\n{\"a\":2}\n"), format(Format::Ndjson)),
+            ("bracketed log", raw(b"[2024-01-01] INFO started\n"), format(Format::PlainText)),
+            ("email", raw(email), format(Format::Eml)),
+            ("prose with a colon", raw(b"Note: this is just text\nwith lines\n"), format(Format::PlainText)),
+            ("utf-16 text", raw(b"\xFF\xFEh\0i\0"), format(Format::PlainText)),
+            ("empty", Vec::new(), format(Format::PlainText)),
         ];
         for (name, bytes, want) in cases {
             assert_eq!(sniff(&bytes), want, "{name}");

@@ -6,6 +6,7 @@
 //! is an [`AnySink`], turned into a concrete type at the edge (CLI, worker) by
 //! [`with_sink!`](crate::with_sink).
 
+pub mod binding;
 pub mod embedded;
 #[cfg(test)]
 pub mod memory;
@@ -21,7 +22,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::config::IndexConfig;
-use crate::sync::target::IndexSource;
+pub use binding::IndexSource;
 
 /// A document id: the md5 of `"{bucket}/{key}"`, as Elastic's S3 connector computes it, so that
 /// indices migrated from it keep their ids. Kept as 16 raw bytes; rendered as 32 hex characters.
@@ -447,7 +448,7 @@ pub trait Sink: Send + Sync {
     ) -> impl Future<Output = Result<Vec<SearchHit>, SinkError>> + Send;
 
     /// The source this index's documents came from, as last recorded; `None` before any
-    /// (the retarget guard, [`crate::sync::target`]). Default: the sink records nothing.
+    /// (read by the sync's retarget guard). Default: the sink records nothing.
     fn recorded_source(
         &self,
     ) -> impl Future<Output = Result<Option<IndexSource>, SinkError>> + Send {

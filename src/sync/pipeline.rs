@@ -1,23 +1,28 @@
-//! One way to wire a connector's sync: credentials → S3 store → counters → context, run on an
-//! index. The CLI's `sync`, the worker and the end-to-end tests all start syncs here, so they
-//! cannot drift apart in how they build what a sync needs.
+//! One way to wire a connector's work: credentials → S3 store → counters → context, run on an
+//! index. The CLI's `sync`, the worker, the event consumer and the end-to-end tests all start
+//! their work here — a full sync ([`Pipeline::run`]) or the keys event notifications named
+//! ([`Pipeline::apply_keys`]) — so they cannot drift apart in how they build what it needs.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
+use super::touched::{self, KeyResult, TouchedKey};
 use super::{Counters, Shard, SyncContext, SyncReport, sync_connector};
 use crate::config::ConnectorConfig;
 use crate::credentials;
 use crate::sink::Sink;
+use crate::source::ObjectStore;
 use crate::source::s3::S3Source;
 
-/// A connector's sync, ready to run: its S3 client (credentials resolved) and live counters.
+/// A connector's work, ready to run: its object store (the S3 client, credentials resolved)
+/// and live counters.
 #[derive(Debug)]
-pub struct Pipeline<'a> {
+pub struct Pipeline<'a, O: ObjectStore = S3Source> {
     connector: &'a ConnectorConfig,
-    source: S3Source,
+    source: O,
     counters: Arc<Counters>,
     started_at: OffsetDateTime,
     retarget: bool,
@@ -30,10 +35,21 @@ impl<'a> Pipeline<'a> {
         let started_at = OffsetDateTime::now_utc();
         let sdk_config = credentials::sdk_config(connector).await;
         Self {
-            connector,
-            source: S3Source::new(connector, &sdk_config),
-            counters: Arc::new(Counters::default()),
             started_at,
+            ..Self::over(connector, S3Source::new(connector, &sdk_config))
+        }
+    }
+}
+
+impl<'a, O: ObjectStore> Pipeline<'a, O> {
+    /// The connector's work over `source`, an object store already set up (the event
+    /// consumer's S3 client, or an in-memory store in tests).
+    pub fn over(connector: &'a ConnectorConfig, source: O) -> Self {
+        Self {
+            connector,
+            source,
+            counters: Arc::new(Counters::default()),
+            started_at: OffsetDateTime::now_utc(),
             retarget: false,
             shard: Shard::whole(),
         }
@@ -52,19 +68,38 @@ impl<'a> Pipeline<'a> {
         self
     }
 
-    /// When the sync began (its credentials were set up from then on).
+    /// When the work began (its credentials were set up from then on).
     pub fn started_at(&self) -> OffsetDateTime {
         self.started_at
     }
 
-    /// The S3 client, whose request counters a status page may read while the sync runs.
-    pub fn source(&self) -> &S3Source {
+    /// The object store, whose request counters a status page may read while the work runs.
+    pub fn source(&self) -> &O {
         &self.source
     }
 
     /// The live counters, for a progress display or a status page.
     pub fn counters(&self) -> &Arc<Counters> {
         &self.counters
+    }
+
+    /// What a sync of this pipeline sees, counting in `counters`.
+    fn context<'s, S: Sink>(
+        &'s self,
+        sink: &'s S,
+        counters: &'s Counters,
+        cancel: &'s CancellationToken,
+    ) -> SyncContext<'s, O, S> {
+        SyncContext {
+            connector: self.connector,
+            source: &self.source,
+            sink,
+            counters,
+            cancel,
+            allow_mass_delete: false,
+            retarget: self.retarget,
+            shard: &self.shard,
+        }
     }
 
     /// Runs one full sync into `sink`. `allow_mass_delete` is `sync --allow-mass-delete`.
@@ -75,16 +110,34 @@ impl<'a> Pipeline<'a> {
         allow_mass_delete: bool,
     ) -> SyncReport {
         sync_connector(&SyncContext {
-            connector: self.connector,
-            source: &self.source,
-            sink,
-            counters: &self.counters,
-            cancel,
             allow_mass_delete,
-            retarget: self.retarget,
-            shard: &self.shard,
+            ..self.context(sink, &self.counters, cancel)
         })
         .await
+    }
+
+    /// Makes `sink` agree with S3 for `keys` that event notifications named, commits, and
+    /// says per key (in the same order) whether that worked ([`touched::apply_keys`]).
+    /// `located` holds the buckets located so far (kept from round to round); a round counts
+    /// in its own `counters`.
+    pub async fn apply_keys<S: Sink>(
+        &self,
+        sink: &S,
+        keys: &[TouchedKey],
+        located: &mut HashSet<String>,
+        counters: &Counters,
+        cancel: &CancellationToken,
+    ) -> Vec<KeyResult> {
+        // Events name single keys: whichever shard owns a key, S3 says what it is now.
+        let whole = Shard::whole();
+        let ctx = SyncContext {
+            // The retarget guard is the full sync's: events come from the connector's own
+            // queue and buckets.
+            retarget: false,
+            shard: &whole,
+            ..self.context(sink, counters, cancel)
+        };
+        touched::apply_keys(&ctx, keys, located).await
     }
 
     /// The report of a sync that could not start: `error` (e.g. the index cannot be opened).

@@ -334,36 +334,35 @@ async fn step_for<O: ObjectStore, S: Sink>(
     let limits = Limits {
         max_content_bytes: ctx.connector.max_content_bytes,
     };
-    match plan::decide(bucket, &entry, indexed, rules, limits) {
+    let (change, content) = match plan::decide(bucket, &entry, indexed, rules, limits) {
         Decision::Excluded => {
             Counters::bump(&ctx.counters.excluded);
             // A listing would delete an indexed copy at the end of the bucket.
-            if indexed.is_some() {
+            return if indexed.is_some() {
                 Step::Delete(id)
             } else {
                 Step::Nothing
-            }
+            };
         }
         Decision::Unchanged => {
             Counters::bump(&ctx.counters.unchanged);
-            Step::Nothing
+            return Step::Nothing;
         }
-        Decision::Index { change, content } => {
-            let job = Job {
-                id,
-                entry,
-                change,
-                content,
-            };
-            match process(ctx, bucket, job).await {
-                Outcome::Write(document, change) => Step::Write(document, change),
-                Outcome::Gone(id, Change::Updated) => Step::Delete(id),
-                Outcome::Gone(_, Change::New) => Step::Nothing,
-                Outcome::Failed => Step::Failed(format!(
-                    "{bucket}/{key} could not be downloaded (or a shutdown came first)"
-                )),
-            }
-        }
+        Decision::Index { change, content } => (change, content),
+    };
+    let job = Job {
+        id,
+        entry,
+        change,
+        content,
+    };
+    match process(ctx, bucket, job).await {
+        Outcome::Write(document, change) => Step::Write(document, change),
+        Outcome::Gone(id, Change::Updated) => Step::Delete(id),
+        Outcome::Gone(_, Change::New) => Step::Nothing,
+        Outcome::Failed => Step::Failed(format!(
+            "{bucket}/{key} could not be downloaded (or a shutdown came first)"
+        )),
     }
 }
 
@@ -400,45 +399,62 @@ mod tests {
         }
     }
 
-    async fn apply(
-        connector: &ConnectorConfig,
-        store: &MemoryStore,
-        sink: &MemorySink,
-        keys: &[TouchedKey],
-        cancel: &CancellationToken,
-    ) -> (Vec<KeyResult>, Counters) {
-        let counters = Counters::default();
-        let ctx = SyncContext {
-            connector,
-            source: store,
-            sink,
-            counters: &counters,
-            cancel,
-            allow_mass_delete: false,
-            retarget: false,
-            shard: &crate::sync::Shard::whole(),
-        };
-        let results = apply_keys(&ctx, keys, &mut HashSet::new()).await;
-        (results, counters)
+    /// A connector (`extra`: more lines of its YAML) over an in-memory bucket and index.
+    struct World {
+        connector: ConnectorConfig,
+        store: MemoryStore,
+        sink: MemorySink,
+        cancel: CancellationToken,
     }
 
-    fn body(sink: &MemorySink, bucket: &str, key: &str) -> Option<String> {
-        sink.documents()
-            .get(&DocId::of(bucket, key))
-            .map(|document| document.body.clone().unwrap_or_default())
+    impl World {
+        fn new(extra: &str) -> Self {
+            Self {
+                connector: connector(extra),
+                store: MemoryStore::new(10),
+                sink: MemorySink::default(),
+                cancel: CancellationToken::new(),
+            }
+        }
+
+        /// Applies `keys` as one round of the event consumer does: the result per key, and
+        /// the round's counters.
+        async fn apply(&self, keys: &[TouchedKey]) -> (Vec<KeyResult>, Counters) {
+            let counters = Counters::default();
+            let ctx = SyncContext {
+                connector: &self.connector,
+                source: &self.store,
+                sink: &self.sink,
+                counters: &counters,
+                cancel: &self.cancel,
+                allow_mass_delete: false,
+                retarget: false,
+                shard: &crate::sync::Shard::whole(),
+            };
+            let results = apply_keys(&ctx, keys, &mut HashSet::new()).await;
+            (results, counters)
+        }
+
+        /// The body of the document of `bucket/key`, if the index holds it.
+        fn body(&self, bucket: &str, key: &str) -> Option<String> {
+            self.sink
+                .documents()
+                .get(&DocId::of(bucket, key))
+                .map(|document| document.body.clone().unwrap_or_default())
+        }
     }
 
     #[tokio::test]
     async fn keys_follow_s3_not_the_event() {
-        let connector =
-            connector("    sync_rules: [{\"bucket\": \"bkt\", \"prefix\": \"docs/\"}]\n");
-        let store = MemoryStore::new(10);
-        let sink = MemorySink::default();
-        let cancel = CancellationToken::new();
-        store.put("bkt", "docs/a.txt", b"alpha");
-        store.put("bkt", "docs/big.txt", &[b'x'; 200]);
-        store.put("bkt", "other/x.txt", b"left out by the rules");
-        store.put("other-bucket", "docs/y.txt", b"not selected");
+        let world = World::new("    sync_rules: [{\"bucket\": \"bkt\", \"prefix\": \"docs/\"}]\n");
+        world.store.put("bkt", "docs/a.txt", b"alpha");
+        world.store.put("bkt", "docs/big.txt", &[b'x'; 200]);
+        world
+            .store
+            .put("bkt", "other/x.txt", b"left out by the rules");
+        world
+            .store
+            .put("other-bucket", "docs/y.txt", b"not selected");
         let keys = [
             key("bkt", "docs/a.txt"),
             key("bkt", "docs/big.txt"),
@@ -446,32 +462,32 @@ mod tests {
             key("bkt", "other/x.txt"),
             key("other-bucket", "docs/y.txt"),
         ];
-        let (results, counters) = apply(&connector, &store, &sink, &keys, &cancel).await;
+        let (results, counters) = world.apply(&keys).await;
         assert!(
             results.iter().all(|r| *r == KeyResult::Applied),
             "{results:?}"
         );
-        assert_eq!(body(&sink, "bkt", "docs/a.txt").as_deref(), Some("alpha"));
-        let big = &sink.documents()[&DocId::of("bkt", "docs/big.txt")];
+        assert_eq!(world.body("bkt", "docs/a.txt").as_deref(), Some("alpha"));
+        let big = &world.sink.documents()[&DocId::of("bkt", "docs/big.txt")];
         assert_eq!(big.content_status, crate::sink::ContentStatus::TooLarge);
-        assert_eq!(sink.documents().len(), 2);
+        assert_eq!(world.sink.documents().len(), 2);
         assert_eq!(counters.added.load(Ordering::Relaxed), 2);
         assert_eq!(counters.excluded.load(Ordering::Relaxed), 2);
 
         // A duplicate of an old event: unchanged, not downloaded again.
-        store.take_gets();
-        let (results, counters) = apply(&connector, &store, &sink, &keys[..1], &cancel).await;
+        world.store.take_gets();
+        let (results, counters) = world.apply(&keys[..1]).await;
         assert_eq!(results, vec![KeyResult::Applied]);
         assert_eq!(counters.unchanged.load(Ordering::Relaxed), 1);
-        assert!(store.take_gets().is_empty());
+        assert!(world.store.take_gets().is_empty());
 
         // An overwrite, and a "created" event that arrives after the object was deleted.
-        store.put("bkt", "docs/a.txt", b"beta");
-        store.delete("bkt", "docs/big.txt");
-        let (results, counters) = apply(&connector, &store, &sink, &keys[..2], &cancel).await;
+        world.store.put("bkt", "docs/a.txt", b"beta");
+        world.store.delete("bkt", "docs/big.txt");
+        let (results, counters) = world.apply(&keys[..2]).await;
         assert_eq!(results, vec![KeyResult::Applied, KeyResult::Applied]);
-        assert_eq!(body(&sink, "bkt", "docs/a.txt").as_deref(), Some("beta"));
-        assert_eq!(body(&sink, "bkt", "docs/big.txt"), None);
+        assert_eq!(world.body("bkt", "docs/a.txt").as_deref(), Some("beta"));
+        assert_eq!(world.body("bkt", "docs/big.txt"), None);
         assert_eq!(counters.updated.load(Ordering::Relaxed), 1);
         assert_eq!(counters.deleted.load(Ordering::Relaxed), 1);
     }
@@ -538,39 +554,36 @@ mod tests {
 
     #[tokio::test]
     async fn a_key_that_changes_while_it_is_applied_is_applied_again() {
-        let connector = connector("");
-        let store = MemoryStore::new(10);
-        let sink = MemorySink::default();
-        let cancel = CancellationToken::new();
-        store.put("bkt", "a.txt", b"alpha");
+        let world = World::new("");
+        world.store.put("bkt", "a.txt", b"alpha");
         // S3 gets a newer version right after the download: what was written is already old,
         // as when a slower consumer writes over a faster one's newer version.
-        store.set_faults(Faults {
+        world.store.set_faults(Faults {
             overwrite_after_get: [("bkt/a.txt".to_owned(), 1)].into(),
             ..Faults::default()
         });
-        let (results, counters) =
-            apply(&connector, &store, &sink, &[key("bkt", "a.txt")], &cancel).await;
+        let (results, counters) = world.apply(&[key("bkt", "a.txt")]).await;
         assert_eq!(results, vec![KeyResult::Applied]);
+        assert_eq!(world.body("bkt", "a.txt").as_deref(), Some("alpha (newer)"));
+        let now = world
+            .store
+            .head_object("bkt", "a.txt")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
-            body(&sink, "bkt", "a.txt").as_deref(),
-            Some("alpha (newer)")
-        );
-        let now = store.head_object("bkt", "a.txt").await.unwrap().unwrap();
-        assert_eq!(
-            sink.documents()[&DocId::of("bkt", "a.txt")].version(),
+            world.sink.documents()[&DocId::of("bkt", "a.txt")].version(),
             VersionStamp::of(&now.etag, now.last_modified, now.size)
         );
         assert_eq!(counters.events_reapplied.load(Ordering::Relaxed), 1);
 
         // A key that never holds still is given up after MAX_ROUNDS: its message returns.
-        store.set_faults(Faults {
+        world.store.set_faults(Faults {
             overwrite_after_get: [("bkt/a.txt".to_owned(), 10)].into(),
             ..Faults::default()
         });
-        store.put("bkt", "a.txt", b"beta");
-        let (results, counters) =
-            apply(&connector, &store, &sink, &[key("bkt", "a.txt")], &cancel).await;
+        world.store.put("bkt", "a.txt", b"beta");
+        let (results, counters) = world.apply(&[key("bkt", "a.txt")]).await;
         assert!(
             matches!(&results[0], KeyResult::Failed(reason) if reason.contains("changed in S3")),
             "{results:?}"
@@ -583,38 +596,35 @@ mod tests {
 
     #[tokio::test]
     async fn failures_are_per_key_and_a_failed_commit_applies_nothing() {
-        let connector = connector("");
-        let store = MemoryStore::new(10);
-        let sink = MemorySink::default();
-        let cancel = CancellationToken::new();
-        store.put("bkt", "good.txt", b"good");
-        store.put("bkt", "bad.txt", b"bad");
-        store.set_faults(Faults {
+        let world = World::new("");
+        world.store.put("bkt", "good.txt", b"good");
+        world.store.put("bkt", "bad.txt", b"bad");
+        world.store.set_faults(Faults {
             get_failures: [("bkt/bad.txt".to_owned(), u32::MAX)].into(),
             ..Faults::default()
         });
         let keys = [key("bkt", "good.txt"), key("bkt", "bad.txt")];
-        let (results, _) = apply(&connector, &store, &sink, &keys, &cancel).await;
+        let (results, _) = world.apply(&keys).await;
         assert_eq!(results[0], KeyResult::Applied);
         assert!(matches!(results[1], KeyResult::Failed(_)), "{results:?}");
-        assert_eq!(body(&sink, "bkt", "good.txt").as_deref(), Some("good"));
+        assert_eq!(world.body("bkt", "good.txt").as_deref(), Some("good"));
 
-        store.set_faults(Faults::default());
-        store.put("bkt", "good.txt", b"newer");
-        sink.set_faults(crate::sink::memory::SinkFaults {
+        world.store.set_faults(Faults::default());
+        world.store.put("bkt", "good.txt", b"newer");
+        world.sink.set_faults(crate::sink::memory::SinkFaults {
             fail_commit_from: Some(0),
             ..Default::default()
         });
-        let (results, _) = apply(&connector, &store, &sink, &keys, &cancel).await;
+        let (results, _) = world.apply(&keys).await;
         assert!(
             results.iter().all(|r| matches!(r, KeyResult::Failed(_))),
             "{results:?}"
         );
 
         // Shutting down: nothing new starts, nothing is reported applied.
-        sink.set_faults(Default::default());
-        cancel.cancel();
-        let (results, _) = apply(&connector, &store, &sink, &keys[..1], &cancel).await;
+        world.sink.set_faults(Default::default());
+        world.cancel.cancel();
+        let (results, _) = world.apply(&keys[..1]).await;
         assert!(matches!(results[0], KeyResult::Failed(_)));
     }
 }

@@ -25,11 +25,11 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyError};
 pub use self::error::EmbeddedError;
 use self::schema::Fields;
 use self::write::Replace;
+use crate::sink::IndexSource;
 use crate::sink::{
     DocId, Document, IndexedEntry, RejectedDocuments, ScanFrom, SearchHit, Sink, SinkError,
     VersionStamp,
 };
-use crate::sync::target::IndexSource;
 
 /// The embedded tantivy index of one directory. Clones share the same index and writer.
 ///

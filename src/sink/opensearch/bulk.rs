@@ -16,7 +16,7 @@ use futures::{StreamExt as _, stream};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::client::{Body, Client, index_path};
+use super::client::{Body, Client, Request, index_path};
 use super::error::{OpensearchError, describe_error};
 use crate::sink::{DocId, Document, RejectedDocuments};
 
@@ -254,16 +254,13 @@ impl BulkWriter<'_> {
             (Body::NdJson(body.freeze()), attempts.pending.len())
         };
         let action = format!("writing {sent} operation(s) to index {}", self.index);
-        let reply = self
-            .client
-            .send_once(
-                &action,
-                Method::Post,
-                &index_path(self.index, "_bulk"),
-                &[("filter_path", FILTER_PATH)],
-                Some(&body),
-            )
-            .await?;
+        let request = Request {
+            method: Method::Post,
+            path: &index_path(self.index, "_bulk"),
+            query: &[("filter_path", FILTER_PATH)],
+            body: Some(&body),
+        };
+        let reply = self.client.send_once(&action, request).await?;
         if !reply.is_success() {
             return Err(reply.into_error(&action));
         }

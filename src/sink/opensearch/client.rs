@@ -37,6 +37,19 @@ impl Body {
     }
 }
 
+/// What one request sends: method, path, query and body.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Request<'a> {
+    /// The HTTP method.
+    pub method: Method,
+    /// The path below the cluster's URL, e.g. from [`index_path`].
+    pub path: &'a str,
+    /// The query parameters.
+    pub query: &'a [(&'a str, &'a str)],
+    /// The body, if any.
+    pub body: Option<&'a Body>,
+}
+
 /// An answer that was not a transient failure: any status the caller has to look at.
 #[derive(Debug)]
 pub(super) struct Reply {
@@ -146,13 +159,10 @@ impl Client {
     pub(super) async fn send_once(
         &self,
         action: &str,
-        method: Method,
-        path: &str,
-        query: &[(&str, &str)],
-        body: Option<&Body>,
+        request: Request<'_>,
     ) -> Result<Reply, OpensearchError> {
         let mut headers = HeaderMap::new();
-        let bytes = body.map(|body| match body {
+        let bytes = request.body.map(|body| match body {
             Body::Json(bytes) => bytes.clone(),
             Body::NdJson(bytes) => {
                 headers.insert(
@@ -163,10 +173,10 @@ impl Client {
             }
         });
         let transport_error = |cause| OpensearchError::transport(action, &self.url, &cause);
-        let query = (!query.is_empty()).then_some(query);
+        let query = (!request.query.is_empty()).then_some(request.query);
         let response = self
             .os
-            .send(method, path, headers, query, bytes, None)
+            .send(request.method, request.path, headers, query, bytes, None)
             .await
             .map_err(transport_error)?;
         let status = response.status_code().as_u16();
@@ -187,9 +197,15 @@ impl Client {
         query: &[(&str, &str)],
         body: Option<&Body>,
     ) -> Result<Reply, OpensearchError> {
+        let request = Request {
+            method,
+            path,
+            query,
+            body,
+        };
         self.retry
             .run(
-                || self.send_once(action, method, path, query, body),
+                || self.send_once(action, request),
                 |error, delay| self.note_retry(error, delay),
             )
             .await

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::client::{Body, Client, Reply, index_path};
 use super::error::OpensearchError;
-use crate::sync::target::IndexSource;
+use crate::sink::IndexSource;
 
 /// Field → its mapping. Keyword for what is filtered or compared, text for what is searched.
 fn field_mappings() -> Value {

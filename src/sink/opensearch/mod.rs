@@ -24,11 +24,11 @@ use self::bulk::{BulkWriter, Operation};
 use self::client::{Client, index_path};
 pub use self::error::OpensearchError;
 use crate::config::opensearch::OpensearchConfig;
+use crate::sink::IndexSource;
 use crate::sink::{
     DocId, Document, IndexedEntry, RejectedDocuments, ScanFrom, SearchHit, Sink, SinkError,
     VersionStamp,
 };
-use crate::sync::target::IndexSource;
 
 /// One index of an OpenSearch cluster. Clones share the HTTP client and its connections.
 #[derive(Clone, Debug)]
@@ -157,17 +157,9 @@ impl Sink for OpensearchSink {
     async fn commit(&self) -> Result<(), SinkError> {
         let index = &self.inner.index;
         let action = format!("refreshing index {index}");
-        let reply = self
-            .inner
-            .client
-            .send(
-                &action,
-                Method::Post,
-                &index_path(index, "_refresh"),
-                &[],
-                None,
-            )
-            .await?;
+        let path = index_path(index, "_refresh");
+        let client = &self.inner.client;
+        let reply = client.send(&action, Method::Post, &path, &[], None).await?;
         if reply.is_success() {
             Ok(())
         } else {

@@ -10,6 +10,7 @@
 
 use ::opensearch::http::Method;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -120,19 +121,9 @@ pub(super) async fn page(
             ]}});
         }
     }
-    let reply = client
-        .send(
-            &action,
-            Method::Post,
-            &index_path(index, "_search"),
-            &[],
-            Some(&Body::json(&request)),
-        )
-        .await?;
-    if reply.status == 404 {
+    let Some(page) = search::<Page>(client, &action, index, &request).await? else {
         return Ok(Vec::new());
-    }
-    let page: Page = reply.json(&action)?;
+    };
     let (entries, foreign) = entries(page.hits.hits);
     if foreign > 0 {
         tracing::warn!(
@@ -143,6 +134,24 @@ pub(super) async fn page(
         );
     }
     Ok(entries)
+}
+
+/// The answer of `_search` with `request` on `index`; `None` when the index does not exist.
+async fn search<T: DeserializeOwned>(
+    client: &Client,
+    action: &str,
+    index: &str,
+    request: &Value,
+) -> Result<Option<T>, OpensearchError> {
+    let path = index_path(index, "_search");
+    let body = Body::json(request);
+    let reply = client
+        .send(action, Method::Post, &path, &[], Some(&body))
+        .await?;
+    if reply.status == 404 {
+        return Ok(None);
+    }
+    reply.json(action).map(Some)
 }
 
 /// Every value of `bucket` in `index`, through a composite aggregation a page at a time.
@@ -159,19 +168,9 @@ pub(super) async fn buckets(client: &Client, index: &str) -> Result<Vec<String>,
             composite["after"] = after;
         }
         let request = json!({"size": 0, "aggs": {"buckets": {"composite": composite}}});
-        let reply = client
-            .send(
-                &action,
-                Method::Post,
-                &index_path(index, "_search"),
-                &[],
-                Some(&Body::json(&request)),
-            )
-            .await?;
-        if reply.status == 404 {
+        let Some(answer) = search::<Value>(client, &action, index, &request).await? else {
             return Ok(Vec::new());
-        }
-        let answer: Value = reply.json(&action)?;
+        };
         let aggregation = &answer["aggregations"]["buckets"];
         let page =
             aggregation["buckets"]

@@ -35,29 +35,19 @@ pub(super) async fn search(
         Body::json(&json!({"size": limit, "_source": ["bucket", "key"], "query": {kind: clause}}))
     };
     let path = index_path(index, "_search");
-    let mut reply = client
-        .send(
-            &action,
-            Method::Post,
-            &path,
-            &[],
-            Some(&request("query_string", true)),
-        )
-        .await?;
+    let send = async |kind: &str, lenient: bool| {
+        let body = request(kind, lenient);
+        client
+            .send(&action, Method::Post, &path, &[], Some(&body))
+            .await
+    };
+    let mut reply = send("query_string", true).await?;
     if reply.status == 400 {
         tracing::debug!(
             message = "The query does not parse as a query string; running it as a simple query string.",
             error = %reply.into_error(&action)
         );
-        reply = client
-            .send(
-                &action,
-                Method::Post,
-                &path,
-                &[],
-                Some(&request("simple_query_string", false)),
-            )
-            .await?;
+        reply = send("simple_query_string", false).await?;
     }
     let page: Page = reply.json(&action)?;
     let text = |source: &serde_json::Map<String, Value>, field: &str| {
@@ -112,15 +102,8 @@ async fn get_source<T: serde::de::DeserializeOwned>(
     query: &[(&str, &str)],
     action: &str,
 ) -> Result<Option<T>, OpensearchError> {
-    let reply = client
-        .send(
-            action,
-            Method::Get,
-            &index_path(index, &format!("_doc/{id}")),
-            query,
-            None,
-        )
-        .await?;
+    let path = index_path(index, &format!("_doc/{id}"));
+    let reply = client.send(action, Method::Get, &path, query, None).await?;
     if reply.status == 404 {
         return Ok(None);
     }
@@ -193,14 +176,7 @@ pub(super) async fn count(client: &Client, index: &str) -> Result<u64, Opensearc
     struct Counted {
         count: u64,
     }
-    let reply = client
-        .send(
-            &action,
-            Method::Get,
-            &index_path(index, "_count"),
-            &[],
-            None,
-        )
-        .await?;
+    let path = index_path(index, "_count");
+    let reply = client.send(&action, Method::Get, &path, &[], None).await?;
     Ok(reply.json::<Counted>(&action)?.count)
 }
