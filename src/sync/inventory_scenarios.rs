@@ -1,6 +1,6 @@
 //! Inventory-driven syncs on the in-memory store and index: inventories are written into the
 //! store as S3 lays them out (gzip CSV or Parquet data files, `manifest.json`,
-//! `manifest.checksum`; see `testing.rs`), and
+//! `manifest.checksum`; see `source/inventory/testing.rs`), and
 //! each scenario compares what the sync did with what a ListObjectsV2 sync does, or with what
 //! the safety rules promise.
 
@@ -11,10 +11,10 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-use super::testing::{self, Format, InventoryRow};
 use crate::config::{self, ConnectorConfig};
 use crate::sink::memory::MemorySink;
 use crate::sink::{ContentStatus, DocId, VersionStamp};
+use crate::source::inventory::testing::{self, Format, InventoryRow};
 use crate::source::memory::{Faults, MemoryStore};
 use crate::sync::{Counters, Shard, ShardSpec, SyncContext, SyncReport, sync_connector};
 
@@ -195,7 +195,10 @@ fn write_inventory(store: &MemoryStore, folder: &str, layout: Layout) -> OffsetD
         manifest.as_bytes(),
     );
     if layout.checksum {
-        let checksum = format!("{}\n", super::manifest::md5_hex(manifest.as_bytes()));
+        let checksum = format!(
+            "{}\n",
+            crate::source::inventory::manifest::md5_hex(manifest.as_bytes())
+        );
         store.put(
             DESTINATION,
             &format!("{base}/{folder}/manifest.checksum"),
