@@ -24,16 +24,6 @@ pub enum Stopped<E> {
     Cancelled,
 }
 
-impl<E> Stopped<E> {
-    /// The same verdict with the error mapped.
-    pub fn map<F>(self, map: impl FnOnce(E) -> F) -> Stopped<F> {
-        match self {
-            Self::Failed(error) => Stopped::Failed(map(error)),
-            Self::Cancelled => Stopped::Cancelled,
-        }
-    }
-}
-
 impl<E> From<E> for Stopped<E> {
     fn from(error: E) -> Self {
         Self::Failed(error)

@@ -13,11 +13,17 @@ use futures::SinkExt as _;
 use futures::channel::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::Listed;
 use super::shard::{ListPart, Shard};
 use crate::source::listing::{Freshness, Listing, Stopped};
 use crate::source::s3::{ObjectEntry, SourceError};
 use crate::source::{ListRequest, ObjectStore};
+
+/// What a listing hands to the decisions: pages, then, if it reached its end, `Complete`.
+/// A channel that closes without `Complete` is a listing that stopped early.
+pub(super) enum Listed {
+    Page(Vec<ObjectEntry>),
+    Complete,
+}
 
 /// Work left, newest on top: a listing request (from its continuation) or owned objects of a
 /// delimiter page waiting for the groups that sort before them.

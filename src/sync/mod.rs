@@ -50,6 +50,7 @@ use std::io;
 use std::sync::atomic::Ordering;
 
 use futures::channel::mpsc;
+use futures::future::Either;
 use futures::{SinkExt as _, StreamExt as _};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -60,11 +61,12 @@ use crate::rules;
 use crate::sink::{ContentStatus, DocId, Document, IndexedEntry, Sink, SinkError};
 use crate::source::ObjectStore;
 use crate::source::inventory::{self, InventoryError};
-use crate::source::listing::{Freshness, Listing as _, Stopped};
+use crate::source::listing::{Freshness, Listing, Stopped};
 use crate::source::s3::{Fetched, ObjectEntry, SourceError};
 use doomed::Doomed;
 use guard::DeleteVerdict;
 use index_scan::IndexScan;
+use listing::Listed;
 use merge::{Merge, MergeError, Placement};
 pub use pipeline::Pipeline;
 use plan::{Change, ContentPlan, Decision, Limits};
@@ -133,13 +135,6 @@ enum RemovalError {
     Sink(#[from] SinkError),
     #[error("buffering the ids of documents to delete failed, so nothing was deleted: {0}")]
     Doomed(io::Error),
-}
-
-/// What the listing hands to the decisions: pages, then, if it reached its end, `Complete`.
-/// A channel that closes without `Complete` is a listing that stopped early.
-enum Listed {
-    Page(Vec<ObjectEntry>),
-    Complete,
 }
 
 /// One object to write, handed from the listing to the download workers.
@@ -518,39 +513,25 @@ async fn sync_bucket<O: ObjectStore, S: Sink>(
         }
         None => None,
     };
-    let stopped = |stop: Stopped<BucketError>| match stop {
-        Stopped::Failed(error) => error,
-        Stopped::Cancelled => BucketError::Cancelled,
-    };
     // The listing, either kind; its freshness says what its silence may delete.
-    let (listing, freshness) = match from_inventory {
+    let shard = ctx.shard;
+    let (freshness, listing) = match from_inventory {
         Some(from) => {
-            let shard = ctx.shard;
             let listing = from.listing(&prefixes, move |key: &str| shard.owns(key));
-            let freshness = listing.freshness();
-            let fed = async {
-                listing::feed(listing, pages).await.map_err(|stop| {
-                    stopped(stop.map(|source| BucketError::Inventory {
-                        bucket: bucket.to_owned(),
-                        source,
-                    }))
-                })
-            };
-            (futures::future::Either::Left(fed), freshness)
+            let (freshness, fed) = start_listing(listing, pages, |source| BucketError::Inventory {
+                bucket: bucket.to_owned(),
+                source,
+            });
+            (freshness, Either::Left(fed))
         }
         None => {
             let listing =
-                listing::ShardListing::new(ctx.source, bucket, &prefixes, ctx.shard, ctx.cancel);
-            let freshness = listing.freshness();
-            let fed = async {
-                listing::feed(listing, pages).await.map_err(|stop| {
-                    stopped(stop.map(|source| BucketError::Listing {
-                        bucket: bucket.to_owned(),
-                        source,
-                    }))
-                })
-            };
-            (futures::future::Either::Right(fed), freshness)
+                listing::ShardListing::new(ctx.source, bucket, &prefixes, shard, ctx.cancel);
+            let (freshness, fed) = start_listing(listing, pages, |source| BucketError::Listing {
+                bucket: bucket.to_owned(),
+                source,
+            });
+            (freshness, Either::Right(fed))
         }
     };
     let reading = read_index(ctx, bucket, index_pages);
@@ -619,6 +600,26 @@ async fn sync_bucket<O: ObjectStore, S: Sink>(
         )));
     }
     Ok(indexed_before)
+}
+
+/// What `listing`'s silence proves ([`Listing::freshness`]), and the feeding of its pages to
+/// the decisions, which ends with the bucket's error if the listing stopped early (`failed`
+/// names a failure; a cancelled listing is [`BucketError::Cancelled`]).
+fn start_listing<L: Listing>(
+    listing: L,
+    pages: mpsc::Sender<Listed>,
+    failed: impl FnOnce(L::Error) -> BucketError,
+) -> (Freshness, impl Future<Output = Result<(), BucketError>>) {
+    let freshness = listing.freshness();
+    let fed = async move {
+        listing::feed(listing, pages)
+            .await
+            .map_err(|stop| match stop {
+                Stopped::Failed(error) => failed(error),
+                Stopped::Cancelled => BucketError::Cancelled,
+            })
+    };
+    (freshness, fed)
 }
 
 /// Reads the index's documents of the bucket in key order, a page at a time, ahead of the
