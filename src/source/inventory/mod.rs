@@ -320,7 +320,8 @@ fn file_md5(path: &Path) -> io::Result<String> {
 
 impl Inventory {
     /// The inventory's entries under `prefixes` (disjoint, in byte order) that `owns` keeps,
-    /// as a listing: pages of [`PAGE`] entries in key order. A key listed twice fails it.
+    /// as a listing: pages of up to 1,000 entries (as ListObjectsV2 pages), in key order. A key
+    /// listed twice fails it.
     pub fn listing<F>(self, prefixes: &[String], owns: F) -> InventoryListing<F>
     where
         F: Fn(&str) -> bool + Send,
