@@ -14,12 +14,12 @@ use std::io::{BufWriter, Write as _};
 use std::path::Path;
 use std::time::Instant;
 
-use s3_connector::sync::inventory::manifest::Schema;
-use s3_connector::sync::inventory::parquet_rows;
-use s3_connector::sync::inventory::rows::encode_key;
-use s3_connector::sync::inventory::sort::{RUN_BYTES, Sorter};
-use s3_connector::sync::inventory::sort_rows;
-use s3_connector::sync::inventory::testing::{InventoryRow, write_parquet};
+use s3_connector::source::inventory::parquet_rows;
+use s3_connector::source::inventory::rows::encode_key;
+use s3_connector::source::inventory::schema::Schema;
+use s3_connector::source::inventory::sort::{RUN_BYTES, Sorter};
+use s3_connector::source::inventory::sort_rows;
+use s3_connector::source::inventory::testing::{InventoryRow, write_parquet};
 
 const SCHEMA: &str = "Bucket, Key, Size, LastModifiedDate, ETag, StorageClass";
 

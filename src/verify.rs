@@ -22,8 +22,8 @@ use crate::config::notifications::{EventFormat, NotificationsConfig};
 use crate::config::{BucketSelection, ConnectorConfig};
 use crate::credentials;
 use crate::events::{Queue, QueueError};
+use crate::source::inventory::{self, InventoryError};
 use crate::source::s3::{ErrorKind, S3Source, SourceError};
-use crate::sync::inventory::{self, InventoryError};
 use crate::sync::plan::plan_buckets;
 
 /// Pause between tries while `--wait` lets new IAM policies propagate.

@@ -2,7 +2,7 @@
 //! S3 Inventory instead of ListObjectsV2.
 //!
 //! Only the settings live here (where the inventories are, how old one may be); finding,
-//! checking and reading an inventory is `sync::inventory`.
+//! checking and reading an inventory is `source::inventory`.
 
 use std::time::Duration;
 

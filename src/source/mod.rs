@@ -1,9 +1,14 @@
-//! Sources: where objects come from. Today S3 and S3-compatible stores.
+//! Sources: where objects come from. S3 and S3-compatible stores ([`s3`]), and a bucket's S3
+//! Inventory as a stand-in for its listing ([`inventory`]).
 //!
-//! A source lists and fetches objects; it knows nothing of rules, extraction or the index. The
-//! sync sees a source only through [`ObjectStore`], so its promises are tested in-process against
-//! `memory::MemoryStore` (with faults on demand) as well as end to end against real S3 servers.
+//! A source lists and fetches objects; it knows nothing of rules, extraction, the index or the
+//! sync. The sync sees a store only through [`ObjectStore`], so its promises are tested
+//! in-process against `memory::MemoryStore` (with faults on demand) as well as end to end
+//! against real S3 servers. It reads a bucket's objects through one seam, [`listing::Listing`]:
+//! key-ordered pages and a verdict, whether they come from ListObjectsV2 or an inventory.
 
+pub mod inventory;
+pub mod listing;
 #[cfg(test)]
 pub mod memory;
 pub mod s3;

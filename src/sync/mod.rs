@@ -17,14 +17,20 @@
 //! it lists only the keys it owns (`listing.rs`), compares them with the indexed versions of the
 //! keys it owns, and so deletes only inside its part, after that part's listing completed.
 //!
-//! With `inventory:` the bucket's newest complete S3 Inventory stands in for the listing
-//! ([`inventory`]): checked whole and sorted before its first page, fed as listing pages, and
-//! never the reason to delete a document whose object is newer than the inventory.
+//! Either listing is read through one seam, [`crate::source::listing::Listing`]: pages in key
+//! order, then complete, failed or cancelled. ListObjectsV2 (`listing.rs`, which walks a
+//! shard's part) or, with `inventory:`, the bucket's newest complete S3 Inventory
+//! ([`crate::source::inventory`], checked whole and sorted before its first page). The merge,
+//! the guard and the deletion rule do not care which: the listing's
+//! [`Freshness`](crate::source::listing::Freshness) says whether its silence may delete a
+//! document, so an inventory is never the reason to delete a document whose object is newer
+//! than it. No usable inventory: the bucket is listed and `inventory_fallbacks` counted.
 
 pub mod doomed;
 pub mod guard;
 mod index_scan;
-pub mod inventory;
+#[cfg(test)]
+mod inventory_scenarios;
 mod listing;
 pub mod merge;
 pub mod pipeline;
@@ -44,6 +50,7 @@ use std::io;
 use std::sync::atomic::Ordering;
 
 use futures::channel::mpsc;
+use futures::future::Either;
 use futures::{SinkExt as _, StreamExt as _};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -53,10 +60,13 @@ use crate::extract::{self, ExtractError, ExtractLimits, Extracted, ObjectInput};
 use crate::rules;
 use crate::sink::{ContentStatus, DocId, Document, IndexedEntry, Sink, SinkError};
 use crate::source::ObjectStore;
+use crate::source::inventory::{self, InventoryError};
+use crate::source::listing::{Freshness, Listing, Stopped};
 use crate::source::s3::{Fetched, ObjectEntry, SourceError};
 use doomed::Doomed;
 use guard::DeleteVerdict;
 use index_scan::IndexScan;
+use listing::Listed;
 use merge::{Merge, MergeError, Placement};
 pub use pipeline::Pipeline;
 use plan::{Change, ContentPlan, Decision, Limits};
@@ -92,7 +102,7 @@ enum BucketError {
     Inventory {
         bucket: String,
         #[source]
-        source: inventory::InventoryError,
+        source: InventoryError,
     },
     #[error("writing to the index failed: {0}")]
     Sink(#[from] SinkError),
@@ -125,21 +135,6 @@ enum RemovalError {
     Sink(#[from] SinkError),
     #[error("buffering the ids of documents to delete failed, so nothing was deleted: {0}")]
     Doomed(io::Error),
-}
-
-/// Why a listing stopped before its end.
-enum ListingStop {
-    Failed(SourceError),
-    /// The inventory standing in for the listing failed while it was fed.
-    Inventory(inventory::InventoryError),
-    Cancelled,
-}
-
-/// What the listing hands to the decisions: pages, then, if it reached its end, `Complete`.
-/// A channel that closes without `Complete` is a listing that stopped early.
-enum Listed {
-    Page(Vec<ObjectEntry>),
-    Complete,
 }
 
 /// One object to write, handed from the listing to the download workers.
@@ -500,27 +495,43 @@ async fn sync_bucket<O: ObjectStore, S: Sink>(
     // With `inventory:`, the newest complete inventory stands in for the listing; it is read,
     // checked and sorted before the first page, so a bad one fails before anything is written.
     let from_inventory = match &connector.inventory {
-        Some(settings) => Box::pin(inventory::prepare(ctx, settings, bucket))
-            .await
-            .map_err(|source| match source {
-                inventory::InventoryError::Cancelled => BucketError::Cancelled,
-                source => BucketError::Inventory {
-                    bucket: bucket.to_owned(),
-                    source,
-                },
-            })?,
+        Some(settings) => {
+            match Box::pin(inventory::prepare(ctx.source, settings, bucket, ctx.cancel)).await {
+                Ok(None) => {
+                    Counters::bump(&ctx.counters.inventory_fallbacks);
+                    None
+                }
+                Ok(found) => found,
+                Err(InventoryError::Cancelled) => return Err(BucketError::Cancelled),
+                Err(source) => {
+                    return Err(BucketError::Inventory {
+                        bucket: bucket.to_owned(),
+                        source,
+                    });
+                }
+            }
+        }
         None => None,
     };
-    // Documents of objects modified after this are not deleted on the inventory's word: its
-    // creation, less the grace for what its eventually consistent scan may have missed.
-    let snapshot = from_inventory
-        .as_ref()
-        .zip(connector.inventory.as_ref())
-        .map(|(inventory, settings)| inventory.created - settings.deletion_grace);
-    let listing = async {
-        match from_inventory {
-            Some(from) => inventory::feed(ctx, from, &prefixes, pages).await,
-            None => listing::list_bucket(ctx, bucket, &prefixes, pages).await,
+    // The listing, either kind; its freshness says what its silence may delete.
+    let shard = ctx.shard;
+    let (freshness, listing) = match from_inventory {
+        Some(from) => {
+            let listing = from.listing(&prefixes, move |key: &str| shard.owns(key));
+            let (freshness, fed) = start_listing(listing, pages, |source| BucketError::Inventory {
+                bucket: bucket.to_owned(),
+                source,
+            });
+            (freshness, Either::Left(fed))
+        }
+        None => {
+            let listing =
+                listing::ShardListing::new(ctx.source, bucket, &prefixes, shard, ctx.cancel);
+            let (freshness, fed) = start_listing(listing, pages, |source| BucketError::Listing {
+                bucket: bucket.to_owned(),
+                source,
+            });
+            (freshness, Either::Right(fed))
         }
     };
     let reading = read_index(ctx, bucket, index_pages);
@@ -531,7 +542,7 @@ async fn sync_bucket<O: ObjectStore, S: Sink>(
         bucket,
         &mut merge,
         &mut doomed,
-        snapshot,
+        freshness,
         index_queue,
         page_queue,
         jobs,
@@ -540,17 +551,7 @@ async fn sync_bucket<O: ObjectStore, S: Sink>(
     let (listed, (), decided, written) = tokio::join!(listing, reading, deciding, writing);
     written?;
     let merged = decided?;
-    listed.map_err(|stop| match stop {
-        ListingStop::Failed(source) => BucketError::Listing {
-            bucket: bucket.to_owned(),
-            source,
-        },
-        ListingStop::Inventory(source) => BucketError::Inventory {
-            bucket: bucket.to_owned(),
-            source,
-        },
-        ListingStop::Cancelled => BucketError::Cancelled,
-    })?;
+    listed?;
     // A shutdown that came after the last page still means "delete nothing".
     if ctx.cancel.is_cancelled() {
         return Err(BucketError::Cancelled);
@@ -601,6 +602,26 @@ async fn sync_bucket<O: ObjectStore, S: Sink>(
     Ok(indexed_before)
 }
 
+/// What `listing`'s silence proves ([`Listing::freshness`]), and the feeding of its pages to
+/// the decisions, which ends with the bucket's error if the listing stopped early (`failed`
+/// names a failure; a cancelled listing is [`BucketError::Cancelled`]).
+fn start_listing<L: Listing>(
+    listing: L,
+    pages: mpsc::Sender<Listed>,
+    failed: impl FnOnce(L::Error) -> BucketError,
+) -> (Freshness, impl Future<Output = Result<(), BucketError>>) {
+    let freshness = listing.freshness();
+    let fed = async move {
+        listing::feed(listing, pages)
+            .await
+            .map_err(|stop| match stop {
+                Stopped::Failed(error) => failed(error),
+                Stopped::Cancelled => BucketError::Cancelled,
+            })
+    };
+    (freshness, fed)
+}
+
 /// Reads the index's documents of the bucket in key order, a page at a time, ahead of the
 /// decisions; ends with an empty page, or with the error that stopped it. Stops when the
 /// decider is gone.
@@ -637,16 +658,16 @@ async fn next_index_page(
 /// ones to write; index documents the listing passed without returning, or whose object the
 /// rules now exclude, go to `doomed`. Returns whether the listing completed and was merged with
 /// the whole index (then `doomed` is complete); false when the listing or the writer stopped
-/// early. `snapshot` is the creation time (less its `deletion_grace`) of the inventory that stands in for the listing, if
-/// one does: documents of objects modified since then are kept, and not downloaded again for
-/// the inventory's older version.
+/// early. `freshness` is what the listing's silence proves: for an inventory (a snapshot),
+/// documents of objects modified since its creation (less its `deletion_grace`) are kept, and
+/// not downloaded again for the inventory's older version.
 #[allow(clippy::too_many_arguments)]
 async fn decide_pages<O: ObjectStore, S: Sink>(
     ctx: &SyncContext<'_, O, S>,
     bucket: &str,
     merge: &mut Merge<'_>,
     doomed: &mut Doomed,
-    snapshot: Option<OffsetDateTime>,
+    freshness: Freshness,
     mut index_queue: mpsc::Receiver<Result<Vec<IndexedEntry>, SinkError>>,
     mut page_queue: mpsc::Receiver<Listed>,
     mut jobs: mpsc::Sender<Job>,
@@ -658,15 +679,14 @@ async fn decide_pages<O: ObjectStore, S: Sink>(
     let rules = &ctx.connector.rules;
     // Index entries the merge passed without their key being listed.
     let mut passed: Vec<IndexedEntry> = Vec::new();
-    // An unlisted document goes, unless an inventory stands in for the listing and the object
-    // was modified after the inventory was made.
+    // An unlisted document goes, unless the listing is a snapshot (an inventory) and the
+    // object was modified after it was made.
     let doom_unlisted = |doomed: &mut Doomed, entry: IndexedEntry| -> io::Result<()> {
-        match snapshot {
-            Some(created) if !inventory::manifest::deletable(entry.last_modified, created) => {
-                Counters::bump(&counters.kept_after_inventory);
-                Ok(())
-            }
-            _ => doomed.push(entry.id),
+        if freshness.may_delete_unlisted(entry.last_modified) {
+            doomed.push(entry.id)
+        } else {
+            Counters::bump(&counters.kept_after_inventory);
+            Ok(())
         }
     };
     loop {
@@ -700,11 +720,10 @@ async fn decide_pages<O: ObjectStore, S: Sink>(
                 }
                 Decision::Unchanged => Counters::bump(&counters.unchanged),
                 Decision::Index { .. }
-                    if snapshot.is_some()
-                        && inventory::manifest::index_is_newer(
-                            indexed.as_ref().and_then(|indexed| indexed.last_modified),
-                            entry.last_modified,
-                        ) =>
+                    if freshness.index_is_ahead(
+                        indexed.as_ref().and_then(|indexed| indexed.last_modified),
+                        entry.last_modified,
+                    ) =>
                 {
                     Counters::bump(&counters.unchanged)
                 }

@@ -1,6 +1,6 @@
 //! S3 Inventory as the listing, against moto: inventories are written into a destination
 //! bucket as S3 lays them out (gzip CSV or Snappy Parquet data files named by `manifest.json`,
-//! with MD5s, and `manifest.checksum`; `s3_connector::sync::inventory::testing`), built from
+//! with MD5s, and `manifest.checksum`; `s3_connector::source::inventory::testing`), built from
 //! the source bucket's own listing, and a connector with `inventory:` syncs from them into the
 //! embedded index and into osmem-server.
 
@@ -9,8 +9,8 @@ use std::time::Duration;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::StorageClass;
 use s3_connector::sink::ContentStatus;
-use s3_connector::sync::inventory::manifest::md5_hex;
-use s3_connector::sync::inventory::testing::{self, Format, InventoryRow};
+use s3_connector::source::inventory::manifest::md5_hex;
+use s3_connector::source::inventory::testing::{self, Format, InventoryRow};
 
 use crate::fixture::{Backend, Setup, create_bucket, delete, put, put_with_class, s3_client};
 use crate::support::{MotoServer, unique_name};
@@ -158,7 +158,7 @@ async fn a_sync_reads_the_newest_complete_inventory_instead_of_listing(
 
     let setup = Setup::for_backend(&backend);
     // No deletion grace: the objects are seconds older than the inventories here (the
-    // default day of grace is tested in src/sync/inventory/scenarios.rs).
+    // default day of grace is tested in src/sync/inventory_scenarios.rs).
     let config = setup.config(
         &endpoint,
         &[&source],

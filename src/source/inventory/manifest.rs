@@ -1,6 +1,7 @@
-//! The pure rules of S3 Inventory: its dated folders, its manifest and checksums, which
-//! inventory is fresh enough, and when a document may be deleted on an inventory's word. No
-//! I/O: `inventory/mod.rs` fetches the bytes and asks these functions.
+//! The pure rules of S3 Inventory: its dated folders, its manifest and checksums, and which
+//! inventory is fresh enough. No I/O: `inventory/mod.rs` fetches the bytes and asks these
+//! functions. When a document may be deleted on an inventory's word is the listing seam's rule
+//! (`source/listing.rs`, [`crate::source::listing::Freshness`]).
 
 use std::time::Duration;
 
@@ -9,67 +10,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
-use super::InventoryError;
-
-/// The columns of an inventory's CSV rows that the sync reads, by position.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Schema {
-    /// Columns in a row.
-    pub width: usize,
-    /// `Bucket`, if present.
-    pub bucket: Option<usize>,
-    /// `Key` (URL-encoded).
-    pub key: usize,
-    /// `Size`.
-    pub size: usize,
-    /// `LastModifiedDate`.
-    pub last_modified: usize,
-    /// `ETag`.
-    pub etag: usize,
-    /// `StorageClass`, if present.
-    pub storage_class: Option<usize>,
-    /// `IsLatest`, in inventories of all versions.
-    pub is_latest: Option<usize>,
-    /// `IsDeleteMarker`, in inventories of all versions.
-    pub is_delete_marker: Option<usize>,
-}
-
-/// The columns without which an inventory cannot stand in for a listing: `Key` names the
-/// object, and `Size`, `LastModifiedDate` and `ETag` make the version the sync compares with
-/// the index (without them every object would look changed and be downloaded again).
-pub const REQUIRED_COLUMNS: [&str; 4] = ["Key", "Size", "LastModifiedDate", "ETag"];
-
-impl Schema {
-    /// The schema of a manifest's `fileSchema` (`"Bucket, Key, Size, ..."`); `Err` lists the
-    /// required columns it lacks.
-    pub fn parse(text: &str) -> Result<Self, Vec<&'static str>> {
-        let columns: Vec<&str> = text.split(',').map(str::trim).collect();
-        let find = |name: &str| columns.iter().position(|column| *column == name);
-        let missing: Vec<&'static str> = REQUIRED_COLUMNS
-            .into_iter()
-            .filter(|name| find(name).is_none())
-            .collect();
-        match (
-            find("Key"),
-            find("Size"),
-            find("LastModifiedDate"),
-            find("ETag"),
-        ) {
-            (Some(key), Some(size), Some(last_modified), Some(etag)) => Ok(Self {
-                width: columns.len(),
-                bucket: find("Bucket"),
-                key,
-                size,
-                last_modified,
-                etag,
-                storage_class: find("StorageClass"),
-                is_latest: find("IsLatest"),
-                is_delete_marker: find("IsDeleteMarker"),
-            }),
-            _ => Err(missing),
-        }
-    }
-}
+use super::error::InventoryError;
+use super::parquet_rows::missing_columns;
+use super::schema::Schema;
 
 /// One data file a manifest names.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -183,7 +126,7 @@ pub fn parse(
     let format = if csv {
         DataFormat::Csv(Schema::parse(&schema_text).map_err(missing)?)
     } else {
-        let absent = super::parquet_rows::missing_columns(&schema_text).map_err(|error| {
+        let absent = missing_columns(&schema_text).map_err(|error| {
             bad(format!(
                 "has a Parquet fileSchema that is not a message type: {error}"
             ))
@@ -253,23 +196,6 @@ pub fn dated_folders(common_prefixes: &[String], folder: &str) -> Vec<(OffsetDat
 /// Whether an inventory created at `created` may still stand in for a listing at `now`.
 pub fn is_fresh(created: OffsetDateTime, now: OffsetDateTime, max_age: Duration) -> bool {
     now - created <= max_age
-}
-
-/// Whether a document whose object was last modified at `indexed` may be deleted because an
-/// inventory does not list it, `created` being the inventory's creation less the deletion
-/// grace: only when the object is older than that. One written later (or of unknown age) is not on the inventory's word. Listings
-/// give last-modified times in whole seconds, so an object of the inventory's own second
-/// counts as later.
-pub fn deletable(indexed: Option<OffsetDateTime>, created: OffsetDateTime) -> bool {
-    let second = created.replace_nanosecond(0).unwrap_or(created);
-    indexed.is_some_and(|modified| modified < second)
-}
-
-/// Whether the index holds a later version of an object than the inventory lists (written by
-/// an event or a listing after the inventory was made): the inventory's older version is no
-/// reason to download the object again.
-pub fn index_is_newer(indexed: Option<OffsetDateTime>, listed: OffsetDateTime) -> bool {
-    indexed.is_some_and(|modified| modified > listed)
 }
 
 #[cfg(test)]
@@ -431,7 +357,7 @@ mod tests {
     }
 
     #[test]
-    fn freshness_and_the_deletion_rule() {
+    fn freshness() {
         let created = at("2026-11-28 00:00") + Duration::from_millis(300);
         let day = Duration::from_secs(86_400);
         assert!(is_fresh(created, created + day, day));
@@ -440,20 +366,5 @@ mod tests {
             created + day + Duration::from_secs(1),
             day
         ));
-        let table = [
-            (Some(created - day), true),
-            (Some(created - Duration::from_millis(301)), true),
-            // The inventory's own second, truncated as listings truncate it: written later.
-            (Some(created - Duration::from_millis(300)), false),
-            (Some(created), false),
-            (Some(created + Duration::from_secs(1)), false),
-            (None, false),
-        ];
-        for (indexed, expected) in table {
-            assert_eq!(deletable(indexed, created), expected, "{indexed:?}");
-        }
-        assert!(index_is_newer(Some(created + day), created));
-        assert!(!index_is_newer(Some(created), created));
-        assert!(!index_is_newer(None, created));
     }
 }

@@ -20,7 +20,7 @@ use parquet::schema::parser::parse_message_type;
 use parquet::schema::types::Type;
 use time::OffsetDateTime;
 
-use super::InventoryError;
+use super::error::InventoryError;
 use super::rows::{Row, object_row};
 use super::sort::Sorter;
 
@@ -260,8 +260,8 @@ fn read(file: File, key: &str, bucket: &str, sorter: &mut Sorter) -> Result<u64,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::inventory::testing::{self, Format, InventoryRow, PARQUET_SCHEMA};
     use crate::source::s3::ObjectEntry;
-    use crate::sync::inventory::testing::{self, Format, InventoryRow, PARQUET_SCHEMA};
 
     const BUCKET: &str = "docs";
 
@@ -379,7 +379,7 @@ mod tests {
         ];
         // The same rows through CSV give the same entries.
         let csv = testing::data_file(Format::Csv, &rows);
-        let schema = super::super::manifest::Schema::parse(testing::CSV_SCHEMA).unwrap();
+        let schema = super::super::schema::Schema::parse(testing::CSV_SCHEMA).unwrap();
         let mut sorter = Sorter::new(1024);
         super::super::sort_rows(csv.as_slice(), "a.csv.gz", &schema, BUCKET, &mut sorter).unwrap();
         let mut sorted = sorter.finish().unwrap();

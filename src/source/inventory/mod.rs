@@ -1,33 +1,36 @@
-//! S3 Inventory as a bucket's listing (a connector's `inventory:` block): the newest complete
-//! inventory of the bucket is found, checked, sorted by key and fed to the merge as listing
-//! pages, so rules, the unchanged check, the size cap, archive classes, shards and the
-//! mass-delete guard apply exactly as to a ListObjectsV2 listing.
+//! S3 Inventory as a bucket's listing (a connector's `inventory:` block), a [`Listing`] beside
+//! ListObjectsV2: the newest complete inventory of the bucket is found, checked and sorted by
+//! key ([`prepare`]), then read as listing pages ([`Inventory::listing`]), so the sync applies
+//! rules, the unchanged check, the size cap, archive classes, shards and the mass-delete guard
+//! exactly as to a ListObjectsV2 listing. It knows nothing of the sync or the index.
 //!
 //! Safety, on top of the listing's rule (delete only after a complete listing):
 //! - *Complete* means: the dated folder's `manifest.json` and `manifest.checksum` both exist
 //!   and match (a folder S3 is still writing is passed over for the one before), and every
 //!   data file has the size and MD5 its manifest gives. A data file that is missing, corrupt or
-//!   unreadable fails the bucket before a single page is fed: nothing is indexed or deleted.
-//! - A document whose object was modified at or after the inventory's creation time, less the
-//!   connector's `deletion_grace`, is never deleted because the inventory lacks it
-//!   ([`manifest::deletable`], given that boundary): it was written after the snapshot, or so
-//!   shortly before it that the eventually consistent scan may have missed it. An object the inventory lists but S3 no longer has is `Fetched::Gone` on
-//!   GET, as for a listing.
-//! - No inventory, or none fresher than `max_age`: the bucket is listed with ListObjectsV2
-//!   (logged, and counted in the report's `inventory_fallbacks`).
+//!   unreadable fails [`prepare`] before a single page is read: nothing is indexed or deleted.
+//! - The listing is a snapshot ([`Freshness::Snapshot`]): a document whose object was modified
+//!   at or after the inventory's creation time, less the connector's `deletion_grace`, is never
+//!   deleted because the inventory lacks it ([`crate::source::listing::deletable`], given that
+//!   boundary): it was written after the snapshot, or so shortly before it that the eventually
+//!   consistent scan may have missed it. An object the inventory lists but S3 no longer has is
+//!   `Fetched::Gone` on GET, as for a listing.
+//! - No inventory, or none fresher than `max_age`: [`prepare`] says so (logged) and the caller
+//!   lists the bucket with ListObjectsV2 (the sync counts it in `inventory_fallbacks`).
 //!
 //! Gzip CSV and Parquet inventories are read; ORC is refused with an error that says so.
-//! The pure parts are [`manifest`] (layout, manifest, checksums, freshness, the deletion rule)
-//! and [`rows`] (CSV rows, and the entry both formats make); [`parquet_rows`] reads a Parquet
-//! data file a row group at a time (its row decoding pure); [`sort`] is the external sort that
-//! keeps memory flat.
-//! [`testing`] writes inventories as AWS lays them out, for the tests and the benchmark.
+//! The pure parts are [`manifest`] (layout, manifest, checksums, freshness), [`schema`] (the
+//! columns of CSV rows) and [`rows`] (CSV rows, and the entry both formats make);
+//! [`parquet_rows`] reads a Parquet data file a row group at a time (its row decoding pure);
+//! [`sort`] is the external sort that keeps memory flat; [`error`] is why an inventory could
+//! not be used. [`testing`] writes inventories as AWS lays them out, for the tests and the
+//! benchmark.
 
+pub mod error;
 pub mod manifest;
 pub mod parquet_rows;
 pub mod rows;
-#[cfg(test)]
-mod scenarios;
+pub mod schema;
 pub mod sort;
 #[doc(hidden)]
 pub mod testing;
@@ -35,18 +38,18 @@ pub mod testing;
 use std::io::{self, BufRead as _, BufReader, Read as _};
 use std::path::Path;
 
-use futures::SinkExt as _;
-use futures::channel::mpsc;
 use md5::{Digest, Md5};
 use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
 
-use super::{Listed, ListingStop, SyncContext};
 use crate::config::inventory::InventorySettings;
-use crate::sink::Sink;
-use crate::source::s3::{Fetched, SourceError};
+use crate::source::listing::{Freshness, Listing, Stopped};
+use crate::source::s3::{Fetched, ObjectEntry};
 use crate::source::{ListRequest, ObjectStore};
+pub use error::InventoryError;
 use manifest::{DataFile, DataFormat, Manifest};
 use rows::Row;
+use schema::Schema;
 use sort::{Sorted, Sorter};
 
 /// Entries a page fed to the merge holds (as a ListObjectsV2 page).
@@ -58,114 +61,26 @@ const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
 /// The largest `manifest.checksum` read.
 const MAX_CHECKSUM_BYTES: u64 = 1024;
 
-/// Why an inventory could not be used; the bucket's sync then indexes and deletes nothing.
-#[derive(Debug, thiserror::Error)]
-pub enum InventoryError {
-    /// A request to the destination bucket failed (after retries).
-    #[error("reading the inventory failed: {0}")]
-    Store(Box<SourceError>),
-    /// The manifest is not one the sync can use.
-    #[error("the inventory manifest {path} {reason}")]
-    Manifest {
-        /// Where the manifest is.
-        path: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// ORC, or a format S3 does not write.
-    #[error(
-        "the inventory manifest {path} has fileFormat {format:?}; only CSV and Parquet \
-         inventories are read (ORC is not supported): set the inventory configuration's output \
-         format to CSV or Parquet"
-    )]
-    UnsupportedFormat {
-        /// Where the manifest is.
-        path: String,
-        /// Its `fileFormat`.
-        format: String,
-    },
-    /// The inventory lacks columns the unchanged check needs.
-    #[error(
-        "the inventory manifest {path} has no {missing} column: without Size, LastModifiedDate and \
-         ETag every object would look changed; add them to the inventory configuration's \
-         additional fields"
-    )]
-    Schema {
-        /// Where the manifest is.
-        path: String,
-        /// The missing columns.
-        missing: String,
-    },
-    /// A data file the manifest names does not exist.
-    #[error("the inventory data file {key} that the manifest names does not exist")]
-    MissingData {
-        /// Its key in the destination bucket.
-        key: String,
-    },
-    /// A data file's bytes do not match its manifest entry.
-    #[error("the inventory data file {key} {reason}")]
-    Corrupt {
-        /// Its key in the destination bucket.
-        key: String,
-        /// Which check failed.
-        reason: String,
-    },
-    /// A row of a data file cannot be read.
-    #[error("line {line} of the inventory data file {key} {reason}")]
-    Row {
-        /// The data file.
-        key: String,
-        /// 1-based line number.
-        line: u64,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A row of a Parquet data file cannot be read.
-    #[error("row {row} of the inventory data file {key} {reason}")]
-    ParquetRow {
-        /// The data file.
-        key: String,
-        /// 1-based row number, counted across row groups.
-        row: u64,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// Two rows name one key.
-    #[error("the inventory lists key {key:?} twice")]
-    Duplicate {
-        /// The key.
-        key: String,
-    },
-    /// Local files (downloads, sorted runs) failed.
-    #[error("local files for the inventory failed: {0}")]
-    Io(#[from] io::Error),
-    /// The sync was cancelled while the inventory was read.
-    #[error("cancelled while reading the inventory")]
-    Cancelled,
-}
-
-impl From<SourceError> for InventoryError {
-    fn from(error: SourceError) -> Self {
-        Self::Store(Box::new(error))
-    }
-}
-
-/// A checked inventory, sorted, ready to be fed.
-pub(super) struct Inventory {
+/// A checked inventory, sorted, ready to be read as a listing.
+pub struct Inventory {
     /// When S3 made it.
     pub created: OffsetDateTime,
+    /// Its creation less the connector's `deletion_grace`: documents of objects modified since
+    /// are not deleted on its word.
+    deletable_before: OffsetDateTime,
     sorted: Sorted,
+    cancel: CancellationToken,
 }
 
 /// Finds the newest complete inventory of `bucket`, checks it and sorts it. `Ok(None)` when
-/// there is no complete inventory fresher than `max_age`: the caller lists instead (logged and
-/// counted here).
-pub(super) async fn prepare<O: ObjectStore, S: Sink>(
-    ctx: &SyncContext<'_, O, S>,
+/// there is no complete inventory fresher than `max_age` (logged here): the caller lists
+/// instead. `cancel` stops it between data files, and the listing it makes between entries.
+pub async fn prepare<O: ObjectStore>(
+    source: &O,
     settings: &InventorySettings,
     bucket: &str,
+    cancel: &CancellationToken,
 ) -> Result<Option<Inventory>, InventoryError> {
-    let source = ctx.source;
     let destination = settings.bucket.as_str();
     let folder = settings.folder(bucket);
     let fallback = |reason: String| {
@@ -174,7 +89,6 @@ pub(super) async fn prepare<O: ObjectStore, S: Sink>(
             bucket,
             reason = %reason
         );
-        super::Counters::bump(&ctx.counters.inventory_fallbacks);
         Ok(None)
     };
     let Some((path, manifest)) = newest(source, settings, bucket).await? else {
@@ -203,7 +117,7 @@ pub(super) async fn prepare<O: ObjectStore, S: Sink>(
     let created = manifest.created;
     let mut sorter = Sorter::new(sort::RUN_BYTES);
     for file in &manifest.files {
-        if ctx.cancel.is_cancelled() {
+        if cancel.is_cancelled() {
             return Err(InventoryError::Cancelled);
         }
         sorter = read_data_file(source, destination, bucket, &manifest, file, sorter).await?;
@@ -211,7 +125,12 @@ pub(super) async fn prepare<O: ObjectStore, S: Sink>(
     let sorted = tokio::task::spawn_blocking(move || sorter.finish())
         .await
         .map_err(io::Error::other)??;
-    Ok(Some(Inventory { created, sorted }))
+    Ok(Some(Inventory {
+        created,
+        deletable_before: created - settings.deletion_grace,
+        sorted,
+        cancel: cancel.clone(),
+    }))
 }
 
 /// The newest complete inventory of `bucket` (its manifest's `s3://` path and the manifest,
@@ -355,7 +274,7 @@ async fn read_data_file<O: ObjectStore>(
 pub fn sort_rows(
     gzip_csv: impl io::Read,
     key: &str,
-    schema: &manifest::Schema,
+    schema: &Schema,
     bucket: &str,
     sorter: &mut Sorter,
 ) -> Result<u64, InventoryError> {
@@ -399,52 +318,78 @@ fn file_md5(path: &Path) -> io::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// Feeds the inventory's entries under `prefixes` that the shard owns to the merge, a page at
-/// a time, in key order, then `Complete`, as a listing does. Stops early, without an error,
-/// when the decider is gone.
-pub(super) async fn feed<O: ObjectStore, S: Sink>(
-    ctx: &SyncContext<'_, O, S>,
-    mut inventory: Inventory,
-    prefixes: &[String],
-    mut pages: mpsc::Sender<Listed>,
-) -> Result<(), ListingStop> {
-    let failed = |error: InventoryError| ListingStop::Inventory(error);
-    let mut page = Vec::with_capacity(PAGE);
-    let mut last: Option<String> = None;
-    loop {
-        if ctx.cancel.is_cancelled() {
-            return Err(ListingStop::Cancelled);
+impl Inventory {
+    /// The inventory's entries under `prefixes` (disjoint, in byte order) that `owns` keeps,
+    /// as a listing: pages of up to 1,000 entries (as ListObjectsV2 pages), in key order. A key
+    /// listed twice fails it.
+    pub fn listing<F>(self, prefixes: &[String], owns: F) -> InventoryListing<F>
+    where
+        F: Fn(&str) -> bool + Send,
+    {
+        InventoryListing {
+            inventory: self,
+            prefixes: prefixes.to_vec(),
+            owns,
+            last: None,
+            done: false,
         }
-        let Some(entry) = inventory
-            .sorted
-            .next_entry()
-            .map_err(|error| failed(error.into()))?
-        else {
-            break;
-        };
-        if last.as_deref() == Some(entry.key.as_str()) {
-            return Err(failed(InventoryError::Duplicate { key: entry.key }));
-        }
-        last = Some(entry.key.clone());
-        let listed = prefixes
-            .iter()
-            .any(|prefix| entry.key.starts_with(prefix.as_str()));
-        if listed && ctx.shard.owns(&entry.key) {
-            page.push(entry);
-            if page.len() == PAGE
-                && pages
-                    .send(Listed::Page(std::mem::take(&mut page)))
-                    .await
-                    .is_err()
-            {
-                return Ok(());
+    }
+}
+
+/// An inventory read as a listing ([`Inventory::listing`]).
+pub struct InventoryListing<F> {
+    inventory: Inventory,
+    prefixes: Vec<String>,
+    owns: F,
+    /// The last key read, to refuse a key listed twice.
+    last: Option<String>,
+    /// Whether the last entry was read.
+    done: bool,
+}
+
+impl<F: Fn(&str) -> bool + Send> InventoryListing<F> {
+    /// The next page, read from the sorted runs (blocking, as the sort's reads are local).
+    fn read_page(&mut self) -> Result<Option<Vec<ObjectEntry>>, Stopped<InventoryError>> {
+        let mut page = Vec::with_capacity(PAGE);
+        while !self.done && page.len() < PAGE {
+            if self.inventory.cancel.is_cancelled() {
+                return Err(Stopped::Cancelled);
+            }
+            let Some(entry) = self
+                .inventory
+                .sorted
+                .next_entry()
+                .map_err(InventoryError::from)?
+            else {
+                self.done = true;
+                break;
+            };
+            if self.last.as_deref() == Some(entry.key.as_str()) {
+                return Err(InventoryError::Duplicate { key: entry.key }.into());
+            }
+            self.last = Some(entry.key.clone());
+            let listed = self
+                .prefixes
+                .iter()
+                .any(|prefix| entry.key.starts_with(prefix.as_str()));
+            if listed && (self.owns)(&entry.key) {
+                page.push(entry);
             }
         }
+        Ok((!page.is_empty()).then_some(page))
     }
-    if !page.is_empty() && pages.send(Listed::Page(page)).await.is_err() {
-        return Ok(());
+}
+
+impl<F: Fn(&str) -> bool + Send> Listing for InventoryListing<F> {
+    type Error = InventoryError;
+
+    async fn next_page(&mut self) -> Result<Option<Vec<ObjectEntry>>, Stopped<InventoryError>> {
+        self.read_page()
     }
-    // The decider may be gone (an index error it reported): nothing left to tell it.
-    let _ = pages.send(Listed::Complete).await;
-    Ok(())
+
+    fn freshness(&self) -> Freshness {
+        Freshness::Snapshot {
+            deletable_before: self.inventory.deletable_before,
+        }
+    }
 }

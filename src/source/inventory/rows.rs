@@ -8,7 +8,7 @@
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::manifest::Schema;
+use super::schema::Schema;
 use crate::source::s3::ObjectEntry;
 
 /// What one row stands for.

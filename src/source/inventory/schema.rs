@@ -1,0 +1,64 @@
+//! The columns of an inventory's CSV data files, as its manifest's `fileSchema` names them:
+//! where each column the sync reads sits in a row, and which ones it cannot do without. Pure;
+//! shared by `manifest.rs` (which checks a manifest's schema) and `rows.rs` (which decodes
+//! rows by it). Parquet files carry their own schema (`parquet_rows.rs`).
+
+/// The columns of an inventory's CSV rows that the sync reads, by position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schema {
+    /// Columns in a row.
+    pub width: usize,
+    /// `Bucket`, if present.
+    pub bucket: Option<usize>,
+    /// `Key` (URL-encoded).
+    pub key: usize,
+    /// `Size`.
+    pub size: usize,
+    /// `LastModifiedDate`.
+    pub last_modified: usize,
+    /// `ETag`.
+    pub etag: usize,
+    /// `StorageClass`, if present.
+    pub storage_class: Option<usize>,
+    /// `IsLatest`, in inventories of all versions.
+    pub is_latest: Option<usize>,
+    /// `IsDeleteMarker`, in inventories of all versions.
+    pub is_delete_marker: Option<usize>,
+}
+
+/// The columns without which an inventory cannot stand in for a listing: `Key` names the
+/// object, and `Size`, `LastModifiedDate` and `ETag` make the version the sync compares with
+/// the index (without them every object would look changed and be downloaded again).
+pub const REQUIRED_COLUMNS: [&str; 4] = ["Key", "Size", "LastModifiedDate", "ETag"];
+
+impl Schema {
+    /// The schema of a manifest's `fileSchema` (`"Bucket, Key, Size, ..."`); `Err` lists the
+    /// required columns it lacks.
+    pub fn parse(text: &str) -> Result<Self, Vec<&'static str>> {
+        let columns: Vec<&str> = text.split(',').map(str::trim).collect();
+        let find = |name: &str| columns.iter().position(|column| *column == name);
+        let missing: Vec<&'static str> = REQUIRED_COLUMNS
+            .into_iter()
+            .filter(|name| find(name).is_none())
+            .collect();
+        match (
+            find("Key"),
+            find("Size"),
+            find("LastModifiedDate"),
+            find("ETag"),
+        ) {
+            (Some(key), Some(size), Some(last_modified), Some(etag)) => Ok(Self {
+                width: columns.len(),
+                bucket: find("Bucket"),
+                key,
+                size,
+                last_modified,
+                etag,
+                storage_class: find("StorageClass"),
+                is_latest: find("IsLatest"),
+                is_delete_marker: find("IsDeleteMarker"),
+            }),
+            _ => Err(missing),
+        }
+    }
+}
