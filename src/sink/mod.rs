@@ -6,10 +6,12 @@
 //! is an [`AnySink`], turned into a concrete type at the edge (CLI, worker) by
 //! [`with_sink!`](crate::with_sink).
 
+pub mod analysis;
 pub mod embedded;
 #[cfg(test)]
 pub mod memory;
 pub mod opensearch;
+pub mod snippet;
 
 use std::collections::HashMap;
 use std::fmt;
