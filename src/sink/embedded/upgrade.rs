@@ -1,8 +1,11 @@
-//! Upgrading an embedded index written before the `bucket_key` field existed (s3-connector
-//! before the streaming merge of listing and index) to the current schema.
+//! Upgrading an embedded index written by an earlier s3-connector to the current schema: one
+//! made before the `bucket_key` field existed (before the streaming merge of listing and
+//! index), or before accent folding (its text fields analysed by tantivy's `default`
+//! tokenizer, so "cafe" would not find "café").
 //!
-//! Such an index has every field of today's schema but the last, so its documents can be read
-//! with today's field handles. They are copied, alive ones only, into a new index beside the old
+//! Such an index has a prefix of today's fields, each as today or differing only in the analyzer
+//! of a text field, so its documents can be read with today's field handles, and writing them
+//! again analyses their stored text the current way. They are copied, alive ones only, into a new index beside the old
 //! one (`<dir>.upgrading`), committed, and the directories swapped: the old index stays whole
 //! until the new one is complete, so a crash part-way leaves it as it was and the next open
 //! starts over. Memory is the writer's budget; time is one pass over the stored documents.
@@ -11,22 +14,47 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use tantivy::directory::error::LockError;
-use tantivy::schema::Schema;
+use tantivy::schema::{FieldEntry, FieldType, Schema};
 use tantivy::{DocAddress, Index, TantivyDocument, TantivyError};
 
 use super::EmbeddedError;
-use super::schema::Fields;
+use super::schema::{self, Fields};
 use super::write::WRITER_HEAP_BYTES;
+use crate::sink::analysis;
 
 /// The smallest budget tantivy accepts for a writer; the one taken on the old index only holds
 /// its lock.
 const LOCK_ONLY_HEAP: usize = 15_000_000;
 
-/// Whether `old` is today's schema without its last field (`bucket_key`).
+/// The tokenizer text fields were analysed with before accent folding.
+const TOKENIZER_BEFORE_FOLDING: &str = "default";
+
+/// Whether `old` is a layout an earlier s3-connector wrote, which [`upgrade`] turns into
+/// `current`: a prefix of its fields, each the same or a text field with the old analyzer.
 pub(super) fn is_previous(old: &Schema, current: &Schema) -> bool {
     let old: Vec<_> = old.fields().map(|(_, entry)| entry).collect();
     let current: Vec<_> = current.fields().map(|(_, entry)| entry).collect();
-    old.len() + 1 == current.len() && old.iter().zip(&current).all(|(a, b)| a == b)
+    old.len() <= current.len()
+        && old
+            .iter()
+            .zip(&current)
+            .all(|(old, new)| *old == *new || **old == before_folding(new))
+}
+
+/// `entry` as it was before accent folding: a text field with the `default` tokenizer.
+pub(super) fn before_folding(entry: &FieldEntry) -> FieldEntry {
+    match entry.field_type() {
+        FieldType::Str(options) => match options.get_indexing_options() {
+            Some(indexing) if indexing.tokenizer() == analysis::FOLDED => FieldEntry::new_text(
+                entry.name().to_owned(),
+                options
+                    .clone()
+                    .set_indexing_options(indexing.clone().set_tokenizer(TOKENIZER_BEFORE_FOLDING)),
+            ),
+            _ => entry.clone(),
+        },
+        _ => entry.clone(),
+    }
 }
 
 /// Rewrites the index in `dir` (opened as `old`) with `schema`; returns how many documents it
@@ -60,6 +88,7 @@ pub(super) fn upgrade(
     }
     fs::create_dir_all(&staging).map_err(io_error("upgrading"))?;
     let new = Index::create_in_dir(&staging, schema.clone()).map_err(tantivy_error("upgrading"))?;
+    schema::register_analyzers(&new);
     let mut writer = new
         .writer::<TantivyDocument>(WRITER_HEAP_BYTES)
         .map_err(tantivy_error("upgrading"))?;
