@@ -44,6 +44,24 @@ const QUERIES: &[(&str, &[&str])] = &[
     ("résumé", &["d.txt"]),
 ];
 
+/// The queries of `cases` whose hits are not the keys expected, each with what it found.
+async fn wrong_answers(setup: &Setup, cases: &[(&str, &[&str])]) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for (query, expected) in cases {
+        let mut found: Vec<String> = setup
+            .search(query, 10)
+            .await
+            .into_iter()
+            .map(|hit| hit.key)
+            .collect();
+        found.sort();
+        if found != *expected {
+            wrong.push(format!("{query:?}: found {found:?}, expected {expected:?}"));
+        }
+    }
+    wrong
+}
+
 async fn queries_mean_the_same_on(backend: Backend) {
     let s3 = s3_client(&MotoServer::shared().endpoint());
     let bucket = unique_name("search-syntax");
@@ -57,19 +75,7 @@ async fn queries_mean_the_same_on(backend: Backend) {
     assert_eq!(report.errors, 0, "{:?}", report.error_messages);
     assert_eq!(report.added, OBJECTS.len() as u64);
 
-    let mut wrong = Vec::new();
-    for (query, expected) in QUERIES {
-        let mut found: Vec<String> = setup
-            .search(query, 10)
-            .await
-            .into_iter()
-            .map(|hit| hit.key)
-            .collect();
-        found.sort();
-        if found != *expected {
-            wrong.push(format!("{query:?}: found {found:?}, expected {expected:?}"));
-        }
-    }
+    let wrong = wrong_answers(&setup, QUERIES).await;
     assert!(wrong.is_empty(), "on {backend:?}:\n{}", wrong.join("\n"));
 }
 
@@ -232,19 +238,7 @@ async fn metadata_and_tags_are_filters_on(backend: Backend) {
         ("guide meta.author:bob", &[]),
         ("meta.author:carol", &[]),
     ];
-    let mut wrong = Vec::new();
-    for (query, expected) in cases {
-        let mut found: Vec<String> = setup
-            .search(query, 10)
-            .await
-            .into_iter()
-            .map(|hit| hit.key)
-            .collect();
-        found.sort();
-        if found != *expected {
-            wrong.push(format!("{query:?}: found {found:?}, expected {expected:?}"));
-        }
-    }
+    let wrong = wrong_answers(&setup, cases).await;
     assert!(wrong.is_empty(), "on {backend:?}:\n{}", wrong.join("\n"));
 
     let tagging_requests = |proxy: &FaultProxy| {

@@ -167,14 +167,19 @@ pub(super) fn check(index: &str, mappings: &Value) -> MappingCheck {
     result
 }
 
-/// `GET /{index}/_mapping`, with the action's description for errors.
-async fn read_mapping(client: &Client, index: &str) -> Result<(String, Reply), OpensearchError> {
-    let read = format!("reading the mapping of index {index}");
+/// `GET /{index}/_mapping` (or `_settings`, `what` naming it), with the action's description
+/// for errors.
+async fn read_index(
+    client: &Client,
+    index: &str,
+    what: &str,
+) -> Result<(String, Reply), OpensearchError> {
+    let read = format!("reading the {what} of index {index}");
     let reply = client
         .send(
             &read,
             Method::Get,
-            &index_path(index, "_mapping"),
+            &index_path(index, &format!("_{what}")),
             &[],
             None,
         )
@@ -184,7 +189,7 @@ async fn read_mapping(client: &Client, index: &str) -> Result<(String, Reply), O
 
 /// Whether `index` (or an alias) exists: its mapping can be read.
 pub(super) async fn exists(client: &Client, index: &str) -> Result<bool, OpensearchError> {
-    let (read, reply) = read_mapping(client, index).await?;
+    let (read, reply) = read_index(client, index, "mapping").await?;
     if reply.status == 404 {
         return Ok(false);
     }
@@ -262,16 +267,7 @@ pub(super) async fn ensure_index(client: &Client, index: &str) -> Result<bool, O
 
 /// Whether every index behind `index` defines our analyzer in its settings.
 async fn defines_our_analyzer(client: &Client, index: &str) -> Result<bool, OpensearchError> {
-    let read = format!("reading the settings of index {index}");
-    let reply = client
-        .send(
-            &read,
-            Method::Get,
-            &index_path(index, "_settings"),
-            &[],
-            None,
-        )
-        .await?;
+    let (read, reply) = read_index(client, index, "settings").await?;
     if !reply.is_success() {
         return Err(reply.into_error(&read));
     }
@@ -359,7 +355,7 @@ pub(super) async fn recorded_source(
     client: &Client,
     index: &str,
 ) -> Result<Option<IndexSource>, OpensearchError> {
-    let (read, reply) = read_mapping(client, index).await?;
+    let (read, reply) = read_index(client, index, "mapping").await?;
     if !reply.is_success() {
         return Err(reply.into_error(&read));
     }
