@@ -536,7 +536,10 @@ pub trait Sink: Send + Sync {
     /// Makes every write so far durable and visible to searches.
     fn commit(&self) -> impl Future<Output = Result<(), SinkError>> + Send;
 
-    /// BM25 search over `body`, `title`, `filename` and `key`, best first.
+    /// BM25 search over `body`, `title`, `filename` and `key`, best first. `query` is what a
+    /// person typed: Lucene's query-string syntax (words, "phrases", `AND`/`OR`/`NOT`, `-`/`+`,
+    /// parentheses, `field:word`) with the same meaning on every sink, plus `meta.`/`tag.`
+    /// filters ([`query`]); words match with case and accents folded ([`analysis`]).
     fn search(
         &self,
         query: &str,
