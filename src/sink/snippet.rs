@@ -464,7 +464,8 @@ mod tests {
                 let word_start = text[..hit.start].rfind(' ').map_or(0, |s| s + 1);
                 let word_end = text[hit.start..].find(' ').map_or(text.len(), |s| hit.start + s);
                 if text[word_start..word_end].chars().count() <= SNIPPET_CHARS - LEAD_CHARS {
-                    prop_assert!(found.contains(&text[hit.clone()]), "{found:?} lacks {:?}", &text[hit]);
+                    let word = &text[hit];
+                    prop_assert!(found.contains(word), "{:?} lacks {:?}", found, word);
                 }
             }
         }

@@ -1,14 +1,17 @@
 //! Upgrading an embedded index written by an earlier s3-connector to the current schema: one
 //! made before the `bucket_key` field existed (before the streaming merge of listing and
-//! index), or before accent folding (its text fields analysed by tantivy's `default`
-//! tokenizer, so "cafe" would not find "café").
+//! index), before accent folding (its text fields analysed by tantivy's `default` tokenizer, so
+//! "cafe" would not find "café"), or before metadata and tags.
 //!
-//! Such an index has a prefix of today's fields, each as today or differing only in the analyzer
-//! of a text field, so its documents can be read with today's field handles, and writing them
-//! again analyses their stored text the current way. They are copied, alive ones only, into a new index beside the old
-//! one (`<dir>.upgrading`), committed, and the directories swapped: the old index stays whole
-//! until the new one is complete, so a crash part-way leaves it as it was and the next open
-//! starts over. Memory is the writer's budget; time is one pass over the stored documents.
+//! Such an index has a prefix of today's fields, each as today or differing only in how a text
+//! field is analysed (its tokenizer), so its documents can be read with today's field handles,
+//! and writing them again analyses their stored text the current way. Every indexed field is
+//! stored or derived from stored ones, so a later change of analysis (English stemming) upgrades
+//! the same way, with no change here. Documents are copied, alive ones only, into a new index
+//! beside the old one (`<dir>.upgrading`), committed, and the directories swapped: the old index
+//! stays whole until the new one is complete, so a crash part-way leaves it as it was and the
+//! next open starts over. Memory is the writer's budget; time is one pass over the stored
+//! documents.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -20,17 +23,13 @@ use tantivy::{DocAddress, Index, TantivyDocument, TantivyError};
 use super::EmbeddedError;
 use super::schema::{self, Fields};
 use super::write::WRITER_HEAP_BYTES;
-use crate::sink::analysis;
 
 /// The smallest budget tantivy accepts for a writer; the one taken on the old index only holds
 /// its lock.
 const LOCK_ONLY_HEAP: usize = 15_000_000;
 
-/// The tokenizer text fields were analysed with before accent folding.
-const TOKENIZER_BEFORE_FOLDING: &str = "default";
-
 /// Whether `old` is a layout an earlier s3-connector wrote, which [`upgrade`] turns into
-/// `current`: a prefix of its fields, each the same or a text field with the old analyzer.
+/// `current`: a prefix of its fields, each the same but perhaps for its analysis.
 pub(super) fn is_previous(old: &Schema, current: &Schema) -> bool {
     let old: Vec<_> = old.fields().map(|(_, entry)| entry).collect();
     let current: Vec<_> = current.fields().map(|(_, entry)| entry).collect();
@@ -38,20 +37,21 @@ pub(super) fn is_previous(old: &Schema, current: &Schema) -> bool {
         && old
             .iter()
             .zip(&current)
-            .all(|(old, new)| *old == *new || **old == before_folding(new))
+            .all(|(old, new)| analysis_aside(old) == analysis_aside(new))
 }
 
-/// `entry` as it was before accent folding: a text field with the `default` tokenizer.
-pub(super) fn before_folding(entry: &FieldEntry) -> FieldEntry {
+/// `entry` with the tokenizer of a text field left out: two entries equal under this differ at
+/// most in how text is analysed, which [`upgrade`] redoes from the stored fields.
+fn analysis_aside(entry: &FieldEntry) -> FieldEntry {
     match entry.field_type() {
         FieldType::Str(options) => match options.get_indexing_options() {
-            Some(indexing) if indexing.tokenizer() == analysis::FOLDED => FieldEntry::new_text(
+            Some(indexing) => FieldEntry::new_text(
                 entry.name().to_owned(),
                 options
                     .clone()
-                    .set_indexing_options(indexing.clone().set_tokenizer(TOKENIZER_BEFORE_FOLDING)),
+                    .set_indexing_options(indexing.clone().set_tokenizer("")),
             ),
-            _ => entry.clone(),
+            None => entry.clone(),
         },
         _ => entry.clone(),
     }
