@@ -54,6 +54,7 @@ fn document(n: u64, now: OffsetDateTime) -> Document {
         content_status: ContentStatus::Extracted,
         extraction_error: None,
         indexed_at: now,
+        attributes: Default::default(),
     }
 }
 

@@ -78,6 +78,7 @@ fn document(n: usize, body: &str, now: OffsetDateTime) -> Document {
         content_status: ContentStatus::Extracted,
         extraction_error: None,
         indexed_at: now,
+        attributes: Default::default(),
     }
 }
 

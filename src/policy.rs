@@ -77,10 +77,16 @@ pub fn permissions_policy(connector: &ConnectorConfig) -> Value {
                 .collect()
         };
         statements.push(list);
+        // `index_tags` reads each downloaded object's tags too.
+        let read = if connector.index_tags {
+            json!(["s3:GetObject", "s3:GetObjectTagging"])
+        } else {
+            json!("s3:GetObject")
+        };
         statements.push(json!({
             "Sid": format!("ReadObjects{index}"),
             "Effect": "Allow",
-            "Action": "s3:GetObject",
+            "Action": read,
             "Resource": if objects.len() == 1 { json!(objects[0]) } else { json!(objects) }
         }));
     }
@@ -416,5 +422,24 @@ mod tests {
         config.connectors[0].notifications = None;
         let without = permissions_policy(&config.connectors[0]);
         assert!(grants(&without, "sqs:ReceiveMessage").is_empty());
+    }
+
+    #[test]
+    fn index_tags_adds_get_object_tagging_on_the_objects_read() {
+        let text = "connectors:\n  - id: c\n    buckets: [\"docs-a\"]\n";
+        let mut config = config::parse(text, Path::new("t.yml"), Path::new("."), &|_| None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            grants(
+                &permissions_policy(&config.connectors[0]),
+                "s3:GetObjectTagging"
+            )
+            .is_empty()
+        );
+        config.connectors[0].index_tags = true;
+        let policy = permissions_policy(&config.connectors[0]);
+        let objects = vec![(json!("arn:aws:s3:::docs-a/*"), Value::Null)];
+        assert_eq!(grants(&policy, "s3:GetObjectTagging"), objects);
+        assert_eq!(grants(&policy, "s3:GetObject"), objects);
     }
 }

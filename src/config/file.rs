@@ -164,6 +164,13 @@ pub struct ConnectorFile {
     /// through. Default 0.5.
     #[serde(default = "defaults::max_delete_fraction")]
     pub max_delete_fraction: f64,
+    /// Whether to index each downloaded object's tags, as filters (`tag.<key>:<value>`): one
+    /// GetObjectTagging request per downloaded object (the identity needs
+    /// `s3:GetObjectTagging`). A tagging request that fails is logged and the object indexed
+    /// without tags. User metadata (`x-amz-meta-*`) is always indexed: it comes with the
+    /// download. Default false.
+    #[serde(default)]
+    pub index_tags: bool,
     /// When `run` syncs this connector: a cron expression evaluated in UTC, with 5 fields
     /// (minute hour day-of-month month day-of-week) or 6 with seconds first, e.g.
     /// `"0 */6 * * *"`. Not together with `interval`. Default: none.

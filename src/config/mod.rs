@@ -144,6 +144,8 @@ pub struct ConnectorConfig {
     pub requests_per_second: u32,
     /// The mass-delete guard's fraction ([`file::ConnectorFile::max_delete_fraction`]).
     pub max_delete_fraction: f64,
+    /// Whether downloaded objects' tags are indexed ([`file::ConnectorFile::index_tags`]).
+    pub index_tags: bool,
     /// When `run` syncs this connector: the parsed `schedule` or `interval`; `None` for
     /// neither.
     pub timer: Option<Schedule>,
@@ -213,6 +215,7 @@ impl ConnectorConfig {
             concurrency: raw.concurrency,
             requests_per_second: raw.requests_per_second,
             max_delete_fraction: raw.max_delete_fraction,
+            index_tags: raw.index_tags,
             timer,
             sync_on_start: raw.sync_on_start,
             notifications: raw.notifications,

@@ -275,6 +275,7 @@ pub fn full_document(bucket: &str, key: &str, body: &str) -> Document {
         content_status: super::ContentStatus::Extracted,
         extraction_error: None,
         indexed_at: at_millis(1_700_000_100_000),
+        attributes: super::Attributes::default(),
     }
 }
 

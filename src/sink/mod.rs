@@ -6,19 +6,23 @@
 //! is an [`AnySink`], turned into a concrete type at the edge (CLI, worker) by
 //! [`with_sink!`](crate::with_sink).
 
+pub mod analysis;
 pub mod binding;
 pub mod embedded;
 #[cfg(test)]
 pub mod memory;
 pub mod opensearch;
+pub mod query;
+pub mod snippet;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 
 use md5::{Digest, Md5};
-use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::config::IndexConfig;
@@ -242,6 +246,9 @@ pub struct Document {
     /// When this document was written.
     #[serde(with = "time::serde::rfc3339")]
     pub indexed_at: OffsetDateTime,
+    /// The object's user metadata and tags, which queries filter on (`meta.author:alice`).
+    #[serde(flatten)]
+    pub attributes: Attributes,
 }
 
 impl Document {
@@ -253,6 +260,96 @@ impl Document {
     /// Bytes of extracted text (body and title): what dominates the document's size.
     pub fn text_len(&self) -> usize {
         self.body.as_ref().map_or(0, String::len) + self.title.as_ref().map_or(0, String::len)
+    }
+}
+
+/// An object's user metadata (`x-amz-meta-*`) and tags, as a document holds them: names of
+/// metadata lowercased (S3 compares them without case), at most [`Attributes::MAX_ENTRIES`] of
+/// each kind, names of at most [`Attributes::MAX_NAME_BYTES`] and values cut to
+/// [`Attributes::MAX_VALUE_BYTES`], so that a hostile object cannot blow up an index.
+///
+/// Sinks index them as [`Attributes::filter_terms`] in one keyword field, never as a field per
+/// name: OpenSearch would add a mapping field for every name any object ever had.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct Attributes {
+    /// User metadata, name (lowercased, without `x-amz-meta-`) → value.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// Object tags, key → value (only with the connector's `index_tags`).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Attributes {
+    /// Entries kept of each kind (the first by name); S3 allows 10 tags and 2 KB of metadata.
+    pub const MAX_ENTRIES: usize = 32;
+    /// Longest name kept (longer ones are dropped); S3's tag keys have at most 128 characters.
+    pub const MAX_NAME_BYTES: usize = 128;
+    /// Longest value kept, in bytes; longer values are cut at a character boundary.
+    pub const MAX_VALUE_BYTES: usize = 256;
+
+    /// The attributes of an object with this metadata and these tags, capped; also how many
+    /// entries were left out by the caps.
+    pub fn capped(
+        metadata: impl IntoIterator<Item = (String, String)>,
+        tags: impl IntoIterator<Item = (String, String)>,
+    ) -> (Self, usize) {
+        let mut dropped = 0;
+        let mut cap = |entries: BTreeMap<String, String>| {
+            let total = entries.len();
+            let kept: BTreeMap<String, String> = entries
+                .into_iter()
+                .filter(|(name, _)| !name.is_empty() && name.len() <= Self::MAX_NAME_BYTES)
+                .take(Self::MAX_ENTRIES)
+                .map(|(name, mut value)| {
+                    let mut end = value.len().min(Self::MAX_VALUE_BYTES);
+                    while !value.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    value.truncate(end);
+                    (name, value)
+                })
+                .collect();
+            dropped += total - kept.len();
+            kept
+        };
+        let metadata = cap(metadata
+            .into_iter()
+            .map(|(name, value)| (name.to_lowercase(), value))
+            .collect());
+        let tags = cap(tags.into_iter().collect());
+        (Self { metadata, tags }, dropped)
+    }
+
+    /// Whether there is neither metadata nor a tag.
+    pub fn is_empty(&self) -> bool {
+        self.metadata.is_empty() && self.tags.is_empty()
+    }
+
+    /// The terms a filter matches: `meta.<name>=<value>` and `tag.<key>=<value>`, lowercased
+    /// and folded to ASCII ([`query::filter_term`]).
+    pub fn filter_terms(&self) -> Vec<String> {
+        let metadata = self
+            .metadata
+            .iter()
+            .map(|(name, value)| query::filter_term(query::FilterKind::Metadata, name, value));
+        let tags = self
+            .tags
+            .iter()
+            .map(|(key, value)| query::filter_term(query::FilterKind::Tag, key, value));
+        metadata.chain(tags).collect()
+    }
+}
+
+/// Serialized as `metadata` and `tags` objects and the `filters` terms beside them: the stored
+/// form in OpenSearch, where only `filters` is indexed.
+impl Serialize for Attributes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("metadata", &self.metadata)?;
+        map.serialize_entry("tags", &self.tags)?;
+        map.serialize_entry("filters", &self.filter_terms())?;
+        map.end()
     }
 }
 
@@ -440,7 +537,10 @@ pub trait Sink: Send + Sync {
     /// Makes every write so far durable and visible to searches.
     fn commit(&self) -> impl Future<Output = Result<(), SinkError>> + Send;
 
-    /// BM25 search over `body`, `title`, `filename` and `key`, best first.
+    /// BM25 search over `body`, `title`, `filename` and `key`, best first. `query` is what a
+    /// person typed: Lucene's query-string syntax (words, "phrases", `AND`/`OR`/`NOT`, `-`/`+`,
+    /// parentheses, `field:word`) with the same meaning on every sink, plus `meta.`/`tag.`
+    /// filters ([`query`]); words match with case and accents folded ([`analysis`]).
     fn search(
         &self,
         query: &str,
@@ -476,6 +576,30 @@ mod tests {
         assert_eq!(id.to_hex(), "8031083421bae1ab1fc3adb55324dc5a");
         assert_eq!(DocId::from_hex(&id.to_hex()), Some(id));
         assert_eq!(DocId::from_hex("not-hex"), None);
+    }
+
+    #[test]
+    fn attributes_are_capped_and_lowercased_and_become_filter_terms() {
+        let long = "é".repeat(200);
+        let (attributes, dropped) = Attributes::capped(
+            [
+                ("Author".to_owned(), "Zoë Smith".to_owned()),
+                ("long".to_owned(), long.clone()),
+                ("x".repeat(129), "too long a name".to_owned()),
+            ],
+            (0..40).map(|n| (format!("k{n:02}"), "V".to_owned())),
+        );
+        assert_eq!(dropped, 1 + 8);
+        assert_eq!(attributes.metadata["author"], "Zoë Smith");
+        assert_eq!(attributes.metadata["long"], "é".repeat(128));
+        assert_eq!(attributes.tags.len(), Attributes::MAX_ENTRIES);
+        assert_eq!(attributes.tags.keys().last().unwrap(), "k31");
+        let terms = attributes.filter_terms();
+        assert_eq!(terms[0], "meta.author=zoe smith");
+        assert_eq!(terms[2], "tag.k00=v");
+        let json = serde_json::to_value(&attributes).unwrap();
+        assert_eq!(json["metadata"]["author"], "Zoë Smith");
+        assert_eq!(json["filters"][0], "meta.author=zoe smith");
     }
 
     #[test]

@@ -22,6 +22,8 @@ struct StoredObject {
     etag: String,
     last_modified: OffsetDateTime,
     storage_class: Option<String>,
+    /// User metadata, as `x-amz-meta-*` headers would carry it.
+    metadata: Vec<(String, String)>,
 }
 
 impl StoredObject {
@@ -120,12 +122,35 @@ impl MemoryStore {
             etag: format!("\"v{clock}\""),
             last_modified: OffsetDateTime::UNIX_EPOCH + Duration::from_secs(clock as u64),
             storage_class: class.map(str::to_owned),
+            metadata: Vec::new(),
         };
         state
             .buckets
             .entry(bucket.to_owned())
             .or_default()
             .insert(key.to_owned(), object);
+    }
+
+    /// [`MemoryStore::put`] with user metadata (name, value), as `x-amz-meta-*` would set it.
+    pub fn put_with_metadata(
+        &self,
+        bucket: &str,
+        key: &str,
+        bytes: &[u8],
+        metadata: &[(&str, &str)],
+    ) {
+        self.put(bucket, key, bytes);
+        if let Some(object) = self
+            .state()
+            .buckets
+            .get_mut(bucket)
+            .and_then(|objects| objects.get_mut(key))
+        {
+            object.metadata = metadata
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect();
+        }
     }
 
     /// Deletes an object; a missing one is ignored.
@@ -371,6 +396,7 @@ impl ObjectStore for MemoryStore {
             bytes: object.bytes.clone(),
             content_type: None,
             content_encoding: None,
+            metadata: object.metadata.clone(),
         };
         let class = object.storage_class.clone();
         if let Some(left) = state.faults.overwrite_after_get.get_mut(&target)

@@ -88,6 +88,17 @@ pub trait ObjectStore: Send + Sync {
         key: &str,
     ) -> impl Future<Output = Result<Option<ObjectEntry>, SourceError>> + Send;
 
+    /// The object's tags (GetObjectTagging), for connectors with `index_tags`. Default: none,
+    /// for stores without tags.
+    fn object_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, SourceError>> + Send {
+        let _ = (bucket, key);
+        async { Ok(Vec::new()) }
+    }
+
     /// The whole object streamed into the file at `path` (created or emptied), never held in
     /// memory: for inventory files of any size. Its size; `None` when the key does not exist.
     fn download(

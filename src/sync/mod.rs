@@ -58,7 +58,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{BucketSelection, ConnectorConfig};
 use crate::extract::{self, ExtractError, ExtractLimits, Extracted, ObjectInput};
 use crate::rules;
-use crate::sink::{ContentStatus, DocId, Document, IndexedEntry, Sink, SinkError};
+use crate::sink::{Attributes, ContentStatus, DocId, Document, IndexedEntry, Sink, SinkError};
 use crate::source::ObjectStore;
 use crate::source::inventory::{self, InventoryError};
 use crate::source::listing::{Freshness, Listing, Stopped};
@@ -154,6 +154,19 @@ enum Outcome {
     /// The download failed or was not started before shutdown; the index keeps what it had,
     /// and the next sync tries again.
     Failed,
+}
+
+impl Outcome {
+    /// The outcome with the object's metadata and tags on its document.
+    fn with_attributes(self, attributes: Attributes) -> Self {
+        match self {
+            Self::Write(mut document, change) => {
+                document.attributes = attributes;
+                Self::Write(document, change)
+            }
+            other => other,
+        }
+    }
 }
 
 /// Everything a sync of one connector needs.
@@ -905,7 +918,9 @@ async fn process<O: ObjectStore, S: Sink>(
         .get_object(bucket, &entry.key, ctx.connector.max_content_bytes)
         .await;
     match fetched {
-        Ok(Fetched::Content(object)) => {
+        Ok(Fetched::Content(mut object)) => {
+            let metadata = std::mem::take(&mut object.metadata);
+            let attributes = attributes(ctx, bucket, &entry.key, metadata).await;
             let content_type = object.content_type.clone();
             let input = ObjectInput {
                 name: entry.key.clone(),
@@ -913,7 +928,8 @@ async fn process<O: ObjectStore, S: Sink>(
                 content_encoding: object.content_encoding,
                 bytes: object.bytes,
             };
-            match extract::extract_object(input, &extract_limits(ctx.connector)).await {
+            let outcome = match extract::extract_object(input, &extract_limits(ctx.connector)).await
+            {
                 Ok(text) => document(ContentStatus::Extracted, content_type, Some(text), None),
                 Err(error) if error.is_unsupported() => {
                     document(ContentStatus::Unsupported, content_type, None, None)
@@ -927,7 +943,8 @@ async fn process<O: ObjectStore, S: Sink>(
                     };
                     document(status, content_type, None, Some(error.to_string()))
                 }
-            }
+            };
+            outcome.with_attributes(attributes)
         }
         Ok(Fetched::TooLarge) => document(ContentStatus::TooLarge, None, None, None),
         Ok(Fetched::Gone) => Outcome::Gone(id, change),
@@ -936,6 +953,38 @@ async fn process<O: ObjectStore, S: Sink>(
             Outcome::Failed
         }
     }
+}
+
+/// A downloaded object's attributes: its user metadata, and its tags when the connector indexes
+/// them. A failed tagging request is logged and leaves the tags out; it fails nothing.
+async fn attributes<O: ObjectStore, S: Sink>(
+    ctx: &SyncContext<'_, O, S>,
+    bucket: &str,
+    key: &str,
+    metadata: Vec<(String, String)>,
+) -> Attributes {
+    let tags = if ctx.connector.index_tags {
+        ctx.source
+            .object_tags(bucket, key)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(message = "Could not read the object's tags; indexing it without them.", bucket, key, %error);
+                Vec::new()
+            })
+    } else {
+        Vec::new()
+    };
+    let (attributes, dropped) = Attributes::capped(metadata, tags);
+    if dropped > 0 {
+        tracing::warn!(
+            message =
+                "Left out metadata or tags past the caps (32 of each, names up to 128 bytes).",
+            bucket,
+            key,
+            dropped
+        );
+    }
+    attributes
 }
 
 /// The extraction limits of a connector.
@@ -987,5 +1036,6 @@ fn build_document(
         content_status,
         extraction_error,
         indexed_at: OffsetDateTime::now_utc(),
+        attributes: Attributes::default(),
     }
 }

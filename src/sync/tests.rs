@@ -494,6 +494,27 @@ async fn deletions_past_what_is_kept_in_memory_are_spilled_and_all_applied() {
 }
 
 #[tokio::test]
+async fn a_downloaded_objects_user_metadata_reaches_its_document_capped_and_lowercased() {
+    let store = MemoryStore::new(PAGE_SIZE);
+    store.create_bucket("alpha");
+    store.put_with_metadata("alpha", "m.txt", b"text", &[("Author", "Alice")]);
+    store.put("alpha", "plain.txt", b"text");
+    let connector = connector(Selection::Alpha, Rules::Everything);
+    let sink = MemorySink::default();
+    let report = run_sync(&connector, &store, &sink, &CancellationToken::new()).await;
+    assert_eq!((report.added, report.errors), (2, 0));
+    let documents = sink.documents();
+    let described = &documents[&DocId::of("alpha", "m.txt")].attributes;
+    assert_eq!(described.metadata["author"], "Alice");
+    assert!(described.tags.is_empty());
+    assert!(
+        documents[&DocId::of("alpha", "plain.txt")]
+            .attributes
+            .is_empty()
+    );
+}
+
+#[tokio::test]
 async fn a_listing_out_of_key_order_deletes_nothing_and_says_why() {
     let (store, sink, connector) = alpha_synced(PAGE_SIZE, &KEYS).await;
     store.delete("alpha", "a.txt");

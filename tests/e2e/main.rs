@@ -13,6 +13,7 @@ mod harness_selftest;
 mod identity;
 mod inventory;
 mod opensearch_real;
+mod search_syntax;
 mod shards;
 mod storm;
 mod sync_embedded;

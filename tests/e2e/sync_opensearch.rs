@@ -437,6 +437,7 @@ fn document(bucket: &str, key: &str, body: &str) -> Document {
         content_status: ContentStatus::Extracted,
         extraction_error: None,
         indexed_at: OffsetDateTime::now_utc(),
+        attributes: Default::default(),
     }
 }
 

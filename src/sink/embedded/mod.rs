@@ -86,7 +86,7 @@ impl EmbeddedIndex {
                     return Err(EmbeddedError::SchemaMismatch { path: path.clone() });
                 }
                 tracing::info!(
-                    message = "Upgrading the embedded index to the current layout (a one-time copy of its documents).",
+                    message = "Upgrading the embedded index to the current layout (a one-time copy of its documents, their text analysed again).",
                     path = %path.display()
                 );
                 let copied = upgrade::upgrade(dir, old, &schema, &fields)?;
@@ -95,6 +95,7 @@ impl EmbeddedIndex {
             }
             Err(cause) => return Err(tantivy_error("opening")(cause)),
         };
+        schema::register_analyzers(&index);
         // Commit-watching lets a search-only process see what a syncing process commits;
         // our own commits reload explicitly so they are visible at once.
         let reader = index

@@ -5,13 +5,13 @@
 //! reading and searching in its siblings.
 
 use tantivy::schema::{
-    DateOptions, DateTimePrecision, FAST, Field, NumericOptions, STORED, STRING, Schema, TEXT,
-    Value,
+    DateOptions, DateTimePrecision, FAST, Field, IndexRecordOption, NumericOptions, STORED, STRING,
+    Schema, TextFieldIndexing, TextOptions, Value,
 };
-use tantivy::{DateTime, TantivyDocument};
+use tantivy::{DateTime, Index, TantivyDocument};
 use time::OffsetDateTime;
 
-use crate::sink::{ContentStatus, DocId, Document};
+use crate::sink::{Attributes, ContentStatus, DocId, Document, analysis};
 
 /// Field names, also the names a user can put in front of a query term (`filename:report`).
 pub(super) const ID: &str = "id";
@@ -33,6 +33,10 @@ pub(super) const INDEXED_AT: &str = "indexed_at";
 /// `"{bucket}/{key}"` as one raw term: its term dictionary, sorted by bytes, lists a bucket's
 /// keys in S3's order (a bucket name has no `/`, so `"{bucket}/"` bounds exactly its keys).
 pub(super) const BUCKET_KEY: &str = "bucket_key";
+/// The object's user metadata and tags as stored JSON (`{"metadata":{..},"tags":{..}}`).
+pub(super) const ATTRIBUTES: &str = "attributes";
+/// The terms filters match (`meta.author=alice`), one raw term each, not stored.
+pub(super) const FILTERS: &str = "filters";
 
 /// Handles of every field, resolved once when the schema is built.
 #[derive(Clone, Copy, Debug)]
@@ -54,12 +58,34 @@ pub(super) struct Fields {
     pub extraction_error: Field,
     pub indexed_at: Field,
     pub bucket_key: Field,
+    pub attributes: Field,
+    pub filters: Field,
+}
+
+/// Registers the analyzers the schema's fields name with `index`: every open of an index (and
+/// every index an upgrade creates) must, before it reads or writes text.
+pub(super) fn register_analyzers(index: &Index) {
+    index
+        .tokenizers()
+        .register(analysis::FOLDED, analysis::folded());
+}
+
+/// Searchable text: words analysed by [`analysis::FOLDED`] (lowercased, accents folded), with
+/// positions for phrases, and stored.
+fn searchable_text() -> TextOptions {
+    let indexing = TextFieldIndexing::default()
+        .set_tokenizer(analysis::FOLDED)
+        .set_index_option(IndexRecordOption::WithFreqsAndPositions);
+    TextOptions::default()
+        .set_indexing_options(indexing)
+        .set_stored()
 }
 
 /// Builds the schema and the handles of its fields.
 ///
-/// Changing anything here makes existing indices fail to open with a schema mismatch, so a
-/// change means a full re-sync for every user.
+/// Changing anything here makes existing indices fail to open with a schema mismatch, unless
+/// `upgrade.rs` can rebuild them from their stored fields: new fields go last, and a text field
+/// may change only its analyzer.
 pub(super) fn build() -> (Schema, Fields) {
     let mut builder = Schema::builder();
     // Version stamps are compared at millisecond precision, so the column keeps milliseconds;
@@ -69,8 +95,8 @@ pub(super) fn build() -> (Schema, Fields) {
     let fields = Fields {
         id: builder.add_text_field(ID, STRING | STORED | FAST),
         bucket: builder.add_text_field(BUCKET, STRING | STORED | FAST),
-        key: builder.add_text_field(KEY, TEXT | STORED),
-        filename: builder.add_text_field(FILENAME, TEXT | STORED),
+        key: builder.add_text_field(KEY, searchable_text()),
+        filename: builder.add_text_field(FILENAME, searchable_text()),
         // Indexed as raw strings so that `extension:.pdf` or `content_status:error` work as filters.
         extension: builder.add_text_field(EXTENSION, STRING | STORED),
         size_in_bytes: builder.add_u64_field(SIZE_IN_BYTES, NumericOptions::from(STORED | FAST)),
@@ -79,14 +105,16 @@ pub(super) fn build() -> (Schema, Fields) {
         content_type: builder.add_text_field(CONTENT_TYPE, STRING | STORED),
         storage_class: builder.add_text_field(STORAGE_CLASS, STRING | STORED),
         url: builder.add_text_field(URL, STORED),
-        title: builder.add_text_field(TITLE, TEXT | STORED),
-        body: builder.add_text_field(BODY, TEXT | STORED),
+        title: builder.add_text_field(TITLE, searchable_text()),
+        body: builder.add_text_field(BODY, searchable_text()),
         content_status: builder.add_text_field(CONTENT_STATUS, STRING | STORED),
         extraction_error: builder.add_text_field(EXTRACTION_ERROR, STORED),
         indexed_at: builder.add_date_field(INDEXED_AT, DateOptions::from(STORED)),
         // Added last, so the fields before it keep their numbers and an index made before it
         // can be read with these handles while it is upgraded (see `upgrade.rs`).
         bucket_key: builder.add_text_field(BUCKET_KEY, STRING),
+        attributes: builder.add_text_field(ATTRIBUTES, STORED),
+        filters: builder.add_text_field(FILTERS, STRING),
     };
     (builder.build(), fields)
 }
@@ -115,6 +143,16 @@ impl Fields {
         doc.add_text(self.content_status, document.content_status.as_str());
         doc.add_date(self.indexed_at, indexed_at);
         doc.add_text(self.bucket_key, bucket_key(&document.bucket, &document.key));
+        if !document.attributes.is_empty() {
+            let stored = serde_json::json!({
+                "metadata": document.attributes.metadata,
+                "tags": document.attributes.tags,
+            });
+            doc.add_text(self.attributes, stored.to_string());
+            for term in document.attributes.filter_terms() {
+                doc.add_text(self.filters, term);
+            }
+        }
         // An absent field, not an empty string, is what makes `None` come back as `None`.
         let optional = [
             (self.content_type, &document.content_type),
@@ -154,6 +192,12 @@ impl Fields {
         let status = required(self.content_status, CONTENT_STATUS)?;
         let content_status = ContentStatus::parse(&status)
             .ok_or_else(|| format!("document {id} has an unknown content_status `{status}`"))?;
+        let attributes = match text(self.attributes) {
+            None => Attributes::default(),
+            Some(json) => serde_json::from_str(&json).map_err(|error| {
+                format!("document {id} has malformed stored `{ATTRIBUTES}`: {error}")
+            })?,
+        };
         let size_in_bytes = doc
             .get_first(self.size_in_bytes)
             .and_then(|value| value.as_u64())
@@ -176,6 +220,7 @@ impl Fields {
             content_status,
             extraction_error: text(self.extraction_error),
             indexed_at: date(self.indexed_at, INDEXED_AT)?,
+            attributes,
         })
     }
 }

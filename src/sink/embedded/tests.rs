@@ -32,6 +32,10 @@ async fn committed_documents_round_trip_through_get() {
     let mut full = full_doc("bucket-a", "docs/Report 2024.PDF", "quarterly numbers");
     full.content_status = ContentStatus::Error;
     full.extraction_error = Some("pdf: encrypted".to_owned());
+    (full.attributes, _) = crate::sink::Attributes::capped(
+        [("author".to_owned(), "Zoë".to_owned())],
+        [("Project".to_owned(), "Apollo 11".to_owned())],
+    );
     // Nanoseconds and a non-UTC offset: the stored instant must survive exactly.
     full.indexed_at = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789)
         .unwrap()
@@ -430,15 +434,36 @@ async fn pages_list_a_buckets_alive_documents_in_key_byte_order_across_segments(
     }
 }
 
+/// `entry` as s3-connector wrote it before accent folding: text fields on tantivy's `default`
+/// tokenizer.
+fn before_folding(entry: &tantivy::schema::FieldEntry) -> tantivy::schema::FieldEntry {
+    use tantivy::schema::{FieldEntry, FieldType};
+    match entry.field_type() {
+        FieldType::Str(options) => match options.get_indexing_options() {
+            Some(indexing) if indexing.tokenizer() == crate::sink::analysis::FOLDED => {
+                FieldEntry::new_text(
+                    entry.name().to_owned(),
+                    options
+                        .clone()
+                        .set_indexing_options(indexing.clone().set_tokenizer("default")),
+                )
+            }
+            _ => entry.clone(),
+        },
+        _ => entry.clone(),
+    }
+}
+
 #[tokio::test]
 async fn an_index_from_before_bucket_key_is_upgraded_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let (schema, fields) = schema::build();
-    // Today's schema without its last field, as s3-connector wrote it before.
+    // Today's fields before `bucket_key`, analysed as s3-connector did then.
+    let before_bucket_key = |field: tantivy::schema::Field| field < fields.bucket_key;
     let mut builder = tantivy::schema::Schema::builder();
     for (field, entry) in schema.fields() {
-        if field != fields.bucket_key {
-            builder.add_field(entry.clone());
+        if before_bucket_key(field) {
+            builder.add_field(before_folding(entry));
         }
     }
     let old = Index::create_in_dir(dir.path(), builder.build()).unwrap();
@@ -450,7 +475,7 @@ async fn an_index_from_before_bucket_key_is_upgraded_in_place() {
     for document in &documents {
         let mut stored = TantivyDocument::new();
         for (field, value) in fields.encode(document).unwrap().field_values() {
-            if field != fields.bucket_key {
+            if before_bucket_key(field) {
                 stored.add_field_value(field, value);
             }
         }
@@ -486,6 +511,46 @@ async fn an_index_from_before_bucket_key_is_upgraded_in_place() {
             .unwrap(),
         2
     );
+}
+
+#[tokio::test]
+async fn an_index_from_before_accent_folding_is_analysed_again_so_cafe_finds_cafe() {
+    let dir = tempfile::tempdir().unwrap();
+    let (schema, fields) = schema::build();
+    // Today's fields with tantivy's default tokenizer, as s3-connector wrote them before.
+    let mut builder = tantivy::schema::Schema::builder();
+    for (_, entry) in schema.fields() {
+        builder.add_field(before_folding(entry));
+    }
+    let old_schema = builder.build();
+    assert_ne!(old_schema, schema);
+    let old = Index::create_in_dir(dir.path(), old_schema).unwrap();
+    let mut writer = old.writer_with_num_threads(1, 15_000_000).unwrap();
+    let mut document = full_doc("x", "menus/Résumé.txt", "The café opens at nine");
+    document.title = Some("Crème brûlée".to_owned());
+    writer
+        .add_document(fields.encode(&document).unwrap())
+        .unwrap();
+    writer.commit().unwrap();
+    // The old analysis: "cafe" is not a term of this index.
+    let reader = old.reader().unwrap();
+    let parser = tantivy::query::QueryParser::for_index(&old, vec![fields.body]);
+    let hits = reader
+        .searcher()
+        .search(
+            &parser.parse_query("cafe").unwrap(),
+            &tantivy::collector::Count,
+        )
+        .unwrap();
+    assert_eq!(hits, 0);
+    drop((reader, writer, old));
+
+    let index = EmbeddedIndex::open_or_create(dir.path()).unwrap();
+    assert_eq!(index.get(document.id).unwrap().as_ref(), Some(&document));
+    for query in ["cafe", "CAFÉ", "creme brulee", "resume", "café"] {
+        let hits = index.search(query, 10).await.unwrap();
+        assert_eq!(hits.len(), 1, "{query}");
+    }
 }
 
 #[test]

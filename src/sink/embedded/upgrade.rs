@@ -1,32 +1,60 @@
-//! Upgrading an embedded index written before the `bucket_key` field existed (s3-connector
-//! before the streaming merge of listing and index) to the current schema.
+//! Upgrading an embedded index written by an earlier s3-connector to the current schema: one
+//! made before the `bucket_key` field existed (before the streaming merge of listing and
+//! index), before accent folding (its text fields analysed by tantivy's `default` tokenizer, so
+//! "cafe" would not find "café"), or before metadata and tags.
 //!
-//! Such an index has every field of today's schema but the last, so its documents can be read
-//! with today's field handles. They are copied, alive ones only, into a new index beside the old
-//! one (`<dir>.upgrading`), committed, and the directories swapped: the old index stays whole
-//! until the new one is complete, so a crash part-way leaves it as it was and the next open
-//! starts over. Memory is the writer's budget; time is one pass over the stored documents.
+//! Such an index has a prefix of today's fields, each as today or differing only in how a text
+//! field is analysed (its tokenizer), so its documents can be read with today's field handles,
+//! and writing them again analyses their stored text the current way. Every indexed field is
+//! stored or derived from stored ones, so a later change of analysis (English stemming) upgrades
+//! the same way, with no change here. Documents are copied, alive ones only, into a new index
+//! beside the old one (`<dir>.upgrading`), committed, and the directories swapped: the old index
+//! stays whole until the new one is complete, so a crash part-way leaves it as it was and the
+//! next open starts over. Memory is the writer's budget; time is one pass over the stored
+//! documents.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use tantivy::directory::error::LockError;
-use tantivy::schema::Schema;
+use tantivy::schema::{FieldEntry, FieldType, Schema};
 use tantivy::{DocAddress, Index, TantivyDocument, TantivyError};
 
 use super::EmbeddedError;
-use super::schema::Fields;
+use super::schema::{self, Fields};
 use super::write::WRITER_HEAP_BYTES;
 
 /// The smallest budget tantivy accepts for a writer; the one taken on the old index only holds
 /// its lock.
 const LOCK_ONLY_HEAP: usize = 15_000_000;
 
-/// Whether `old` is today's schema without its last field (`bucket_key`).
+/// Whether `old` is a layout an earlier s3-connector wrote, which [`upgrade`] turns into
+/// `current`: a prefix of its fields, each the same but perhaps for its analysis.
 pub(super) fn is_previous(old: &Schema, current: &Schema) -> bool {
     let old: Vec<_> = old.fields().map(|(_, entry)| entry).collect();
     let current: Vec<_> = current.fields().map(|(_, entry)| entry).collect();
-    old.len() + 1 == current.len() && old.iter().zip(&current).all(|(a, b)| a == b)
+    old.len() <= current.len()
+        && old
+            .iter()
+            .zip(&current)
+            .all(|(old, new)| analysis_aside(old) == analysis_aside(new))
+}
+
+/// `entry` with the tokenizer of a text field left out: two entries equal under this differ at
+/// most in how text is analysed, which [`upgrade`] redoes from the stored fields.
+fn analysis_aside(entry: &FieldEntry) -> FieldEntry {
+    match entry.field_type() {
+        FieldType::Str(options) => match options.get_indexing_options() {
+            Some(indexing) => FieldEntry::new_text(
+                entry.name().to_owned(),
+                options
+                    .clone()
+                    .set_indexing_options(indexing.clone().set_tokenizer("")),
+            ),
+            None => entry.clone(),
+        },
+        _ => entry.clone(),
+    }
 }
 
 /// Rewrites the index in `dir` (opened as `old`) with `schema`; returns how many documents it
@@ -60,6 +88,7 @@ pub(super) fn upgrade(
     }
     fs::create_dir_all(&staging).map_err(io_error("upgrading"))?;
     let new = Index::create_in_dir(&staging, schema.clone()).map_err(tantivy_error("upgrading"))?;
+    schema::register_analyzers(&new);
     let mut writer = new
         .writer::<TantivyDocument>(WRITER_HEAP_BYTES)
         .map_err(tantivy_error("upgrading"))?;

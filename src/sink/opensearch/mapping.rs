@@ -6,6 +6,12 @@
 //! all are added (OpenSearch only ever adds to a mapping), because leaving them to dynamic
 //! mapping would make `bucket` a text field, and the incremental sync would silently stop
 //! recognising what it indexed.
+//!
+//! Searchable text is analysed by [`analysis::FOLDED`] (lowercase, ASCII folding), defined in
+//! the index settings when s3-connector creates the index. An analyzer cannot change on an
+//! existing index: one made by an earlier s3-connector (or by hand) keeps its analysis, still
+//! works, and is reported with a warning naming the fields that do not fold accents and what to
+//! do (sync into a new index).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,15 +21,17 @@ use serde_json::{Value, json};
 use super::client::{Body, Client, Reply, index_path};
 use super::error::OpensearchError;
 use crate::sink::IndexSource;
+use crate::sink::analysis;
 
 /// Field → its mapping. Keyword for what is filtered or compared, text for what is searched.
 fn field_mappings() -> Value {
+    let searchable = json!({"type": "text", "analyzer": analysis::FOLDED});
     json!({
         "id": {"type": "keyword"},
         "bucket": {"type": "keyword"},
         // A key is matched exactly (keyword) and searched by its words (`key.text`).
-        "key": {"type": "keyword", "fields": {"text": {"type": "text"}}},
-        "filename": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 1024}}},
+        "key": {"type": "keyword", "fields": {"text": searchable}},
+        "filename": {"type": "text", "analyzer": analysis::FOLDED, "fields": {"keyword": {"type": "keyword", "ignore_above": 1024}}},
         "extension": {"type": "keyword"},
         "size_in_bytes": {"type": "long"},
         "last_modified": {"type": "date"},
@@ -31,17 +39,37 @@ fn field_mappings() -> Value {
         "content_type": {"type": "keyword"},
         "storage_class": {"type": "keyword"},
         "url": {"type": "keyword"},
-        "title": {"type": "text"},
-        "body": {"type": "text"},
+        "title": searchable,
+        "body": searchable,
         "content_status": {"type": "keyword"},
         "extraction_error": {"type": "text"},
         "indexed_at": {"type": "date"},
+        // Kept in `_source` for reading back, never indexed: a field per metadata name would
+        // let objects add mapping fields without end (OpenSearch's "mapping explosion").
+        "metadata": {"type": "object", "enabled": false},
+        "tags": {"type": "object", "enabled": false},
+        // What filters match: `meta.<name>=<value>` and `tag.<key>=<value>`, folded.
+        "filters": {"type": "keyword"},
     })
+}
+
+/// The analysis settings of the index: [`analysis::FOLDED`] as OpenSearch builds it (its
+/// `standard` tokenizer splits words by Unicode's rules, tantivy's at every non-alphanumeric
+/// character; both lowercase and fold alike).
+fn analysis_settings() -> Value {
+    json!({"analyzer": {analysis::FOLDED: {
+        "type": "custom",
+        "tokenizer": "standard",
+        "filter": ["lowercase", "asciifolding"],
+    }}})
 }
 
 /// The body of the create-index request.
 pub(super) fn create_body() -> Value {
-    json!({"mappings": {"properties": field_mappings()}})
+    json!({
+        "settings": {"analysis": analysis_settings()},
+        "mappings": {"properties": field_mappings()},
+    })
 }
 
 /// What an existing index's mapping means for us.
@@ -51,10 +79,22 @@ pub(super) struct MappingCheck {
     pub conflicts: Vec<String>,
     /// Top-level fields of ours that (or a sub-field of which) the index does not map yet.
     pub missing: BTreeSet<String>,
+    /// Text fields of ours (dotted paths) that the index analyses with another analyzer than
+    /// ours: searches on them do not fold accents.
+    pub other_analysis: BTreeSet<String>,
 }
 
-/// Dotted path (`filename.keyword`) → type, for a `properties` object and its multi-fields.
-fn flatten(properties: &Value, prefix: &str, out: &mut BTreeMap<String, String>) {
+/// A field's type and analyzer, as a mapping states them.
+#[derive(Debug, PartialEq, Eq)]
+struct Mapped {
+    kind: String,
+    /// `None` for the default analyzer (or a field that has none).
+    analyzer: Option<String>,
+}
+
+/// Dotted path (`filename.keyword`) → type and analyzer, for a `properties` object and its
+/// multi-fields.
+fn flatten(properties: &Value, prefix: &str, out: &mut BTreeMap<String, Mapped>) {
     let Some(properties) = properties.as_object() else {
         return;
     };
@@ -65,7 +105,14 @@ fn flatten(properties: &Value, prefix: &str, out: &mut BTreeMap<String, String>)
             .and_then(Value::as_str)
             // A field with `properties` and no type is an object.
             .unwrap_or("object");
-        out.insert(path.clone(), kind.to_owned());
+        let analyzer = mapping.get("analyzer").and_then(Value::as_str);
+        out.insert(
+            path.clone(),
+            Mapped {
+                kind: kind.to_owned(),
+                analyzer: analyzer.map(str::to_owned),
+            },
+        );
         for nested in ["properties", "fields"] {
             if let Some(inner) = mapping.get(nested) {
                 flatten(inner, &format!("{path}."), out);
@@ -99,11 +146,17 @@ pub(super) fn check(index: &str, mappings: &Value) -> MappingCheck {
             "index {index} does not keep _source, from which s3-connector reads what it indexed"
         ));
     }
-    for (path, expected_type) in &expected {
+    for (path, expected) in &expected {
+        let expected_type = &expected.kind;
         match found.get(path) {
-            Some(found_type) if compatible(expected_type, found_type) => {}
-            Some(found_type) => result.conflicts.push(format!(
-                "index {index} maps field `{path}` as {found_type}, s3-connector needs {expected_type}"
+            Some(found) if compatible(expected_type, &found.kind) => {
+                if found.analyzer != expected.analyzer {
+                    result.other_analysis.insert(path.clone());
+                }
+            }
+            Some(found) => result.conflicts.push(format!(
+                "index {index} maps field `{path}` as {}, s3-connector needs {expected_type}",
+                found.kind
             )),
             None => {
                 let top = path.split('.').next().unwrap_or(path);
@@ -114,14 +167,19 @@ pub(super) fn check(index: &str, mappings: &Value) -> MappingCheck {
     result
 }
 
-/// `GET /{index}/_mapping`, with the action's description for errors.
-async fn read_mapping(client: &Client, index: &str) -> Result<(String, Reply), OpensearchError> {
-    let read = format!("reading the mapping of index {index}");
+/// `GET /{index}/_mapping` (or `_settings`, `what` naming it), with the action's description
+/// for errors.
+async fn read_index(
+    client: &Client,
+    index: &str,
+    what: &str,
+) -> Result<(String, Reply), OpensearchError> {
+    let read = format!("reading the {what} of index {index}");
     let reply = client
         .send(
             &read,
             Method::Get,
-            &index_path(index, "_mapping"),
+            &index_path(index, &format!("_{what}")),
             &[],
             None,
         )
@@ -131,7 +189,7 @@ async fn read_mapping(client: &Client, index: &str) -> Result<(String, Reply), O
 
 /// Whether `index` (or an alias) exists: its mapping can be read.
 pub(super) async fn exists(client: &Client, index: &str) -> Result<bool, OpensearchError> {
-    let (read, reply) = read_mapping(client, index).await?;
+    let (read, reply) = read_index(client, index, "mapping").await?;
     if reply.status == 404 {
         return Ok(false);
     }
@@ -143,8 +201,9 @@ pub(super) async fn exists(client: &Client, index: &str) -> Result<bool, Opensea
 
 /// Makes sure `index` exists with a mapping we can work with: creates it with ours if it is
 /// missing, adds the fields it lacks, and refuses (without changing anything) when it maps one
-/// of our fields differently.
-pub(super) async fn ensure_index(client: &Client, index: &str) -> Result<(), OpensearchError> {
+/// of our fields differently. Returns whether its text fields fold accents (they do not on an
+/// index made before s3-connector folded them: that is logged as a warning, with the remedy).
+pub(super) async fn ensure_index(client: &Client, index: &str) -> Result<bool, OpensearchError> {
     let mapping_path = index_path(index, "_mapping");
     let read = format!("reading the mapping of index {index}");
     let reply = client
@@ -163,7 +222,7 @@ pub(super) async fn ensure_index(client: &Client, index: &str) -> Result<(), Ope
             .await?;
         if created.is_success() {
             tracing::info!(message = "Created the OpenSearch index.", index);
-            return Ok(());
+            return Ok(true);
         }
         let error = created.into_error(&create);
         if error.kind() != Some("resource_already_exists_exception") {
@@ -180,10 +239,12 @@ pub(super) async fn ensure_index(client: &Client, index: &str) -> Result<(), Ope
     let per_index: BTreeMap<String, Value> = reply.json(&read)?;
     let mut conflicts = Vec::new();
     let mut missing = BTreeSet::new();
+    let mut other_analysis = BTreeSet::new();
     for (name, mapping) in &per_index {
         let found = check(name, mapping.get("mappings").unwrap_or(&Value::Null));
         conflicts.extend(found.conflicts);
         missing.extend(found.missing);
+        other_analysis.extend(found.other_analysis);
     }
     if !conflicts.is_empty() {
         return Err(OpensearchError::MappingConflict {
@@ -191,14 +252,73 @@ pub(super) async fn ensure_index(client: &Client, index: &str) -> Result<(), Ope
             conflicts,
         });
     }
-    if missing.is_empty() {
-        return Ok(());
+    if !missing.is_empty() {
+        add_fields(client, index, &missing, &mut other_analysis).await?;
     }
+    if !other_analysis.is_empty() {
+        tracing::warn!(
+            message = "The OpenSearch index analyses some of s3-connector's text fields without accent folding, so a search for \"cafe\" does not find \"café\" in them. An existing index's analyzers cannot change: to get accent folding, sync into a new index (another `index_name` on the connector, or delete this index) and search that.",
+            index,
+            fields = %other_analysis.iter().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(other_analysis.is_empty())
+}
+
+/// Whether every index behind `index` defines our analyzer in its settings.
+async fn defines_our_analyzer(client: &Client, index: &str) -> Result<bool, OpensearchError> {
+    let (read, reply) = read_index(client, index, "settings").await?;
+    if !reply.is_success() {
+        return Err(reply.into_error(&read));
+    }
+    let per_index: BTreeMap<String, Value> = reply.json(&read)?;
+    let pointer = format!("/settings/index/analysis/analyzer/{}", analysis::FOLDED);
+    Ok(per_index
+        .values()
+        .all(|settings| settings.pointer(&pointer).is_some()))
+}
+
+/// `mapping` without any `analyzer`: the default analysis, for an index that lacks ours.
+fn without_analyzers(mut mapping: Value) -> Value {
+    if let Some(object) = mapping.as_object_mut() {
+        object.remove("analyzer");
+        for value in object.values_mut() {
+            *value = without_analyzers(value.take());
+        }
+    }
+    mapping
+}
+
+/// Adds our `missing` top-level fields to the mapping of the existing `index`. On an index
+/// without our analyzer (which cannot be added to an open index) text fields get the default
+/// analysis, and their paths go into `other_analysis`.
+async fn add_fields(
+    client: &Client,
+    index: &str,
+    missing: &BTreeSet<String>,
+    other_analysis: &mut BTreeSet<String>,
+) -> Result<(), OpensearchError> {
+    let mapping_path = index_path(index, "_mapping");
     let all = field_mappings();
-    let properties: serde_json::Map<String, Value> = missing
+    let mut properties: serde_json::Map<String, Value> = missing
         .iter()
         .filter_map(|field| Some((field.clone(), all.get(field)?.clone())))
         .collect();
+    let analysed = {
+        let mut paths = BTreeMap::new();
+        flatten(&Value::Object(properties.clone()), "", &mut paths);
+        paths
+            .into_iter()
+            .filter(|(_, mapped)| mapped.analyzer.is_some())
+            .map(|(path, _)| path)
+            .collect::<Vec<_>>()
+    };
+    if !analysed.is_empty() && !defines_our_analyzer(client, index).await? {
+        for mapping in properties.values_mut() {
+            *mapping = without_analyzers(mapping.take());
+        }
+        other_analysis.extend(analysed);
+    }
     let update = format!("adding fields to the mapping of index {index}");
     let reply = client
         .send(
@@ -235,7 +355,7 @@ pub(super) async fn recorded_source(
     client: &Client,
     index: &str,
 ) -> Result<Option<IndexSource>, OpensearchError> {
-    let (read, reply) = read_mapping(client, index).await?;
+    let (read, reply) = read_index(client, index, "mapping").await?;
     if !reply.is_success() {
         return Err(reply.into_error(&read));
     }
@@ -303,6 +423,23 @@ mod tests {
             .filter(|field| !except.contains(&field.as_str()))
             .cloned()
             .collect()
+    }
+
+    #[test]
+    fn text_fields_analysed_otherwise_are_listed_and_are_no_conflict() {
+        // The mapping s3-connector created before it folded accents.
+        let before = without_analyzers(ours());
+        let found = check("docs", &before);
+        assert_eq!(found.conflicts, Vec::<String>::new());
+        assert_eq!(found.missing, BTreeSet::new());
+        assert_eq!(
+            found.other_analysis,
+            BTreeSet::from(["body", "filename", "key.text", "title"].map(str::to_owned))
+        );
+        assert_eq!(
+            create_body()["settings"]["analysis"]["analyzer"][analysis::FOLDED]["filter"],
+            json!(["lowercase", "asciifolding"])
+        );
     }
 
     #[test]

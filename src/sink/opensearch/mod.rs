@@ -43,6 +43,8 @@ struct Inner {
     bulk_max_docs: usize,
     bulk_max_bytes: u64,
     bulk_concurrency: usize,
+    /// Whether the index's text fields fold accents (not on an index made before they did).
+    folds_accents: bool,
 }
 
 impl OpensearchSink {
@@ -51,7 +53,7 @@ impl OpensearchSink {
     /// [`OpensearchError::MappingConflict`] (changing nothing) when it maps a field differently.
     pub async fn open(config: &OpensearchConfig, index: &str) -> Result<Self, OpensearchError> {
         let client = Client::build(config).await?;
-        mapping::ensure_index(&client, index).await?;
+        let folds_accents = mapping::ensure_index(&client, index).await?;
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
@@ -59,6 +61,7 @@ impl OpensearchSink {
                 bulk_max_docs: config.bulk_max_docs,
                 bulk_max_bytes: config.bulk_max_bytes,
                 bulk_concurrency: config.bulk_concurrency,
+                folds_accents,
             }),
         })
     }
@@ -72,6 +75,13 @@ impl OpensearchSink {
     /// The index (or alias) this sink writes.
     pub fn index(&self) -> &str {
         &self.inner.index
+    }
+
+    /// Whether searches of this index fold accents ("cafe" finds "café"): not on an index made
+    /// by an s3-connector before it did, whose analyzers cannot change (a warning at open says
+    /// so and what to do).
+    pub fn folds_accents(&self) -> bool {
+        self.inner.folds_accents
     }
 
     /// The stored document with this id, as of the last commit (for tests and tools).

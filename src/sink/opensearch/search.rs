@@ -9,14 +9,16 @@ use time::OffsetDateTime;
 use super::client::{Body, Client, index_path};
 use super::error::OpensearchError;
 use super::scan::Page;
-use crate::sink::{ContentStatus, DocId, Document, SearchHit};
+use crate::sink::{Attributes, ContentStatus, DocId, Document, SearchHit, query};
 
 /// The fields a query searches, as on the embedded index: body, title, filename and key.
 const SEARCH_FIELDS: [&str; 4] = ["body", "title", "filename", "key.text"];
 
 /// The best `limit` hits for `query`, in OpenSearch's query-string syntax (words, "phrases",
-/// field:value) like the embedded index. A query that does not parse (a stray quote) is run
-/// again as a simple query string, which accepts anything, so a typo is not an error.
+/// field:value, AND/OR/NOT, `-`/`+`, parentheses) like the embedded index. A query that does
+/// not parse (a stray quote) is run again as a simple query string, which accepts anything, so
+/// a typo is not an error. Filters (`meta.author:alice`, [`query::split`]) become term filters
+/// on the `filters` field.
 pub(super) async fn search(
     client: &Client,
     index: &str,
@@ -27,12 +29,34 @@ pub(super) async fn search(
         return Ok(Vec::new());
     }
     let action = format!("searching index {index}");
+    let filtered = query::split(query);
+    let terms = |terms: &[String]| -> Vec<Value> {
+        terms
+            .iter()
+            .map(|term| json!({"term": {"filters": term}}))
+            .collect()
+    };
     let request = |kind: &str, lenient: bool| {
-        let mut clause = json!({"query": query, "fields": SEARCH_FIELDS, "default_operator": "or"});
-        if lenient {
-            clause["lenient"] = Value::Bool(true);
-        }
-        Body::json(&json!({"size": limit, "_source": ["bucket", "key"], "query": {kind: clause}}))
+        let text = if filtered.has_filters() && filtered.text.trim().is_empty() {
+            json!({"match_all": {}})
+        } else {
+            let mut clause =
+                json!({"query": filtered.text, "fields": SEARCH_FIELDS, "default_operator": "or"});
+            if lenient {
+                clause["lenient"] = Value::Bool(true);
+            }
+            json!({kind: clause})
+        };
+        let query = if filtered.has_filters() {
+            json!({"bool": {
+                "must": [text],
+                "filter": terms(&filtered.required),
+                "must_not": terms(&filtered.excluded),
+            }})
+        } else {
+            text
+        };
+        Body::json(&json!({"size": limit, "_source": ["bucket", "key"], "query": query}))
     };
     let path = index_path(index, "_search");
     let send = async |kind: &str, lenient: bool| {
@@ -91,6 +115,9 @@ struct Stored {
     extraction_error: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     indexed_at: OffsetDateTime,
+    /// Absent from documents written before metadata was indexed.
+    #[serde(flatten)]
+    attributes: Attributes,
 }
 
 /// The `_source` of the document with this id (GET `_doc`, with `query`), if the index holds
@@ -166,6 +193,7 @@ pub(super) async fn get(
         body: stored.body,
         extraction_error: stored.extraction_error,
         indexed_at: stored.indexed_at,
+        attributes: stored.attributes,
     }))
 }
 

@@ -24,6 +24,8 @@ pub enum Operation {
     HeadBucket,
     /// GetBucketLocation.
     GetBucketLocation,
+    /// GetObjectTagging (`index_tags`).
+    GetObjectTagging,
 }
 
 impl Operation {
@@ -37,6 +39,7 @@ impl Operation {
             Self::GetBucketNotification => "GetBucketNotificationConfiguration",
             Self::HeadBucket => "HeadBucket",
             Self::GetBucketLocation => "GetBucketLocation",
+            Self::GetObjectTagging => "GetObjectTagging",
         }
     }
 
@@ -49,6 +52,7 @@ impl Operation {
             Self::GetObject | Self::HeadObject => "s3:GetObject",
             Self::GetBucketLocation => "s3:GetBucketLocation",
             Self::GetBucketNotification => "s3:GetBucketNotification",
+            Self::GetObjectTagging => "s3:GetObjectTagging",
         }
     }
 }

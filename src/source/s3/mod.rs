@@ -49,6 +49,8 @@ pub struct FetchedObject {
     pub content_type: Option<String>,
     /// Content-Encoding, if the store sent one.
     pub content_encoding: Option<String>,
+    /// User metadata (`x-amz-meta-<name>` headers): name without the prefix, and value.
+    pub metadata: Vec<(String, String)>,
 }
 
 /// The outcome of fetching an object.
@@ -375,6 +377,7 @@ impl S3Source {
                         bytes,
                         content_type: output.content_type,
                         content_encoding: output.content_encoding,
+                        metadata: output.metadata.unwrap_or_default().into_iter().collect(),
                     }))
                 }
             })
@@ -488,6 +491,31 @@ impl S3Source {
                     .to_owned(),
             ),
         }))
+    }
+
+    /// The object's tags (GetObjectTagging), key and value.
+    pub async fn object_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Vec<(String, String)>, SourceError> {
+        let target = format!("{bucket}/{key}");
+        let owner = self.expected_owner.as_deref();
+        let output = self
+            .send(Operation::GetObjectTagging, &target, owner, || {
+                self.client(bucket)
+                    .get_object_tagging()
+                    .bucket(bucket)
+                    .key(key)
+                    .set_expected_bucket_owner(self.expected_owner.clone())
+                    .send()
+            })
+            .await?;
+        Ok(output
+            .tag_set()
+            .iter()
+            .map(|tag| (tag.key().to_owned(), tag.value().to_owned()))
+            .collect())
     }
 
     /// Where `bucket` sends its event notifications.
@@ -690,6 +718,14 @@ impl ObjectStore for S3Source {
         key: &str,
     ) -> Result<Option<ObjectEntry>, SourceError> {
         S3Source::head_object(self, bucket, key).await
+    }
+
+    async fn object_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Vec<(String, String)>, SourceError> {
+        S3Source::object_tags(self, bucket, key).await
     }
 
     async fn download(
