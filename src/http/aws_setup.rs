@@ -8,17 +8,14 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 
-use super::errors::{answer, not_allowed};
+use super::errors::answer;
 use super::handle::{StatusCode, WorkerHandle};
 use super::model::{AwsSetup, Error};
 use super::params::{Params, param};
 
 /// The routes of this file.
 pub(super) fn routes<H: WorkerHandle>() -> Router<Arc<H>> {
-    Router::new().route(
-        "/api/v1/aws-setup",
-        get(aws_setup::<H>).fallback(not_allowed),
-    )
+    Router::new().route("/api/v1/aws-setup", get(aws_setup::<H>))
 }
 
 /// What a customer creates in their account: principal, ExternalId, trust and permissions

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::errors::{answer, not_allowed, too_large};
+use super::errors::{answer, too_large};
 use super::handle::{ApiAccess, ApiError, StatusCode, WorkerHandle};
 use super::model::{Connector, ConnectorList, CreateConnector, Deleted, Error, UpdateConnector};
 use super::params::{Params, flag};
@@ -17,16 +17,10 @@ use super::params::{Params, flag};
 /// The routes of this file.
 pub(super) fn routes<H: WorkerHandle>() -> Router<Arc<H>> {
     Router::new()
-        .route(
-            "/api/v1/connectors",
-            get(list::<H>).post(create::<H>).fallback(not_allowed),
-        )
+        .route("/api/v1/connectors", get(list::<H>).post(create::<H>))
         .route(
             "/api/v1/connectors/{id}",
-            get(get_one::<H>)
-                .patch(update::<H>)
-                .delete(delete::<H>)
-                .fallback(not_allowed),
+            get(get_one::<H>).patch(update::<H>).delete(delete::<H>),
         )
 }
 

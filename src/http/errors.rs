@@ -3,9 +3,9 @@
 //! `/api` the same JSON shape (with `Allow` on a 405).
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::header::{ALLOW, CONTENT_TYPE};
-use axum::http::{HeaderValue, Method, Uri};
+use axum::extract::{Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -86,22 +86,6 @@ pub(super) async fn fallback(method: Method, request: Request) -> Response {
         StatusCode::NOT_FOUND,
         "not found; try /healthz, /readyz, /status or /metrics\n",
     )
-}
-
-/// 405 for a method an API route does not answer; `Allow` lists the methods the OpenAPI
-/// document gives the route (which a test holds to the router), HEAD left out.
-pub(super) async fn not_allowed(route: MatchedPath, uri: Uri) -> Response {
-    let allowed = super::openapi::methods(route.as_str()).join(", ");
-    let path = uri.path();
-    let mut response = ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        format!("{path} allows {allowed}"),
-    )
-    .into_response();
-    if let Ok(value) = HeaderValue::from_str(&allowed) {
-        response.headers_mut().insert(ALLOW, value);
-    }
-    response
 }
 
 /// The layer that gives the framework's bodiless 405 (of the open routes) and its 413 our

@@ -57,6 +57,7 @@ pub fn router<H: WorkerHandle>(handle: Arc<H>) -> Router {
             .merge(search::routes::<H>())
             .merge(aws_setup::routes::<H>())
             .merge(openapi::routes())
+            .method_not_allowed_fallback(openapi::not_allowed)
             // `api.max_body_bytes` rules, not the framework's own default of 2 MB.
             .layer(axum::extract::DefaultBodyLimit::disable())
             .layer(RequestBodyLimitLayer::new(access.max_body_bytes))

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::errors::{answer, not_allowed};
+use super::errors::answer;
 use super::handle::{ApiError, StatusCode, WorkerHandle};
 use super::model::{Error, SearchResult};
 use super::params::{Params, limit, param};
@@ -17,10 +17,7 @@ const MAX_SEARCH_LIMIT: usize = 100;
 
 /// The routes of this file.
 pub(super) fn routes<H: WorkerHandle>() -> Router<Arc<H>> {
-    Router::new().route(
-        "/api/v1/connectors/{id}/search",
-        get(search::<H>).fallback(not_allowed),
-    )
+    Router::new().route("/api/v1/connectors/{id}/search", get(search::<H>))
 }
 
 /// Searches the connector's index: hits with title and a snippet of body text.

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use super::errors::{answer, not_allowed};
+use super::errors::answer;
 use super::handle::{ApiError, StatusCode, WorkerHandle};
 use super::model::{Error, SyncList, SyncStarted};
 use super::params::{Params, flag, limit};
@@ -19,14 +19,8 @@ const MAX_HISTORY_LIMIT: usize = 1000;
 /// The routes of this file.
 pub(super) fn routes<H: WorkerHandle>() -> Router<Arc<H>> {
     Router::new()
-        .route(
-            "/api/v1/connectors/{id}/sync",
-            post(sync_now::<H>).fallback(not_allowed),
-        )
-        .route(
-            "/api/v1/connectors/{id}/syncs",
-            get(history::<H>).fallback(not_allowed),
-        )
+        .route("/api/v1/connectors/{id}/sync", post(sync_now::<H>))
+        .route("/api/v1/connectors/{id}/syncs", get(history::<H>))
 }
 
 /// Starts a sync now, outside the schedule.
