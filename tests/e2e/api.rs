@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use s3_connector::sink::IndexSource;
 use s3_connector::sink::Sink;
-use s3_connector::sync::target::IndexSource;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 

@@ -33,13 +33,11 @@ use crate::http::model::{
     AwsSetup, Conflict as ConflictView, Connector, ConnectorList, Credentials, Deleted, Hit,
     InventoryView, NotificationsView, SearchResult, SyncList, SyncStarted,
 };
+use crate::sink::snippet::snippet;
 use crate::sink::{AnySink, ScanFrom, Sink};
 use crate::verify::{self, PropagationWait, Status, StepResult};
 use request::{BucketUri, Flags};
 use store::{Store, StoredConnector, Verified};
-
-/// Characters of body text around the first hit of a query term.
-const SNIPPET_CHARS: usize = 240;
 
 /// How long DELETE waits for the connector's sync in flight to stop before dropping documents.
 const DELETE_WAIT: Duration = Duration::from_secs(60);
@@ -718,33 +716,6 @@ async fn search(shared: &Shared, id: &str, text: &str, limit: usize) -> Answer<S
         });
     }
     Ok(result(hits))
-}
-
-/// About [`SNIPPET_CHARS`] characters of `body` starting a little before the first query term.
-fn snippet(body: &str, query: &str) -> String {
-    let lower = body.to_lowercase();
-    let start_byte = query
-        .split_whitespace()
-        .map(|term| {
-            term.trim_matches(|c: char| !c.is_alphanumeric())
-                .to_lowercase()
-        })
-        .filter(|term| !term.is_empty())
-        .filter_map(|term| lower.find(&term))
-        .min()
-        .unwrap_or(0);
-    // `lower` can differ in length from `body`; count characters instead of bytes.
-    let start_char = lower[..start_byte.min(lower.len())]
-        .chars()
-        .count()
-        .saturating_sub(40);
-    let text: String = body.chars().skip(start_char).take(SNIPPET_CHARS).collect();
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if start_char > 0 {
-        format!("…{text}")
-    } else {
-        text
-    }
 }
 
 #[cfg(test)]

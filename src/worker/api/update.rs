@@ -19,8 +19,9 @@ use super::{
 use crate::config::ConnectorConfig;
 use crate::http::handle::{Answer, ApiError, StatusCode};
 use crate::http::model::Connector;
+use crate::sink::IndexSource;
 use crate::sink::{AnySink, Sink};
-use crate::sync::target::{self, IndexSource};
+use crate::sync::target;
 
 /// The fields of a connector's form that its probe checks: a change in any of them is probed
 /// again before it is stored.
