@@ -21,6 +21,8 @@ pub mod extract;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod policy;
+#[cfg(test)]
+mod proptest_config;
 pub mod retry;
 pub mod rules;
 pub mod sink;
