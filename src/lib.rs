@@ -15,6 +15,7 @@
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod did_you_mean;
 pub mod durable;
 pub mod events;
 pub mod extract;
