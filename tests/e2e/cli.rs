@@ -275,3 +275,62 @@ async fn sync_holds_back_a_mass_delete_until_allowed_once() {
     assert_eq!(report["deletions_held_back"], 0);
     assert_eq!(setup.count(), 0);
 }
+
+/// `trust-policy` describes a connector's role: on a connector without one there is nothing to
+/// describe, and a script must see that (exit 2, as for any configuration error), not an empty
+/// success.
+#[test]
+fn trust_policy_without_a_role_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no-role.yml");
+    std::fs::write(
+        &path,
+        "connectors:\n  - id: docs\n    buckets: [\"team-docs\"]\n    endpoint_url: http://127.0.0.1:1\n",
+    )
+    .unwrap();
+    let output = run(&[
+        "trust-policy",
+        "--config",
+        path.to_str().unwrap(),
+        "--connector",
+        "docs",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    assert!(
+        text(&output.stderr).contains("connector docs has no role_arn and external_id"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+/// Shards need the OpenSearch index: `plan-shards` on an embedded index says so and lists
+/// nothing (the endpoint here does not answer), instead of proposing shards `sync` refuses.
+#[test]
+fn plan_shards_refuses_an_embedded_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("embedded.yml");
+    std::fs::write(
+        &path,
+        "index:\n  kind: embedded\nconnectors:\n  - id: docs\n    buckets: [\"team-docs\"]\n    endpoint_url: http://127.0.0.1:1\n",
+    )
+    .unwrap();
+    let config = path.to_str().unwrap();
+    let output = run(&[
+        "plan-shards",
+        "--config",
+        config,
+        "--connector",
+        "docs",
+        "--shards",
+        "2",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty(), "{}", text(&output.stdout));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("writes to the embedded index")
+            && stderr.contains("index.kind: opensearch"),
+        "{stderr}"
+    );
+}
