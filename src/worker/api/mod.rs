@@ -938,8 +938,9 @@ async fn search(shared: &Shared, id: &str, query: &[(String, String)]) -> Respon
     )
 }
 
-/// About [`SNIPPET_CHARS`] characters of `body` starting a little before the first query term.
-fn snippet(body: &str, query: &str) -> String {
+/// About [`SNIPPET_CHARS`] characters of `body` starting a little before the first query term
+/// (also printed by the CLI's `search`).
+pub fn snippet(body: &str, query: &str) -> String {
     let lower = body.to_lowercase();
     let start_byte = query
         .split_whitespace()
