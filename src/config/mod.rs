@@ -309,6 +309,16 @@ const SECRET_FIELDS: [&str; 3] = ["aws_secret_access_key", "aws_session_token", 
 /// Reads, expands and validates the configuration file at `path`, loading rule files relative
 /// to the file's directory and variables from the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with(path, parse)
+}
+
+/// A parser of configuration text: [`parse`] or [`parse_index_view`].
+type TextParser<T> =
+    fn(&str, &Path, &Path, &dyn Fn(&str) -> Option<String>) -> Result<T, ConfigError>;
+
+/// Reads the file at `path` and hands its text to `parse` with the file's directory and the
+/// process environment.
+fn load_with<T>(path: &Path, parse: TextParser<T>) -> Result<T, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
@@ -399,12 +409,7 @@ const INDEX_VIEW_FIELDS: [&str; 2] = ["id", "index_name"];
 /// credentials and the variables they name, buckets, rules, schedules) is not read, so a
 /// command that only reads the index works without the AWS keys in its environment.
 pub fn load_index_view(path: &Path) -> Result<IndexView, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let base_dir = path.parent().unwrap_or(Path::new("."));
-    parse_index_view(&text, path, base_dir, &|name| std::env::var(name).ok())
+    load_with(path, parse_index_view)
 }
 
 /// [`load_index_view`] of configuration text (arguments as for [`parse`]).
