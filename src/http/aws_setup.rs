@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 
-use super::errors::answer;
+use super::errors::{Unauthorized, answer};
 use super::handle::{StatusCode, WorkerHandle};
 use super::model::{AwsSetup, Error};
 use super::params::{Params, param};
@@ -28,7 +28,7 @@ pub(super) fn routes<H: WorkerHandle>() -> Router<Arc<H>> {
     responses(
         (status = 200, description = "The set-up.", body = AwsSetup),
         (status = 400, description = "A bad bucket_uri or role_name.", body = Error),
-        (status = 401, description = "No token, or the wrong one.", body = Error),
+        Unauthorized,
         (status = 503, description = "The worker's own principal cannot be found (set api.principal_arn).", body = Error),
     ))]
 pub(super) async fn aws_setup<H: WorkerHandle>(

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::errors::{answer, too_large};
+use super::errors::{NoConnector, Unauthorized, answer, too_large};
 use super::handle::{ApiAccess, ApiError, StatusCode, WorkerHandle};
 use super::model::{Connector, ConnectorList, CreateConnector, Deleted, Error, UpdateConnector};
 use super::params::{Params, flag};
@@ -42,7 +42,7 @@ pub(super) fn body(
 #[utoipa::path(get, path = "/api/v1/connectors", operation_id = "listConnectors", tag = "connectors",
     responses(
         (status = 200, description = "The file's connectors first, then the API's; conflicts are stored connectors that do not run.", body = ConnectorList),
-        (status = 401, description = "No token, or the wrong one.", body = Error),
+        Unauthorized,
     ))]
 pub(super) async fn list<H: WorkerHandle>(State(handle): State<Arc<H>>) -> Response {
     answer(StatusCode::OK, handle.list())
@@ -63,7 +63,7 @@ pub(super) async fn list<H: WorkerHandle>(State(handle): State<Arc<H>>) -> Respo
                 ("DeleteConnector" = (operation_id = "deleteConnector", parameters(("id" = "$response.body#/id")), description = "Delete it.")),
             )),
         (status = 400, description = "Not valid: every problem with its field (AWS keys are always refused).", body = Error),
-        (status = 401, description = "No token, or the wrong one.", body = Error),
+        Unauthorized,
         (status = 409, description = "The id or the index is taken.", body = Error),
         (status = 413, description = "The body is larger than api.max_body_bytes.", body = Error),
         (status = 422, description = "The probe failed: its steps and the actionable cause; nothing was stored.", body = Error),
@@ -89,8 +89,8 @@ pub(super) async fn create<H: WorkerHandle>(
                 ("SyncConnector" = (operation_id = "syncConnector", parameters(("id" = "$response.body#/id")), description = "Sync it now.")),
                 ("DeleteConnector" = (operation_id = "deleteConnector", parameters(("id" = "$response.body#/id")), description = "Delete it.")),
             )),
-        (status = 401, description = "No token, or the wrong one.", body = Error),
-        (status = 404, description = "No such connector.", body = Error),
+        Unauthorized,
+        NoConnector,
     ))]
 pub(super) async fn get_one<H: WorkerHandle>(
     State(handle): State<Arc<H>>,
@@ -114,8 +114,8 @@ pub(super) async fn get_one<H: WorkerHandle>(
                 ("DeleteConnector" = (operation_id = "deleteConnector", parameters(("id" = "$response.body#/id")), description = "Delete it.")),
             )),
         (status = 400, description = "The merged request is not valid: every problem with its field.", body = Error),
-        (status = 401, description = "No token, or the wrong one.", body = Error),
-        (status = 404, description = "No such connector.", body = Error),
+        Unauthorized,
+        NoConnector,
         (status = 409, description = "A file connector, a stored one that does not run, an index taken or holding another source's documents, or a change meanwhile.", body = Error),
         (status = 413, description = "The body is larger than api.max_body_bytes.", body = Error),
         (status = 422, description = "The probe of the new settings failed; nothing was changed.", body = Error),
@@ -143,8 +143,8 @@ pub(super) async fn update<H: WorkerHandle>(
     responses(
         (status = 200, description = "Deleted.", body = Deleted),
         (status = 400, description = "A bad delete_index.", body = Error),
-        (status = 401, description = "No token, or the wrong one.", body = Error),
-        (status = 404, description = "No such connector.", body = Error),
+        Unauthorized,
+        NoConnector,
         (status = 409, description = "A connector of the config file.", body = Error),
         (status = 500, description = "The store or the index could not be changed.", body = Error),
         (status = 503, description = "Its sync did not stop in time; its documents were kept.", body = Error),

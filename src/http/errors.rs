@@ -8,9 +8,24 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use utoipa::IntoResponses;
 
 use super::handle::{ApiAccess, ApiError, StatusCode};
 use super::model::Error;
+
+/// The 401 of every route under `/api`, as the OpenAPI document lists it (`responses(...)`
+/// of a `#[utoipa::path]`); the answer itself is an [`ApiError`].
+#[derive(IntoResponses)]
+#[response(status = 401, description = "No token, or the wrong one.")]
+#[expect(dead_code, reason = "never built: it only describes the answer")]
+pub(super) struct Unauthorized(Error);
+
+/// The 404 of every route under `/api/v1/connectors/{id}`, as the OpenAPI document lists it;
+/// the answer itself is [`ApiError::no_connector`].
+#[derive(IntoResponses)]
+#[response(status = 404, description = "No such connector.")]
+#[expect(dead_code, reason = "never built: it only describes the answer")]
+pub(super) struct NoConnector(Error);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

@@ -12,7 +12,7 @@ use axum::routing::get;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::errors::{respond, text};
+use super::errors::{Unauthorized, respond, text};
 use super::handle::{ApiError, StatusCode};
 use super::model::{Error, FieldProblem, ProbeStep, SyncRecord};
 use super::{aws_setup, connectors, search, syncs};
@@ -105,7 +105,7 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
 #[utoipa::path(get, path = "/api/v1/openapi.json", operation_id = "openapi", tag = "openapi",
     responses(
         (status = 200, description = "The OpenAPI document.", content_type = "application/json", body = Object),
-        (status = 401, description = "No token, or the wrong one.", body = Error),
+        Unauthorized,
     ))]
 pub(super) async fn openapi() -> Response {
     match ApiDoc::openapi().to_pretty_json() {

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::errors::answer;
+use super::errors::{NoConnector, Unauthorized, answer};
 use super::handle::{ApiError, StatusCode, WorkerHandle};
 use super::model::{Error, SearchResult};
 use super::params::{Params, limit, param};
@@ -30,8 +30,8 @@ pub(super) fn routes<H: WorkerHandle>() -> Router<Arc<H>> {
     responses(
         (status = 200, description = "The hits, best first (none before the first sync).", body = SearchResult),
         (status = 400, description = "No q, a bad limit, or a query the index refuses.", body = Error),
-        (status = 401, description = "No token, or the wrong one.", body = Error),
-        (status = 404, description = "No such connector.", body = Error),
+        Unauthorized,
+        NoConnector,
         (status = 503, description = "The index cannot be opened.", body = Error),
     ))]
 pub(super) async fn search<H: WorkerHandle>(

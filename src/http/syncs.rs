@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use super::errors::answer;
+use super::errors::{NoConnector, Unauthorized, answer};
 use super::handle::{ApiError, StatusCode, WorkerHandle};
 use super::model::{Error, SyncList, SyncStarted};
 use super::params::{Params, flag, limit};
@@ -37,8 +37,8 @@ pub(super) fn routes<H: WorkerHandle>() -> Router<Arc<H>> {
                 ("DeleteConnector" = (operation_id = "deleteConnector", parameters(("id" = "$response.body#/id")), description = "Delete it.")),
             )),
         (status = 400, description = "A bad retarget.", body = Error),
-        (status = 401, description = "No token, or the wrong one.", body = Error),
-        (status = 404, description = "No such connector.", body = Error),
+        Unauthorized,
+        NoConnector,
         (status = 409, description = "A sync of the connector runs; it was not started twice.", body = Error),
         (status = 503, description = "The worker is shutting down.", body = Error),
     ))]
@@ -62,8 +62,8 @@ pub(super) async fn sync_now<H: WorkerHandle>(
     responses(
         (status = 200, description = "The syncs, newest first.", body = SyncList),
         (status = 400, description = "A bad limit.", body = Error),
-        (status = 401, description = "No token, or the wrong one.", body = Error),
-        (status = 404, description = "No such connector.", body = Error),
+        Unauthorized,
+        NoConnector,
         (status = 500, description = "The history cannot be read.", body = Error),
     ))]
 pub(super) async fn history<H: WorkerHandle>(

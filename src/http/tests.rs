@@ -250,6 +250,11 @@ async fn call(worker: &Arc<FakeWorker>, method: &str, uri: &str, body: &str) -> 
     send(worker, request).await
 }
 
+/// An authorised GET.
+async fn get(worker: &Arc<FakeWorker>, uri: &str) -> Answered {
+    call(worker, "GET", uri, "").await
+}
+
 /// A request without a token.
 async fn anonymous(worker: &Arc<FakeWorker>, method: &str, uri: &str) -> Answered {
     let request = Request::builder()
@@ -298,7 +303,7 @@ async fn without_an_api_block_neither_the_api_nor_the_console_is_served() {
         ready: true,
         ..FakeWorker::default()
     });
-    let api = call(&worker, "GET", "/api/v1/connectors", "").await;
+    let api = get(&worker, "/api/v1/connectors").await;
     assert_eq!(api.status, StatusCode::NOT_FOUND);
     assert!(
         api.body.contains("the management API is off"),
@@ -348,10 +353,10 @@ async fn routes_answer_their_status_codes() {
     let created = call(&worker, "POST", "/api/v1/connectors", r#"{"id": "acme"}"#).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     assert_eq!(created.json()["id"], "acme");
-    let listed = call(&worker, "GET", "/api/v1/connectors", "").await;
+    let listed = get(&worker, "/api/v1/connectors").await;
     assert_eq!(listed.json()["connectors"][0]["id"], "acme");
     assert_eq!(listed.json()["conflicts"], json!([]));
-    let got = call(&worker, "GET", "/api/v1/connectors/acme", "").await;
+    let got = get(&worker, "/api/v1/connectors/acme").await;
     assert_eq!(got.status, StatusCode::OK);
     // Optional fields of a connector are null, the extras of some answers absent.
     assert_eq!(got.json()["next_run"], Value::Null);
@@ -373,21 +378,17 @@ async fn routes_answer_their_status_codes() {
     .await;
     assert_eq!(synced.status, StatusCode::ACCEPTED);
     assert_eq!(synced.json()["retarget"], true);
-    let history = call(&worker, "GET", "/api/v1/connectors/acme/syncs?limit=5", "").await;
+    let history = get(&worker, "/api/v1/connectors/acme/syncs?limit=5").await;
     assert_eq!(history.status, StatusCode::OK);
-    let found = call(
+    let found = get(
         &worker,
-        "GET",
         "/api/v1/connectors/acme/search?q=quarterly+figures",
-        "",
     )
     .await;
     assert_eq!(found.json()["query"], "quarterly figures");
-    let setup = call(
+    let setup = get(
         &worker,
-        "GET",
         "/api/v1/aws-setup?bucket_uri=s3%3A%2F%2Fb%2Fp&flag&bad=%zz%4",
-        "",
     )
     .await;
     assert_eq!(setup.json()["bucket_uri"], "s3://b/p");
@@ -409,7 +410,7 @@ async fn routes_answer_their_status_codes() {
         ]
     );
     // Gone: 404 in the error shape.
-    let gone = call(&worker, "GET", "/api/v1/connectors/acme", "").await;
+    let gone = get(&worker, "/api/v1/connectors/acme").await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
     assert_eq!(
         gone.json(),
@@ -453,13 +454,7 @@ async fn bad_query_parameters_and_bodies_are_400_in_the_error_shape() {
         assert_eq!(answer.json()["error"]["message"], message, "{uri}");
     }
     // An unknown connector is 404 before its parameters are looked at.
-    let answer = call(
-        &worker,
-        "GET",
-        "/api/v1/connectors/nobody/syncs?limit=0",
-        "",
-    )
-    .await;
+    let answer = get(&worker, "/api/v1/connectors/nobody/syncs?limit=0").await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
     // The worker's problems pass through with their fields.
     let answer = call(&worker, "POST", "/api/v1/connectors", "{}").await;
@@ -473,7 +468,7 @@ async fn bad_query_parameters_and_bodies_are_400_in_the_error_shape() {
 #[tokio::test]
 async fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
     let worker = FakeWorker::with_api();
-    let answer = call(&worker, "GET", "/api/v1/nothing", "").await;
+    let answer = get(&worker, "/api/v1/nothing").await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
     assert_eq!(
         answer.json()["error"]["message"],
@@ -579,7 +574,7 @@ async fn the_openapi_document_describes_exactly_the_routes() {
         r#"{"id": "some-id"}"#,
     )
     .await;
-    let served = call(&worker, "GET", "/api/v1/openapi.json", "").await;
+    let served = get(&worker, "/api/v1/openapi.json").await;
     assert_eq!(served.status, StatusCode::OK);
     let document = served.json();
     assert_eq!(

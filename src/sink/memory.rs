@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{
-    DocId, Document, IndexedEntry, RejectedDocuments, ScanFrom, SearchHit, Sink, SinkError,
-    VersionStamp,
+    DocId, Document, IndexedEntry, IndexedPage, RejectedDocuments, ScanFrom, SearchHit, Sink,
+    SinkError, VersionStamp,
 };
 
 /// An uncommitted write.
@@ -142,12 +142,7 @@ impl Sink for MemorySink {
         Ok(buckets)
     }
 
-    async fn indexed_page(
-        &self,
-        bucket: &str,
-        from: ScanFrom<'_>,
-        limit: usize,
-    ) -> Result<Vec<IndexedEntry>, SinkError> {
+    async fn indexed_page(&self, bucket: &str, from: ScanFrom<'_>, limit: usize) -> IndexedPage {
         // The `limit` smallest keys from `from`, without sorting the whole bucket.
         let mut smallest: BTreeMap<&str, &Document> = BTreeMap::new();
         let mut state = self.state();

@@ -114,6 +114,9 @@ pub struct IndexedEntry {
     pub last_modified: Option<OffsetDateTime>,
 }
 
+/// What [`Sink::indexed_page`] answers: a page of one bucket's committed documents in key order.
+pub type IndexedPage = Result<Vec<IndexedEntry>, SinkError>;
+
 /// Where a page of [`Sink::indexed_page`] starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ScanFrom<'a> {
@@ -505,7 +508,7 @@ pub trait Sink: Send + Sync {
         bucket: &str,
         from: ScanFrom<'_>,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<IndexedEntry>, SinkError>> + Send;
+    ) -> impl Future<Output = IndexedPage> + Send;
 
     /// The version stamp of one committed document; `None` when the index does not hold it.
     /// What an event notification's key is compared with.

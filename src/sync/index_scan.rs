@@ -6,7 +6,7 @@
 //! foreign keys, not the whole bucket. Pages may still hold keys of other shards (a page's
 //! tail, keys outside folders): callers keep to the keys the shard [`Shard::owns`].
 
-use crate::sink::{IndexedEntry, ScanFrom, Sink, SinkError};
+use crate::sink::{IndexedPage, ScanFrom, Sink};
 use crate::sync::shard::Shard;
 
 /// One bucket's key-ordered read of the index for one shard.
@@ -42,10 +42,7 @@ impl<'a> IndexScan<'a> {
 
     /// The next page; empty once the read is over, and on every call after that. A failed
     /// read may be tried again.
-    pub(super) async fn next_page<S: Sink>(
-        &mut self,
-        sink: &S,
-    ) -> Result<Vec<IndexedEntry>, SinkError> {
+    pub(super) async fn next_page<S: Sink>(&mut self, sink: &S) -> IndexedPage {
         let from = match &self.next {
             None => return Ok(Vec::new()),
             Some(Cursor::Start) => ScanFrom::Start,

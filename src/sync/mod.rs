@@ -59,7 +59,8 @@ use crate::config::{BucketSelection, ConnectorConfig};
 use crate::extract::{self, ExtractError, ExtractLimits, Extracted, ObjectInput};
 use crate::rules;
 use crate::sink::{
-    Attributes, ContentStatus, DocId, Document, IndexSource, IndexedEntry, Sink, SinkError,
+    Attributes, ContentStatus, DocId, Document, IndexSource, IndexedEntry, IndexedPage, Sink,
+    SinkError,
 };
 use crate::source::ObjectStore;
 use crate::source::inventory::{self, InventoryError};
@@ -643,7 +644,7 @@ fn start_listing<L: Listing>(
 async fn read_index<O: ObjectStore, S: Sink>(
     ctx: &SyncContext<'_, O, S>,
     bucket: &str,
-    mut pages: mpsc::Sender<Result<Vec<IndexedEntry>, SinkError>>,
+    mut pages: mpsc::Sender<IndexedPage>,
 ) {
     let mut scan = IndexScan::new(ctx.shard, bucket, ctx.sink.scan_page_size());
     loop {
@@ -658,7 +659,7 @@ async fn read_index<O: ObjectStore, S: Sink>(
 /// The next page of the index into the merge.
 async fn next_index_page(
     merge: &mut Merge<'_>,
-    index_queue: &mut mpsc::Receiver<Result<Vec<IndexedEntry>, SinkError>>,
+    index_queue: &mut mpsc::Receiver<IndexedPage>,
 ) -> Result<(), BucketError> {
     match index_queue.next().await {
         Some(page) => merge.push_index_page(page?)?,
@@ -683,7 +684,7 @@ async fn decide_pages<O: ObjectStore, S: Sink>(
     merge: &mut Merge<'_>,
     doomed: &mut Doomed,
     freshness: Freshness,
-    mut index_queue: mpsc::Receiver<Result<Vec<IndexedEntry>, SinkError>>,
+    mut index_queue: mpsc::Receiver<IndexedPage>,
     mut page_queue: mpsc::Receiver<Listed>,
     mut jobs: mpsc::Sender<Job>,
 ) -> Result<bool, BucketError> {

@@ -325,6 +325,16 @@ mod tests {
     use crate::sync::{Counters, SyncReport};
     use crate::worker::state::Trigger;
 
+    /// The report of a sync of connector `a` that did nothing, finished now.
+    fn empty_report() -> SyncReport {
+        SyncReport::from_counters(
+            "a",
+            &Counters::default(),
+            &Default::default(),
+            OffsetDateTime::now_utc(),
+        )
+    }
+
     fn value(text: &str, series: &str) -> Option<f64> {
         text.lines()
             .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
@@ -340,12 +350,7 @@ mod tests {
             "{text}"
         );
 
-        let mut report = SyncReport::from_counters(
-            "a",
-            &Counters::default(),
-            &Default::default(),
-            OffsetDateTime::now_utc(),
-        );
+        let mut report = empty_report();
         report.objects_listed = 7;
         report.added = 2;
         report.updated = 1;
@@ -403,12 +408,7 @@ mod tests {
         let series = "s3c_deletions_held_back{connector=\"a\"}";
         assert_eq!(value(&metrics.render(), series), Some(0.0));
         let report = |held_back, errors, cancelled| {
-            let mut report = SyncReport::from_counters(
-                "a",
-                &Counters::default(),
-                &Default::default(),
-                OffsetDateTime::now_utc(),
-            );
+            let mut report = empty_report();
             report.deletions_held_back = held_back;
             report.errors = errors;
             report.cancelled = cancelled;
@@ -426,12 +426,7 @@ mod tests {
     #[test]
     fn a_removed_connector_has_no_series_and_comes_back_at_zero() {
         let metrics = WorkerMetrics::new(["a", "b"]);
-        let mut report = SyncReport::from_counters(
-            "a",
-            &Counters::default(),
-            &Default::default(),
-            OffsetDateTime::now_utc(),
-        );
+        let mut report = empty_report();
         report.objects_listed = 3;
         metrics.record(&SyncRecord::new(report, Trigger::Interval), || ());
         let text = metrics.render();
@@ -476,12 +471,7 @@ mod tests {
     #[test]
     fn names_lists_every_family_the_worker_renders() {
         let metrics = WorkerMetrics::new(["a"]);
-        let report = SyncReport::from_counters(
-            "a",
-            &Counters::default(),
-            &Default::default(),
-            OffsetDateTime::now_utc(),
-        );
+        let report = empty_report();
         metrics.record(&SyncRecord::new(report, Trigger::Interval), || ());
         metrics.queue("a", Some((1, 2)), 3.0);
         let text = metrics.render();

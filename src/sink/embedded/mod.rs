@@ -27,7 +27,7 @@ use self::schema::Fields;
 use self::write::Replace;
 use crate::sink::IndexSource;
 use crate::sink::{
-    DocId, Document, IndexedEntry, RejectedDocuments, ScanFrom, SearchHit, Sink, SinkError,
+    DocId, Document, IndexedPage, RejectedDocuments, ScanFrom, SearchHit, Sink, SinkError,
     VersionStamp,
 };
 
@@ -176,12 +176,7 @@ impl Sink for EmbeddedIndex {
         self.blocking(Inner::indexed_buckets).await
     }
 
-    async fn indexed_page(
-        &self,
-        bucket: &str,
-        from: ScanFrom<'_>,
-        limit: usize,
-    ) -> Result<Vec<IndexedEntry>, SinkError> {
+    async fn indexed_page(&self, bucket: &str, from: ScanFrom<'_>, limit: usize) -> IndexedPage {
         let bucket = bucket.to_owned();
         // The read runs on a blocking thread: it takes its cursor along, owned.
         let (cursor, inclusive) = match from {

@@ -7,7 +7,7 @@ use tantivy::TantivyDocument;
 use time::{OffsetDateTime, UtcOffset};
 
 use super::*;
-use crate::sink::{ContentStatus, ScanFrom};
+use crate::sink::{ContentStatus, IndexedEntry, ScanFrom};
 
 fn at_millis(millis: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).unwrap()
@@ -437,21 +437,9 @@ async fn pages_list_a_buckets_alive_documents_in_key_byte_order_across_segments(
 /// `entry` as s3-connector wrote it before accent folding: text fields on tantivy's `default`
 /// tokenizer.
 fn before_folding(entry: &tantivy::schema::FieldEntry) -> tantivy::schema::FieldEntry {
-    use tantivy::schema::{FieldEntry, FieldType};
-    match entry.field_type() {
-        FieldType::Str(options) => match options.get_indexing_options() {
-            Some(indexing) if indexing.tokenizer() == crate::sink::analysis::FOLDED => {
-                FieldEntry::new_text(
-                    entry.name().to_owned(),
-                    options
-                        .clone()
-                        .set_indexing_options(indexing.clone().set_tokenizer("default")),
-                )
-            }
-            _ => entry.clone(),
-        },
-        _ => entry.clone(),
-    }
+    super::upgrade::with_tokenizer(entry, |tokenizer| {
+        (tokenizer == crate::sink::analysis::FOLDED).then_some("default")
+    })
 }
 
 #[tokio::test]

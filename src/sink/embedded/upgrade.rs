@@ -43,18 +43,26 @@ pub(super) fn is_previous(old: &Schema, current: &Schema) -> bool {
 /// `entry` with the tokenizer of a text field left out: two entries equal under this differ at
 /// most in how text is analysed, which [`upgrade`] redoes from the stored fields.
 fn analysis_aside(entry: &FieldEntry) -> FieldEntry {
-    match entry.field_type() {
-        FieldType::Str(options) => match options.get_indexing_options() {
-            Some(indexing) => FieldEntry::new_text(
-                entry.name().to_owned(),
-                options
-                    .clone()
-                    .set_indexing_options(indexing.clone().set_tokenizer("")),
-            ),
-            None => entry.clone(),
-        },
-        _ => entry.clone(),
+    with_tokenizer(entry, |_| Some(""))
+}
+
+/// `entry` with the tokenizer `new` answers for its current one, if it is an indexed text
+/// field and `new` answers; else `entry` as it is.
+pub(super) fn with_tokenizer(
+    entry: &FieldEntry,
+    new: impl FnOnce(&str) -> Option<&'static str>,
+) -> FieldEntry {
+    if let FieldType::Str(options) = entry.field_type()
+        && let Some(indexing) = options.get_indexing_options()
+        && let Some(tokenizer) = new(indexing.tokenizer())
+    {
+        let indexing = indexing.clone().set_tokenizer(tokenizer);
+        return FieldEntry::new_text(
+            entry.name().to_owned(),
+            options.clone().set_indexing_options(indexing),
+        );
     }
+    entry.clone()
 }
 
 /// Rewrites the index in `dir` (opened as `old`) with `schema`; returns how many documents it

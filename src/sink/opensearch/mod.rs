@@ -26,7 +26,7 @@ pub use self::error::OpensearchError;
 use crate::config::opensearch::OpensearchConfig;
 use crate::sink::IndexSource;
 use crate::sink::{
-    DocId, Document, IndexedEntry, RejectedDocuments, ScanFrom, SearchHit, Sink, SinkError,
+    DocId, Document, IndexedPage, RejectedDocuments, ScanFrom, SearchHit, Sink, SinkError,
     VersionStamp,
 };
 
@@ -119,12 +119,7 @@ impl Sink for OpensearchSink {
         Ok(scan::buckets(&self.inner.client, &self.inner.index).await?)
     }
 
-    async fn indexed_page(
-        &self,
-        bucket: &str,
-        from: ScanFrom<'_>,
-        limit: usize,
-    ) -> Result<Vec<IndexedEntry>, SinkError> {
+    async fn indexed_page(&self, bucket: &str, from: ScanFrom<'_>, limit: usize) -> IndexedPage {
         let client = &self.inner.client;
         Ok(scan::page(client, &self.inner.index, bucket, from, limit).await?)
     }

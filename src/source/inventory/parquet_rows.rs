@@ -22,6 +22,7 @@ use time::OffsetDateTime;
 
 use super::error::InventoryError;
 use super::rows::{Row, object_row};
+use super::schema::Schema;
 use super::sort::Sorter;
 
 /// The columns without which a Parquet inventory cannot stand in for a listing (AWS's names
@@ -38,27 +39,6 @@ pub fn missing_columns(file_schema: &str) -> Result<Vec<&'static str>, String> {
         .collect())
 }
 
-/// Where the columns the sync reads sit in a row of the projection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Columns {
-    /// `key`.
-    pub key: usize,
-    /// `size`.
-    pub size: usize,
-    /// `last_modified_date`.
-    pub last_modified: usize,
-    /// `e_tag`.
-    pub etag: usize,
-    /// `bucket`, if present.
-    pub bucket: Option<usize>,
-    /// `storage_class`, if present.
-    pub storage_class: Option<usize>,
-    /// `is_latest`, in inventories of all versions.
-    pub is_latest: Option<usize>,
-    /// `is_delete_marker`, in inventories of all versions.
-    pub is_delete_marker: Option<usize>,
-}
-
 /// The physical types a column the sync reads may have.
 fn expected(name: &str) -> Option<&'static [Physical]> {
     match name {
@@ -72,7 +52,7 @@ fn expected(name: &str) -> Option<&'static [Physical]> {
 
 /// The projection of a file's schema (`root`) onto the columns the sync reads, and where each
 /// sits; `Err` says which required column is missing or which column has the wrong type.
-pub fn projection(root: &Type) -> Result<(Type, Columns), String> {
+pub fn projection(root: &Type) -> Result<(Type, Schema), String> {
     let mut kept = Vec::new();
     for field in root.get_fields() {
         let Some(types) = expected(field.name()) else {
@@ -110,7 +90,8 @@ pub fn projection(root: &Type) -> Result<(Type, Columns), String> {
             missing.join(", ")
         ));
     };
-    let columns = Columns {
+    let columns = Schema {
+        width: kept.len(),
         key,
         size,
         last_modified,
@@ -149,7 +130,7 @@ fn flag(field: &Field, column: &str) -> Result<Option<bool>, String> {
 }
 
 /// The entry of one row (the projected columns, in order) of the inventory of `bucket`.
-pub fn decode(fields: &[(String, Field)], columns: &Columns, bucket: &str) -> Result<Row, String> {
+pub fn decode(fields: &[(String, Field)], columns: &Schema, bucket: &str) -> Result<Row, String> {
     let at = |index: usize| &fields[index].1;
     if let Some(column) = columns.bucket
         && text(at(column), "bucket")? != Some(bucket)

@@ -181,6 +181,7 @@ pub fn object_row(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::assert_outcome;
 
     #[test]
     fn csv_fields_quoted_or_not() {
@@ -193,14 +194,7 @@ mod tests {
             (r#""a"b"#, Err("follows a quoted field")),
         ];
         for (line, expected) in table {
-            let got = fields(line);
-            match (expected, &got) {
-                (Ok(want), Ok(got)) => assert_eq!(want, got, "{line}"),
-                (Err(fragment), Err(message)) => {
-                    assert!(message.contains(fragment), "{line}: {message}")
-                }
-                _ => panic!("{line}: got {got:?}"),
-            }
+            assert_outcome(line, fields(line), expected.clone());
         }
     }
 
@@ -216,14 +210,7 @@ mod tests {
             ("%FF", Err("UTF-8")),
         ];
         for (encoded, expected) in table {
-            let got = decode_key(encoded);
-            match (expected, &got) {
-                (Ok(want), Ok(got)) => assert_eq!(want, got, "{encoded}"),
-                (Err(fragment), Err(message)) => {
-                    assert!(message.contains(fragment), "{encoded}: {message}")
-                }
-                _ => panic!("{encoded}: got {got:?}"),
-            }
+            assert_outcome(encoded, decode_key(encoded), *expected);
         }
     }
 

@@ -1,28 +1,30 @@
 //! The columns of an inventory's CSV data files, as its manifest's `fileSchema` names them:
 //! where each column the sync reads sits in a row, and which ones it cannot do without. Pure;
 //! shared by `manifest.rs` (which checks a manifest's schema) and `rows.rs` (which decodes
-//! rows by it). Parquet files carry their own schema (`parquet_rows.rs`).
+//! rows by it). Parquet files carry their own schema (`parquet_rows.rs`); where its columns sit
+//! in a row of a projection is a [`Schema`] too.
 
-/// The columns of an inventory's CSV rows that the sync reads, by position.
+/// The columns of an inventory's rows that the sync reads, by position (in a CSV line, or in a
+/// row of a Parquet file's projection).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schema {
-    /// Columns in a row.
+    /// Columns in a row (of the projection, for Parquet).
     pub width: usize,
-    /// `Bucket`, if present.
+    /// `Bucket` (Parquet: `bucket`), if present.
     pub bucket: Option<usize>,
-    /// `Key` (URL-encoded).
+    /// `Key` (Parquet: `key`; URL-encoded in CSV only).
     pub key: usize,
-    /// `Size`.
+    /// `Size` (Parquet: `size`).
     pub size: usize,
-    /// `LastModifiedDate`.
+    /// `LastModifiedDate` (Parquet: `last_modified_date`).
     pub last_modified: usize,
-    /// `ETag`.
+    /// `ETag` (Parquet: `e_tag`).
     pub etag: usize,
-    /// `StorageClass`, if present.
+    /// `StorageClass` (Parquet: `storage_class`), if present.
     pub storage_class: Option<usize>,
-    /// `IsLatest`, in inventories of all versions.
+    /// `IsLatest` (Parquet: `is_latest`), in inventories of all versions.
     pub is_latest: Option<usize>,
-    /// `IsDeleteMarker`, in inventories of all versions.
+    /// `IsDeleteMarker` (Parquet: `is_delete_marker`), in inventories of all versions.
     pub is_delete_marker: Option<usize>,
 }
 

@@ -112,8 +112,18 @@ pub fn parse_create(
     external_id: &str,
     defaults: &ConnectorDefaults,
 ) -> Result<(Checked, Flags), Vec<FieldProblem>> {
-    let (object, flags, mut problems) = parse_object(body)?;
-    match check(object, external_id, defaults) {
+    let (object, flags, problems) = parse_object(body)?;
+    with_problems(check(object, external_id, defaults), flags, problems)
+}
+
+/// The checked connector and the body's flags when neither reading the body (`problems`) nor
+/// the check found a problem; else every problem, the body's first.
+fn with_problems(
+    checked: Result<Checked, Vec<FieldProblem>>,
+    flags: Flags,
+    mut problems: Vec<FieldProblem>,
+) -> Result<(Checked, Flags), Vec<FieldProblem>> {
+    match checked {
         Ok(checked) if problems.is_empty() => Ok((checked, flags)),
         Ok(_) => Err(problems),
         Err(more) => {
@@ -156,14 +166,7 @@ pub fn parse_update(
             "must be a JSON object",
         )]);
     };
-    match check(request, external_id, defaults) {
-        Ok(checked) if problems.is_empty() => Ok((checked, flags)),
-        Ok(_) => Err(problems),
-        Err(more) => {
-            problems.extend(more);
-            Err(problems)
-        }
-    }
+    with_problems(check(request, external_id, defaults), flags, problems)
 }
 
 /// The body as a JSON object without its flags and without the fields it may not carry, and
