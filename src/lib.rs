@@ -2,7 +2,8 @@
 //!
 //! The modules follow the data flow: [`config`] → [`credentials`] → [`source`] (list, get) →
 //! [`rules`] → [`extract`] → [`sink`] (embedded | opensearch) → [`sync`] (plan, apply,
-//! reconcile) → [`cli`]. Only [`sync`] and the CLI above it know every stage; [`retry`] is the
+//! reconcile) → [`worker`] (with its HTTP surface, [`http`], which sees the worker through one
+//! narrow handle) → [`cli`]. Only [`sync`] and the CLI above it know every stage; [`retry`] is the
 //! one retry policy every remote call goes through. The sync sees its store through
 //! [`source::ObjectStore`] and its index through [`sink::Sink`] — generics, the one dispatch
 //! mechanism: the backend the configuration picks at run time becomes a type once, at the edge
@@ -20,6 +21,7 @@ pub mod events;
 pub mod extract;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod http;
 pub mod policy;
 pub mod retry;
 pub mod rules;

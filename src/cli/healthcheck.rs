@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::{EXIT_FAILED, load_config};
 use crate::config::defaults;
-use crate::worker::http;
+use crate::http::client as http;
 
 /// How long the worker has to answer.
 const TIMEOUT: Duration = Duration::from_secs(5);

@@ -14,7 +14,7 @@ use time::format_description::well_known::Rfc3339;
 use super::shard::ShardArg;
 use super::{ConfigArg, load_config};
 use crate::config::Config;
-use crate::worker::http;
+use crate::http::client as http;
 use crate::worker::status::{ConnectorStatus, StatusReport};
 
 /// How long a running worker has to answer.

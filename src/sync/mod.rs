@@ -58,7 +58,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{BucketSelection, ConnectorConfig};
 use crate::extract::{self, ExtractError, ExtractLimits, Extracted, ObjectInput};
 use crate::rules;
-use crate::sink::{Attributes, ContentStatus, DocId, Document, IndexedEntry, Sink, SinkError};
+use crate::sink::{
+    Attributes, ContentStatus, DocId, Document, IndexSource, IndexedEntry, Sink, SinkError,
+};
 use crate::source::ObjectStore;
 use crate::source::inventory::{self, InventoryError};
 use crate::source::listing::{Freshness, Listing, Stopped};
@@ -274,7 +276,7 @@ pub async fn sync_connector<O: ObjectStore, S: Sink>(ctx: &SyncContext<'_, O, S>
 async fn check_target<O: ObjectStore, S: Sink>(
     ctx: &SyncContext<'_, O, S>,
 ) -> Result<bool, String> {
-    let wanted = target::IndexSource::of(ctx.connector);
+    let wanted = IndexSource::of(ctx.connector);
     let recorded = match ctx.sink.recorded_source().await {
         Ok(recorded) => recorded,
         Err(error) => {
@@ -321,7 +323,7 @@ async fn bind_target<O: ObjectStore, S: Sink>(ctx: &SyncContext<'_, O, S>) {
     if holds_documents
         && let Err(error) = ctx
             .sink
-            .record_source(&target::IndexSource::of(ctx.connector))
+            .record_source(&IndexSource::of(ctx.connector))
             .await
     {
         ctx.counters

@@ -10,7 +10,7 @@
 //! the record itself, [`IndexSource`], is the index's own data and lives with the sinks that
 //! store it ([`crate::sink::binding`]).
 
-pub use crate::sink::IndexSource;
+use crate::sink::IndexSource;
 
 /// How a connector's source relates to the one its index records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,9 +10,7 @@
 //! signal handling and exit codes stay in `cli::run`.
 
 pub mod api;
-mod console;
 mod events;
-pub mod http;
 pub mod metrics;
 pub mod state;
 pub mod status;
@@ -161,6 +159,9 @@ struct Slot {
     index_reachable: Option<Result<(), String>>,
     /// The event consumer's totals, for connectors with `notifications`.
     events: Option<EventsStatus>,
+    /// When an update through the API replanned the schedule: the schedule loop counts from
+    /// the same instant, so the update's answer shows the `next_run` the loop keeps.
+    replanned_at: Option<OffsetDateTime>,
 }
 
 /// A sync in progress: enough to write its record if it has to be abandoned.
@@ -234,7 +235,15 @@ impl Worker {
             .await
             .map_err(|cause| WorkerError::Listen { address, cause })?;
         let bound = listener.local_addr().unwrap_or(address);
-        tokio::spawn(http::serve(listener, Arc::clone(&self.shared)));
+        if self.shared.api.is_some() {
+            let url = format!("http://{}/", crate::http::client::connect_address(bound));
+            tracing::info!(
+                message = %format!("API and console at {url} (api/v1, console at /)."),
+                url = %url,
+            );
+        }
+        let handle = Arc::new(api::Handle::new(Arc::clone(&self.shared)));
+        tokio::spawn(crate::http::serve(listener, handle));
         Ok(bound)
     }
 
@@ -548,8 +557,15 @@ impl Shared {
     /// from now with the new timer, and its event consumer is restarted with the new settings
     /// (after its round in flight). A sync in flight finishes with the settings it started with.
     fn update(self: &Arc<Self>, entry: &Arc<Entry>, connector: ConnectorConfig, origin: Origin) {
+        let scheduled = lock(&self.running).is_some() && !entry.removed.is_cancelled();
         {
             let mut slot = lock(&entry.slot);
+            if scheduled {
+                // The loop starts over from now with the new timer (on `changed` below).
+                let now = OffsetDateTime::now_utc();
+                slot.replanned_at = Some(now);
+                slot.next_run = connector.timer.as_ref().and_then(|t| t.first_after(now));
+            }
             let queue = connector.notifications.as_ref().map(|n| &n.queue_url);
             if slot.events.as_ref().map(|e| &e.queue_url) != queue {
                 slot.events = queue.map(|queue_url| EventsStatus {
@@ -625,7 +641,10 @@ async fn connector_loop(
             Some(Schedule::Cron(_)) => Trigger::Schedule,
             _ => Trigger::Interval,
         };
-        let now = OffsetDateTime::now_utc();
+        let now = lock(&entry.slot)
+            .replanned_at
+            .take()
+            .unwrap_or_else(OffsetDateTime::now_utc);
         let mut next = match first.take() {
             Some(trigger) => Some((now, trigger)),
             None => timer.and_then(|t| t.first_after(now)).map(|at| (at, kind)),

@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use s3_connector::sink::IndexSource;
 use s3_connector::sink::Sink;
-use s3_connector::sync::target::IndexSource;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -659,12 +659,24 @@ async fn updates_are_validated_probed_and_bound_to_the_index_source() {
     assert_eq!(updated["schedule"], "every 2s", "{updated}");
     let scheduled = newest_sync(&worker, "acme", "interval", 1);
     assert_eq!(scheduled["outcome"], "succeeded", "{scheduled}");
-    let (status, _) = worker.call(
+    let (status, hourly) = worker.call(
         "PATCH",
         "/api/v1/connectors/acme",
         Some(&json!({"interval": "1h"})),
     );
     assert_eq!(status, 200);
+    // The answer shows the new schedule's next run, the one a later read shows too.
+    let next_run = |connector: &Value| {
+        time::OffsetDateTime::parse(
+            connector["next_run"].as_str().unwrap_or_default(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap_or_else(|e| panic!("{e}: {connector}"))
+    };
+    let soonest = time::OffsetDateTime::now_utc() + time::Duration::minutes(59);
+    assert!(next_run(&hourly) > soonest, "{hourly}");
+    let (_, read) = worker.call("GET", "/api/v1/connectors/acme", None);
+    assert_eq!(next_run(&read), next_run(&hourly), "{read}");
     wait_for("acme's syncs to stop", || {
         let (_, one) = worker.call("GET", "/api/v1/connectors/acme", None);
         one["running"].is_null().then_some(())

@@ -795,8 +795,12 @@ async fn two_workers_on_one_queue_make_the_index_one_worker_makes() {
         assert!(metric("s3c_queue_lag_seconds").is_some());
         deleted += events.messages_deleted;
     }
-    // Every message (150 + 50 + 30 events and the s3:TestEvent) deleted once, by one of them.
-    assert_eq!(deleted, 231);
+    // Every message (150 + 50 + 30 events and the s3:TestEvent) deleted by one of them. SQS
+    // delivers at least once: on a loaded machine a visibility extension can arrive after the
+    // timeout, the other worker then receives the message too and both delete it (seen once at
+    // a load average of 15: 232). The queue being empty and the index being the bucket are the
+    // promises; a redelivery may only add deletions, never lose one.
+    assert!(deleted >= 231, "{deleted} messages deleted, 231 sent");
     drop((one, two));
     assert_index_is_the_bucket(&setup, &notified).await;
 }

@@ -1,14 +1,14 @@
-//! The management API of `run` under `/api/v1`: connectors created by a request once a probe
-//! of the customer's role passes, listed, updated (re-probed when their source changed), synced,
-//! searched and deleted; plus the AWS set-up a customer needs and the OpenAPI document of it all.
+//! The worker's side of the management API under `/api/v1`: connectors created by a request
+//! once a probe of the customer's role passes, listed, updated (re-probed when their source
+//! changed), synced, searched and deleted; plus the AWS set-up a customer needs. [`Handle`] is
+//! the worker as the HTTP surface (`crate::http`) sees it: the operations of
+//! [`WorkerHandle`], answering the API's types or an [`ApiError`].
 //!
-//! Every route needs `Authorization: Bearer <api.token>` (compared in constant time, never
-//! logged). A created connector is stored (crash-safe, under `state_dir`) only after
-//! `verify`'s probe passed with the deployment's ExternalId; connectors of the config file are
-//! listed too but are read-only. Answers are JSON; errors are `{"error": {...}}` with a
-//! message, and the problems or probe steps behind it. Not here: HTTP plumbing (`http.rs`), the
-//! update route (`update.rs`), the body's validation (`request.rs`), the file (`store.rs`), the
-//! policies (`crate::policy`).
+//! A created connector is stored (crash-safe, under `state_dir`) only after `verify`'s probe
+//! passed with the deployment's ExternalId; connectors of the config file are listed too but
+//! are read-only. Not here: routes, the token and the body limit (`crate::http`), the update
+//! (`update.rs`), the body's validation (`request.rs`), the file (`store.rs`), the policies
+//! (`crate::policy`).
 
 pub mod request;
 pub mod setup;
@@ -18,35 +18,26 @@ mod update;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Bytes, Incoming};
-use hyper::header::{ALLOW, AUTHORIZATION, WWW_AUTHENTICATE};
-use hyper::{Method, Request, Response, StatusCode};
-use serde::Serialize;
-use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
+use axum::body::Bytes;
+use serde_json::json;
 use time::OffsetDateTime;
 
-use super::http::{json_response, respond};
 use super::state::{SyncRecord, Trigger};
 use super::{Entry, Origin, Shared, WorkerError, lock};
 use crate::config::api::ApiConfig as ApiSettings;
 use crate::config::inherit::ConnectorDefaults;
 use crate::config::{BucketSelection, Config, ConnectorConfig, Secret};
 use crate::credentials::CredentialMode;
+use crate::http::handle::{Answer, ApiAccess, ApiError, StatusCode, WorkerHandle};
+use crate::http::model::{
+    AwsSetup, Conflict as ConflictView, Connector, ConnectorList, Credentials, Deleted, Hit,
+    InventoryView, NotificationsView, SearchResult, SyncList, SyncStarted,
+};
+use crate::sink::snippet::snippet;
 use crate::sink::{AnySink, ScanFrom, Sink};
 use crate::verify::{self, PropagationWait, Status, StepResult};
-use request::{BucketUri, FieldProblem, Flags};
+use request::{BucketUri, Flags};
 use store::{Store, StoredConnector, Verified};
-
-/// The OpenAPI 3 document of these routes, written by hand beside them.
-pub const OPENAPI: &str = include_str!("openapi.json");
-
-/// Results a search answers at most.
-const MAX_SEARCH_LIMIT: usize = 100;
-
-/// Characters of body text around the first hit of a query term.
-const SNIPPET_CHARS: usize = 240;
 
 /// How long DELETE waits for the connector's sync in flight to stop before dropping documents.
 const DELETE_WAIT: Duration = Duration::from_secs(60);
@@ -139,19 +130,12 @@ impl ApiState {
         ))
     }
 
-    /// True when the request carries the token.
-    fn authorised(&self, request: &Request<Incoming>) -> bool {
-        let Some(sent) = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-        else {
-            return false;
-        };
-        let expected = self.token.expose().as_bytes();
-        // ct_eq compares every byte whatever the first difference; the length is not secret.
-        !expected.is_empty() && bool::from(sent.trim().as_bytes().ct_eq(expected))
+    /// What the HTTP surface needs to guard the API.
+    fn access(&self) -> ApiAccess {
+        ApiAccess {
+            token: self.token.clone(),
+            max_body_bytes: self.max_body_bytes,
+        }
     }
 
     /// The probe of a request with these flags: it waits for a refused AssumeRole to
@@ -211,250 +195,122 @@ fn clash(
     None
 }
 
-/// An error answer: `{"error": {"status", "message", ...details}}`.
-fn error(status: StatusCode, message: impl Into<String>, details: Value) -> Response<Full<Bytes>> {
-    let mut body = json!({ "status": status.as_u16(), "message": message.into() });
-    if let (Value::Object(body), Value::Object(details)) = (&mut body, details) {
-        body.extend(details);
+/// The worker as the HTTP surface sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Handle {
+    /// The handle of a worker.
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
     }
-    json_response(status, &json!({ "error": body }))
-}
 
-fn problems_answer(problems: &[FieldProblem]) -> Response<Full<Bytes>> {
-    let list: Vec<String> = problems
-        .iter()
-        .map(|p| match &p.value {
-            Some(value) => format!("{}: {value} {}", p.field, p.rule),
-            None => format!("{}: {}", p.field, p.rule),
-        })
-        .collect();
-    error(
-        StatusCode::BAD_REQUEST,
-        format!("the connector is not valid: {}", list.join("; ")),
-        json!({ "problems": problems }),
-    )
-}
-
-/// Answers one `/api` request.
-pub(super) async fn handle(
-    shared: &Arc<Shared>,
-    api: &ApiState,
-    request: Request<Incoming>,
-) -> Response<Full<Bytes>> {
-    if !api.authorised(&request) {
-        let mut response = error(
-            StatusCode::UNAUTHORIZED,
-            "send the API token as Authorization: Bearer <token>",
-            json!({}),
-        );
-        response.headers_mut().insert(
-            WWW_AUTHENTICATE,
-            hyper::header::HeaderValue::from_static("Bearer"),
-        );
-        return response;
-    }
-    let path = request.uri().path().to_owned();
-    let query = parse_query(request.uri().query().unwrap_or(""));
-    let segments: Vec<&str> = path
-        .strip_prefix("/api/v1/")
-        .map(|rest| rest.trim_end_matches('/').split('/').collect())
-        .unwrap_or_default();
-    let method = request.method().clone();
-    let Some(allowed) = allowed_methods(&segments) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("no route {path}; see /api/v1/openapi.json"),
-            json!({}),
-        );
-    };
-    let response = match (&method, segments.as_slice()) {
-        (&Method::GET, ["openapi.json"]) => respond(
-            StatusCode::OK,
-            "application/json",
-            OPENAPI.as_bytes().to_vec(),
-        ),
-        (&Method::GET, ["aws-setup"]) => aws_setup(api, &query).await,
-        (&Method::POST, ["connectors"]) => match read_body(api, request).await {
-            Ok(body) => create(shared, api, &body).await,
-            Err(response) => *response,
-        },
-        (&Method::GET, ["connectors"]) => list(shared, api),
-        (&Method::GET, ["connectors", id]) => match shared.entry(id) {
-            Some(entry) => json_response(StatusCode::OK, &view(&entry)),
-            None => not_found(id),
-        },
-        (&Method::PATCH, ["connectors", id]) => match read_body(api, request).await {
-            Ok(body) => update::update(shared, api, id, &body).await,
-            Err(response) => *response,
-        },
-        (&Method::DELETE, ["connectors", id]) => delete(shared, api, id, &query).await,
-        (&Method::POST, ["connectors", id, "sync"]) => sync_now(shared, id, &query),
-        (&Method::GET, ["connectors", id, "syncs"]) => syncs(shared, id, &query),
-        (&Method::GET, ["connectors", id, "search"]) => search(shared, id, &query).await,
-        _ => {
-            let mut response = error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!("{path} allows {allowed}"),
-                json!({}),
-            );
-            if let Ok(value) = allowed.parse() {
-                response.headers_mut().insert(ALLOW, value);
-            }
-            response
-        }
-    };
-    tracing::debug!(message = "API request.", %method, path, status = response.status().as_u16());
-    response
-}
-
-/// The methods a route under `/api/v1/` answers, as an `Allow` header; `None` for no route.
-fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
-    Some(match segments {
-        ["aws-setup"] | ["openapi.json"] => "GET",
-        ["connectors"] => "GET, POST",
-        ["connectors", _] => "GET, PATCH, DELETE",
-        ["connectors", _, "sync"] => "POST",
-        ["connectors", _, "syncs" | "search"] => "GET",
-        _ => return None,
-    })
-}
-
-/// The body, at most `max_body_bytes`.
-async fn read_body(
-    api: &ApiState,
-    request: Request<Incoming>,
-) -> Result<Bytes, Box<Response<Full<Bytes>>>> {
-    match Limited::new(request.into_body(), api.max_body_bytes)
-        .collect()
-        .await
-    {
-        Ok(body) => Ok(body.to_bytes()),
-        Err(cause) if cause.is::<http_body_util::LengthLimitError>() => Err(Box::new(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "the body is larger than {} bytes (api.max_body_bytes)",
-                api.max_body_bytes
-            ),
-            json!({}),
-        ))),
-        Err(cause) => Err(Box::new(error(
-            StatusCode::BAD_REQUEST,
-            format!("the body could not be read: {cause}"),
-            json!({}),
-        ))),
+    /// The API's state; `Err` when the config has no `api:` block (the HTTP surface serves
+    /// no API route then).
+    fn state(&self) -> Result<&ApiState, ApiError> {
+        self.shared
+            .api
+            .as_ref()
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "the management API is off"))
     }
 }
 
-fn not_found(id: &str) -> Response<Full<Bytes>> {
-    error(
-        StatusCode::NOT_FOUND,
-        format!("no connector with id {id:?}"),
-        json!({}),
-    )
-}
-
-/// `application/x-www-form-urlencoded` query pairs, decoded.
-fn parse_query(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(name), percent_decode(value))
-        })
-        .collect()
-}
-
-fn percent_decode(text: &str) -> String {
-    let hex = |byte: u8| (byte as char).to_digit(16);
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (
-                bytes.get(i + 1).and_then(|b| hex(*b)),
-                bytes.get(i + 2).and_then(|b| hex(*b)),
-            ) {
-                (Some(high), Some(low)) => {
-                    out.push((high * 16 + low) as u8);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            byte => out.push(byte),
-        }
-        i += 1;
+impl WorkerHandle for Handle {
+    fn api(&self) -> Option<ApiAccess> {
+        self.shared.api.as_ref().map(ApiState::access)
     }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
-fn query_value<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    query
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// A boolean query flag: `true`/`1` or `false`/`0`; `Err` names the bad value.
-fn query_flag(query: &[(String, String)], name: &str) -> Result<bool, String> {
-    match query_value(query, name) {
-        None | Some("false" | "0") => Ok(false),
-        Some("true" | "1" | "") => Ok(true),
-        Some(other) => Err(format!(
-            "query parameter {name}={other:?} must be true or false"
-        )),
+    fn readiness(&self) -> Result<(), Vec<String>> {
+        self.shared.readiness()
     }
-}
 
-fn bad_request(message: String) -> Response<Full<Bytes>> {
-    error(StatusCode::BAD_REQUEST, message, json!({}))
+    fn status(&self) -> Result<Vec<u8>, String> {
+        serde_json::to_vec_pretty(&self.shared.status()).map_err(|e| e.to_string())
+    }
+
+    fn metrics(&self) -> (&'static str, String) {
+        (super::metrics::CONTENT_TYPE, self.shared.metrics.render())
+    }
+
+    fn exists(&self, id: &str) -> bool {
+        self.shared.entry(id).is_some()
+    }
+
+    fn list(&self) -> Answer<ConnectorList> {
+        Ok(list(&self.shared, self.state()?))
+    }
+
+    fn get(&self, id: &str) -> Answer<Connector> {
+        self.state()?;
+        let entry = self
+            .shared
+            .entry(id)
+            .ok_or_else(|| ApiError::no_connector(id))?;
+        Ok(view(&entry))
+    }
+
+    async fn create(&self, body: Bytes) -> Answer<Connector> {
+        create(&self.shared, self.state()?, &body).await
+    }
+
+    async fn update(&self, id: &str, body: Bytes) -> Answer<Connector> {
+        update::update(&self.shared, self.state()?, id, &body).await
+    }
+
+    async fn delete(&self, id: &str, delete_index: bool) -> Answer<Deleted> {
+        delete(&self.shared, self.state()?, id, delete_index).await
+    }
+
+    fn sync_now(&self, id: &str, retarget: bool) -> Answer<SyncStarted> {
+        self.state()?;
+        sync_now(&self.shared, id, retarget)
+    }
+
+    fn history(&self, id: &str, limit: usize) -> Answer<SyncList> {
+        self.state()?;
+        syncs(&self.shared, id, limit)
+    }
+
+    async fn search(&self, id: &str, query: &str, limit: usize) -> Answer<SearchResult> {
+        self.state()?;
+        search(&self.shared, id, query, limit).await
+    }
+
+    async fn aws_setup(&self, bucket_uri: &str, role_name: &str) -> Answer<AwsSetup> {
+        aws_setup(self.state()?, bucket_uri, role_name).await
+    }
 }
 
 /// `GET /api/v1/aws-setup[?bucket_uri=s3://bucket/prefix&role_name=NAME]`.
-async fn aws_setup(api: &ApiState, query: &[(String, String)]) -> Response<Full<Bytes>> {
-    let bucket_uri = query_value(query, "bucket_uri").unwrap_or("s3://your-bucket");
-    let uri = match BucketUri::parse(bucket_uri) {
-        Ok(uri) => uri,
-        Err(rule) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("query parameter bucket_uri {bucket_uri:?} {rule}"),
-                json!({}),
-            );
-        }
-    };
-    let role_name = query_value(query, "role_name").unwrap_or("s3-connector-read");
+async fn aws_setup(api: &ApiState, bucket_uri: &str, role_name: &str) -> Answer<AwsSetup> {
+    let uri = BucketUri::parse(bucket_uri).map_err(|rule| {
+        ApiError::bad_request(format!("query parameter bucket_uri {bucket_uri:?} {rule}"))
+    })?;
     if crate::config::rules_of_names::check_role_arn(&format!(
         "arn:aws:iam::111122223333:role/{role_name}"
     ))
     .is_err()
     {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "query parameter role_name {role_name:?} is not an IAM role name (1 to 64 of letters, digits and +=,.@_-)"
-            ),
-            json!({}),
-        );
+        return Err(ApiError::bad_request(format!(
+            "query parameter role_name {role_name:?} is not an IAM role name (1 to 64 of letters, digits and +=,.@_-)"
+        )));
     }
-    let principal = match principal(api).await {
-        Ok(principal) => principal,
-        Err(cause) => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "cannot find the principal customers must trust: {cause}; set api.principal_arn"
-                ),
-                json!({}),
-            );
-        }
-    };
-    json_response(
-        StatusCode::OK,
-        &setup::aws_setup(&principal, &api.external_id, &uri, role_name),
-    )
+    let principal = principal(api).await.map_err(|cause| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "cannot find the principal customers must trust: {cause}; set api.principal_arn"
+            ),
+        )
+    })?;
+    Ok(setup::aws_setup(
+        &principal,
+        &api.external_id,
+        &uri,
+        role_name,
+    ))
 }
 
 /// Our principal: `api.principal_arn`, else the worker's identity (found once).
@@ -474,24 +330,20 @@ async fn principal(api: &ApiState) -> Result<String, String> {
 }
 
 /// `POST /api/v1/connectors`: validate, probe, store, start.
-async fn create(shared: &Arc<Shared>, api: &ApiState, body: &[u8]) -> Response<Full<Bytes>> {
-    let (checked, flags) = match request::parse_create(body, &api.external_id, &api.defaults) {
-        Ok(parsed) => parsed,
-        Err(problems) => return problems_answer(&problems),
-    };
+async fn create(shared: &Arc<Shared>, api: &ApiState, body: &[u8]) -> Answer<Connector> {
+    let (checked, flags) =
+        request::parse_create(body, &api.external_id, &api.defaults).map_err(ApiError::problems)?;
     let connector = checked.connector;
     let existing: Vec<Arc<Entry>> = shared.entries();
     if let Some(reason) = clash(&connector, existing.iter().map(|e| e.connector())) {
-        return error(StatusCode::CONFLICT, reason, json!({}));
+        return Err(ApiError::new(StatusCode::CONFLICT, reason));
     }
     let steps = api.probe(&connector, flags).await;
-    if let Some(refused) = probe_failed(&connector, &steps) {
-        return refused;
-    }
+    probe_failed(&connector, &steps)?;
     let _changing = api.changing.lock().await;
     // Another request may have taken the id or index while the probe ran.
     if let Some(reason) = clash(&connector, shared.entries().iter().map(|e| e.connector())) {
-        return error(StatusCode::CONFLICT, reason, json!({}));
+        return Err(ApiError::new(StatusCode::CONFLICT, reason));
     }
     let stored = StoredConnector {
         form: checked.form,
@@ -501,52 +353,45 @@ async fn create(shared: &Arc<Shared>, api: &ApiState, body: &[u8]) -> Response<F
     };
     let mut all = stored_connectors(shared, api);
     all.push(stored.clone());
-    if let Err(cause) = api.store.save(&all) {
-        return error(
+    api.store.save(&all).map_err(|cause| {
+        ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("the probe passed but the connector could not be stored: {cause}"),
-            json!({}),
-        );
-    }
-    let entry = match Entry::new(
+        )
+    })?;
+    let entry = Entry::new(
         connector,
         Origin::Api(Box::new(stored)),
         crate::sync::shard::Shard::whole(),
         &shared.history,
-    ) {
-        Ok(entry) => entry,
-        Err(cause) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the connector was stored but its history cannot be read: {cause}"),
-                json!({}),
-            );
-        }
-    };
+    )
+    .map_err(|cause| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the connector was stored but its history cannot be read: {cause}"),
+        )
+    })?;
     let entry = shared.add(entry);
     // The first sync, now; the schedule counts from here.
     shared.start_sync(&entry, Trigger::Api, flags.retarget);
     tracing::info!(message = "Created a connector through the API.", connector = %entry.id());
     let mut answer = view(&entry);
-    answer["steps"] = json!(steps);
-    json_response(StatusCode::CREATED, &answer)
+    answer.steps = Some(json!(steps));
+    Ok(answer)
 }
 
-/// The 422 answer when a step of the probe failed; `None` when it passed.
-fn probe_failed(
-    connector: &ConnectorConfig,
-    steps: &[StepResult],
-) -> Option<Response<Full<Bytes>>> {
+/// The 422 answer when a step of the probe failed.
+fn probe_failed(connector: &ConnectorConfig, steps: &[StepResult]) -> Result<(), ApiError> {
     if verify::all_passed(steps) {
-        return None;
+        return Ok(());
     }
     let cause = first_failure(steps);
     tracing::info!(message = "A connector's probe failed; nothing was stored.", connector = %connector.id, %cause);
-    Some(error(
+    Err(ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         format!("the probe failed, so nothing was stored: {cause}"),
-        json!({ "cause": cause, "steps": steps }),
-    ))
+    )
+    .with_probe(cause, &steps))
 }
 
 /// What a passing probe of `connector` verified, now.
@@ -596,70 +441,80 @@ fn stored_connectors(shared: &Shared, api: &ApiState) -> Vec<StoredConnector> {
 }
 
 /// `GET /api/v1/connectors`.
-fn list(shared: &Shared, api: &ApiState) -> Response<Full<Bytes>> {
-    let connectors: Vec<Value> = shared.entries().iter().map(|e| view(e)).collect();
-    let conflicts: Vec<Value> = lock(&api.conflicts)
-        .iter()
-        .map(|c| json!({ "id": c.stored.id(), "reason": c.reason, "verified": c.stored.verified }))
-        .collect();
-    json_response(
-        StatusCode::OK,
-        &json!({ "connectors": connectors, "conflicts": conflicts }),
-    )
+fn list(shared: &Shared, api: &ApiState) -> ConnectorList {
+    ConnectorList {
+        connectors: shared.entries().iter().map(|e| view(e)).collect(),
+        conflicts: lock(&api.conflicts)
+            .iter()
+            .map(|c| ConflictView {
+                id: c.stored.id().to_owned(),
+                reason: c.reason.clone(),
+                verified: json!(c.stored.verified),
+            })
+            .collect(),
+    }
 }
 
 /// One connector as the API shows it: settings (never secrets), `verified_*`, live status.
-fn view(entry: &Entry) -> Value {
+fn view(entry: &Entry) -> Connector {
     let connector = entry.connector();
     let stored = entry.stored();
     let status = entry.status();
     let credentials = match CredentialMode::of(&connector) {
-        CredentialMode::StaticKeys => "static_keys",
-        CredentialMode::DefaultChain => "default_chain",
-        CredentialMode::AssumedRole { .. } => "assumed_role",
+        CredentialMode::StaticKeys => Credentials::StaticKeys,
+        CredentialMode::DefaultChain => Credentials::DefaultChain,
+        CredentialMode::AssumedRole { .. } => Credentials::AssumedRole,
     };
-    let mut view = json!({
-        "id": connector.id,
-        "origin": if stored.is_some() { "api" } else { "file" },
-        "read_only": stored.is_none(),
-        "index_name": connector.index_name(),
-        "buckets": match &connector.buckets {
+    let verified = stored.as_ref().map(|s| &s.verified);
+    Connector {
+        id: connector.id.clone(),
+        origin: if stored.is_some() {
+            crate::http::model::Origin::Api
+        } else {
+            crate::http::model::Origin::File
+        },
+        read_only: stored.is_none(),
+        index_name: connector.index_name().to_owned(),
+        buckets: match &connector.buckets {
             BucketSelection::All => vec!["*".to_owned()],
             BucketSelection::Named(names) => names.clone(),
         },
-        "role_arn": connector.role(),
-        "expected_bucket_owner": connector.expected_owner(),
-        "credentials": credentials,
-        "schedule": status.schedule,
-        "running": status.running,
-        "next_run": status.next_run.map(rfc3339),
-        "last_sync": status.last_sync,
-        "last_success_at": status.last_success_at.map(rfc3339),
-        "skipped": status.skipped,
-        "notifications": connector.notifications.as_ref().map(|n| json!({
-            "queue_url": n.queue_url,
-            "format": n.format.as_str(),
-        })),
-        "inventory": connector.inventory.as_ref().map(|i| json!({
-            "destination": if i.prefix.is_empty() {
+        role_arn: connector.role().map(str::to_owned),
+        expected_bucket_owner: connector.expected_owner().map(str::to_owned),
+        credentials,
+        schedule: status.schedule,
+        running: status.running.map(|running| json!(running)),
+        next_run: status.next_run.map(rfc3339),
+        last_sync: status.last_sync.map(|record| json!(record)),
+        last_success_at: status.last_success_at.map(rfc3339),
+        skipped: status.skipped,
+        notifications: connector.notifications.as_ref().map(|n| NotificationsView {
+            queue_url: n.queue_url.clone(),
+            format: n.format.as_str().to_owned(),
+        }),
+        inventory: connector.inventory.as_ref().map(|i| InventoryView {
+            destination: if i.prefix.is_empty() {
                 format!("s3://{}", i.bucket)
             } else {
                 format!("s3://{}/{}", i.bucket, i.prefix)
             },
-            "config_id": i.config_id,
-            "max_age": humantime::format_duration(i.max_age).to_string(),
-            "deletion_grace": humantime::format_duration(i.deletion_grace).to_string(),
-        })),
-    });
-    if let Some(stored) = &stored
-        && let (Value::Object(view), Value::Object(verified)) = (&mut view, json!(stored.verified))
-    {
-        view.extend(verified);
-        if let Some(rules) = stored.form.get("sync_rules") {
-            view.insert("sync_rules".into(), rules.clone());
-        }
+            config_id: i.config_id.clone(),
+            max_age: humantime::format_duration(i.max_age).to_string(),
+            deletion_grace: humantime::format_duration(i.deletion_grace).to_string(),
+        }),
+        verified_bucket_uri: verified.map(|v| v.verified_bucket_uri.clone()),
+        verified_role_arn: verified.map(|v| v.verified_role_arn.clone()),
+        verified_bucket_owner_account_id: verified
+            .map(|v| v.verified_bucket_owner_account_id.clone()),
+        verified_at: verified.map(|v| rfc3339(v.verified_at)),
+        sync_rules: stored
+            .as_ref()
+            .and_then(|s| s.form.get("sync_rules"))
+            .cloned(),
+        steps: None,
+        probed: None,
+        retarget_pending: None,
     }
-    view
 }
 
 fn rfc3339(at: OffsetDateTime) -> String {
@@ -672,11 +527,12 @@ async fn delete(
     shared: &Arc<Shared>,
     api: &ApiState,
     id: &str,
-    query: &[(String, String)],
-) -> Response<Full<Bytes>> {
-    let drop_index = match query_flag(query, "delete_index") {
-        Ok(flag) => flag,
-        Err(message) => return bad_request(message),
+    drop_index: bool,
+) -> Answer<Deleted> {
+    let deleted = |documents_deleted| Deleted {
+        id: id.to_owned(),
+        deleted: true,
+        documents_deleted,
     };
     let _changing = api.changing.lock().await;
     let Some(entry) = shared.entry(id) else {
@@ -685,41 +541,32 @@ async fn delete(
         let before = conflicts.len();
         conflicts.retain(|c| c.stored.id() != id);
         if conflicts.len() == before {
-            return not_found(id);
+            return Err(ApiError::no_connector(id));
         }
         drop(conflicts);
-        return match api.store.save(&stored_connectors(shared, api)) {
-            Ok(()) => json_response(
-                StatusCode::OK,
-                &json!({ "id": id, "deleted": true, "documents_deleted": 0 }),
-            ),
-            Err(cause) => error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                cause.to_string(),
-                json!({}),
-            ),
-        };
+        api.store
+            .save(&stored_connectors(shared, api))
+            .map_err(|cause| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, cause.to_string()))?;
+        return Ok(deleted(0));
     };
     if entry.is_file_connector() {
-        return error(
+        return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!(
                 "connector {id} comes from the config file and is read-only here; remove it from the file"
             ),
-            json!({}),
-        );
+        ));
     }
     shared.remove(id);
     let remaining = stored_connectors(shared, api);
-    if let Err(cause) = api.store.save(&remaining) {
-        return error(
+    api.store.save(&remaining).map_err(|cause| {
+        ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!(
                 "connector {id} was stopped but the store could not be rewritten, so it comes back at the next start: {cause}"
             ),
-            json!({}),
-        );
-    }
+        )
+    })?;
     let mut documents_deleted = 0;
     if drop_index {
         let waited = tokio::time::timeout(DELETE_WAIT, async {
@@ -729,31 +576,25 @@ async fn delete(
         })
         .await;
         if waited.is_err() {
-            return error(
+            return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
                     "connector {id} was deleted, but its sync did not stop within {} s, so its documents were kept; delete again with delete_index=true",
                     DELETE_WAIT.as_secs()
                 ),
-                json!({}),
-            );
+            ));
         }
-        match drop_documents(shared, &entry.connector()).await {
-            Ok(count) => documents_deleted = count,
-            Err(cause) => {
-                return error(
+        documents_deleted = drop_documents(shared, &entry.connector())
+            .await
+            .map_err(|cause| {
+                ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!("connector {id} was deleted, but its documents could not be: {cause}"),
-                    json!({}),
-                );
-            }
-        }
+                )
+            })?;
     }
     tracing::info!(message = "Deleted a connector through the API.", connector = %id, drop_index, documents_deleted);
-    json_response(
-        StatusCode::OK,
-        &json!({ "id": id, "deleted": true, "documents_deleted": documents_deleted }),
-    )
+    Ok(deleted(documents_deleted))
 }
 
 /// Deletes every document of the connector's index; returns how many.
@@ -793,127 +634,69 @@ async fn delete_all<S: Sink>(sink: &S) -> Result<u64, String> {
 }
 
 /// `POST /api/v1/connectors/{id}/sync[?retarget=true]`.
-fn sync_now(shared: &Arc<Shared>, id: &str, query: &[(String, String)]) -> Response<Full<Bytes>> {
-    let retarget = match query_flag(query, "retarget") {
-        Ok(flag) => flag,
-        Err(message) => return bad_request(message),
-    };
-    let Some(entry) = shared.entry(id) else {
-        return not_found(id);
-    };
+fn sync_now(shared: &Arc<Shared>, id: &str, retarget: bool) -> Answer<SyncStarted> {
+    let entry = shared.entry(id).ok_or_else(|| ApiError::no_connector(id))?;
     if shared
         .shutting_down
         .load(std::sync::atomic::Ordering::SeqCst)
     {
-        return error(
+        return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the worker is shutting down",
-            json!({}),
-        );
+        ));
     }
     if shared.start_sync(&entry, Trigger::Api, retarget) {
-        json_response(
-            StatusCode::ACCEPTED,
-            &json!({ "id": id, "started": true, "retarget": retarget }),
-        )
+        Ok(SyncStarted {
+            id: id.to_owned(),
+            started: true,
+            retarget,
+        })
     } else {
-        error(
+        Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("a sync of connector {id} is running; it was not started twice"),
-            json!({ "running": entry.status().running }),
         )
+        .with("running", &entry.status().running))
     }
 }
 
 /// `GET /api/v1/connectors/{id}/syncs[?limit=N]`: the history, newest first.
-fn syncs(shared: &Shared, id: &str, query: &[(String, String)]) -> Response<Full<Bytes>> {
+fn syncs(shared: &Shared, id: &str, limit: usize) -> Answer<SyncList> {
     if shared.entry(id).is_none() {
-        return not_found(id);
+        return Err(ApiError::no_connector(id));
     }
-    let limit = match parse_limit(query, 50, 1000) {
-        Ok(limit) => limit,
-        Err(message) => return bad_request(message),
-    };
-    match shared.history.records(id) {
-        Ok(records) => {
-            let newest: Vec<&SyncRecord> = records.iter().rev().take(limit).collect();
-            json_response(StatusCode::OK, &json!({ "id": id, "syncs": newest }))
-        }
-        Err(cause) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            cause.to_string(),
-            json!({}),
-        ),
-    }
-}
-
-fn parse_limit(query: &[(String, String)], default: usize, max: usize) -> Result<usize, String> {
-    match query_value(query, "limit") {
-        None => Ok(default),
-        Some(text) => match text.parse::<usize>() {
-            Ok(limit) if (1..=max).contains(&limit) => Ok(limit),
-            _ => Err(format!(
-                "query parameter limit={text:?} must be a number from 1 to {max}"
-            )),
-        },
-    }
-}
-
-/// One search hit as the API answers it.
-#[derive(Debug, Serialize)]
-struct Hit {
-    id: String,
-    bucket: String,
-    key: String,
-    score: f32,
-    title: Option<String>,
-    /// Up to [`SNIPPET_CHARS`] characters of body around the first query term found.
-    snippet: Option<String>,
+    let records = shared
+        .history
+        .records(id)
+        .map_err(|cause| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, cause.to_string()))?;
+    let newest: Vec<&SyncRecord> = records.iter().rev().take(limit).collect();
+    Ok(SyncList {
+        id: id.to_owned(),
+        syncs: newest.into_iter().map(|record| json!(record)).collect(),
+    })
 }
 
 /// `GET /api/v1/connectors/{id}/search?q=...&limit=N`.
-async fn search(shared: &Shared, id: &str, query: &[(String, String)]) -> Response<Full<Bytes>> {
-    let Some(entry) = shared.entry(id) else {
-        return not_found(id);
-    };
-    let Some(text) = query_value(query, "q").filter(|q| !q.trim().is_empty()) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "query parameter q (the search text) is missing",
-            json!({}),
-        );
-    };
-    let limit = match parse_limit(query, 10, MAX_SEARCH_LIMIT) {
-        Ok(limit) => limit,
-        Err(message) => return bad_request(message),
+async fn search(shared: &Shared, id: &str, text: &str, limit: usize) -> Answer<SearchResult> {
+    let entry = shared.entry(id).ok_or_else(|| ApiError::no_connector(id))?;
+    let result = |hits| SearchResult {
+        id: id.to_owned(),
+        query: text.to_owned(),
+        hits,
     };
     let sink =
         match AnySink::open_existing(&shared.config.index, entry.connector().index_name()).await {
             Ok(Some(sink)) => sink,
-            Ok(None) => {
-                return json_response(
-                    StatusCode::OK,
-                    &json!({ "id": id, "query": text, "hits": [] }),
-                );
-            }
+            Ok(None) => return Ok(result(Vec::new())),
             Err(cause) => {
-                return error(
+                return Err(ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("cannot open the index: {cause}"),
-                    json!({}),
-                );
+                ));
             }
         };
-    let found = match crate::with_sink!(&sink, sink => sink.search(text, limit).await) {
-        Ok(found) => found,
-        Err(cause) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("the search failed: {cause}"),
-                json!({}),
-            );
-        }
-    };
+    let found = crate::with_sink!(&sink, sink => sink.search(text, limit).await)
+        .map_err(|cause| ApiError::bad_request(format!("the search failed: {cause}")))?;
     let mut hits = Vec::with_capacity(found.len());
     for hit in found {
         let document = match crate::sink::DocId::from_hex(&hit.id) {
@@ -932,124 +715,92 @@ async fn search(shared: &Shared, id: &str, query: &[(String, String)]) -> Respon
             score: hit.score,
         });
     }
-    json_response(
-        StatusCode::OK,
-        &json!({ "id": id, "query": text, "hits": hits }),
-    )
-}
-
-/// About [`SNIPPET_CHARS`] characters of `body` starting a little before the first query term.
-fn snippet(body: &str, query: &str) -> String {
-    let lower = body.to_lowercase();
-    let start_byte = query
-        .split_whitespace()
-        .map(|term| {
-            term.trim_matches(|c: char| !c.is_alphanumeric())
-                .to_lowercase()
-        })
-        .filter(|term| !term.is_empty())
-        .filter_map(|term| lower.find(&term))
-        .min()
-        .unwrap_or(0);
-    // `lower` can differ in length from `body`; count characters instead of bytes.
-    let start_char = lower[..start_byte.min(lower.len())]
-        .chars()
-        .count()
-        .saturating_sub(40);
-    let text: String = body.chars().skip(start_char).take(SNIPPET_CHARS).collect();
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if start_char > 0 {
-        format!("…{text}")
-    } else {
-        text
-    }
+    Ok(result(hits))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sync::ConfigShards;
+    use serde_json::Value;
 
-    #[test]
-    fn the_openapi_document_describes_exactly_the_routes() {
-        let document: Value = serde_json::from_str(OPENAPI).unwrap();
-        let paths = document["paths"].as_object().unwrap();
-        let mut described = 0;
-        for (path, operations) in paths {
-            let concrete = path.replace("{id}", "some-id");
-            let segments: Vec<&str> = concrete
-                .strip_prefix("/api/v1/")
-                .unwrap()
-                .split('/')
-                .collect();
-            let allowed = allowed_methods(&segments).unwrap_or_else(|| panic!("no route {path}"));
-            let methods: Vec<String> = operations
-                .as_object()
-                .unwrap()
-                .keys()
-                .filter(|k| *k != "parameters")
-                .map(|k| k.to_uppercase())
-                .collect();
-            let mut routed: Vec<&str> = allowed.split(", ").collect();
-            routed.sort_unstable();
-            let mut methods: Vec<&str> = methods.iter().map(String::as_str).collect();
-            methods.sort_unstable();
-            assert_eq!(methods, routed, "{path}");
-            described += methods.len();
-        }
-        // Every route of `allowed_methods`: two on the collection, three on one connector, five
-        // more.
-        assert_eq!(described, 10);
+    /// A worker with the API on and one file connector, over an embedded index in `dir`.
+    fn handle(dir: &std::path::Path) -> Handle {
+        let text = format!(
+            "index:\n  kind: embedded\n  path: {index}\nstate_dir: {state}\napi:\n  token: handle-test-token-0123\n  external_id: handle-test\n  principal_arn: arn:aws:iam::111122223333:user/platform\ndefaults:\n  region: us-east-1\nconnectors:\n  - id: from-file\n    buckets: [docs]\n",
+            index = dir.join("index").display(),
+            state = dir.join("state").display(),
+        );
+        let config = crate::config::parse(
+            &text,
+            std::path::Path::new("test.yml"),
+            std::path::Path::new("."),
+            &|_| None,
+        )
+        .unwrap();
+        let shards = ConfigShards::whole(&config);
+        let worker = super::super::Worker::new(config, shards).unwrap();
+        Handle::new(worker.shared)
     }
 
-    #[test]
-    fn the_openapi_links_name_operations_and_their_parameters() {
-        let document: Value = serde_json::from_str(OPENAPI).unwrap();
-        // operationId -> the path parameters of its path.
-        let mut operations = std::collections::HashMap::new();
-        for (path, methods) in document["paths"].as_object().unwrap() {
-            for (method, operation) in methods.as_object().unwrap() {
-                if let Some(id) = operation["operationId"].as_str() {
-                    let parameters: Vec<String> = path
-                        .split('/')
-                        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
-                        .map(str::to_owned)
-                        .collect();
-                    operations.insert(id.to_owned(), (method.clone(), parameters));
-                }
-            }
-        }
-        let mut links = 0;
-        for methods in document["paths"].as_object().unwrap().values() {
-            for operation in methods.as_object().unwrap().values() {
-                let Some(responses) = operation["responses"].as_object() else {
-                    continue;
-                };
-                for response in responses.values() {
-                    for (name, link) in response["links"].as_object().into_iter().flatten() {
-                        let target = link["operationId"].as_str().unwrap();
-                        let (_, parameters) = operations
-                            .get(target)
-                            .unwrap_or_else(|| panic!("link {name} names no operation {target}"));
-                        let given: Vec<&String> =
-                            link["parameters"].as_object().unwrap().keys().collect();
-                        assert_eq!(given, parameters.iter().collect::<Vec<_>>(), "{name}");
-                        links += 1;
-                    }
-                }
-            }
-        }
-        // create -> get, update, sync, syncs, search, delete; update -> all but itself; get ->
-        // update, sync, delete; sync -> get, syncs, delete.
-        assert_eq!(links, 6 + 5 + 3 + 3);
-    }
-
-    #[test]
-    fn query_strings_are_decoded() {
-        let query = parse_query("q=quarterly+figures&bucket_uri=s3%3A%2F%2Fb%2Fp&flag&bad=%zz%4");
-        assert_eq!(query_value(&query, "q"), Some("quarterly figures"));
-        assert_eq!(query_value(&query, "bucket_uri"), Some("s3://b/p"));
-        assert_eq!(query_value(&query, "flag"), Some(""));
-        assert_eq!(query_value(&query, "bad"), Some("%zz%4"));
+    #[tokio::test]
+    async fn the_worker_answers_through_its_handle_without_http() {
+        let dir = tempfile::tempdir().unwrap();
+        let handle = handle(dir.path());
+        let access = handle.api().unwrap();
+        assert_eq!(access.token.expose(), "handle-test-token-0123");
+        let listed = handle.list().unwrap();
+        assert_eq!(listed.connectors.len(), 1);
+        let file = &listed.connectors[0];
+        assert_eq!((file.id.as_str(), file.read_only), ("from-file", true));
+        assert_eq!(file.origin, crate::http::model::Origin::File);
+        assert!(handle.exists("from-file") && !handle.exists("nobody"));
+        assert_eq!(
+            handle.get("nobody").unwrap_err(),
+            ApiError::no_connector("nobody")
+        );
+        // The file's connectors are read-only.
+        let refused = handle
+            .update("from-file", Bytes::from_static(br#"{"interval": "1h"}"#))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.status, StatusCode::CONFLICT, "{refused:?}");
+        let refused = handle.delete("from-file", false).await.unwrap_err();
+        assert_eq!(refused.status, StatusCode::CONFLICT, "{refused:?}");
+        // A bad body is 400 with every problem, before any probe.
+        let refused = handle
+            .create(Bytes::from_static(br#"{"id": "beta"}"#))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+        assert_eq!(refused.body.problems.map(|p| p.len()), Some(3));
+        // History and search before any sync: empty.
+        assert!(handle.history("from-file", 10).unwrap().syncs.is_empty());
+        assert!(
+            handle
+                .search("from-file", "anything", 10)
+                .await
+                .unwrap()
+                .hits
+                .is_empty()
+        );
+        assert_eq!(
+            handle.sync_now("nobody", false).unwrap_err().status,
+            StatusCode::NOT_FOUND
+        );
+        // The AWS set-up names the deployment's principal and ExternalId.
+        let setup = handle
+            .aws_setup("s3://acme-docs/reports", "reader")
+            .await
+            .unwrap();
+        assert_eq!(setup.external_id, "handle-test");
+        assert_eq!(setup.bucket_uri, "s3://acme-docs/reports");
+        let refused = handle.aws_setup("http://x", "reader").await.unwrap_err();
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+        // Readiness: the file connector's index was not opened yet.
+        assert!(handle.readiness().is_err());
+        let status: Value = serde_json::from_slice(&handle.status().unwrap()).unwrap();
+        assert_eq!(status["connectors"][0]["id"], "from-file");
     }
 
     #[test]

@@ -9,11 +9,12 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::config::inherit::ConnectorDefaults;
 use crate::config::{self, ConfigError, ConnectorConfig, Problem, REDACTED};
+use crate::http::model::FieldProblem;
 
 use super::store::StoredConnector;
 
@@ -79,28 +80,6 @@ pub struct Checked {
     pub connector: ConnectorConfig,
 }
 
-/// One problem of a request, as a 400 answer lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldProblem {
-    /// The body field (`bucket_uri`, `sync_rules[0].prefix`), or `body` for the whole body.
-    pub field: String,
-    /// The offending value, quoted; masked for secrets; absent when there is none.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
-    /// The rule broken.
-    pub rule: String,
-}
-
-impl FieldProblem {
-    fn new(field: &str, value: Option<String>, rule: impl Into<String>) -> Self {
-        Self {
-            field: field.to_owned(),
-            value,
-            rule: rule.into(),
-        }
-    }
-}
-
 /// A bucket URI split into bucket and prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketUri {
@@ -127,19 +106,27 @@ impl BucketUri {
 }
 
 /// Parses and checks a create request: the checked connector and the request's flags, or
-/// every problem found.
+/// every problem found, all at once.
 pub fn parse_create(
     body: &[u8],
     external_id: &str,
     defaults: &ConnectorDefaults,
 ) -> Result<(Checked, Flags), Vec<FieldProblem>> {
-    let (object, flags) = parse_object(body)?;
-    Ok((check(object, external_id, defaults)?, flags))
+    let (object, flags, mut problems) = parse_object(body)?;
+    match check(object, external_id, defaults) {
+        Ok(checked) if problems.is_empty() => Ok((checked, flags)),
+        Ok(_) => Err(problems),
+        Err(more) => {
+            problems.extend(more);
+            Err(problems)
+        }
+    }
 }
 
 /// Parses and checks an update of `stored` (connector `id`): the merged connector and the
-/// update's flags. The body is a JSON merge patch of the stored request: a field it names
-/// replaces the stored one (objects are merged the same way), `null` removes it.
+/// update's flags, or every problem found, all at once. The body is a JSON merge patch of the
+/// stored request: a field it names replaces the stored one (objects are merged the same way),
+/// `null` removes it.
 pub fn parse_update(
     body: &[u8],
     id: &str,
@@ -147,17 +134,18 @@ pub fn parse_update(
     external_id: &str,
     defaults: &ConnectorDefaults,
 ) -> Result<(Checked, Flags), Vec<FieldProblem>> {
-    let (patch, flags) = parse_object(body)?;
+    let (mut patch, flags, mut problems) = parse_object(body)?;
     if let Some(sent) = patch.get("id")
         && sent.as_str() != Some(id)
     {
-        return Err(vec![FieldProblem::new(
+        problems.push(FieldProblem::new(
             "id",
             Some(sent.to_string()),
             format!(
                 "cannot be changed (the connector is {id:?}); create another connector instead"
             ),
-        )]);
+        ));
+        patch.remove("id");
     }
     let mut request = request_of(stored);
     merge_patch(&mut request, Value::Object(patch));
@@ -168,17 +156,32 @@ pub fn parse_update(
             "must be a JSON object",
         )]);
     };
-    Ok((check(request, external_id, defaults)?, flags))
+    match check(request, external_id, defaults) {
+        Ok(checked) if problems.is_empty() => Ok((checked, flags)),
+        Ok(_) => Err(problems),
+        Err(more) => {
+            problems.extend(more);
+            Err(problems)
+        }
+    }
 }
 
-/// The body as a JSON object without its flags; refused fields are problems.
-fn parse_object(body: &[u8]) -> Result<(Map<String, Value>, Flags), Vec<FieldProblem>> {
+/// The body as a JSON object without its flags and without the fields it may not carry, and
+/// the problems of those; `Err` when it is no JSON object at all.
+#[allow(clippy::type_complexity)]
+fn parse_object(
+    body: &[u8],
+) -> Result<(Map<String, Value>, Flags, Vec<FieldProblem>), Vec<FieldProblem>> {
     let value: Value = serde_json::from_slice(body).map_err(|error| {
+        // serde's message ends with its own " at line L column C": say the position once.
+        let message = error.to_string();
+        let position = format!(" at line {} column {}", error.line(), error.column());
+        let message = message.strip_suffix(&position).unwrap_or(&message);
         vec![FieldProblem::new(
             "body",
             None,
             format!(
-                "is not valid JSON: {error} (line {}, column {})",
+                "is not valid JSON: {message} (line {}, column {})",
                 error.line(),
                 error.column()
             ),
@@ -193,7 +196,7 @@ fn parse_object(body: &[u8]) -> Result<(Map<String, Value>, Flags), Vec<FieldPro
     };
     let mut problems: Vec<FieldProblem> = KEY_FIELDS
         .iter()
-        .filter(|field| object.contains_key(**field))
+        .filter(|field| object.remove(**field).is_some())
         .map(|field| {
             FieldProblem::new(
                 field,
@@ -202,24 +205,22 @@ fn parse_object(body: &[u8]) -> Result<(Map<String, Value>, Flags), Vec<FieldPro
             )
         })
         .collect();
-    if object.contains_key("external_id") {
+    if object.remove("external_id").is_some() {
         problems.push(FieldProblem::new(
             "external_id",
             None,
             "is set by the deployment (GET /api/v1/aws-setup shows it); leave it out",
         ));
     }
-    if object.contains_key("sharding") {
+    if object.remove("sharding").is_some() {
         problems.push(FieldProblem::new(
             "sharding",
             None,
             "is not available through the API: the API runs on one worker (run --shard N > 1 refuses an api block), which syncs its connectors whole",
         ));
     }
-    if object
-        .get("notifications")
-        .and_then(Value::as_object)
-        .is_some_and(|n| n.contains_key("sqs_endpoint_url"))
+    if let Some(Value::Object(notifications)) = object.get_mut("notifications")
+        && notifications.remove("sqs_endpoint_url").is_some()
     {
         problems.push(FieldProblem::new(
             "notifications.sqs_endpoint_url",
@@ -243,33 +244,79 @@ fn parse_object(body: &[u8]) -> Result<(Map<String, Value>, Flags), Vec<FieldPro
         retarget: flag("retarget", false),
         wait: flag("wait", true),
     };
-    if problems.is_empty() {
-        Ok((object, flags))
-    } else {
-        Err(problems)
-    }
+    Ok((object, flags, problems))
 }
 
-/// Checks a request object (no flags) into the connector's form and the connector.
+/// Stand-ins for required fields that are missing or of the wrong type, so that the config's
+/// rules still judge every other field of the body (the answer is an error either way).
+const STAND_INS: [(&str, &str); 4] = [
+    ("id", "stand-in"),
+    ("bucket_uri", "s3://stand-in-bucket"),
+    ("role_arn", "arn:aws:iam::111122223333:role/stand-in"),
+    ("expected_bucket_owner", "111122223333"),
+];
+
+/// Checks a request object (no flags) into the connector's form and the connector: every
+/// problem of its shape (the documented type, `CreateConnector`) and of its values (the config
+/// file's rules), at once.
 fn check(
     object: Map<String, Value>,
     external_id: &str,
     defaults: &ConnectorDefaults,
 ) -> Result<Checked, Vec<FieldProblem>> {
     let value = Value::Object(object);
-    let request: CreateConnector =
+    let mut problems = crate::http::model::CreateConnector::problems(&value);
+    let request: CreateConnector = if problems.is_empty() {
         serde_path_to_error::deserialize(value.clone()).map_err(|error| {
             let path = error.path().to_string();
             let field = if path == "." { "body".to_owned() } else { path };
             vec![FieldProblem::new(&field, None, error.inner().to_string())]
-        })?;
-    let form = connector_form(&request, external_id)?;
-    let connector = validate_form(&form, defaults)?;
-    Ok(Checked {
-        request: value,
-        form,
-        connector,
-    })
+        })?
+    } else {
+        // Judge the well-formed fields; the others are reported already.
+        let Value::Object(mut object) = value.clone() else {
+            return Err(problems);
+        };
+        object.retain(|field, _| {
+            !problems
+                .iter()
+                .any(|p| p.field == *field || p.field.starts_with(&format!("{field}.")))
+        });
+        for (field, stand_in) in STAND_INS {
+            if !object.get(field).is_some_and(Value::is_string) {
+                object.insert(field.into(), json!(stand_in));
+            }
+        }
+        match serde_json::from_value(Value::Object(object)) {
+            Ok(request) => request,
+            Err(_) => return Err(problems),
+        }
+    };
+    let (form, form_problems) = connector_form(&request, external_id);
+    let reported = |field: &str| {
+        problems
+            .iter()
+            .chain(&form_problems)
+            .any(|p| p.field == field || field.starts_with(&format!("{}.", p.field)))
+    };
+    match validate_form(&form, defaults) {
+        Ok(connector) if problems.is_empty() && form_problems.is_empty() => Ok(Checked {
+            request: value,
+            form,
+            connector,
+        }),
+        Ok(_) => {
+            problems.extend(form_problems);
+            Err(problems)
+        }
+        Err(more) => {
+            let more: Vec<FieldProblem> =
+                more.into_iter().filter(|p| !reported(&p.field)).collect();
+            problems.extend(form_problems);
+            problems.extend(more);
+            Err(problems)
+        }
+    }
 }
 
 /// Applies a JSON merge patch (RFC 7396) to `target`.
@@ -338,18 +385,21 @@ pub fn request_of(stored: &StoredConnector) -> Value {
     Value::Object(request)
 }
 
-/// The config file's form of the requested connector.
-fn connector_form(
-    request: &CreateConnector,
-    external_id: &str,
-) -> Result<Value, Vec<FieldProblem>> {
-    let uri = BucketUri::parse(&request.bucket_uri).map_err(|rule| {
-        vec![FieldProblem::new(
+/// The config file's form of the requested connector, and the problems found making it (a
+/// field with a problem is left out of the form, or stood in for).
+fn connector_form(request: &CreateConnector, external_id: &str) -> (Value, Vec<FieldProblem>) {
+    let mut problems = Vec::new();
+    let uri = BucketUri::parse(&request.bucket_uri).unwrap_or_else(|rule| {
+        problems.push(FieldProblem::new(
             "bucket_uri",
             Some(format!("{:?}", request.bucket_uri)),
             rule,
-        )]
-    })?;
+        ));
+        BucketUri {
+            bucket: "stand-in-bucket".to_owned(),
+            prefix: String::new(),
+        }
+    });
     let mut form = Map::new();
     form.insert("id".into(), json!(request.id));
     form.insert("buckets".into(), json!([uri.bucket]));
@@ -364,18 +414,18 @@ fn connector_form(
     }
     match (&request.sync_rules, uri.prefix.is_empty()) {
         (Some(Value::String(_)), _) => {
-            return Err(vec![FieldProblem::new(
+            problems.push(FieldProblem::new(
                 "sync_rules",
                 None,
                 "must be the rule list itself (a JSON array), not a file path",
-            )]);
+            ));
         }
         (Some(_), false) => {
-            return Err(vec![FieldProblem::new(
+            problems.push(FieldProblem::new(
                 "sync_rules",
                 None,
                 "is set together with a prefix in bucket_uri; put the prefix in the rules",
-            )]);
+            ));
         }
         (Some(rules), true) => {
             form.insert("sync_rules".into(), rules.clone());
@@ -404,7 +454,7 @@ fn connector_form(
             form.insert(field.into(), value.clone());
         }
     }
-    Ok(Value::Object(form))
+    (Value::Object(form), problems)
 }
 
 /// Validates a connector form with the config file's rules, `defaults` inherited; problems
@@ -534,6 +584,74 @@ mod tests {
             let shown = format!("{problems:?}");
             assert!(!shown.contains("wJalr-secret"), "{shown}");
         }
+    }
+
+    #[test]
+    fn every_problem_of_a_body_is_answered_at_once() {
+        let fields = |body: &str| -> Vec<(String, String)> {
+            create(body)
+                .expect_err(body)
+                .into_iter()
+                .map(|p| (p.field, p.rule))
+                .collect()
+        };
+        // Every missing field.
+        let missing = fields(r#"{"id": "beta"}"#);
+        for field in ["bucket_uri", "role_arn", "expected_bucket_owner"] {
+            assert!(
+                missing
+                    .iter()
+                    .any(|(f, r)| f == "body" && r == &format!("missing field `{field}`")),
+                "{missing:?}"
+            );
+        }
+        assert_eq!(missing.len(), 3, "{missing:?}");
+        // Six bad values.
+        let bad = fields(
+            r#"{"id": "Acme!", "bucket_uri": "http://x", "role_arn": "nope", "expected_bucket_owner": "42", "interval": "soon", "index_name": "Bad Name"}"#,
+        );
+        let named: std::collections::BTreeSet<&str> = bad.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            named.into_iter().collect::<Vec<_>>(),
+            [
+                "bucket_uri",
+                "expected_bucket_owner",
+                "id",
+                "index_name",
+                "interval",
+                "role_arn"
+            ],
+            "{bad:?}"
+        );
+        // Unknown fields and wrong types, at any depth, in a person's words; keys still refused.
+        let shaped = fields(
+            r#"{"id": 5, "bucket_uri": true, "role_arn": "arn:aws:iam::111122223333:role/search", "expected_bucket_owner": "111122223333", "intervall": "1h", "colour": "red", "notifications": {"queue_url": "https://sqs.us-east-1.amazonaws.com/111122223333/q", "wait_time": "soon", "max_messages": 11}, "aws_secret_access_key": "wJalr-secret"}"#,
+        );
+        for (field, rule) in [
+            ("aws_secret_access_key", "accepts no AWS keys"),
+            ("id", "must be text"),
+            ("bucket_uri", "must be text"),
+            ("intervall", "did you mean `interval`?"),
+            ("colour", "unknown field"),
+            ("notifications.wait_time", "a whole number from 0 to 20"),
+            ("notifications.max_messages", "a whole number from 1 to 10"),
+        ] {
+            assert!(
+                shaped.iter().any(|(f, r)| f == field && r.contains(rule)),
+                "{field} {rule}: {shaped:?}"
+            );
+        }
+        assert_eq!(shaped.len(), 7, "{shaped:?}");
+        assert!(!format!("{shaped:?}").contains("wJalr"), "{shaped:?}");
+        assert!(!format!("{shaped:?}").contains("u32"), "{shaped:?}");
+    }
+
+    #[test]
+    fn bad_json_says_its_position_once() {
+        let problems = create("{\n  \"id\": \"beta\",\n}").unwrap_err();
+        let rule = &problems[0].rule;
+        assert!(rule.contains("(line 3, column 1)"), "{rule}");
+        assert!(!rule.contains("at line"), "{rule}");
     }
 
     #[test]

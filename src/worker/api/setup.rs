@@ -6,24 +6,27 @@ use serde_json::{Value, json};
 
 use super::request::{BucketUri, validate_form};
 use crate::config::inherit::ConnectorDefaults;
+use crate::http::model::AwsSetup;
 use crate::policy;
 
 /// The set-up for a role named `role_name` reading `uri`.
-pub fn aws_setup(principal: &str, external_id: &str, uri: &BucketUri, role_name: &str) -> Value {
+pub fn aws_setup(principal: &str, external_id: &str, uri: &BucketUri, role_name: &str) -> AwsSetup {
     let trust = policy::trust_policy(principal, external_id);
     let permissions = permissions(uri);
-    json!({
-        "principal_arn": principal,
-        "external_id": external_id,
-        "role_name": role_name,
-        "bucket_uri": format!("s3://{}/{}", uri.bucket, uri.prefix).trim_end_matches('/'),
-        "trust_policy": trust,
-        "permissions_policy": permissions,
-        "cloudformation": policy::cloudformation(role_name, &trust, &permissions),
-        "terraform": policy::terraform(role_name, &trust, &permissions),
-        "aws_cli": policy::aws_cli_commands(role_name, &trust, &permissions),
-        "next": "Create the role in the account that owns the bucket, then POST /api/v1/connectors with {id, bucket_uri, role_arn, expected_bucket_owner}.",
-    })
+    AwsSetup {
+        principal_arn: principal.to_owned(),
+        external_id: external_id.to_owned(),
+        role_name: role_name.to_owned(),
+        bucket_uri: format!("s3://{}/{}", uri.bucket, uri.prefix)
+            .trim_end_matches('/')
+            .to_owned(),
+        cloudformation: policy::cloudformation(role_name, &trust, &permissions),
+        terraform: policy::terraform(role_name, &trust, &permissions),
+        aws_cli: policy::aws_cli_commands(role_name, &trust, &permissions),
+        trust_policy: trust,
+        permissions_policy: permissions,
+        next: "Create the role in the account that owns the bucket, then POST /api/v1/connectors with {id, bucket_uri, role_arn, expected_bucket_owner}.".to_owned(),
+    }
 }
 
 /// The least-privilege permissions for one bucket and prefix, from the same function `verify`

@@ -10,20 +10,18 @@
 
 use std::sync::Arc;
 
-use http_body_util::Full;
-use hyper::body::Bytes;
-use hyper::{Response, StatusCode};
 use serde_json::json;
 
-use super::super::http::json_response;
 use super::store::StoredConnector;
 use super::{
-    ApiState, Origin, Shared, clash, error, lock, not_found, probe_failed, problems_answer,
-    request, stored_connectors, verified, view,
+    ApiState, Origin, Shared, clash, lock, probe_failed, request, stored_connectors, verified, view,
 };
 use crate::config::ConnectorConfig;
+use crate::http::handle::{Answer, ApiError, StatusCode};
+use crate::http::model::Connector;
+use crate::sink::IndexSource;
 use crate::sink::{AnySink, Sink};
-use crate::sync::target::{self, IndexSource};
+use crate::sync::target;
 
 /// The fields of a connector's form that its probe checks: a change in any of them is probed
 /// again before it is stored.
@@ -44,34 +42,30 @@ pub(super) async fn update(
     api: &ApiState,
     id: &str,
     body: &[u8],
-) -> Response<Full<Bytes>> {
+) -> Answer<Connector> {
     let Some(entry) = shared.entry(id) else {
         if let Some(conflict) = lock(&api.conflicts).iter().find(|c| c.stored.id() == id) {
-            return error(
+            return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 format!(
                     "connector {id} is stored but not running: {}; delete it and create it again",
                     conflict.reason
                 ),
-                json!({}),
-            );
+            ));
         }
-        return not_found(id);
+        return Err(ApiError::no_connector(id));
     };
     let Some(before) = entry.stored() else {
-        return error(
+        return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!(
                 "connector {id} comes from the config file and is read-only here; change it in the file"
             ),
-            json!({}),
-        );
+        ));
     };
     let (checked, flags) =
-        match request::parse_update(body, id, &before, &api.external_id, &api.defaults) {
-            Ok(parsed) => parsed,
-            Err(problems) => return problems_answer(&problems),
-        };
+        request::parse_update(body, id, &before, &api.external_id, &api.defaults)
+            .map_err(ApiError::problems)?;
     let connector = checked.connector;
     let others: Vec<Arc<ConnectorConfig>> = shared
         .entries()
@@ -80,30 +74,30 @@ pub(super) async fn update(
         .map(|e| e.connector())
         .collect();
     if let Some(reason) = clash(&connector, others) {
-        return error(StatusCode::CONFLICT, reason, json!({}));
+        return Err(ApiError::new(StatusCode::CONFLICT, reason));
     }
     let retarget = match bound_elsewhere(shared, &connector).await {
         Ok(None) => false,
         Ok(Some(_)) if flags.retarget => true,
         Ok(Some((recorded, wanted))) => {
-            return error(
+            return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 format!(
                     "index {} holds documents from {recorded}, but the update points it at {wanted}; nothing was changed. If the index should follow the new source (its old documents are then deleted by the next sync), send the update again with \"retarget\": true; otherwise give the connector another index_name",
                     connector.index_name()
                 ),
-                json!({ "recorded": recorded, "wanted": wanted }),
-            );
+            )
+            .with("recorded", &recorded)
+            .with("wanted", &wanted));
         }
         Err(cause) => {
-            return error(
+            return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
                     "cannot read which source index {} holds, so nothing was changed: {cause}",
                     connector.index_name()
                 ),
-                json!({}),
-            );
+            ));
         }
     };
     let probed = PROBED_FIELDS
@@ -112,22 +106,19 @@ pub(super) async fn update(
     let mut steps = Vec::new();
     if probed {
         steps = api.probe(&connector, flags).await;
-        if let Some(refused) = probe_failed(&connector, &steps) {
-            return refused;
-        }
+        probe_failed(&connector, &steps)?;
     }
     let _changing = api.changing.lock().await;
     // Another request may have changed or deleted the connector while the probe ran.
     let current = shared.entry(id);
     if !current.is_some_and(|c| Arc::ptr_eq(&c, &entry)) || entry.stored().as_ref() != Some(&before)
     {
-        return error(
+        return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!(
                 "connector {id} was changed or deleted while this update was checked; read it and send the update again"
             ),
-            json!({}),
-        );
+        ));
     }
     let stored = StoredConnector {
         form: checked.form,
@@ -143,13 +134,12 @@ pub(super) async fn update(
         .into_iter()
         .map(|s| if s.id() == id { stored.clone() } else { s })
         .collect();
-    if let Err(cause) = api.store.save(&all) {
-        return error(
+    api.store.save(&all).map_err(|cause| {
+        ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("the connector could not be stored, so nothing was changed: {cause}"),
-            json!({}),
-        );
-    }
+        )
+    })?;
     let pending = stored.retarget_pending;
     shared.update(&entry, connector, Origin::Api(Box::new(stored)));
     if pending {
@@ -159,12 +149,12 @@ pub(super) async fn update(
     }
     tracing::info!(message = "Updated a connector through the API.", connector = %id, probed, retarget);
     let mut answer = view(&entry);
-    answer["probed"] = json!(probed);
-    answer["retarget_pending"] = json!(pending);
+    answer.probed = Some(probed);
+    answer.retarget_pending = Some(pending);
     if probed {
-        answer["steps"] = json!(steps);
+        answer.steps = Some(json!(steps));
     }
-    json_response(StatusCode::OK, &answer)
+    Ok(answer)
 }
 
 /// The source the connector's index records and the one the connector points at, when the

@@ -1,0 +1,114 @@
+//! The error answers every route shares: an [`ApiError`] as `{"error": {...}}`, the 404 of a
+//! path nothing serves, and the layer that gives the framework's own 405 and 413 answers under
+//! `/api` the same JSON shape (with `Allow` on a 405).
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::handle::{ApiAccess, ApiError, StatusCode};
+use super::model::Error;
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        json(self.status, &Error { error: *self.body })
+    }
+}
+
+/// The answer of an operation: `status` and its JSON, or the error.
+pub(super) fn answer<T: serde::Serialize>(
+    status: StatusCode,
+    answer: Result<T, ApiError>,
+) -> Response {
+    match answer {
+        Ok(value) => json(status, &value),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// A JSON answer, pretty-printed.
+pub(super) fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec_pretty(value) {
+        Ok(body) => respond(status, "application/json", body),
+        Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
+    }
+}
+
+/// A plain-text answer.
+pub(super) fn text(status: StatusCode, body: &str) -> Response {
+    respond(
+        status,
+        "text/plain; charset=utf-8",
+        body.as_bytes().to_vec(),
+    )
+}
+
+/// An answer with a body of `content_type`.
+pub(super) fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response {
+    (
+        status,
+        [(CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        Body::from(body),
+    )
+        .into_response()
+}
+
+/// True for a path of the API.
+pub(super) fn is_api(path: &str) -> bool {
+    path == "/api" || path.starts_with("/api/")
+}
+
+/// 413 for a body over `api.max_body_bytes`.
+pub(super) fn too_large(max_body_bytes: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the body is larger than {max_body_bytes} bytes (api.max_body_bytes)"),
+    )
+}
+
+/// What answers a path no route serves.
+pub(super) async fn fallback(method: Method, request: Request) -> Response {
+    let path = request.uri().path();
+    if is_api(path) {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no route {path}; see /api/v1/openapi.json"),
+        )
+        .into_response();
+    }
+    if method != Method::GET && method != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+    }
+    text(
+        StatusCode::NOT_FOUND,
+        "not found; try /healthz, /readyz, /status or /metrics\n",
+    )
+}
+
+/// The layer that gives the framework's bodiless 405 (of the open routes) and its 413 our
+/// shapes: plain text for the first, the JSON error under `/api` for the second.
+pub(super) async fn shape(
+    State(access): State<Option<ApiAccess>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    match response.status() {
+        StatusCode::METHOD_NOT_ALLOWED if !is_json && !is_api(&path) => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE if !is_json => match access {
+            Some(access) => too_large(access.max_body_bytes).into_response(),
+            None => response,
+        },
+        _ => response,
+    }
+}

@@ -1,0 +1,115 @@
+//! The worker's HTTP surface on axum: `/healthz`, `/readyz`, `/status` and `/metrics` (open,
+//! read-only), and with an `api:` block the management API under `/api/v1` (bearer token) and
+//! the web console at `/`; plus the small client `status` and `healthcheck` use to ask a
+//! running worker ([`client`]).
+//!
+//! Plain HTTP/1.1, meant for a private network (put TLS in front of it). The surface reaches
+//! the worker only through [`handle::WorkerHandle`], so it is tested against a fake worker
+//! (`tests.rs`) and knows nothing of the worker's insides. One file per resource: connectors,
+//! syncs (start and history), search, aws-setup, health (with status and metrics), the
+//! console, the OpenAPI document (derived from the types of [`model`]); `auth` and `errors`
+//! are the tower layers and the error answers every route shares.
+
+mod auth;
+mod aws_setup;
+pub mod client;
+mod connectors;
+mod console;
+mod errors;
+pub mod handle;
+mod health;
+pub mod model;
+pub mod openapi;
+mod params;
+mod search;
+mod syncs;
+#[cfg(test)]
+mod tests;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
+
+use handle::WorkerHandle;
+
+/// How long a connection may take to send its request head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a request may take to send its body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The routes of `handle`: health, status and metrics always; the API and the console when
+/// the handle has API settings.
+pub fn router<H: WorkerHandle>(handle: Arc<H>) -> Router {
+    let mut router = health::routes::<H>();
+    if let Some(access) = handle.api() {
+        let api = Router::new()
+            .merge(connectors::routes::<H>())
+            .merge(syncs::routes::<H>())
+            .merge(search::routes::<H>())
+            .merge(aws_setup::routes::<H>())
+            .merge(openapi::routes())
+            .method_not_allowed_fallback(openapi::not_allowed)
+            // `api.max_body_bytes` rules, not the framework's own default of 2 MB.
+            .layer(axum::extract::DefaultBodyLimit::disable())
+            .layer(RequestBodyLimitLayer::new(access.max_body_bytes))
+            .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT));
+        router = router.merge(api).merge(console::routes());
+    }
+    router
+        .fallback(errors::fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            handle.api(),
+            errors::shape,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            handle.api(),
+            auth::require_token,
+        ))
+        .with_state(handle)
+}
+
+/// Serves `handle`'s routes on `listener` until the task is dropped.
+pub async fn serve<H: WorkerHandle>(listener: TcpListener, handle: Arc<H>) {
+    let router = router(handle);
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and the like: wait instead of spinning.
+                tracing::warn!(message = "Could not accept an HTTP connection.", %error);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let router = router.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let router = router.clone();
+                async move {
+                    Ok::<_, Infallible>(
+                        router.oneshot(request).await.unwrap_or_else(|e| match e {}),
+                    )
+                }
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            if let Err(error) = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(message = "An HTTP connection ended with an error.", %peer, %error);
+            }
+        });
+    }
+}

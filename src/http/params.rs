@@ -1,0 +1,44 @@
+//! Query parameters: decoded by the framework, read here with the API's rules and messages.
+
+use axum::extract::Query;
+
+use super::handle::ApiError;
+
+/// A request's query parameters, decoded, in their order.
+pub(super) type Params = Query<Vec<(String, String)>>;
+
+/// The first value of query parameter `name`.
+pub(super) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// A boolean query flag: `true`/`1`/empty or `false`/`0`; absent is false.
+pub(super) fn flag(params: &[(String, String)], name: &str) -> Result<bool, ApiError> {
+    match param(params, name) {
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1" | "") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "query parameter {name}={other:?} must be true or false"
+        ))),
+    }
+}
+
+/// Query parameter `limit`: `default` when absent, else a number from 1 to `max`.
+pub(super) fn limit(
+    params: &[(String, String)],
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match param(params, "limit") {
+        None => Ok(default),
+        Some(text) => match text.parse::<usize>() {
+            Ok(limit) if (1..=max).contains(&limit) => Ok(limit),
+            _ => Err(ApiError::bad_request(format!(
+                "query parameter limit={text:?} must be a number from 1 to {max}"
+            ))),
+        },
+    }
+}

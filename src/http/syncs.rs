@@ -1,0 +1,81 @@
+//! `/api/v1/connectors/{id}/sync` (start one now) and `/api/v1/connectors/{id}/syncs` (the
+//! history).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use super::errors::answer;
+use super::handle::{ApiError, StatusCode, WorkerHandle};
+use super::model::{Error, SyncList, SyncStarted};
+use super::params::{Params, flag, limit};
+
+/// Syncs a history answers at most.
+const MAX_HISTORY_LIMIT: usize = 1000;
+
+/// The routes of this file.
+pub(super) fn routes<H: WorkerHandle>() -> Router<Arc<H>> {
+    Router::new()
+        .route("/api/v1/connectors/{id}/sync", post(sync_now::<H>))
+        .route("/api/v1/connectors/{id}/syncs", get(history::<H>))
+}
+
+/// Starts a sync now, outside the schedule.
+#[utoipa::path(post, path = "/api/v1/connectors/{id}/sync", operation_id = "syncConnector", tag = "syncs",
+    params(
+        ("id" = String, Path, description = "The connector's id."),
+        ("retarget" = Option<bool>, Query, description = "Let this sync re-bind an index that holds documents of another source."),
+    ),
+    responses(
+        (status = 202, description = "Started.", body = SyncStarted,
+            links(
+                ("GetConnector" = (operation_id = "getConnector", parameters(("id" = "$response.body#/id")), description = "Its status, the sync running.")),
+                ("ListSyncs" = (operation_id = "listSyncs", parameters(("id" = "$response.body#/id")), description = "Its sync history.")),
+                ("DeleteConnector" = (operation_id = "deleteConnector", parameters(("id" = "$response.body#/id")), description = "Delete it.")),
+            )),
+        (status = 400, description = "A bad retarget.", body = Error),
+        (status = 401, description = "No token, or the wrong one.", body = Error),
+        (status = 404, description = "No such connector.", body = Error),
+        (status = 409, description = "A sync of the connector runs; it was not started twice.", body = Error),
+        (status = 503, description = "The worker is shutting down.", body = Error),
+    ))]
+pub(super) async fn sync_now<H: WorkerHandle>(
+    State(handle): State<Arc<H>>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Response {
+    match flag(&params, "retarget") {
+        Ok(retarget) => answer(StatusCode::ACCEPTED, handle.sync_now(&id, retarget)),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// The connector's sync history, newest first.
+#[utoipa::path(get, path = "/api/v1/connectors/{id}/syncs", operation_id = "listSyncs", tag = "syncs",
+    params(
+        ("id" = String, Path, description = "The connector's id."),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Syncs to answer, default 50."),
+    ),
+    responses(
+        (status = 200, description = "The syncs, newest first.", body = SyncList),
+        (status = 400, description = "A bad limit.", body = Error),
+        (status = 401, description = "No token, or the wrong one.", body = Error),
+        (status = 404, description = "No such connector.", body = Error),
+        (status = 500, description = "The history cannot be read.", body = Error),
+    ))]
+pub(super) async fn history<H: WorkerHandle>(
+    State(handle): State<Arc<H>>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Response {
+    if !handle.exists(&id) {
+        return ApiError::no_connector(&id).into_response();
+    }
+    match limit(&params, 50, MAX_HISTORY_LIMIT) {
+        Ok(limit) => answer(StatusCode::OK, handle.history(&id, limit)),
+        Err(error) => error.into_response(),
+    }
+}

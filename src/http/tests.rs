@@ -1,0 +1,714 @@
+//! The HTTP surface against a fake worker, in-process: routes, status codes, the token, 404
+//! and 405 (with `Allow`), 413, error bodies, the console's headers, and the OpenAPI document
+//! against the router.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::{Body, Bytes};
+use axum::http::{Request, Response};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::handle::{Answer, ApiAccess, ApiError, StatusCode, WorkerHandle};
+use super::model::{
+    AwsSetup, Connector, ConnectorList, Credentials, Deleted, FieldProblem, Hit, Origin,
+    SearchResult, SyncList, SyncStarted,
+};
+use crate::config::Secret;
+
+const TOKEN: &str = "fake-token-0123456789";
+
+/// A worker that keeps connectors in a map and remembers what it was asked.
+#[derive(Default)]
+struct FakeWorker {
+    api_on: bool,
+    max_body_bytes: usize,
+    ready: bool,
+    connectors: Mutex<BTreeMap<String, Connector>>,
+    asked: Mutex<Vec<String>>,
+}
+
+impl FakeWorker {
+    fn with_api() -> Arc<Self> {
+        Arc::new(Self {
+            api_on: true,
+            max_body_bytes: 1024,
+            ready: true,
+            ..Self::default()
+        })
+    }
+
+    fn asked(&self, what: String) {
+        self.asked.lock().unwrap().push(what);
+    }
+
+    fn connector(id: &str) -> Connector {
+        Connector {
+            id: id.to_owned(),
+            origin: Origin::Api,
+            read_only: false,
+            index_name: id.to_owned(),
+            buckets: vec!["b".to_owned()],
+            role_arn: None,
+            expected_bucket_owner: None,
+            credentials: Credentials::AssumedRole,
+            schedule: None,
+            running: None,
+            next_run: None,
+            last_sync: None,
+            last_success_at: None,
+            skipped: 0,
+            notifications: None,
+            inventory: None,
+            verified_bucket_uri: None,
+            verified_role_arn: None,
+            verified_bucket_owner_account_id: None,
+            verified_at: None,
+            sync_rules: None,
+            steps: None,
+            probed: None,
+            retarget_pending: None,
+        }
+    }
+
+    fn found(&self, id: &str) -> Answer<Connector> {
+        self.connectors
+            .lock()
+            .unwrap()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ApiError::no_connector(id))
+    }
+}
+
+impl WorkerHandle for FakeWorker {
+    fn api(&self) -> Option<ApiAccess> {
+        self.api_on.then(|| ApiAccess {
+            token: Secret::new(TOKEN),
+            max_body_bytes: self.max_body_bytes,
+        })
+    }
+
+    fn readiness(&self) -> Result<(), Vec<String>> {
+        if self.ready {
+            Ok(())
+        } else {
+            Err(vec!["shutting down".to_owned(), "index x".to_owned()])
+        }
+    }
+
+    fn status(&self) -> Result<Vec<u8>, String> {
+        Ok(br#"{"worker_running": true}"#.to_vec())
+    }
+
+    fn metrics(&self) -> (&'static str, String) {
+        (
+            "text/plain; version=0.0.4; charset=utf-8",
+            "s3c_up 1\n".to_owned(),
+        )
+    }
+
+    fn exists(&self, id: &str) -> bool {
+        self.connectors.lock().unwrap().contains_key(id)
+    }
+
+    fn list(&self) -> Answer<ConnectorList> {
+        Ok(ConnectorList {
+            connectors: self.connectors.lock().unwrap().values().cloned().collect(),
+            conflicts: Vec::new(),
+        })
+    }
+
+    fn get(&self, id: &str) -> Answer<Connector> {
+        self.found(id)
+    }
+
+    async fn create(&self, body: Bytes) -> Answer<Connector> {
+        let sent: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let Some(id) = sent["id"].as_str() else {
+            return Err(ApiError::problems(vec![FieldProblem::new(
+                "id",
+                None,
+                "is missing",
+            )]));
+        };
+        let connector = Self::connector(id);
+        self.connectors
+            .lock()
+            .unwrap()
+            .insert(id.to_owned(), connector.clone());
+        Ok(connector)
+    }
+
+    async fn update(&self, id: &str, body: Bytes) -> Answer<Connector> {
+        self.asked(format!("update {id} {}", String::from_utf8_lossy(&body)));
+        self.found(id)
+    }
+
+    async fn delete(&self, id: &str, delete_index: bool) -> Answer<Deleted> {
+        self.found(id)?;
+        self.connectors.lock().unwrap().remove(id);
+        Ok(Deleted {
+            id: id.to_owned(),
+            deleted: true,
+            documents_deleted: u64::from(delete_index),
+        })
+    }
+
+    fn sync_now(&self, id: &str, retarget: bool) -> Answer<SyncStarted> {
+        self.found(id)?;
+        Ok(SyncStarted {
+            id: id.to_owned(),
+            started: true,
+            retarget,
+        })
+    }
+
+    fn history(&self, id: &str, limit: usize) -> Answer<SyncList> {
+        self.asked(format!("history {id} {limit}"));
+        Ok(SyncList {
+            id: id.to_owned(),
+            syncs: Vec::new(),
+        })
+    }
+
+    async fn search(&self, id: &str, query: &str, limit: usize) -> Answer<SearchResult> {
+        self.asked(format!("search {id} {query} {limit}"));
+        Ok(SearchResult {
+            id: id.to_owned(),
+            query: query.to_owned(),
+            hits: vec![Hit {
+                id: "0f".to_owned(),
+                bucket: "b".to_owned(),
+                key: "k".to_owned(),
+                score: 1.5,
+                title: None,
+                snippet: Some("text".to_owned()),
+            }],
+        })
+    }
+
+    async fn aws_setup(&self, bucket_uri: &str, role_name: &str) -> Answer<AwsSetup> {
+        Ok(AwsSetup {
+            principal_arn: "arn:aws:iam::111122223333:user/p".to_owned(),
+            external_id: "x".to_owned(),
+            role_name: role_name.to_owned(),
+            bucket_uri: bucket_uri.to_owned(),
+            trust_policy: json!({}),
+            permissions_policy: json!({}),
+            cloudformation: json!({}),
+            terraform: String::new(),
+            aws_cli: String::new(),
+            next: String::new(),
+        })
+    }
+}
+
+/// An answer, read whole.
+struct Answered {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Answered {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+async fn send(worker: &Arc<FakeWorker>, request: Request<Body>) -> Answered {
+    let response: Response<Body> = super::router(Arc::clone(worker))
+        .oneshot(request)
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Answered {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// An authorised request.
+async fn call(worker: &Arc<FakeWorker>, method: &str, uri: &str, body: &str) -> Answered {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    send(worker, request).await
+}
+
+/// A request without a token.
+async fn anonymous(worker: &Arc<FakeWorker>, method: &str, uri: &str) -> Answered {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Body::empty())
+        .unwrap();
+    send(worker, request).await
+}
+
+#[tokio::test]
+async fn health_status_and_metrics_are_open_and_plain() {
+    let worker = FakeWorker::with_api();
+    let ok = anonymous(&worker, "GET", "/healthz").await;
+    assert_eq!((ok.status, ok.body.as_str()), (StatusCode::OK, "ok\n"));
+    assert_eq!(anonymous(&worker, "GET", "/readyz").await.body, "ready\n");
+    let status = anonymous(&worker, "GET", "/status").await;
+    assert_eq!(status.json()["worker_running"], true);
+    assert_eq!(status.header("content-type"), Some("application/json"));
+    let metrics = anonymous(&worker, "GET", "/metrics").await;
+    assert_eq!(metrics.body, "s3c_up 1\n");
+    assert_eq!(
+        metrics.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let not_ready = Arc::new(FakeWorker::default());
+    let answer = anonymous(&not_ready, "GET", "/readyz").await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.body, "not ready: shutting down; index x\n");
+    // Other methods and paths: plain text.
+    let post = anonymous(&worker, "POST", "/healthz").await;
+    assert_eq!(
+        (post.status, post.body.as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n")
+    );
+    let post = anonymous(&worker, "POST", "/nope").await;
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+    let missing = anonymous(&worker, "GET", "/nope").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.body.contains("try /healthz"), "{}", missing.body);
+}
+
+#[tokio::test]
+async fn without_an_api_block_neither_the_api_nor_the_console_is_served() {
+    let worker = Arc::new(FakeWorker {
+        ready: true,
+        ..FakeWorker::default()
+    });
+    let api = call(&worker, "GET", "/api/v1/connectors", "").await;
+    assert_eq!(api.status, StatusCode::NOT_FOUND);
+    assert!(
+        api.body.contains("the management API is off"),
+        "{}",
+        api.body
+    );
+    assert_eq!(
+        anonymous(&worker, "GET", "/").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        anonymous(&worker, "GET", "/healthz").await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn every_api_path_needs_the_token() {
+    let worker = FakeWorker::with_api();
+    for (method, path) in [
+        ("GET", "/api/v1/connectors"),
+        ("POST", "/api/v1/connectors"),
+        ("GET", "/api/v1/openapi.json"),
+        ("DELETE", "/api/v1/connectors/a"),
+        ("GET", "/api/v1/nothing-here"),
+        ("GET", "/api"),
+        ("PUT", "/api/v1/connectors"),
+    ] {
+        let answer = anonymous(&worker, method, path).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{method} {path}");
+        assert_eq!(answer.header("www-authenticate"), Some("Bearer"));
+        assert_eq!(answer.json()["error"]["status"], 401);
+    }
+    let request = Request::get("/api/v1/connectors")
+        .header("authorization", "Bearer not-the-token")
+        .body(Body::empty())
+        .unwrap();
+    let wrong = send(&worker, request).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(!wrong.body.contains(TOKEN));
+    assert!(worker.connectors.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn routes_answer_their_status_codes() {
+    let worker = FakeWorker::with_api();
+    let created = call(&worker, "POST", "/api/v1/connectors", r#"{"id": "acme"}"#).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.json()["id"], "acme");
+    let listed = call(&worker, "GET", "/api/v1/connectors", "").await;
+    assert_eq!(listed.json()["connectors"][0]["id"], "acme");
+    assert_eq!(listed.json()["conflicts"], json!([]));
+    let got = call(&worker, "GET", "/api/v1/connectors/acme", "").await;
+    assert_eq!(got.status, StatusCode::OK);
+    // Optional fields of a connector are null, the extras of some answers absent.
+    assert_eq!(got.json()["next_run"], Value::Null);
+    assert!(got.json().get("steps").is_none(), "{}", got.body);
+    let patched = call(
+        &worker,
+        "PATCH",
+        "/api/v1/connectors/acme",
+        r#"{"interval": "2h"}"#,
+    )
+    .await;
+    assert_eq!(patched.status, StatusCode::OK);
+    let synced = call(
+        &worker,
+        "POST",
+        "/api/v1/connectors/acme/sync?retarget=true",
+        "",
+    )
+    .await;
+    assert_eq!(synced.status, StatusCode::ACCEPTED);
+    assert_eq!(synced.json()["retarget"], true);
+    let history = call(&worker, "GET", "/api/v1/connectors/acme/syncs?limit=5", "").await;
+    assert_eq!(history.status, StatusCode::OK);
+    let found = call(
+        &worker,
+        "GET",
+        "/api/v1/connectors/acme/search?q=quarterly+figures",
+        "",
+    )
+    .await;
+    assert_eq!(found.json()["query"], "quarterly figures");
+    let setup = call(
+        &worker,
+        "GET",
+        "/api/v1/aws-setup?bucket_uri=s3%3A%2F%2Fb%2Fp&flag&bad=%zz%4",
+        "",
+    )
+    .await;
+    assert_eq!(setup.json()["bucket_uri"], "s3://b/p");
+    assert_eq!(setup.json()["role_name"], "s3-connector-read");
+    let deleted = call(
+        &worker,
+        "DELETE",
+        "/api/v1/connectors/acme?delete_index=1",
+        "",
+    )
+    .await;
+    assert_eq!(deleted.json()["documents_deleted"], 1);
+    assert_eq!(
+        *worker.asked.lock().unwrap(),
+        [
+            r#"update acme {"interval": "2h"}"#,
+            "history acme 5",
+            "search acme quarterly figures 10",
+        ]
+    );
+    // Gone: 404 in the error shape.
+    let gone = call(&worker, "GET", "/api/v1/connectors/acme", "").await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        gone.json(),
+        json!({"error": {"status": 404, "message": "no connector with id \"acme\""}})
+    );
+}
+
+#[tokio::test]
+async fn bad_query_parameters_and_bodies_are_400_in_the_error_shape() {
+    let worker = FakeWorker::with_api();
+    call(&worker, "POST", "/api/v1/connectors", r#"{"id": "acme"}"#).await;
+    for (method, uri, message) in [
+        (
+            "GET",
+            "/api/v1/connectors/acme/syncs?limit=0",
+            "query parameter limit=\"0\" must be a number from 1 to 1000",
+        ),
+        (
+            "GET",
+            "/api/v1/connectors/acme/search?limit=5",
+            "query parameter q (the search text) is missing",
+        ),
+        (
+            "GET",
+            "/api/v1/connectors/acme/search?q=x&limit=101",
+            "query parameter limit=\"101\" must be a number from 1 to 100",
+        ),
+        (
+            "DELETE",
+            "/api/v1/connectors/acme?delete_index=maybe",
+            "query parameter delete_index=\"maybe\" must be true or false",
+        ),
+        (
+            "POST",
+            "/api/v1/connectors/acme/sync?retarget=yes",
+            "query parameter retarget=\"yes\" must be true or false",
+        ),
+    ] {
+        let answer = call(&worker, method, uri, "").await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(answer.json()["error"]["message"], message, "{uri}");
+    }
+    // An unknown connector is 404 before its parameters are looked at.
+    let answer = call(
+        &worker,
+        "GET",
+        "/api/v1/connectors/nobody/syncs?limit=0",
+        "",
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    // The worker's problems pass through with their fields.
+    let answer = call(&worker, "POST", "/api/v1/connectors", "{}").await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        answer.json()["error"],
+        json!({"status": 400, "message": "the connector is not valid: id: is missing", "problems": [{"field": "id", "rule": "is missing"}]})
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
+    let worker = FakeWorker::with_api();
+    let answer = call(&worker, "GET", "/api/v1/nothing", "").await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        answer.json()["error"]["message"],
+        "no route /api/v1/nothing; see /api/v1/openapi.json"
+    );
+    for (method, path, allowed) in [
+        ("PUT", "/api/v1/connectors", "GET, POST"),
+        ("POST", "/api/v1/connectors/a", "GET, PATCH, DELETE"),
+        ("GET", "/api/v1/connectors/a/sync", "POST"),
+        ("DELETE", "/api/v1/connectors/a/syncs", "GET"),
+        ("POST", "/api/v1/aws-setup", "GET"),
+        ("PATCH", "/api/v1/openapi.json", "GET"),
+    ] {
+        let answer = call(&worker, method, path, "").await;
+        assert_eq!(
+            answer.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert_eq!(answer.header("allow"), Some(allowed), "{method} {path}");
+        assert_eq!(
+            answer.json()["error"]["message"],
+            format!("{path} allows {allowed}")
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413_in_the_error_shape() {
+    let worker = FakeWorker::with_api();
+    let huge = format!(r#"{{"id": "acme", "index_name": "{}"}}"#, "x".repeat(2000));
+    // With a Content-Length (refused before it is read), and streamed without one.
+    let sized = call(&worker, "POST", "/api/v1/connectors", &huge).await;
+    let chunks: Vec<Result<Bytes, std::io::Error>> = huge
+        .as_bytes()
+        .chunks(100)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let request = Request::patch("/api/v1/connectors/acme")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Body::from_stream(futures::stream::iter(chunks)))
+        .unwrap();
+    let streamed = send(&worker, request).await;
+    for answer in [sized, streamed] {
+        assert_eq!(
+            answer.status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{}",
+            answer.body
+        );
+        assert_eq!(
+            answer.json()["error"]["message"],
+            "the body is larger than 1024 bytes (api.max_body_bytes)"
+        );
+    }
+    assert!(worker.connectors.lock().unwrap().is_empty());
+    assert!(worker.asked.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_console_is_served_with_its_security_headers() {
+    let worker = FakeWorker::with_api();
+    for (path, content_type) in [
+        ("/", "text/html; charset=utf-8"),
+        ("/index.html", "text/html; charset=utf-8"),
+        ("/console/app.js", "text/javascript; charset=utf-8"),
+        ("/console/app.css", "text/css; charset=utf-8"),
+        ("/favicon.ico", "image/svg+xml"),
+    ] {
+        let answer = anonymous(&worker, "GET", path).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}");
+        assert_eq!(answer.header("content-type"), Some(content_type));
+        assert!(
+            answer
+                .header("content-security-policy")
+                .is_some_and(|csp| csp.contains("default-src 'self'")),
+            "{path}"
+        );
+        assert_eq!(answer.header("x-content-type-options"), Some("nosniff"));
+    }
+}
+
+/// The document's operations: (METHOD, path).
+fn documented(document: &Value) -> Vec<(String, String)> {
+    let mut operations = Vec::new();
+    for (path, methods) in document["paths"].as_object().unwrap() {
+        for method in methods.as_object().unwrap().keys() {
+            if method != "parameters" {
+                operations.push((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    operations
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_exactly_the_routes() {
+    let worker = FakeWorker::with_api();
+    call(
+        &worker,
+        "POST",
+        "/api/v1/connectors",
+        r#"{"id": "some-id"}"#,
+    )
+    .await;
+    let served = call(&worker, "GET", "/api/v1/openapi.json", "").await;
+    assert_eq!(served.status, StatusCode::OK);
+    let document = served.json();
+    assert_eq!(
+        document,
+        serde_json::from_str::<Value>(&super::openapi::document()).unwrap()
+    );
+    let operations = documented(&document);
+    // Two on the collection, three on one connector, five more.
+    assert_eq!(operations.len(), 10, "{operations:?}");
+    let paths: std::collections::BTreeSet<&str> =
+        operations.iter().map(|(_, path)| path.as_str()).collect();
+    for path in paths {
+        let concrete = path.replace("{id}", "some-id");
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            let is_documented = operations.contains(&(method.to_owned(), path.to_owned()));
+            let answer = call(&worker, method, &format!("{concrete}?q=x"), "{}").await;
+            if is_documented {
+                assert!(
+                    answer.status != StatusCode::METHOD_NOT_ALLOWED
+                        && !answer.body.contains("no route"),
+                    "{method} {path} is documented but not routed: {}",
+                    answer.body
+                );
+            } else {
+                assert_eq!(
+                    answer.status,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {path} is routed but not documented"
+                );
+            }
+            // Deleting the connector would leave the rest 404.
+            if method == "DELETE" && is_documented {
+                call(
+                    &worker,
+                    "POST",
+                    "/api/v1/connectors",
+                    r#"{"id": "some-id"}"#,
+                )
+                .await;
+            }
+        }
+    }
+}
+
+#[test]
+fn the_openapi_links_name_operations_and_their_parameters() {
+    let document: Value = serde_json::from_str(&super::openapi::document()).unwrap();
+    // operationId -> the path parameters of its path.
+    let mut operations = std::collections::HashMap::new();
+    for (path, methods) in document["paths"].as_object().unwrap() {
+        for (method, operation) in methods.as_object().unwrap() {
+            if let Some(id) = operation["operationId"].as_str() {
+                let parameters: Vec<String> = path
+                    .split('/')
+                    .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                    .map(str::to_owned)
+                    .collect();
+                operations.insert(id.to_owned(), (method.clone(), parameters));
+            }
+        }
+    }
+    let mut links = 0;
+    for methods in document["paths"].as_object().unwrap().values() {
+        for operation in methods.as_object().unwrap().values() {
+            let Some(responses) = operation["responses"].as_object() else {
+                continue;
+            };
+            for response in responses.values() {
+                for (name, link) in response["links"].as_object().into_iter().flatten() {
+                    let target = link["operationId"].as_str().unwrap();
+                    let (_, parameters) = operations
+                        .get(target)
+                        .unwrap_or_else(|| panic!("link {name} names no operation {target}"));
+                    let given: Vec<&String> =
+                        link["parameters"].as_object().unwrap().keys().collect();
+                    assert_eq!(given, parameters.iter().collect::<Vec<_>>(), "{name}");
+                    links += 1;
+                }
+            }
+        }
+    }
+    // create -> get, update, sync, syncs, search, delete; update -> all but itself; get ->
+    // update, sync, delete; sync -> get, syncs, delete.
+    assert_eq!(links, 6 + 5 + 3 + 3);
+}
+
+#[test]
+fn the_document_describes_the_bodies_from_their_types() {
+    let document: Value = serde_json::from_str(&super::openapi::document()).unwrap();
+    let schemas = &document["components"]["schemas"];
+    let create = &schemas["CreateConnector"];
+    let mut required: Vec<&str> = create["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    required.sort_unstable();
+    assert_eq!(
+        required,
+        ["bucket_uri", "expected_bucket_owner", "id", "role_arn"]
+    );
+    assert_eq!(create["additionalProperties"], false);
+    assert!(schemas["UpdateConnector"].get("required").is_none());
+    for schema in [
+        "Connector",
+        "ConnectorList",
+        "Error",
+        "FieldProblem",
+        "SearchResult",
+        "AwsSetup",
+    ] {
+        assert!(schemas[schema].is_object(), "{schema}");
+    }
+    assert_eq!(
+        document["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}
+
+#[test]
+fn query_strings_are_decoded() {
+    use super::params::{Params, param};
+    let uri: axum::http::Uri = "/x?q=quarterly+figures&bucket_uri=s3%3A%2F%2Fb%2Fp&flag&bad=%zz%4"
+        .parse()
+        .unwrap();
+    let axum::extract::Query(query) = Params::try_from_uri(&uri).unwrap();
+    assert_eq!(param(&query, "q"), Some("quarterly figures"));
+    assert_eq!(param(&query, "bucket_uri"), Some("s3://b/p"));
+    assert_eq!(param(&query, "flag"), Some(""));
+    assert_eq!(param(&query, "bad"), Some("%zz%4"));
+}
