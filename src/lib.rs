@@ -16,6 +16,7 @@
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod did_you_mean;
 pub mod durable;
 pub mod events;
 pub mod extract;
@@ -23,6 +24,8 @@ pub mod extract;
 pub mod fuzzing;
 pub mod http;
 pub mod policy;
+#[cfg(test)]
+mod proptest_config;
 pub mod retry;
 pub mod rules;
 pub mod sink;

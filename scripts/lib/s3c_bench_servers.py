@@ -20,6 +20,7 @@ import sys
 import urllib.error
 import urllib.request
 
+import s3c_scripts
 from s3c_scripts import SupervisedServer, answers, log
 
 SEAWEEDFS_VERSION = "4.48"
@@ -29,9 +30,7 @@ ACCESS_KEY = "bench"
 SECRET_KEY = "bench-secret"
 
 def tools_dir():
-    base = os.environ.get("S3C_TOOLS_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "s3-connector")
-    return os.path.join(base, "bench-tools")
+    return os.path.join(s3c_scripts.tools_dir(), "bench-tools")
 
 
 def ensure_tools(osmem=False):

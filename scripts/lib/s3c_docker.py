@@ -5,7 +5,7 @@ from Debian's packages and the Dockerfile's base images are made here.
 
 - ensure_packages(): docker.io, containerd, runc, debootstrap and iptables from Debian (as root).
 - Engine: a `dockerd` with its own data root, exec root, pidfile and unix socket under
-  ${S3C_DOCKER_DIR:-$HOME/.cache/s3-connector/docker}, so that layers and base images survive
+  ${S3C_DOCKER_DIR:-${S3C_TOOLS_DIR:-$HOME/.cache/s3-connector}/docker}, so that layers and base images survive
   between runs; bridge, iptables and NAT off (builds and containers use --network=host). Used as
   a context manager; a file lock keeps two runs from sharing one data root.
 - ensure_debian_slim(): `debian:trixie-slim` from debootstrap, trimmed like the official image.
@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 
-from s3c_scripts import log
+from s3c_scripts import log, tools_dir
 
 DEBIAN_RELEASE = "trixie"
 DEBIAN_IMAGE = f"debian:{DEBIAN_RELEASE}-slim"
@@ -61,8 +61,8 @@ class DockerError(Exception):
 
 
 def docker_dir():
-    return os.environ.get("S3C_DOCKER_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "s3-connector", "docker")
+    """The engine's data: S3C_DOCKER_DIR, else docker/ in the tools directory (S3C_TOOLS_DIR)."""
+    return os.environ.get("S3C_DOCKER_DIR") or os.path.join(tools_dir(), "docker")
 
 
 def ensure_packages():

@@ -9,6 +9,8 @@
 - LocalStackServer: LocalStack (S3, STS, IAM) without Docker on a free 127.0.0.1 port, from the
   Python 3.13 virtualenv of scripts/ensure-localstack.
 - connector_binary(): the s3-connector executable, built with cargo unless one is given.
+- tools_dir(): where every script keeps what it installs and caches: ${S3C_TOOLS_DIR}, else
+  ~/.cache/s3-connector (the same rule as scripts/ensure-pip-tool and the Rust test harness).
 """
 
 import json
@@ -37,6 +39,12 @@ echo "$pid"
 exec 3<&-
 wait "$pid"
 """
+
+
+def tools_dir():
+    """Where scripts keep what they install and cache: S3C_TOOLS_DIR, else ~/.cache/s3-connector."""
+    return os.environ.get("S3C_TOOLS_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "s3-connector")
 
 
 def log(message):

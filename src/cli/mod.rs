@@ -72,7 +72,8 @@ enum Command {
     /// owner, a listing under each rule prefix, a one-byte read; exit 0 if every step passed.
     Verify(verify::VerifyArgs),
     /// Print the trust policy, the least-privilege permissions policy and the AWS CLI commands
-    /// for a connector's role in the bucket owner's account.
+    /// for a connector's role in the bucket owner's account; exit 2 if the connector has no
+    /// role_arn and external_id (there is no role to describe).
     TrustPolicy(trust_policy::TrustPolicyArgs),
     /// Print a fresh random external id for a new connector.
     ExternalId,

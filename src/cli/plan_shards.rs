@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::{ConfigArg, EXIT_FAILED, load_with_connector};
-use crate::config::BucketSelection;
+use super::{ConfigArg, EXIT_CONFIG, EXIT_FAILED, load_with_connector};
+use crate::config::{BucketSelection, IndexConfig};
 use crate::credentials;
 use crate::source::s3::S3Source;
 use crate::sync::shard_plan::{self, KeySample};
@@ -33,13 +33,21 @@ pub(super) struct PlanShardsArgs {
 
 /// Lists the connector's buckets (under its rule prefixes), samples the keys and prints the
 /// `sharding` block. Exit 0 with a proposal (a warning in it when `--max-keys` cut the
-/// listing short), 1 when the listing failed or has too few keys, 2 for a bad config.
+/// listing short), 1 when the listing failed or has too few keys, 2 for a bad config or an
+/// embedded index (whose syncs cannot be split: nothing is listed then).
 pub(super) async fn run(args: PlanShardsArgs) -> anyhow::Result<ExitCode> {
     let (config, position) = match load_with_connector(&args.config.config, &args.connector) {
         Ok(found) => found,
         Err(code) => return Ok(code),
     };
     let connector = &config.connectors[position];
+    if matches!(config.index, IndexConfig::Embedded { .. }) {
+        eprintln!(
+            "error: connector {} writes to the embedded index (index.kind: embedded), which has a single writer: its syncs cannot be split between workers, so there are no shards to plan. Shards need index.kind: opensearch; with the embedded index run one worker (no --shard).",
+            connector.id
+        );
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    }
     let sdk_config = credentials::sdk_config(connector).await;
     let source = S3Source::new(connector, &sdk_config);
     let mut buckets = match &connector.buckets {
@@ -90,9 +98,10 @@ pub(super) async fn run(args: PlanShardsArgs) -> anyhow::Result<ExitCode> {
         }
     };
     println!(
-        "# plan-shards: connector {}, {shards} shards, from {} sampled keys of {seen} listed (every {stride}th key) in bucket(s) {}",
+        "# plan-shards: connector {}, {shards} shards, from {} sampled keys of {seen} listed ({}) in bucket(s) {}",
         connector.id,
         sorted.len(),
+        every_nth_key(stride),
         buckets.join(", ")
     );
     if !complete {
@@ -107,4 +116,44 @@ pub(super) async fn run(args: PlanShardsArgs) -> anyhow::Result<ExitCode> {
     );
     print!("{}", shard_plan::sharding_yaml(&boundaries));
     Ok(ExitCode::SUCCESS)
+}
+
+/// "every key", "every 2nd key", "every 11th key", "every 21st key": which keys a sample of
+/// stride `n` kept.
+fn every_nth_key(n: u64) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    match n {
+        0 | 1 => "every key".to_owned(),
+        n => format!("every {n}{suffix} key"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::every_nth_key;
+
+    #[test]
+    fn strides_read_as_english_ordinals() {
+        let table = [
+            (1, "every key"),
+            (2, "every 2nd key"),
+            (3, "every 3rd key"),
+            (4, "every 4th key"),
+            (11, "every 11th key"),
+            (12, "every 12th key"),
+            (13, "every 13th key"),
+            (21, "every 21st key"),
+            (102, "every 102nd key"),
+            (111, "every 111th key"),
+        ];
+        for (stride, text) in table {
+            assert_eq!(every_nth_key(stride), text, "{stride}");
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Problem, REDACTED, Secret, defaults, schedule, sts_string};
+use super::{NumberRule, Problem, REDACTED, Secret, defaults, duration, sts_string};
 
 /// The management API. Without this block `run` serves no `/api` route and no console.
 #[derive(Debug, Deserialize)]
@@ -45,7 +45,7 @@ pub struct ApiConfig {
     /// client that knows its role is not new sends `"wait": false`. Default `20s`.
     #[serde(
         default = "defaults::api_probe_wait",
-        deserialize_with = "schedule::string_or_number"
+        deserialize_with = "duration::text"
     )]
     pub probe_wait: String,
     /// The token, read from `token` or `token_file` by [`validate`].
@@ -165,14 +165,8 @@ pub(super) fn validate(api: &mut ApiConfig, base_dir: &Path, problems: &mut Vec<
             "must be an IAM ARN such as arn:aws:iam::111122223333:role/s3-connector".into(),
         );
     }
-    if !(1024..=10 * 1024 * 1024).contains(&api.max_body_bytes) {
-        push(
-            "max_body_bytes",
-            Some(api.max_body_bytes.to_string()),
-            "is out of range: must be between 1024 and 10485760".into(),
-        );
-    }
-    match schedule::parse_duration(&api.probe_wait) {
+    super::check_numbers(&NUMBERS, api, &mut push);
+    match duration::parse(&api.probe_wait) {
         Ok(wait) if wait <= MAX_PROBE_WAIT => api.resolved_probe_wait = wait,
         Ok(_) => push(
             "probe_wait",
@@ -182,6 +176,15 @@ pub(super) fn validate(api: &mut ApiConfig, base_dir: &Path, problems: &mut Vec<
         Err(rule) => push("probe_wait", Some(format!("{:?}", api.probe_wait)), rule),
     }
 }
+
+/// The whole-number fields of the `api` block.
+pub(super) const NUMBERS: [NumberRule<ApiConfig>; 1] = [NumberRule {
+    field: "max_body_bytes",
+    min: 1024,
+    max: 10 * 1024 * 1024,
+    value: |c| c.max_body_bytes as u64,
+    unit: "",
+}];
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{IndexConfig, Secret, defaults, schedule};
+use super::{IndexConfig, Secret, defaults, duration};
 
 /// The whole configuration file, as written.
 #[derive(Debug, Deserialize)]
@@ -43,7 +43,7 @@ pub struct ConfigFile {
     /// Default `30s`.
     #[serde(
         default = "defaults::shutdown_timeout",
-        deserialize_with = "schedule::string_or_number"
+        deserialize_with = "duration::text"
     )]
     pub shutdown_timeout: String,
 }
@@ -108,9 +108,13 @@ pub struct ConnectorFile {
     /// Session name for AssumeRole. Default `s3-connector`.
     #[serde(default = "defaults::role_session_name")]
     pub role_session_name: String,
-    /// Lifetime of assumed-role credentials in seconds, 900..=43200. Default 3600. The SDK
-    /// refreshes them before they expire.
-    #[serde(default = "defaults::role_duration_seconds")]
+    /// Lifetime of assumed-role credentials, 900..=43200 seconds (15m to 12h): a duration such
+    /// as `1h` (a bare number is seconds). Default 3600 (1h). The SDK refreshes them before
+    /// they expire.
+    #[serde(
+        default = "defaults::role_duration_seconds",
+        deserialize_with = "duration::seconds"
+    )]
     pub role_duration_seconds: u32,
     /// 12-digit account id sent as ExpectedBucketOwner on every S3 call: S3 refuses the call if
     /// the bucket belongs to another account.
@@ -120,11 +124,19 @@ pub struct ConnectorFile {
     /// every bucket is synced.
     #[serde(default)]
     pub sync_rules: Option<SyncRulesSource>,
-    /// Socket read timeout in seconds, 1..=3600. Default 90.
-    #[serde(default = "defaults::read_timeout")]
+    /// Socket read timeout, 1..=3600 seconds: a duration such as `90s` or `2m` (a bare number
+    /// is seconds). Default 90s.
+    #[serde(
+        default = "defaults::read_timeout",
+        deserialize_with = "duration::seconds"
+    )]
     pub read_timeout: u64,
-    /// TCP connect timeout in seconds, 1..=3600. Default 90.
-    #[serde(default = "defaults::connect_timeout")]
+    /// TCP connect timeout, 1..=3600 seconds: a duration such as `90s` (a bare number is
+    /// seconds). Default 90s.
+    #[serde(
+        default = "defaults::connect_timeout",
+        deserialize_with = "duration::seconds"
+    )]
     pub connect_timeout: u64,
     /// Attempts per S3 request including the first, 1..=20, with exponential backoff and
     /// jitter between them. Default 5.
@@ -143,9 +155,13 @@ pub struct ConnectorFile {
     /// end here). Default: equal to `max_content_bytes`.
     #[serde(default)]
     pub max_extracted_bytes: Option<u64>,
-    /// Time budget in seconds for extracting one object, 1..=3600; a file that takes longer is
-    /// abandoned and its document gets `content_status: error`. Default 30.
-    #[serde(default = "defaults::extraction_timeout")]
+    /// Time budget for extracting one object, 1..=3600 seconds: a duration such as `30s` or
+    /// `2m` (a bare number is seconds); a file that takes longer is abandoned and its document
+    /// gets `content_status: error`. Default 30s.
+    #[serde(
+        default = "defaults::extraction_timeout",
+        deserialize_with = "duration::seconds"
+    )]
     pub extraction_timeout: u64,
     /// Characters of extracted text kept in a document's body, 1..=100000000; the rest is cut
     /// off so that one huge text file cannot bloat the index. Default 1000000.
@@ -179,7 +195,7 @@ pub struct ConnectorFile {
     /// How often `run` syncs this connector, at a fixed rate from its start: a duration of at
     /// least 1s such as `15m` or `1h` (a bare number is seconds). A sync that comes due while
     /// the previous one still runs is skipped. Not together with `schedule`. Default: none.
-    #[serde(default, deserialize_with = "schedule::optional_string_or_number")]
+    #[serde(default, deserialize_with = "duration::optional_text")]
     pub interval: Option<String>,
     /// Whether `run` syncs this connector once at start-up, before its schedule. Default false.
     /// Without `schedule` and `interval`, `run` syncs the connector only when this is true;

@@ -33,14 +33,26 @@ pub struct ConnectorDefaults {
     /// Session name for AssumeRole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_session_name: Option<String>,
-    /// Lifetime of assumed-role credentials in seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Lifetime of assumed-role credentials: a duration (a bare number is seconds).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::duration::optional_seconds"
+    )]
     pub role_duration_seconds: Option<u32>,
-    /// Socket read timeout in seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Socket read timeout: a duration (a bare number is seconds).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::duration::optional_seconds"
+    )]
     pub read_timeout: Option<u64>,
-    /// TCP connect timeout in seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// TCP connect timeout: a duration (a bare number is seconds).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::duration::optional_seconds"
+    )]
     pub connect_timeout: Option<u64>,
     /// Attempts per S3 request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,8 +66,12 @@ pub struct ConnectorDefaults {
     /// Bytes that decompressing or unpacking one object may produce.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_extracted_bytes: Option<u64>,
-    /// Time budget in seconds for extracting one object.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Time budget for extracting one object: a duration (a bare number is seconds).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::duration::optional_seconds"
+    )]
     pub extraction_timeout: Option<u64>,
     /// Characters of extracted text kept in a document's body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -76,7 +92,7 @@ pub struct ConnectorDefaults {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "super::schedule::optional_string_or_number"
+        deserialize_with = "super::duration::optional_text"
     )]
     pub interval: Option<String>,
     /// Whether `run` syncs the connector once at start-up.

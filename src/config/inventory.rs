@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::ConnectorProblems;
-use super::{defaults, rules_of_names, schedule};
+use super::{defaults, duration, rules_of_names};
 
 /// The `inventory` block as written.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -28,7 +28,7 @@ pub struct InventoryFile {
     /// How old (from the manifest's `creationTimestamp`) the newest complete inventory may be
     /// before the sync lists the bucket with ListObjectsV2 instead: a duration such as `36h`
     /// or `8d`. Default `9d` (a weekly inventory plus the two days S3 may take to deliver it).
-    #[serde(default, deserialize_with = "schedule::optional_string_or_number")]
+    #[serde(default, deserialize_with = "duration::optional_text")]
     pub max_age: Option<String>,
     /// How long before the inventory's creation an object must have been last modified for a
     /// document to be deleted because the inventory does not list it: S3 Inventory is
@@ -36,7 +36,7 @@ pub struct InventoryFile {
     /// from it. Documents of objects modified later are kept (`kept_after_inventory`) until a
     /// later inventory, or a sync without `inventory:`, settles them. A duration such as `6h`;
     /// `0s` trusts the inventory up to its creation. Default `1d`.
-    #[serde(default, deserialize_with = "schedule::optional_string_or_number")]
+    #[serde(default, deserialize_with = "duration::optional_text")]
     pub deletion_grace: Option<String>,
 }
 
@@ -117,7 +117,7 @@ pub(super) fn validate(
     );
     let max_age = match &file.max_age {
         None => Some(defaults::inventory_max_age()),
-        Some(text) => match schedule::parse_duration(text) {
+        Some(text) => match duration::parse(text) {
             Ok(age) if age >= Duration::from_secs(3600) => Some(age),
             Ok(_) => {
                 report.check(
@@ -135,7 +135,7 @@ pub(super) fn validate(
     };
     let deletion_grace = match &file.deletion_grace {
         None => Some(defaults::inventory_deletion_grace()),
-        Some(text) => match schedule::parse_duration(text) {
+        Some(text) => match duration::parse(text) {
             Ok(grace) => Some(grace),
             Err(rule) => {
                 report.check("inventory.deletion_grace", text, Err(rule));

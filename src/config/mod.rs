@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod defaults;
+pub mod duration;
 pub mod env;
 pub mod file;
 pub mod inherit;
@@ -286,7 +287,7 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The file is not YAML, or its structure does not fit (unknown field, wrong type).
+    /// The file is not YAML.
     #[error("config file {path} is not valid: {message}")]
     Syntax {
         /// The file.
@@ -294,7 +295,8 @@ pub enum ConfigError {
         /// What the parser said, with the field's path.
         message: String,
     },
-    /// The file parsed, but values break rules; every problem is listed.
+    /// The file is YAML, but its structure (unknown fields, wrong types) or its values break
+    /// rules; every problem is listed, both kinds together.
     #[error("config file {path} has {count} problem(s):\n{list}", count = problems.len(), list = problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid {
         /// The file.
@@ -310,6 +312,16 @@ const SECRET_FIELDS: [&str; 3] = ["aws_secret_access_key", "aws_session_token", 
 /// Reads, expands and validates the configuration file at `path`, loading rule files relative
 /// to the file's directory and variables from the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with(path, parse)
+}
+
+/// A parser of configuration text: [`parse`] or [`parse_index_view`].
+type TextParser<T> =
+    fn(&str, &Path, &Path, &dyn Fn(&str) -> Option<String>) -> Result<T, ConfigError>;
+
+/// Reads the file at `path` and hands its text to `parse` with the file's directory and the
+/// process environment.
+fn load_with<T>(path: &Path, parse: TextParser<T>) -> Result<T, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
@@ -326,21 +338,29 @@ pub fn parse(
     base_dir: &Path,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let syntax = |message: String| ConfigError::Syntax {
+    let value = read_yaml(text, origin)?;
+    parse_value(value, origin, base_dir, lookup)
+}
+
+/// The YAML value of configuration text, or why it is not YAML.
+fn read_yaml(text: &str, origin: &Path) -> Result<yaml_serde::Value, ConfigError> {
+    yaml_serde::from_str(text).map_err(|error| ConfigError::Syntax {
         path: origin.to_owned(),
-        message,
-    };
-    let mut value: yaml_serde::Value =
-        yaml_serde::from_str(text).map_err(|error| syntax(error.to_string()))?;
+        message: error.to_string(),
+    })
+}
+
+/// [`parse`] of text already read as YAML.
+fn parse_value(
+    mut value: yaml_serde::Value,
+    origin: &Path,
+    base_dir: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
     let mut unset = Vec::new();
     env::expand_value(&mut value, "", lookup, &mut unset);
     let inherited = inherit::apply(&mut value);
-    let file: ConfigFile = structure::deserialize_reporting_all(value).map_err(|problems| {
-        syntax(match problems.as_slice() {
-            [one] => one.clone(),
-            all => format!("{} problems:\n  - {}", all.len(), all.join("\n  - ")),
-        })
-    })?;
+    let mut structure = structure::deserialize_reporting_all::<ConfigFile>(value);
     let mut problems: Vec<Problem> = unset
         .into_iter()
         .map(|unset| Problem {
@@ -352,7 +372,19 @@ pub fn parse(
             ),
         })
         .collect();
-    let validated = validate(file, base_dir, &mut problems);
+    problems.extend(structure.problems.iter().cloned());
+    // The value rules are checked on the file with its structural problems taken out, so that
+    // one run names both kinds; a rule broken only by that repair is not the file's problem.
+    let mut value_problems = Vec::new();
+    let validated = structure
+        .parsed
+        .take()
+        .and_then(|file| validate(file, base_dir, &mut value_problems));
+    problems.extend(
+        value_problems
+            .into_iter()
+            .filter(|problem| !structure.is_repaired(&problem.path)),
+    );
     inherit::name_inherited(&mut problems, &inherited);
     match validated {
         Some(config) if problems.is_empty() => Ok(config),
@@ -361,6 +393,78 @@ pub fn parse(
             problems,
         }),
     }
+}
+
+/// What `search` needs of a configuration: the index and each connector's id and index name.
+#[derive(Debug)]
+pub struct IndexView {
+    /// Where documents are indexed ([`file::ConfigFile::index`]).
+    pub index: IndexConfig,
+    /// Each connector's id and the index it writes (`index_name`, else `id`), in file order.
+    pub connectors: Vec<(String, String)>,
+}
+
+/// The fields of a connector that [`load_index_view`] reads.
+const INDEX_VIEW_FIELDS: [&str; 2] = ["id", "index_name"];
+
+/// Reads and validates only what [`IndexView`] holds from the configuration file at `path`:
+/// the `index` block and each connector's `id` and `index_name`. The rest of the file (the
+/// credentials and the variables they name, buckets, rules, schedules) is not read, so a
+/// command that only reads the index works without the AWS keys in its environment.
+pub fn load_index_view(path: &Path) -> Result<IndexView, ConfigError> {
+    load_with(path, parse_index_view)
+}
+
+/// [`load_index_view`] of configuration text (arguments as for [`parse`]).
+fn parse_index_view(
+    text: &str,
+    origin: &Path,
+    base_dir: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<IndexView, ConfigError> {
+    let value = index_view_of(read_yaml(text, origin)?);
+    let config = parse_value(value, origin, base_dir, lookup)?;
+    Ok(IndexView {
+        index: config.index,
+        connectors: config
+            .connectors
+            .into_iter()
+            .map(|connector| (connector.id, connector.index_name))
+            .collect(),
+    })
+}
+
+/// The document with only the `index` block and each connector's [`INDEX_VIEW_FIELDS`] (and
+/// `buckets: ["*"]`, which a connector needs and which needs nothing).
+fn index_view_of(document: yaml_serde::Value) -> yaml_serde::Value {
+    use yaml_serde::{Mapping, Value};
+    let yaml_serde::Value::Mapping(mut root) = document else {
+        return document;
+    };
+    let mut view = Mapping::new();
+    if let Some(index) = root.remove("index") {
+        view.insert("index".into(), index);
+    }
+    if let Some(Value::Sequence(connectors)) = root.remove("connectors") {
+        let connectors = connectors
+            .into_iter()
+            .map(|connector| match connector {
+                Value::Mapping(mut fields) => {
+                    let mut kept = Mapping::new();
+                    for field in INDEX_VIEW_FIELDS {
+                        if let Some(value) = fields.remove(field) {
+                            kept.insert(field.into(), value);
+                        }
+                    }
+                    kept.insert("buckets".into(), Value::Sequence(vec!["*".into()]));
+                    Value::Mapping(kept)
+                }
+                other => other,
+            })
+            .collect();
+        view.insert("connectors".into(), Value::Sequence(connectors));
+    }
+    Value::Mapping(view)
 }
 
 /// Collects the problems of one connector, prefixing paths with `connectors[N].`.
@@ -499,30 +603,6 @@ fn validate_connector(
             }
         }
         validate_identity(connector, report);
-        let ranges: [(&str, u64, u64, u64); 10] = [
-            ("read_timeout", connector.read_timeout, 1, 3600),
-            ("connect_timeout", connector.connect_timeout, 1, 3600),
-            ("max_attempts", connector.max_attempts.into(), 1, 20),
-            ("page_size", connector.page_size.into(), 1, 1000),
-            ("max_content_bytes", connector.max_content_bytes, 0, 1 << 30),
-            ("concurrency", connector.concurrency as u64, 1, 256),
-            (
-                "requests_per_second",
-                connector.requests_per_second.into(),
-                0,
-                100_000,
-            ),
-            (
-                "max_extracted_bytes",
-                connector
-                    .max_extracted_bytes
-                    .unwrap_or(connector.max_content_bytes),
-                0,
-                1 << 32,
-            ),
-            ("extraction_timeout", connector.extraction_timeout, 1, 3600),
-            ("max_body_chars", connector.max_body_chars, 1, 100_000_000),
-        ];
         let fraction = connector.max_delete_fraction;
         if !(fraction > 0.0 && fraction <= 1.0) {
             report.push(
@@ -531,15 +611,9 @@ fn validate_connector(
                 "is out of range: must be greater than 0 and at most 1 (1 turns the mass-delete guard off)".into(),
             );
         }
-        for (field, value, min, max) in ranges {
-            if !(min..=max).contains(&value) {
-                report.push(
-                    field,
-                    Some(value.to_string()),
-                    format!("is out of range: must be between {min} and {max}"),
-                );
-            }
-        }
+        check_numbers(&CONNECTOR_NUMBERS, connector, &mut |field, value, rule| {
+            report.push(field, value, rule)
+        });
         if let Some(notifications) = &connector.notifications {
             notifications::validate_connector(notifications, report.position, report.list);
         }
@@ -550,6 +624,135 @@ fn validate_connector(
         )
     }
 }
+
+/// A whole-number field of a block and the values it allows: one table per block serves both
+/// its validation and the message for a value of the wrong type.
+pub(crate) struct NumberRule<T> {
+    /// The field.
+    pub field: &'static str,
+    /// The smallest value allowed.
+    pub min: u64,
+    /// The largest value allowed.
+    pub max: u64,
+    /// The field's value in a block.
+    pub value: fn(&T) -> u64,
+    /// What follows the range in the message (a unit, a reason); often empty.
+    pub unit: &'static str,
+}
+
+/// Reports each field of `block` outside its rule's range.
+fn check_numbers<T>(
+    rules: &[NumberRule<T>],
+    block: &T,
+    push: &mut dyn FnMut(&str, Option<String>, String),
+) {
+    for rule in rules {
+        let value = (rule.value)(block);
+        if !(rule.min..=rule.max).contains(&value) {
+            push(
+                rule.field,
+                Some(value.to_string()),
+                format!(
+                    "is out of range: must be between {} and {}{}",
+                    rule.min, rule.max, rule.unit
+                ),
+            );
+        }
+    }
+}
+
+/// The range of the whole-number field at `path` (`connectors[0].page_size`,
+/// `defaults.concurrency`, `index.bulk_max_docs`, ...), if it has one.
+pub(crate) fn whole_number_range(path: &str) -> Option<(u64, u64)> {
+    fn find<T>(rules: &[NumberRule<T>], field: &str) -> Option<(u64, u64)> {
+        let rule = rules.iter().find(|rule| rule.field == field)?;
+        Some((rule.min, rule.max))
+    }
+    let (block, field) = path.rsplit_once('.')?;
+    if block == "index" {
+        find(&opensearch::NUMBERS, field)
+    } else if block.ends_with(".notifications") {
+        find(&notifications::NUMBERS, field)
+    } else if block == "api" {
+        find(&api::NUMBERS, field)
+    } else {
+        find(&CONNECTOR_NUMBERS, field)
+    }
+}
+
+/// The whole-number fields of a connector (and of `defaults`).
+const CONNECTOR_NUMBERS: [NumberRule<ConnectorFile>; 10] = [
+    NumberRule {
+        field: "read_timeout",
+        min: 1,
+        max: 3600,
+        value: |c| c.read_timeout,
+        unit: "",
+    },
+    NumberRule {
+        field: "connect_timeout",
+        min: 1,
+        max: 3600,
+        value: |c| c.connect_timeout,
+        unit: "",
+    },
+    NumberRule {
+        field: "max_attempts",
+        min: 1,
+        max: 20,
+        value: |c| c.max_attempts.into(),
+        unit: "",
+    },
+    NumberRule {
+        field: "page_size",
+        min: 1,
+        max: 1000,
+        value: |c| c.page_size.into(),
+        unit: "",
+    },
+    NumberRule {
+        field: "max_content_bytes",
+        min: 0,
+        max: 1 << 30,
+        value: |c| c.max_content_bytes,
+        unit: "",
+    },
+    NumberRule {
+        field: "concurrency",
+        min: 1,
+        max: 256,
+        value: |c| c.concurrency as u64,
+        unit: "",
+    },
+    NumberRule {
+        field: "requests_per_second",
+        min: 0,
+        max: 100_000,
+        value: |c| c.requests_per_second.into(),
+        unit: "",
+    },
+    NumberRule {
+        field: "max_extracted_bytes",
+        min: 0,
+        max: 1 << 32,
+        value: |c| c.max_extracted_bytes.unwrap_or(c.max_content_bytes),
+        unit: "",
+    },
+    NumberRule {
+        field: "extraction_timeout",
+        min: 1,
+        max: 3600,
+        value: |c| c.extraction_timeout,
+        unit: "",
+    },
+    NumberRule {
+        field: "max_body_chars",
+        min: 1,
+        max: 100_000_000,
+        value: |c| c.max_body_chars,
+        unit: "",
+    },
+];
 
 fn validate_buckets(connector: &ConnectorFile, report: &mut ConnectorProblems<'_>) {
     if connector.buckets.is_empty() {
@@ -681,7 +884,7 @@ fn validate_worker_settings(
             })
         })
         .ok();
-    let shutdown_timeout = schedule::parse_duration(&file.shutdown_timeout)
+    let shutdown_timeout = duration::parse(&file.shutdown_timeout)
         .map_err(|rule| {
             problems.push(Problem {
                 path: "shutdown_timeout".into(),

@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use super::{Problem, defaults, rules_of_names};
+use super::{NumberRule, Problem, defaults, rules_of_names};
 
 /// Where a connector's S3 event notifications arrive: `run` consumes this queue between its
 /// scheduled full syncs, and for each key an event names asks S3 for the object's current state
@@ -23,14 +23,21 @@ pub struct NotificationsConfig {
     /// Default `auto`.
     #[serde(default)]
     pub format: EventFormat,
-    /// Seconds of long polling per ReceiveMessage, 0..=20 (SQS's limit). Default 20.
-    #[serde(default = "defaults::notifications_wait_time")]
+    /// Long polling per ReceiveMessage, 0..=20 seconds (SQS's limit): a duration such as `20s`
+    /// (a bare number is seconds). Default 20s.
+    #[serde(
+        default = "defaults::notifications_wait_time",
+        deserialize_with = "super::duration::seconds"
+    )]
     pub wait_time: u64,
-    /// Seconds a received message stays hidden from other consumers, 1..=43200 (SQS's limit).
-    /// Extended by the same amount every half of it while the message's objects are still
-    /// being downloaded, extracted or written, so a slow object is not processed twice.
-    /// Default 300.
-    #[serde(default = "defaults::notifications_visibility_timeout")]
+    /// How long a received message stays hidden from other consumers, 1..=43200 seconds (SQS's
+    /// limit, 12h): a duration such as `5m` (a bare number is seconds). Extended by the same
+    /// amount every half of it while the message's objects are still being downloaded,
+    /// extracted or written, so a slow object is not processed twice. Default 300 (5m).
+    #[serde(
+        default = "defaults::notifications_visibility_timeout",
+        deserialize_with = "super::duration::seconds"
+    )]
     pub visibility_timeout: u64,
     /// Messages per ReceiveMessage, 1..=10 (SQS's limit). Default 10.
     #[serde(default = "defaults::notifications_max_messages")]
@@ -136,39 +143,33 @@ pub(super) fn validate(
     {
         push("sqs_endpoint_url", Some(format!("{url:?}")), rule);
     }
-    let ranges: [(&str, u64, u64, u64, &str); 3] = [
-        (
-            "wait_time",
-            config.wait_time,
-            0,
-            20,
-            " seconds (SQS's long-polling limit)",
-        ),
-        (
-            "visibility_timeout",
-            config.visibility_timeout,
-            1,
-            43_200,
-            " seconds (SQS allows at most 12 hours)",
-        ),
-        (
-            "max_messages",
-            config.max_messages.into(),
-            1,
-            10,
-            " (SQS returns at most 10 messages a call)",
-        ),
-    ];
-    for (field, value, min, max, unit) in ranges {
-        if !(min..=max).contains(&value) {
-            push(
-                field,
-                Some(value.to_string()),
-                format!("is out of range: must be between {min} and {max}{unit}"),
-            );
-        }
-    }
+    super::check_numbers(&NUMBERS, config, push);
 }
+
+/// The whole-number fields of the `notifications` block.
+pub(super) const NUMBERS: [NumberRule<NotificationsConfig>; 3] = [
+    NumberRule {
+        field: "wait_time",
+        min: 0,
+        max: 20,
+        value: |c| c.wait_time,
+        unit: " seconds (SQS's long-polling limit)",
+    },
+    NumberRule {
+        field: "visibility_timeout",
+        min: 1,
+        max: 43_200,
+        value: |c| c.visibility_timeout,
+        unit: " seconds (SQS allows at most 12 hours)",
+    },
+    NumberRule {
+        field: "max_messages",
+        min: 1,
+        max: 10,
+        value: |c| c.max_messages.into(),
+        unit: " (SQS returns at most 10 messages a call)",
+    },
+];
 
 /// [`validate`] for the connector at `position`, with paths `connectors[N].notifications.<field>`.
 pub(super) fn validate_connector(

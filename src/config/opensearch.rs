@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{Problem, REDACTED, Secret, defaults, rules_of_names};
+use super::{NumberRule, Problem, REDACTED, Secret, defaults, rules_of_names};
 
 /// An OpenSearch cluster (self-managed, Amazon OpenSearch Service or Serverless). Each connector
 /// writes to the index named by its `index_name`, created with an explicit mapping on first use.
@@ -54,8 +54,12 @@ pub struct OpensearchConfig {
     /// those items are sent again). Default 8.
     #[serde(default = "defaults::opensearch_max_retries")]
     pub max_retries: u32,
-    /// Timeout of one request in seconds, connecting included, 1..=3600. Default 60.
-    #[serde(default = "defaults::opensearch_request_timeout")]
+    /// Timeout of one request, connecting included, 1..=3600 seconds: a duration such as `60s`
+    /// or `2m` (a bare number is seconds). Default 60s.
+    #[serde(
+        default = "defaults::opensearch_request_timeout",
+        deserialize_with = "super::duration::seconds"
+    )]
     pub request_timeout: u64,
 }
 
@@ -167,28 +171,47 @@ pub(super) fn validate(
         }
         *ca_cert = full;
     }
-    let ranges: [(&str, u64, u64, u64); 5] = [
-        ("bulk_max_docs", config.bulk_max_docs as u64, 1, 10_000),
-        (
-            "bulk_max_bytes",
-            config.bulk_max_bytes,
-            1024,
-            100 * 1024 * 1024,
-        ),
-        ("bulk_concurrency", config.bulk_concurrency as u64, 1, 64),
-        ("max_retries", config.max_retries.into(), 0, 20),
-        ("request_timeout", config.request_timeout, 1, 3600),
-    ];
-    for (field, value, min, max) in ranges {
-        if !(min..=max).contains(&value) {
-            push(
-                field,
-                Some(value.to_string()),
-                format!("is out of range: must be between {min} and {max}"),
-            );
-        }
-    }
+    super::check_numbers(&NUMBERS, config, &mut push);
 }
+
+/// The whole-number fields of the OpenSearch index block.
+pub(super) const NUMBERS: [NumberRule<OpensearchConfig>; 5] = [
+    NumberRule {
+        field: "bulk_max_docs",
+        min: 1,
+        max: 10_000,
+        value: |c| c.bulk_max_docs as u64,
+        unit: "",
+    },
+    NumberRule {
+        field: "bulk_max_bytes",
+        min: 1024,
+        max: 100 * 1024 * 1024,
+        value: |c| c.bulk_max_bytes,
+        unit: "",
+    },
+    NumberRule {
+        field: "bulk_concurrency",
+        min: 1,
+        max: 64,
+        value: |c| c.bulk_concurrency as u64,
+        unit: "",
+    },
+    NumberRule {
+        field: "max_retries",
+        min: 0,
+        max: 20,
+        value: |c| c.max_retries.into(),
+        unit: "",
+    },
+    NumberRule {
+        field: "request_timeout",
+        min: 1,
+        max: 3600,
+        value: |c| c.request_timeout,
+        unit: "",
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -121,30 +121,6 @@ pub fn parse_interval(text: &str) -> Result<Duration, String> {
     Ok(every)
 }
 
-/// Deserializes a duration field written as a string (`30s`) or a bare number (seconds), keeping
-/// the text so that validation can report a bad value with its field.
-pub(crate) fn string_or_number<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<String, D::Error> {
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum Text {
-        Number(u64),
-        String(String),
-    }
-    Ok(match serde::Deserialize::deserialize(deserializer)? {
-        Text::Number(n) => n.to_string(),
-        Text::String(s) => s,
-    })
-}
-
-/// [`string_or_number`] for an optional field.
-pub(crate) fn optional_string_or_number<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<String>, D::Error> {
-    string_or_number(deserializer).map(Some)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -321,27 +321,28 @@ fn structural_errors_name_the_field() {
             "index:\n  kind: lucene\nconnectors: []\n",
             "index.kind: unknown variant `lucene`",
         ),
-        ("connectors: [\n", "at line 2 column 1"),
     ];
     for (text, expected) in cases {
-        match parse_text(text) {
-            Err(ConfigError::Syntax { message, .. }) => {
-                assert!(message.contains(expected), "{text}: {message}")
-            }
-            other => panic!("{text}: expected a syntax error, got {other:?}"),
+        let problems = problems_of(text);
+        assert!(
+            problems.iter().any(|p| p.starts_with(expected)),
+            "{text}: expected {expected:?} in {problems:#?}"
+        );
+    }
+    match parse_text("connectors: [\n") {
+        Err(ConfigError::Syntax { message, .. }) => {
+            assert!(message.contains("at line 2 column 1"), "{message}")
         }
+        other => panic!("expected a syntax error, got {other:?}"),
     }
 }
 
 #[test]
 fn every_structural_problem_is_reported_with_did_you_mean() {
     let text = "connectors:\n  - id: a\n    buckets: [\"abc\"]\n    aws_acess_key_id: AKIAEXAMPLE\n    page_size: many\n    colour: blue\n  - id: b\n    buckets: [\"def\"]\n    bukets: [\"x\"]\nstate_dri: /tmp\n";
-    let message = match parse_text(text) {
-        Err(ConfigError::Syntax { message, .. }) => message,
-        other => panic!("expected a syntax error, got {other:?}"),
-    };
+    let message = parse_text(text).unwrap_err().to_string();
     for expected in [
-        "5 problems:",
+        "5 problem(s):",
         "connectors[0].aws_acess_key_id: unknown field `aws_acess_key_id`; did you mean `aws_access_key_id`?",
         "connectors[0].page_size: invalid type",
         "connectors[0].colour: unknown field `colour`, expected one of",
@@ -354,15 +355,122 @@ fn every_structural_problem_is_reported_with_did_you_mean() {
         );
     }
     // A required field with the wrong type is reported once, not again as missing.
-    let message = match parse_text("connectors:\n  - id: a\n    buckets: 5\n") {
-        Err(ConfigError::Syntax { message, .. }) => message,
-        other => panic!("expected a syntax error, got {other:?}"),
-    };
+    let problems = problems_of("connectors:\n  - id: a\n    buckets: 5\n");
+    assert_eq!(problems.len(), 1, "{problems:#?}");
     assert!(
-        message.starts_with("connectors[0].buckets: invalid type"),
-        "{message}"
+        problems[0]
+            .starts_with("connectors[0].buckets: invalid type: integer `5`, expected a list"),
+        "{problems:#?}"
     );
-    assert!(!message.contains("missing field"), "{message}");
+}
+
+/// A misspelt kind, unknown fields and wrong types used to hide every broken value rule (one
+/// stage at a time); now one run names them all.
+#[test]
+fn structural_and_value_problems_are_reported_together() {
+    let text = r#"
+index:
+  kind: embeded
+  path: ./index
+connectors:
+  - id: Docs
+    buckets: ["Team-Docs"]
+    page_size: many
+    max_attempts: 0
+    region: US East
+    expected_bucket_owner: "42"
+    read_timeout: soon
+  - id: other
+    buckets: 7
+    concurrency: 1000
+listen: nowhere
+"#;
+    let problems = problems_of(text);
+    let expected = [
+        "index.kind: unknown variant `embeded`; did you mean `embedded`?",
+        "connectors[0].page_size: invalid type: string \"many\", expected a whole number from 1 to 1000",
+        "connectors[0].read_timeout: \"soon\" is not a duration",
+        "connectors[1].buckets: invalid type: integer `7`, expected a list",
+        "listen: \"nowhere\" is not an IP:PORT address",
+        "connectors[0].id: \"Docs\" must match",
+        "connectors[0].buckets[0]: \"Team-Docs\" has 'T' at position 1",
+        "connectors[0].region: \"US East\" must be a region name",
+        "connectors[0].expected_bucket_owner: \"42\" must be a 12-digit AWS account id",
+        "connectors[0].max_attempts: 0 is out of range",
+        "connectors[1].concurrency: 1000 is out of range",
+    ];
+    for expected in expected {
+        assert!(
+            problems.iter().any(|p| p.starts_with(expected)),
+            "{expected:?} not in {problems:#?}"
+        );
+    }
+    assert_eq!(problems.len(), expected.len(), "{problems:#?}");
+    // The placeholder that stood in for the broken `buckets` is not reported as empty.
+    assert!(!problems.iter().any(|p| p.contains("at least one bucket")));
+}
+
+/// An unknown kind with no near miss: its block is dropped and the rest still checked.
+#[test]
+fn an_unknown_kind_does_not_hide_the_connectors() {
+    let problems = problems_of(
+        "index:\n  kind: lucene\n  url: http://h\nconnectors:\n  - id: a\n    buckets: [\"x\"]\n",
+    );
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(problems[0].starts_with("index.kind: unknown variant `lucene`, expected"));
+    assert!(problems[1].starts_with("connectors[0].buckets[0]: \"x\""));
+}
+
+/// Every duration field takes the same syntax: a duration such as `90s` or a number of seconds.
+#[test]
+fn every_duration_field_takes_90s_or_90() {
+    let text = format!(
+        "{VALID}    read_timeout: 90s\n    connect_timeout: 2m\n    extraction_timeout: 45\n    role_arn: arn:aws:iam::123456789012:role/r\n    external_id: ext-1\n    role_duration_seconds: 2h\n    interval: 15m\n    notifications:\n      queue_url: https://sqs.us-east-1.amazonaws.com/123456789012/q\n      wait_time: 10s\n      visibility_timeout: 10m\nshutdown_timeout: 1m\n"
+    );
+    let config = parse_text(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let connector = &config.connectors[0];
+    assert_eq!(
+        (
+            connector.read_timeout,
+            connector.connect_timeout,
+            connector.extraction_timeout,
+            connector.role_duration_seconds
+        ),
+        (90, 120, 45, 7200)
+    );
+    let notifications = connector.notifications.as_ref().unwrap();
+    assert_eq!(
+        (notifications.wait_time, notifications.visibility_timeout),
+        (10, 600)
+    );
+    assert_eq!(config.shutdown_timeout.as_secs(), 60);
+    let inherited = format!("defaults:\n  read_timeout: 2m\n{VALID}");
+    let config = parse_text(&inherited).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.connectors[0].read_timeout, 120);
+
+    let os = "index:\n  kind: opensearch\n  url: http://h\n  request_timeout: 30s\n";
+    let config = parse_text(&format!("{os}{VALID}")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(config.index, IndexConfig::Opensearch(ref o) if o.request_timeout == 30));
+
+    for (line, expected) in [
+        (
+            "read_timeout: 1500ms",
+            "connectors[0].read_timeout: \"1500ms\" is not a whole number of seconds",
+        ),
+        (
+            "read_timeout: 2h",
+            "connectors[0].read_timeout: 7200 is out of range: must be between 1 and 3600",
+        ),
+    ] {
+        let problems = problems_of(&with_line("", line));
+        assert!(
+            problems.iter().any(|p| p.starts_with(expected)),
+            "{line}: {problems:#?}"
+        );
+    }
+    let problems = problems_of(&format!("defaults:\n  read_timeout: soon\n{VALID}"));
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(problems[0].starts_with("defaults.read_timeout: \"soon\" is not a duration"));
 }
 
 #[test]
@@ -479,4 +587,43 @@ fn worker_settings_have_defaults_and_schedules_are_validated() {
             "config with `{extra}`: expected a problem starting with {expected:?}, got {problems:#?}"
         );
     }
+}
+
+#[test]
+fn the_index_view_needs_neither_credentials_nor_valid_connector_settings() {
+    let text = r#"
+index:
+  kind: embedded
+  path: /srv/index
+connectors:
+  - id: docs
+    index_name: team-docs
+    buckets: ["Not A Bucket"]
+    aws_access_key_id: ${UNSET_KEY}
+    aws_secret_access_key: ${UNSET_SECRET}
+    interval: never
+  - id: logs
+    buckets: ["logs"]
+    prefx: typo
+"#;
+    assert!(parse_text(text).is_err());
+    let view = parse_index_view(text, Path::new("t.yml"), Path::new("."), &lookup).unwrap();
+    assert!(
+        matches!(view.index, IndexConfig::Embedded { ref path } if path == Path::new("/srv/index"))
+    );
+    assert_eq!(
+        view.connectors,
+        [
+            ("docs".to_owned(), "team-docs".to_owned()),
+            ("logs".to_owned(), "logs".to_owned())
+        ]
+    );
+    // What the view reads is still validated.
+    let broken = "index:\n  kind: opensearch\n  url: nowhere\nconnectors:\n  - id: Bad\n";
+    let problems = match parse_index_view(broken, Path::new("t.yml"), Path::new("."), &lookup) {
+        Err(ConfigError::Invalid { problems, .. }) => problems,
+        other => panic!("expected problems, got {other:?}"),
+    };
+    let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["index.url", "connectors[0].id"], "{problems:#?}");
 }

@@ -195,13 +195,14 @@ fn parse_rule(index: usize, item: &Value, errors: &mut Vec<RuleError>) -> Option
     let mut ok = true;
     for key in object.keys() {
         if !RULE_FIELDS.contains(&key.as_str()) {
-            error(
-                key,
-                format!(
+            let message = match crate::did_you_mean::closest(key, &RULE_FIELDS) {
+                Some(meant) => format!("unknown field {key:?}; did you mean {meant:?}?"),
+                None => format!(
                     "unknown field {key:?}; expected one of {}",
                     RULE_FIELDS.join(", ")
                 ),
-            );
+            };
+            error(key, message);
             ok = false;
         }
     }
@@ -440,6 +441,16 @@ mod tests {
                 json!([{"bucket": "b"}, {"bucket": "b", "extensions": [".txt"]}]),
                 "[1].extensions",
                 "unknown field \"extensions\"",
+            ),
+            (
+                json!([{"bucket": "b", "prefx": "a/"}]),
+                "[0].prefx",
+                "unknown field \"prefx\"; did you mean \"prefix\"?",
+            ),
+            (
+                json!([{"bucket": "b", "colour": "blue"}]),
+                "[0].colour",
+                "unknown field \"colour\"; expected one of bucket, prefix",
             ),
             (
                 json!([{"bucket": "b", "extension": ".txt"}]),

@@ -435,6 +435,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(crate::proptest_config::config())]
+
         #[test]
         fn any_text_gives_a_snippet_cut_between_words(body in body(), query in "\\PC{0,20}") {
             let found = snippet(&body, &query);

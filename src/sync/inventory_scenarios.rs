@@ -781,10 +781,7 @@ mod model {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: 300,
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::proptest_config::with_cases(300))]
 
         #[test]
         fn inventory_syncs_keep_their_promises(

@@ -383,7 +383,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(500))]
+        #![proptest_config(crate::proptest_config::with_cases(500))]
 
         /// The merge finds what a map of the index finds: each listed key's entry, and the
         /// index entries of keys not listed.

@@ -480,6 +480,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(crate::proptest_config::config())]
+
         /// Whatever a skip passes over belongs to another shard: every key from just after
         /// `last` up to before the resume point is in `last`'s group, which the shard does not own.
         #[test]
@@ -744,6 +746,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(crate::proptest_config::config())]
+
         #[test]
         fn prefix_ownership_is_a_partition(key in key_strategy(), count in 1u32..9, depth in 1usize..4) {
             let shards = prefix_shards(count, depth);

@@ -231,6 +231,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(crate::proptest_config::config())]
+
         /// Boundaries from any sample are N-1, sorted, distinct, and split the sample into
         /// parts whose sizes differ by at most one key when shards own them.
         #[test]

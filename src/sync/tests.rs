@@ -436,9 +436,8 @@ async fn check_sync(
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 2_000,
         max_shrink_iters: 2_000,
-        ..ProptestConfig::default()
+        ..crate::proptest_config::with_cases(2_000)
     })]
 
     #[test]
@@ -934,10 +933,7 @@ fn puts(len: usize) -> impl Strategy<Value = Puts> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 400,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(crate::proptest_config::with_cases(400))]
 
     #[test]
     fn shards_together_make_the_one_worker_index(

@@ -275,3 +275,137 @@ async fn sync_holds_back_a_mass_delete_until_allowed_once() {
     assert_eq!(report["deletions_held_back"], 0);
     assert_eq!(setup.count(), 0);
 }
+
+/// `search` reads only the index: it works without the AWS key variables the connector names,
+/// picks the only connector without `--connector`, shows each hit's title and snippet, and takes
+/// a query that starts with `-`.
+#[tokio::test]
+async fn search_needs_no_credentials_nor_connector_flag_and_takes_a_leading_dash() {
+    let moto = MotoServer::shared();
+    let endpoint = moto.endpoint();
+    let s3 = s3_client(&endpoint);
+    let bucket = unique_name("cli-search");
+    create_bucket(&s3, &bucket).await;
+    put(
+        &s3,
+        &bucket,
+        "a/plan.md",
+        "# Launch plan\n\nThe rollout starts in March.",
+    )
+    .await;
+    put(&s3, &bucket, "b/draft.txt", "rollout draft, not final").await;
+    let setup = Setup::new();
+    let path = setup.dir.path().join("search.yml");
+    let with_keys = setup.config_text(&endpoint, &[&bucket], "");
+    std::fs::write(&path, &with_keys).unwrap();
+    let config = path.to_str().unwrap();
+    let output = run(&["sync", "--config", config]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+
+    // The same config, its keys now read from variables that are not set.
+    let keys_from_env = with_keys
+        .lines()
+        .map(|line| match line.split_once("aws_") {
+            Some((indent, rest)) if rest.starts_with("access_key_id") => {
+                format!("{indent}aws_access_key_id: ${{S3C_TEST_UNSET_KEY_ID}}")
+            }
+            Some((indent, rest)) if rest.starts_with("secret_access_key") => {
+                format!("{indent}aws_secret_access_key: ${{S3C_TEST_UNSET_SECRET}}")
+            }
+            _ => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&path, keys_from_env).unwrap();
+    let output = run(&["validate", "--config", config]);
+    assert_eq!(output.status.code(), Some(2), "the keys are unset");
+
+    let output = run(&["search", "--config", config, "rollout"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains(&format!("s3://{bucket}/a/plan.md")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Launch plan"), "the title: {stdout}");
+    assert!(
+        stdout.contains("rollout starts in March"),
+        "the snippet: {stdout}"
+    );
+
+    for query in [&["-draft", "rollout"][..], &["rollout", "-draft"]] {
+        let output = run(&[&["search", "--config", config, "--json"][..], query].concat());
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{query:?}: {}",
+            text(&output.stderr)
+        );
+        let hits: Vec<Value> = text(&output.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(hits.len(), 1, "{query:?}: {hits:?}");
+        assert_eq!(hits[0]["key"], "a/plan.md");
+        assert_eq!(hits[0]["title"], "Launch plan");
+    }
+}
+
+/// `trust-policy` describes a connector's role: on a connector without one there is nothing to
+/// describe, and a script must see that (exit 2, as for any configuration error), not an empty
+/// success.
+#[test]
+fn trust_policy_without_a_role_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no-role.yml");
+    std::fs::write(
+        &path,
+        "connectors:\n  - id: docs\n    buckets: [\"team-docs\"]\n    endpoint_url: http://127.0.0.1:1\n",
+    )
+    .unwrap();
+    let output = run(&[
+        "trust-policy",
+        "--config",
+        path.to_str().unwrap(),
+        "--connector",
+        "docs",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    assert!(
+        text(&output.stderr).contains("connector docs has no role_arn and external_id"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+/// Shards need the OpenSearch index: `plan-shards` on an embedded index says so and lists
+/// nothing (the endpoint here does not answer), instead of proposing shards `sync` refuses.
+#[test]
+fn plan_shards_refuses_an_embedded_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("embedded.yml");
+    std::fs::write(
+        &path,
+        "index:\n  kind: embedded\nconnectors:\n  - id: docs\n    buckets: [\"team-docs\"]\n    endpoint_url: http://127.0.0.1:1\n",
+    )
+    .unwrap();
+    let config = path.to_str().unwrap();
+    let output = run(&[
+        "plan-shards",
+        "--config",
+        config,
+        "--connector",
+        "docs",
+        "--shards",
+        "2",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty(), "{}", text(&output.stdout));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("writes to the embedded index")
+            && stderr.contains("index.kind: opensearch"),
+        "{stderr}"
+    );
+}

@@ -333,10 +333,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig {
-            cases: 48,
-            ..proptest::prelude::ProptestConfig::default()
-        })]
+        #![proptest_config(crate::proptest_config::with_cases(48))]
         #[test]
         fn any_keys_come_back_as_they_were_written(
             keys in proptest::collection::btree_set("[a-z/ +%.\"\\\\é\u{2603}\u{1F600}-]{1,20}", 1..40)

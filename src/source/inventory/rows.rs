@@ -228,6 +228,8 @@ mod tests {
     }
 
     proptest::proptest! {
+        #![proptest_config(crate::proptest_config::config())]
+
         #[test]
         fn encoded_keys_decode_to_themselves(key in "[a-z/ +%.é\u{2603}\u{1F600}-]{0,20}") {
             proptest::prop_assert_eq!(decode_key(&encode_key(&key)), Ok(key));

@@ -258,6 +258,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(crate::proptest_config::config())]
+
         #[test]
         fn any_keys_come_out_in_utf8_byte_order_whatever_the_run_size(
             keys in proptest::collection::vec("[a-c/é\u{1F600} ]{0,6}", 0..60),
