@@ -55,6 +55,8 @@ fn document(n: u64, now: OffsetDateTime) -> Document {
         extraction_error: None,
         indexed_at: now,
         attributes: Default::default(),
+        passages: Vec::new(),
+        embedding_error: None,
     }
 }
 

@@ -79,6 +79,8 @@ fn document(n: usize, body: &str, now: OffsetDateTime) -> Document {
         extraction_error: None,
         indexed_at: now,
         attributes: Default::default(),
+        passages: Vec::new(),
+        embedding_error: None,
     }
 }
 

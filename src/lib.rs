@@ -1,7 +1,7 @@
 //! s3-connector keeps a search index in step with the contents of S3 buckets.
 //!
 //! The modules follow the data flow: [`config`] → [`credentials`] → [`source`] (list, get) →
-//! [`rules`] → [`extract`] → [`sink`] (embedded | opensearch) → [`sync`] (plan, apply,
+//! [`rules`] → [`extract`] → [`embed`] (passages, vectors) → [`sink`] (embedded | opensearch) → [`sync`] (plan, apply,
 //! reconcile) → [`worker`] (with its HTTP surface, [`http`], which sees the worker through one
 //! narrow handle) → [`cli`]. Only [`sync`] and the CLI above it know every stage; [`retry`] is the
 //! one retry policy every remote call goes through. The sync sees its store through
@@ -18,6 +18,7 @@ pub mod config;
 pub mod credentials;
 pub mod did_you_mean;
 pub mod durable;
+pub mod embed;
 pub mod events;
 pub mod extract;
 #[doc(hidden)]

@@ -13,6 +13,7 @@
 pub mod api;
 pub mod defaults;
 pub mod duration;
+pub mod embedding;
 pub mod env;
 pub mod file;
 pub mod inherit;
@@ -159,6 +160,8 @@ pub struct ConnectorConfig {
     /// Where to read each bucket's S3 Inventory instead of listing it
     /// ([`file::ConnectorFile::inventory`]); `None`: list with ListObjectsV2.
     pub inventory: Option<inventory::InventorySettings>,
+    /// Passages and vectors (the `embedding:` block); `None`: full text only.
+    pub embedding: Option<embedding::EmbeddingSettings>,
 }
 
 /// Which buckets a connector syncs.
@@ -222,6 +225,7 @@ impl ConnectorConfig {
             notifications: raw.notifications,
             sharding: raw.sharding,
             inventory,
+            embedding: None,
         }
     }
 

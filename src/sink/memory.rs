@@ -271,6 +271,8 @@ pub fn full_document(bucket: &str, key: &str, body: &str) -> Document {
         extraction_error: None,
         indexed_at: at_millis(1_700_000_100_000),
         attributes: super::Attributes::default(),
+        passages: Vec::new(),
+        embedding_error: None,
     }
 }
 

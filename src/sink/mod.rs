@@ -12,6 +12,7 @@ pub mod embedded;
 #[cfg(test)]
 pub mod memory;
 pub mod opensearch;
+pub mod passages;
 pub mod query;
 pub mod snippet;
 
@@ -26,7 +27,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::config::IndexConfig;
+use crate::embed::{EmbeddingModel, PassageHash};
 pub use binding::IndexSource;
+pub use passages::{PassageHit, PassageQuery, StoredPassage};
 
 /// A document id: the md5 of `"{bucket}/{key}"`, as Elastic's S3 connector computes it, so that
 /// indices migrated from it keep their ids. Kept as 16 raw bytes; rendered as 32 hex characters.
@@ -97,6 +100,11 @@ impl VersionStamp {
         size_in_bytes.hash(&mut hasher);
         Self(hasher.finish())
     }
+
+    /// The stamp a sink answers for a document whose work is not finished (its embedding
+    /// failed): no object version has it, so the next sync sees the object as changed and does
+    /// it again.
+    pub const UNFINISHED: Self = Self(0);
 }
 
 /// One committed document as a bucket's key-ordered scan returns it: what the sync's merge of
@@ -252,6 +260,14 @@ pub struct Document {
     /// The object's user metadata and tags, which queries filter on (`meta.author:alice`).
     #[serde(flatten)]
     pub attributes: Attributes,
+    /// The body's passages and their vectors; empty when the connector has no `embedding:`.
+    /// Sinks store them beside the document (not in its serialized form).
+    #[serde(skip)]
+    pub passages: Vec<StoredPassage>,
+    /// Why embedding the passages failed. A sink answers [`VersionStamp::UNFINISHED`] for such
+    /// a document, so that the next sync embeds it again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding_error: Option<String>,
 }
 
 impl Document {
@@ -356,7 +372,10 @@ impl Serialize for Attributes {
     }
 }
 
-fn serialize_doc_id<S: serde::Serializer>(id: &DocId, serializer: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_doc_id<S: serde::Serializer>(
+    id: &DocId,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&id.to_hex())
 }
 
@@ -564,6 +583,58 @@ pub trait Sink: Send + Sync {
         source: &IndexSource,
     ) -> impl Future<Output = Result<(), SinkError>> + Send {
         let _ = source;
+        async { Ok(()) }
+    }
+
+    /// The passages of a search, best first ([`passages`]). Default: the keyword
+    /// [`Sink::search`], each hit a whole document without a snippet (a sink without
+    /// passages).
+    fn search_passages(
+        &self,
+        query: &PassageQuery,
+    ) -> impl Future<Output = Result<Vec<PassageHit>, SinkError>> + Send {
+        async move {
+            let hits = self.search(&query.text, query.limit).await?;
+            Ok(hits
+                .into_iter()
+                .filter_map(|hit| {
+                    Some(PassageHit {
+                        id: DocId::from_hex(&hit.id)?,
+                        bucket: hit.bucket,
+                        key: hit.key,
+                        title: None,
+                        passage: None,
+                        score: hit.score,
+                        snippet: None,
+                    })
+                })
+                .collect())
+        }
+    }
+
+    /// The vectors of the committed passages of document `id` by content hash: what a re-sync
+    /// of a changed object reuses instead of calling the model. Default: none.
+    fn passage_vectors(
+        &self,
+        id: DocId,
+    ) -> impl Future<Output = Result<Vec<(PassageHash, Vec<f32>)>, SinkError>> + Send {
+        let _ = id;
+        async { Ok(Vec::new()) }
+    }
+
+    /// The model that made this index's vectors, as last recorded; `None` before any.
+    fn recorded_model(
+        &self,
+    ) -> impl Future<Output = Result<Option<EmbeddingModel>, SinkError>> + Send {
+        async { Ok(None) }
+    }
+
+    /// Records the model of this index's vectors, replacing any earlier record.
+    fn record_model(
+        &self,
+        model: &EmbeddingModel,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send {
+        let _ = model;
         async { Ok(()) }
     }
 }

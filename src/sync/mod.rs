@@ -1040,5 +1040,7 @@ fn build_document(
         extraction_error,
         indexed_at: OffsetDateTime::now_utc(),
         attributes: Attributes::default(),
+        passages: Vec::new(),
+        embedding_error: None,
     }
 }

@@ -438,6 +438,8 @@ fn document(bucket: &str, key: &str, body: &str) -> Document {
         extraction_error: None,
         indexed_at: OffsetDateTime::now_utc(),
         attributes: Default::default(),
+        passages: Vec::new(),
+        embedding_error: None,
     }
 }
 

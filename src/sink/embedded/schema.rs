@@ -221,6 +221,8 @@ impl Fields {
             extraction_error: text(self.extraction_error),
             indexed_at: date(self.indexed_at, INDEXED_AT)?,
             attributes,
+            passages: Vec::new(),
+            embedding_error: None,
         })
     }
 }

@@ -194,6 +194,8 @@ pub(super) async fn get(
         extraction_error: stored.extraction_error,
         indexed_at: stored.indexed_at,
         attributes: stored.attributes,
+        passages: Vec::new(),
+        embedding_error: None,
     }))
 }
 

@@ -1,0 +1,194 @@
+//! Passages in an index, and searching them: by words, by meaning, or both.
+//!
+//! A document synced with an `embedding:` block carries its passages and their vectors
+//! ([`StoredPassage`]); a sink stores them with the document, in the same commit, so that
+//! documents, passages and vectors agree after any crash and the next sync. A search
+//! ([`PassageQuery`]) answers [`PassageHit`]s: a passage where the index has them, the whole
+//! document where it has none (an index synced without embeddings).
+
+use serde::{Deserialize, Serialize};
+
+use crate::embed::{Passage, PassageHash};
+use crate::sink::DocId;
+
+/// One passage of a document as a sink stores it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredPassage {
+    /// The passage: ordinal, byte range, heading or page, text, content hash.
+    pub passage: Passage,
+    /// Its vector; `None` when the document's embedding failed (`Document::embedding_error`).
+    pub vector: Option<Vec<f32>>,
+}
+
+/// How a search ranks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchMode {
+    /// BM25 over words (English stemming; title and filename weigh more than the body).
+    Keyword,
+    /// Cosine similarity of the query's vector to the passages' vectors.
+    Semantic,
+    /// Both, fused ([`Fusion`]).
+    Hybrid,
+}
+
+/// How hybrid search merges the keyword and the semantic ranking.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fusion {
+    /// Reciprocal-rank fusion: each list adds `1 / (k + rank)` (rank from 1).
+    Rrf {
+        /// The constant `k`; 60 by default, as in Cormack et al. (2009).
+        k: u32,
+    },
+    /// Scores normalised to [0, 1] per list (min-max), then `semantic * w + keyword * (1 - w)`.
+    Weighted {
+        /// Weight of the semantic score, from 0 to 1.
+        semantic_weight: f32,
+    },
+}
+
+impl Default for Fusion {
+    fn default() -> Self {
+        Self::Rrf { k: 60 }
+    }
+}
+
+/// A search over an index's passages.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PassageQuery {
+    /// What a person typed (the query-string syntax of [`Sink::search`](crate::sink::Sink)).
+    pub text: String,
+    /// The query's vector, for [`SearchMode::Semantic`] and [`SearchMode::Hybrid`].
+    pub vector: Option<Vec<f32>>,
+    /// How to rank.
+    pub mode: SearchMode,
+    /// How to fuse, in [`SearchMode::Hybrid`].
+    pub fusion: Fusion,
+    /// Hits to return at most.
+    pub limit: usize,
+}
+
+/// Where in its document a hit's passage lies.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PassageSpan {
+    /// The passage's ordinal, from 0.
+    pub ordinal: u32,
+    /// Its first byte in the document's text.
+    pub start: usize,
+    /// Its end (exclusive) in the document's text.
+    pub end: usize,
+    /// The headings above it, where known.
+    pub heading: Option<String>,
+    /// The page it starts on, where known.
+    pub page: Option<u32>,
+    /// Its content hash.
+    #[serde(skip)]
+    pub content_hash: Option<PassageHash>,
+}
+
+/// One result of a passage search.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PassageHit {
+    /// The document's id.
+    #[serde(serialize_with = "crate::sink::serialize_doc_id")]
+    pub id: DocId,
+    /// The object's bucket.
+    pub bucket: String,
+    /// The object's key.
+    pub key: String,
+    /// The document's title, if it has one.
+    pub title: Option<String>,
+    /// The passage; `None` when the hit is a whole document (an index without passages).
+    pub passage: Option<PassageSpan>,
+    /// The score the ranking gave (BM25, cosine, or the fused score).
+    pub score: f32,
+    /// The passage's (or document's) text around the matched words; `None` when there is no
+    /// text.
+    pub snippet: Option<Snippet>,
+}
+
+/// A short piece of a hit's text with the words the query matched.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Snippet {
+    /// The text, cut at word boundaries, markup stripped.
+    pub text: String,
+    /// Byte ranges `[start, end)` of `text` that the query matched, in order, not overlapping.
+    pub highlights: Vec<[usize; 2]>,
+}
+
+/// The identity of a hit across rankings: its document and passage.
+fn hit_key(hit: &PassageHit) -> (DocId, Option<u32>) {
+    (hit.id, hit.passage.as_ref().map(|passage| passage.ordinal))
+}
+
+/// Merges a keyword and a semantic ranking (each best first) into one of at most `limit` hits,
+/// best first; a hit found by both keeps the keyword hit's snippet. Ties keep the keyword
+/// ranking's order, then the semantic one's.
+pub fn fuse(
+    keyword: Vec<PassageHit>,
+    semantic: Vec<PassageHit>,
+    fusion: Fusion,
+    limit: usize,
+) -> Vec<PassageHit> {
+    let scores = |hits: &[PassageHit]| -> Vec<f32> {
+        match fusion {
+            Fusion::Rrf { k } => (0..hits.len())
+                .map(|rank| 1.0 / (k as f32 + rank as f32 + 1.0))
+                .collect(),
+            Fusion::Weighted { .. } => {
+                let (low, high) = hits.iter().fold((f32::MAX, f32::MIN), |(low, high), hit| {
+                    (low.min(hit.score), high.max(hit.score))
+                });
+                hits.iter()
+                    .map(|hit| {
+                        if high > low {
+                            (hit.score - low) / (high - low)
+                        } else {
+                            1.0
+                        }
+                    })
+                    .collect()
+            }
+        }
+    };
+    let (keyword_weight, semantic_weight) = match fusion {
+        Fusion::Rrf { .. } => (1.0, 1.0),
+        Fusion::Weighted { semantic_weight } => (1.0 - semantic_weight, semantic_weight),
+    };
+    let keyword_scores = scores(&keyword);
+    let semantic_scores = scores(&semantic);
+    let mut fused: Vec<(f32, PassageHit)> = Vec::new();
+    let mut position = std::collections::HashMap::new();
+    let lists = [
+        (keyword, keyword_scores, keyword_weight),
+        (semantic, semantic_scores, semantic_weight),
+    ];
+    for (hits, scores, weight) in lists {
+        for (hit, score) in hits.into_iter().zip(scores) {
+            match position.get(&hit_key(&hit)) {
+                Some(&at) => {
+                    let entry: &mut (f32, PassageHit) = &mut fused[at];
+                    entry.0 += weight * score;
+                    if entry.1.snippet.is_none() {
+                        entry.1.snippet = hit.snippet;
+                    }
+                }
+                None => {
+                    position.insert(hit_key(&hit), fused.len());
+                    fused.push((weight * score, hit));
+                }
+            }
+        }
+    }
+    // A stable sort keeps first-seen order among equal scores.
+    fused.sort_by(|a, b| b.0.total_cmp(&a.0));
+    fused
+        .into_iter()
+        .take(limit)
+        .map(|(score, mut hit)| {
+            hit.score = score;
+            hit
+        })
+        .collect()
+}
