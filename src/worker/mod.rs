@@ -243,7 +243,8 @@ impl Worker {
             );
         }
         let handle = Arc::new(api::Handle::new(Arc::clone(&self.shared)));
-        tokio::spawn(crate::http::serve(listener, handle));
+        let guard = crate::http::guard::Guard::new(self.shared.config.api.as_ref());
+        tokio::spawn(crate::http::serve(listener, handle, guard));
         Ok(bound)
     }
 
