@@ -1,8 +1,11 @@
 //! IAM policies for connecting a customer's bucket: the trust policy of the customer's role and
 //! the least-privilege permissions a connector needs, derived from its buckets and rules.
 //!
-//! Pure functions of configuration data, printed by `s3-connector trust-policy`; nothing here
-//! calls AWS.
+//! Pure functions of configuration data, printed by `s3-connector trust-policy` and
+//! `GET /api/v1/aws-setup`; nothing here calls AWS. Every value from outside (a bucket URI's
+//! prefix, a role name, an ExternalId) comes out inert in each output: a literal in the IAM
+//! policy (its wildcards and `${...}` variables escaped), a JSON string in CloudFormation, a
+//! literal in Terraform (`${` and `%{` escaped) and one shell word in the AWS CLI commands.
 
 use serde_json::{Value, json};
 
@@ -60,7 +63,7 @@ pub fn permissions_policy(connector: &ConnectorConfig) -> Value {
         } else {
             list["Condition"] = json!({
                 "StringLike": {
-                    "s3:prefix": prefixes.iter().map(|p| format!("{p}*")).collect::<Vec<_>>()
+                    "s3:prefix": prefixes.iter().map(|p| format!("{}*", iam_literal(p))).collect::<Vec<_>>()
                 }
             });
             // GetBucketLocation carries no prefix: it gets its own unconditioned statement.
@@ -73,7 +76,7 @@ pub fn permissions_policy(connector: &ConnectorConfig) -> Value {
             }));
             prefixes
                 .iter()
-                .map(|p| format!("{bucket_arn}/{p}*"))
+                .map(|p| format!("{bucket_arn}/{}*", iam_literal(p)))
                 .collect()
         };
         statements.push(list);
@@ -139,9 +142,51 @@ pub fn role_name(role_arn: &str) -> &str {
     role_arn.rsplit('/').next().unwrap_or(role_arn)
 }
 
+/// `text` matched literally by IAM in a `Resource` or a `StringLike` condition: `*`, `?` and
+/// `$` become the policy variables `${*}`, `${?}` and `${$}`, so a key prefix holding them
+/// neither widens the grant nor reads a variable such as `${aws:username}`.
+fn iam_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '*' | '?' | '$' => {
+                out.push_str("${");
+                out.push(c);
+                out.push('}');
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// `text` as one POSIX shell word: as it is when it holds only characters the shell leaves
+/// alone (every valid role name does), else in single quotes.
+fn shell_word(text: &str) -> String {
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b"+=,.@_-/:".contains(&b);
+    if !text.is_empty() && text.bytes().all(plain) {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+/// `text` as Terraform reads it literally, in a heredoc or a quoted string: `${` would start an
+/// interpolation and `%{` a directive; `$${` and `%%{` are their literal forms.
+fn terraform_literal(text: &str) -> String {
+    text.replace("${", "$${").replace("%{", "%%{")
+}
+
+/// `text` as a Terraform quoted string: JSON's string escapes are Terraform's, plus
+/// [`terraform_literal`].
+fn terraform_string(text: &str) -> String {
+    terraform_literal(&Value::from(text).to_string())
+}
+
 /// Shell commands that create the role with both policies.
 pub fn aws_cli_commands(role_name: &str, trust: &Value, permissions: &Value) -> String {
     let pretty = |value: &Value| serde_json::to_string_pretty(value).unwrap_or_default();
+    let role_name = shell_word(role_name);
     format!(
         "cat > trust-policy.json <<'JSON'\n{trust}\nJSON\ncat > permissions-policy.json <<'JSON'\n{permissions}\nJSON\n\
 aws iam create-role --role-name {role_name} --assume-role-policy-document file://trust-policy.json\n\
@@ -180,13 +225,16 @@ pub fn cloudformation(role_name: &str, trust: &Value, permissions: &Value) -> Va
     })
 }
 
-/// A Terraform snippet that creates the role with both policies and outputs its ARN.
+/// A Terraform snippet that creates the role with both policies and outputs its ARN. The
+/// policies are JSON in heredocs, with `${` and `%{` escaped ([`terraform_literal`]).
 pub fn terraform(role_name: &str, trust: &Value, permissions: &Value) -> String {
-    let pretty = |value: &Value| serde_json::to_string_pretty(value).unwrap_or_default();
+    let pretty =
+        |value: &Value| terraform_literal(&serde_json::to_string_pretty(value).unwrap_or_default());
     format!(
-        "resource \"aws_iam_role\" \"s3_connector\" {{\n  name               = \"{role_name}\"\n  assume_role_policy = <<-JSON\n{trust}\n  JSON\n}}\n\n\
+        "resource \"aws_iam_role\" \"s3_connector\" {{\n  name               = {role_name}\n  assume_role_policy = <<-JSON\n{trust}\n  JSON\n}}\n\n\
 resource \"aws_iam_role_policy\" \"s3_connector_read\" {{\n  name   = \"s3-connector-read\"\n  role   = aws_iam_role.s3_connector.id\n  policy = <<-JSON\n{permissions}\n  JSON\n}}\n\n\
 output \"s3_connector_role_arn\" {{\n  description = \"Send this as role_arn when creating the connector.\"\n  value       = aws_iam_role.s3_connector.arn\n}}\n",
+        role_name = terraform_string(role_name),
         trust = indent(&pretty(trust), "    "),
         permissions = indent(&pretty(permissions), "    "),
     )
@@ -203,8 +251,11 @@ fn indent(text: &str, by: &str) -> String {
 mod tests {
     use std::path::Path;
 
+    use proptest::prelude::*;
+
     use super::*;
     use crate::config;
+    use crate::rules::SyncRules;
 
     fn connector(buckets: &str, rules: Option<&str>) -> ConnectorConfig {
         let rules = rules
@@ -378,6 +429,202 @@ mod tests {
         );
         assert!(snippet.contains("arn:aws:s3:::docs/*"), "{snippet}");
         assert_eq!(snippet.matches("<<-JSON").count(), 2);
+    }
+
+    /// What Terraform reads in a template that should hold no interpolation or directive (a
+    /// heredoc's body, a quoted string's text): `$${` and `%%{` are literal `${` and `%{`, a
+    /// `$` or `%` before anything else is itself; `None` where `${` or `%{` would evaluate.
+    /// (HCL's scanner: `TemplateNotInterp = '$' (TemplateIgnoredNonBrace | TemplateInterp)`.)
+    fn terraform_reads(template: &str) -> Option<String> {
+        let mut out = String::new();
+        let mut rest = template;
+        while let Some(c) = rest.chars().next() {
+            if rest.starts_with("$${") || rest.starts_with("%%{") {
+                out.push(c);
+                out.push('{');
+                rest = &rest[3..];
+            } else if rest.starts_with("${") || rest.starts_with("%{") {
+                return None;
+            } else {
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+        Some(out)
+    }
+
+    /// The role name and both policies of a Terraform snippet, as Terraform reads them;
+    /// panics where something would be evaluated or a heredoc would end early.
+    fn terraform_values(snippet: &str) -> (String, Value, Value) {
+        let line = snippet
+            .lines()
+            .find_map(|l| l.strip_prefix("  name               = "))
+            .unwrap();
+        let name: String = serde_json::from_str(&terraform_reads(line).unwrap()).unwrap();
+        let heredocs: Vec<Value> = snippet
+            .split("<<-JSON\n")
+            .skip(1)
+            .map(|rest| {
+                let (body, _) = rest.split_once("\n  JSON\n").unwrap();
+                assert!(body.lines().all(|l| l.trim() != "JSON"), "{body}");
+                let read = terraform_reads(body).unwrap_or_else(|| panic!("evaluates: {body}"));
+                serde_json::from_str(&read).unwrap()
+            })
+            .collect();
+        let [trust, permissions] = <[Value; 2]>::try_from(heredocs).unwrap();
+        (name, trust, permissions)
+    }
+
+    /// The word a POSIX shell reads from `word` (plain characters, `'...'`, `\\x`).
+    fn shell_reads(word: &str) -> String {
+        let mut out = String::new();
+        let mut chars = word.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\'' => out.extend(chars.by_ref().take_while(|&c| c != '\'')),
+                '\\' => out.extend(chars.next()),
+                _ => out.push(c),
+            }
+        }
+        out
+    }
+
+    /// The role name and both policies of the AWS CLI commands, as the shell reads them.
+    fn cli_values(commands: &str) -> (String, Value, Value) {
+        let heredoc = |file: &str| {
+            let start = format!("cat > {file} <<'JSON'\n");
+            let body = commands.split(&start).nth(1).unwrap();
+            serde_json::from_str::<Value>(body.split("\nJSON\n").next().unwrap()).unwrap()
+        };
+        let (_, after) = commands
+            .split_once("aws iam create-role --role-name ")
+            .unwrap();
+        let (word, _) = after
+            .rsplit_once(" --assume-role-policy-document file://trust-policy.json\n")
+            .unwrap();
+        (
+            shell_reads(word),
+            heredoc("trust-policy.json"),
+            heredoc("permissions-policy.json"),
+        )
+    }
+
+    /// What IAM matches for a `Resource` or `StringLike` pattern: the literal text, and `true`
+    /// for a wildcard after it; panics on any other wildcard or variable.
+    fn iam_reads(pattern: &str) -> (String, bool) {
+        let (body, wildcard) = match pattern.strip_suffix('*') {
+            Some(body) if !body.ends_with("${") => (body, true),
+            _ => (pattern, false),
+        };
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some(c) = rest.chars().next() {
+            if let Some(after) = rest.strip_prefix("${") {
+                let (special, tail) = after.split_at(after.find('}').unwrap());
+                assert!(
+                    matches!(special, "*" | "?" | "$"),
+                    "a variable in {pattern}"
+                );
+                out.push_str(special);
+                rest = &tail[1..];
+            } else {
+                assert!(!matches!(c, '*' | '?'), "a wildcard inside {pattern}");
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+        (out, wildcard)
+    }
+
+    #[test]
+    fn a_crafted_prefix_or_role_name_stays_inert_in_every_output() {
+        let hostile = "x%{ for k in local.secrets }${k}%{ endfor }${file(\"/etc/passwd\")}*?$\"\n  JSON\n'; rm -rf /";
+        let mut config = connector(r#"["docs"]"#, None);
+        config.rules =
+            SyncRules::from_value(&json!([{ "bucket": "docs", "prefix": hostile }])).unwrap();
+        let trust = trust_policy("arn:aws:iam::111122223333:role/worker", hostile);
+        let permissions = permissions_policy(&config);
+        let snippet = terraform(hostile, &trust, &permissions);
+        assert_eq!(
+            terraform_values(&snippet),
+            (hostile.to_owned(), trust.clone(), permissions.clone()),
+            "{snippet}"
+        );
+        assert!(snippet.contains("x%%{ for k in local.secrets }$${k}%%{ endfor }"));
+        let commands = aws_cli_commands(hostile, &trust, &permissions);
+        assert_eq!(
+            cli_values(&commands),
+            (hostile.to_owned(), trust.clone(), permissions.clone()),
+            "{commands}"
+        );
+        assert_eq!(
+            grants(&permissions, "s3:GetObject"),
+            vec![(
+                json!(format!("arn:aws:s3:::docs/{}*", iam_literal(hostile))),
+                Value::Null
+            )]
+        );
+        let template = cloudformation(hostile, &trust, &permissions);
+        let read: Value = serde_json::from_str(&template.to_string()).unwrap();
+        let role = &read["Resources"]["S3ConnectorRole"]["Properties"];
+        assert_eq!(role["RoleName"], hostile);
+        assert_eq!(role["Policies"][0]["PolicyDocument"], permissions);
+        assert_eq!(read["Resources"].as_object().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_shell_reads_a_quoted_role_name_as_one_word() {
+        for name in [
+            "reader",
+            "it's; rm -rf / #",
+            "$(id) `id` ${HOME}",
+            "a\nb",
+            "",
+        ] {
+            let output = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {}", shell_word(name)))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8(output.stdout).unwrap(), name);
+            assert_eq!(shell_reads(&shell_word(name)), name);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config::config())]
+
+        #[test]
+        fn any_prefix_role_name_or_external_id_comes_out_as_written(
+            prefix in "[a-z/ *?$%{}~\"'\\\\\n\t\u{e9}\u{1F600}-]{1,16}",
+            role in "[A-Za-z0-9 $%{}\"'\\\\\n;&|`*-]{0,16}",
+            external_id in "[a-z0-9$%{}\"\\\\\n]{0,12}",
+        ) {
+            let mut config = connector(r#"["docs"]"#, None);
+            config.rules =
+                SyncRules::from_value(&json!([{ "bucket": "docs", "prefix": prefix }])).unwrap();
+            let trust = trust_policy("arn:aws:iam::111122223333:role/worker", &external_id);
+            let permissions = permissions_policy(&config);
+            prop_assert_eq!(
+                terraform_values(&terraform(&role, &trust, &permissions)),
+                (role.clone(), trust.clone(), permissions.clone())
+            );
+            prop_assert_eq!(
+                cli_values(&aws_cli_commands(&role, &trust, &permissions)),
+                (role.clone(), trust.clone(), permissions.clone())
+            );
+            let template = cloudformation(&role, &trust, &permissions);
+            let read: Value = serde_json::from_str(&serde_json::to_string_pretty(&template).unwrap()).unwrap();
+            prop_assert_eq!(&read, &template);
+            prop_assert_eq!(&read["Resources"]["S3ConnectorRole"]["Properties"]["RoleName"], &json!(role));
+            // IAM matches the prefix literally, then anything.
+            let objects = grants(&permissions, "s3:GetObject");
+            let resource = objects[0].0.as_str().unwrap();
+            prop_assert_eq!(iam_reads(resource), (format!("arn:aws:s3:::docs/{prefix}"), true));
+            let listed = grants(&permissions, "s3:ListBucket");
+            let condition = listed[0].1["StringLike"]["s3:prefix"][0].as_str().unwrap();
+            prop_assert_eq!(iam_reads(condition), (prefix.clone(), true));
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 
 use crate::config::inventory::InventorySettings;
 use crate::config::notifications::{EventFormat, NotificationsConfig};
-use crate::config::{BucketSelection, ConnectorConfig};
+use crate::config::{BucketSelection, ConnectorConfig, redact_urls};
 use crate::credentials;
 use crate::events::{Queue, QueueError};
 use crate::source::inventory::{self, InventoryError};
@@ -480,7 +480,7 @@ impl Probe<'_> {
         source: &S3Source,
         buckets: &BTreeSet<String>,
     ) {
-        let url = queue.url().to_owned();
+        let url = redact_urls(queue.url()).into_owned();
         let names = [
             QueueAttributeName::QueueArn,
             QueueAttributeName::ApproximateNumberOfMessages,

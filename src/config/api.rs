@@ -1,5 +1,6 @@
 //! The `api:` block: the HTTP management API of `run` (connectors created by a request, after a
-//! probe) is opt-in, and this is where its bearer token and the deployment's ExternalId live.
+//! probe) is opt-in, and this is where its bearer token, the deployment's ExternalId and the
+//! limits of the HTTP surface (allowed `Host` names, connections, body time) live.
 //!
 //! Data and validation only; the token file is the one file read here. The routes are in
 //! `worker::api`.
@@ -48,12 +49,37 @@ pub struct ApiConfig {
         deserialize_with = "duration::text"
     )]
     pub probe_wait: String,
+    /// The host names a request's `Host` header may carry (compared without the port, case
+    /// ignored), e.g. `[localhost, s3c.example.com]`: a request to any other name is refused
+    /// with 421 Misdirected Request, on every route, before its token is checked. An IP address
+    /// (the listen address, a pod's IP, `127.0.0.1`, `[::1]`) is always accepted. The check
+    /// stops DNS rebinding, where a web page reaches the worker through a name of its own, and
+    /// such a name is never an address. Behind a reverse proxy or a Kubernetes Service, list
+    /// the names clients use. Default `[localhost]`; a list replaces it.
+    #[serde(default = "defaults::api_allowed_hosts")]
+    pub allowed_hosts: Vec<String>,
+    /// Most HTTP connections open at once, 1..=65536: while that many are open, a new one waits
+    /// in the listen queue until one closes (an idle connection is closed after 10 s). Without
+    /// an `api:` block the default applies. Default 256.
+    #[serde(default = "defaults::api_max_connections")]
+    pub max_connections: usize,
+    /// How long a request may take to send its whole body once its headers are in: a duration
+    /// from `1s` to `5m`. A body still incomplete then is answered 408 and its connection
+    /// closed, however steadily it trickles in. Default `30s`.
+    #[serde(
+        default = "defaults::api_body_timeout",
+        deserialize_with = "duration::text"
+    )]
+    pub body_timeout: String,
     /// The token, read from `token` or `token_file` by [`validate`].
     #[serde(skip)]
     resolved_token: Option<Secret>,
     /// `probe_wait`, parsed by [`validate`].
     #[serde(skip)]
     resolved_probe_wait: Duration,
+    /// `body_timeout`, parsed by [`validate`].
+    #[serde(skip)]
+    resolved_body_timeout: Duration,
 }
 
 impl ApiConfig {
@@ -67,6 +93,11 @@ impl ApiConfig {
         self.resolved_probe_wait
     }
 
+    /// [`ApiConfig::body_timeout`] (set once the config is validated).
+    pub fn body_timeout(&self) -> Duration {
+        self.resolved_body_timeout
+    }
+
     /// A configuration for tests and tools that build one in code.
     pub fn new(token: &str, external_id: &str) -> Self {
         Self {
@@ -76,8 +107,12 @@ impl ApiConfig {
             principal_arn: None,
             max_body_bytes: defaults::api_max_body_bytes(),
             probe_wait: defaults::api_probe_wait(),
+            allowed_hosts: defaults::api_allowed_hosts(),
+            max_connections: defaults::api_max_connections(),
+            body_timeout: defaults::api_body_timeout(),
             resolved_token: Some(Secret::new(token)),
             resolved_probe_wait: defaults::API_PROBE_WAIT,
+            resolved_body_timeout: defaults::API_BODY_TIMEOUT,
         }
     }
 }
@@ -87,6 +122,11 @@ const MIN_TOKEN_CHARS: usize = 16;
 
 /// Longest `probe_wait`: a request should not hang for longer than IAM ever takes.
 const MAX_PROBE_WAIT: Duration = Duration::from_secs(300);
+
+/// The range of `body_timeout`: a body needs some time, and a connection should not be held
+/// for long.
+const BODY_TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(300);
 
 /// Checks the block and reads the token; appends what is broken.
 pub(super) fn validate(api: &mut ApiConfig, base_dir: &Path, problems: &mut Vec<Problem>) {
@@ -175,16 +215,63 @@ pub(super) fn validate(api: &mut ApiConfig, base_dir: &Path, problems: &mut Vec<
         ),
         Err(rule) => push("probe_wait", Some(format!("{:?}", api.probe_wait)), rule),
     }
+    match duration::parse(&api.body_timeout) {
+        Ok(timeout) if BODY_TIMEOUT_RANGE.contains(&timeout) => {
+            api.resolved_body_timeout = timeout;
+        }
+        Ok(_) => push(
+            "body_timeout",
+            Some(format!("{:?}", api.body_timeout)),
+            "is out of range: must be from 1s to 5m".into(),
+        ),
+        Err(rule) => push(
+            "body_timeout",
+            Some(format!("{:?}", api.body_timeout)),
+            rule,
+        ),
+    }
+    for (position, name) in api.allowed_hosts.iter().enumerate() {
+        if let Err(rule) = check_host_name(name) {
+            push(
+                &format!("allowed_hosts[{position}]"),
+                Some(format!("{name:?}")),
+                rule,
+            );
+        }
+    }
+}
+
+/// An entry of `allowed_hosts`: a DNS name, without scheme or port.
+fn check_host_name(name: &str) -> Result<(), String> {
+    let valid = (1..=253).contains(&name.len())
+        && !name.starts_with(['.', '-'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if valid {
+        Ok(())
+    } else {
+        Err("must be a host name such as s3c.example.com, without scheme or port (IP addresses are always accepted and need no entry)".to_owned())
+    }
 }
 
 /// The whole-number fields of the `api` block.
-pub(super) const NUMBERS: [NumberRule<ApiConfig>; 1] = [NumberRule {
-    field: "max_body_bytes",
-    min: 1024,
-    max: 10 * 1024 * 1024,
-    value: |c| c.max_body_bytes as u64,
-    unit: "",
-}];
+pub(super) const NUMBERS: [NumberRule<ApiConfig>; 2] = [
+    NumberRule {
+        field: "max_body_bytes",
+        min: 1024,
+        max: 10 * 1024 * 1024,
+        value: |c| c.max_body_bytes as u64,
+        unit: "",
+    },
+    NumberRule {
+        field: "max_connections",
+        min: 1,
+        max: 65_536,
+        value: |c| c.max_connections as u64,
+        unit: "",
+    },
+];
 
 #[cfg(test)]
 mod tests {
@@ -245,6 +332,30 @@ mod tests {
             (
                 "  token: ${TOKEN}\n  external_id: ext-123\n  probe_wait: 1h",
                 "api.probe_wait: \"1h\" is too long",
+            ),
+            (
+                "  token: ${TOKEN}\n  external_id: ext-123\n  allowed_hosts: [localhost, S3C.example.com, s3-connector.team.svc]\n  max_connections: 8\n  body_timeout: 5s",
+                "",
+            ),
+            (
+                "  token: ${TOKEN}\n  external_id: ext-123\n  allowed_hosts: [localhost, \"s3c.example.com:8443\"]",
+                "api.allowed_hosts[1]: \"s3c.example.com:8443\" must be a host name",
+            ),
+            (
+                "  token: ${TOKEN}\n  external_id: ext-123\n  allowed_hosts: [\"https://s3c.example.com\"]",
+                "api.allowed_hosts[0]: \"https://s3c.example.com\" must be a host name",
+            ),
+            (
+                "  token: ${TOKEN}\n  external_id: ext-123\n  max_connections: 0",
+                "api.max_connections: 0 is out of range",
+            ),
+            (
+                "  token: ${TOKEN}\n  external_id: ext-123\n  body_timeout: 0s",
+                "api.body_timeout: \"0s\" is out of range: must be from 1s to 5m",
+            ),
+            (
+                "  token: ${TOKEN}\n  external_id: ext-123\n  body_timeout: 10m",
+                "api.body_timeout: \"10m\" is out of range",
             ),
         ];
         for (lines, expected) in table {

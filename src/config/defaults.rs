@@ -140,6 +140,26 @@ pub fn api_probe_wait() -> String {
     format!("{}s", API_PROBE_WAIT.as_secs())
 }
 
+/// The names besides IP addresses that the `Host` of an API request may carry: `localhost`.
+pub fn api_allowed_hosts() -> Vec<String> {
+    vec!["localhost".to_owned()]
+}
+
+/// Most HTTP connections `run` keeps open at once: 256 (a management API and its probes need
+/// a handful; each connection holds a file descriptor and a task).
+pub const fn api_max_connections() -> usize {
+    256
+}
+
+/// How long a request may take to send its whole body: 30 s (the largest body allowed,
+/// 10 MiB, needs about 350 kB/s).
+pub const API_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// [`API_BODY_TIMEOUT`] as the config file writes it.
+pub fn api_body_timeout() -> String {
+    format!("{}s", API_BODY_TIMEOUT.as_secs())
+}
+
 /// Seconds of SQS long polling per ReceiveMessage: 20 (SQS's maximum: the fewest empty
 /// answers).
 pub const fn notifications_wait_time() -> u64 {

@@ -37,7 +37,7 @@ use serde::Deserialize;
 use crate::rules::SyncRules;
 use file::{ConfigFile, ConnectorFile, SyncRulesSource};
 pub use schedule::Schedule;
-pub use secret::{REDACTED, Secret};
+pub use secret::{REDACTED, Secret, redact_urls};
 
 /// The validated configuration: what [`load`] returns, and only for a file that passed every
 /// rule. The file's format, with every field's documentation, is [`file::ConfigFile`].
@@ -603,7 +603,11 @@ fn validate_connector(
             ("sts_endpoint_url", &connector.sts_endpoint_url),
         ] {
             if let Some(url) = url {
-                report.check(field, url, rules_of_names::check_endpoint_url(url));
+                report.check(
+                    field,
+                    &redact_urls(url),
+                    rules_of_names::check_endpoint_url(url),
+                );
             }
         }
         validate_identity(connector, report);

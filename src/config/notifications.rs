@@ -136,12 +136,20 @@ pub(super) fn validate(
     push: &mut dyn FnMut(&str, Option<String>, String),
 ) {
     if let Err(rule) = parse_queue_url(&config.queue_url) {
-        push("queue_url", Some(format!("{:?}", config.queue_url)), rule);
+        push(
+            "queue_url",
+            Some(format!("{:?}", super::redact_urls(&config.queue_url))),
+            rule,
+        );
     }
     if let Some(url) = &config.sqs_endpoint_url
         && let Err(rule) = rules_of_names::check_endpoint_url(url)
     {
-        push("sqs_endpoint_url", Some(format!("{url:?}")), rule);
+        push(
+            "sqs_endpoint_url",
+            Some(format!("{:?}", super::redact_urls(url))),
+            rule,
+        );
     }
     super::check_numbers(&NUMBERS, config, push);
 }

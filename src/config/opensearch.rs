@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{NumberRule, Problem, REDACTED, Secret, defaults, rules_of_names};
+use super::{NumberRule, Problem, REDACTED, Secret, defaults, redact_urls, rules_of_names};
 
 /// An OpenSearch cluster (self-managed, Amazon OpenSearch Service or Serverless). Each connector
 /// writes to the index named by its `index_name`, created with an explicit mapping on first use.
@@ -16,7 +16,8 @@ use super::{NumberRule, Problem, REDACTED, Secret, defaults, rules_of_names};
 #[serde(deny_unknown_fields)]
 pub struct OpensearchConfig {
     /// Base URL of the cluster, `http://` or `https://`, e.g. `https://search.internal:9200`.
-    /// A path (behind a reverse proxy) is kept.
+    /// A path (behind a reverse proxy) is kept. A user or password in it (`user:pw@host`) is
+    /// refused, since a URL gets printed: use `username` and `password`.
     pub url: String,
     /// User for HTTP basic authentication. Needs `password`; not allowed with `aws_sigv4`.
     #[serde(default)]
@@ -119,8 +120,15 @@ pub(super) fn validate(
             rule,
         });
     };
-    if let Err(rule) = rules_of_names::check_endpoint_url(&config.url) {
-        push("url", Some(format!("{:?}", config.url)), rule);
+    let shown = Some(format!("{:?}", redact_urls(&config.url)));
+    if rules_of_names::has_user_info(&config.url) {
+        push(
+            "url",
+            shown,
+            "carries a user name or password (user:password@host), which would be printed wherever the URL is: put the user in index.username and the password in index.password, from the environment (password: ${OPENSEARCH_PASSWORD})".into(),
+        );
+    } else if let Err(rule) = rules_of_names::check_endpoint_url(&config.url) {
+        push("url", shown, rule);
     }
     let has_user = config.username.as_deref().is_some_and(|v| !v.is_empty());
     let has_password = config.password.as_ref().is_some_and(|v| !v.is_empty());
@@ -290,6 +298,16 @@ mod tests {
             (
                 "  kind: opensearch\n  url: search.internal:9200",
                 &["index.url: \"search.internal:9200\" must be an http:// or https:// URL"],
+            ),
+            (
+                "  kind: opensearch\n  url: http://admin:${OS_PASSWORD}@search.internal:9200",
+                &[
+                    "index.url: \"http://**REDACTED**@search.internal:9200\" carries a user name or password (user:password@host), which would be printed wherever the URL is: put the user in index.username and the password in index.password",
+                ],
+            ),
+            (
+                "  kind: opensearch\n  url: https://${OS_PASSWORD}@search.internal/prefix",
+                &["index.url: \"https://**REDACTED**@search.internal/prefix\" carries"],
             ),
             (
                 "  kind: opensearch\n  url: http://h\n  username: admin",

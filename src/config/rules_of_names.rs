@@ -114,15 +114,24 @@ pub fn check_region(value: &str) -> Result<(), String> {
     }
 }
 
-/// An `http://` or `https://` URL with a host.
+/// An `http://` or `https://` URL with a host, and no user name or password in it.
 pub fn check_endpoint_url(value: &str) -> Result<(), String> {
     let rest = value
         .strip_prefix("http://")
         .or_else(|| value.strip_prefix("https://"));
     match rest {
+        Some(_) if has_user_info(value) => Err(
+            "carries a user name or password (user:password@host), which would be printed wherever the URL is; this endpoint takes no credentials in its URL".to_owned(),
+        ),
         Some(rest) if !rest.is_empty() && !rest.starts_with('/') => Ok(()),
         _ => Err("must be an http:// or https:// URL with a host".to_owned()),
     }
+}
+
+/// True when `url` carries user information (`user:password@`): exactly when printing it
+/// through [`super::redact_urls`] would hide something.
+pub fn has_user_info(url: &str) -> bool {
+    super::redact_urls(url) != url
 }
 
 #[cfg(test)]
@@ -190,5 +199,8 @@ mod tests {
         assert!(check_endpoint_url("https://s3.example.com").is_ok());
         assert!(check_endpoint_url("127.0.0.1:9000").is_err());
         assert!(check_endpoint_url("http://").is_err());
+        let userinfo = check_endpoint_url("http://admin:pw@127.0.0.1:9000").unwrap_err();
+        assert!(userinfo.contains("user name or password"), "{userinfo}");
+        assert!(!userinfo.contains("pw"), "{userinfo}");
     }
 }

@@ -1,5 +1,7 @@
-//! A string that must never be printed: secret keys, session tokens, passwords.
+//! A string that must never be printed: secret keys, session tokens, passwords; and the one
+//! function that hides the credentials a URL may carry before it is printed.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Deserialize, Deserializer};
@@ -92,9 +94,71 @@ impl serde::de::Visitor<'_> for SecretVisitor {
     }
 }
 
+/// `text` with the user information of every URL in it (`scheme://user:password@host`)
+/// replaced by [`REDACTED`]: for printing a URL, or a message that may quote one (an HTTP
+/// client's error). The program prints a URL only through this function.
+///
+/// A URL runs from its `scheme://` to the next whitespace, quote or angle bracket; the user
+/// information ends at the URL's last `@`. That errs on the side of hiding: a password with an
+/// unescaped `/` or `#` is still hidden, and so is the part before an `@` in a path or query.
+pub fn redact_urls(text: &str) -> Cow<'_, str> {
+    if !text.contains('@') {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(separator) = rest.find("://") {
+        let (head, url) = rest.split_at(separator + 3);
+        out.push_str(head);
+        let end = url
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`'))
+            .unwrap_or(url.len());
+        let (url, after) = url.split_at(end);
+        match url.rfind('@') {
+            Some(at) => {
+                out.push_str(REDACTED);
+                out.push_str(&url[at..]);
+            }
+            None => out.push_str(url),
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_lose_their_user_information_wherever_they_are() {
+        let cases = [
+            (
+                "http://admin:pw@search:9200",
+                "http://**REDACTED**@search:9200",
+            ),
+            (
+                "https://admin:p/w#x@search/prefix?q=1",
+                "https://**REDACTED**@search/prefix?q=1",
+            ),
+            ("https://token@host/", "https://**REDACTED**@host/"),
+            (
+                "error sending request for url (http://u:secret@h:9200/_bulk): refused; again at \"http://u:secret@h:9200/\"",
+                "error sending request for url (http://**REDACTED**@h:9200/_bulk): refused; again at \"http://**REDACTED**@h:9200/\"",
+            ),
+            ("http://search:9200/path", "http://search:9200/path"),
+            ("no url, a@b", "no url, a@b"),
+            (
+                "mail me@home, then http://h/",
+                "mail me@home, then http://h/",
+            ),
+            ("", ""),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(redact_urls(text), expected, "{text}");
+        }
+    }
 
     #[test]
     fn debug_and_display_never_show_the_value() {

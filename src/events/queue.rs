@@ -22,8 +22,8 @@ use aws_sdk_sqs::types::{
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use time::OffsetDateTime;
 
-use crate::config::ConnectorConfig;
 use crate::config::notifications::NotificationsConfig;
+use crate::config::{ConnectorConfig, redact_urls};
 use crate::retry::{RetryPolicy, Transient};
 
 /// SQS takes at most ten entries per batch call.
@@ -78,10 +78,10 @@ impl QueueError {
             .unwrap_or_else(|| chain(error));
         Self {
             operation,
-            queue: queue.to_owned(),
+            queue: redact_urls(queue).into_owned(),
             code,
             status,
-            message,
+            message: redact_urls(&message).into_owned(),
             transient,
         }
     }

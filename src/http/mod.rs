@@ -8,7 +8,8 @@
 //! (`tests.rs`) and knows nothing of the worker's insides. One file per resource: connectors,
 //! syncs (start and history), search, aws-setup, health (with status and metrics), the
 //! console, the OpenAPI document (derived from the types of [`model`]); `auth` and `errors`
-//! are the tower layers and the error answers every route shares.
+//! are the tower layers and the error answers every route shares; [`guard`] holds the layers
+//! in front of them all (`Host`, body deadline, `nosniff`) and the connection cap of [`serve`].
 
 mod auth;
 mod aws_setup;
@@ -16,6 +17,7 @@ pub mod client;
 mod connectors;
 mod console;
 mod errors;
+pub mod guard;
 pub mod handle;
 mod health;
 pub mod model;
@@ -34,17 +36,16 @@ use axum::Router;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower::ServiceExt;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::RequestBodyTimeoutLayer;
 
+use guard::Guard;
 use handle::WorkerHandle;
 
-/// How long a connection may take to send its request head.
+/// How long a connection may take to send its request head, and how long it may stay idle
+/// between requests.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long a request may take to send its body.
-const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The routes of `handle`: health, status and metrics always; the API and the console when
 /// the handle has API settings.
@@ -60,8 +61,7 @@ pub fn router<H: WorkerHandle>(handle: Arc<H>) -> Router {
             .method_not_allowed_fallback(openapi::not_allowed)
             // `api.max_body_bytes` rules, not the framework's own default of 2 MB.
             .layer(axum::extract::DefaultBodyLimit::disable())
-            .layer(RequestBodyLimitLayer::new(access.max_body_bytes))
-            .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT));
+            .layer(RequestBodyLimitLayer::new(access.max_body_bytes));
         router = router.merge(api).merge(console::routes());
     }
     router
@@ -77,10 +77,32 @@ pub fn router<H: WorkerHandle>(handle: Arc<H>) -> Router {
         .with_state(handle)
 }
 
-/// Serves `handle`'s routes on `listener` until the task is dropped.
-pub async fn serve<H: WorkerHandle>(listener: TcpListener, handle: Arc<H>) {
-    let router = router(handle);
+/// Serves `handle`'s routes behind `guard` on `listener` until the task is dropped; while
+/// `guard.max_connections` connections are open, the next one waits in the listen queue.
+pub async fn serve<H: WorkerHandle>(listener: TcpListener, handle: Arc<H>, guard: Guard) {
+    let router = guard.apply(router(handle));
+    let open = Arc::new(Semaphore::new(guard.max_connections));
+    let mut full = false;
     loop {
+        let permit = match Arc::clone(&open).try_acquire_owned() {
+            Ok(permit) => {
+                full = false;
+                permit
+            }
+            Err(_) => {
+                if !full {
+                    full = true;
+                    tracing::warn!(
+                        message = "The HTTP listener has as many connections open as api.max_connections allows; new ones wait until one closes.",
+                        max_connections = guard.max_connections
+                    );
+                }
+                let Ok(permit) = Arc::clone(&open).acquire_owned().await else {
+                    return;
+                };
+                permit
+            }
+        };
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
@@ -92,6 +114,7 @@ pub async fn serve<H: WorkerHandle>(listener: TcpListener, handle: Arc<H>) {
         };
         let router = router.clone();
         tokio::spawn(async move {
+            let _open = permit;
             let service = service_fn(move |request| {
                 let router = router.clone();
                 async move {

@@ -13,6 +13,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::errors::{Unauthorized, respond, text};
+use super::guard::GuardAnswers;
 use super::handle::{ApiError, StatusCode};
 use super::model::{Error, FieldProblem, ProbeStep, SyncRecord};
 use super::{aws_setup, connectors, search, syncs};
@@ -27,7 +28,7 @@ use super::{aws_setup, connectors, search, syncs};
     ),
     servers((url = "/")),
     security(("bearer" = [])),
-    modifiers(&Bearer),
+    modifiers(&Bearer, &GuardAnswers),
     paths(
         aws_setup::aws_setup,
         openapi,

@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{BucketSelection, ConnectorConfig};
+use crate::config::{BucketSelection, ConnectorConfig, redact_urls};
 
 /// What an index's documents came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +48,6 @@ impl fmt::Display for IndexSource {
             Some(owner) => write!(f, " of account {owner}")?,
             None => write!(f, " (no expected owner)")?,
         }
-        write!(f, " at endpoint {}", self.endpoint)
+        write!(f, " at endpoint {}", redact_urls(&self.endpoint))
     }
 }

@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use super::{Entry, OpenIndex, Shared, lock};
+use crate::config::redact_urls;
 use crate::credentials;
 use crate::events::{Consumer, Queue, QueueError, RoundSummary};
 use crate::sink::{AnySink, Sink};
@@ -42,7 +43,7 @@ pub(super) async fn consume(shared: Arc<Shared>, entry: Arc<Entry>, cancel: Canc
     let queue = Queue::new(connector, notifications, &sdk_config, source.limiter());
     let mut consumer = Consumer::new(connector, notifications, queue, source);
     shared.metrics.queue(&connector.id, Some((0, 0)), 0.0);
-    tracing::info!(message = "Consuming event notifications.", connector = %connector.id, queue = %notifications.queue_url, format = notifications.format.as_str());
+    tracing::info!(message = "Consuming event notifications.", connector = %connector.id, queue = %redact_urls(&notifications.queue_url), format = notifications.format.as_str());
     let mut failures: u32 = 0;
     let mut depth_read_at: Option<tokio::time::Instant> = None;
     while !cancel.is_cancelled() {

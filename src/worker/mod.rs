@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, ConnectorConfig, Schedule};
+use crate::config::{Config, ConnectorConfig, Schedule, redact_urls};
 use crate::sink::AnySink;
 use crate::source::s3::S3Source;
 use crate::sync::shard::Shard;
@@ -243,7 +243,8 @@ impl Worker {
             );
         }
         let handle = Arc::new(api::Handle::new(Arc::clone(&self.shared)));
-        tokio::spawn(crate::http::serve(listener, handle));
+        let guard = crate::http::guard::Guard::new(self.shared.config.api.as_ref());
+        tokio::spawn(crate::http::serve(listener, handle, guard));
         Ok(bound)
     }
 
@@ -365,7 +366,7 @@ impl Entry {
             .notifications
             .as_ref()
             .map(|notifications| EventsStatus {
-                queue_url: notifications.queue_url.clone(),
+                queue_url: redact_urls(&notifications.queue_url).into_owned(),
                 ..EventsStatus::default()
             });
         Ok(Self {
@@ -566,10 +567,13 @@ impl Shared {
                 slot.replanned_at = Some(now);
                 slot.next_run = connector.timer.as_ref().and_then(|t| t.first_after(now));
             }
-            let queue = connector.notifications.as_ref().map(|n| &n.queue_url);
-            if slot.events.as_ref().map(|e| &e.queue_url) != queue {
+            let queue = connector
+                .notifications
+                .as_ref()
+                .map(|n| redact_urls(&n.queue_url).into_owned());
+            if slot.events.as_ref().map(|e| &e.queue_url) != queue.as_ref() {
                 slot.events = queue.map(|queue_url| EventsStatus {
-                    queue_url: queue_url.clone(),
+                    queue_url,
                     ..EventsStatus::default()
                 });
             }

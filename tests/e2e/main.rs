@@ -9,6 +9,7 @@ mod crash;
 mod events;
 mod extraction;
 mod fixture;
+mod hardening;
 mod harness_selftest;
 mod identity;
 mod inventory;

@@ -78,6 +78,11 @@ impl WorkerDir {
         self.dir.path().join("config.yml")
     }
 
+    /// The address the worker listens on.
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+
     pub fn history(&self, connector: &str) -> Vec<SyncRecord> {
         History::new(self.dir.path().join("state"))
             .records(connector)

@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::{OpensearchError, is_transient_status};
 use crate::config::opensearch::OpensearchConfig;
+use crate::config::redact_urls;
 use crate::retry::RetryPolicy;
 
 /// A request body: JSON, or NDJSON for `_bulk`.
@@ -86,7 +87,7 @@ impl Reply {
 #[derive(Clone, Debug)]
 pub(super) struct Client {
     os: OpenSearch,
-    /// The URL as configured, for messages.
+    /// The URL as configured, for messages (its user information hidden).
     url: String,
     /// `max_retries + 1` attempts.
     pub retry: RetryPolicy,
@@ -99,8 +100,9 @@ impl Client {
     /// SigV4 (lazily: nothing is fetched until the first request), sets the timeout. Sends
     /// nothing.
     pub(super) async fn build(config: &OpensearchConfig) -> Result<Self, OpensearchError> {
+        let shown = redact_urls(&config.url).into_owned();
         let url = Url::parse(&config.url).map_err(|error| OpensearchError::Url {
-            url: config.url.clone(),
+            url: shown.clone(),
             cause: error.to_string(),
         })?;
         let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url))
@@ -108,7 +110,7 @@ impl Client {
         if config.tls_insecure_skip_verify {
             tracing::warn!(
                 message = "TLS certificate verification is off for OpenSearch (tls_insecure_skip_verify: true): anyone on the network path can read and change what is sent.",
-                url = %config.url
+                url = %shown
             );
             builder = builder.cert_validation(CertificateValidation::None);
         } else if let Some(path) = &config.ca_cert {
@@ -124,7 +126,7 @@ impl Client {
             if config.url.starts_with("http://") {
                 tracing::warn!(
                     message = "OpenSearch credentials are sent over plain http; use https.",
-                    url = %config.url
+                    url = %shown
                 );
             }
             builder = builder.auth(Credentials::Basic(
@@ -148,7 +150,7 @@ impl Client {
             .map_err(|error| OpensearchError::Client(error.to_string()))?;
         Ok(Self {
             os: OpenSearch::new(transport),
-            url: config.url.clone(),
+            url: shown,
             retry: RetryPolicy::with_attempts(config.max_retries.saturating_add(1)),
             retries: Arc::default(),
         })
@@ -230,4 +232,43 @@ impl Client {
 /// `/{index}/{endpoint}`; index names are restricted to `[a-z0-9_-]`, so they need no escaping.
 pub(super) fn index_path(index: &str, endpoint: &str) -> String {
     format!("/{index}/{endpoint}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A URL with a password (which validation refuses) still never reaches a message: the
+    /// client's own error quotes the URL, and ours names it.
+    #[tokio::test]
+    async fn a_password_in_the_url_is_never_in_an_error() {
+        // Nothing listens on a port that was just free.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config: OpensearchConfig = serde_json::from_value(serde_json::json!({
+            "url": format!("http://admin:hunter2-DO-NOT-LEAK@127.0.0.1:{port}/prefix"),
+            "max_retries": 0,
+        }))
+        .unwrap();
+        let client = Client::build(&config).await.unwrap();
+        let error = client
+            .send("reading the cluster's name", Method::Get, "/", &[], None)
+            .await
+            .unwrap_err();
+        let shown = format!("{error} {error:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains(&format!("http://**REDACTED**@127.0.0.1:{port}/prefix")),
+            "{shown}"
+        );
+        let unparsable: OpensearchConfig = serde_json::from_value(serde_json::json!({
+            "url": "http://admin:hunter2-DO-NOT-LEAK@[bad/",
+        }))
+        .unwrap();
+        let error = Client::build(&unparsable).await.unwrap_err().to_string();
+        assert!(!error.contains("hunter2"), "{error}");
+    }
 }

@@ -3,6 +3,7 @@
 use std::error::Error as _;
 use std::path::PathBuf;
 
+use crate::config::redact_urls;
 use crate::retry::Transient;
 
 /// Errors of the OpenSearch sink. Every message says what was being done and, where there is
@@ -12,7 +13,7 @@ pub enum OpensearchError {
     /// `url` could not be parsed into a URL.
     #[error("the OpenSearch url {url:?} is not a valid URL: {cause}")]
     Url {
-        /// The configured URL.
+        /// The configured URL, its user information hidden.
         url: String,
         /// The parser's complaint.
         cause: String,
@@ -125,10 +126,11 @@ impl OpensearchError {
         }
         // Errors of the client library itself (signing, URL building) carry no source.
         let transient = cause.is_timeout() || (cause.source().is_some() && !cause.is_json());
+        // The client's messages may quote the URL, user information and all.
         Self::Transport {
             action: action.to_owned(),
-            url: url.to_owned(),
-            cause: chain.join(": "),
+            url: redact_urls(url).into_owned(),
+            cause: redact_urls(&chain.join(": ")).into_owned(),
             transient: transient && !tls_failure,
         }
     }

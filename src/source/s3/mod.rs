@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 pub use error::{ErrorKind, Operation, SourceError, Symptoms, classify};
 
 use super::{ListPage, ListRequest, ObjectStore};
-use crate::config::ConnectorConfig;
+use crate::config::{ConnectorConfig, redact_urls};
 use crate::retry::RetryPolicy;
 
 /// One object of a listing.
@@ -115,7 +115,7 @@ impl S3Source {
         let limiter = NonZeroU32::new(connector.requests_per_second)
             .map(|rate| Arc::new(RateLimiter::direct(Quota::per_second(rate))));
         let endpoint = match (&connector.endpoint_url, sdk_config.region()) {
-            (Some(url), _) => url.clone(),
+            (Some(url), _) => redact_urls(url).into_owned(),
             (None, Some(region)) => format!("AWS S3 in {region}"),
             (None, None) => "AWS S3".to_owned(),
         };
