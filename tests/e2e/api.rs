@@ -845,8 +845,7 @@ async fn notifications_of_an_api_connector_deliver_events_until_it_is_deleted() 
     });
     // The round records its counts just after its commit makes the document searchable.
     wait_for("the applied event in /status", || {
-        let status_report: Value =
-            serde_json::from_slice(&worker.try_call("GET", "/status", None, &[])?.body).ok()?;
+        let (_, status_report) = worker.call("GET", "/status", None);
         (status_report["connectors"][0]["notifications"]["events_applied"].as_u64() >= Some(1))
             .then_some(())
     });
