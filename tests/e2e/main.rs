@@ -18,4 +18,5 @@ mod shards;
 mod storm;
 mod sync_embedded;
 mod sync_opensearch;
+mod tenants;
 mod worker;
