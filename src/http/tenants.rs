@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::{Extension, Router};
 
 use super::connectors::body;
-use super::errors::{Unauthorized, answer};
+use super::errors::{OperatorOnly, Unauthorized, answer};
 use super::handle::{ApiError, Caller, StatusCode, WorkerHandle};
 use super::model::{CreateTenant, Error, Tenant, TenantCreated, TenantDeleted, TenantList};
 use super::params::{Params, flag};
@@ -40,7 +40,7 @@ fn operator(caller: &Caller) -> Result<(), ApiError> {
     responses(
         (status = 200, description = "The tenants.", body = TenantList),
         Unauthorized,
-        (status = 403, description = "A tenant's token: only the operator's manages tenants.", body = Error),
+        OperatorOnly,
     ))]
 pub(super) async fn list<H: WorkerHandle>(
     State(handle): State<Arc<H>>,
@@ -64,7 +64,7 @@ pub(super) async fn list<H: WorkerHandle>(
             )),
         (status = 400, description = "Not valid: every problem with its field.", body = Error),
         Unauthorized,
-        (status = 403, description = "A tenant's token: only the operator's manages tenants.", body = Error),
+        OperatorOnly,
         (status = 409, description = "The id is taken.", body = Error),
         (status = 413, description = "The body is larger than api.max_body_bytes.", body = Error),
         (status = 500, description = "The tenant could not be stored (disk).", body = Error),
@@ -89,7 +89,7 @@ pub(super) async fn create<H: WorkerHandle>(
     responses(
         (status = 200, description = "The tenant (never its token).", body = Tenant),
         Unauthorized,
-        (status = 403, description = "A tenant's token: only the operator's manages tenants.", body = Error),
+        OperatorOnly,
         (status = 404, description = "No such tenant.", body = Error),
     ))]
 pub(super) async fn get_one<H: WorkerHandle>(
@@ -114,7 +114,7 @@ pub(super) async fn get_one<H: WorkerHandle>(
         (status = 200, description = "Deleted, with its connectors.", body = TenantDeleted),
         (status = 400, description = "A bad delete_index.", body = Error),
         Unauthorized,
-        (status = 403, description = "A tenant's token: only the operator's manages tenants.", body = Error),
+        OperatorOnly,
         (status = 404, description = "No such tenant.", body = Error),
         (status = 500, description = "The store or an index could not be changed.", body = Error),
         (status = 503, description = "A connector's sync did not stop in time; its documents were kept.", body = Error),

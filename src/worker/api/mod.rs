@@ -534,15 +534,18 @@ async fn create(
         return Err(ApiError::operator_only("\"retarget\": true"));
     }
     let connector = checked.connector;
-    index_free(
-        shared,
-        api,
-        caller,
-        &connector,
-        None,
-        tenant,
-        flags.retarget,
-    )?;
+    let free = || {
+        index_free(
+            shared,
+            api,
+            caller,
+            &connector,
+            None,
+            tenant,
+            flags.retarget,
+        )
+    };
+    free()?;
     if !flags.retarget {
         refuse_other_source(shared, caller, &connector).await?;
     }
@@ -550,15 +553,7 @@ async fn create(
     probe_failed(&connector, &steps)?;
     let _changing = api.changing.lock().await;
     // Another request may have taken the id or index while the probe ran.
-    index_free(
-        shared,
-        api,
-        caller,
-        &connector,
-        None,
-        tenant,
-        flags.retarget,
-    )?;
+    free()?;
     let stored = StoredConnector {
         form: checked.form,
         verified: verified(&connector),
