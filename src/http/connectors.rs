@@ -70,7 +70,7 @@ pub(super) async fn list<H: WorkerHandle>(
         (status = 400, description = "Not valid: every problem with its field (AWS keys are always refused).", body = Error),
         Unauthorized,
         (status = 403, description = "A tenant sent retarget (the operator's token only).", body = Error),
-        (status = 409, description = "The id is taken, or the index belongs to another connector (live, or deleted with its documents kept; its owner named) or holds another source's documents.", body = Error),
+        (status = 409, description = "The id is taken, or the index belongs to another connector (live, or one that left it with its documents kept; its owner named) or holds another source's documents.", body = Error),
         (status = 413, description = "The body is larger than api.max_body_bytes.", body = Error),
         (status = 422, description = "The probe failed: its steps and the actionable cause; nothing was stored.", body = Error),
         (status = 500, description = "The probe passed but the connector could not be stored (disk).", body = Error),

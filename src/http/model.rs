@@ -37,7 +37,7 @@ pub struct CreateConnector {
     /// Such as 1h; not with schedule.
     pub interval: Option<String>,
     /// Let the first sync re-bind an index that holds documents of another source, or that a
-    /// deleted connector left. The operator's token only. Not stored.
+    /// connector left with its documents. The operator's token only. Not stored.
     pub retarget: Option<bool>,
     /// false: do not wait (api.probe_wait) for a refused AssumeRole to propagate through IAM.
     /// Default true. Not stored.

@@ -1,9 +1,10 @@
 //! Tenants of the management API, against `s3-connector run` and moto with IAM enforcement:
 //! the confused deputy of #23 is refused (a tenant cannot connect another tenant's role and
 //! bucket: its own ExternalId does not open the other's role), every connector route answers
-//! another tenant's connector exactly as a missing one, an index belongs to one connector (live
-//! or deleted with its documents kept) unless the operator re-targets it, a deleted connector's
-//! history goes with it, and `/status` needs a token and shows a tenant its own connectors.
+//! another tenant's connector exactly as a missing one, an index belongs to one connector (the
+//! one writing it, or one that left it with its documents kept) unless the operator re-targets
+//! it, a deleted connector's history goes with it, and `/status` needs a token and shows a
+//! tenant its own connectors.
 
 use serde_json::{Value, json};
 
@@ -204,6 +205,25 @@ async fn a_tenant_cannot_connect_another_tenants_role_and_bucket_confused_deputy
         message(&answer).contains("connector b-docs (tenant b)"),
         "{answer}"
     );
+    // A's connector moves to another index: the one it left keeps A's documents and stays
+    // A's, so B cannot take it.
+    let moved = json!({"index_name": "a-docs-moved"});
+    let (status, answer) = worker.call_as(
+        &t.a.token,
+        "PATCH",
+        "/api/v1/connectors/a-docs",
+        Some(&moved),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let mut into_a = own.clone();
+    into_a["id"] = json!("b-into-a");
+    into_a["index_name"] = json!("a-docs");
+    let (status, answer) = worker.call_as(&t.b.token, "POST", "/api/v1/connectors", Some(&into_a));
+    assert_eq!(status, 409, "{answer}");
+    assert!(
+        message(&answer).contains("belongs to a connector of another owner, which left it"),
+        "{answer}"
+    );
     // The operator sees both, each with its tenant.
     let (_, listed) = worker.call("GET", "/api/v1/connectors", None);
     let tenants: Vec<(&str, &str)> = listed["connectors"]
@@ -315,8 +335,9 @@ async fn tenants_see_only_their_own_connectors_and_indexes_stay_with_their_conne
     let (status, answer) = worker.call("POST", "/api/v1/connectors", Some(&taker));
     assert_eq!(status, 409, "{answer}");
     assert!(
-        message(&answer)
-            .contains("belongs to connector b-docs (tenant b), deleted with its documents kept"),
+        message(&answer).contains(
+            "belongs to connector b-docs (tenant b), which left it with its documents kept"
+        ),
         "{answer}"
     );
 

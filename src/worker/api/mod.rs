@@ -12,9 +12,10 @@
 //! too (to the operator) but are read-only.
 //!
 //! An index belongs to one connector: a create or update that names an index another
-//! connector writes, or one a deleted connector left with its documents, is refused (409,
-//! naming the owner to those who may see it) unless the operator re-targets it; a search of an
-//! index that records another source is refused. Deleting a connector deletes its history.
+//! connector writes, or one a connector left with its documents (deleted or moved away), is
+//! refused (409, naming the owner to those who may see it) unless the operator re-targets it;
+//! a search of an index that records another source is refused. Deleting a connector deletes
+//! its history.
 //!
 //! Not here: routes, the token and the body limit (`crate::http`), the update (`update.rs`),
 //! the body's validation (`request.rs`), the files (`store.rs`, `tenants.rs`), the policies
@@ -68,7 +69,7 @@ pub(crate) struct ApiState {
     store: Store,
     /// The tenants and their tokens' hashes.
     tenants: Tenants,
-    /// Indexes deleted connectors left with their documents: still theirs.
+    /// Indexes connectors left with their documents (deleted or moved away): still theirs.
     kept: Mutex<Vec<KeptIndex>>,
     /// Stored connectors that cannot run now (their id or index is taken by the file, or the
     /// current defaults break them): kept in the store, reported by `GET /connectors`.
@@ -563,7 +564,7 @@ async fn create(
     };
     let mut all = stored_connectors(shared, api);
     all.push(stored.clone());
-    take_index(api, connector.index_name(), &all).map_err(|cause| {
+    take_index(api, connector.index_name(), None, &all).map_err(|cause| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("the probe passed but the connector could not be stored: {cause}"),
@@ -590,19 +591,25 @@ async fn create(
     Ok(answer)
 }
 
-/// Stores `connectors` with `index` no longer kept for a deleted connector (the connector
-/// being stored takes it: its owner again, or re-targeted by the operator).
+/// Stores `connectors` with `index` no longer kept for a connector that left it (the
+/// connector being stored takes it: its owner again, or re-targeted by the operator), and
+/// `left` kept: the index a connector leaves with its documents (deleted, or moved to another
+/// index), which stays that connector's.
 fn take_index(
     api: &ApiState,
     index: &str,
+    left: Option<KeptIndex>,
     connectors: &[StoredConnector],
 ) -> Result<(), StoreError> {
     let mut kept = lock(&api.kept);
-    let remaining: Vec<KeptIndex> = kept
+    let mut remaining: Vec<KeptIndex> = kept
         .iter()
-        .filter(|k| k.index_name != index)
+        .filter(|k| {
+            k.index_name != index && Some(&k.index_name) != left.as_ref().map(|l| &l.index_name)
+        })
         .cloned()
         .collect();
+    remaining.extend(left);
     api.store.save(connectors, &remaining)?;
     *kept = remaining;
     Ok(())
@@ -668,7 +675,7 @@ fn index_free(
         Caller::Tenant(_) => "choose another index_name",
     };
     conflict(format!(
-        "index {index} belongs to {}, deleted with its documents kept; {hint}",
+        "index {index} belongs to {}, which left it with its documents kept; {hint}",
         owner_words(caller, &owner.connector, owner.tenant.as_deref())
     ))
 }
@@ -893,23 +900,12 @@ async fn delete(
     let remaining = stored_connectors(shared, api);
     // Unless its documents go, the index stays this connector's.
     let connector = entry.connector();
-    let mut kept: Vec<KeptIndex> = lock(&api.kept)
-        .iter()
-        .filter(|k| k.index_name != connector.index_name())
-        .cloned()
-        .collect();
-    if !drop_index {
-        kept.push(KeptIndex {
-            index_name: connector.index_name().to_owned(),
-            connector: id.to_owned(),
-            tenant: entry.tenant(),
-        });
-    }
-    let saved = {
-        let mut kept_now = lock(&api.kept);
-        api.store.save(&remaining, &kept).map(|()| *kept_now = kept)
-    };
-    saved.map_err(|cause| {
+    let left = (!drop_index).then(|| KeptIndex {
+        index_name: connector.index_name().to_owned(),
+        connector: id.to_owned(),
+        tenant: entry.tenant(),
+    });
+    take_index(api, connector.index_name(), left, &remaining).map_err(|cause| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!(

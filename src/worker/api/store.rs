@@ -1,6 +1,6 @@
 //! The connectors created through the API, kept in `state_dir/api-connectors.json`, with the
-//! indexes that deleted connectors left with their documents (each still belongs to its
-//! connector: no other may take it without the operator's retarget).
+//! indexes that connectors left with their documents, deleted or moved to another index (each
+//! still belongs to its connector: no other may take it without the operator's retarget).
 //!
 //! The whole file is rewritten on every change with a crash-safe replace (temporary file,
 //! fsync, rename), so a crash leaves the old list or the new one. Each entry keeps the
@@ -66,7 +66,8 @@ impl StoredConnector {
     }
 }
 
-/// An index a deleted connector left with its documents: it stays that connector's.
+/// An index a connector left with its documents (deleted, or moved to another index): it
+/// stays that connector's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeptIndex {
     /// The index.
@@ -83,7 +84,7 @@ pub struct KeptIndex {
 pub struct Stored {
     /// The connectors.
     pub connectors: Vec<StoredConnector>,
-    /// The indexes deleted connectors left with their documents.
+    /// The indexes connectors left with their documents.
     pub kept: Vec<KeptIndex>,
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::store::StoredConnector;
+use super::store::{KeptIndex, StoredConnector};
 use super::{
     ApiState, Origin, Shared, entry_for, index_free, lock, probe_failed, request,
     stored_connectors, take_index, verified, view,
@@ -159,7 +159,13 @@ pub(super) async fn update(
         .into_iter()
         .map(|s| if s.id() == id { stored.clone() } else { s })
         .collect();
-    take_index(api, stored.index_name(), &all).map_err(|cause| {
+    // An index the connector moves away from keeps its documents, and stays the connector's.
+    let left = (!same_index).then(|| KeptIndex {
+        index_name: entry.connector().index_name().to_owned(),
+        connector: id.to_owned(),
+        tenant: before.tenant.clone(),
+    });
+    take_index(api, stored.index_name(), left, &all).map_err(|cause| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("the connector could not be stored, so nothing was changed: {cause}"),
