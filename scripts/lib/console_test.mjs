@@ -1,7 +1,8 @@
 // Drives the s3-connector console in headless Chromium (playwright-core, Debian's chromium):
 // the page loads without console errors, asks for the token, lists the connectors, connects a
 // bucket through the form (probe passes), changes its interval, a search shows highlighted hits, and a role that
-// trusts another ExternalId shows its failing probe step. Called by scripts/api-test with one
+// trusts another ExternalId shows its failing probe step; a tenant's token sees none of the
+// operator's connectors and its own ExternalId. Called by scripts/api-test with one
 // JSON argument; writes PNG screenshots into `screenshots`.
 import { createRequire } from "node:module";
 
@@ -107,6 +108,19 @@ try {
     clip: { x: 0, y: top, width: 1100, height: probe.y + probe.height + 8 - top },
   });
   console.log("console: a wrong ExternalId shows the failing credentials step");
+
+  // A tenant's token: none of the operator's connectors, its own ExternalId in the set-up.
+  await page.click("#logout");
+  await page.locator("#login").waitFor(wait);
+  await page.fill("#token", args.tenant_token);
+  const listed = page.waitForResponse((r) => r.url().endsWith("/api/v1/connectors"));
+  await page.click("#login-form button");
+  await listed;
+  const seen = await page.locator("#connectors tbody tr").count();
+  if (seen !== 0) fail(`a tenant's token lists ${seen} connector(s) of the operator`);
+  await page.click("#nav-connect");
+  await page.locator("#setup-external-id", { hasText: args.tenant_external_id }).waitFor(wait);
+  console.log("console: a tenant's token sees none of the operator's connectors and its own ExternalId");
 
   if (problems.length > 0) fail(`console errors or outside requests:\n${problems.join("\n")}`);
   console.log("console: no console errors");

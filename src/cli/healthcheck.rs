@@ -40,7 +40,7 @@ pub(super) async fn run(args: HealthcheckArgs) -> anyhow::Result<ExitCode> {
         (None, None) => defaults::listen_address(),
     };
     let path = if args.ready { "/readyz" } else { "/healthz" };
-    match http::get(listen, path, TIMEOUT).await {
+    match http::get(listen, path, None, TIMEOUT).await {
         Ok((200, body)) => {
             print!("{body}");
             Ok(ExitCode::SUCCESS)

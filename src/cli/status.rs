@@ -59,7 +59,10 @@ pub(super) async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
 
 /// The running worker's status, if one answers on `listen` with this config's connectors.
 async fn from_worker(config: &Config, listen: SocketAddr) -> Option<StatusReport> {
-    let (status, body) = match http::get(listen, "/status", TIMEOUT).await {
+    // With the API on, /status needs the operator's token.
+    let token = config.api.as_ref().and_then(|api| api.token());
+    let token = token.map(|t| t.expose());
+    let (status, body) = match http::get(listen, "/status", token, TIMEOUT).await {
         Ok(answer) => answer,
         Err(error) => {
             tracing::info!(message = "No worker answered; reading the history files.", %error);

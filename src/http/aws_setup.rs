@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
+use axum::{Extension, Router};
 
 use super::errors::{Unauthorized, answer};
-use super::handle::{StatusCode, WorkerHandle};
+use super::handle::{Caller, StatusCode, WorkerHandle};
 use super::model::{AwsSetup, Error};
 use super::params::{Params, param};
 
@@ -18,8 +18,9 @@ pub(super) fn routes<H: WorkerHandle>() -> Router<Arc<H>> {
     Router::new().route("/api/v1/aws-setup", get(aws_setup::<H>))
 }
 
-/// What a customer creates in their account: principal, ExternalId, trust and permissions
-/// policies, CloudFormation, Terraform, AWS CLI.
+/// What a customer creates in their account: principal, ExternalId (a tenant's own; the
+/// deployment's for the operator), trust and permissions policies, CloudFormation, Terraform,
+/// AWS CLI.
 #[utoipa::path(get, path = "/api/v1/aws-setup", operation_id = "awsSetup", tag = "aws-setup",
     params(
         ("bucket_uri" = Option<String>, Query, pattern = "^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", description = "s3://bucket[/prefix] to tailor the permissions policy to. Default s3://your-bucket."),
@@ -33,12 +34,13 @@ pub(super) fn routes<H: WorkerHandle>() -> Router<Arc<H>> {
     ))]
 pub(super) async fn aws_setup<H: WorkerHandle>(
     State(handle): State<Arc<H>>,
+    Extension(caller): Extension<Caller>,
     params: Params,
 ) -> Response {
     let bucket_uri = param(&params, "bucket_uri").unwrap_or("s3://your-bucket");
     let role_name = param(&params, "role_name").unwrap_or("s3-connector-read");
     answer(
         StatusCode::OK,
-        handle.aws_setup(bucket_uri, role_name).await,
+        handle.aws_setup(&caller, bucket_uri, role_name).await,
     )
 }

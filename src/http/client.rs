@@ -6,7 +6,7 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper::body::Bytes;
-use hyper::header::HOST;
+use hyper::header::{AUTHORIZATION, HOST};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
@@ -53,10 +53,13 @@ pub fn connect_address(listen: SocketAddr) -> SocketAddr {
     }
 }
 
-/// `GET path` from the worker listening on `listen`; the status code and the body as text.
+/// `GET path` from the worker listening on `listen`, with `Authorization: Bearer <token>` when
+/// a token is given (`/status` needs one when the API is on); the status code and the body as
+/// text.
 pub async fn get(
     listen: SocketAddr,
     path: &str,
+    token: Option<&str>,
     timeout: Duration,
 ) -> Result<(u16, String), HttpError> {
     let address = connect_address(listen);
@@ -69,10 +72,11 @@ pub async fn get(
             .await
             .map_err(http)?;
         let driver = tokio::spawn(connection);
-        let request = Request::get(path)
-            .header(HOST, address.to_string())
-            .body(Full::new(Bytes::new()))
-            .unwrap_or_default();
+        let mut request = Request::get(path).header(HOST, address.to_string());
+        if let Some(token) = token {
+            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = request.body(Full::new(Bytes::new())).unwrap_or_default();
         let response = sender.send_request(request).await.map_err(http)?;
         let status = response.status().as_u16();
         let body = response.into_body().collect().await.map_err(http)?;

@@ -2,15 +2,15 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
 
 use super::errors::{NoConnector, Unauthorized, answer, too_large};
-use super::handle::{ApiAccess, ApiError, StatusCode, WorkerHandle};
+use super::handle::{ApiAccess, ApiError, Caller, StatusCode, WorkerHandle};
 use super::model::{Connector, ConnectorList, CreateConnector, Deleted, Error, UpdateConnector};
 use super::params::{Params, flag};
 
@@ -38,18 +38,23 @@ pub(super) fn body(
     })
 }
 
-/// Every connector, and the stored ones that cannot run.
+/// Every connector the caller sees (a tenant: its own; the operator: all, each with its
+/// tenant), and the stored ones that cannot run.
 #[utoipa::path(get, path = "/api/v1/connectors", operation_id = "listConnectors", tag = "connectors",
     responses(
         (status = 200, description = "The file's connectors first, then the API's; conflicts are stored connectors that do not run.", body = ConnectorList),
         Unauthorized,
     ))]
-pub(super) async fn list<H: WorkerHandle>(State(handle): State<Arc<H>>) -> Response {
-    answer(StatusCode::OK, handle.list())
+pub(super) async fn list<H: WorkerHandle>(
+    State(handle): State<Arc<H>>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    answer(StatusCode::OK, handle.list(&caller))
 }
 
-/// Validates like the config file, probes the role with the deployment's ExternalId, and
-/// stores the connector only if the probe passes; it then syncs at once and on its schedule.
+/// Validates like the config file, probes the role with the caller's ExternalId (a tenant's
+/// own; the deployment's for the operator), and stores the connector, the caller's, only if
+/// the probe passes; it then syncs at once and on its schedule.
 #[utoipa::path(post, path = "/api/v1/connectors", operation_id = "createConnector", tag = "connectors",
     request_body = CreateConnector,
     responses(
@@ -64,17 +69,19 @@ pub(super) async fn list<H: WorkerHandle>(State(handle): State<Arc<H>>) -> Respo
             )),
         (status = 400, description = "Not valid: every problem with its field (AWS keys are always refused).", body = Error),
         Unauthorized,
-        (status = 409, description = "The id or the index is taken.", body = Error),
+        (status = 403, description = "A tenant sent retarget (the operator's token only).", body = Error),
+        (status = 409, description = "The id is taken, or the index belongs to another connector (live, or one that left it with its documents kept; its owner named) or holds another source's documents.", body = Error),
         (status = 413, description = "The body is larger than api.max_body_bytes.", body = Error),
         (status = 422, description = "The probe failed: its steps and the actionable cause; nothing was stored.", body = Error),
         (status = 500, description = "The probe passed but the connector could not be stored (disk).", body = Error),
     ))]
 pub(super) async fn create<H: WorkerHandle>(
     State(handle): State<Arc<H>>,
+    Extension(caller): Extension<Caller>,
     sent: Result<Bytes, BytesRejection>,
 ) -> Response {
     match body(sent, handle.api().as_ref()) {
-        Ok(sent) => answer(StatusCode::CREATED, handle.create(sent).await),
+        Ok(sent) => answer(StatusCode::CREATED, handle.create(&caller, sent).await),
         Err(error) => error.into_response(),
     }
 }
@@ -94,9 +101,10 @@ pub(super) async fn create<H: WorkerHandle>(
     ))]
 pub(super) async fn get_one<H: WorkerHandle>(
     State(handle): State<Arc<H>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    answer(StatusCode::OK, handle.get(&id))
+    answer(StatusCode::OK, handle.get(&caller, &id))
 }
 
 /// Changes an API connector by a JSON merge patch of its request, checked like a create;
@@ -116,7 +124,7 @@ pub(super) async fn get_one<H: WorkerHandle>(
         (status = 400, description = "The merged request is not valid: every problem with its field.", body = Error),
         Unauthorized,
         NoConnector,
-        (status = 409, description = "A file connector, a stored one that does not run, an index taken or holding another source's documents, or a change meanwhile.", body = Error),
+        (status = 409, description = "A file connector, a stored one that does not run, an index of another connector (its owner named) or holding another source's documents, or a change meanwhile.", body = Error),
         (status = 413, description = "The body is larger than api.max_body_bytes.", body = Error),
         (status = 422, description = "The probe of the new settings failed; nothing was changed.", body = Error),
         (status = 500, description = "The connector could not be stored (disk).", body = Error),
@@ -124,17 +132,19 @@ pub(super) async fn get_one<H: WorkerHandle>(
     ))]
 pub(super) async fn update<H: WorkerHandle>(
     State(handle): State<Arc<H>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     sent: Result<Bytes, BytesRejection>,
 ) -> Response {
     match body(sent, handle.api().as_ref()) {
-        Ok(sent) => answer(StatusCode::OK, handle.update(&id, sent).await),
+        Ok(sent) => answer(StatusCode::OK, handle.update(&caller, &id, sent).await),
         Err(error) => error.into_response(),
     }
 }
 
-/// Deletes an API connector: its schedule stops and it is removed from the store; with
-/// `delete_index=true` its documents are deleted too.
+/// Deletes an API connector: its schedule stops, it is removed from the store and its sync
+/// history is deleted; with `delete_index=true` its documents are deleted too (else the index
+/// stays its: no other connector may take it without the operator's retarget).
 #[utoipa::path(delete, path = "/api/v1/connectors/{id}", operation_id = "deleteConnector", tag = "connectors",
     params(
         ("id" = String, Path, description = "The connector's id."),
@@ -151,11 +161,15 @@ pub(super) async fn update<H: WorkerHandle>(
     ))]
 pub(super) async fn delete<H: WorkerHandle>(
     State(handle): State<Arc<H>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     params: Params,
 ) -> Response {
     match flag(&params, "delete_index") {
-        Ok(drop_index) => answer(StatusCode::OK, handle.delete(&id, drop_index).await),
+        Ok(drop_index) => answer(
+            StatusCode::OK,
+            handle.delete(&caller, &id, drop_index).await,
+        ),
         Err(error) => error.into_response(),
     }
 }

@@ -27,6 +27,16 @@ pub(super) struct Unauthorized(Error);
 #[expect(dead_code, reason = "never built: it only describes the answer")]
 pub(super) struct NoConnector(Error);
 
+/// The 403 of every route under `/api/v1/tenants` to a tenant's token, as the OpenAPI document
+/// lists it; the answer itself is [`ApiError::operator_only`].
+#[derive(IntoResponses)]
+#[response(
+    status = 403,
+    description = "A tenant's token: only the operator's manages tenants."
+)]
+#[expect(dead_code, reason = "never built: it only describes the answer")]
+pub(super) struct OperatorOnly(Error);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         json(self.status, &Error { error: *self.body })

@@ -3,6 +3,10 @@
 //! and what `/readyz`, `/status` and `/metrics` render. The worker implements it
 //! (`worker::api::Handle`); the tests implement it with a fake (`http/tests.rs`).
 //!
+//! Every operation is asked by a [`Caller`]: the operator (`api.token`) or a tenant (a token
+//! `POST /api/v1/tenants` issued). A tenant sees only its own connectors: another's answers
+//! exactly as a missing one.
+//!
 //! An operation answers the JSON of a success, or an [`ApiError`] with its status code and the
 //! details of the error shape `{"error": {"status", "message", ...}}`. What is HTTP stays on
 //! this side: routes, the token, the body limit, query parameters and the status code of a
@@ -19,7 +23,7 @@ use crate::config::Secret;
 
 use super::model::{
     AwsSetup, Connector, ConnectorList, Deleted, ErrorBody, FieldProblem, SearchResult, SyncList,
-    SyncStarted,
+    SyncStarted, Tenant, TenantCreated, TenantDeleted, TenantList,
 };
 
 /// What an operation answers: the body of a success, or the error.
@@ -34,46 +38,107 @@ pub struct ApiAccess {
     pub max_body_bytes: usize,
 }
 
+/// Who sent a request: the token it carried, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The operator: `api.token`. Sees and changes every connector, manages tenants. Also
+    /// every caller of `/status` and `/readyz` when the config has no `api:` block.
+    Admin,
+    /// A tenant, by its id: sees and changes only the connectors it created.
+    Tenant(String),
+}
+
+impl Caller {
+    /// The tenant's id; `None` for the operator.
+    pub fn tenant(&self) -> Option<&str> {
+        match self {
+            Self::Admin => None,
+            Self::Tenant(id) => Some(id),
+        }
+    }
+
+    /// True when this caller may see a connector of `tenant` (`None`: the operator's or the
+    /// file's).
+    pub fn sees(&self, tenant: Option<&str>) -> bool {
+        match self {
+            Self::Admin => true,
+            Self::Tenant(id) => tenant == Some(id.as_str()),
+        }
+    }
+}
+
 /// The worker, as the HTTP surface sees it.
 pub trait WorkerHandle: Send + Sync + 'static {
     /// The API's settings; `None` when the config has no `api:` block (then `/api` and the
     /// console are not served).
     fn api(&self) -> Option<ApiAccess>;
-    /// `Ok` when ready to work; else every reason it is not.
-    fn readiness(&self) -> Result<(), Vec<String>>;
-    /// The status report of `/status`, as pretty-printed JSON.
-    fn status(&self) -> Result<Vec<u8>, String>;
+    /// The tenant whose token this is (compared in constant time); `None` for any other.
+    fn tenant_of(&self, token: &str) -> Option<String>;
+    /// `Ok` when ready to work; else every reason it is not, of the connectors `caller` sees.
+    fn readiness(&self, caller: &Caller) -> Result<(), Vec<String>>;
+    /// The status report of `/status` (the connectors `caller` sees), as pretty-printed JSON.
+    fn status(&self, caller: &Caller) -> Result<Vec<u8>, String>;
     /// The metrics of `/metrics`: their content type and the text.
     fn metrics(&self) -> (&'static str, String);
-    /// True when a connector with this id runs.
-    fn exists(&self, id: &str) -> bool;
-    /// Every connector, and the stored ones that cannot run.
-    fn list(&self) -> Answer<ConnectorList>;
+    /// True when a connector with this id runs and `caller` sees it.
+    fn exists(&self, caller: &Caller, id: &str) -> bool;
+    /// Every connector `caller` sees, and the stored ones that cannot run.
+    fn list(&self, caller: &Caller) -> Answer<ConnectorList>;
     /// One connector.
-    fn get(&self, id: &str) -> Answer<Connector>;
-    /// Creates a connector from a request body (JSON, not yet parsed).
-    fn create(&self, body: Bytes) -> impl Future<Output = Answer<Connector>> + Send;
+    fn get(&self, caller: &Caller, id: &str) -> Answer<Connector>;
+    /// Creates a connector of `caller` from a request body (JSON, not yet parsed).
+    fn create(
+        &self,
+        caller: &Caller,
+        body: Bytes,
+    ) -> impl Future<Output = Answer<Connector>> + Send;
     /// Changes a connector by a JSON merge patch (not yet parsed).
-    fn update(&self, id: &str, body: Bytes) -> impl Future<Output = Answer<Connector>> + Send;
+    fn update(
+        &self,
+        caller: &Caller,
+        id: &str,
+        body: Bytes,
+    ) -> impl Future<Output = Answer<Connector>> + Send;
     /// Deletes a connector, and its documents when `delete_index`.
-    fn delete(&self, id: &str, delete_index: bool) -> impl Future<Output = Answer<Deleted>> + Send;
+    fn delete(
+        &self,
+        caller: &Caller,
+        id: &str,
+        delete_index: bool,
+    ) -> impl Future<Output = Answer<Deleted>> + Send;
     /// Starts a sync now; `retarget` lets it re-bind the index to the connector's source.
-    fn sync_now(&self, id: &str, retarget: bool) -> Answer<SyncStarted>;
+    fn sync_now(&self, caller: &Caller, id: &str, retarget: bool) -> Answer<SyncStarted>;
     /// The connector's last `limit` syncs, newest first.
-    fn history(&self, id: &str, limit: usize) -> Answer<SyncList>;
+    fn history(&self, caller: &Caller, id: &str, limit: usize) -> Answer<SyncList>;
     /// Searches the connector's index.
     fn search(
         &self,
+        caller: &Caller,
         id: &str,
         query: &str,
         limit: usize,
     ) -> impl Future<Output = Answer<SearchResult>> + Send;
-    /// The AWS set-up of a role named `role_name` reading `bucket_uri` (both unchecked).
+    /// The AWS set-up of a role named `role_name` reading `bucket_uri` (both unchecked), with
+    /// the ExternalId of `caller`.
     fn aws_setup(
         &self,
+        caller: &Caller,
         bucket_uri: &str,
         role_name: &str,
     ) -> impl Future<Output = Answer<AwsSetup>> + Send;
+    /// Creates a tenant from a request body (JSON, not yet parsed): its token, shown once.
+    /// Only the operator calls it (the HTTP surface refuses tenants).
+    fn create_tenant(&self, body: Bytes) -> impl Future<Output = Answer<TenantCreated>> + Send;
+    /// Every tenant.
+    fn tenants(&self) -> Answer<TenantList>;
+    /// One tenant.
+    fn tenant(&self, id: &str) -> Answer<Tenant>;
+    /// Deletes a tenant and its connectors, and their documents when `delete_index`.
+    fn delete_tenant(
+        &self,
+        id: &str,
+        delete_index: bool,
+    ) -> impl Future<Output = Answer<TenantDeleted>> + Send;
 }
 
 /// An error answer: its status code and body.
@@ -108,6 +173,19 @@ impl ApiError {
         Self::new(
             StatusCode::NOT_FOUND,
             format!("no connector with id {id:?}"),
+        )
+    }
+
+    /// 404 for a tenant that does not exist.
+    pub fn no_tenant(id: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, format!("no tenant with id {id:?}"))
+    }
+
+    /// 403 for a tenant's token on a route of the operator.
+    pub fn operator_only(what: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            format!("{what} needs the operator's token (api.token), not a tenant's"),
         )
     }
 

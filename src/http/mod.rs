@@ -1,12 +1,13 @@
-//! The worker's HTTP surface on axum: `/healthz`, `/readyz`, `/status` and `/metrics` (open,
-//! read-only), and with an `api:` block the management API under `/api/v1` (bearer token) and
-//! the web console at `/`; plus the small client `status` and `healthcheck` use to ask a
+//! The worker's HTTP surface on axum: `/healthz`, `/readyz`, `/status` and `/metrics`
+//! (read-only; with an `api:` block `/status` and the reasons of `/readyz` need a token), and
+//! with an `api:` block the management API under `/api/v1` (bearer token of the operator or of
+//! a tenant) and the web console at `/`; plus the small client `status` and `healthcheck` use to ask a
 //! running worker ([`client`]).
 //!
 //! Plain HTTP/1.1, meant for a private network (put TLS in front of it). The surface reaches
 //! the worker only through [`handle::WorkerHandle`], so it is tested against a fake worker
 //! (`tests.rs`) and knows nothing of the worker's insides. One file per resource: connectors,
-//! syncs (start and history), search, aws-setup, health (with status and metrics), the
+//! syncs (start and history), search, aws-setup, tenants, health (with status and metrics), the
 //! console, the OpenAPI document (derived from the types of [`model`]); `auth` and `errors`
 //! are the tower layers and the error answers every route shares; [`guard`] holds the layers
 //! in front of them all (`Host`, body deadline, `nosniff`) and the connection cap of [`serve`].
@@ -25,6 +26,7 @@ pub mod openapi;
 mod params;
 mod search;
 mod syncs;
+mod tenants;
 #[cfg(test)]
 mod tests;
 
@@ -57,6 +59,7 @@ pub fn router<H: WorkerHandle>(handle: Arc<H>) -> Router {
             .merge(syncs::routes::<H>())
             .merge(search::routes::<H>())
             .merge(aws_setup::routes::<H>())
+            .merge(tenants::routes::<H>())
             .merge(openapi::routes())
             .method_not_allowed_fallback(openapi::not_allowed)
             // `api.max_body_bytes` rules, not the framework's own default of 2 MB.
@@ -71,8 +74,8 @@ pub fn router<H: WorkerHandle>(handle: Arc<H>) -> Router {
             errors::shape,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            handle.api(),
-            auth::require_token,
+            Arc::clone(&handle),
+            auth::require_token::<H>,
         ))
         .with_state(handle)
 }

@@ -16,7 +16,7 @@ use super::errors::{Unauthorized, respond, text};
 use super::guard::GuardAnswers;
 use super::handle::{ApiError, StatusCode};
 use super::model::{Error, FieldProblem, ProbeStep, SyncRecord};
-use super::{aws_setup, connectors, search, syncs};
+use super::{aws_setup, connectors, search, syncs, tenants};
 
 /// The document.
 #[derive(OpenApi)]
@@ -24,7 +24,7 @@ use super::{aws_setup, connectors, search, syncs};
     info(
         title = "s3-connector management API",
         version = "1",
-        description = "Connectors created by a request once a probe of the customer's role passes (AssumeRole with the deployment's ExternalId, HeadBucket and ListObjectsV2 with ExpectedBucketOwner, one ranged GetObject). Every route needs `Authorization: Bearer <api.token>`.",
+        description = "Connectors created by a request once a probe of the customer's role passes (AssumeRole with the deployment's ExternalId, HeadBucket and ListObjectsV2 with ExpectedBucketOwner, one ranged GetObject). Every route needs `Authorization: Bearer <token>`: the operator's (`api.token`), which sees every connector and manages tenants, or a tenant's (from `POST /api/v1/tenants`), which sees only its own connectors (another tenant's answer 404) and whose connectors are probed and synced with its own ExternalId.",
     ),
     servers((url = "/")),
     security(("bearer" = [])),
@@ -40,6 +40,10 @@ use super::{aws_setup, connectors, search, syncs};
         syncs::sync_now,
         syncs::history,
         search::search,
+        tenants::list,
+        tenants::create,
+        tenants::get_one,
+        tenants::delete,
     ),
     components(schemas(Error, FieldProblem, ProbeStep, SyncRecord)),
 )]

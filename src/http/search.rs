@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
 
 use super::errors::{NoConnector, Unauthorized, answer};
-use super::handle::{ApiError, StatusCode, WorkerHandle};
+use super::handle::{ApiError, Caller, StatusCode, WorkerHandle};
 use super::model::{Error, SearchResult};
 use super::params::{Params, limit, param};
 
@@ -32,14 +32,16 @@ pub(super) fn routes<H: WorkerHandle>() -> Router<Arc<H>> {
         (status = 400, description = "No q, a bad limit, or a query the index refuses.", body = Error),
         Unauthorized,
         NoConnector,
+        (status = 409, description = "The index holds documents of another source than the connector's; refused until a sync re-targets it.", body = Error),
         (status = 503, description = "The index cannot be opened.", body = Error),
     ))]
 pub(super) async fn search<H: WorkerHandle>(
     State(handle): State<Arc<H>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     params: Params,
 ) -> Response {
-    if !handle.exists(&id) {
+    if !handle.exists(&caller, &id) {
         return ApiError::no_connector(&id).into_response();
     }
     let Some(text) = param(&params, "q").filter(|q| !q.trim().is_empty()) else {
@@ -47,7 +49,10 @@ pub(super) async fn search<H: WorkerHandle>(
             .into_response();
     };
     match limit(&params, 10, MAX_SEARCH_LIMIT) {
-        Ok(limit) => answer(StatusCode::OK, handle.search(&id, text, limit).await),
+        Ok(limit) => answer(
+            StatusCode::OK,
+            handle.search(&caller, &id, text, limit).await,
+        ),
         Err(error) => error.into_response(),
     }
 }

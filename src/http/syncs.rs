@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 
 use super::errors::{NoConnector, Unauthorized, answer};
-use super::handle::{ApiError, StatusCode, WorkerHandle};
+use super::handle::{ApiError, Caller, StatusCode, WorkerHandle};
 use super::model::{Error, SyncList, SyncStarted};
 use super::params::{Params, flag, limit};
 
@@ -44,11 +44,15 @@ pub(super) fn routes<H: WorkerHandle>() -> Router<Arc<H>> {
     ))]
 pub(super) async fn sync_now<H: WorkerHandle>(
     State(handle): State<Arc<H>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     params: Params,
 ) -> Response {
     match flag(&params, "retarget") {
-        Ok(retarget) => answer(StatusCode::ACCEPTED, handle.sync_now(&id, retarget)),
+        Ok(retarget) => answer(
+            StatusCode::ACCEPTED,
+            handle.sync_now(&caller, &id, retarget),
+        ),
         Err(error) => error.into_response(),
     }
 }
@@ -68,14 +72,15 @@ pub(super) async fn sync_now<H: WorkerHandle>(
     ))]
 pub(super) async fn history<H: WorkerHandle>(
     State(handle): State<Arc<H>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     params: Params,
 ) -> Response {
-    if !handle.exists(&id) {
+    if !handle.exists(&caller, &id) {
         return ApiError::no_connector(&id).into_response();
     }
     match limit(&params, 50, MAX_HISTORY_LIMIT) {
-        Ok(limit) => answer(StatusCode::OK, handle.history(&id, limit)),
+        Ok(limit) => answer(StatusCode::OK, handle.history(&caller, &id, limit)),
         Err(error) => error.into_response(),
     }
 }

@@ -1,6 +1,8 @@
-//! The HTTP surface against a fake worker, in-process: routes, status codes, the token, 404
-//! and 405 (with `Allow`), 413, error bodies, the console's headers, and the OpenAPI document
-//! against the router.
+//! The HTTP surface against a fake worker, in-process: routes, status codes, the tokens (the
+//! operator's and tenants'), 404 and 405 (with `Allow`), 413, error bodies, the console's
+//! headers, and the OpenAPI document against the router. The fake keeps each connector's
+//! tenant and answers another tenant's as missing, as the worker does; the table of routes ×
+//! callers checks the surface hands every route its caller.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -11,14 +13,16 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use super::handle::{Answer, ApiAccess, ApiError, StatusCode, WorkerHandle};
+use super::handle::{Answer, ApiAccess, ApiError, Caller, StatusCode, WorkerHandle};
 use super::model::{
     AwsSetup, Connector, ConnectorList, Credentials, Deleted, FieldProblem, Hit, Origin,
-    SearchResult, SyncList, SyncStarted,
+    SearchResult, SyncList, SyncStarted, Tenant, TenantCreated, TenantDeleted, TenantList,
 };
 use crate::config::Secret;
 
 const TOKEN: &str = "fake-token-0123456789";
+/// The tokens of the fake's two tenants, `a` and `b`.
+const TENANT_TOKENS: [(&str, &str); 2] = [("tenant-a-token", "a"), ("tenant-b-token", "b")];
 
 /// A worker that keeps connectors in a map and remembers what it was asked.
 #[derive(Default)]
@@ -44,9 +48,10 @@ impl FakeWorker {
         self.asked.lock().unwrap().push(what);
     }
 
-    fn connector(id: &str) -> Connector {
+    fn connector(id: &str, tenant: Option<&str>) -> Connector {
         Connector {
             id: id.to_owned(),
+            tenant: tenant.map(str::to_owned),
             origin: Origin::Api,
             read_only: false,
             index_name: id.to_owned(),
@@ -73,13 +78,24 @@ impl FakeWorker {
         }
     }
 
-    fn found(&self, id: &str) -> Answer<Connector> {
+    /// The connector `id` if `caller` sees it; else 404, as the worker answers.
+    fn found(&self, caller: &Caller, id: &str) -> Answer<Connector> {
         self.connectors
             .lock()
             .unwrap()
             .get(id)
+            .filter(|c| caller.sees(c.tenant.as_deref()))
             .cloned()
             .ok_or_else(|| ApiError::no_connector(id))
+    }
+
+    fn tenant_view(id: &str) -> Tenant {
+        Tenant {
+            id: id.to_owned(),
+            external_id: format!("s3c-{id}"),
+            created_at: "2026-12-07T00:00:00Z".to_owned(),
+            connectors: Vec::new(),
+        }
     }
 }
 
@@ -91,16 +107,30 @@ impl WorkerHandle for FakeWorker {
         })
     }
 
-    fn readiness(&self) -> Result<(), Vec<String>> {
+    fn tenant_of(&self, token: &str) -> Option<String> {
+        TENANT_TOKENS
+            .iter()
+            .find(|(t, _)| *t == token)
+            .map(|(_, id)| (*id).to_owned())
+    }
+
+    fn readiness(&self, caller: &Caller) -> Result<(), Vec<String>> {
         if self.ready {
             Ok(())
         } else {
-            Err(vec!["shutting down".to_owned(), "index x".to_owned()])
+            Err(vec![
+                "shutting down".to_owned(),
+                format!("index of {caller:?}"),
+            ])
         }
     }
 
-    fn status(&self) -> Result<Vec<u8>, String> {
-        Ok(br#"{"worker_running": true}"#.to_vec())
+    fn status(&self, caller: &Caller) -> Result<Vec<u8>, String> {
+        Ok(
+            json!({"worker_running": true, "caller": format!("{caller:?}")})
+                .to_string()
+                .into_bytes(),
+        )
     }
 
     fn metrics(&self) -> (&'static str, String) {
@@ -110,22 +140,29 @@ impl WorkerHandle for FakeWorker {
         )
     }
 
-    fn exists(&self, id: &str) -> bool {
-        self.connectors.lock().unwrap().contains_key(id)
+    fn exists(&self, caller: &Caller, id: &str) -> bool {
+        self.found(caller, id).is_ok()
     }
 
-    fn list(&self) -> Answer<ConnectorList> {
+    fn list(&self, caller: &Caller) -> Answer<ConnectorList> {
         Ok(ConnectorList {
-            connectors: self.connectors.lock().unwrap().values().cloned().collect(),
+            connectors: self
+                .connectors
+                .lock()
+                .unwrap()
+                .values()
+                .filter(|c| caller.sees(c.tenant.as_deref()))
+                .cloned()
+                .collect(),
             conflicts: Vec::new(),
         })
     }
 
-    fn get(&self, id: &str) -> Answer<Connector> {
-        self.found(id)
+    fn get(&self, caller: &Caller, id: &str) -> Answer<Connector> {
+        self.found(caller, id)
     }
 
-    async fn create(&self, body: Bytes) -> Answer<Connector> {
+    async fn create(&self, caller: &Caller, body: Bytes) -> Answer<Connector> {
         let sent: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let Some(id) = sent["id"].as_str() else {
             return Err(ApiError::problems(vec![FieldProblem::new(
@@ -134,7 +171,7 @@ impl WorkerHandle for FakeWorker {
                 "is missing",
             )]));
         };
-        let connector = Self::connector(id);
+        let connector = Self::connector(id, caller.tenant());
         self.connectors
             .lock()
             .unwrap()
@@ -142,13 +179,14 @@ impl WorkerHandle for FakeWorker {
         Ok(connector)
     }
 
-    async fn update(&self, id: &str, body: Bytes) -> Answer<Connector> {
+    async fn update(&self, caller: &Caller, id: &str, body: Bytes) -> Answer<Connector> {
+        let found = self.found(caller, id)?;
         self.asked(format!("update {id} {}", String::from_utf8_lossy(&body)));
-        self.found(id)
+        Ok(found)
     }
 
-    async fn delete(&self, id: &str, delete_index: bool) -> Answer<Deleted> {
-        self.found(id)?;
+    async fn delete(&self, caller: &Caller, id: &str, delete_index: bool) -> Answer<Deleted> {
+        self.found(caller, id)?;
         self.connectors.lock().unwrap().remove(id);
         Ok(Deleted {
             id: id.to_owned(),
@@ -157,8 +195,8 @@ impl WorkerHandle for FakeWorker {
         })
     }
 
-    fn sync_now(&self, id: &str, retarget: bool) -> Answer<SyncStarted> {
-        self.found(id)?;
+    fn sync_now(&self, caller: &Caller, id: &str, retarget: bool) -> Answer<SyncStarted> {
+        self.found(caller, id)?;
         Ok(SyncStarted {
             id: id.to_owned(),
             started: true,
@@ -166,7 +204,8 @@ impl WorkerHandle for FakeWorker {
         })
     }
 
-    fn history(&self, id: &str, limit: usize) -> Answer<SyncList> {
+    fn history(&self, caller: &Caller, id: &str, limit: usize) -> Answer<SyncList> {
+        self.found(caller, id)?;
         self.asked(format!("history {id} {limit}"));
         Ok(SyncList {
             id: id.to_owned(),
@@ -174,7 +213,14 @@ impl WorkerHandle for FakeWorker {
         })
     }
 
-    async fn search(&self, id: &str, query: &str, limit: usize) -> Answer<SearchResult> {
+    async fn search(
+        &self,
+        caller: &Caller,
+        id: &str,
+        query: &str,
+        limit: usize,
+    ) -> Answer<SearchResult> {
+        self.found(caller, id)?;
         self.asked(format!("search {id} {query} {limit}"));
         Ok(SearchResult {
             id: id.to_owned(),
@@ -190,10 +236,17 @@ impl WorkerHandle for FakeWorker {
         })
     }
 
-    async fn aws_setup(&self, bucket_uri: &str, role_name: &str) -> Answer<AwsSetup> {
+    async fn aws_setup(
+        &self,
+        caller: &Caller,
+        bucket_uri: &str,
+        role_name: &str,
+    ) -> Answer<AwsSetup> {
         Ok(AwsSetup {
             principal_arn: "arn:aws:iam::111122223333:user/p".to_owned(),
-            external_id: "x".to_owned(),
+            external_id: caller
+                .tenant()
+                .map_or("x".to_owned(), |t| format!("s3c-{t}")),
             role_name: role_name.to_owned(),
             bucket_uri: bucket_uri.to_owned(),
             trust_policy: json!({}),
@@ -202,6 +255,46 @@ impl WorkerHandle for FakeWorker {
             terraform: String::new(),
             aws_cli: String::new(),
             next: String::new(),
+        })
+    }
+
+    async fn create_tenant(&self, body: Bytes) -> Answer<TenantCreated> {
+        let sent: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let id = sent["id"].as_str().unwrap_or("t");
+        self.asked(format!("create tenant {id}"));
+        Ok(TenantCreated {
+            id: id.to_owned(),
+            token: "new-token".to_owned(),
+            external_id: format!("s3c-{id}"),
+            created_at: "2026-12-07T00:00:00Z".to_owned(),
+        })
+    }
+
+    fn tenants(&self) -> Answer<TenantList> {
+        Ok(TenantList {
+            tenants: TENANT_TOKENS
+                .iter()
+                .map(|(_, id)| Self::tenant_view(id))
+                .collect(),
+        })
+    }
+
+    fn tenant(&self, id: &str) -> Answer<Tenant> {
+        TENANT_TOKENS
+            .iter()
+            .any(|(_, t)| *t == id)
+            .then(|| Self::tenant_view(id))
+            .ok_or_else(|| ApiError::no_tenant(id))
+    }
+
+    async fn delete_tenant(&self, id: &str, delete_index: bool) -> Answer<TenantDeleted> {
+        self.tenant(id)?;
+        self.asked(format!("delete tenant {id} {delete_index}"));
+        Ok(TenantDeleted {
+            id: id.to_owned(),
+            deleted: true,
+            connectors_deleted: Vec::new(),
+            documents_deleted: 0,
         })
     }
 }
@@ -238,12 +331,23 @@ async fn send(worker: &Arc<FakeWorker>, request: Request<Body>) -> Answered {
     }
 }
 
-/// An authorised request.
+/// An authorised request of the operator.
 async fn call(worker: &Arc<FakeWorker>, method: &str, uri: &str, body: &str) -> Answered {
+    call_as(worker, TOKEN, method, uri, body).await
+}
+
+/// A request with `token`.
+async fn call_as(
+    worker: &Arc<FakeWorker>,
+    token: &str,
+    method: &str,
+    uri: &str,
+    body: &str,
+) -> Answered {
     let request = Request::builder()
         .method(method)
         .uri(uri)
-        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")
         .body(Body::from(body.to_owned()))
         .unwrap();
@@ -271,7 +375,8 @@ async fn health_status_and_metrics_are_open_and_plain() {
     let ok = anonymous(&worker, "GET", "/healthz").await;
     assert_eq!((ok.status, ok.body.as_str()), (StatusCode::OK, "ok\n"));
     assert_eq!(anonymous(&worker, "GET", "/readyz").await.body, "ready\n");
-    let status = anonymous(&worker, "GET", "/status").await;
+    // With the API on, /status needs a token.
+    let status = get(&worker, "/status").await;
     assert_eq!(status.json()["worker_running"], true);
     assert_eq!(status.header("content-type"), Some("application/json"));
     let metrics = anonymous(&worker, "GET", "/metrics").await;
@@ -280,10 +385,13 @@ async fn health_status_and_metrics_are_open_and_plain() {
         metrics.header("content-type"),
         Some("text/plain; version=0.0.4; charset=utf-8")
     );
+    // Without an api: block all four are open, as before.
     let not_ready = Arc::new(FakeWorker::default());
     let answer = anonymous(&not_ready, "GET", "/readyz").await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(answer.body, "not ready: shutting down; index x\n");
+    assert_eq!(answer.body, "not ready: shutting down; index of Admin\n");
+    let status = anonymous(&not_ready, "GET", "/status").await;
+    assert_eq!(status.json()["caller"], "Admin");
     // Other methods and paths: plain text.
     let post = anonymous(&worker, "POST", "/healthz").await;
     assert_eq!(
@@ -331,6 +439,8 @@ async fn every_api_path_needs_the_token() {
         ("GET", "/api/v1/nothing-here"),
         ("GET", "/api"),
         ("PUT", "/api/v1/connectors"),
+        ("GET", "/api/v1/tenants"),
+        ("GET", "/status"),
     ] {
         let answer = anonymous(&worker, method, path).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{method} {path}");
@@ -582,12 +692,16 @@ async fn the_openapi_document_describes_exactly_the_routes() {
         serde_json::from_str::<Value>(&super::openapi::document()).unwrap()
     );
     let operations = documented(&document);
-    // Two on the collection, three on one connector, five more.
-    assert_eq!(operations.len(), 10, "{operations:?}");
+    // Two on the collection, three on one connector, five more, four of tenants.
+    assert_eq!(operations.len(), 14, "{operations:?}");
     let paths: std::collections::BTreeSet<&str> =
         operations.iter().map(|(_, path)| path.as_str()).collect();
     for path in paths {
-        let concrete = path.replace("{id}", "some-id");
+        let concrete = if path.starts_with("/api/v1/tenants/") {
+            path.replace("{id}", "a")
+        } else {
+            path.replace("{id}", "some-id")
+        };
         for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
             let is_documented = operations.contains(&(method.to_owned(), path.to_owned()));
             let answer = call(&worker, method, &format!("{concrete}?q=x"), "{}").await;
@@ -657,8 +771,8 @@ fn the_openapi_links_name_operations_and_their_parameters() {
         }
     }
     // create -> get, update, sync, syncs, search, delete; update -> all but itself; get ->
-    // update, sync, delete; sync -> get, syncs, delete.
-    assert_eq!(links, 6 + 5 + 3 + 3);
+    // update, sync, delete; sync -> get, syncs, delete; create tenant -> get, delete.
+    assert_eq!(links, 6 + 5 + 3 + 3 + 2);
 }
 
 #[test]
@@ -706,4 +820,170 @@ fn query_strings_are_decoded() {
     assert_eq!(param(&query, "bucket_uri"), Some("s3://b/p"));
     assert_eq!(param(&query, "flag"), Some(""));
     assert_eq!(param(&query, "bad"), Some("%zz%4"));
+}
+
+/// The routes of one connector, from the OpenAPI document: (METHOD, path with `{id}`).
+fn connector_routes() -> Vec<(String, String)> {
+    let document: Value = serde_json::from_str(&super::openapi::document()).unwrap();
+    documented(&document)
+        .into_iter()
+        .filter(|(_, path)| path.starts_with("/api/v1/connectors/{id}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_tenant_gets_404_for_another_tenants_connector_on_every_route() {
+    let worker = FakeWorker::with_api();
+    let (a, b) = (TENANT_TOKENS[0].0, TENANT_TOKENS[1].0);
+    for (token, id) in [(a, "of-a"), (b, "of-b"), (TOKEN, "of-operator")] {
+        let body = json!({ "id": id }).to_string();
+        let created = call_as(&worker, token, "POST", "/api/v1/connectors", &body).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    }
+    let routes = connector_routes();
+    // Get, update, delete, sync, history, search.
+    assert_eq!(routes.len(), 6, "{routes:?}");
+    // Who sees which: a tenant its own; the operator all.
+    let table = [
+        (a, "of-a", true),
+        (a, "of-b", false),
+        (a, "of-operator", false),
+        (b, "of-a", false),
+        (b, "of-b", true),
+        (TOKEN, "of-a", true),
+        (TOKEN, "of-b", true),
+        (TOKEN, "of-operator", true),
+    ];
+    for (token, id, sees) in table {
+        for (method, path) in &routes {
+            // DELETE last: it would leave the rest 404.
+            if method == "DELETE" {
+                continue;
+            }
+            let uri = format!("{}?q=x", path.replace("{id}", id));
+            let answer = call_as(&worker, token, method, &uri, "{}").await;
+            let missing = call_as(
+                &worker,
+                token,
+                method,
+                &format!("{}?q=x", path.replace("{id}", "nobody")),
+                "{}",
+            )
+            .await;
+            if sees {
+                assert!(
+                    answer.status.is_success(),
+                    "{token} {method} {uri}: {}",
+                    answer.body
+                );
+            } else {
+                // Exactly as a missing one: status and body, the id aside.
+                assert_eq!(
+                    answer.status,
+                    StatusCode::NOT_FOUND,
+                    "{token} {method} {uri}"
+                );
+                assert_eq!(
+                    answer.body.replace(id, "nobody"),
+                    missing.body,
+                    "{token} {method} {uri}"
+                );
+            }
+        }
+        let deleted = call_as(
+            &worker,
+            token,
+            "DELETE",
+            &format!("/api/v1/connectors/{id}"),
+            "",
+        )
+        .await;
+        if sees {
+            assert_eq!(deleted.status, StatusCode::OK);
+            let again = json!({ "id": id }).to_string();
+            let owner = match id {
+                "of-a" => a,
+                "of-b" => b,
+                _ => TOKEN,
+            };
+            call_as(&worker, owner, "POST", "/api/v1/connectors", &again).await;
+        } else {
+            assert_eq!(deleted.status, StatusCode::NOT_FOUND);
+        }
+    }
+    // The list: a tenant's own; the operator's all, each with its tenant.
+    let listed = call_as(&worker, a, "GET", "/api/v1/connectors", "").await;
+    assert_eq!(listed.json()["connectors"].as_array().unwrap().len(), 1);
+    assert_eq!(listed.json()["connectors"][0]["tenant"], "a");
+    let all = get(&worker, "/api/v1/connectors").await;
+    let tenants: Vec<Value> = all.json()["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["tenant"].clone())
+        .collect();
+    assert_eq!(tenants, [json!("a"), json!("b"), Value::Null]);
+    // aws-setup answers the caller's ExternalId.
+    let setup = call_as(&worker, b, "GET", "/api/v1/aws-setup", "").await;
+    assert_eq!(setup.json()["external_id"], "s3c-b");
+}
+
+#[tokio::test]
+async fn only_the_operator_manages_tenants_and_status_is_per_caller() {
+    let worker = FakeWorker::with_api();
+    let tenant = TENANT_TOKENS[0].0;
+    for (method, path) in [
+        ("GET", "/api/v1/tenants"),
+        ("POST", "/api/v1/tenants"),
+        ("GET", "/api/v1/tenants/a"),
+        ("DELETE", "/api/v1/tenants/a"),
+    ] {
+        let refused = call_as(&worker, tenant, method, path, r#"{"id": "c"}"#).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{method} {path}");
+        assert_eq!(
+            refused.json()["error"]["message"],
+            "managing tenants needs the operator's token (api.token), not a tenant's"
+        );
+    }
+    assert!(worker.asked.lock().unwrap().is_empty());
+    let created = call(&worker, "POST", "/api/v1/tenants", r#"{"id": "c"}"#).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    assert_eq!(created.json()["token"], "new-token");
+    assert_eq!(
+        get(&worker, "/api/v1/tenants").await.json()["tenants"][1]["id"],
+        "b"
+    );
+    assert_eq!(
+        get(&worker, "/api/v1/tenants/a").await.status,
+        StatusCode::OK
+    );
+    let missing = get(&worker, "/api/v1/tenants/zz").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let deleted = call(&worker, "DELETE", "/api/v1/tenants/b?delete_index=true", "").await;
+    assert_eq!(deleted.status, StatusCode::OK);
+    assert_eq!(
+        *worker.asked.lock().unwrap(),
+        ["create tenant c", "delete tenant b true"]
+    );
+    // /status: 401 without a token, the caller's view with one.
+    assert_eq!(
+        anonymous(&worker, "GET", "/status").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let status = call_as(&worker, tenant, "GET", "/status", "").await;
+    assert_eq!(status.json()["caller"], "Tenant(\"a\")");
+    // /readyz: the reasons only to a caller with a token.
+    let not_ready = Arc::new(FakeWorker {
+        api_on: true,
+        max_body_bytes: 1024,
+        ..FakeWorker::default()
+    });
+    let answer = anonymous(&not_ready, "GET", "/readyz").await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!answer.body.contains("index"), "{}", answer.body);
+    let answer = call_as(&not_ready, tenant, "GET", "/readyz", "").await;
+    assert_eq!(
+        answer.body,
+        "not ready: shutting down; index of Tenant(\"a\")\n"
+    );
 }

@@ -412,6 +412,14 @@ impl Entry {
         }
     }
 
+    /// The tenant that created it; `None` for the operator's and the file's.
+    fn tenant(&self) -> Option<String> {
+        match &self.settings().origin {
+            Origin::Api(stored) => stored.tenant.clone(),
+            Origin::File => None,
+        }
+    }
+
     /// True for a connector of the config file.
     fn is_file_connector(&self) -> bool {
         matches!(self.settings().origin, Origin::File)
@@ -463,22 +471,33 @@ impl Shared {
     }
 
     fn status(&self) -> StatusReport {
+        self.status_of(|_| true)
+    }
+
+    /// The status report of the connectors `shown` keeps.
+    fn status_of(&self, shown: impl Fn(&Entry) -> bool) -> StatusReport {
         StatusReport {
             shard: (self.shards.spec().count > 1).then(|| self.shards.spec().to_string()),
             worker_running: true,
             worker_started_at: Some(self.started_at),
             shutting_down: self.shutting_down.load(Ordering::SeqCst),
-            connectors: self.entries().iter().map(|e| e.status()).collect(),
+            connectors: self
+                .entries()
+                .iter()
+                .filter(|e| shown(e))
+                .map(|e| e.status())
+                .collect(),
         }
     }
 
-    /// Ready when not shutting down and every connector's index opened at its last attempt.
-    fn readiness(&self) -> Result<(), Vec<String>> {
+    /// Ready when not shutting down and every connector `shown` keeps opened its index at its
+    /// last attempt.
+    fn readiness(&self, shown: impl Fn(&Entry) -> bool) -> Result<(), Vec<String>> {
         let mut reasons = Vec::new();
         if self.shutting_down.load(Ordering::SeqCst) {
             reasons.push("shutting down".to_owned());
         }
-        for entry in self.entries() {
+        for entry in self.entries().into_iter().filter(|e| shown(e)) {
             let id = entry.id();
             match &lock(&entry.slot).index_reachable {
                 Some(Ok(())) => {}
@@ -502,6 +521,11 @@ impl Shared {
     fn finish(&self, entry: &Entry, record: SyncRecord) {
         let connector = &record.report.connector;
         self.metrics.record(&record, || {
+            // A deleted connector's history was deleted with it: a sync that ends later does
+            // not start it again (a new connector of the same id starts empty).
+            if entry.removed.is_cancelled() {
+                return;
+            }
             if let Err(error) = self.history.append(&record) {
                 tracing::error!(message = "Could not append to the sync history.", connector = %connector, %error);
             }

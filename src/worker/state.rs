@@ -242,6 +242,19 @@ impl History {
             .collect())
     }
 
+    /// Deletes the history of `connector` (a deleted connector's); nothing when it has none.
+    pub fn remove(&self, connector: &str) -> Result<(), StateError> {
+        let path = self.path(connector);
+        match std::fs::remove_file(&path) {
+            Err(cause) if cause.kind() != io::ErrorKind::NotFound => Err(StateError::Io {
+                action: "delete",
+                path,
+                cause,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// The directory holding the files.
     pub fn dir(&self) -> &Path {
         &self.dir

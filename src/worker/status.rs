@@ -135,7 +135,7 @@ impl StatusReport {
             let stored = super::api::store::Store::new(&config.state_dir)
                 .load()
                 .unwrap_or_default();
-            for stored in stored {
+            for stored in stored.connectors {
                 let Ok(connector) =
                     super::api::request::validate_form(&stored.form, &config.defaults)
                 else {

@@ -28,13 +28,13 @@ use crate::support::{Fault, FaultProxy, Match, MotoServer, unique_name};
 use crate::worker::{parse_metrics, sample, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_s3-connector");
-const TOKEN: &str = "test-token-0123456789abcdef";
-const EXTERNAL_ID: &str = "deployment-external-id";
+pub(crate) const TOKEN: &str = "test-token-0123456789abcdef";
+pub(crate) const EXTERNAL_ID: &str = "deployment-external-id";
 /// `api.probe_wait` of the test workers: long enough for two retries (a pause is 3 s).
 const PROBE_WAIT: &str = "7s";
 
 /// A worker with the API on: its directory, config and credentials.
-struct ApiWorker {
+pub(crate) struct ApiWorker {
     dir: TempDir,
     listen: SocketAddr,
     user: iam::User,
@@ -44,7 +44,7 @@ struct ApiWorker {
 impl ApiWorker {
     /// Writes the config: the API, `defaults` pointing at `endpoint`, and `file_connectors`
     /// (YAML list items).
-    fn new(endpoint: &str, user: iam::User, file_connectors: &str) -> Self {
+    pub(crate) fn new(endpoint: &str, user: iam::User, file_connectors: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let worker = Self {
@@ -71,12 +71,12 @@ impl ApiWorker {
         self.dir.path().join("config.yml")
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("worker.log")).unwrap_or_default()
     }
 
     /// Starts `run`, with the IAM user's keys as the default credential chain.
-    fn start(&mut self) {
+    pub(crate) fn start(&mut self) {
         let child = Command::new(BIN)
             .args(["--log-format", "json", "run", "--config"])
             .arg(self.config())
@@ -102,7 +102,7 @@ impl ApiWorker {
     }
 
     /// SIGTERM, then waits for the exit.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
@@ -117,7 +117,7 @@ impl ApiWorker {
         );
     }
 
-    fn try_call(
+    pub(crate) fn try_call(
         &self,
         method: &str,
         path: &str,
@@ -138,9 +138,20 @@ impl ApiWorker {
         .ok()
     }
 
-    /// An authorised API call; the status and the JSON answer.
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let bearer = format!("Bearer {TOKEN}");
+    /// An authorised API call of the operator; the status and the JSON answer.
+    pub(crate) fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        self.call_as(TOKEN, method, path, body)
+    }
+
+    /// An API call with `token`; the status and the JSON answer.
+    pub(crate) fn call_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let bearer = format!("Bearer {token}");
         let response = self
             .try_call(method, path, body, &[("Authorization", &bearer)])
             .unwrap_or_else(|| panic!("{method} {path} failed; log:\n{}", self.log()));
@@ -148,7 +159,7 @@ impl ApiWorker {
         (response.status, json)
     }
 
-    fn stored_file(&self) -> PathBuf {
+    pub(crate) fn stored_file(&self) -> PathBuf {
         self.dir.path().join("state").join("api-connectors.json")
     }
 }
@@ -163,19 +174,25 @@ impl Drop for ApiWorker {
 }
 
 /// A role trusting `principal` under `external_id`, reading `bucket`.
-fn role(moto: &MotoServer, name: &str, principal: &str, external_id: &str, bucket: &str) -> String {
+pub(crate) fn role(
+    moto: &MotoServer,
+    name: &str,
+    principal: &str,
+    external_id: &str,
+    bucket: &str,
+) -> String {
     let trust = format!(
         r#"{{"Version": "2012-10-17", "Statement": [{{"Effect": "Allow", "Principal": {{"AWS": "{principal}"}}, "Action": "sts:AssumeRole", "Condition": {{"StringEquals": {{"sts:ExternalId": "{external_id}"}}}}}}]}}"#
     );
     iam::create_role(moto, name, &trust, &iam::bucket_reader_policy(bucket))
 }
 
-fn body(id: &str, bucket_uri: &str, role_arn: &str, owner: &str) -> Value {
+pub(crate) fn body(id: &str, bucket_uri: &str, role_arn: &str, owner: &str) -> Value {
     json!({ "id": id, "bucket_uri": bucket_uri, "role_arn": role_arn, "expected_bucket_owner": owner, "interval": "1h" })
 }
 
 /// The ids of a `{"connectors": [...]}` answer, in order.
-fn connector_ids(answer: &Value) -> Vec<&str> {
+pub(crate) fn connector_ids(answer: &Value) -> Vec<&str> {
     answer["connectors"]
         .as_array()
         .unwrap()
@@ -185,7 +202,7 @@ fn connector_ids(answer: &Value) -> Vec<&str> {
 }
 
 /// The message of an error answer.
-fn message(answer: &Value) -> String {
+pub(crate) fn message(answer: &Value) -> String {
     answer["error"]["message"]
         .as_str()
         .unwrap_or_default()
@@ -531,7 +548,7 @@ fn trusting(principal: &str, external_id: &str) -> String {
     )
 }
 
-const ASSUME_ANY_ROLE: &str = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}"#;
+pub(crate) const ASSUME_ANY_ROLE: &str = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}"#;
 
 /// The newest record of a connector's history with `trigger`, once there is one.
 fn newest_sync(worker: &ApiWorker, id: &str, trigger: &str, after: usize) -> Value {
@@ -845,8 +862,7 @@ async fn notifications_of_an_api_connector_deliver_events_until_it_is_deleted() 
     });
     // The round records its counts just after its commit makes the document searchable.
     wait_for("the applied event in /status", || {
-        let status_report: Value =
-            serde_json::from_slice(&worker.try_call("GET", "/status", None, &[])?.body).ok()?;
+        let (_, status_report) = worker.call("GET", "/status", None);
         (status_report["connectors"][0]["notifications"]["events_applied"].as_u64() >= Some(1))
             .then_some(())
     });

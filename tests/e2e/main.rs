@@ -19,4 +19,5 @@ mod shards;
 mod storm;
 mod sync_embedded;
 mod sync_opensearch;
+mod tenants;
 mod worker;

@@ -59,6 +59,10 @@ async function loadConnectors() {
   const { json } = await api("GET", "/connectors");
   const rows = $("connectors").querySelector("tbody");
   rows.replaceChildren();
+  // The operator sees whose each connector is; a tenant's own need no column.
+  const tenants = new Set(json.connectors.map((c) => c.tenant ?? ""));
+  const tenantColumn = tenants.size > 1;
+  $("tenant-heading").hidden = !tenantColumn;
   for (const c of json.connectors) {
     const last = c.last_sync;
     const counts = last ? `${last.added} / ${last.updated} / ${last.deleted} / ${last.unchanged}` : "—";
@@ -71,6 +75,7 @@ async function loadConnectors() {
       el("td", {}, when(c.next_run)),
       el("td", {}, counts),
       el("td", { class: firstError ? "error" : "" }, firstError || (last ? last.errors : "—")));
+    if (tenantColumn) row.append(el("td", {}, c.tenant ?? "— (operator)"));
     row.addEventListener("click", () => loadHistory(c.id, !c.read_only));
     rows.append(row);
   }

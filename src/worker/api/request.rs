@@ -685,6 +685,7 @@ mod tests {
             },
             request: Some(checked.request),
             retarget_pending: false,
+            tenant: None,
         }
     }
 

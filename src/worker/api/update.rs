@@ -2,9 +2,12 @@
 //! request, checked like a create, bound to its index's source, probed again when what the
 //! probe checks changed, stored crash-safely and applied at once.
 //!
-//! Order of the checks, cheapest and least surprising first: the connector (404; 409 for the
-//! config file's), the merged body (400), its index against the other connectors (409), the
-//! index's recorded source (409 unless `"retarget": true`), the probe (422); nothing is stored
+//! Order of the checks, cheapest and least surprising first: the connector (404, also for
+//! another tenant's; 409 for the config file's), the merged body (400), its index against the
+//! other connectors, live or deleted with their documents kept (409 naming the owner, unless
+//! the operator re-targets), the index's recorded source (409 unless `"retarget": true`; a
+//! tenant may re-target only the index it already writes), the probe with the ExternalId of
+//! the connector's tenant (422); nothing is stored
 //! unless every one passed, and nothing is stored if another change of the connector was
 //! stored meanwhile (409).
 
@@ -12,12 +15,13 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::store::StoredConnector;
+use super::store::{KeptIndex, StoredConnector};
 use super::{
-    ApiState, Origin, Shared, clash, lock, probe_failed, request, stored_connectors, verified, view,
+    ApiState, Origin, Shared, entry_for, index_free, lock, probe_failed, request,
+    stored_connectors, take_index, verified, view,
 };
 use crate::config::ConnectorConfig;
-use crate::http::handle::{Answer, ApiError, StatusCode};
+use crate::http::handle::{Answer, ApiError, Caller, StatusCode};
 use crate::http::model::Connector;
 use crate::sink::IndexSource;
 use crate::sink::{AnySink, Sink};
@@ -40,11 +44,15 @@ const PROBED_FIELDS: [&str; 6] = [
 pub(super) async fn update(
     shared: &Arc<Shared>,
     api: &ApiState,
+    caller: &Caller,
     id: &str,
     body: &[u8],
 ) -> Answer<Connector> {
-    let Some(entry) = shared.entry(id) else {
-        if let Some(conflict) = lock(&api.conflicts).iter().find(|c| c.stored.id() == id) {
+    let Ok(entry) = entry_for(shared, caller, id) else {
+        if let Some(conflict) = lock(&api.conflicts)
+            .iter()
+            .find(|c| c.stored.id() == id && caller.sees(c.stored.tenant.as_deref()))
+        {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 format!(
@@ -63,22 +71,38 @@ pub(super) async fn update(
             ),
         ));
     };
-    let (checked, flags) =
-        request::parse_update(body, id, &before, &api.external_id, &api.defaults)
-            .map_err(ApiError::problems)?;
+    let tenant = before.tenant.as_deref();
+    let external_id = api.external_id(tenant)?;
+    let (checked, flags) = request::parse_update(body, id, &before, &external_id, &api.defaults)
+        .map_err(ApiError::problems)?;
     let connector = checked.connector;
-    let others: Vec<Arc<ConnectorConfig>> = shared
-        .entries()
-        .iter()
-        .filter(|e| !Arc::ptr_eq(e, &entry))
-        .map(|e| e.connector())
-        .collect();
-    if let Some(reason) = clash(&connector, others) {
-        return Err(ApiError::new(StatusCode::CONFLICT, reason));
+    let same_index = connector.index_name() == entry.connector().index_name();
+    if flags.retarget && !same_index && *caller != Caller::Admin {
+        return Err(ApiError::operator_only(
+            "\"retarget\": true with another index_name",
+        ));
     }
+    index_free(
+        shared,
+        api,
+        caller,
+        &connector,
+        Some(&entry),
+        tenant,
+        flags.retarget,
+    )?;
     let retarget = match bound_elsewhere(shared, &connector).await {
         Ok(None) => false,
         Ok(Some(_)) if flags.retarget => true,
+        Ok(Some(_)) if *caller != Caller::Admin && !same_index => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "index {} holds documents of another source; nothing was changed; choose another index_name",
+                    connector.index_name()
+                ),
+            ));
+        }
         Ok(Some((recorded, wanted))) => {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -129,12 +153,19 @@ pub(super) async fn update(
         },
         request: Some(checked.request),
         retarget_pending: retarget || before.retarget_pending,
+        tenant: before.tenant.clone(),
     };
     let all: Vec<StoredConnector> = stored_connectors(shared, api)
         .into_iter()
         .map(|s| if s.id() == id { stored.clone() } else { s })
         .collect();
-    api.store.save(&all).map_err(|cause| {
+    // An index the connector moves away from keeps its documents, and stays the connector's.
+    let left = (!same_index).then(|| KeptIndex {
+        index_name: entry.connector().index_name().to_owned(),
+        connector: id.to_owned(),
+        tenant: before.tenant.clone(),
+    });
+    take_index(api, stored.index_name(), left, &all).map_err(|cause| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("the connector could not be stored, so nothing was changed: {cause}"),
@@ -160,7 +191,7 @@ pub(super) async fn update(
 /// The source the connector's index records and the one the connector points at, when the
 /// index holds documents and the two differ so that a sync would refuse them (the retarget
 /// guard, `crate::sync::target`); `None` when a sync may proceed.
-async fn bound_elsewhere(
+pub(super) async fn bound_elsewhere(
     shared: &Shared,
     connector: &ConnectorConfig,
 ) -> Result<Option<(IndexSource, IndexSource)>, String> {
