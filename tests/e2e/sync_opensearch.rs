@@ -800,7 +800,7 @@ async fn tls_trusts_the_configured_ca_refuses_other_certificates_at_once_and_can
 
 /// `document` with a body of `pieces` joined by spaces, each piece a passage, with the
 /// embedder's vector when there is one.
-fn with_passages(
+pub(crate) fn with_passages(
     bucket: &str,
     key: &str,
     pieces: &[&str],
@@ -830,7 +830,8 @@ fn with_passages(
 /// The bucket of the vector tests' documents.
 const VECTORS: &str = "vectors";
 
-fn query(text: &str, mode: SearchMode, vector: Option<Vec<f32>>) -> PassageQuery {
+/// A passage query of `mode` for `text`, fused by default, at most 10 hits.
+pub(crate) fn query(text: &str, mode: SearchMode, vector: Option<Vec<f32>>) -> PassageQuery {
     PassageQuery {
         text: text.to_owned(),
         vector,
