@@ -1168,6 +1168,18 @@ async fn a_write_that_fails_after_the_passages_leaves_the_document_to_the_next_s
         Some(old.version())
     );
     assert_ne!(old.version(), new.version());
+    // A new object whose document write fails after its passages: they are orphans until
+    // the next sync writes the document, and no search shows them meanwhile.
+    let orphan = with_passages(VECTORS, "new.txt", &["Orphan text."], Some(&embedder));
+    assert!(sink.upsert(vec![orphan.clone()]).await.is_err());
+    sink.commit().await.unwrap();
+    assert_eq!(sink.passages(orphan.id).await.unwrap(), orphan.passages);
+    let hits = sink
+        .search_passages(&query("orphan OR new", SearchMode::Keyword, None))
+        .await
+        .unwrap();
+    let found: Vec<DocId> = hits.iter().map(|hit| hit.id).collect();
+    assert_eq!(found, [old.id], "{hits:?}");
     // ...and then documents and passages agree.
     proxy.clear_faults();
     assert_eq!(sink.upsert(vec![new.clone()]).await.unwrap(), []);

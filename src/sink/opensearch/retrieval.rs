@@ -17,7 +17,7 @@
 //! "run"); a hit without a highlight (a semantic hit sharing no word) gets the start of its
 //! passage, cut by [`snippet`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use ::opensearch::http::Method;
@@ -160,6 +160,15 @@ pub(super) async fn search(
     if query.limit == 0 {
         return Ok(Vec::new());
     }
+    let hits = ranked(target, query).await?;
+    with_documents(target, hits).await
+}
+
+/// The hits of `query` as the ranking gives them.
+async fn ranked(
+    target: &Target<'_>,
+    query: &PassageQuery,
+) -> Result<Vec<PassageHit>, OpensearchError> {
     let filtered = query::split(&query.text);
     let mode = match query.mode {
         SearchMode::Keyword => return keyword(target, &filtered, &query.text, query.limit).await,
@@ -185,6 +194,63 @@ pub(super) async fn search(
     let semantic = semantic(target, &filtered, &query.text, vector, depth, mode).await?;
     let keyword = keyword(target, &filtered, &query.text, depth).await?;
     Ok(fuse(keyword, semantic, query.fusion, query.limit))
+}
+
+/// `hits` without passages whose document the document index does not hold: passages written
+/// for a new object just before a crash, whose document never was (the object may be gone by
+/// the next sync, which then has nothing to delete). One `_mget` of the hits' documents.
+async fn with_documents(
+    target: &Target<'_>,
+    hits: Vec<PassageHit>,
+) -> Result<Vec<PassageHit>, OpensearchError> {
+    let mut parents: Vec<String> = hits
+        .iter()
+        .filter(|hit| hit.passage.is_some())
+        .map(|hit| hit.id.to_hex())
+        .collect();
+    parents.sort();
+    parents.dedup();
+    if parents.is_empty() {
+        return Ok(hits);
+    }
+    let action = format!(
+        "checking the documents of passages in index {}",
+        target.index
+    );
+    let path = index_path(target.index, "_mget");
+    let body = Body::json(&json!({ "ids": parents }));
+    let reply = target
+        .client
+        .send(
+            &action,
+            Method::Post,
+            &path,
+            &[("_source", "false")],
+            Some(&body),
+        )
+        .await?;
+    #[derive(serde::Deserialize)]
+    struct Found {
+        docs: Vec<Exists>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Exists {
+        #[serde(rename = "_id")]
+        id: String,
+        #[serde(default)]
+        found: bool,
+    }
+    let found: Found = reply.json(&action)?;
+    let held: HashSet<String> = found
+        .docs
+        .into_iter()
+        .filter(|doc| doc.found)
+        .map(|doc| doc.id)
+        .collect();
+    Ok(hits
+        .into_iter()
+        .filter(|hit| hit.passage.is_none() || held.contains(&hit.id.to_hex()))
+        .collect())
 }
 
 /// The query's vector, checked against the passage index's.
