@@ -174,7 +174,7 @@ pub(super) fn check(index: &str, mappings: &Value) -> MappingCheck {
 
 /// `GET /{index}/_mapping` (or `_settings`, `what` naming it), with the action's description
 /// for errors.
-async fn read_index(
+pub(super) async fn read_index(
     client: &Client,
     index: &str,
     what: &str,

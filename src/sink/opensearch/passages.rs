@@ -139,9 +139,7 @@ async fn read(
     index: &str,
     what: &str,
 ) -> Result<Option<BTreeMap<String, Value>>, OpensearchError> {
-    let action = format!("reading the {what} of index {index}");
-    let path = index_path(index, &format!("_{what}"));
-    let reply = client.send(&action, Method::Get, &path, &[], None).await?;
+    let (action, reply) = mapping::read_index(client, index, what).await?;
     if reply.status == 404 {
         return Ok(None);
     }
