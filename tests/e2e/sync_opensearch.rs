@@ -7,7 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use s3_connector::config::Config;
-use s3_connector::sink::{ContentStatus, DocId, Document, ScanFrom, Sink, VersionStamp};
+use s3_connector::embed::testing::WordHashEmbedder;
+use s3_connector::embed::{Embedder, Passage, PassageHash};
+use s3_connector::sink::passages::{Fusion, PassageQuery, SearchMode};
+use s3_connector::sink::{
+    ContentStatus, DocId, Document, ScanFrom, Sink, StoredPassage, VersionStamp,
+};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -786,4 +791,402 @@ async fn tls_trusts_the_configured_ca_refuses_other_certificates_at_once_and_can
         report.error_messages
     );
     assert_eq!(insecure.count(), 2);
+}
+
+// Passages and vectors (#24). osmem-server stores knn_vector mappings and vectors and checks
+// their dimension, but refuses every vector search and has no search pipelines: the requests of
+// semantic and hybrid search are checked against OpenSearch's documented shapes in the unit
+// tests of `sink::opensearch::retrieval`, and only their refusal is tested here.
+
+/// `document` with a body of `pieces` joined by spaces, each piece a passage, with the
+/// embedder's vector when there is one.
+pub(crate) fn with_passages(
+    bucket: &str,
+    key: &str,
+    pieces: &[&str],
+    embedder: Option<&WordHashEmbedder>,
+) -> Document {
+    let body = pieces.join(" ");
+    let mut document = document(bucket, key, &body);
+    let mut start = 0;
+    for (ordinal, piece) in pieces.iter().enumerate() {
+        document.passages.push(StoredPassage {
+            passage: Passage {
+                ordinal: ordinal as u32,
+                start,
+                end: start + piece.len(),
+                heading: None,
+                page: None,
+                text: (*piece).to_owned(),
+                content_hash: PassageHash::of(piece),
+            },
+            vector: embedder.map(|embedder| embedder.vector(piece)),
+        });
+        start += piece.len() + 1;
+    }
+    document
+}
+
+/// The bucket of the vector tests' documents.
+const VECTORS: &str = "vectors";
+
+/// A passage query of `mode` for `text`, fused by default, at most 10 hits.
+pub(crate) fn query(text: &str, mode: SearchMode, vector: Option<Vec<f32>>) -> PassageQuery {
+    PassageQuery {
+        text: text.to_owned(),
+        vector,
+        mode,
+        fusion: Fusion::default(),
+        limit: 10,
+    }
+}
+
+#[tokio::test]
+async fn passages_and_vectors_live_beside_their_documents_and_scans_never_see_them() {
+    let osmem = OsmemServer::shared();
+    let setup = Setup::opensearch(&osmem.url(), "");
+    let index = setup.index_name().unwrap().to_owned();
+    let sink = setup.opensearch_sink().await;
+    let embedder = WordHashEmbedder::new(8);
+
+    // The model is recorded in the passage index, created for its vectors with k-NN on.
+    assert_eq!(sink.recorded_model().await.unwrap(), None);
+    sink.record_model(embedder.model()).await.unwrap();
+    assert_eq!(
+        sink.recorded_model().await.unwrap().as_ref(),
+        Some(embedder.model())
+    );
+    let companion = format!("{index}-passages");
+    assert_eq!(sink.passage_index(), companion);
+    let vector = &mapping_of(osmem, &companion)["properties"]["vector"];
+    assert_eq!(vector["type"], "knn_vector");
+    assert_eq!(vector["dimension"], 8);
+    assert_eq!(vector["method"]["space_type"], "cosinesimil");
+    let settings = osmem.json("GET", &format!("/{companion}/_settings"), "");
+    assert_eq!(settings[&companion]["settings"]["index"]["knn"], "true");
+
+    let bucket = "passages";
+    let a = with_passages(
+        bucket,
+        "a.txt",
+        &[
+            "Turbine blades crack under heat.",
+            "Cooling air keeps them whole.",
+        ],
+        Some(&embedder),
+    );
+    let b = document(bucket, "b.txt", "");
+    let mut c = with_passages(bucket, "c.txt", &["Embedding failed here.", "Twice."], None);
+    c.embedding_error = Some("the endpoint answered 500".to_owned());
+    let rejected = sink
+        .upsert(vec![a.clone(), b.clone(), c.clone()])
+        .await
+        .unwrap();
+    assert_eq!(rejected, []);
+    sink.commit().await.unwrap();
+
+    // The document index holds documents only; one whose embedding failed is unfinished.
+    assert_eq!(sink.count().await.unwrap(), 3);
+    let page = sink
+        .indexed_page(bucket, ScanFrom::Start, 100)
+        .await
+        .unwrap();
+    let scanned: Vec<(&str, VersionStamp)> = page
+        .iter()
+        .map(|entry| (entry.key.as_str(), entry.version))
+        .collect();
+    assert_eq!(
+        scanned,
+        [
+            ("a.txt", a.version()),
+            ("b.txt", b.version()),
+            ("c.txt", VersionStamp::UNFINISHED)
+        ]
+    );
+    assert_eq!(
+        sink.indexed_version(c.id).await.unwrap(),
+        Some(VersionStamp::UNFINISHED)
+    );
+    assert_eq!(sink.indexed_version(a.id).await.unwrap(), Some(a.version()));
+    assert_eq!(sink.indexed_buckets().await.unwrap(), [bucket]);
+    let stored_c = sink.get(c.id).await.unwrap().unwrap();
+    assert_eq!(stored_c.embedding_error, c.embedding_error);
+    let ids = [a.id.to_hex(), b.id.to_hex(), c.id.to_hex()];
+    for hit in sink.search("turbine OR embedding", 10).await.unwrap() {
+        assert!(
+            ids.contains(&hit.id),
+            "a passage in a document search: {hit:?}"
+        );
+    }
+
+    // Passages and vectors read back as written; failed embeddings keep their text only.
+    assert_eq!(sink.passages(a.id).await.unwrap(), a.passages);
+    let vectors: Vec<(PassageHash, Vec<f32>)> = a
+        .passages
+        .iter()
+        .map(|stored| (stored.passage.content_hash, stored.vector.clone().unwrap()))
+        .collect();
+    assert_eq!(sink.passage_vectors(a.id).await.unwrap(), vectors);
+    assert_eq!(sink.passage_vectors(c.id).await.unwrap(), []);
+    assert_eq!(sink.passages(c.id).await.unwrap(), c.passages);
+    assert_eq!(sink.passages(b.id).await.unwrap(), []);
+
+    // An upsert replaces a document's passages: fewer passages leave no old one behind.
+    let a2 = with_passages(bucket, "a.txt", &["One passage now."], Some(&embedder));
+    assert_eq!(sink.upsert(vec![a2.clone()]).await.unwrap(), []);
+    sink.commit().await.unwrap();
+    assert_eq!(sink.passages(a.id).await.unwrap(), a2.passages);
+
+    // A delete takes the passages with the document.
+    sink.delete(vec![a.id, c.id]).await.unwrap();
+    sink.commit().await.unwrap();
+    assert_eq!(sink.passages(a.id).await.unwrap(), []);
+    assert_eq!(sink.passages(c.id).await.unwrap(), []);
+    assert_eq!(sink.count().await.unwrap(), 1);
+    let left = osmem.json("GET", &format!("/{companion}/_count"), "");
+    assert_eq!(left["count"], 0);
+}
+
+#[tokio::test]
+async fn keyword_passage_search_finds_passages_stemmed_and_filtered_and_documents_without_them() {
+    let osmem = OsmemServer::shared();
+    let setup = Setup::opensearch(&osmem.url(), "");
+    let sink = setup.opensearch_sink().await;
+    let embedder = WordHashEmbedder::new(8);
+    let bucket = "keyword";
+    let mut a = with_passages(
+        bucket,
+        "blades.txt",
+        &[
+            "Turbine blades crack under heat.",
+            "Cooling air keeps the blades whole.",
+        ],
+        Some(&embedder),
+    );
+    a.attributes
+        .metadata
+        .insert("author".to_owned(), "Alice".to_owned());
+    let runners = with_passages(
+        bucket,
+        "runners.txt",
+        &["The runners were running quickly."],
+        Some(&embedder),
+    );
+    // A document without passages (synced before embeddings, or without text) is found whole.
+    let whole = document(bucket, "turbine-manual.txt", "turbine manual");
+    let rejected = sink
+        .upsert(vec![a.clone(), runners.clone(), whole.clone()])
+        .await
+        .unwrap();
+    assert_eq!(rejected, []);
+    sink.commit().await.unwrap();
+
+    let search = async |text: &str| {
+        sink.search_passages(&query(text, SearchMode::Keyword, None))
+            .await
+            .unwrap()
+    };
+    let hits = search("turbine").await;
+    let found: Vec<(DocId, Option<u32>)> = hits
+        .iter()
+        .map(|hit| (hit.id, hit.passage.as_ref().map(|span| span.ordinal)))
+        .collect();
+    assert!(found.contains(&(a.id, Some(0))), "{found:?}");
+    assert!(found.contains(&(whole.id, None)), "{found:?}");
+    assert!(
+        !found.contains(&(a.id, None)),
+        "a document with passages is found through them: {found:?}"
+    );
+    let passage_hit = hits.iter().find(|hit| hit.id == a.id).unwrap();
+    assert_eq!(passage_hit.key, "blades.txt");
+    assert_eq!(passage_hit.bucket, bucket);
+    let span = passage_hit.passage.as_ref().unwrap();
+    assert_eq!((span.start, span.end), (0, 32));
+    let snippet = passage_hit.snippet.as_ref().unwrap();
+    assert!(snippet.text.contains("Turbine blades"), "{snippet:?}");
+    for [start, end] in &snippet.highlights {
+        assert!(start < end && *end <= snippet.text.len(), "{snippet:?}");
+    }
+
+    // English stemming: "run" finds "running".
+    let stemmed: Vec<DocId> = search("run").await.iter().map(|hit| hit.id).collect();
+    assert!(stemmed.contains(&runners.id), "{stemmed:?}");
+    // Filters narrow passages as they narrow documents.
+    let filtered = search("blades meta.author:alice").await;
+    assert!(!filtered.is_empty());
+    assert!(filtered.iter().all(|hit| hit.id == a.id), "{filtered:?}");
+    let excluded = search("blades -meta.author:alice").await;
+    assert!(excluded.iter().all(|hit| hit.id != a.id), "{excluded:?}");
+}
+
+#[tokio::test]
+async fn vector_searches_the_cluster_refuses_are_errors_naming_the_index_never_keyword_answers() {
+    let osmem = OsmemServer::shared();
+    let setup = Setup::opensearch(&osmem.url(), "");
+    let index = setup.index_name().unwrap().to_owned();
+    let sink = setup.opensearch_sink().await;
+    let embedder = WordHashEmbedder::new(8);
+    let vector = embedder.vector("turbine blades");
+
+    // Before any vector: nothing to search by meaning.
+    let error = sink
+        .search_passages(&query(
+            "turbine",
+            SearchMode::Semantic,
+            Some(vector.clone()),
+        ))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("holds no passage vectors"), "{error}");
+    assert!(error.contains("--mode keyword"), "{error}");
+
+    let a = with_passages(VECTORS, "a.txt", &["Turbine blades."], Some(&embedder));
+    assert_eq!(sink.upsert(vec![a]).await.unwrap(), []);
+    sink.commit().await.unwrap();
+
+    // osmem answers 400 to knn and has no search pipeline: semantic and hybrid (fused in the
+    // client for want of a pipeline) both fail, saying why and what to do instead.
+    for mode in [SearchMode::Semantic, SearchMode::Hybrid] {
+        let error = sink
+            .search_passages(&query("turbine", mode, Some(vector.clone())))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(&format!("{index}-passages")), "{error}");
+        assert!(error.contains("refused"), "{error}");
+        assert!(error.contains("k-NN plugin"), "{error}");
+        assert!(error.contains("--mode keyword"), "{error}");
+    }
+    // A query vector of another length, or none, is refused before any request.
+    for vector in [Some(vec![1.0; 3]), None] {
+        let error = sink
+            .search_passages(&query("turbine", SearchMode::Semantic, vector))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("vector"), "{error}");
+    }
+    // Keyword search still answers.
+    let hits = sink
+        .search_passages(&query("turbine", SearchMode::Keyword, None))
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+}
+
+#[tokio::test]
+async fn a_passage_index_without_knn_is_a_clear_error_and_a_new_model_dimension_rebuilds_it() {
+    let osmem = OsmemServer::shared();
+    let setup = Setup::opensearch(&osmem.url(), "");
+    let index = setup.index_name().unwrap().to_owned();
+    let companion = format!("{index}-passages");
+    // Someone created the passage index without k-NN.
+    osmem.json(
+        "PUT",
+        &format!("/{companion}"),
+        r#"{"mappings":{"properties":{"parent":{"type":"keyword"}}}}"#,
+    );
+    let sink = setup.opensearch_sink().await;
+    let embedder = WordHashEmbedder::new(8);
+    let a = with_passages(VECTORS, "a.txt", &["Turbine blades."], Some(&embedder));
+    let error = sink.upsert(vec![a.clone()]).await.unwrap_err().to_string();
+    assert!(error.contains(&companion), "{error}");
+    assert!(error.contains("index.knn: true"), "{error}");
+    assert!(error.contains(&format!("DELETE /{companion}")), "{error}");
+    assert!(error.contains("--reembed"), "{error}");
+    sink.commit().await.unwrap();
+    assert_eq!(
+        sink.count().await.unwrap(),
+        0,
+        "no document without its passages"
+    );
+
+    // Deleted as the message says, the next write creates it with k-NN.
+    osmem.json("DELETE", &format!("/{companion}"), "");
+    let sink = setup.opensearch_sink().await;
+    sink.record_model(embedder.model()).await.unwrap();
+    assert_eq!(sink.upsert(vec![a.clone()]).await.unwrap(), []);
+    sink.commit().await.unwrap();
+    assert_eq!(sink.passages(a.id).await.unwrap(), a.passages);
+
+    // A model of another dimension (a --reembed) rebuilds the passage index for it; vectors
+    // of the old length are then refused per document, naming both lengths.
+    let wider = WordHashEmbedder::new(16);
+    let mut model = wider.model().clone();
+    model.id = "test:wider".to_owned();
+    sink.record_model(&model).await.unwrap();
+    assert_eq!(sink.recorded_model().await.unwrap(), Some(model));
+    assert_eq!(
+        mapping_of(osmem, &companion)["properties"]["vector"]["dimension"],
+        16
+    );
+    assert_eq!(sink.passages(a.id).await.unwrap(), []);
+    let rejected = sink.upsert(vec![a.clone()]).await.unwrap();
+    assert_eq!(rejected.len(), 1);
+    assert!(rejected[0].1.contains("16 dimensions"), "{rejected:?}");
+    assert!(rejected[0].1.contains("have 8"), "{rejected:?}");
+    let b = with_passages(VECTORS, "b.txt", &["Wider vectors."], Some(&wider));
+    assert_eq!(sink.upsert(vec![b.clone()]).await.unwrap(), []);
+    sink.commit().await.unwrap();
+    assert_eq!(sink.passages(b.id).await.unwrap(), b.passages);
+}
+
+#[tokio::test]
+async fn a_write_that_fails_after_the_passages_leaves_the_document_to_the_next_sync() {
+    let proxy = FaultProxy::start(&OsmemServer::shared().url());
+    let setup = Setup::opensearch(&proxy.endpoint(), "");
+    let index = setup.index_name().unwrap().to_owned();
+    let sink = setup.opensearch_sink().await;
+    let embedder = WordHashEmbedder::new(8);
+    let old = with_passages(
+        VECTORS,
+        "a.txt",
+        &["Old one.", "Old two.", "Old three."],
+        Some(&embedder),
+    );
+    assert_eq!(sink.upsert(vec![old.clone()]).await.unwrap(), []);
+    sink.commit().await.unwrap();
+
+    // The object changed; the passages land, then the document's own bulk request fails (as
+    // if the process died between them).
+    let mut new = with_passages(VECTORS, "a.txt", &["New text."], Some(&embedder));
+    new.etag = "\"changed\"".to_owned();
+    let failing = proxy.inject(
+        Fault::status(500),
+        Match::any()
+            .method("POST")
+            .path_contains(&format!("/{index}/_bulk")),
+        None,
+    );
+    assert!(sink.upsert(vec![new.clone()]).await.is_err());
+    sink.commit().await.unwrap();
+    assert_eq!(failing.applied(), 1);
+    // The document still says the old version, so the next sync does the object again...
+    assert_eq!(
+        sink.indexed_version(old.id).await.unwrap(),
+        Some(old.version())
+    );
+    assert_ne!(old.version(), new.version());
+    // A new object whose document write fails after its passages: they are orphans until
+    // the next sync writes the document, and no search shows them meanwhile.
+    let orphan = with_passages(VECTORS, "new.txt", &["Orphan text."], Some(&embedder));
+    assert!(sink.upsert(vec![orphan.clone()]).await.is_err());
+    sink.commit().await.unwrap();
+    assert_eq!(sink.passages(orphan.id).await.unwrap(), orphan.passages);
+    let hits = sink
+        .search_passages(&query("orphan OR new", SearchMode::Keyword, None))
+        .await
+        .unwrap();
+    let found: Vec<DocId> = hits.iter().map(|hit| hit.id).collect();
+    assert_eq!(found, [old.id], "{hits:?}");
+    // ...and then documents and passages agree.
+    proxy.clear_faults();
+    assert_eq!(sink.upsert(vec![new.clone()]).await.unwrap(), []);
+    sink.commit().await.unwrap();
+    assert_eq!(
+        sink.indexed_version(new.id).await.unwrap(),
+        Some(new.version())
+    );
+    assert_eq!(sink.passages(new.id).await.unwrap(), new.passages);
 }

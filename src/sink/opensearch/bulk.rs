@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use ::opensearch::http::Method;
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt as _, stream};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::client::{Body, Client, Request, index_path};
@@ -34,13 +34,34 @@ pub(super) struct Operation {
 }
 
 impl Operation {
-    /// `index` (create or replace) of `document` under its id.
+    /// `index` (create or replace) of `document` under its id, with the count of its passages
+    /// when it has any (they are written to the passage index, not here).
     pub(super) fn index(document: &Document) -> Result<Self, serde_json::Error> {
-        let mut ndjson = format!("{{\"index\":{{\"_id\":\"{}\"}}}}\n", document.id).into_bytes();
-        serde_json::to_writer(&mut ndjson, document)?;
+        #[derive(Serialize)]
+        struct Stored<'a> {
+            #[serde(flatten)]
+            document: &'a Document,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            passage_count: Option<usize>,
+        }
+        let stored = Stored {
+            document,
+            passage_count: (!document.passages.is_empty()).then_some(document.passages.len()),
+        };
+        Self::with_source(document.id, &document.id.to_hex(), &stored)
+    }
+
+    /// `index` of `source` under `_id` `id_text`, concerning the document `id`.
+    pub(super) fn with_source(
+        id: DocId,
+        id_text: &str,
+        source: &impl Serialize,
+    ) -> Result<Self, serde_json::Error> {
+        let mut ndjson = format!("{{\"index\":{{\"_id\":\"{id_text}\"}}}}\n").into_bytes();
+        serde_json::to_writer(&mut ndjson, source)?;
         ndjson.push(b'\n');
         Ok(Self {
-            id: document.id,
+            id,
             ndjson: ndjson.into(),
         })
     }

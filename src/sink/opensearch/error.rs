@@ -106,6 +106,47 @@ pub enum OpensearchError {
         /// One entry per conflicting field: "field `bucket` is text, expected keyword".
         conflicts: Vec<String>,
     },
+
+    /// The passage index exists without k-NN, so it cannot take vectors.
+    #[error(
+        "the OpenSearch index {index} holds s3-connector's passages but was created without \
+         `index.knn: true`, so it cannot store their vectors (a setting an existing index cannot \
+         change): delete it (DELETE /{index}) and sync with --reembed; s3-connector creates it \
+         again with k-NN on"
+    )]
+    KnnDisabled {
+        /// The passage index.
+        index: String,
+    },
+
+    /// The passage index maps vectors of another length than the ones written.
+    #[error(
+        "the OpenSearch index {index} maps passage vectors of {mapped} dimensions, but the \
+         vectors to write have {given}: the embedding model changed; sync with --reembed (which \
+         rebuilds the passage index for the new model)"
+    )]
+    DimensionMismatch {
+        /// The passage index.
+        index: String,
+        /// The dimension of its `vector` field.
+        mapped: usize,
+        /// The length of the vectors given.
+        given: usize,
+    },
+
+    /// A search by meaning that cannot run on this index or cluster.
+    #[error(
+        "a {mode} search of the OpenSearch index {index} cannot run: {reason}; search with \
+         --mode keyword instead"
+    )]
+    VectorSearch {
+        /// `semantic` or `hybrid`.
+        mode: &'static str,
+        /// The passage index.
+        index: String,
+        /// Why: no vectors yet, no query vector, or what the cluster answered to the request.
+        reason: String,
+    },
 }
 
 impl OpensearchError {
@@ -193,7 +234,10 @@ impl Transient for OpensearchError {
             | Self::Client(_)
             | Self::DeletesRefused { .. }
             | Self::InvalidResponse { .. }
-            | Self::MappingConflict { .. } => false,
+            | Self::MappingConflict { .. }
+            | Self::KnnDisabled { .. }
+            | Self::DimensionMismatch { .. }
+            | Self::VectorSearch { .. } => false,
         }
     }
 }

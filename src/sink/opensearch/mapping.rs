@@ -50,13 +50,18 @@ fn field_mappings() -> Value {
         "tags": {"type": "object", "enabled": false},
         // What filters match: `meta.<name>=<value>` and `tag.<key>=<value>`, folded.
         "filters": {"type": "keyword"},
+        // Why embedding the passages failed; such a document is redone by the next sync.
+        "embedding_error": {"type": "text", "index": false},
+        // How many passages the passage index holds for the document (absent: none), so that
+        // a passage search finds a document either by its passages or whole, never both.
+        "passage_count": {"type": "integer"},
     })
 }
 
 /// The analysis settings of the index: [`analysis::FOLDED`] as OpenSearch builds it (its
 /// `standard` tokenizer splits words by Unicode's rules, tantivy's at every non-alphanumeric
 /// character; both lowercase and fold alike).
-fn analysis_settings() -> Value {
+pub(super) fn analysis_settings() -> Value {
     json!({"analyzer": {analysis::FOLDED: {
         "type": "custom",
         "tokenizer": "standard",
@@ -169,7 +174,7 @@ pub(super) fn check(index: &str, mappings: &Value) -> MappingCheck {
 
 /// `GET /{index}/_mapping` (or `_settings`, `what` naming it), with the action's description
 /// for errors.
-async fn read_index(
+pub(super) async fn read_index(
     client: &Client,
     index: &str,
     what: &str,

@@ -6,7 +6,8 @@
 //! the key, so every page is one request retried alone, no point in time or scroll has to stay
 //! open while a slow sync downloads (a point in time expires after its keep-alive), and the
 //! sync's own writes, all behind the cursor, never show up ahead of it. Only `key`, `etag`,
-//! `last_modified` and `size_in_bytes` are fetched: memory holds one page, whatever the bucket.
+//! `last_modified`, `size_in_bytes` and `embedding_error` are fetched: memory holds one page,
+//! whatever the bucket. Passages live in another index (`passages`), so no scan sees them.
 
 use ::opensearch::http::Method;
 use serde::Deserialize;
@@ -22,7 +23,13 @@ use crate::sink::{DocId, IndexedEntry, ScanFrom, VersionStamp};
 /// Hits per page of the bucket listing.
 pub(super) const PAGE_SIZE: usize = 1000;
 /// The fields an entry is made of.
-const ENTRY_FIELDS: [&str; 4] = ["key", "etag", "last_modified", "size_in_bytes"];
+const ENTRY_FIELDS: [&str; 5] = [
+    "key",
+    "etag",
+    "last_modified",
+    "size_in_bytes",
+    "embedding_error",
+];
 
 /// One page of a search answer: its hits.
 #[derive(Deserialize)]
@@ -45,12 +52,22 @@ pub(super) struct Hit {
     pub score: Option<f32>,
     #[serde(default, rename = "_source")]
     pub source: Map<String, Value>,
+    /// Highlighted fragments per field, when the search asked for them.
+    #[serde(default)]
+    pub highlight: Map<String, Value>,
 }
 
 /// The stamp of a stored document. A document whose version fields are missing or malformed
 /// gets a stamp no listing entry can have, so the sync rewrites it (or deletes it) instead of
-/// trusting it.
+/// trusting it; one whose embedding failed is [`VersionStamp::UNFINISHED`], so the sync embeds
+/// it again.
 pub(super) fn stamp(source: &Map<String, Value>) -> VersionStamp {
+    if source
+        .get("embedding_error")
+        .is_some_and(|error| !error.is_null())
+    {
+        return VersionStamp::UNFINISHED;
+    }
     let etag = source.get("etag").and_then(Value::as_str);
     let last_modified = source
         .get("last_modified")
@@ -215,6 +232,11 @@ mod tests {
         ] {
             assert_eq!(stamp(&source(broken.clone())), unmatchable, "{broken}");
         }
+        let mut unfinished = good.clone();
+        unfinished.insert("embedding_error".into(), json!("the endpoint answered 500"));
+        assert_eq!(stamp(&unfinished), VersionStamp::UNFINISHED);
+        unfinished.insert("embedding_error".into(), Value::Null);
+        assert_eq!(stamp(&unfinished), stamp(&good));
     }
 
     #[test]

@@ -6,13 +6,83 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::client::{Body, Client, index_path};
+use super::client::{Body, Client, Reply, index_path};
 use super::error::OpensearchError;
 use super::scan::Page;
 use crate::sink::{Attributes, ContentStatus, DocId, Document, SearchHit, query};
 
 /// The fields a query searches, as on the embedded index: body, title, filename and key.
 const SEARCH_FIELDS: [&str; 4] = ["body", "title", "filename", "key.text"];
+
+/// How the text of a query is parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Syntax {
+    /// Lucene's query-string syntax, leniently (a word against a numeric field is no error).
+    QueryString,
+    /// The simple query string, which accepts anything: the retry for a query that does not
+    /// parse (a stray quote), so that a typo is not an error.
+    Simple,
+}
+
+/// The query for what a person typed, over `fields`: its text in `syntax`, or every document
+/// when it is filters only ([`query::split`]), and its filters as term filters on the
+/// `filters` field.
+pub(super) fn typed_query(filtered: &query::Filtered, fields: &[&str], syntax: Syntax) -> Value {
+    let terms = |terms: &[String]| -> Vec<Value> {
+        terms
+            .iter()
+            .map(|term| json!({"term": {"filters": term}}))
+            .collect()
+    };
+    let text = if filtered.has_filters() && filtered.text.trim().is_empty() {
+        json!({"match_all": {}})
+    } else {
+        let mut clause =
+            json!({"query": filtered.text, "fields": fields, "default_operator": "or"});
+        match syntax {
+            Syntax::QueryString => {
+                clause["lenient"] = Value::Bool(true);
+                json!({ "query_string": clause })
+            }
+            Syntax::Simple => json!({ "simple_query_string": clause }),
+        }
+    };
+    if filtered.has_filters() {
+        json!({"bool": {
+            "must": [text],
+            "filter": terms(&filtered.required),
+            "must_not": terms(&filtered.excluded),
+        }})
+    } else {
+        text
+    }
+}
+
+/// Sends the search `body(syntax)` to `path` in the query-string syntax, and again in the
+/// simple syntax when the cluster answers 400 (the query does not parse).
+pub(super) async fn send_typed(
+    client: &Client,
+    action: &str,
+    path: &str,
+    query: &[(&str, &str)],
+    body: impl Fn(Syntax) -> Value,
+) -> Result<Reply, OpensearchError> {
+    let send = async |syntax| {
+        let body = Body::json(&body(syntax));
+        client
+            .send(action, Method::Post, path, query, Some(&body))
+            .await
+    };
+    let reply = send(Syntax::QueryString).await?;
+    if reply.status != 400 {
+        return Ok(reply);
+    }
+    tracing::debug!(
+        message = "The query does not parse as a query string; running it as a simple query string.",
+        error = %reply.into_error(action)
+    );
+    send(Syntax::Simple).await
+}
 
 /// The best `limit` hits for `query`, in OpenSearch's query-string syntax (words, "phrases",
 /// field:value, AND/OR/NOT, `-`/`+`, parentheses) like the embedded index. A query that does
@@ -30,49 +100,12 @@ pub(super) async fn search(
     }
     let action = format!("searching index {index}");
     let filtered = query::split(query);
-    let terms = |terms: &[String]| -> Vec<Value> {
-        terms
-            .iter()
-            .map(|term| json!({"term": {"filters": term}}))
-            .collect()
-    };
-    let request = |kind: &str, lenient: bool| {
-        let text = if filtered.has_filters() && filtered.text.trim().is_empty() {
-            json!({"match_all": {}})
-        } else {
-            let mut clause =
-                json!({"query": filtered.text, "fields": SEARCH_FIELDS, "default_operator": "or"});
-            if lenient {
-                clause["lenient"] = Value::Bool(true);
-            }
-            json!({kind: clause})
-        };
-        let query = if filtered.has_filters() {
-            json!({"bool": {
-                "must": [text],
-                "filter": terms(&filtered.required),
-                "must_not": terms(&filtered.excluded),
-            }})
-        } else {
-            text
-        };
-        Body::json(&json!({"size": limit, "_source": ["bucket", "key"], "query": query}))
-    };
     let path = index_path(index, "_search");
-    let send = async |kind: &str, lenient: bool| {
-        let body = request(kind, lenient);
-        client
-            .send(&action, Method::Post, &path, &[], Some(&body))
-            .await
-    };
-    let mut reply = send("query_string", true).await?;
-    if reply.status == 400 {
-        tracing::debug!(
-            message = "The query does not parse as a query string; running it as a simple query string.",
-            error = %reply.into_error(&action)
-        );
-        reply = send("simple_query_string", false).await?;
-    }
+    let reply = send_typed(client, &action, &path, &[], |syntax| {
+        let query = typed_query(&filtered, &SEARCH_FIELDS, syntax);
+        json!({"size": limit, "_source": ["bucket", "key"], "query": query})
+    })
+    .await?;
     let page: Page = reply.json(&action)?;
     let text = |source: &serde_json::Map<String, Value>, field: &str| {
         source
@@ -118,6 +151,8 @@ struct Stored {
     /// Absent from documents written before metadata was indexed.
     #[serde(flatten)]
     attributes: Attributes,
+    #[serde(default)]
+    embedding_error: Option<String>,
 }
 
 /// The `_source` of the document with this id (GET `_doc`, with `query`), if the index holds
@@ -143,14 +178,19 @@ async fn get_source<T: serde::de::DeserializeOwned>(
 }
 
 /// The version stamp of one document (its version fields only); `None` when the index does not
-/// hold it. A document with malformed version fields gets a stamp no object has, as in a scan.
+/// hold it. A document with malformed version fields gets a stamp no object has, and one whose
+/// embedding failed [`VersionStamp::UNFINISHED`](crate::sink::VersionStamp::UNFINISHED), as in
+/// a scan.
 pub(super) async fn version(
     client: &Client,
     index: &str,
     id: DocId,
 ) -> Result<Option<crate::sink::VersionStamp>, OpensearchError> {
     let action = format!("reading the version of document {id} of index {index}");
-    let query = [("_source_includes", "etag,last_modified,size_in_bytes")];
+    let query = [(
+        "_source_includes",
+        "etag,last_modified,size_in_bytes,embedding_error",
+    )];
     let source: Option<serde_json::Map<String, Value>> =
         get_source(client, index, id, &query, &action).await?;
     Ok(source.map(|source| super::scan::stamp(&source)))
@@ -195,7 +235,7 @@ pub(super) async fn get(
         indexed_at: stored.indexed_at,
         attributes: stored.attributes,
         passages: Vec::new(),
-        embedding_error: None,
+        embedding_error: stored.embedding_error,
     }))
 }
 
