@@ -38,6 +38,8 @@ async fn sync(
         allow_mass_delete,
         retarget: false,
         shard: &super::Shard::whole(),
+        embedder: None,
+        reembed: false,
     })
     .await
 }
