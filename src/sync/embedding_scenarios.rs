@@ -1,15 +1,17 @@
 //! Sync scenarios of passages and vectors (`embedding:`), on the in-memory store and index with
 //! the word-hash embedder, which counts the texts it embeds: reuse by content hash, no model
 //! call for an unchanged object, a failure that loses nothing, a model change refused until
-//! `--reembed`, the passage cap. End to end on the embedded index: `tests/e2e` (see the notes
+//! `--reembed`, the passage cap, keys of event notifications. End to end on the embedded index: `tests/e2e` (see the notes
 //! of #24).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use tokio_util::sync::CancellationToken;
 
+use super::touched::{KeyResult, TouchedKey, apply_keys};
 use super::{Counters, SyncContext, SyncReport, sync_connector};
 use crate::config::embedding::{EmbeddingProvider, EmbeddingSettings, PassageSettings};
 use crate::config::{self, ConnectorConfig};
@@ -318,4 +320,57 @@ async fn passages_past_the_cap_are_left_out_and_counted() {
     assert_eq!((report.passages_capped, report.passages_embedded), (1, 3));
     assert_eq!(document(&sink, "long.txt").passages.len(), 2);
     assert_embedded(&sink, "long.txt", &fake);
+}
+
+#[tokio::test]
+async fn event_keys_are_embedded_and_refused_under_another_model() {
+    let (store, sink, connector) = (
+        MemoryStore::new(1000),
+        MemorySink::default(),
+        connector(100),
+    );
+    store.create_bucket(BUCKET);
+    store.put(BUCKET, "a.txt", paragraphs(&["one", "two"]).as_bytes());
+    let (fake, embedder) = embedder(8);
+    let counters = Counters::default();
+    let cancel = CancellationToken::new();
+    let whole = super::Shard::whole();
+    let ctx = SyncContext {
+        connector: &connector,
+        source: &store,
+        sink: &sink,
+        counters: &counters,
+        cancel: &cancel,
+        allow_mass_delete: false,
+        retarget: false,
+        shard: &whole,
+        embedder: Some(&embedder),
+        reembed: false,
+    };
+    let keys = [TouchedKey {
+        bucket: BUCKET.into(),
+        key: "a.txt".into(),
+    }];
+    let applied = apply_keys(&ctx, &keys, &mut HashSet::new()).await;
+    assert_eq!(applied, [KeyResult::Applied]);
+    assert_eq!(counters.passages_embedded.load(Ordering::Relaxed), 2);
+    assert_embedded(&sink, "a.txt", &fake);
+    // Events never record the model: only a full sync knows every document is embedded.
+    assert_eq!(sink.recorded_model().await.unwrap(), None);
+
+    let other = EmbeddingModel {
+        id: "local:another-model".into(),
+        dimensions: 8,
+    };
+    sink.record_model(&other).await.unwrap();
+    store.put(BUCKET, "a.txt", paragraphs(&["three", "two"]).as_bytes());
+    let refused = apply_keys(&ctx, &keys, &mut HashSet::new()).await;
+    let [KeyResult::Failed(message)] = &refused[..] else {
+        panic!("{refused:?}");
+    };
+    for expected in ["local:another-model (8 dimensions)", "--reembed"] {
+        assert!(message.contains(expected), "{expected:?} not in {message}");
+    }
+    assert!(document(&sink, "a.txt").body.unwrap().starts_with("one"));
+    assert_eq!(fake.embedded.load(Ordering::Relaxed), 2);
 }
