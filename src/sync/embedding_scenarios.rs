@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use tokio_util::sync::CancellationToken;
 
 use super::touched::{KeyResult, TouchedKey, apply_keys};
-use super::{Counters, SyncContext, SyncReport, sync_connector};
+use super::{Counters, SyncContext, SyncReport};
 use crate::config::embedding::{EmbeddingProvider, EmbeddingSettings, PassageSettings};
 use crate::config::{self, ConnectorConfig};
 use crate::embed::testing::WordHashEmbedder;
@@ -71,19 +71,14 @@ async fn sync(
     embedder: Option<&Arc<dyn Embedder>>,
     reembed: bool,
 ) -> SyncReport {
-    sync_connector(&SyncContext {
-        connector,
-        source: store,
-        sink,
-        counters: &Counters::default(),
-        cancel: &CancellationToken::new(),
-        allow_mass_delete: false,
-        retarget: false,
-        shard: &super::Shard::whole(),
-        embedder,
-        reembed,
-    })
-    .await
+    super::scenarios::sync_with(connector, store, sink, false, embedder, reembed).await
+}
+
+/// A store with the bucket, an empty index, and the connector of [`connector`].
+fn setup(max_passages: usize) -> (MemoryStore, MemorySink, ConnectorConfig) {
+    let store = MemoryStore::new(1000);
+    store.create_bucket(BUCKET);
+    (store, MemorySink::default(), connector(max_passages))
 }
 
 fn document(sink: &MemorySink, key: &str) -> Document {
@@ -112,12 +107,7 @@ fn assert_embedded(sink: &MemorySink, key: &str, fake: &WordHashEmbedder) {
 
 #[tokio::test]
 async fn a_changed_paragraph_is_the_only_passage_embedded_again() {
-    let (store, sink, connector) = (
-        MemoryStore::new(1000),
-        MemorySink::default(),
-        connector(100),
-    );
-    store.create_bucket(BUCKET);
+    let (store, sink, connector) = setup(100);
     let topics = ["alpha", "bravo", "charlie", "delta", "echo"];
     store.put(BUCKET, "five.txt", paragraphs(&topics).as_bytes());
     let (fake, embedder) = embedder(8);
@@ -162,12 +152,7 @@ async fn a_changed_paragraph_is_the_only_passage_embedded_again() {
 
 #[tokio::test]
 async fn a_failed_embedding_is_indexed_for_keywords_and_embedded_by_the_next_sync() {
-    let (store, sink, connector) = (
-        MemoryStore::new(1000),
-        MemorySink::default(),
-        connector(100),
-    );
-    store.create_bucket(BUCKET);
+    let (store, sink, connector) = setup(100);
     store.put(BUCKET, "good.txt", paragraphs(&["fine", "well"]).as_bytes());
     store.put(
         BUCKET,
@@ -226,12 +211,7 @@ async fn a_failed_embedding_is_indexed_for_keywords_and_embedded_by_the_next_syn
 
 #[tokio::test]
 async fn another_model_is_refused_until_a_sync_rebuilds_every_vector() {
-    let (store, sink, connector) = (
-        MemoryStore::new(1000),
-        MemorySink::default(),
-        connector(100),
-    );
-    store.create_bucket(BUCKET);
+    let (store, sink, connector) = setup(100);
     store.put(BUCKET, "a.txt", paragraphs(&["one", "two"]).as_bytes());
     store.put(BUCKET, "b.txt", paragraphs(&["three"]).as_bytes());
     let (_, small) = embedder(8);
@@ -281,12 +261,7 @@ async fn another_model_is_refused_until_a_sync_rebuilds_every_vector() {
 
 #[tokio::test]
 async fn turning_embedding_on_embeds_the_documents_already_indexed() {
-    let (store, sink, connector) = (
-        MemoryStore::new(1000),
-        MemorySink::default(),
-        connector(100),
-    );
-    store.create_bucket(BUCKET);
+    let (store, sink, connector) = setup(100);
     store.put(BUCKET, "a.txt", paragraphs(&["one", "two"]).as_bytes());
     store.put(BUCKET, "b.txt", paragraphs(&["three"]).as_bytes());
     let mut plain = self::connector(100);
@@ -309,8 +284,7 @@ async fn turning_embedding_on_embeds_the_documents_already_indexed() {
 
 #[tokio::test]
 async fn passages_past_the_cap_are_left_out_and_counted() {
-    let (store, sink, connector) = (MemoryStore::new(1000), MemorySink::default(), connector(2));
-    store.create_bucket(BUCKET);
+    let (store, sink, connector) = setup(2);
     let topics = ["alpha", "bravo", "charlie", "delta", "echo"];
     store.put(BUCKET, "long.txt", paragraphs(&topics).as_bytes());
     store.put(BUCKET, "short.txt", paragraphs(&["one"]).as_bytes());
@@ -324,12 +298,7 @@ async fn passages_past_the_cap_are_left_out_and_counted() {
 
 #[tokio::test]
 async fn event_keys_are_embedded_and_refused_under_another_model() {
-    let (store, sink, connector) = (
-        MemoryStore::new(1000),
-        MemorySink::default(),
-        connector(100),
-    );
-    store.create_bucket(BUCKET);
+    let (store, sink, connector) = setup(100);
     store.put(BUCKET, "a.txt", paragraphs(&["one", "two"]).as_bytes());
     let (fake, embedder) = embedder(8);
     let counters = Counters::default();
