@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::shard::ShardArg;
 use super::{EXIT_FAILED, SelectionArgs, open_index};
 use crate::config::ConnectorConfig;
+use crate::embed;
 use crate::sink::Sink;
 use crate::sync::{Pipeline, Shard, SyncReport};
 use crate::worker::state::{History, SyncRecord, Trigger};
@@ -33,6 +34,11 @@ pub(super) struct SyncArgs {
     /// documents are then removed like those of a dropped bucket.
     #[arg(long)]
     retarget: bool,
+    /// Rebuild every vector of connectors with `embedding:`: every object is downloaded and
+    /// embedded again, no vector is reused. Needed once after changing the embedding model (a
+    /// sync with another model than the index records is refused).
+    #[arg(long)]
+    reembed: bool,
     #[command(flatten)]
     shard: ShardArg,
 }
@@ -62,6 +68,7 @@ pub(super) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
             show_progress: !args.json,
             allow_mass_delete: args.allow_mass_delete,
             retarget: args.retarget,
+            reembed: args.reembed,
         };
         let shard = shards.of(position);
         let report = crate::with_sink!(
@@ -88,6 +95,8 @@ struct SyncOptions {
     allow_mass_delete: bool,
     /// `--retarget`.
     retarget: bool,
+    /// `--reembed`.
+    reembed: bool,
 }
 
 /// Syncs one connector, drawing a spinner with live counts when stderr is a terminal.
@@ -101,7 +110,16 @@ async fn sync_with_progress<S: Sink>(
     let pipeline = Pipeline::new(connector)
         .await
         .with_shard(shard)
-        .retarget(options.retarget);
+        .retarget(options.retarget)
+        .reembed(options.reembed);
+    let pipeline = match embed::for_connector(connector.embedding.as_ref()) {
+        Ok(embedder) => pipeline.with_embedder(embedder),
+        Err(error) => {
+            return pipeline.failed(format!(
+                "cannot load the embedding model, so nothing was synced: {error}"
+            ));
+        }
+    };
     let counters = Arc::clone(pipeline.counters());
     let bar = if options.show_progress && std::io::stderr().is_terminal() {
         ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())

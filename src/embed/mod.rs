@@ -95,6 +95,12 @@ pub trait Embedder: Send + Sync {
     /// One L2-normalised vector of [`EmbeddingModel::dimensions`] per text, in order. A
     /// provider answering another count or length of vectors is an error for the whole call.
     fn embed<'a>(&'a self, texts: &'a [String]) -> EmbedFuture<'a>;
+
+    /// Requests retried so far after transient errors (0 for a provider that is not remote).
+    /// The sync reports the difference over its run (`embedding_retries`).
+    fn retries(&self) -> u64 {
+        0
+    }
 }
 
 /// Why embedding failed.

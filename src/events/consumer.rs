@@ -13,6 +13,7 @@
 //! worker.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -22,6 +23,7 @@ use super::parse::{self, Parsed};
 use super::queue::{Message, Queue, QueueError};
 use crate::config::ConnectorConfig;
 use crate::config::notifications::NotificationsConfig;
+use crate::embed::Embedder;
 use crate::sink::Sink;
 use crate::source::ObjectStore;
 use crate::sync::touched::{KeyResult, TouchedKey};
@@ -65,6 +67,13 @@ impl<'a, O: ObjectStore> Consumer<'a, O> {
             pipeline: Pipeline::over(connector, source),
             located: HashSet::new(),
         }
+    }
+
+    /// Gives the documents of applied keys their passages and vectors from `embedder`, the
+    /// model of the connector's `embedding:` block, loaded once for the consumer's life.
+    pub fn with_embedder(mut self, embedder: Option<Arc<dyn Embedder>>) -> Self {
+        self.pipeline = self.pipeline.with_embedder(embedder);
+        self
     }
 
     /// The queue.

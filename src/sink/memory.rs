@@ -2,7 +2,9 @@
 //! uncommitted writes, failures of a write or a commit on demand, and a "crash" that drops
 //! everything uncommitted, as a killed process would. Reads see committed documents only, like
 //! the embedded index's reader. Not a stand-in for tantivy or OpenSearch: the end-to-end suite
-//! runs the same scenarios on both.
+//! runs the same scenarios on both. Documents keep their passages and vectors; a document
+//! with an `embedding_error` answers [`VersionStamp::UNFINISHED`], and the model the index
+//! records is kept beside the documents.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -11,6 +13,7 @@ use super::{
     DocId, Document, IndexedEntry, IndexedPage, RejectedDocuments, ScanFrom, SearchHit, Sink,
     SinkError, VersionStamp,
 };
+use crate::embed::{EmbeddingModel, PassageHash};
 
 /// An uncommitted write.
 #[derive(Debug, Clone)]
@@ -41,6 +44,20 @@ struct State {
     scanned: u64,
     /// An injected failure happened since the faults were set.
     failed: bool,
+    /// The model the index records ([`Sink::record_model`]).
+    model: Option<EmbeddingModel>,
+    /// Calls of [`Sink::passage_vectors`] so far.
+    passage_reads: u64,
+}
+
+/// The version stamp the sink answers for a committed document: [`VersionStamp::UNFINISHED`]
+/// while its embedding failed.
+fn stamp(document: &Document) -> VersionStamp {
+    if document.embedding_error.is_some() {
+        VersionStamp::UNFINISHED
+    } else {
+        document.version()
+    }
 }
 
 /// The in-memory index; one per test.
@@ -117,6 +134,11 @@ impl MemorySink {
     pub fn documents(&self) -> BTreeMap<DocId, Document> {
         self.state().committed.clone()
     }
+
+    /// How many times the sync asked for a document's stored vectors.
+    pub fn passage_reads(&self) -> u64 {
+        self.state().passage_reads
+    }
 }
 
 impl Sink for MemorySink {
@@ -161,7 +183,7 @@ impl Sink for MemorySink {
             .map(|document| IndexedEntry {
                 key: document.key.clone(),
                 id: document.id,
-                version: document.version(),
+                version: stamp(document),
                 last_modified: Some(document.last_modified),
             })
             .collect();
@@ -170,7 +192,7 @@ impl Sink for MemorySink {
     }
 
     async fn indexed_version(&self, id: DocId) -> Result<Option<VersionStamp>, SinkError> {
-        Ok(self.state().committed.get(&id).map(Document::version))
+        Ok(self.state().committed.get(&id).map(stamp))
     }
 
     async fn upsert(&self, documents: Vec<Document>) -> Result<RejectedDocuments, SinkError> {
@@ -223,6 +245,34 @@ impl Sink for MemorySink {
                 }
             }
         }
+        Ok(())
+    }
+
+    async fn passage_vectors(&self, id: DocId) -> Result<Vec<(PassageHash, Vec<f32>)>, SinkError> {
+        let mut state = self.state();
+        state.passage_reads += 1;
+        Ok(state
+            .committed
+            .get(&id)
+            .map(|document| {
+                document
+                    .passages
+                    .iter()
+                    .filter_map(|stored| {
+                        let vector = stored.vector.clone()?;
+                        Some((stored.passage.content_hash, vector))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn recorded_model(&self) -> Result<Option<EmbeddingModel>, SinkError> {
+        Ok(self.state().model.clone())
+    }
+
+    async fn record_model(&self, model: &EmbeddingModel) -> Result<(), SinkError> {
+        self.state().model = Some(model.clone());
         Ok(())
     }
 

@@ -64,6 +64,8 @@ async fn sync_shard(
         allow_mass_delete: false,
         retarget: false,
         shard,
+        embedder: None,
+        reembed: false,
     };
     Box::pin(sync_connector(&context)).await
 }

@@ -27,6 +27,9 @@
 //! than it. No usable inventory: the bucket is listed and `inventory_fallbacks` counted.
 
 pub mod doomed;
+mod embedding;
+#[cfg(test)]
+mod embedding_scenarios;
 pub mod guard;
 mod index_scan;
 #[cfg(test)]
@@ -47,6 +50,7 @@ pub mod touched;
 
 use std::collections::{BTreeSet, HashMap};
 use std::io;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use futures::channel::mpsc;
@@ -56,17 +60,19 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{BucketSelection, ConnectorConfig};
+use crate::embed::Embedder;
 use crate::extract::{self, ExtractError, ExtractLimits, Extracted, ObjectInput};
 use crate::rules;
 use crate::sink::{
     Attributes, ContentStatus, DocId, Document, IndexSource, IndexedEntry, IndexedPage, Sink,
-    SinkError,
+    SinkError, VersionStamp,
 };
 use crate::source::ObjectStore;
 use crate::source::inventory::{self, InventoryError};
 use crate::source::listing::{Freshness, Listing, Stopped};
 use crate::source::s3::{Fetched, ObjectEntry, SourceError};
 use doomed::Doomed;
+use embedding::ModelCheck;
 use guard::DeleteVerdict;
 use index_scan::IndexScan;
 use listing::Listed;
@@ -193,6 +199,14 @@ pub struct SyncContext<'a, O: ObjectStore, S: Sink> {
     /// The part of each bucket this sync owns ([`Shard::whole`] when unsharded): it lists,
     /// writes and deletes only there.
     pub shard: &'a Shard,
+    /// The model of the connector's `embedding:` block, built at the edge (CLI, worker)
+    /// through [`crate::embed::for_connector`]; `None`, or a connector without `embedding:`:
+    /// documents without passages or vectors.
+    pub embedder: Option<&'a Arc<dyn Embedder>>,
+    /// Rebuilds every vector (`sync --reembed`): every object is downloaded and embedded
+    /// again, no vector is reused, and an index that records another model is re-bound to
+    /// this one. Without it, a sync whose model differs from the index's is refused.
+    pub reembed: bool,
 }
 
 /// Runs one full sync of the connector and reports what it did. Errors are counted in the
@@ -202,8 +216,14 @@ pub async fn sync_connector<O: ObjectStore, S: Sink>(ctx: &SyncContext<'_, O, S>
     let index_retries_before = ctx.sink.retries();
     let connector = ctx.connector;
     tracing::info!(message = "Sync started.", connector = %connector.id, shard = %ctx.shard.label());
-    let bound = match check_target(ctx).await {
-        Ok(bound) => bound,
+    let checked = match check_target(ctx).await {
+        Ok(bound) => embedding::check_model(ctx)
+            .await
+            .map(|model| (bound, model)),
+        Err(refusal) => Err(refusal),
+    };
+    let (bound, model) = match checked {
+        Ok(checked) => checked,
         Err(refusal) => {
             ctx.counters.error(refusal);
             return SyncReport::from_counters(
@@ -214,6 +234,11 @@ pub async fn sync_connector<O: ObjectStore, S: Sink>(ctx: &SyncContext<'_, O, S>
             );
         }
     };
+    let ctx = &SyncContext {
+        reembed: rebuilds_every_vector(ctx, &model).await,
+        ..*ctx
+    };
+    let embedding_retries_before = ctx.embedder.map_or(0, |embedder| embedder.retries());
     if let Some(selection) = resolve_buckets(ctx).await {
         // Buckets of the selection that did not list completely in this sync.
         let mut unlisted = selection.unlisted.clone();
@@ -244,12 +269,18 @@ pub async fn sync_connector<O: ObjectStore, S: Sink>(ctx: &SyncContext<'_, O, S>
     tracing::debug!(message = "Committing.");
     if let Err(error) = ctx.sink.commit().await {
         ctx.counters.error(format!("commit failed: {error}"));
-    } else if !bound
-        && ctx.counters.errors.load(Ordering::Relaxed) == 0
-        && !ctx.cancel.is_cancelled()
-    {
+    } else if !bound && ctx.counters.errors_besides_embedding() == 0 && !ctx.cancel.is_cancelled() {
         // Only a complete sync re-binds the index: a failed one proves nothing of the new source.
         bind_target(ctx).await;
+    }
+    if model != ModelCheck::Off && model != ModelCheck::Same {
+        record_model(ctx).await;
+    }
+    if let Some(embedder) = ctx.embedder {
+        let retries = embedder.retries().saturating_sub(embedding_retries_before);
+        ctx.counters
+            .embedding_retries
+            .fetch_add(retries, Ordering::Relaxed);
     }
     let mut report =
         SyncReport::from_counters(&connector.id, ctx.counters, ctx.source.stats(), started_at);
@@ -307,6 +338,46 @@ async fn check_target<O: ObjectStore, S: Sink>(
                 }
             }
         },
+    }
+}
+
+/// Whether this sync rebuilds every vector: `--reembed`, or the first sync with `embedding:`
+/// of an index that already holds documents (synced without it: their objects are unchanged,
+/// so nothing else would ever embed them).
+async fn rebuilds_every_vector<O: ObjectStore, S: Sink>(
+    ctx: &SyncContext<'_, O, S>,
+    model: &ModelCheck,
+) -> bool {
+    match model {
+        ModelCheck::Off => false,
+        ModelCheck::Same => ctx.reembed,
+        ModelCheck::Replaced(_) => true,
+        ModelCheck::Unrecorded => {
+            ctx.reembed
+                || ctx
+                    .sink
+                    .indexed_buckets()
+                    .await
+                    .map_or(true, |buckets| !buckets.is_empty())
+        }
+    }
+}
+
+/// Records the connector's embedding model in its index after a sync that embedded every
+/// document it had to: not cancelled, no failure but documents whose embedding failed (they
+/// hold no vector, and the next sync embeds them). A sync short of that leaves the record as
+/// it was, so the next one rebuilds (or refuses) again.
+async fn record_model<O: ObjectStore, S: Sink>(ctx: &SyncContext<'_, O, S>) {
+    let Some(embedder) = ctx.embedder else {
+        return;
+    };
+    if ctx.cancel.is_cancelled() || ctx.counters.errors_besides_embedding() > 0 {
+        return;
+    }
+    if let Err(error) = ctx.sink.record_model(embedder.model()).await {
+        ctx.counters.error(format!(
+            "cannot record the index's embedding model: {error}"
+        ));
     }
 }
 
@@ -725,7 +796,14 @@ async fn decide_pages<O: ObjectStore, S: Sink>(
                 doom_unlisted(doomed, unlisted)?;
             }
             let id = DocId::of(bucket, &entry.key);
-            let version = indexed.as_ref().map(|indexed| indexed.version);
+            let version = indexed.as_ref().map(|indexed| {
+                if ctx.reembed {
+                    // Rebuilding every vector: no indexed version is current.
+                    VersionStamp::UNFINISHED
+                } else {
+                    indexed.version
+                }
+            });
             match plan::decide(bucket, &entry, version, rules, limits) {
                 Decision::Excluded => {
                     Counters::bump(&counters.excluded);
@@ -772,14 +850,31 @@ async fn decide_pages<O: ObjectStore, S: Sink>(
 }
 
 /// Runs the download workers over the queued jobs and writes their documents in batches.
+/// Downloads go on while a batch is embedded and written: their documents wait in a queue of
+/// `concurrency`.
 async fn write_documents<O: ObjectStore, S: Sink>(
     ctx: &SyncContext<'_, O, S>,
     bucket: &str,
     job_queue: mpsc::Receiver<Job>,
 ) -> Result<(), SinkError> {
-    let mut outcomes = job_queue
+    let (ready, outcomes) = mpsc::channel::<Outcome>(ctx.connector.concurrency);
+    let downloading = job_queue
         .map(|job| process(ctx, bucket, job))
-        .buffer_unordered(ctx.connector.concurrency);
+        .buffer_unordered(ctx.connector.concurrency)
+        .map(Ok)
+        .forward(ready);
+    // The writer owns the queue's end: when it stops on an error, the downloads stop too.
+    let (_, written) = tokio::join!(downloading, write_outcomes(ctx, bucket, outcomes));
+    written
+}
+
+/// Writes the documents of the download workers' outcomes in batches, committing every
+/// [`COMMIT_EVERY`] documents.
+async fn write_outcomes<O: ObjectStore, S: Sink>(
+    ctx: &SyncContext<'_, O, S>,
+    bucket: &str,
+    mut outcomes: mpsc::Receiver<Outcome>,
+) -> Result<(), SinkError> {
     let batch_size = ctx.sink.batch_size();
     let mut batch = Vec::with_capacity(batch_size);
     let mut batch_bytes = 0;
@@ -828,6 +923,7 @@ async fn write_batch_rejecting<O: ObjectStore, S: Sink>(
     if batch.is_empty() {
         return Ok(Vec::new());
     }
+    embedding::embed_batch(ctx, batch).await;
     let counters = ctx.counters;
     let mut changes: HashMap<DocId, Change> = HashMap::with_capacity(batch.len());
     let (mut new, mut changed) = (Vec::new(), Vec::new());

@@ -2,6 +2,8 @@
 //! index. The CLI's `sync`, the worker, the event consumer and the end-to-end tests all start
 //! their work here — a full sync ([`Pipeline::run`]) or the keys event notifications named
 //! ([`Pipeline::apply_keys`]) — so they cannot drift apart in how they build what it needs.
+//! The embedding model (a connector with `embedding:`) is loaded by the caller, once, through
+//! [`crate::embed::for_connector`], and handed in with [`Pipeline::with_embedder`].
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use super::touched::{self, KeyResult, TouchedKey};
 use super::{Counters, Shard, SyncContext, SyncReport, sync_connector};
 use crate::config::ConnectorConfig;
 use crate::credentials;
+use crate::embed::Embedder;
 use crate::sink::Sink;
 use crate::source::ObjectStore;
 use crate::source::s3::S3Source;
@@ -27,6 +30,21 @@ pub struct Pipeline<'a, O: ObjectStore = S3Source> {
     started_at: OffsetDateTime,
     retarget: bool,
     shard: Shard,
+    embedder: LoadedEmbedder,
+    reembed: bool,
+}
+
+/// The embedder of a pipeline; shown by its model in `Debug`.
+#[derive(Clone, Default)]
+struct LoadedEmbedder(Option<Arc<dyn Embedder>>);
+
+impl std::fmt::Debug for LoadedEmbedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(embedder) => write!(f, "Some({})", embedder.model()),
+            None => f.write_str("None"),
+        }
+    }
 }
 
 impl<'a> Pipeline<'a> {
@@ -52,7 +70,23 @@ impl<'a, O: ObjectStore> Pipeline<'a, O> {
             started_at: OffsetDateTime::now_utc(),
             retarget: false,
             shard: Shard::whole(),
+            embedder: LoadedEmbedder::default(),
+            reembed: false,
         }
+    }
+
+    /// Gives every document its passages and their vectors from `embedder`, the model of the
+    /// connector's `embedding:` block (`None`: the connector has none).
+    pub fn with_embedder(mut self, embedder: Option<Arc<dyn Embedder>>) -> Self {
+        self.embedder = LoadedEmbedder(embedder);
+        self
+    }
+
+    /// Rebuilds every vector in this sync (`sync --reembed`): every object is downloaded and
+    /// embedded again, and an index that records another model is re-bound to this one.
+    pub fn reembed(mut self, reembed: bool) -> Self {
+        self.reembed = reembed;
+        self
     }
 
     /// Restricts the sync to one shard of each bucket (`--shard I/N`).
@@ -99,6 +133,8 @@ impl<'a, O: ObjectStore> Pipeline<'a, O> {
             allow_mass_delete: false,
             retarget: self.retarget,
             shard: &self.shard,
+            embedder: self.embedder.0.as_ref(),
+            reembed: self.reembed,
         }
     }
 
@@ -135,6 +171,8 @@ impl<'a, O: ObjectStore> Pipeline<'a, O> {
             // queue and buckets.
             retarget: false,
             shard: &whole,
+            // Rebuilding is the full sync's too: events never re-embed what they did not name.
+            reembed: false,
             ..self.context(sink, counters, cancel)
         };
         touched::apply_keys(&ctx, keys, located).await

@@ -49,6 +49,17 @@ pub struct Counters {
     /// Documents the inventory did not list but kept, because their object was modified after
     /// the inventory was made.
     pub kept_after_inventory: AtomicU64,
+    /// Passages turned into vectors by the model (`embedding:` connectors).
+    pub passages_embedded: AtomicU64,
+    /// Passages whose vector was reused from the index: same content hash, same model.
+    pub passages_reused: AtomicU64,
+    /// Requests to the embedding provider retried after transient errors.
+    pub embedding_retries: AtomicU64,
+    /// Documents whose passages were cut at `max_passages_per_document`.
+    pub passages_capped: AtomicU64,
+    /// Documents whose embedding failed: written for keyword search with `embedding_error`,
+    /// embedded again by the next sync. Each is also counted in `errors`.
+    pub embedding_failures: AtomicU64,
     error_messages: Mutex<Vec<String>>,
 }
 
@@ -73,6 +84,13 @@ impl Counters {
         {
             messages.push(message);
         }
+    }
+
+    /// Failures other than documents whose embedding failed (those are written, and the next
+    /// sync embeds them again): what decides whether a sync may bind the index to its source
+    /// or record its embedding model.
+    pub fn errors_besides_embedding(&self) -> u64 {
+        Self::get(&self.errors).saturating_sub(Self::get(&self.embedding_failures))
     }
 
     fn get(counter: &AtomicU64) -> u64 {
@@ -100,7 +118,7 @@ pub struct Count {
 }
 
 /// Every count of a sync, in summary order.
-pub const COUNTS: [Count; 21] = [
+pub const COUNTS: [Count; 26] = [
     Count {
         field: "objects_listed",
         label: "listed",
@@ -305,6 +323,57 @@ pub const COUNTS: [Count; 21] = [
         )),
         of: |r| r.kept_after_inventory,
     },
+    // Passages and vectors (`embedding:` connectors; 0 otherwise).
+    Count {
+        field: "passages_embedded",
+        label: "passages embedded",
+        quiet_when_zero: true,
+        metric: Some((
+            "s3c_passages_embedded_total",
+            "Passages turned into vectors by the embedding model.",
+        )),
+        of: |r| r.passages_embedded,
+    },
+    Count {
+        field: "passages_reused",
+        label: "passages reused",
+        quiet_when_zero: true,
+        metric: Some((
+            "s3c_passages_reused_total",
+            "Passages whose vector was reused from the index (same content hash and model).",
+        )),
+        of: |r| r.passages_reused,
+    },
+    Count {
+        field: "embedding_retries",
+        label: "embedding retries",
+        quiet_when_zero: true,
+        metric: Some((
+            "s3c_embedding_retries_total",
+            "Requests to the embedding provider retried after a transient error.",
+        )),
+        of: |r| r.embedding_retries,
+    },
+    Count {
+        field: "passages_capped",
+        label: "documents with passages capped",
+        quiet_when_zero: true,
+        metric: Some((
+            "s3c_passages_capped_total",
+            "Documents whose passages were cut at max_passages_per_document.",
+        )),
+        of: |r| r.passages_capped,
+    },
+    Count {
+        field: "embedding_failures",
+        label: "embedding failures",
+        quiet_when_zero: true,
+        metric: Some((
+            "s3c_embedding_failures_total",
+            "Documents written without vectors because embedding failed (embedded again by the next sync).",
+        )),
+        of: |r| r.embedding_failures,
+    },
 ];
 
 /// The counter that added and updated documents both advance.
@@ -374,6 +443,25 @@ pub struct SyncReport {
     /// the inventory was made; 0 without `inventory:`.
     #[serde(default)]
     pub kept_after_inventory: u64,
+    /// Passages turned into vectors by the model; 0 without `embedding:`.
+    #[serde(default)]
+    pub passages_embedded: u64,
+    /// Passages whose vector was reused from the index (same content hash, same model) instead
+    /// of calling the model; 0 without `embedding:`.
+    #[serde(default)]
+    pub passages_reused: u64,
+    /// Requests to the embedding provider retried after transient errors (429, 5xx); 0
+    /// without `embedding:`.
+    #[serde(default)]
+    pub embedding_retries: u64,
+    /// Documents whose passages were cut at `max_passages_per_document` (the rest of their
+    /// text is searchable by words, not by passage); 0 without `embedding:`.
+    #[serde(default)]
+    pub passages_capped: u64,
+    /// Documents whose embedding failed: written for keyword search with `embedding_error`
+    /// and no vectors, and embedded again by the next sync. Each is also one of `errors`.
+    #[serde(default)]
+    pub embedding_failures: u64,
     /// Wall time of the sync.
     pub duration_ms: u64,
     /// When the sync started.
@@ -426,6 +514,11 @@ impl SyncReport {
             events_reapplied: get(&counters.events_reapplied),
             inventory_fallbacks: get(&counters.inventory_fallbacks),
             kept_after_inventory: get(&counters.kept_after_inventory),
+            passages_embedded: get(&counters.passages_embedded),
+            passages_reused: get(&counters.passages_reused),
+            embedding_retries: get(&counters.embedding_retries),
+            passages_capped: get(&counters.passages_capped),
+            embedding_failures: get(&counters.embedding_failures),
             duration_ms: u64::try_from((finished_at - started_at).whole_milliseconds())
                 .unwrap_or(0),
             started_at,

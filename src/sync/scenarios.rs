@@ -5,11 +5,13 @@
 //! worker — stays end to end.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
 use super::{Counters, SyncContext, SyncReport, sync_connector};
 use crate::config::{self, ConnectorConfig};
+use crate::embed::Embedder;
 use crate::sink::memory::MemorySink;
 use crate::sink::{DocId, Sink};
 use crate::source::memory::MemoryStore;
@@ -29,6 +31,18 @@ async fn sync(
     sink: &MemorySink,
     allow_mass_delete: bool,
 ) -> SyncReport {
+    sync_with(connector, store, sink, allow_mass_delete, None, false).await
+}
+
+/// A full sync of `connector`, with `embedder` (and `--reembed` when `reembed`).
+pub(super) async fn sync_with(
+    connector: &ConnectorConfig,
+    store: &MemoryStore,
+    sink: &MemorySink,
+    allow_mass_delete: bool,
+    embedder: Option<&Arc<dyn Embedder>>,
+    reembed: bool,
+) -> SyncReport {
     sync_connector(&SyncContext {
         connector,
         source: store,
@@ -38,6 +52,8 @@ async fn sync(
         allow_mass_delete,
         retarget: false,
         shard: &super::Shard::whole(),
+        embedder,
+        reembed,
     })
     .await
 }

@@ -233,6 +233,8 @@ async fn run_sync_with(
         retarget: false,
 
         shard: &Shard::whole(),
+        embedder: None,
+        reembed: false,
     })
     .await
 }
@@ -708,6 +710,8 @@ async fn run_shards(
                     allow_mass_delete: true,
                     retarget: false,
                     shard,
+                    embedder: None,
+                    reembed: false,
                 })
                 .await;
                 (shard.index(), report)
@@ -727,6 +731,8 @@ async fn run_shards(
             allow_mass_delete: true,
             retarget: false,
             shard: &shards[position],
+            embedder: None,
+            reembed: false,
         })
         .await;
         Some((index, report))
@@ -788,6 +794,8 @@ async fn a_prefix_shard_reads_only_its_part_of_the_index() {
             allow_mass_delete: false,
             retarget: false,
             shard: &shard,
+            embedder: None,
+            reembed: false,
         })
         .await;
         let read = sink.scanned() - before;

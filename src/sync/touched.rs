@@ -82,6 +82,12 @@ pub async fn apply_keys<O: ObjectStore, S: Sink>(
     keys: &[TouchedKey],
     located: &mut std::collections::HashSet<String>,
 ) -> Vec<KeyResult> {
+    // Vectors of another model than the index's would not be comparable with its others.
+    if let Err(refusal) = super::embedding::check_model(ctx).await {
+        ctx.counters.error(refusal.clone());
+        return vec![KeyResult::Failed(refusal); keys.len()];
+    }
+    let embedding_retries_before = ctx.embedder.map_or(0, |embedder| embedder.retries());
     let mut results = vec![KeyResult::Applied; keys.len()];
     let mut pending: Vec<usize> = (0..keys.len()).collect();
     for round in 1..=MAX_ROUNDS {
@@ -126,6 +132,12 @@ pub async fn apply_keys<O: ObjectStore, S: Sink>(
             .events_reapplied
             .fetch_add(overtaken.len() as u64, Ordering::Relaxed);
         pending = overtaken;
+    }
+    if let Some(embedder) = ctx.embedder {
+        let retries = embedder.retries().saturating_sub(embedding_retries_before);
+        ctx.counters
+            .embedding_retries
+            .fetch_add(retries, Ordering::Relaxed);
     }
     results
 }
@@ -430,6 +442,8 @@ mod tests {
                 allow_mass_delete: false,
                 retarget: false,
                 shard: &crate::sync::Shard::whole(),
+                embedder: None,
+                reembed: false,
             };
             let results = apply_keys(&ctx, keys, &mut HashSet::new()).await;
             (results, counters)

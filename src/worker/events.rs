@@ -41,7 +41,17 @@ pub(super) async fn consume(shared: Arc<Shared>, entry: Arc<Entry>, cancel: Canc
     let sdk_config = credentials::sdk_config(connector).await;
     let source = S3Source::new(connector, &sdk_config);
     let queue = Queue::new(connector, notifications, &sdk_config, source.limiter());
-    let mut consumer = Consumer::new(connector, notifications, queue, source);
+    let embedder = match crate::embed::for_connector(connector.embedding.as_ref()) {
+        Ok(embedder) => embedder,
+        Err(error) => {
+            // Documents written without their vectors would never be embedded (their objects
+            // are unchanged for the next sync): the messages wait in the queue instead.
+            tracing::error!(message = "Cannot load the embedding model; not consuming event notifications.", connector = %connector.id, %error);
+            return;
+        }
+    };
+    let mut consumer =
+        Consumer::new(connector, notifications, queue, source).with_embedder(embedder);
     shared.metrics.queue(&connector.id, Some((0, 0)), 0.0);
     tracing::info!(message = "Consuming event notifications.", connector = %connector.id, queue = %redact_urls(&notifications.queue_url), format = notifications.format.as_str());
     let mut failures: u32 = 0;

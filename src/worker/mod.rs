@@ -762,6 +762,12 @@ async fn sync_once(
         .await
         .with_shard(entry.shard.clone())
         .retarget(retarget || pending_retarget);
+    // The worker never re-embeds on its own: a changed model fails its syncs with the way out
+    // (`s3-connector sync --reembed`), like a changed source.
+    let (pipeline, unloaded) = match crate::embed::for_connector(connector.embedding.as_ref()) {
+        Ok(embedder) => (pipeline.with_embedder(embedder), None),
+        Err(error) => (pipeline, Some(error)),
+    };
     lock(&entry.slot).running = Some(RunningSync {
         trigger,
         started_at: pipeline.started_at(),
@@ -778,10 +784,15 @@ async fn sync_once(
     };
     lock(&entry.slot).index_reachable =
         Some(opened.as_ref().map(drop).map_err(ToString::to_string));
-    let report = match opened {
+    let report = match (opened, unloaded) {
+        (_, Some(error)) => pipeline.failed(format!(
+            "cannot load the embedding model, so nothing was synced: {error}"
+        )),
         // The worker has no override: a held-back mass delete waits for a person.
-        Ok(index) => crate::with_sink!(&index, sink => pipeline.run(sink, &cancel, false).await),
-        Err(error) => pipeline.failed(format!("cannot open the index: {error}")),
+        (Ok(index), None) => {
+            crate::with_sink!(&index, sink => pipeline.run(sink, &cancel, false).await)
+        }
+        (Err(error), None) => pipeline.failed(format!("cannot open the index: {error}")),
     };
     // The index is released (as `turn` was emptied above), so a manual sync can run between
     // two scheduled ones.
