@@ -19,6 +19,22 @@ pub trait Transient {
     /// True for throttling, server errors, timeouts and dropped connections; false for errors
     /// that will be the same next time (denied, not found, invalid request).
     fn is_transient(&self) -> bool;
+
+    /// How long the server asked to wait before the next try (HTTP `Retry-After`), if it
+    /// did: the next retry waits at least that long, at most [`MAX_RETRY_AFTER`].
+    fn retry_after(&self) -> Option<Duration> {
+        None
+    }
+}
+
+/// The longest `Retry-After` honoured: a server asking for more gets this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+
+/// The delay before the next retry: the backoff's, or longer when the server asked
+/// (`retry_after`); `None` (no retry left) stays `None`.
+pub fn delay_for(backoff: Option<Duration>, retry_after: Option<Duration>) -> Option<Duration> {
+    let backoff = backoff?;
+    Some(retry_after.map_or(backoff, |asked| asked.min(MAX_RETRY_AFTER).max(backoff)))
 }
 
 /// How often and how patiently to retry.
@@ -66,6 +82,7 @@ impl RetryPolicy {
             .retry(self.backoff())
             .sleep(tokio::time::sleep)
             .when(Transient::is_transient)
+            .adjust(|error: &E, backoff| delay_for(backoff, error.retry_after()))
             .notify(|error, delay| on_retry(error, delay))
             .await
     }
@@ -117,6 +134,21 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
+
+    #[test]
+    fn a_retry_after_lengthens_the_delay_up_to_its_cap() {
+        let s = Duration::from_secs;
+        let cases = [
+            (Some(s(1)), None, Some(s(1))),
+            (Some(s(1)), Some(s(5)), Some(s(5))),
+            (Some(s(3)), Some(s(1)), Some(s(3))),
+            (Some(s(1)), Some(s(3600)), Some(MAX_RETRY_AFTER)),
+            (None, Some(s(5)), None),
+        ];
+        for (backoff, asked, expected) in cases {
+            assert_eq!(delay_for(backoff, asked), expected, "{backoff:?} {asked:?}");
+        }
+    }
 
     #[derive(Debug, PartialEq)]
     struct Failure {

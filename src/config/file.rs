@@ -215,4 +215,9 @@ pub struct ConnectorFile {
     /// [`super::inventory::InventoryFile`]. Default: none (list).
     #[serde(default)]
     pub inventory: Option<super::inventory::InventoryFile>,
+    /// Cut each document's text into passages and embed them, so the index can be searched by
+    /// meaning; see [`super::embedding::EmbeddingFile`]. Default: none (full text only, at
+    /// exactly the cost of a sync without it).
+    #[serde(default)]
+    pub embedding: Option<super::embedding::EmbeddingFile>,
 }

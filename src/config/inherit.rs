@@ -98,6 +98,10 @@ pub struct ConnectorDefaults {
     /// Whether `run` syncs the connector once at start-up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_on_start: Option<bool>,
+    /// Passages and vectors: the whole `embedding` block, taken as written by a connector
+    /// without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<super::embedding::EmbeddingFile>,
 }
 
 /// The settings that move together: a connector with either keeps its own timer.
@@ -153,11 +157,14 @@ pub fn apply(document: &mut Value) -> Vec<Inherited> {
 /// are reported once.
 pub fn name_inherited(problems: &mut Vec<Problem>, inherited: &[Inherited]) {
     for problem in problems.iter_mut() {
-        if let Some(found) = inherited
-            .iter()
-            .find(|i| problem.path == format!("connectors[{}].{}", i.position, i.field))
-        {
-            problem.path = format!("defaults.{}", found.field);
+        // A problem inside an inherited block (`connectors[0].embedding.model`) too.
+        let inside = |i: &Inherited| {
+            let written = format!("connectors[{}].{}", i.position, i.field);
+            let rest = problem.path.strip_prefix(&written)?;
+            (rest.is_empty() || rest.starts_with('.')).then(|| rest.to_owned())
+        };
+        if let Some((found, rest)) = inherited.iter().find_map(|i| Some((i, inside(i)?))) {
+            problem.path = format!("defaults.{}{rest}", found.field);
         }
     }
     let mut seen = std::collections::HashSet::new();

@@ -180,7 +180,10 @@ impl ConnectorConfig {
         raw: ConnectorFile,
         timer: Option<Schedule>,
         rules: SyncRules,
-        inventory: Option<inventory::InventorySettings>,
+        (inventory, embedding): (
+            Option<inventory::InventorySettings>,
+            Option<embedding::EmbeddingSettings>,
+        ),
     ) -> Self {
         let some = |value: Option<String>| value.filter(|v| !v.is_empty());
         let secret = |value: Option<Secret>| value.filter(|v| !v.is_empty());
@@ -225,7 +228,7 @@ impl ConnectorConfig {
             notifications: raw.notifications,
             sharding: raw.sharding,
             inventory,
-            embedding: None,
+            embedding,
         }
     }
 
@@ -311,7 +314,12 @@ pub enum ConfigError {
 }
 
 /// Fields whose values are secrets: masked in every message.
-const SECRET_FIELDS: [&str; 3] = ["aws_secret_access_key", "aws_session_token", "password"];
+const SECRET_FIELDS: [&str; 4] = [
+    "aws_secret_access_key",
+    "aws_session_token",
+    "password",
+    "api_key",
+];
 
 /// Reads, expands and validates the configuration file at `path`, loading rule files relative
 /// to the file's directory and variables from the process environment.
@@ -538,8 +546,11 @@ fn validate(file: ConfigFile, base_dir: &Path, problems: &mut Vec<Problem>) -> O
                 &mut report,
             );
             let inventory = inventory::validate(connector.inventory.as_ref(), &mut report);
-            (report.list.len() == before)
-                .then(|| ConnectorConfig::from_file(connector, timer, rules, inventory))
+            let embedding =
+                embedding::validate(connector.embedding.as_ref(), base_dir, &mut report);
+            (report.list.len() == before).then(|| {
+                ConnectorConfig::from_file(connector, timer, rules, (inventory, embedding))
+            })
         })
         .collect();
     Some(Config {
@@ -683,6 +694,8 @@ pub(crate) fn whole_number_range(path: &str) -> Option<(u64, u64)> {
         find(&notifications::NUMBERS, field)
     } else if block == "api" {
         find(&api::NUMBERS, field)
+    } else if block.ends_with(".embedding") {
+        find(&embedding::NUMBERS, field)
     } else {
         find(&CONNECTOR_NUMBERS, field)
     }

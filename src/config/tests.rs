@@ -23,11 +23,11 @@ fn lookup(name: &str) -> Option<String> {
     }
 }
 
-fn parse_text(text: &str) -> Result<Config, ConfigError> {
+pub(super) fn parse_text(text: &str) -> Result<Config, ConfigError> {
     parse(text, Path::new("test.yml"), Path::new("."), &lookup)
 }
 
-fn problems_of(text: &str) -> Vec<String> {
+pub(super) fn problems_of(text: &str) -> Vec<String> {
     match parse_text(text) {
         Err(ConfigError::Invalid { problems, .. }) => {
             problems.iter().map(ToString::to_string).collect()

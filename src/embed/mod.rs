@@ -6,12 +6,21 @@
 //! search returns; [`Embedder`] is the one seam every provider (the local model, an
 //! OpenAI-compatible endpoint, the fakes of the tests) sits behind.
 
+pub mod local;
+pub mod openai;
+mod passage;
+pub mod pool;
+pub mod tokens;
+
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
+
+use crate::config::embedding::{EmbeddingProvider, EmbeddingSettings};
+pub use passage::passages_of;
 
 /// The content hash of one passage's text: what lets a re-sync reuse the vector of a passage
 /// whose text (and model) did not change. md5 of the UTF-8 text, as 16 raw bytes.
@@ -96,8 +105,8 @@ pub trait Embedder: Send + Sync {
     /// provider answering another count or length of vectors is an error for the whole call.
     fn embed<'a>(&'a self, texts: &'a [String]) -> EmbedFuture<'a>;
 
-    /// Requests retried so far after transient errors (0 for a provider that is not remote).
-    /// The sync reports the difference over its run (`embedding_retries`).
+    /// Requests to a remote provider retried so far after transient errors (0 for a local
+    /// model). The sync reports the difference over its run as `embedding_retries`.
     fn retries(&self) -> u64 {
         0
     }
@@ -122,75 +131,49 @@ pub enum EmbedError {
     },
 }
 
-/// The passages of a document's text, in order, each within the token budget as `embedder`
-/// counts it, at most `settings.max_passages_per_document` of them; also whether that cap cut
-/// some off. Empty or blank text has none.
-pub fn passages_of(
-    text: &str,
-    embedder: &dyn Embedder,
-    settings: &crate::config::embedding::PassageSettings,
-) -> (Vec<Passage>, bool) {
-    // A first cut by words (placeholder for the structure-aware splitter of #24).
-    let mut passages = Vec::new();
-    let mut start: Option<usize> = None;
-    let mut end = 0;
-    let mut words = text.split_word_bound_indices_fallback();
-    let mut capped = false;
-    loop {
-        let next = words.next();
-        let flush = match (&next, start) {
-            (None, Some(_)) => true,
-            (Some((at, word)), Some(from)) => {
-                embedder.count_tokens(&text[from..at + word.len()]) > settings.max_tokens
-            }
-            _ => false,
-        };
-        if flush && let Some(from) = start.take() {
-            if passages.len() == settings.max_passages_per_document {
-                capped = true;
-                break;
-            }
-            let body = text[from..end].to_owned();
-            passages.push(Passage {
-                ordinal: passages.len() as u32,
-                start: from,
-                end,
-                heading: None,
-                page: None,
-                content_hash: PassageHash::of(&body),
-                text: body,
-            });
-        }
-        let Some((at, word)) = next else { break };
-        start.get_or_insert(at);
-        end = at + word.len();
-    }
-    (passages, capped)
-}
-
-/// Whitespace-separated words with their byte offsets.
-trait WordIndices {
-    fn split_word_bound_indices_fallback(&self) -> impl Iterator<Item = (usize, &str)>;
-}
-
-impl WordIndices for str {
-    fn split_word_bound_indices_fallback(&self) -> impl Iterator<Item = (usize, &str)> {
-        self.split_whitespace()
-            .map(move |word| (word.as_ptr() as usize - self.as_ptr() as usize, word))
-    }
-}
-
-/// The embedder a connector's `embedding:` block configures; `None` without one.
+/// The embedder a connector's `embedding:` block configures; `None` without one. Loads the
+/// model (or prepares the endpoint's client) and checks, before anything is written, that the
+/// configured dimensions and passage budget fit the model.
 pub fn for_connector(
-    settings: Option<&crate::config::embedding::EmbeddingSettings>,
+    settings: Option<&EmbeddingSettings>,
 ) -> Result<Option<std::sync::Arc<dyn Embedder>>, EmbedError> {
-    match settings {
-        None => Ok(None),
-        // Filled in by the providers' work (#24).
-        Some(_) => Err(EmbedError::Model(
-            "no embedding provider is built yet".into(),
-        )),
-    }
+    let Some(settings) = settings else {
+        return Ok(None);
+    };
+    let embedder: std::sync::Arc<dyn Embedder> = match &settings.provider {
+        EmbeddingProvider::Local {
+            model_dir,
+            dimensions,
+        } => {
+            let local = local::LocalEmbedder::load(model_dir, settings.threads)?;
+            let model = local.model();
+            if let Some(configured) = dimensions
+                && *configured != model.dimensions
+            {
+                return Err(EmbedError::Model(format!(
+                    "embedding.dimensions is {configured}, but the model in {} makes vectors \
+                     of {} ({})",
+                    model_dir.display(),
+                    model.dimensions,
+                    model.id
+                )));
+            }
+            if settings.passages.max_tokens > local.window() {
+                return Err(EmbedError::Model(format!(
+                    "embedding.max_tokens is {}, but the model in {} reads {} word pieces at \
+                     most: longer passages would be cut",
+                    settings.passages.max_tokens,
+                    model_dir.display(),
+                    local.window()
+                )));
+            }
+            std::sync::Arc::new(local)
+        }
+        EmbeddingProvider::Openai { .. } => {
+            std::sync::Arc::new(openai::OpenaiEmbedder::new(&settings.provider)?)
+        }
+    };
+    Ok(Some(embedder))
 }
 
 /// Deterministic embedders for tests of the code around the seam (sync, sinks, search):
