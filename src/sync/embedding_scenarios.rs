@@ -37,6 +37,7 @@ fn connector(max_passages: usize) -> ConnectorConfig {
     connector.embedding = Some(EmbeddingSettings {
         provider: EmbeddingProvider::Local {
             model_dir: PathBuf::from("unused-by-the-fake"),
+            dimensions: None,
         },
         passages: PassageSettings {
             max_tokens: WORDS,
