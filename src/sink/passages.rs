@@ -192,3 +192,146 @@ pub fn fuse(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A hit of document `doc` (its passage `ordinal`, if any) scoring `score`.
+    fn hit(doc: &str, ordinal: Option<u32>, score: f32) -> PassageHit {
+        PassageHit {
+            id: DocId::of("b", doc),
+            bucket: "b".to_owned(),
+            key: doc.to_owned(),
+            title: None,
+            passage: ordinal.map(|ordinal| PassageSpan {
+                ordinal,
+                start: 0,
+                end: 1,
+                heading: None,
+                page: None,
+                content_hash: None,
+            }),
+            score,
+            snippet: None,
+        }
+    }
+
+    fn keys(hits: &[PassageHit]) -> Vec<String> {
+        hits.iter()
+            .map(|hit| match &hit.passage {
+                Some(span) => format!("{}#{}", hit.key, span.ordinal),
+                None => hit.key.clone(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fusion_table() {
+        let rrf = Fusion::default();
+        let weighted = |w| Fusion::Weighted { semantic_weight: w };
+        // (keyword, semantic, fusion, limit, expected order)
+        type Case = (
+            Vec<PassageHit>,
+            Vec<PassageHit>,
+            Fusion,
+            usize,
+            Vec<&'static str>,
+        );
+        let cases: Vec<Case> = vec![
+            // Found by both lists beats found by one.
+            (
+                vec![hit("a", Some(0), 9.0), hit("b", Some(0), 8.0)],
+                vec![hit("c", Some(0), 0.9), hit("b", Some(0), 0.8)],
+                rrf,
+                10,
+                vec!["b#0", "a#0", "c#0"],
+            ),
+            // Two passages of one document are two hits.
+            (
+                vec![hit("a", Some(0), 2.0)],
+                vec![hit("a", Some(1), 0.9)],
+                rrf,
+                10,
+                vec!["a#0", "a#1"],
+            ),
+            // A whole-document hit and the limit.
+            (
+                vec![hit("a", None, 2.0), hit("b", None, 1.0)],
+                vec![],
+                rrf,
+                1,
+                vec!["a"],
+            ),
+            // Weighted: all semantic follows the semantic order.
+            (
+                vec![hit("a", Some(0), 9.0), hit("b", Some(0), 1.0)],
+                vec![hit("b", Some(0), 0.9), hit("a", Some(0), 0.1)],
+                weighted(1.0),
+                10,
+                vec!["b#0", "a#0"],
+            ),
+            (
+                vec![hit("a", Some(0), 9.0), hit("b", Some(0), 1.0)],
+                vec![hit("b", Some(0), 0.9), hit("a", Some(0), 0.1)],
+                weighted(0.0),
+                10,
+                vec!["a#0", "b#0"],
+            ),
+            (vec![], vec![], rrf, 10, vec![]),
+        ];
+        for (index, (keyword, semantic, fusion, limit, expected)) in cases.into_iter().enumerate() {
+            assert_eq!(
+                keys(&fuse(keyword, semantic, fusion, limit)),
+                expected,
+                "case {index}"
+            );
+        }
+        // RRF scores: 1/61 + 1/62 for a hit first in one list and second in the other.
+        let fused = fuse(
+            vec![hit("a", None, 1.0)],
+            vec![hit("x", None, 1.0), hit("a", None, 0.5)],
+            rrf,
+            10,
+        );
+        assert!((fused[0].score - (1.0 / 61.0 + 1.0 / 62.0)).abs() < 1e-6);
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config::with_cases(128))]
+
+        /// Fusion answers each hit once, at most `limit`, best first, every hit from an input.
+        #[test]
+        fn fusion_answers_each_hit_once_best_first(
+            keyword in prop::collection::vec((0u8..8, 0f32..10.0), 0..10),
+            semantic in prop::collection::vec((0u8..8, -1f32..1.0), 0..10),
+            limit in 0usize..12,
+            weight in prop::option::of(0f32..=1.0),
+        ) {
+            let dedup = |list: Vec<(u8, f32)>| {
+                let mut seen = std::collections::HashSet::new();
+                list.into_iter()
+                    .filter(|(doc, _)| seen.insert(*doc))
+                    .map(|(doc, score)| hit(&doc.to_string(), Some(0), score))
+                    .collect::<Vec<_>>()
+            };
+            let (keyword, semantic) = (dedup(keyword), dedup(semantic));
+            let fusion = weight.map_or(Fusion::default(), |w| Fusion::Weighted { semantic_weight: w });
+            let mut inputs: Vec<String> = keys(&keyword);
+            inputs.extend(keys(&semantic));
+            inputs.sort();
+            inputs.dedup();
+            let fused = fuse(keyword, semantic, fusion, limit);
+            let found = keys(&fused);
+            prop_assert_eq!(found.len(), inputs.len().min(limit));
+            let mut unique = found.clone();
+            unique.sort();
+            unique.dedup();
+            prop_assert_eq!(unique.len(), found.len());
+            prop_assert!(found.iter().all(|key| inputs.contains(key)));
+            prop_assert!(fused.windows(2).all(|pair| pair[0].score >= pair[1].score));
+        }
+    }
+}
