@@ -84,8 +84,17 @@ try {
   await page.locator("#hits li").first().waitFor(wait);
   const marks = await page.locator("#hits mark").allTextContents();
   if (!marks.some((m) => m.toLowerCase() === "quarterly")) fail(`no highlighted term in the hits: ${marks}`);
+  // An index synced without `embedding:` answers in keyword mode by default.
+  const searchStatus = await page.locator("#search-status").textContent();
+  if (!/keyword/.test(searchStatus)) fail(`the search status names no keyword mode: ${searchStatus}`);
   await page.screenshot({ path: `${args.screenshots}/console-search.png` });
   console.log(`console: search shows ${await page.locator("#hits li").count()} hit(s) with ${marks.length} highlighted term(s)`);
+  // The mode switch reaches the API: semantic on an index without vectors is refused, saying so.
+  await page.selectOption("#search-mode", "semantic");
+  await page.click("#search-form button");
+  await page.locator("#search-status", { hasText: "no vectors" }).waitFor(wait);
+  await page.selectOption("#search-mode", "");
+  console.log("console: the mode switch asks for semantic search, refused on an index without vectors");
 
   // A role that trusts another ExternalId: the failing step is shown, nothing is stored.
   await page.click("#nav-connect");

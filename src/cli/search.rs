@@ -21,7 +21,9 @@ use serde::Serialize;
 use super::{ConfigArg, EXIT_CONFIG, EXIT_FAILED};
 use crate::config::{self, IndexView};
 use crate::embed::EmbeddingModel;
-use crate::sink::passages::{Fusion, PassageQuery, PassageSpan, SearchMode};
+use crate::sink::passages::{
+    self, Fusion, PassageQuery, PassageSpan, QueryVectorError, SearchMode, Snippet,
+};
 use crate::sink::{AnySink, PassageHit, Sink};
 
 /// How `search` ranks (`--mode`).
@@ -91,9 +93,7 @@ struct PrintedHit {
 
 impl From<PassageHit> for PrintedHit {
     fn from(hit: PassageHit) -> Self {
-        let (snippet, highlights) = hit
-            .snippet
-            .map_or((None, Vec::new()), |s| (Some(s.text), s.highlights));
+        let (snippet, highlights) = Snippet::parts(hit.snippet);
         Self {
             id: hit.id.to_hex(),
             bucket: hit.bucket,
@@ -146,12 +146,11 @@ pub(super) async fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
         crate::with_sink!(&index, sink => sink.recorded_model().await).with_context(|| {
             format!("cannot read the model recorded by the index of connector {id}")
         })?;
-    let mode = args.mode.unwrap_or(if recorded.is_some() {
-        Mode::Hybrid
-    } else {
-        Mode::Keyword
-    });
-    let vector = if mode == Mode::Keyword {
+    let mode = args.mode.map_or_else(
+        || SearchMode::default_for(recorded.as_ref()),
+        SearchMode::from,
+    );
+    let vector = if !mode.needs_vector() {
         None
     } else {
         match query_vector(path, id, recorded.as_ref(), &query).await {
@@ -165,7 +164,7 @@ pub(super) async fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
     let search = PassageQuery {
         text: query.clone(),
         vector,
-        mode: mode.into(),
+        mode,
         fusion: Fusion::default(),
         limit: args.limit,
     };
@@ -199,12 +198,10 @@ async fn query_vector(
     recorded: Option<&EmbeddingModel>,
     query: &str,
 ) -> Result<Vec<f32>, String> {
-    let Some(recorded) = recorded else {
-        return Err(format!(
-            "the index of connector {id} has no vectors (no sync with an `embedding:` block has \
-             filled it): search with --mode keyword, or add `embedding:` to the connector and sync"
-        ));
-    };
+    let explain = |error: QueryVectorError| format!("connector {id}: {error}");
+    if recorded.is_none() {
+        return Err(explain(QueryVectorError::NoVectors));
+    }
     let config = config::load(path).map_err(|error| {
         format!("semantic and hybrid search read the connector's `embedding:` block: {error}")
     })?;
@@ -214,27 +211,10 @@ async fn query_vector(
         .find(|connector| connector.id == id)
         .ok_or_else(|| format!("no connector with id {id:?} in {}", path.display()))?;
     let embedder = crate::embed::for_connector(connector.embedding.as_ref())
-        .map_err(|error| format!("connector {id}: {error}"))?
-        .ok_or_else(|| {
-            format!(
-                "connector {id} has no `embedding:` block, but its index holds vectors of {recorded}: \
-                 add the block that made them, or search with --mode keyword"
-            )
-        })?;
-    if embedder.model() != recorded {
-        return Err(format!(
-            "connector {id} is configured with the model {configured}, but its index holds \
-             vectors of {recorded}: configure {recorded} again, or re-embed with `sync --reembed`",
-            configured = embedder.model(),
-        ));
-    }
-    let mut vectors = embedder
-        .embed(&[query.to_owned()])
+        .map_err(|error| format!("connector {id}: {error}"))?;
+    passages::query_vector(embedder.as_deref(), recorded, query)
         .await
-        .map_err(|error| format!("cannot embed the query: {error}"))?;
-    vectors
-        .pop()
-        .ok_or_else(|| "the embedding model answered no vector for the query".to_owned())
+        .map_err(explain)
 }
 
 /// The first query word that is one of `search`'s own options (`--limit`, `--limit=5`, `-c`):

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::embed::{Passage, PassageHash};
+use crate::embed::{EmbedError, Embedder, EmbeddingModel, Passage, PassageHash};
 use crate::sink::DocId;
 
 /// One passage of a document as a sink stores it.
@@ -46,6 +46,85 @@ pub enum Fusion {
         /// Weight of the semantic score, from 0 to 1.
         semantic_weight: f32,
     },
+}
+
+impl SearchMode {
+    /// The mode of a search that names none: hybrid when the index holds vectors (it recorded
+    /// a model), keyword otherwise.
+    pub fn default_for(recorded: Option<&EmbeddingModel>) -> Self {
+        if recorded.is_some() {
+            Self::Hybrid
+        } else {
+            Self::Keyword
+        }
+    }
+
+    /// Whether this mode needs the query's vector.
+    pub fn needs_vector(self) -> bool {
+        self != Self::Keyword
+    }
+}
+
+/// Why a query could not be turned into a vector for a semantic or hybrid search.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryVectorError {
+    /// The index has no vectors.
+    #[error(
+        "the index has no vectors (no sync with an `embedding:` block has filled it): search \
+         in keyword mode, or add `embedding:` to the connector and sync"
+    )]
+    NoVectors,
+    /// The connector has no `embedding:` block, but its index has vectors.
+    #[error(
+        "the connector has no `embedding:` block, but its index holds vectors of {recorded}: \
+         add the block that made them, or search in keyword mode"
+    )]
+    NoEmbedder {
+        /// The model of the index's vectors.
+        recorded: EmbeddingModel,
+    },
+    /// The connector's model is not the index's.
+    #[error(
+        "the connector is configured with the model {configured}, but its index holds vectors \
+         of {recorded}: configure {recorded} again, or re-embed with `sync --reembed`"
+    )]
+    OtherModel {
+        /// The model of the connector's `embedding:` block.
+        configured: EmbeddingModel,
+        /// The model of the index's vectors.
+        recorded: EmbeddingModel,
+    },
+    /// The model failed on the query.
+    #[error("cannot embed the query: {0}")]
+    Embed(#[from] EmbedError),
+}
+
+/// The vector of `text` by `embedder`, which must embed with `recorded`, the model of the
+/// index's vectors.
+pub async fn query_vector(
+    embedder: Option<&dyn Embedder>,
+    recorded: Option<&EmbeddingModel>,
+    text: &str,
+) -> Result<Vec<f32>, QueryVectorError> {
+    let recorded = recorded.ok_or(QueryVectorError::NoVectors)?;
+    let embedder = embedder.ok_or_else(|| QueryVectorError::NoEmbedder {
+        recorded: recorded.clone(),
+    })?;
+    if embedder.model() != recorded {
+        return Err(QueryVectorError::OtherModel {
+            configured: embedder.model().clone(),
+            recorded: recorded.clone(),
+        });
+    }
+    let mut vectors = embedder.embed(&[text.to_owned()]).await?;
+    match (vectors.pop(), vectors.is_empty()) {
+        (Some(vector), true) => Ok(vector),
+        _ => Err(EmbedError::Shape {
+            expected: "1 vector".to_owned(),
+            got: format!("{} vectors", vectors.len() + 1),
+        }
+        .into()),
+    }
 }
 
 impl Default for Fusion {
@@ -115,6 +194,14 @@ pub struct Snippet {
     pub text: String,
     /// Byte ranges `[start, end)` of `text` that the query matched, in order, not overlapping.
     pub highlights: Vec<[usize; 2]>,
+}
+
+impl Snippet {
+    /// The text and highlights of a hit's snippet, as the CLI and the API print them: no
+    /// text and no highlights without one.
+    pub fn parts(snippet: Option<Self>) -> (Option<String>, Vec<[usize; 2]>) {
+        snippet.map_or((None, Vec::new()), |s| (Some(s.text), s.highlights))
+    }
 }
 
 /// The identity of a hit across rankings: its document and passage.
@@ -226,6 +313,38 @@ mod tests {
                 None => hit.key.clone(),
             })
             .collect()
+    }
+
+    #[tokio::test]
+    async fn the_query_vector_comes_from_the_model_the_index_recorded() {
+        let embedder = crate::embed::testing::WordHashEmbedder::new(8);
+        let model = embedder.model().clone();
+        let vector = query_vector(Some(&embedder), Some(&model), "lift and drag")
+            .await
+            .unwrap();
+        assert_eq!(vector, embedder.vector("lift and drag"));
+        let error = query_vector(Some(&embedder), None, "x").await.unwrap_err();
+        assert!(matches!(error, QueryVectorError::NoVectors), "{error}");
+        let error = query_vector(None, Some(&model), "x").await.unwrap_err();
+        assert!(
+            error.to_string().contains("test:word-hash (8 dimensions)"),
+            "{error}"
+        );
+        let other = EmbeddingModel {
+            id: "local:all-MiniLM-L6-v2".to_owned(),
+            dimensions: 384,
+        };
+        let error = query_vector(Some(&embedder), Some(&other), "x")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the connector is configured with the model test:word-hash (8 dimensions), but its \
+             index holds vectors of local:all-MiniLM-L6-v2 (384 dimensions): configure \
+             local:all-MiniLM-L6-v2 (384 dimensions) again, or re-embed with `sync --reembed`"
+        );
+        assert_eq!(SearchMode::default_for(Some(&other)), SearchMode::Hybrid);
+        assert_eq!(SearchMode::default_for(None), SearchMode::Keyword);
     }
 
     #[test]
