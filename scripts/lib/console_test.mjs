@@ -85,8 +85,19 @@ try {
   await page.locator("#hits li").first().waitFor(wait);
   const marks = await page.locator("#hits mark").allTextContents();
   if (!marks.some((m) => m.toLowerCase() === "quarterly")) fail(`no highlighted term in the hits: ${marks}`);
+  // An index synced without `embedding:` answers in keyword mode by default.
+  const searchStatus = await page.locator("#search-status").textContent();
+  if (!/keyword/.test(searchStatus)) fail(`the search status names no keyword mode: ${searchStatus}`);
   await page.screenshot({ path: `${args.screenshots}/console-search.png` });
   console.log(`console: search shows ${await page.locator("#hits li").count()} hit(s) with ${marks.length} highlighted term(s)`);
+  // The mode switch reaches the API (a refused semantic search would be a console error).
+  await page.selectOption("#search-mode", "keyword");
+  const answered = page.waitForResponse((r) => r.url().includes("mode=keyword") && r.status() === 200, wait);
+  await page.click("#search-form button");
+  await answered;
+  await page.locator("#hits mark").first().waitFor(wait);
+  await page.selectOption("#search-mode", "");
+  console.log("console: the mode switch asks for a keyword search and shows its hits");
 
   // A role that trusts another ExternalId: the failing step is shown, nothing is stored.
   await page.click("#nav-connect");

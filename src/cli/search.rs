@@ -1,20 +1,51 @@
-//! `s3-connector search`: BM25 search of a connector's index from the command line.
+//! `s3-connector search`: a connector's index searched from the command line, by words
+//! (BM25), by meaning (the passages' vectors) or both; each hit a passage where the index has
+//! them, a whole document where it has none.
 //!
-//! It reads only the `index` block and the connectors' ids and index names of the config file
-//! ([`config::load_index_view`]): searching needs no AWS credentials, and the variables the
-//! connectors' keys name need not be set.
+//! A keyword search reads only the `index` block and the connectors' ids and index names of the
+//! config file ([`config::load_index_view`]): it needs no AWS credentials, and the variables
+//! the connectors' keys name need not be set. A semantic or hybrid search also reads the
+//! connector's `embedding:` block (the whole config) to turn the query into a vector with the
+//! model the index recorded.
 
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
+use std::io::IsTerminal as _;
+
 use anyhow::Context as _;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use super::{ConfigArg, EXIT_CONFIG, EXIT_FAILED};
 use crate::config::{self, IndexView};
-use crate::sink::{AnySink, DocId, Sink};
+use crate::embed::EmbeddingModel;
+use crate::sink::passages::{
+    self, Fusion, PassageQuery, PassageSpan, QueryVectorError, SearchMode, Snippet,
+};
+use crate::sink::{AnySink, PassageHit, Sink};
+
+/// How `search` ranks (`--mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// BM25 over words: English stems, title and filename above body.
+    Keyword,
+    /// The cosine of the query's vector to the passages' vectors.
+    Semantic,
+    /// Both, by reciprocal-rank fusion (k = 60).
+    Hybrid,
+}
+
+impl From<Mode> for SearchMode {
+    fn from(mode: Mode) -> Self {
+        match mode {
+            Mode::Keyword => SearchMode::Keyword,
+            Mode::Semantic => SearchMode::Semantic,
+            Mode::Hybrid => SearchMode::Hybrid,
+        }
+    }
+}
 
 #[derive(Debug, Args)]
 pub(super) struct SearchArgs {
@@ -26,7 +57,12 @@ pub(super) struct SearchArgs {
     /// Most hits to print.
     #[arg(long, default_value_t = 10)]
     limit: usize,
-    /// Print one JSON object per hit (id, bucket, key, score, title, snippet).
+    /// How to rank: keyword (BM25), semantic (vectors) or hybrid (both, fused). Default:
+    /// hybrid when the index has vectors (a recorded model), keyword otherwise.
+    #[arg(long, value_enum)]
+    mode: Option<Mode>,
+    /// Print one JSON object per hit (id, bucket, key, score, title, passage, snippet,
+    /// highlights).
     #[arg(long)]
     json: bool,
     /// The query: words, "phrases", field:value; -word leaves out documents with the word
@@ -44,8 +80,31 @@ struct PrintedHit {
     score: f32,
     #[serde(skip_serializing_if = "Option::is_none")]
     title: Option<String>,
+    /// The passage: ordinal, byte range in the document's text, heading, page; absent for a
+    /// whole-document hit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    passage: Option<PassageSpan>,
     #[serde(skip_serializing_if = "Option::is_none")]
     snippet: Option<String>,
+    /// Byte ranges of `snippet` the query matched.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    highlights: Vec<[usize; 2]>,
+}
+
+impl From<PassageHit> for PrintedHit {
+    fn from(hit: PassageHit) -> Self {
+        let (snippet, highlights) = Snippet::parts(hit.snippet);
+        Self {
+            id: hit.id.to_hex(),
+            bucket: hit.bucket,
+            key: hit.key,
+            score: hit.score,
+            title: hit.title,
+            passage: hit.passage,
+            snippet,
+            highlights,
+        }
+    }
 }
 
 /// Prints the best hits, as text or one JSON object per line.
@@ -83,33 +142,79 @@ pub(super) async fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_FAILED));
     };
-    let found = crate::with_sink!(&index, sink => sink.search(&query, args.limit).await)?;
+    let recorded =
+        crate::with_sink!(&index, sink => sink.recorded_model().await).with_context(|| {
+            format!("cannot read the model recorded by the index of connector {id}")
+        })?;
+    let mode = args.mode.map_or_else(
+        || SearchMode::default_for(recorded.as_ref()),
+        SearchMode::from,
+    );
+    let vector = if !mode.needs_vector() {
+        None
+    } else {
+        match query_vector(path, id, recorded.as_ref(), &query).await {
+            Ok(vector) => Some(vector),
+            Err(message) => {
+                eprintln!("error: {message}");
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            }
+        }
+    };
+    let search = PassageQuery {
+        text: query.clone(),
+        vector,
+        mode,
+        fusion: Fusion::default(),
+        limit: args.limit,
+    };
+    let found = crate::with_sink!(&index, sink => sink.search_passages(&search).await)?;
     let mut out = std::io::stdout().lock();
     if found.is_empty() && !args.json {
         writeln!(out, "no documents match {query:?}")?;
     }
+    let marks = if out.is_terminal() {
+        Marks::BOLD
+    } else {
+        Marks::STARS
+    };
     for hit in found {
-        let document = match DocId::from_hex(&hit.id) {
-            Some(doc_id) => index.get(doc_id).await.ok().flatten(),
-            None => None,
-        };
-        let (title, body) = document.map_or((None, None), |d| (d.title, d.body));
-        let hit = PrintedHit {
-            snippet: body.map(|body| crate::sink::snippet::snippet(&body, &query)),
-            title,
-            id: hit.id,
-            bucket: hit.bucket,
-            key: hit.key,
-            score: hit.score,
-        };
+        let hit = PrintedHit::from(hit);
         if args.json {
             serde_json::to_writer(&mut out, &hit)?;
             writeln!(out)?;
         } else {
-            print_hit(&mut out, &hit)?;
+            print_hit(&mut out, &hit, marks)?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The vector of `query` by the model of connector `id`'s `embedding:` block, which must be the
+/// model the index recorded; else what to tell the user.
+async fn query_vector(
+    path: &Path,
+    id: &str,
+    recorded: Option<&EmbeddingModel>,
+    query: &str,
+) -> Result<Vec<f32>, String> {
+    let explain = |error: QueryVectorError| format!("connector {id}: {error}");
+    if recorded.is_none() {
+        return Err(explain(QueryVectorError::NoVectors));
+    }
+    let config = config::load(path).map_err(|error| {
+        format!("semantic and hybrid search read the connector's `embedding:` block: {error}")
+    })?;
+    let connector = config
+        .connectors
+        .iter()
+        .find(|connector| connector.id == id)
+        .ok_or_else(|| format!("no connector with id {id:?} in {}", path.display()))?;
+    let embedder = crate::embed::for_connector(connector.embedding.as_ref())
+        .map_err(|error| format!("connector {id}: {error}"))?;
+    passages::query_vector(embedder.as_deref(), recorded, query)
+        .await
+        .map_err(explain)
 }
 
 /// The first query word that is one of `search`'s own options (`--limit`, `--limit=5`, `-c`):
@@ -134,13 +239,65 @@ fn misplaced_option(query: &[String]) -> Option<&str> {
         .find(|word| options.iter().any(|option| option == word))
 }
 
-/// A hit as three lines: score and URL, then the title and the snippet, indented.
-fn print_hit(out: &mut impl Write, hit: &PrintedHit) -> std::io::Result<()> {
-    writeln!(out, "{:>8.3}  s3://{}/{}", hit.score, hit.bucket, hit.key)?;
-    for line in [&hit.title, &hit.snippet].into_iter().flatten() {
-        writeln!(out, "          {line}")?;
+/// How highlighted words are marked: before and after each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Marks {
+    open: &'static str,
+    close: &'static str,
+}
+
+impl Marks {
+    /// Bold on a terminal.
+    const BOLD: Self = Self {
+        open: "\x1b[1m",
+        close: "\x1b[0m",
+    };
+    /// Markdown's strong emphasis, anywhere else.
+    const STARS: Self = Self {
+        open: "**",
+        close: "**",
+    };
+}
+
+/// A hit as up to three lines: score, URL and passage (ordinal, heading or page), then the
+/// title and the snippet (its matched words marked), indented.
+fn print_hit(out: &mut impl Write, hit: &PrintedHit, marks: Marks) -> std::io::Result<()> {
+    write!(out, "{:>8.3}  s3://{}/{}", hit.score, hit.bucket, hit.key)?;
+    if let Some(passage) = &hit.passage {
+        write!(out, "  #{}", passage.ordinal)?;
+        if let Some(heading) = &passage.heading {
+            write!(out, " {heading}")?;
+        }
+        if let Some(page) = passage.page {
+            write!(out, " (page {page})")?;
+        }
+    }
+    writeln!(out)?;
+    if let Some(title) = &hit.title {
+        writeln!(out, "          {title}")?;
+    }
+    if let Some(snippet) = &hit.snippet {
+        writeln!(out, "          {}", marked(snippet, &hit.highlights, marks))?;
     }
     Ok(())
+}
+
+/// `text` with each of `highlights` (ordered byte ranges) between `marks`.
+fn marked(text: &str, highlights: &[[usize; 2]], marks: Marks) -> String {
+    let mut out = String::with_capacity(text.len() + highlights.len() * 8);
+    let mut at = 0;
+    for &[start, end] in highlights {
+        let (Some(before), Some(word)) = (text.get(at..start), text.get(start..end)) else {
+            continue;
+        };
+        out.push_str(before);
+        out.push_str(marks.open);
+        out.push_str(word);
+        out.push_str(marks.close);
+        at = end;
+    }
+    out.push_str(text.get(at..).unwrap_or_default());
+    out
 }
 
 /// The connector named by `--connector`, else the only one; its id and index name, or what to
@@ -278,13 +435,46 @@ mod tests {
             key: "handbook/security.txt".into(),
             score: 1.5,
             title: Some("Security policy".into()),
+            passage: None,
             snippet: Some("…laptops use full-disk encryption".into()),
+            highlights: Vec::new(),
         };
         let mut out = Vec::new();
-        print_hit(&mut out, &hit).unwrap();
+        print_hit(&mut out, &hit, Marks::STARS).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "   1.500  s3://b/handbook/security.txt\n          Security policy\n          …laptops use full-disk encryption\n"
         );
+    }
+
+    #[test]
+    fn a_passage_hit_names_its_place_and_marks_its_words() {
+        let hit = PrintedHit {
+            id: "0".repeat(32),
+            bucket: "b".into(),
+            key: "guide.md".into(),
+            score: 0.25,
+            title: None,
+            passage: Some(PassageSpan {
+                ordinal: 3,
+                start: 10,
+                end: 40,
+                heading: Some("Setup > Keys".into()),
+                page: Some(2),
+                content_hash: None,
+            }),
+            snippet: Some("rotate the keys yearly".into()),
+            highlights: vec![[11, 15], [16, 22]],
+        };
+        let mut out = Vec::new();
+        print_hit(&mut out, &hit, Marks::STARS).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "   0.250  s3://b/guide.md  #3 Setup > Keys (page 2)\n          rotate the **keys** **yearly**\n"
+        );
+        assert_eq!(marked("a b", &[[2, 3]], Marks::BOLD), "a \x1b[1mb\x1b[0m");
+        let json = serde_json::to_value(&hit).unwrap();
+        assert_eq!(json["passage"]["ordinal"], 3);
+        assert_eq!(json["highlights"][1][0], 16);
     }
 }

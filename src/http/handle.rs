@@ -110,12 +110,14 @@ pub trait WorkerHandle: Send + Sync + 'static {
     fn sync_now(&self, caller: &Caller, id: &str, retarget: bool) -> Answer<SyncStarted>;
     /// The connector's last `limit` syncs, newest first.
     fn history(&self, caller: &Caller, id: &str, limit: usize) -> Answer<SyncList>;
-    /// Searches the connector's index.
+    /// Searches the connector's index; `mode` `None` is the index's default
+    /// ([`SearchMode::default_for`](crate::sink::passages::SearchMode::default_for)).
     fn search(
         &self,
         caller: &Caller,
         id: &str,
         query: &str,
+        mode: Option<crate::sink::passages::SearchMode>,
         limit: usize,
     ) -> impl Future<Output = Answer<SearchResult>> + Send;
     /// The AWS set-up of a role named `role_name` reading `bucket_uri` (both unchecked), with

@@ -325,11 +325,14 @@ pub struct SearchResult {
     pub id: String,
     /// The query as sent.
     pub query: String,
+    /// How the hits were ranked: `keyword`, `semantic` or `hybrid`.
+    #[schema(pattern = "^(keyword|semantic|hybrid)$")]
+    pub mode: String,
     /// The hits, best first.
     pub hits: Vec<Hit>,
 }
 
-/// One search hit.
+/// One search hit: a passage of a document, or a whole document in an index without passages.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Hit {
     /// The document's id.
@@ -338,12 +341,32 @@ pub struct Hit {
     pub bucket: String,
     /// Its key.
     pub key: String,
-    /// Its score.
+    /// Its score (BM25, cosine, or the fused score).
     pub score: f32,
     /// Its title.
     pub title: Option<String>,
-    /// Body text around the first query term found.
+    /// The passage; absent for a whole-document hit.
+    pub passage: Option<HitPassage>,
+    /// Text around the first query term found (the passage's, or the body's).
     pub snippet: Option<String>,
+    /// Byte ranges `[start, end)` of `snippet` that the query matched, in order.
+    #[schema(value_type = Vec<Vec<u64>>)]
+    pub highlights: Vec<[usize; 2]>,
+}
+
+/// Where a hit's passage lies in its document.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct HitPassage {
+    /// Its ordinal among the document's passages, from 0.
+    pub ordinal: u32,
+    /// Its first byte in the document's text.
+    pub start: u64,
+    /// Its end (exclusive) in the document's text.
+    pub end: u64,
+    /// The headings above it, where known.
+    pub heading: Option<String>,
+    /// The page it starts on, where known.
+    pub page: Option<u32>,
 }
 
 /// The body of `POST /api/v1/tenants`.

@@ -19,6 +19,7 @@ use super::model::{
     SearchResult, SyncList, SyncStarted, Tenant, TenantCreated, TenantDeleted, TenantList,
 };
 use crate::config::Secret;
+use crate::sink::passages::SearchMode;
 
 const TOKEN: &str = "fake-token-0123456789";
 /// The tokens of the fake's two tenants, `a` and `b`.
@@ -218,20 +219,27 @@ impl WorkerHandle for FakeWorker {
         caller: &Caller,
         id: &str,
         query: &str,
+        mode: Option<SearchMode>,
         limit: usize,
     ) -> Answer<SearchResult> {
         self.found(caller, id)?;
-        self.asked(format!("search {id} {query} {limit}"));
+        match mode {
+            None => self.asked(format!("search {id} {query} {limit}")),
+            Some(mode) => self.asked(format!("search {id} {query} {mode:?} {limit}")),
+        }
         Ok(SearchResult {
             id: id.to_owned(),
             query: query.to_owned(),
+            mode: "keyword".to_owned(),
             hits: vec![Hit {
                 id: "0f".to_owned(),
                 bucket: "b".to_owned(),
                 key: "k".to_owned(),
                 score: 1.5,
                 title: None,
+                passage: None,
                 snippet: Some("text".to_owned()),
+                highlights: Vec::new(),
             }],
         })
     }
@@ -547,6 +555,11 @@ async fn bad_query_parameters_and_bodies_are_400_in_the_error_shape() {
             "GET",
             "/api/v1/connectors/acme/search?q=x&limit=101",
             "query parameter limit=\"101\" must be a number from 1 to 100",
+        ),
+        (
+            "GET",
+            "/api/v1/connectors/acme/search?q=x&mode=fuzzy",
+            "query parameter mode=\"fuzzy\" must be keyword, semantic or hybrid",
         ),
         (
             "DELETE",

@@ -4,10 +4,12 @@
 //! ASCII equivalent ("Café" → `cafe`), so a query finds a word whatever its case or accents.
 //! Each analysis has a name that an index records with its fields: an index made with another
 //! analysis is rebuilt (embedded) or reported (OpenSearch), never searched with terms it does
-//! not hold. A later analysis (English stemming) gets a name of its own beside these.
+//! not hold. Prose (body, title, filename, passages) is analysed by [`ENGLISH`], which also
+//! stems ("reports" → `report`); keys keep [`FOLDED`], so a path is found as written.
 
 use tantivy::tokenizer::{
-    AsciiFoldingFilter, LowerCaser, RawTokenizer, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
+    AsciiFoldingFilter, Language, LowerCaser, RawTokenizer, RemoveLongFilter, SimpleTokenizer,
+    Stemmer, TextAnalyzer,
 };
 
 /// The analysis of searchable text (body, title, filename, key): words, lowercased, folded to
@@ -24,6 +26,25 @@ pub fn folded() -> TextAnalyzer {
         .filter(LowerCaser)
         .filter(AsciiFoldingFilter)
         .build()
+}
+
+/// The analysis of prose (body, title, filename, passages): [`FOLDED`] words, then the
+/// English (Porter 2) stemmer, so that "reporting" finds "reports".
+pub const ENGLISH: &str = "s3c_english";
+
+/// The [`ENGLISH`] analyzer.
+pub fn english() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(LONGEST_WORD_BYTES))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .filter(Stemmer::new(Language::English))
+        .build()
+}
+
+/// The [`ENGLISH`] terms of `text`, each with the byte range of the word it came from.
+pub fn english_words(text: &str) -> Vec<(String, std::ops::Range<usize>)> {
+    words_of(english(), text)
 }
 
 /// The whole text as one term, lowercased and folded to ASCII: how filter values (metadata,
@@ -48,7 +69,11 @@ pub fn fold_keyword(text: &str) -> String {
 
 /// The [`FOLDED`] terms of `text`, each with the byte range of the word it came from.
 pub fn folded_words(text: &str) -> Vec<(String, std::ops::Range<usize>)> {
-    let mut analyzer = folded();
+    words_of(folded(), text)
+}
+
+/// The terms `analyzer` makes of `text`, each with the byte range of its word.
+fn words_of(mut analyzer: TextAnalyzer, text: &str) -> Vec<(String, std::ops::Range<usize>)> {
     let mut stream = analyzer.token_stream(text);
     let mut words = Vec::new();
     while stream.advance() {
@@ -70,5 +95,13 @@ mod tests {
         assert_eq!(words[0].1, 0..5);
         assert_eq!(words[3].1, 21..26);
         assert_eq!(fold_keyword("  Zoë Smith "), "  zoe smith ");
+    }
+
+    #[test]
+    fn english_words_are_folded_and_stemmed() {
+        let words = english_words("Reporting Cafés' flows, boundary-layers");
+        let terms: Vec<&str> = words.iter().map(|(term, _)| term.as_str()).collect();
+        assert_eq!(terms, ["report", "cafe", "flow", "boundari", "layer"]);
+        assert_eq!(words[1].1, 10..16);
     }
 }

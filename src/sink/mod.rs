@@ -15,6 +15,7 @@ pub mod opensearch;
 pub mod passages;
 pub mod query;
 pub mod snippet;
+pub mod vectors;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::embed::{Passage, PassageHash};
+use crate::embed::{EmbedError, Embedder, EmbeddingModel, Passage, PassageHash};
 use crate::sink::DocId;
 
 /// One passage of a document as a sink stores it.
@@ -46,6 +46,85 @@ pub enum Fusion {
         /// Weight of the semantic score, from 0 to 1.
         semantic_weight: f32,
     },
+}
+
+impl SearchMode {
+    /// The mode of a search that names none: hybrid when the index holds vectors (it recorded
+    /// a model), keyword otherwise.
+    pub fn default_for(recorded: Option<&EmbeddingModel>) -> Self {
+        if recorded.is_some() {
+            Self::Hybrid
+        } else {
+            Self::Keyword
+        }
+    }
+
+    /// Whether this mode needs the query's vector.
+    pub fn needs_vector(self) -> bool {
+        self != Self::Keyword
+    }
+}
+
+/// Why a query could not be turned into a vector for a semantic or hybrid search.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryVectorError {
+    /// The index has no vectors.
+    #[error(
+        "the index has no vectors (no sync with an `embedding:` block has filled it): search \
+         in keyword mode, or add `embedding:` to the connector and sync"
+    )]
+    NoVectors,
+    /// The connector has no `embedding:` block, but its index has vectors.
+    #[error(
+        "the connector has no `embedding:` block, but its index holds vectors of {recorded}: \
+         add the block that made them, or search in keyword mode"
+    )]
+    NoEmbedder {
+        /// The model of the index's vectors.
+        recorded: EmbeddingModel,
+    },
+    /// The connector's model is not the index's.
+    #[error(
+        "the connector is configured with the model {configured}, but its index holds vectors \
+         of {recorded}: configure {recorded} again, or re-embed with `sync --reembed`"
+    )]
+    OtherModel {
+        /// The model of the connector's `embedding:` block.
+        configured: EmbeddingModel,
+        /// The model of the index's vectors.
+        recorded: EmbeddingModel,
+    },
+    /// The model failed on the query.
+    #[error("cannot embed the query: {0}")]
+    Embed(#[from] EmbedError),
+}
+
+/// The vector of `text` by `embedder`, which must embed with `recorded`, the model of the
+/// index's vectors.
+pub async fn query_vector(
+    embedder: Option<&dyn Embedder>,
+    recorded: Option<&EmbeddingModel>,
+    text: &str,
+) -> Result<Vec<f32>, QueryVectorError> {
+    let recorded = recorded.ok_or(QueryVectorError::NoVectors)?;
+    let embedder = embedder.ok_or_else(|| QueryVectorError::NoEmbedder {
+        recorded: recorded.clone(),
+    })?;
+    if embedder.model() != recorded {
+        return Err(QueryVectorError::OtherModel {
+            configured: embedder.model().clone(),
+            recorded: recorded.clone(),
+        });
+    }
+    let mut vectors = embedder.embed(&[text.to_owned()]).await?;
+    match (vectors.pop(), vectors.is_empty()) {
+        (Some(vector), true) => Ok(vector),
+        _ => Err(EmbedError::Shape {
+            expected: "1 vector".to_owned(),
+            got: format!("{} vectors", vectors.len() + 1),
+        }
+        .into()),
+    }
 }
 
 impl Default for Fusion {
@@ -115,6 +194,14 @@ pub struct Snippet {
     pub text: String,
     /// Byte ranges `[start, end)` of `text` that the query matched, in order, not overlapping.
     pub highlights: Vec<[usize; 2]>,
+}
+
+impl Snippet {
+    /// The text and highlights of a hit's snippet, as the CLI and the API print them: no
+    /// text and no highlights without one.
+    pub fn parts(snippet: Option<Self>) -> (Option<String>, Vec<[usize; 2]>) {
+        snippet.map_or((None, Vec::new()), |s| (Some(s.text), s.highlights))
+    }
 }
 
 /// The identity of a hit across rankings: its document and passage.
@@ -191,4 +278,179 @@ pub fn fuse(
             hit
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A hit of document `doc` (its passage `ordinal`, if any) scoring `score`.
+    fn hit(doc: &str, ordinal: Option<u32>, score: f32) -> PassageHit {
+        PassageHit {
+            id: DocId::of("b", doc),
+            bucket: "b".to_owned(),
+            key: doc.to_owned(),
+            title: None,
+            passage: ordinal.map(|ordinal| PassageSpan {
+                ordinal,
+                start: 0,
+                end: 1,
+                heading: None,
+                page: None,
+                content_hash: None,
+            }),
+            score,
+            snippet: None,
+        }
+    }
+
+    fn keys(hits: &[PassageHit]) -> Vec<String> {
+        hits.iter()
+            .map(|hit| match &hit.passage {
+                Some(span) => format!("{}#{}", hit.key, span.ordinal),
+                None => hit.key.clone(),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_query_vector_comes_from_the_model_the_index_recorded() {
+        let embedder = crate::embed::testing::WordHashEmbedder::new(8);
+        let model = embedder.model().clone();
+        let vector = query_vector(Some(&embedder), Some(&model), "lift and drag")
+            .await
+            .unwrap();
+        assert_eq!(vector, embedder.vector("lift and drag"));
+        let error = query_vector(Some(&embedder), None, "x").await.unwrap_err();
+        assert!(matches!(error, QueryVectorError::NoVectors), "{error}");
+        let error = query_vector(None, Some(&model), "x").await.unwrap_err();
+        assert!(
+            error.to_string().contains("test:word-hash (8 dimensions)"),
+            "{error}"
+        );
+        let other = EmbeddingModel {
+            id: "local:all-MiniLM-L6-v2".to_owned(),
+            dimensions: 384,
+        };
+        let error = query_vector(Some(&embedder), Some(&other), "x")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the connector is configured with the model test:word-hash (8 dimensions), but its \
+             index holds vectors of local:all-MiniLM-L6-v2 (384 dimensions): configure \
+             local:all-MiniLM-L6-v2 (384 dimensions) again, or re-embed with `sync --reembed`"
+        );
+        assert_eq!(SearchMode::default_for(Some(&other)), SearchMode::Hybrid);
+        assert_eq!(SearchMode::default_for(None), SearchMode::Keyword);
+    }
+
+    #[test]
+    fn fusion_table() {
+        let rrf = Fusion::default();
+        let weighted = |w| Fusion::Weighted { semantic_weight: w };
+        // (keyword, semantic, fusion, limit, expected order)
+        type Case = (
+            Vec<PassageHit>,
+            Vec<PassageHit>,
+            Fusion,
+            usize,
+            Vec<&'static str>,
+        );
+        let cases: Vec<Case> = vec![
+            // Found by both lists beats found by one.
+            (
+                vec![hit("a", Some(0), 9.0), hit("b", Some(0), 8.0)],
+                vec![hit("c", Some(0), 0.9), hit("b", Some(0), 0.8)],
+                rrf,
+                10,
+                vec!["b#0", "a#0", "c#0"],
+            ),
+            // Two passages of one document are two hits.
+            (
+                vec![hit("a", Some(0), 2.0)],
+                vec![hit("a", Some(1), 0.9)],
+                rrf,
+                10,
+                vec!["a#0", "a#1"],
+            ),
+            // A whole-document hit and the limit.
+            (
+                vec![hit("a", None, 2.0), hit("b", None, 1.0)],
+                vec![],
+                rrf,
+                1,
+                vec!["a"],
+            ),
+            // Weighted: all semantic follows the semantic order.
+            (
+                vec![hit("a", Some(0), 9.0), hit("b", Some(0), 1.0)],
+                vec![hit("b", Some(0), 0.9), hit("a", Some(0), 0.1)],
+                weighted(1.0),
+                10,
+                vec!["b#0", "a#0"],
+            ),
+            (
+                vec![hit("a", Some(0), 9.0), hit("b", Some(0), 1.0)],
+                vec![hit("b", Some(0), 0.9), hit("a", Some(0), 0.1)],
+                weighted(0.0),
+                10,
+                vec!["a#0", "b#0"],
+            ),
+            (vec![], vec![], rrf, 10, vec![]),
+        ];
+        for (index, (keyword, semantic, fusion, limit, expected)) in cases.into_iter().enumerate() {
+            assert_eq!(
+                keys(&fuse(keyword, semantic, fusion, limit)),
+                expected,
+                "case {index}"
+            );
+        }
+        // RRF scores: 1/61 + 1/62 for a hit first in one list and second in the other.
+        let fused = fuse(
+            vec![hit("a", None, 1.0)],
+            vec![hit("x", None, 1.0), hit("a", None, 0.5)],
+            rrf,
+            10,
+        );
+        assert!((fused[0].score - (1.0 / 61.0 + 1.0 / 62.0)).abs() < 1e-6);
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config::with_cases(128))]
+
+        /// Fusion answers each hit once, at most `limit`, best first, every hit from an input.
+        #[test]
+        fn fusion_answers_each_hit_once_best_first(
+            keyword in prop::collection::vec((0u8..8, 0f32..10.0), 0..10),
+            semantic in prop::collection::vec((0u8..8, -1f32..1.0), 0..10),
+            limit in 0usize..12,
+            weight in prop::option::of(0f32..=1.0),
+        ) {
+            let dedup = |list: Vec<(u8, f32)>| {
+                let mut seen = std::collections::HashSet::new();
+                list.into_iter()
+                    .filter(|(doc, _)| seen.insert(*doc))
+                    .map(|(doc, score)| hit(&doc.to_string(), Some(0), score))
+                    .collect::<Vec<_>>()
+            };
+            let (keyword, semantic) = (dedup(keyword), dedup(semantic));
+            let fusion = weight.map_or(Fusion::default(), |w| Fusion::Weighted { semantic_weight: w });
+            let mut inputs: Vec<String> = keys(&keyword);
+            inputs.extend(keys(&semantic));
+            inputs.sort();
+            inputs.dedup();
+            let fused = fuse(keyword, semantic, fusion, limit);
+            let found = keys(&fused);
+            prop_assert_eq!(found.len(), inputs.len().min(limit));
+            let mut unique = found.clone();
+            unique.sort();
+            unique.dedup();
+            prop_assert_eq!(unique.len(), found.len());
+            prop_assert!(found.iter().all(|key| inputs.contains(key)));
+            prop_assert!(fused.windows(2).all(|pair| pair[0].score >= pair[1].score));
+        }
+    }
 }

@@ -4,11 +4,14 @@
 //! HTML markup is reduced to its text (headings, quotes, list markers, emphasis, code ticks,
 //! links and images, tags), whitespace collapses to single spaces, and about [`SNIPPET_CHARS`]
 //! characters are kept around the first word a query term matches, as the index matches it
-//! (case and accents folded, [`crate::sink::analysis`]). Cuts fall between words, never inside
-//! one (unless a single word is longer than the whole window) and never inside a UTF-8
-//! character; `…` marks text left out at either end. Not here: highlighting and passages.
+//! (case and accents folded, English stems compared, [`crate::sink::analysis`]). Cuts fall
+//! between words, never inside one (unless a single word is longer than the whole window) and
+//! never inside a UTF-8 character; `…` marks text left out at either end. [`highlighted`] also
+//! gives the byte ranges of every matched word in the snippet, for a caller to mark (bold on a
+//! terminal, `<mark>` in a page: escaping is the caller's).
 
 use super::analysis;
+use super::passages::Snippet;
 
 /// Characters of text in a snippet, ellipses not counted.
 pub const SNIPPET_CHARS: usize = 240;
@@ -19,24 +22,42 @@ const LEAD_CHARS: usize = 40;
 /// About [`SNIPPET_CHARS`] characters of `body`'s text around the first word that a term of
 /// `query` matches (from the start when none does), markup removed, cut between words.
 pub fn snippet(body: &str, query: &str) -> String {
+    highlighted(body, query).text
+}
+
+/// [`snippet`] with the byte ranges (in the snippet's text) of every word a query term
+/// matches, in order.
+pub fn highlighted(body: &str, query: &str) -> Snippet {
     let text = plain_text(body);
-    let hit = first_hit(&text, &query_terms(query)).map_or(0, |range| range.start);
+    let matched = matches(&text, &query_terms(query));
+    let hit = matched.first().map_or(0, |range| range.start);
     let (start, end) = window(&text, hit);
     let mut snippet = String::with_capacity(end - start + 6);
     if start > 0 {
         snippet.push('…');
     }
+    let shift = snippet.len();
     snippet.push_str(&text[start..end]);
     if end < text.len() {
         snippet.push('…');
     }
-    snippet
+    let highlights = matched
+        .into_iter()
+        .filter(|range| range.start >= start && range.end <= end)
+        .map(|range| [range.start - start + shift, range.end - start + shift])
+        .collect();
+    Snippet {
+        text: snippet,
+        highlights,
+    }
 }
 
-/// A term of the query: its folded text, and whether it matches any word it begins (`conn*`).
+/// A term of the query: its folded text, its English stem, and whether it matches any word it
+/// begins (`conn*`, compared unstemmed).
 #[derive(Debug, PartialEq, Eq)]
 struct Term {
     text: String,
+    stem: String,
     prefix: bool,
 }
 
@@ -58,28 +79,40 @@ fn query_terms(query: &str) -> Vec<Term> {
         }
         let value = word.rsplit_once(':').map_or(word, |(_, value)| value);
         let prefix = value.trim_end_matches(['"', ')']).ends_with('*');
+        let stems = analysis::english_words(value);
         terms.extend(
             analysis::folded_words(value)
                 .into_iter()
-                .map(|(text, _)| Term { text, prefix }),
+                .zip(stems)
+                .map(|((text, _), (stem, _))| Term { text, stem, prefix }),
         );
     }
     terms
 }
 
 /// The byte range of the first word of `text` that one of `terms` matches.
+#[cfg(test)]
 fn first_hit(text: &str, terms: &[Term]) -> Option<std::ops::Range<usize>> {
+    matches(text, terms).into_iter().next()
+}
+
+/// The byte ranges of the words of `text` that one of `terms` matches, in order: same stem,
+/// or beginning with a prefix term.
+fn matches(text: &str, terms: &[Term]) -> Vec<std::ops::Range<usize>> {
     if terms.is_empty() {
-        return None;
+        return Vec::new();
     }
+    // Both analyses cut the same words, so the two lists run side by side.
     analysis::folded_words(text)
         .into_iter()
-        .find(|(word, _)| {
+        .zip(analysis::english_words(text))
+        .filter(|((word, _), (stem, _))| {
             terms.iter().any(|term| {
-                *word == term.text || (term.prefix && word.starts_with(term.text.as_str()))
+                *stem == term.stem || (term.prefix && word.starts_with(term.text.as_str()))
             })
         })
-        .map(|(_, range)| range)
+        .map(|((_, range), _)| range)
+        .collect()
 }
 
 /// The byte range of the snippet in `text` (words separated by single spaces) for a hit
@@ -405,6 +438,34 @@ mod tests {
     }
 
     #[test]
+    fn highlights_mark_every_matched_word_by_its_stem() {
+        let found = highlighted(
+            "The *Reports* report reporting; a record. Conn connectors",
+            "report conn*",
+        );
+        let marked: Vec<&str> = found
+            .highlights
+            .iter()
+            .map(|[start, end]| &found.text[*start..*end])
+            .collect();
+        assert_eq!(
+            found.text,
+            "The Reports report reporting; a record. Conn connectors"
+        );
+        assert_eq!(
+            marked,
+            ["Reports", "report", "reporting", "Conn", "connectors"]
+        );
+        // After a cut, the ranges count the leading ellipsis.
+        let filler = "lorem ipsum dolor sit amet ".repeat(20);
+        let found = highlighted(&format!("{filler}the flows {filler}"), "flow");
+        let [start, end] = found.highlights[0];
+        assert!(found.text.starts_with('…'));
+        assert_eq!(&found.text[start..end], "flows");
+        assert_eq!(found.highlights.len(), 1);
+    }
+
+    #[test]
     fn a_word_longer_than_the_window_is_cut_at_a_character_boundary() {
         let body = format!("start {} end", "é".repeat(400));
         let found = snippet(&body, "end");
@@ -451,6 +512,17 @@ mod tests {
             let first_word = core.split(' ').next().unwrap_or_default();
             if first_word.chars().count() < SNIPPET_CHARS {
                 prop_assert!(end == text.len() || text[end..].starts_with(' '), "{:?}", found);
+            }
+        }
+
+        #[test]
+        fn highlights_are_ordered_word_ranges_of_the_snippet(body in body(), query in "\\PC{0,20}") {
+            let found = highlighted(&body, &query);
+            let mut last = 0;
+            for [start, end] in &found.highlights {
+                prop_assert!(last <= *start && start < end && *end <= found.text.len());
+                prop_assert!(found.text.is_char_boundary(*start) && found.text.is_char_boundary(*end));
+                last = *end;
             }
         }
 

@@ -329,8 +329,8 @@ async fn search_needs_no_credentials_nor_connector_flag_and_takes_a_leading_dash
     );
     assert!(stdout.contains("Launch plan"), "the title: {stdout}");
     assert!(
-        stdout.contains("rollout starts in March"),
-        "the snippet: {stdout}"
+        stdout.contains("**rollout** starts in March"),
+        "the snippet, its matched word marked (stdout is no terminal): {stdout}"
     );
 
     for query in [&["-draft", "rollout"][..], &["rollout", "-draft"]] {

@@ -130,21 +130,48 @@ function highlighted(parent, text, terms) {
   return parent;
 }
 
+// Appends `text` to `parent`, each of `ranges` (UTF-8 byte ranges [start, end), in order, as the
+// API's `highlights` give them) wrapped in <mark>.
+function marked(parent, text, ranges) {
+  const bytes = new TextEncoder().encode(text);
+  const decode = (from, to) => new TextDecoder().decode(bytes.slice(from, to));
+  let at = 0;
+  for (const [start, end] of ranges || []) {
+    if (start < at || end > bytes.length || start >= end) continue;
+    parent.append(decode(at, start), el("mark", {}, decode(start, end)));
+    at = end;
+  }
+  parent.append(decode(at, bytes.length));
+  return parent;
+}
+
+// Where a passage lies: "#3 Setup > Keys (page 2)"; empty for a whole-document hit.
+function place(passage) {
+  if (!passage) return "";
+  let text = `#${passage.ordinal}`;
+  if (passage.heading) text += ` ${passage.heading}`;
+  if (passage.page) text += ` (page ${passage.page})`;
+  return text;
+}
+
 async function search(event) {
   event.preventDefault();
   const id = $("search-connector").value;
   const q = $("search-q").value;
+  const mode = $("search-mode").value;
   const terms = q.split(/\s+/).map((t) => t.replace(/[^\p{L}\p{N}]/gu, ""));
+  const modeParam = mode ? `&mode=${encodeURIComponent(mode)}` : "";
   const { status, json } = await api("GET",
-    `/connectors/${encodeURIComponent(id)}/search?limit=20&q=${encodeURIComponent(q)}`);
+    `/connectors/${encodeURIComponent(id)}/search?limit=20${modeParam}&q=${encodeURIComponent(q)}`);
   const hits = $("hits");
   hits.replaceChildren();
   if (status !== 200) { $("search-status").textContent = json.error.message; return; }
-  $("search-status").textContent = `${json.hits.length} hit(s)`;
+  $("search-status").textContent = `${json.hits.length} hit(s), ${json.mode}`;
   for (const hit of json.hits) {
     hits.append(el("li", {},
       highlighted(el("div", { class: "key" }), `${hit.bucket}/${hit.key}`, terms),
-      highlighted(el("div", { class: "snippet" }), hit.snippet || "", terms)));
+      el("div", { class: "place" }, [hit.title, place(hit.passage)].filter(Boolean).join(" · ")),
+      marked(el("div", { class: "snippet" }), hit.snippet || "", hit.highlights)));
   }
 }
 

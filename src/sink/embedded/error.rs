@@ -47,14 +47,23 @@ pub enum EmbeddedError {
         cause: TantivyError,
     },
 
-    /// The file recording the index's source could not be read or written.
-    #[error("cannot {action} the source record {path}: {detail}")]
+    /// A file recording the index's source or model could not be read or written.
+    #[error("cannot {action} the record {path}: {detail}")]
     SourceRecord {
         /// "read" or "write".
         action: &'static str,
         /// The file.
         path: PathBuf,
         /// What went wrong.
+        detail: String,
+    },
+
+    /// A search the index cannot answer as asked.
+    #[error("cannot search the index at {path}: {detail}")]
+    Search {
+        /// The index directory.
+        path: PathBuf,
+        /// What is wrong with the search.
         detail: String,
     },
 

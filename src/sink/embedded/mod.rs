@@ -8,27 +8,31 @@
 //! a time.
 
 mod error;
+mod passages;
 mod read;
 mod schema;
 mod search;
 mod upgrade;
 mod write;
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use tantivy::directory::MmapDirectory;
+use tantivy::index::SegmentId;
 use tantivy::query::QueryParser;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyError};
 
 pub use self::error::EmbeddedError;
 use self::schema::Fields;
 use self::write::Replace;
+use crate::embed::{EmbeddingModel, PassageHash};
 use crate::sink::IndexSource;
 use crate::sink::{
-    DocId, Document, IndexedPage, RejectedDocuments, ScanFrom, SearchHit, Sink, SinkError,
-    VersionStamp,
+    DocId, Document, IndexedPage, PassageHit, PassageQuery, RejectedDocuments, ScanFrom, SearchHit,
+    Sink, SinkError, VersionStamp,
 };
 
 /// The embedded tantivy index of one directory. Clones share the same index and writer.
@@ -50,6 +54,9 @@ struct Inner {
     writer_threads: Option<usize>,
     /// Opened on the first write, so that a process that only searches never takes the lock.
     writer: Mutex<Option<IndexWriter>>,
+    /// The passages' vectors of each segment a semantic search has scanned, read once per
+    /// segment (segments never change; deletes are checked at each search).
+    vectors: Mutex<HashMap<SegmentId, Arc<passages::SegmentVectors>>>,
 }
 
 impl EmbeddedIndex {
@@ -103,10 +110,18 @@ impl EmbeddedIndex {
             .reload_policy(ReloadPolicy::OnCommitWithDelay)
             .try_into()
             .map_err(tantivy_error("opening a reader on"))?;
-        let query_parser = QueryParser::for_index(
+        let mut query_parser = QueryParser::for_index(
             &index,
-            vec![fields.body, fields.filename, fields.key, fields.title],
+            vec![
+                fields.body,
+                fields.filename,
+                fields.key,
+                fields.title,
+                fields.passage,
+            ],
         );
+        query_parser.set_field_boost(fields.title, search::TITLE_BOOST);
+        query_parser.set_field_boost(fields.filename, search::FILENAME_BOOST);
 
         Ok(Self {
             inner: Arc::new(Inner {
@@ -117,18 +132,20 @@ impl EmbeddedIndex {
                 query_parser,
                 writer_threads,
                 writer: Mutex::new(None),
+                vectors: Mutex::new(HashMap::new()),
             }),
         })
     }
 
     /// Number of committed documents, as of the last commit this process saw.
     pub fn count(&self) -> Result<u64, EmbeddedError> {
-        Ok(self.inner.reader.searcher().num_docs())
+        self.inner.count_documents()
     }
 
-    /// The committed document with this id, rebuilt from stored fields (for tests and tools).
+    /// The committed document with this id, rebuilt from stored fields with its passages (for
+    /// tests and tools).
     pub fn get(&self, id: DocId) -> Result<Option<Document>, EmbeddedError> {
-        self.inner.get(id)
+        self.inner.get_with_passages(id)
     }
 
     /// Runs `operation` on a blocking thread: tantivy does file I/O and CPU work synchronously.
@@ -196,8 +213,16 @@ impl Sink for EmbeddedIndex {
     }
 
     async fn indexed_version(&self, id: DocId) -> Result<Option<VersionStamp>, SinkError> {
-        self.blocking(move |inner| Ok(inner.get(id)?.map(|document| document.version())))
-            .await
+        self.blocking(move |inner| {
+            Ok(inner.get(id)?.map(|document| {
+                if document.embedding_error.is_some() {
+                    VersionStamp::UNFINISHED
+                } else {
+                    document.version()
+                }
+            }))
+        })
+        .await
     }
 
     async fn upsert(&self, documents: Vec<Document>) -> Result<RejectedDocuments, SinkError> {
@@ -230,7 +255,34 @@ impl Sink for EmbeddedIndex {
 
     async fn record_source(&self, source: &IndexSource) -> Result<(), SinkError> {
         let source = source.clone();
-        self.blocking(move |inner| inner.record_source(&source))
+        self.blocking(move |inner| inner.record(SOURCE_FILE, &source))
+            .await
+    }
+
+    async fn search_passages(&self, query: &PassageQuery) -> Result<Vec<PassageHit>, SinkError> {
+        let query = query.clone();
+        self.blocking(move |inner| inner.search_passages(&query))
+            .await
+    }
+
+    async fn passage_vectors(&self, id: DocId) -> Result<Vec<(PassageHash, Vec<f32>)>, SinkError> {
+        self.blocking(move |inner| {
+            Ok(inner
+                .passages(id)?
+                .into_iter()
+                .filter_map(|stored| Some((stored.passage.content_hash, stored.vector?)))
+                .collect())
+        })
+        .await
+    }
+
+    async fn recorded_model(&self) -> Result<Option<EmbeddingModel>, SinkError> {
+        self.blocking(|inner| inner.recorded(MODEL_FILE)).await
+    }
+
+    async fn record_model(&self, model: &EmbeddingModel) -> Result<(), SinkError> {
+        let model = model.clone();
+        self.blocking(move |inner| inner.record(MODEL_FILE, &model))
             .await
     }
 }
@@ -238,9 +290,20 @@ impl Sink for EmbeddedIndex {
 /// The file beside tantivy's own that records the source of the index's documents.
 const SOURCE_FILE: &str = "s3c-source.json";
 
+/// The file beside tantivy's own that records the model of the passages' vectors.
+const MODEL_FILE: &str = "s3c-model.json";
+
 impl Inner {
     fn recorded_source(&self) -> Result<Option<IndexSource>, EmbeddedError> {
-        let path = self.path.join(SOURCE_FILE);
+        self.recorded(SOURCE_FILE)
+    }
+
+    /// The record kept in `file` beside the index; `None` when there is none.
+    fn recorded<T: serde::de::DeserializeOwned>(
+        &self,
+        file: &str,
+    ) -> Result<Option<T>, EmbeddedError> {
+        let path = self.path.join(file);
         let error = |detail: String| EmbeddedError::SourceRecord {
             action: "read",
             path: path.clone(),
@@ -255,14 +318,15 @@ impl Inner {
         }
     }
 
-    fn record_source(&self, source: &IndexSource) -> Result<(), EmbeddedError> {
-        let path = self.path.join(SOURCE_FILE);
+    /// Replaces the record kept in `file` beside the index, durably.
+    fn record<T: serde::Serialize>(&self, file: &str, record: &T) -> Result<(), EmbeddedError> {
+        let path = self.path.join(file);
         let error = |detail: String| EmbeddedError::SourceRecord {
             action: "write",
             path: path.clone(),
             detail,
         };
-        let bytes = serde_json::to_vec_pretty(source).map_err(|e| error(e.to_string()))?;
+        let bytes = serde_json::to_vec_pretty(record).map_err(|e| error(e.to_string()))?;
         crate::durable::replace(&path, &bytes).map_err(|e| error(e.to_string()))
     }
 }

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use tantivy::collector::TopDocs;
+use tantivy::collector::{Count, DocSetCollector, TopDocs};
 use tantivy::columnar::StrColumn;
-use tantivy::query::TermQuery;
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::IndexRecordOption;
 use tantivy::{
     DocId as DocAddressDoc, DocSet, SegmentReader, TERMINATED, TantivyDocument, TantivyError, Term,
@@ -16,9 +16,74 @@ use super::schema;
 use super::{EmbeddedError, Inner};
 use time::OffsetDateTime;
 
-use crate::sink::{DocId, Document, IndexedEntry, ScanFrom, VersionStamp};
+use crate::sink::{DocId, Document, IndexedEntry, ScanFrom, StoredPassage, VersionStamp};
 
 impl Inner {
+    /// The committed document `id` with its passages (by ordinal).
+    pub(super) fn get_with_passages(&self, id: DocId) -> Result<Option<Document>, EmbeddedError> {
+        let Some(mut document) = self.get(id)? else {
+            return Ok(None);
+        };
+        document.passages = self.passages(id)?;
+        Ok(Some(document))
+    }
+
+    /// The committed passages of document `id`, by ordinal.
+    pub(super) fn passages(&self, id: DocId) -> Result<Vec<StoredPassage>, EmbeddedError> {
+        let searcher = self.reader.searcher();
+        let query = TermQuery::new(
+            Term::from_field_text(self.fields.passage_of, &id.to_hex()),
+            IndexRecordOption::Basic,
+        );
+        let addresses = searcher
+            .search(&query, &DocSetCollector)
+            .map_err(self.tantivy_error("looking up passages in"))?;
+        let mut passages = Vec::with_capacity(addresses.len());
+        for address in addresses {
+            let doc: TantivyDocument = searcher
+                .doc(address)
+                .map_err(self.tantivy_error("reading a passage from"))?;
+            let (_, passage) = self
+                .fields
+                .decode_passage(&doc)
+                .map_err(|detail| self.corrupt(detail))?;
+            passages.push(passage);
+        }
+        passages.sort_by_key(|stored| stored.passage.ordinal);
+        Ok(passages)
+    }
+
+    /// Committed documents (passages not counted).
+    pub(super) fn count_documents(&self) -> Result<u64, EmbeddedError> {
+        let count = self
+            .reader
+            .searcher()
+            .search(&self.documents_only(), &Count)
+            .map_err(self.tantivy_error("counting documents of"))?;
+        Ok(count as u64)
+    }
+
+    /// Matches every document, no passage.
+    pub(super) fn documents_only(&self) -> BooleanQuery {
+        self.of_kinds(&[schema::KIND_DOCUMENT, schema::KIND_EMBEDDED])
+    }
+
+    /// Matches what has one of `kinds`.
+    pub(super) fn of_kinds(&self, kinds: &[&str]) -> BooleanQuery {
+        BooleanQuery::new(
+            kinds
+                .iter()
+                .map(|kind| {
+                    let query: Box<dyn Query> = Box::new(TermQuery::new(
+                        Term::from_field_text(self.fields.kind, kind),
+                        IndexRecordOption::Basic,
+                    ));
+                    (Occur::Should, query)
+                })
+                .collect(),
+        )
+    }
+
     pub(super) fn get(&self, id: DocId) -> Result<Option<Document>, EmbeddedError> {
         let searcher = self.reader.searcher();
         let query = TermQuery::new(
@@ -183,7 +248,10 @@ impl Inner {
             .ok_or_else(|| missing(schema::ETAG))?;
         let sizes = fast.u64(schema::SIZE_IN_BYTES).map_err(error)?;
         let dates = fast.date(schema::LAST_MODIFIED).map_err(error)?;
+        // Absent from a segment where no document's embedding failed.
+        let unfinished = fast.column_opt::<u64>(schema::UNFINISHED).map_err(error)?;
         let mut columns = Vec::with_capacity(rows.len());
+        let mut unfinished_rows = Vec::new();
         for &(_, doc) in rows {
             let row = (etags.ords().first(doc), sizes.first(doc), dates.first(doc));
             let (Some(etag_ord), Some(size), Some(date)) = row else {
@@ -192,12 +260,22 @@ impl Inner {
                 )));
             };
             columns.push((etag_ord, size, date.into_utc()));
+            let is_unfinished = unfinished
+                .as_ref()
+                .and_then(|column| column.first(doc))
+                .is_some_and(|flag| flag == 1);
+            unfinished_rows.push(is_unfinished);
         }
         let mut stamps = vec![None; rows.len()];
         let etag_ords: Vec<u64> = columns.iter().map(|column| column.0).collect();
         self.for_each_term(&etags, &etag_ords, |index, etag| {
             let (_, size, last_modified) = columns[index];
-            stamps[index] = Some((VersionStamp::of(etag, last_modified, size), last_modified));
+            let stamp = if unfinished_rows[index] {
+                VersionStamp::UNFINISHED
+            } else {
+                VersionStamp::of(etag, last_modified, size)
+            };
+            stamps[index] = Some((stamp, last_modified));
             Ok(())
         })?;
         stamps

@@ -1,16 +1,24 @@
 //! BM25 search over the stored text fields, lenient about what a person typed, reading boolean
-//! operators as Lucene (and so OpenSearch's query string) does.
+//! operators as Lucene (and so OpenSearch's query string) does. Prose is stemmed
+//! ([`crate::sink::analysis::ENGLISH`]) and a word in the title or the filename weighs more than
+//! one in the body ([`TITLE_BOOST`], [`FILENAME_BOOST`]). [`Sink::search`](crate::sink::Sink)
+//! finds documents; passages are searched in `passages.rs`.
 
 use tantivy::TantivyDocument;
 use tantivy::Term;
 use tantivy::collector::TopDocs;
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, TermQuery};
+use tantivy::query::{AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, TermQuery};
 use tantivy::query_grammar::{self, UserInputAst, UserInputLeaf};
 use tantivy::schema::{IndexRecordOption, Value};
 
 use super::schema;
 use super::{EmbeddedError, Inner};
 use crate::sink::{SearchHit, query};
+
+/// How much more a query word found in a document's title counts than one in its body.
+pub(super) const TITLE_BOOST: f32 = 2.0;
+/// How much more a query word found in a document's filename counts than one in its body.
+pub(super) const FILENAME_BOOST: f32 = 2.0;
 
 impl Inner {
     pub(super) fn search(
@@ -21,7 +29,7 @@ impl Inner {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let query = self.query(query);
+        let query = self.query(query, Box::new(self.documents_only()));
         let searcher = self.reader.searcher();
         let top = searcher
             .search(&query, &TopDocs::with_limit(limit).order_by_score())
@@ -49,9 +57,10 @@ impl Inner {
 }
 
 impl Inner {
-    /// What a person typed, as a tantivy query: its filters ([`query::split`]) as required or
+    /// What a person typed, as a tantivy query over what `among` matches (documents, or
+    /// passages and documents without any): its filters ([`query::split`]) as required or
     /// excluded terms of the `filters` field, the rest through the query parser.
-    fn query(&self, typed: &str) -> Box<dyn Query> {
+    pub(super) fn query(&self, typed: &str, among: Box<dyn Query>) -> Box<dyn Query> {
         let filtered = query::split(typed);
         let text: Box<dyn Query> = if filtered.has_filters() && filtered.text.trim().is_empty() {
             Box::new(AllQuery)
@@ -63,16 +72,14 @@ impl Inner {
                 .build_query_from_user_input_ast_lenient(as_lucene_reads_it(ast));
             query
         };
-        if !filtered.has_filters() {
-            return text;
-        }
+        let among: Box<dyn Query> = Box::new(ConstScoreQuery::new(among, 0.0));
         let term = |term: &String| -> Box<dyn Query> {
             Box::new(TermQuery::new(
                 Term::from_field_text(self.fields.filters, term),
                 IndexRecordOption::Basic,
             ))
         };
-        let mut clauses = vec![(Occur::Must, text)];
+        let mut clauses = vec![(Occur::Must, text), (Occur::Must, among)];
         clauses.extend(filtered.required.iter().map(|t| (Occur::Must, term(t))));
         clauses.extend(filtered.excluded.iter().map(|t| (Occur::MustNot, term(t))));
         Box::new(BooleanQuery::new(clauses))

@@ -7,7 +7,7 @@ use tantivy::TantivyDocument;
 use time::{OffsetDateTime, UtcOffset};
 
 use super::*;
-use crate::sink::{ContentStatus, IndexedEntry, ScanFrom};
+use crate::sink::{ContentStatus, IndexedEntry, PassageHit, PassageQuery, ScanFrom};
 
 fn at_millis(millis: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).unwrap()
@@ -438,7 +438,12 @@ async fn pages_list_a_buckets_alive_documents_in_key_byte_order_across_segments(
 /// tokenizer.
 fn before_folding(entry: &tantivy::schema::FieldEntry) -> tantivy::schema::FieldEntry {
     super::upgrade::with_tokenizer(entry, |tokenizer| {
-        (tokenizer == crate::sink::analysis::FOLDED).then_some("default")
+        [
+            crate::sink::analysis::FOLDED,
+            crate::sink::analysis::ENGLISH,
+        ]
+        .contains(&tokenizer)
+        .then_some("default")
     })
 }
 
@@ -567,4 +572,320 @@ fn open_or_create_makes_missing_directories() {
     let index = EmbeddedIndex::open_or_create(&nested).unwrap();
     assert_eq!(index.count().unwrap(), 0);
     assert!(nested.join("meta.json").is_file());
+}
+
+/// Passage settings of the tests: `max_tokens` words a passage.
+fn passage_settings(max_tokens: usize) -> crate::config::embedding::PassageSettings {
+    crate::config::embedding::PassageSettings {
+        max_tokens,
+        overlap_tokens: 0,
+        max_passages_per_document: 100,
+    }
+}
+
+/// `document` with its body cut into passages of `max_tokens` words, embedded by `embedder`.
+fn with_passages(
+    mut document: Document,
+    embedder: &crate::embed::testing::WordHashEmbedder,
+    max_tokens: usize,
+) -> Document {
+    let body = document.body.clone().unwrap_or_default();
+    let (passages, _) = crate::embed::passages_of(&body, embedder, &passage_settings(max_tokens));
+    document.passages = passages
+        .into_iter()
+        .map(|passage| crate::sink::StoredPassage {
+            vector: Some(embedder.vector(&passage.text)),
+            passage,
+        })
+        .collect();
+    document
+}
+
+fn keyword(text: &str, limit: usize) -> PassageQuery {
+    PassageQuery {
+        text: text.to_owned(),
+        vector: None,
+        mode: crate::sink::passages::SearchMode::Keyword,
+        fusion: crate::sink::passages::Fusion::default(),
+        limit,
+    }
+}
+
+/// (key, passage ordinal) of each hit.
+fn places(hits: &[PassageHit]) -> Vec<(String, Option<u32>)> {
+    hits.iter()
+        .map(|hit| {
+            (
+                hit.key.clone(),
+                hit.passage.as_ref().map(|span| span.ordinal),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn passages_are_stored_replaced_and_deleted_with_their_document_and_never_scanned() {
+    let dir = tempfile::tempdir().unwrap();
+    let embedder = crate::embed::testing::WordHashEmbedder::new(32);
+    let first = with_passages(
+        full_doc(
+            "b",
+            "long.txt",
+            "alpha beta gamma delta epsilon zeta eta theta",
+        ),
+        &embedder,
+        3,
+    );
+    assert_eq!(first.passages.len(), 3);
+    let plain = full_doc("b", "plain.txt", "alpha without passages");
+    let index = index_with(dir.path(), vec![first.clone(), plain.clone()]).await;
+
+    assert_eq!(index.get(first.id).unwrap().as_ref(), Some(&first));
+    assert_eq!(index.count().unwrap(), 2);
+    assert_eq!(all_keys(&index, "b").await, ["long.txt", "plain.txt"]);
+    assert_eq!(index.indexed_buckets().await.unwrap(), ["b"]);
+    let vectors = index.passage_vectors(first.id).await.unwrap();
+    let expected: Vec<_> = first
+        .passages
+        .iter()
+        .map(|stored| (stored.passage.content_hash, stored.vector.clone().unwrap()))
+        .collect();
+    assert_eq!(vectors, expected);
+    // A whole-document search never answers a passage.
+    let hits = index.search("alpha", 10).await.unwrap();
+    assert_eq!(hits.len(), 2);
+
+    // An upsert replaces the passages; a delete removes them.
+    let second = with_passages(full_doc("b", "long.txt", "omega psi chi phi"), &embedder, 3);
+    index.upsert(vec![second.clone()]).await.unwrap();
+    index.commit().await.unwrap();
+    assert_eq!(
+        index.get(first.id).unwrap().unwrap().passages,
+        second.passages
+    );
+    assert!(
+        index
+            .search_passages(&keyword("gamma", 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        places(&index.search_passages(&keyword("phi", 10)).await.unwrap()),
+        [("long.txt".to_owned(), Some(1))]
+    );
+    index.delete(vec![first.id]).await.unwrap();
+    index.commit().await.unwrap();
+    assert!(index.passage_vectors(first.id).await.unwrap().is_empty());
+    assert!(
+        index
+            .search_passages(&keyword("phi", 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(index.count().unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_document_whose_embedding_failed_is_unfinished_for_the_next_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut failed = full_doc("b", "failed.txt", "some text");
+    failed.embedding_error = Some("embedding endpoint: 500".to_owned());
+    let done = full_doc("b", "done.txt", "other text");
+    let index = index_with(dir.path(), vec![failed.clone(), done.clone()]).await;
+
+    let page = index.indexed_page("b", ScanFrom::Start, 10).await.unwrap();
+    let versions: Vec<(&str, VersionStamp)> = page
+        .iter()
+        .map(|entry| (entry.key.as_str(), entry.version))
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            ("done.txt", done.version()),
+            ("failed.txt", VersionStamp::UNFINISHED)
+        ]
+    );
+    assert_eq!(
+        index.indexed_version(failed.id).await.unwrap(),
+        Some(VersionStamp::UNFINISHED)
+    );
+    assert_eq!(
+        index.indexed_version(done.id).await.unwrap(),
+        Some(done.version())
+    );
+    assert_eq!(index.get(failed.id).unwrap(), Some(failed.clone()));
+    // Still found by its words.
+    assert_eq!(index.search("some", 10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn keyword_passage_search_stems_weighs_titles_and_highlights() {
+    let dir = tempfile::tempdir().unwrap();
+    let embedder = crate::embed::testing::WordHashEmbedder::new(32);
+    let mut titled = full_doc("b", "a.txt", "nothing about it here");
+    titled.title = Some("Boundary layers".to_owned());
+    let mut bodied = full_doc("b", "b.txt", "the boundary layer of a wing");
+    bodied.title = Some("Wings".to_owned());
+    let split = with_passages(
+        full_doc(
+            "b",
+            "c.txt",
+            "first part is dull. then flows reported over plates",
+        ),
+        &embedder,
+        5,
+    );
+    let index = index_with(dir.path(), vec![titled, bodied, split]).await;
+
+    // "boundary layers" in a title outranks it in a body.
+    let hits = index
+        .search_passages(&keyword("boundary layer", 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        places(&hits),
+        [("a.txt".to_owned(), None), ("b.txt".to_owned(), None)]
+    );
+    // Stems: "flow" finds "flows", "reports" finds "reported"; the hit is the passage, with
+    // its span, and the snippet highlights the words.
+    let hits = index
+        .search_passages(&keyword("flow reports", 10))
+        .await
+        .unwrap();
+    assert_eq!(places(&hits), [("c.txt".to_owned(), Some(1))]);
+    let span = hits[0].passage.as_ref().unwrap();
+    assert_eq!((span.start, span.end), (25, 51));
+    let snippet = hits[0].snippet.as_ref().unwrap();
+    assert_eq!(snippet.text, "flows reported over plates");
+    let marked: Vec<&str> = snippet
+        .highlights
+        .iter()
+        .map(|[start, end]| &snippet.text[*start..*end])
+        .collect();
+    assert_eq!(marked, ["flows", "reported"]);
+    // Phrases still need their words in order.
+    assert!(
+        index
+            .search_passages(&keyword("\"plates over\"", 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        index.search("\"boundary layer\"", 10).await.unwrap().len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn semantic_and_hybrid_search_rank_passages_by_their_vectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let embedder = crate::embed::testing::WordHashEmbedder::new(64);
+    let mut tagged = full_doc("b", "x.txt", "red green blue. cyan magenta yellow");
+    (tagged.attributes, _) =
+        crate::sink::Attributes::capped([("team".to_owned(), "ops".to_owned())], []);
+    let documents = [
+        with_passages(tagged, &embedder, 3),
+        with_passages(
+            full_doc("b", "y.txt", "red orange. purple violet"),
+            &embedder,
+            2,
+        ),
+        full_doc("b", "z.txt", "cyan without vectors"),
+    ];
+    // Two commits: two segments to scan.
+    let index = index_with(dir.path(), documents[..1].to_vec()).await;
+    index.upsert(documents[1..].to_vec()).await.unwrap();
+    index.commit().await.unwrap();
+
+    let semantic = |text: &str, vector_of: &str, limit| PassageQuery {
+        vector: Some(embedder.vector(vector_of)),
+        mode: crate::sink::passages::SearchMode::Semantic,
+        ..keyword(text, limit)
+    };
+    let hits = index
+        .search_passages(&semantic("cyan", "cyan magenta yellow", 2))
+        .await
+        .unwrap();
+    assert_eq!(places(&hits)[0], ("x.txt".to_owned(), Some(1)));
+    assert!((hits[0].score - 1.0).abs() < 0.02, "{}", hits[0].score);
+    assert_eq!(hits.len(), 2);
+    assert_eq!(hits[0].snippet.as_ref().unwrap().highlights, [[0, 4]]);
+    // Filters hold for vectors too.
+    let hits = index
+        .search_passages(&semantic("-meta.team:ops", "cyan magenta yellow", 10))
+        .await
+        .unwrap();
+    assert!(hits.iter().all(|hit| hit.key == "y.txt"), "{hits:?}");
+    assert_eq!(hits.len(), 2);
+    // Hybrid: the keyword ranking's whole document and the passage found both ways.
+    let hybrid = PassageQuery {
+        mode: crate::sink::passages::SearchMode::Hybrid,
+        ..semantic("cyan", "cyan magenta yellow", 3)
+    };
+    let hits = index.search_passages(&hybrid).await.unwrap();
+    assert_eq!(
+        places(&hits)[..2],
+        [("x.txt".to_owned(), Some(1)), ("z.txt".to_owned(), None)]
+    );
+    // Without a vector, semantic search is refused.
+    let error = index
+        .search_passages(&PassageQuery {
+            vector: None,
+            ..semantic("cyan", "cyan", 2)
+        })
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("vector"), "{error}");
+}
+
+#[tokio::test]
+async fn the_model_is_recorded_beside_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = EmbeddedIndex::open(dir.path(), Some(1)).unwrap();
+    assert_eq!(index.recorded_model().await.unwrap(), None);
+    let model = crate::embed::EmbeddingModel {
+        id: "local:all-MiniLM-L6-v2".to_owned(),
+        dimensions: 384,
+    };
+    index.record_model(&model).await.unwrap();
+    drop(index);
+    let index = EmbeddedIndex::open(dir.path(), Some(1)).unwrap();
+    assert_eq!(index.recorded_model().await.unwrap(), Some(model));
+}
+
+#[tokio::test]
+async fn an_index_with_passages_and_another_analysis_is_upgraded_with_its_passages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (schema, fields) = schema::build();
+    let mut builder = tantivy::schema::Schema::builder();
+    for (_, entry) in schema.fields() {
+        builder.add_field(before_folding(entry));
+    }
+    let old = Index::create_in_dir(dir.path(), builder.build()).unwrap();
+    let mut writer = old.writer_with_num_threads(1, 15_000_000).unwrap();
+    let embedder = crate::embed::testing::WordHashEmbedder::new(8);
+    let document = with_passages(
+        full_doc("x", "a.txt", "pressure distributions over wings"),
+        &embedder,
+        2,
+    );
+    writer
+        .add_document(fields.encode(&document).unwrap())
+        .unwrap();
+    for passage in fields.encode_passages(&document) {
+        writer.add_document(passage).unwrap();
+    }
+    writer.commit().unwrap();
+    drop((writer, old));
+
+    let index = EmbeddedIndex::open_or_create(dir.path()).unwrap();
+    assert_eq!(index.count().unwrap(), 1);
+    assert_eq!(index.get(document.id).unwrap().as_ref(), Some(&document));
+    assert_eq!(
+        places(&index.search_passages(&keyword("wing", 10)).await.unwrap()),
+        [("a.txt".to_owned(), Some(1))]
+    );
 }

@@ -6,8 +6,9 @@
 //! Such an index has a prefix of today's fields, each as today or differing only in how a text
 //! field is analysed (its tokenizer), so its documents can be read with today's field handles,
 //! and writing them again analyses their stored text the current way. Every indexed field is
-//! stored or derived from stored ones, so a later change of analysis (English stemming) upgrades
-//! the same way, with no change here. Documents are copied, alive ones only, into a new index
+//! stored or derived from stored ones, so a change of analysis (English stemming, #24) upgrades
+//! the same way. A document's passages are copied with it (a layout from before passages has
+//! none). Documents are copied, alive ones only, into a new index
 //! beside the old one (`<dir>.upgrading`), committed, and the directories swapped: the old index
 //! stays whole until the new one is complete, so a crash part-way leaves it as it was and the
 //! next open starts over. Memory is the writer's budget; time is one pass over the stored
@@ -16,9 +17,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use tantivy::collector::DocSetCollector;
 use tantivy::directory::error::LockError;
-use tantivy::schema::{FieldEntry, FieldType, Schema};
-use tantivy::{DocAddress, Index, TantivyDocument, TantivyError};
+use tantivy::query::TermQuery;
+use tantivy::schema::{FieldEntry, FieldType, IndexRecordOption, Schema};
+use tantivy::{DocAddress, Index, TantivyDocument, TantivyError, Term};
 
 use super::EmbeddedError;
 use super::schema::{self, Fields};
@@ -102,6 +105,7 @@ pub(super) fn upgrade(
         .map_err(tantivy_error("upgrading"))?;
     let reader = old.reader().map_err(tantivy_error("upgrading"))?;
     let searcher = reader.searcher();
+    let has_passages = old.schema().get_field(schema::PASSAGE_OF).is_ok();
     let mut copied = 0;
     let alive = searcher
         .segment_readers()
@@ -116,18 +120,46 @@ pub(super) fn upgrade(
         let stored: TantivyDocument = searcher
             .doc(address)
             .map_err(tantivy_error("reading a document to upgrade from"))?;
-        let document = fields
-            .decode(&stored)
-            .map_err(|detail| EmbeddedError::Corrupt {
-                path: dir.to_path_buf(),
-                detail,
-            })?;
+        let corrupt = |detail| EmbeddedError::Corrupt {
+            path: dir.to_path_buf(),
+            detail,
+        };
+        // A passage is copied with its document, below.
+        if has_passages && stored.get_first(fields.passage_of).is_some() {
+            continue;
+        }
+        let mut document = fields.decode(&stored).map_err(corrupt)?;
+        if has_passages {
+            let query = TermQuery::new(
+                Term::from_field_text(fields.passage_of, &document.id.to_hex()),
+                IndexRecordOption::Basic,
+            );
+            let addresses = searcher
+                .search(&query, &DocSetCollector)
+                .map_err(tantivy_error("reading passages to upgrade from"))?;
+            for address in addresses {
+                let stored: TantivyDocument = searcher
+                    .doc(address)
+                    .map_err(tantivy_error("reading a passage to upgrade from"))?;
+                document
+                    .passages
+                    .push(fields.decode_passage(&stored).map_err(corrupt)?.1);
+            }
+            document
+                .passages
+                .sort_by_key(|stored| stored.passage.ordinal);
+        }
         // Every stored document was encodable once; one that is not now is left out, and the
         // next sync writes it again.
         if let Some(encoded) = fields.encode(&document) {
             writer
                 .add_document(encoded)
                 .map_err(tantivy_error("upgrading"))?;
+            for passage in fields.encode_passages(&document) {
+                writer
+                    .add_document(passage)
+                    .map_err(tantivy_error("upgrading"))?;
+            }
             copied += 1;
         }
     }

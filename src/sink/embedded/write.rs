@@ -89,14 +89,19 @@ impl Inner {
                     continue;
                 };
                 // Delete first: a delete removes every matching document added before it,
-                // so the other order would remove the new document too.
+                // so the other order would remove the new document too. The old copy's
+                // passages go with it, in the same commit as the new ones come.
                 if replace == Replace::Any {
-                    writer
-                        .delete_term(Term::from_field_text(self.fields.id, &document.id.to_hex()));
+                    self.delete_one(writer, document.id);
                 }
                 writer
                     .add_document(doc)
                     .map_err(self.tantivy_error("adding a document to"))?;
+                for passage in self.fields.encode_passages(document) {
+                    writer
+                        .add_document(passage)
+                        .map_err(self.tantivy_error("adding a passage to"))?;
+                }
             }
             Ok(rejected)
         })
@@ -105,10 +110,17 @@ impl Inner {
     pub(super) fn delete(&self, ids: Vec<DocId>) -> Result<(), EmbeddedError> {
         self.with_writer(|writer| {
             for id in ids {
-                writer.delete_term(Term::from_field_text(self.fields.id, &id.to_hex()));
+                self.delete_one(writer, id);
             }
             Ok(())
         })
+    }
+
+    /// Queues the delete of document `id` and its passages.
+    fn delete_one(&self, writer: &mut IndexWriter, id: DocId) {
+        let hex = id.to_hex();
+        writer.delete_term(Term::from_field_text(self.fields.id, &hex));
+        writer.delete_term(Term::from_field_text(self.fields.passage_of, &hex));
     }
 
     pub(super) fn commit(&self) -> Result<(), EmbeddedError> {

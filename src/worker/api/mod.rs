@@ -43,10 +43,10 @@ use crate::credentials::CredentialMode;
 use crate::http::handle::{Answer, ApiAccess, ApiError, Caller, StatusCode, WorkerHandle};
 use crate::http::model::{
     AwsSetup, Conflict as ConflictView, Connector, ConnectorList, CreateTenant, Credentials,
-    Deleted, FieldProblem, Hit, InventoryView, NotificationsView, SearchResult, SyncList,
-    SyncStarted, Tenant, TenantCreated, TenantDeleted, TenantList,
+    Deleted, FieldProblem, Hit, HitPassage, InventoryView, NotificationsView, SearchResult,
+    SyncList, SyncStarted, Tenant, TenantCreated, TenantDeleted, TenantList,
 };
-use crate::sink::snippet::snippet;
+use crate::sink::passages::{self, Fusion, PassageQuery, SearchMode, Snippet};
 use crate::sink::{AnySink, ScanFrom, Sink};
 use crate::verify::{self, PropagationWait, Status, StepResult};
 use request::{BucketUri, Flags};
@@ -322,10 +322,11 @@ impl WorkerHandle for Handle {
         caller: &Caller,
         id: &str,
         query: &str,
+        mode: Option<SearchMode>,
         limit: usize,
     ) -> Answer<SearchResult> {
         self.state()?;
-        search(&self.shared, caller, id, query, limit).await
+        search(&self.shared, caller, id, query, mode, limit).await
     }
 
     async fn aws_setup(
@@ -1032,26 +1033,29 @@ fn syncs(shared: &Shared, caller: &Caller, id: &str, limit: usize) -> Answer<Syn
     })
 }
 
-/// `GET /api/v1/connectors/{id}/search?q=...&limit=N`.
+/// `GET /api/v1/connectors/{id}/search?q=...&mode=...&limit=N`: passages (or whole documents),
+/// the query's vector from the connector's `embedding:` model when the mode needs one.
 async fn search(
     shared: &Shared,
     caller: &Caller,
     id: &str,
     text: &str,
+    mode: Option<SearchMode>,
     limit: usize,
 ) -> Answer<SearchResult> {
     let entry = entry_for(shared, caller, id)?;
     // Never another source's documents, whoever wrote them.
     refuse_other_source(shared, caller, &entry.connector()).await?;
-    let result = |hits| SearchResult {
+    let result = |mode: SearchMode, hits| SearchResult {
         id: id.to_owned(),
         query: text.to_owned(),
+        mode: mode_name(mode).to_owned(),
         hits,
     };
     let sink =
         match AnySink::open_existing(&shared.config.index, entry.connector().index_name()).await {
             Ok(Some(sink)) => sink,
-            Ok(None) => return Ok(result(Vec::new())),
+            Ok(None) => return Ok(result(mode.unwrap_or(SearchMode::Keyword), Vec::new())),
             Err(cause) => {
                 return Err(ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -1059,32 +1063,67 @@ async fn search(
                 ));
             }
         };
-    let found = crate::with_sink!(&sink, sink => sink.search(text, limit).await)
+    let unavailable = |cause: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, cause);
+    let recorded = crate::with_sink!(&sink, sink => sink.recorded_model().await)
+        .map_err(|cause| unavailable(format!("cannot read the index's model: {cause}")))?;
+    let mode = mode.unwrap_or_else(|| SearchMode::default_for(recorded.as_ref()));
+    let vector = if mode.needs_vector() {
+        let embedder = crate::embed::for_connector(entry.connector().embedding.as_ref())
+            .map_err(|cause| unavailable(format!("cannot load the embedding model: {cause}")))?;
+        let vector = passages::query_vector(embedder.as_deref(), recorded.as_ref(), text)
+            .await
+            .map_err(|cause| ApiError::bad_request(cause.to_string()))?;
+        Some(vector)
+    } else {
+        None
+    };
+    let query = PassageQuery {
+        text: text.to_owned(),
+        vector,
+        mode,
+        fusion: Fusion::default(),
+        limit,
+    };
+    let found = crate::with_sink!(&sink, sink => sink.search_passages(&query).await)
         .map_err(|cause| ApiError::bad_request(format!("the search failed: {cause}")))?;
-    let mut hits = Vec::with_capacity(found.len());
-    for hit in found {
-        let document = match crate::sink::DocId::from_hex(&hit.id) {
-            Some(doc_id) => sink.get(doc_id).await.ok().flatten(),
-            None => None,
-        };
-        hits.push(Hit {
-            snippet: document
-                .as_ref()
-                .and_then(|d| d.body.as_deref())
-                .map(|body| snippet(body, text)),
-            title: document.and_then(|d| d.title),
-            id: hit.id,
-            bucket: hit.bucket,
-            key: hit.key,
-            score: hit.score,
-        });
+    let hits = found
+        .into_iter()
+        .map(|hit| {
+            let (snippet, highlights) = Snippet::parts(hit.snippet);
+            Hit {
+                id: hit.id.to_hex(),
+                bucket: hit.bucket,
+                key: hit.key,
+                score: hit.score,
+                title: hit.title,
+                passage: hit.passage.map(|span| HitPassage {
+                    ordinal: span.ordinal,
+                    start: span.start as u64,
+                    end: span.end as u64,
+                    heading: span.heading,
+                    page: span.page,
+                }),
+                snippet,
+                highlights,
+            }
+        })
+        .collect();
+    Ok(result(mode, hits))
+}
+
+/// The API's name of a search mode.
+fn mode_name(mode: SearchMode) -> &'static str {
+    match mode {
+        SearchMode::Keyword => "keyword",
+        SearchMode::Semantic => "semantic",
+        SearchMode::Hybrid => "hybrid",
     }
-    Ok(result(hits))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sink::snippet::snippet;
     use crate::sync::ConfigShards;
     use serde_json::Value;
 
@@ -1157,7 +1196,7 @@ mod tests {
         );
         assert!(
             handle
-                .search(&Caller::Admin, "from-file", "anything", 10)
+                .search(&Caller::Admin, "from-file", "anything", None, 10)
                 .await
                 .unwrap()
                 .hits
