@@ -30,8 +30,9 @@ use crate::worker::{parse_metrics, sample, wait_for};
 const BIN: &str = env!("CARGO_BIN_EXE_s3-connector");
 pub(crate) const TOKEN: &str = "test-token-0123456789abcdef";
 pub(crate) const EXTERNAL_ID: &str = "deployment-external-id";
-/// `api.probe_wait` of the test workers: long enough for two retries (a pause is 3 s).
-const PROBE_WAIT: &str = "7s";
+/// `api.probe_wait` of the test workers: two retries (a pause is 3 s) need 6 s; the rest is room
+/// for a loaded machine, where 7 s once let the third try start too late.
+const PROBE_WAIT: &str = "12s";
 
 /// A worker with the API on: its directory, config and credentials.
 pub(crate) struct ApiWorker {
