@@ -184,9 +184,9 @@ fn sync(config: &Path, extra: &[&str]) -> Run {
     run(&args)
 }
 
-/// A sync that must succeed; its report.
-fn clean_sync(config: &Path) -> SyncReport {
-    let run = sync(config, &[]);
+/// A sync (with `extra` flags) that must succeed; its report.
+fn clean_sync(config: &Path, extra: &[&str]) -> SyncReport {
+    let run = sync(config, extra);
     let report = run.report();
     assert_eq!(
         (run.code, report.errors),
@@ -248,7 +248,7 @@ async fn a_changed_object_reembeds_only_its_changed_passages_and_a_deleted_one_l
         .put("gone.txt", &paragraphs(&["foxtrot", "golf"]))
         .await;
 
-    let first = clean_sync(&config);
+    let first = clean_sync(&config, &[]);
     assert_eq!((first.added, first.passages_embedded), (3, 7), "{first:?}");
     assert_eq!(first.passages_reused, 0);
     let requests = server.requests();
@@ -276,7 +276,7 @@ async fn a_changed_object_reembeds_only_its_changed_passages_and_a_deleted_one_l
     bench.put("one.txt", &one_changed).await;
     bench.delete("gone.txt").await;
     server.clear();
-    let second = clean_sync(&config);
+    let second = clean_sync(&config, &[]);
     assert_eq!(
         (second.updated, second.unchanged, second.deleted),
         (1, 1, 1),
@@ -308,7 +308,7 @@ async fn a_changed_object_reembeds_only_its_changed_passages_and_a_deleted_one_l
     assert_eq!(bench.doc("gone.txt"), None);
 
     server.clear();
-    let third = clean_sync(&config);
+    let third = clean_sync(&config, &[]);
     assert_eq!((third.unchanged, third.passages_embedded), (2, 0));
     assert!(
         server.requests().is_empty(),
@@ -368,7 +368,7 @@ async fn a_document_whose_embedding_failed_is_found_by_words_and_embedded_by_the
     // A new process, the endpoint healthy again: exactly bad.txt is embedded.
     server.fail_on(None);
     server.clear();
-    let next = clean_sync(&config);
+    let next = clean_sync(&config, &[]);
     assert_eq!(
         (next.unchanged, next.updated + next.added),
         (1, 1),
@@ -382,7 +382,7 @@ async fn a_document_whose_embedding_failed_is_found_by_words_and_embedded_by_the
     assert!(bench.finds_by_meaning(&server, "kilo", "bad.txt").await);
 
     server.clear();
-    let after = clean_sync(&config);
+    let after = clean_sync(&config, &[]);
     assert_eq!((after.unchanged, after.passages_embedded), (2, 0));
     assert!(server.requests().is_empty(), "bad.txt is done now");
 }
@@ -400,7 +400,7 @@ async fn another_model_is_refused_until_sync_reembed_rebuilds_every_vector() {
         bench.put(key, text).await;
     }
     let config = bench.write_config(&server_a, "model-a", DIMENSIONS);
-    assert_eq!(clean_sync(&config).passages_embedded, 3);
+    assert_eq!(clean_sync(&config, &[]).passages_embedded, 3);
     let before: Vec<_> = texts.iter().map(|(key, _)| bench.doc(key)).collect();
     let model_a = EmbeddingModel {
         id: "openai:model-a".into(),
@@ -424,15 +424,7 @@ async fn another_model_is_refused_until_sync_reembed_rebuilds_every_vector() {
     assert_eq!(after, before, "the refused sync left the index as it was");
     assert_eq!(bench.recorded_model().await, Some(model_a));
 
-    let rebuilt = sync(&config, &["--reembed"]);
-    let report = rebuilt.report();
-    assert_eq!(
-        (rebuilt.code, report.errors),
-        (Some(0), 0),
-        "{:?}\n{}",
-        report.error_messages,
-        tail(&rebuilt.stderr)
-    );
+    let report = clean_sync(&config, &["--reembed"]);
     assert_eq!((report.passages_embedded, report.passages_reused), (3, 0));
     assert_eq!(server_b.texts().len(), 3);
     assert!(server_b.requests().iter().all(|r| r.model == "model-b"));
@@ -669,11 +661,11 @@ async fn sigkill_during_a_sync_with_embeddings_then_documents_passages_and_vecto
         };
         assert!(killed, "{name}: the sync did not get there");
         server.clear();
-        let report = clean_sync(&config);
+        let report = clean_sync(&config, &[]);
         assert_eq!(report.objects_listed, model.len() as u64, "{name}");
         assert_agrees(&bench, &server, &model, &name).await;
         server.clear();
-        let again = clean_sync(&config);
+        let again = clean_sync(&config, &[]);
         assert_eq!(
             (
                 again.added,
