@@ -8,9 +8,16 @@
 //! the expected JSON, or holds another number or length of vectors, fails that call and is not
 //! retried. Vectors are L2-normalised here (not every server does it). The API key is sent as
 //! `Authorization: Bearer` (and `api-key` to `*.openai.azure.com`), and never logged.
+//!
+//! Each request carries the configured `dimensions`, which OpenAI's text-embedding-3 models
+//! (and servers of Matryoshka models) honour by shortening their vectors. A model or server
+//! that refuses the field (text-embedding-ada-002, vLLM for other models) answers a client
+//! error naming it: the request is sent again at once without it, and later requests go
+//! without it, with a warning naming the field; the vectors must then have the configured
+//! length on their own, and a failure from then on names the field.
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -42,6 +49,8 @@ pub struct OpenaiEmbedder {
     counter: TokenCounter,
     requests: AtomicU64,
     retries: AtomicU64,
+    /// Whether requests carry `dimensions`: until the endpoint refuses the field.
+    send_dimensions: AtomicBool,
 }
 
 /// The options tests shorten.
@@ -114,6 +123,7 @@ impl OpenaiEmbedder {
             counter,
             requests: AtomicU64::new(0),
             retries: AtomicU64::new(0),
+            send_dimensions: AtomicBool::new(true),
         })
     }
 
@@ -135,13 +145,69 @@ impl OpenaiEmbedder {
             .map_err(CallError::into_embed_error)
     }
 
-    /// One request.
-    async fn call(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, CallError> {
-        let mut request = self.client.post(&self.url).json(&serde_json::json!({
+    /// The body of a request for `texts`, with the `dimensions` field or without it.
+    fn request_body(&self, texts: &[String], with_dimensions: bool) -> serde_json::Value {
+        let mut body = serde_json::json!({
             "model": self.model_name,
             "input": texts,
             "encoding_format": "float",
-        }));
+        });
+        if with_dimensions {
+            body["dimensions"] = self.model.dimensions.into();
+        }
+        body
+    }
+
+    /// One request; sent again at once without `dimensions` when the endpoint refuses that
+    /// field (and never with it after that). Once it has refused the field, a lasting failure
+    /// names it: the vectors may have another length without it.
+    async fn call(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, CallError> {
+        let with_dimensions = self.send_dimensions.load(Ordering::Relaxed);
+        let answer = match self.send(texts, with_dimensions).await {
+            Err(refused) if with_dimensions && refused.refuses_dimensions() => {
+                self.send_dimensions.store(false, Ordering::Relaxed);
+                tracing::warn!(
+                    message = "The embedding endpoint refuses the `dimensions` field; sending requests without it.",
+                    url = %self.url,
+                    model = %self.model_name,
+                    dimensions = self.model.dimensions,
+                    error = %refused
+                );
+                if let Some(limiter) = &self.limiter {
+                    limiter.until_ready().await;
+                }
+                self.requests.fetch_add(1, Ordering::Relaxed);
+                self.send(texts, false).await
+            }
+            other => other,
+        };
+        if self.send_dimensions.load(Ordering::Relaxed) {
+            return answer;
+        }
+        // A transient failure is retried (without the field) as any other.
+        answer.map_err(|error| {
+            if error.is_transient() {
+                return error;
+            }
+            CallError::Answer(EmbedError::Endpoint(format!(
+                "the endpoint refuses the `dimensions` field (embedding.dimensions is {}), so \
+                 requests go without it, and this one failed: {}",
+                self.model.dimensions,
+                error.into_embed_error()
+            )))
+        })
+    }
+
+    /// One request, as it goes.
+    async fn send(
+        &self,
+        texts: &[String],
+        with_dimensions: bool,
+    ) -> Result<Vec<Vec<f32>>, CallError> {
+        let mut request = self
+            .client
+            .post(&self.url)
+            .json(&self.request_body(texts, with_dimensions));
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key.expose());
             if self.azure {
@@ -218,6 +284,17 @@ impl CallError {
         Self::Transport {
             message: error.to_string(),
             transient,
+        }
+    }
+
+    /// Whether this is a client error (400, 422) whose answer names the `dimensions` field:
+    /// how OpenAI, vLLM and validating servers refuse a field they do not take.
+    fn refuses_dimensions(&self) -> bool {
+        match self {
+            Self::Status { status, body, .. } => {
+                matches!(status, 400 | 422) && body.to_ascii_lowercase().contains("dimensions")
+            }
+            _ => false,
         }
     }
 

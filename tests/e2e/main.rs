@@ -6,6 +6,7 @@ mod support;
 mod api;
 mod cli;
 mod crash;
+mod embeddings;
 mod events;
 mod extraction;
 mod fixture;

@@ -26,6 +26,9 @@ enum Reply {
     WrongLength,
     /// [`Reply::Vectors`], after this long.
     Slow(Duration),
+    /// A 400 naming `dimensions`, as OpenAI answers for text-embedding-ada-002, when the
+    /// request carries the field; else [`Reply::Vectors`].
+    RefuseDimensions,
 }
 
 /// One request as the server saw it.
@@ -33,6 +36,7 @@ enum Reply {
 struct Seen {
     authorization: Option<String>,
     model: String,
+    dimensions: Option<u64>,
     inputs: usize,
 }
 
@@ -103,6 +107,7 @@ async fn answer(
             .get(header::AUTHORIZATION)
             .map(|v| v.to_str().unwrap().to_owned()),
         model: request["model"].as_str().unwrap_or_default().to_owned(),
+        dimensions: request["dimensions"].as_u64(),
         inputs: inputs.len(),
     });
     let reply = script
@@ -131,7 +136,14 @@ async fn answer(
         serde_json::json!({"object": "list", "data": data, "model": "fake-model"}).to_string()
     };
     match reply {
-        Reply::Vectors => vectors(inputs.len(), DIMENSIONS).into_response(),
+        Reply::RefuseDimensions if request.get("dimensions").is_some() => (
+            StatusCode::BAD_REQUEST,
+            r#"{"error":{"message":"This model does not support specifying dimensions.","param":"dimensions"}}"#,
+        )
+            .into_response(),
+        Reply::Vectors | Reply::RefuseDimensions => {
+            vectors(inputs.len(), DIMENSIONS).into_response()
+        }
         Reply::Slow(delay) => {
             tokio::time::sleep(delay).await;
             vectors(inputs.len(), DIMENSIONS).into_response()
@@ -238,6 +250,56 @@ async fn a_lasting_failure_gives_up_after_the_attempts_and_a_client_error_at_onc
     assert!(error.to_string().contains("HTTP 401"), "{error}");
     assert!(!error.to_string().contains("sk-secret-key"));
     assert_eq!(embedder.requests(), 1);
+}
+
+#[tokio::test]
+async fn the_request_body_carries_model_input_format_and_dimensions() {
+    let server = FakeEndpoint::start([]).await;
+    let embedder = server.embedder(8, None);
+    let texts = texts(2);
+    assert_eq!(
+        embedder.request_body(&texts, true),
+        serde_json::json!({
+            "model": "fake-model",
+            "input": ["text number 0 about topic0", "text number 1 about topic1"],
+            "encoding_format": "float",
+            "dimensions": DIMENSIONS,
+        })
+    );
+    let without = embedder.request_body(&texts, false);
+    assert_eq!(without.get("dimensions"), None, "{without}");
+    embedder.embed(&texts).await.unwrap();
+    assert_eq!(server.seen()[0].dimensions, Some(DIMENSIONS as u64));
+}
+
+#[tokio::test]
+async fn an_endpoint_refusing_dimensions_gets_requests_without_it_from_then_on() {
+    let server = FakeEndpoint::start(vec![Reply::RefuseDimensions; 3]).await;
+    let embedder = server.embedder(8, None);
+    assert_eq!(embedder.embed(&texts(2)).await.unwrap().len(), 2);
+    assert_eq!(embedder.embed(&texts(1)).await.unwrap().len(), 1);
+    let sent: Vec<_> = server.seen().iter().map(|s| s.dimensions).collect();
+    assert_eq!(sent, [Some(DIMENSIONS as u64), None, None]);
+    assert_eq!((embedder.requests(), embedder.retries()), (3, 0));
+}
+
+#[tokio::test]
+async fn a_refused_dimensions_field_is_named_when_the_request_without_it_fails_too() {
+    let server = FakeEndpoint::start([Reply::RefuseDimensions, Reply::WrongLength]).await;
+    let embedder = server.embedder(8, None);
+    let error = embedder.embed(&texts(2)).await.unwrap_err().to_string();
+    assert!(
+        error.contains("refuses the `dimensions` field (embedding.dimensions is 16)")
+            && error.contains("a vector of 15"),
+        "{error}"
+    );
+    let server = FakeEndpoint::start([Reply::Status(400, None)]).await;
+    let error = server.embedder(8, None).embed(&texts(1)).await.unwrap_err();
+    assert!(
+        !error.to_string().contains("`dimensions`"),
+        "a refusal that does not name the field is not about it: {error}"
+    );
+    assert_eq!(server.seen().len(), 1, "and is not sent again");
 }
 
 #[test]

@@ -1,10 +1,11 @@
 //! Shared helpers of the integration tests: every test gets its servers from here (moto for S3,
 //! SeaweedFS where speed matters, osmem-server for OpenSearch, the fault-injecting proxy, a TLS
-//! front) so they start, wait and stop the same way everywhere.
+//! front, an OpenAI-compatible embeddings endpoint) so they start, wait and stop the same way everywhere.
 //!
 //! Not every test module uses every helper, hence `dead_code` and unused re-exports are allowed for this module tree.
 #![allow(dead_code, unused_imports)]
 
+pub mod embed_server;
 pub mod fault_proxy;
 pub mod http;
 pub mod iam;
@@ -17,6 +18,7 @@ pub mod tools;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use embed_server::{EmbedRequest, EmbedServer};
 pub use fault_proxy::{Fault, FaultHandle, FaultKind, FaultProxy, Match, ProxiedRequest, Storm};
 pub use moto::{MotoServer, RecordedRequest};
 pub use osmem::OsmemServer;
