@@ -1,4 +1,5 @@
-//! Query parameters: decoded by the framework, read here with the API's rules and messages.
+//! Query parameters: decoded by the framework, read here with the API's rules and messages;
+//! and the `{id}` path parameters as the OpenAPI document lists them.
 
 use axum::extract::Query;
 use utoipa::IntoParams;
