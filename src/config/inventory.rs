@@ -254,13 +254,7 @@ mod tests {
                 "connectors[0].inventory.deletion_grace: \"a while\" is not a duration",
             ),
         ];
-        for (block, expected) in table {
-            let found = problems(block);
-            assert!(
-                found.iter().any(|p| p.starts_with(expected)),
-                "{block}: {found:?}"
-            );
-        }
+        crate::config::tests::assert_reported(&table, problems);
         let missing = problems("{destination: s3://inv}");
         assert!(
             missing.iter().any(|p| p.contains("config_id")),

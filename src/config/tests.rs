@@ -37,6 +37,18 @@ pub(super) fn problems_of(text: &str) -> Vec<String> {
     }
 }
 
+/// Asserts, for each `(input, expected)` of `cases`, that a problem `problems(input)` reports
+/// starts with `expected`.
+pub(super) fn assert_reported(cases: &[(&str, &str)], problems: impl Fn(&str) -> Vec<String>) {
+    for (input, expected) in cases {
+        let found = problems(input);
+        assert!(
+            found.iter().any(|p| p.starts_with(expected)),
+            "{input}: expected {expected:?} in {found:#?}"
+        );
+    }
+}
+
 /// Replaces one connector line of [`VALID`] (matched by its start) with `line`, or appends it.
 fn with_line(field_prefix: &str, line: &str) -> String {
     let mut replaced = false;
@@ -322,13 +334,7 @@ fn structural_errors_name_the_field() {
             "index.kind: unknown variant `lucene`",
         ),
     ];
-    for (text, expected) in cases {
-        let problems = problems_of(text);
-        assert!(
-            problems.iter().any(|p| p.starts_with(expected)),
-            "{text}: expected {expected:?} in {problems:#?}"
-        );
-    }
+    assert_reported(&cases, problems_of);
     match parse_text("connectors: [\n") {
         Err(ConfigError::Syntax { message, .. }) => {
             assert!(message.contains("at line 2 column 1"), "{message}")

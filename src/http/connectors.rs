@@ -5,14 +5,14 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
 
-use super::errors::{NoConnector, Unauthorized, answer, too_large};
+use super::errors::{NoConnector, TooLarge, Unauthorized, answer, too_large};
 use super::handle::{ApiAccess, ApiError, Caller, StatusCode, WorkerHandle};
 use super::model::{Connector, ConnectorList, CreateConnector, Deleted, Error, UpdateConnector};
-use super::params::{Params, flag};
+use super::params::{ConnectorId, Params, flag};
 
 /// The routes of this file.
 pub(super) fn routes<H: WorkerHandle>() -> Router<Arc<H>> {
@@ -71,7 +71,7 @@ pub(super) async fn list<H: WorkerHandle>(
         Unauthorized,
         (status = 403, description = "A tenant sent retarget (the operator's token only).", body = Error),
         (status = 409, description = "The id is taken, or the index belongs to another connector (live, or one that left it with its documents kept; its owner named) or holds another source's documents.", body = Error),
-        (status = 413, description = "The body is larger than api.max_body_bytes.", body = Error),
+        TooLarge,
         (status = 422, description = "The probe failed: its steps and the actionable cause; nothing was stored.", body = Error),
         (status = 500, description = "The probe passed but the connector could not be stored (disk).", body = Error),
     ))]
@@ -79,16 +79,17 @@ pub(super) async fn create<H: WorkerHandle>(
     State(handle): State<Arc<H>>,
     Extension(caller): Extension<Caller>,
     sent: Result<Bytes, BytesRejection>,
-) -> Response {
-    match body(sent, handle.api().as_ref()) {
-        Ok(sent) => answer(StatusCode::CREATED, handle.create(&caller, sent).await),
-        Err(error) => error.into_response(),
-    }
+) -> Result<Response, ApiError> {
+    let sent = body(sent, handle.api().as_ref())?;
+    Ok(answer(
+        StatusCode::CREATED,
+        handle.create(&caller, sent).await,
+    ))
 }
 
 /// One connector.
 #[utoipa::path(get, path = "/api/v1/connectors/{id}", operation_id = "getConnector", tag = "connectors",
-    params(("id" = String, Path, description = "The connector's id.")),
+    params(ConnectorId),
     responses(
         (status = 200, description = "The connector, with its live status.", body = Connector,
             links(
@@ -110,7 +111,7 @@ pub(super) async fn get_one<H: WorkerHandle>(
 /// Changes an API connector by a JSON merge patch of its request, checked like a create;
 /// probed again when its source changed; applied at once (a new schedule too).
 #[utoipa::path(patch, path = "/api/v1/connectors/{id}", operation_id = "updateConnector", tag = "connectors",
-    params(("id" = String, Path, description = "The connector's id.")),
+    params(ConnectorId),
     request_body = UpdateConnector,
     responses(
         (status = 200, description = "Stored and applied.", body = Connector,
@@ -125,7 +126,7 @@ pub(super) async fn get_one<H: WorkerHandle>(
         Unauthorized,
         NoConnector,
         (status = 409, description = "A file connector, a stored one that does not run, an index of another connector (its owner named) or holding another source's documents, or a change meanwhile.", body = Error),
-        (status = 413, description = "The body is larger than api.max_body_bytes.", body = Error),
+        TooLarge,
         (status = 422, description = "The probe of the new settings failed; nothing was changed.", body = Error),
         (status = 500, description = "The connector could not be stored (disk).", body = Error),
         (status = 503, description = "The index's recorded source cannot be read.", body = Error),
@@ -135,21 +136,19 @@ pub(super) async fn update<H: WorkerHandle>(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     sent: Result<Bytes, BytesRejection>,
-) -> Response {
-    match body(sent, handle.api().as_ref()) {
-        Ok(sent) => answer(StatusCode::OK, handle.update(&caller, &id, sent).await),
-        Err(error) => error.into_response(),
-    }
+) -> Result<Response, ApiError> {
+    let sent = body(sent, handle.api().as_ref())?;
+    Ok(answer(
+        StatusCode::OK,
+        handle.update(&caller, &id, sent).await,
+    ))
 }
 
 /// Deletes an API connector: its schedule stops, it is removed from the store and its sync
 /// history is deleted; with `delete_index=true` its documents are deleted too (else the index
 /// stays its: no other connector may take it without the operator's retarget).
 #[utoipa::path(delete, path = "/api/v1/connectors/{id}", operation_id = "deleteConnector", tag = "connectors",
-    params(
-        ("id" = String, Path, description = "The connector's id."),
-        ("delete_index" = Option<bool>, Query, description = "Also delete its documents (after its sync in flight stopped)."),
-    ),
+    params(ConnectorId, ("delete_index" = Option<bool>, Query, description = "Also delete its documents (after its sync in flight stopped).")),
     responses(
         (status = 200, description = "Deleted.", body = Deleted),
         (status = 400, description = "A bad delete_index.", body = Error),
@@ -164,12 +163,10 @@ pub(super) async fn delete<H: WorkerHandle>(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     params: Params,
-) -> Response {
-    match flag(&params, "delete_index") {
-        Ok(drop_index) => answer(
-            StatusCode::OK,
-            handle.delete(&caller, &id, drop_index).await,
-        ),
-        Err(error) => error.into_response(),
-    }
+) -> Result<Response, ApiError> {
+    let drop_index = flag(&params, "delete_index")?;
+    Ok(answer(
+        StatusCode::OK,
+        handle.delete(&caller, &id, drop_index).await,
+    ))
 }

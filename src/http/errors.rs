@@ -13,29 +13,32 @@ use utoipa::IntoResponses;
 use super::handle::{ApiAccess, ApiError, StatusCode};
 use super::model::Error;
 
-/// The 401 of every route under `/api`, as the OpenAPI document lists it (`responses(...)`
-/// of a `#[utoipa::path]`); the answer itself is an [`ApiError`].
-#[derive(IntoResponses)]
-#[response(status = 401, description = "No token, or the wrong one.")]
-#[expect(dead_code, reason = "never built: it only describes the answer")]
-pub(super) struct Unauthorized(Error);
+/// Declares error answers as the OpenAPI document lists them (`responses(...)` of a
+/// `#[utoipa::path]`): each a status and a description, its body an [`Error`]. They are never
+/// built; the answers themselves are [`ApiError`]s.
+macro_rules! documented_errors {
+    ($($(#[$doc:meta])* $name:ident = ($status:tt, $description:tt);)*) => {$(
+        $(#[$doc])*
+        #[derive(IntoResponses)]
+        #[response(status = $status, description = $description)]
+        #[expect(dead_code, reason = "never built: it only describes the answer")]
+        pub(super) struct $name(Error);
+    )*};
+}
 
-/// The 404 of every route under `/api/v1/connectors/{id}`, as the OpenAPI document lists it;
-/// the answer itself is [`ApiError::no_connector`].
-#[derive(IntoResponses)]
-#[response(status = 404, description = "No such connector.")]
-#[expect(dead_code, reason = "never built: it only describes the answer")]
-pub(super) struct NoConnector(Error);
-
-/// The 403 of every route under `/api/v1/tenants` to a tenant's token, as the OpenAPI document
-/// lists it; the answer itself is [`ApiError::operator_only`].
-#[derive(IntoResponses)]
-#[response(
-    status = 403,
-    description = "A tenant's token: only the operator's manages tenants."
-)]
-#[expect(dead_code, reason = "never built: it only describes the answer")]
-pub(super) struct OperatorOnly(Error);
+documented_errors! {
+    /// The 401 of every route under `/api`.
+    Unauthorized = (401, "No token, or the wrong one.");
+    /// The 403 of every route under `/api/v1/tenants` to a tenant's token
+    /// ([`ApiError::operator_only`]).
+    OperatorOnly = (403, "A tenant's token: only the operator's manages tenants.");
+    /// The 404 of every route under `/api/v1/connectors/{id}` ([`ApiError::no_connector`]).
+    NoConnector = (404, "No such connector.");
+    /// The 404 of every route under `/api/v1/tenants/{id}`.
+    NoTenant = (404, "No such tenant.");
+    /// The 413 of every route that reads a body ([`too_large`]).
+    TooLarge = (413, "The body is larger than api.max_body_bytes.");
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

@@ -1,8 +1,29 @@
-//! Query parameters: decoded by the framework, read here with the API's rules and messages.
+//! Query parameters: decoded by the framework, read here with the API's rules and messages;
+//! and the `{id}` path parameters as the OpenAPI document lists them.
 
 use axum::extract::Query;
+use utoipa::IntoParams;
 
 use super::handle::ApiError;
+
+/// The `{id}` of `/api/v1/connectors/{id}` and the routes below it, as the OpenAPI document
+/// lists it (`params(...)` of a `#[utoipa::path]`); the handlers read it as `Path<String>`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[expect(dead_code, reason = "never built: it only describes the parameter")]
+pub(super) struct ConnectorId {
+    /// The connector's id.
+    id: String,
+}
+
+/// The `{id}` of `/api/v1/tenants/{id}`, as the OpenAPI document lists it.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[expect(dead_code, reason = "never built: it only describes the parameter")]
+pub(super) struct TenantId {
+    /// The tenant's id.
+    id: String,
+}
 
 /// A request's query parameters, decoded, in their order.
 pub(super) type Params = Query<Vec<(String, String)>>;

@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 
 use super::errors::{NoConnector, Unauthorized, answer};
 use super::handle::{ApiError, Caller, StatusCode, WorkerHandle};
 use super::model::{Error, SyncList, SyncStarted};
-use super::params::{Params, flag, limit};
+use super::params::{ConnectorId, Params, flag, limit};
 
 /// Syncs a history answers at most.
 const MAX_HISTORY_LIMIT: usize = 1000;
@@ -25,10 +25,7 @@ pub(super) fn routes<H: WorkerHandle>() -> Router<Arc<H>> {
 
 /// Starts a sync now, outside the schedule.
 #[utoipa::path(post, path = "/api/v1/connectors/{id}/sync", operation_id = "syncConnector", tag = "syncs",
-    params(
-        ("id" = String, Path, description = "The connector's id."),
-        ("retarget" = Option<bool>, Query, description = "Let this sync re-bind an index that holds documents of another source."),
-    ),
+    params(ConnectorId, ("retarget" = Option<bool>, Query, description = "Let this sync re-bind an index that holds documents of another source.")),
     responses(
         (status = 202, description = "Started.", body = SyncStarted,
             links(
@@ -47,22 +44,17 @@ pub(super) async fn sync_now<H: WorkerHandle>(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     params: Params,
-) -> Response {
-    match flag(&params, "retarget") {
-        Ok(retarget) => answer(
-            StatusCode::ACCEPTED,
-            handle.sync_now(&caller, &id, retarget),
-        ),
-        Err(error) => error.into_response(),
-    }
+) -> Result<Response, ApiError> {
+    let retarget = flag(&params, "retarget")?;
+    Ok(answer(
+        StatusCode::ACCEPTED,
+        handle.sync_now(&caller, &id, retarget),
+    ))
 }
 
 /// The connector's sync history, newest first.
 #[utoipa::path(get, path = "/api/v1/connectors/{id}/syncs", operation_id = "listSyncs", tag = "syncs",
-    params(
-        ("id" = String, Path, description = "The connector's id."),
-        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Syncs to answer, default 50."),
-    ),
+    params(ConnectorId, ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Syncs to answer, default 50.")),
     responses(
         (status = 200, description = "The syncs, newest first.", body = SyncList),
         (status = 400, description = "A bad limit.", body = Error),
@@ -75,12 +67,10 @@ pub(super) async fn history<H: WorkerHandle>(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     params: Params,
-) -> Response {
+) -> Result<Response, ApiError> {
     if !handle.exists(&caller, &id) {
-        return ApiError::no_connector(&id).into_response();
+        return Err(ApiError::no_connector(&id));
     }
-    match limit(&params, 50, MAX_HISTORY_LIMIT) {
-        Ok(limit) => answer(StatusCode::OK, handle.history(&caller, &id, limit)),
-        Err(error) => error.into_response(),
-    }
+    let limit = limit(&params, 50, MAX_HISTORY_LIMIT)?;
+    Ok(answer(StatusCode::OK, handle.history(&caller, &id, limit)))
 }

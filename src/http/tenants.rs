@@ -7,15 +7,15 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
 
 use super::connectors::body;
-use super::errors::{OperatorOnly, Unauthorized, answer};
+use super::errors::{NoTenant, OperatorOnly, TooLarge, Unauthorized, answer};
 use super::handle::{ApiError, Caller, StatusCode, WorkerHandle};
 use super::model::{CreateTenant, Error, Tenant, TenantCreated, TenantDeleted, TenantList};
-use super::params::{Params, flag};
+use super::params::{Params, TenantId, flag};
 
 /// The routes of this file.
 pub(super) fn routes<H: WorkerHandle>() -> Router<Arc<H>> {
@@ -66,31 +66,30 @@ pub(super) async fn list<H: WorkerHandle>(
         Unauthorized,
         OperatorOnly,
         (status = 409, description = "The id is taken.", body = Error),
-        (status = 413, description = "The body is larger than api.max_body_bytes.", body = Error),
+        TooLarge,
         (status = 500, description = "The tenant could not be stored (disk).", body = Error),
     ))]
 pub(super) async fn create<H: WorkerHandle>(
     State(handle): State<Arc<H>>,
     Extension(caller): Extension<Caller>,
     sent: Result<Bytes, BytesRejection>,
-) -> Response {
-    if let Err(error) = operator(&caller) {
-        return error.into_response();
-    }
-    match body(sent, handle.api().as_ref()) {
-        Ok(sent) => answer(StatusCode::CREATED, handle.create_tenant(sent).await),
-        Err(error) => error.into_response(),
-    }
+) -> Result<Response, ApiError> {
+    operator(&caller)?;
+    let sent = body(sent, handle.api().as_ref())?;
+    Ok(answer(
+        StatusCode::CREATED,
+        handle.create_tenant(sent).await,
+    ))
 }
 
 /// One tenant.
 #[utoipa::path(get, path = "/api/v1/tenants/{id}", operation_id = "getTenant", tag = "tenants",
-    params(("id" = String, Path, description = "The tenant's id.")),
+    params(TenantId),
     responses(
         (status = 200, description = "The tenant (never its token).", body = Tenant),
         Unauthorized,
         OperatorOnly,
-        (status = 404, description = "No such tenant.", body = Error),
+        NoTenant,
     ))]
 pub(super) async fn get_one<H: WorkerHandle>(
     State(handle): State<Arc<H>>,
@@ -106,16 +105,13 @@ pub(super) async fn get_one<H: WorkerHandle>(
 /// Deletes a tenant: its token stops working at once, its connectors are deleted (their
 /// histories too); with `delete_index=true` their documents are deleted too.
 #[utoipa::path(delete, path = "/api/v1/tenants/{id}", operation_id = "deleteTenant", tag = "tenants",
-    params(
-        ("id" = String, Path, description = "The tenant's id."),
-        ("delete_index" = Option<bool>, Query, description = "Also delete its connectors' documents."),
-    ),
+    params(TenantId, ("delete_index" = Option<bool>, Query, description = "Also delete its connectors' documents.")),
     responses(
         (status = 200, description = "Deleted, with its connectors.", body = TenantDeleted),
         (status = 400, description = "A bad delete_index.", body = Error),
         Unauthorized,
         OperatorOnly,
-        (status = 404, description = "No such tenant.", body = Error),
+        NoTenant,
         (status = 500, description = "The store or an index could not be changed.", body = Error),
         (status = 503, description = "A connector's sync did not stop in time; its documents were kept.", body = Error),
     ))]
@@ -124,10 +120,11 @@ pub(super) async fn delete<H: WorkerHandle>(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     params: Params,
-) -> Response {
-    let checked = operator(&caller).and_then(|()| flag(&params, "delete_index"));
-    match checked {
-        Ok(drop_index) => answer(StatusCode::OK, handle.delete_tenant(&id, drop_index).await),
-        Err(error) => error.into_response(),
-    }
+) -> Result<Response, ApiError> {
+    operator(&caller)?;
+    let drop_index = flag(&params, "delete_index")?;
+    Ok(answer(
+        StatusCode::OK,
+        handle.delete_tenant(&id, drop_index).await,
+    ))
 }

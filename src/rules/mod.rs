@@ -206,39 +206,8 @@ fn parse_rule(index: usize, item: &Value, errors: &mut Vec<RuleError>) -> Option
             ok = false;
         }
     }
-    let bucket = match object.get("bucket") {
-        Some(Value::String(bucket)) if !bucket.trim().is_empty() => bucket.clone(),
-        Some(Value::String(_)) => {
-            error("bucket", "must not be empty".to_owned());
-            ok = false;
-            String::new()
-        }
-        Some(other) => {
-            error(
-                "bucket",
-                format!("must be a string, found {}", type_name(other)),
-            );
-            ok = false;
-            String::new()
-        }
-        None => {
-            error("bucket", "is required".to_owned());
-            ok = false;
-            String::new()
-        }
-    };
-    let prefix = match object.get("prefix") {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(prefix)) => prefix.clone(),
-        Some(other) => {
-            error(
-                "prefix",
-                format!("must be a string, found {}", type_name(other)),
-            );
-            ok = false;
-            String::new()
-        }
-    };
+    let bucket = string(object.get("bucket"), "bucket", true, &mut error);
+    let prefix = string(object.get("prefix"), "prefix", false, &mut error);
     let extensions = string_list(object.get("extension"), "extension", &mut error)
         .map(|list| {
             list.into_iter()
@@ -258,8 +227,8 @@ fn parse_rule(index: usize, item: &Value, errors: &mut Vec<RuleError>) -> Option
         });
     let include = glob_set(object.get("glob"), "glob", &mut error);
     let exclude = glob_set(object.get("exclude"), "exclude", &mut error);
-    match (ok, include, exclude) {
-        (true, Some(include), Some(exclude)) => Some(Rule {
+    match (ok, bucket, prefix, include, exclude) {
+        (true, Some(bucket), Some(prefix), Some(include), Some(exclude)) => Some(Rule {
             bucket,
             prefix,
             extensions,
@@ -267,6 +236,35 @@ fn parse_rule(index: usize, item: &Value, errors: &mut Vec<RuleError>) -> Option
             exclude,
         }),
         _ => None,
+    }
+}
+
+/// A string: empty when absent and not `required`, `None` after reporting an error (a required
+/// one must not be blank).
+fn string(
+    value: Option<&Value>,
+    field: &str,
+    required: bool,
+    error: &mut impl FnMut(&str, String),
+) -> Option<String> {
+    match value {
+        Some(Value::String(text)) if required && text.trim().is_empty() => {
+            error(field, "must not be empty".to_owned());
+            None
+        }
+        Some(Value::String(text)) => Some(text.clone()),
+        None | Some(Value::Null) if !required => Some(String::new()),
+        None => {
+            error(field, "is required".to_owned());
+            None
+        }
+        Some(other) => {
+            error(
+                field,
+                format!("must be a string, found {}", type_name(other)),
+            );
+            None
+        }
     }
 }
 

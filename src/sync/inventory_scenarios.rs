@@ -74,6 +74,16 @@ async fn sync(connector: &ConnectorConfig, store: &MemoryStore, sink: &MemorySin
     sync_shard(connector, store, sink, &Shard::whole()).await
 }
 
+/// Asserts that `report` has no errors and fell back to a listing `fallbacks` times.
+fn assert_clean(report: &SyncReport, fallbacks: u64) {
+    assert_eq!(
+        (report.errors, report.inventory_fallbacks),
+        (0, fallbacks),
+        "{:?}",
+        report.error_messages
+    );
+}
+
 /// What an index holds: id → (key, body, version, status).
 type Contents = BTreeMap<DocId, (String, Option<String>, VersionStamp, ContentStatus)>;
 
@@ -210,9 +220,11 @@ fn write_inventory(store: &MemoryStore, folder: &str, layout: Layout) -> OffsetD
     created
 }
 
-/// A bucket with what a listing decides on: plain text, odd keys, a folder marker, an
-/// archived object, one over the size cap, one the rules exclude.
-fn fill(store: &MemoryStore) {
+/// A store (listing `page_size` keys a page) with a bucket of what a listing decides on: plain
+/// text, odd keys, a folder marker, an archived object, one over the size cap, one the rules
+/// exclude.
+fn filled(page_size: usize) -> MemoryStore {
+    let store = MemoryStore::new(page_size);
     store.create_bucket(BUCKET);
     for n in 0..40 {
         store.put(
@@ -226,6 +238,7 @@ fn fill(store: &MemoryStore) {
     store.put_with_class(BUCKET, "cold.txt", b"archived text", Some("GLACIER"));
     store.put(BUCKET, "big.txt", &[b'x'; 500]);
     store.put(BUCKET, "notes.md", b"excluded by the rules");
+    store
 }
 
 const RULES: &str = "    sync_rules: [{bucket: docs, exclude: [\"**/*.md\"]}]\n";
@@ -241,8 +254,7 @@ async fn a_parquet_inventory_sync_makes_the_index_a_listing_sync_makes() {
 }
 
 async fn inventory_sync_equals_listing_sync(layout: Layout) {
-    let store = MemoryStore::new(7);
-    fill(&store);
+    let store = filled(7);
     let (listed, inventoried) = (MemorySink::default(), MemorySink::default());
     let by_listing = connector(RULES);
     let by_inventory = with_inventory(RULES);
@@ -251,12 +263,7 @@ async fn inventory_sync_equals_listing_sync(layout: Layout) {
     let first_listing = sync(&by_listing, &store, &listed).await;
     store.set_faults(Faults::default());
     let first = sync(&by_inventory, &store, &inventoried).await;
-    assert_eq!(
-        (first.errors, first.inventory_fallbacks),
-        (0, 0),
-        "{:?}",
-        first.error_messages
-    );
+    assert_clean(&first, 0);
     assert_eq!(contents(&listed), contents(&inventoried));
     assert!(contents(&inventoried).len() > 40);
     let counts = |r: &SyncReport| (r.objects_listed, r.added, r.excluded, r.metadata_only);
@@ -321,8 +328,7 @@ async fn inventory_sync_equals_listing_sync(layout: Layout) {
 
 #[tokio::test]
 async fn a_corrupt_or_incomplete_or_orc_inventory_deletes_nothing_and_indexes_nothing() {
-    let store = MemoryStore::new(1000);
-    fill(&store);
+    let store = filled(1000);
     let sink = MemorySink::default();
     let by_inventory = with_inventory("");
     write_inventory(&store, "2026-11-20T00-00Z", COMPLETE);
@@ -403,20 +409,14 @@ async fn a_corrupt_or_incomplete_or_orc_inventory_deletes_nothing_and_indexes_no
 
 #[tokio::test]
 async fn an_inventory_without_its_checksum_is_passed_over_for_the_one_before() {
-    let store = MemoryStore::new(1000);
-    fill(&store);
+    let store = filled(1000);
     let sink = MemorySink::default();
     let by_inventory = with_inventory("");
     store.create_bucket(DESTINATION);
 
     // No inventory yet: the bucket is listed, and the report says so.
     let listed = sync(&by_inventory, &store, &sink).await;
-    assert_eq!(
-        (listed.errors, listed.inventory_fallbacks),
-        (0, 1),
-        "{:?}",
-        listed.error_messages
-    );
+    assert_clean(&listed, 1);
     assert!(listed.added > 40);
 
     write_inventory(&store, "2026-11-20T00-00Z", COMPLETE);
@@ -443,12 +443,7 @@ async fn an_inventory_without_its_checksum_is_passed_over_for_the_one_before() {
     );
 
     let report = sync(&by_inventory, &store, &sink).await;
-    assert_eq!(
-        (report.errors, report.inventory_fallbacks),
-        (0, 0),
-        "{:?}",
-        report.error_messages
-    );
+    assert_clean(&report, 0);
     // The first inventory's objects, not the new one (a listing would have added it).
     assert_eq!(report.objects_listed, listed.objects_listed);
     assert_eq!(report.added, 0);
@@ -461,8 +456,7 @@ async fn an_inventory_without_its_checksum_is_passed_over_for_the_one_before() {
 
 #[tokio::test]
 async fn a_stale_inventory_is_not_used() {
-    let store = MemoryStore::new(1000);
-    fill(&store);
+    let store = filled(1000);
     let sink = MemorySink::default();
     write_inventory(&store, "2026-11-20T00-00Z", COMPLETE);
     store.put(BUCKET, "after.txt", b"written after the inventory");
@@ -471,12 +465,7 @@ async fn a_stale_inventory_is_not_used() {
         "    inventory: {destination: \"s3://inv/reports\", config_id: daily, max_age: 8d, deletion_grace: 0s}\n",
     );
     let report = sync(&stale, &store, &sink).await;
-    assert_eq!(
-        (report.errors, report.inventory_fallbacks),
-        (0, 1),
-        "{:?}",
-        report.error_messages
-    );
+    assert_clean(&report, 1);
     assert!(
         sink.documents()
             .contains_key(&DocId::of(BUCKET, "after.txt")),
@@ -486,8 +475,7 @@ async fn a_stale_inventory_is_not_used() {
 
 #[tokio::test]
 async fn documents_newer_than_the_inventory_are_neither_deleted_nor_fetched_again() {
-    let store = MemoryStore::new(1000);
-    fill(&store);
+    let store = filled(1000);
     let sink = MemorySink::default();
     store.put(BUCKET, "deleted-before.txt", b"gone before the inventory");
     let listing = connector("");
@@ -555,8 +543,7 @@ async fn documents_newer_than_the_inventory_are_neither_deleted_nor_fetched_agai
 
 #[tokio::test]
 async fn shards_over_an_inventory_add_up_to_the_whole() {
-    let store = MemoryStore::new(1000);
-    fill(&store);
+    let store = filled(1000);
     write_inventory(&store, "2026-11-20T00-00Z", COMPLETE);
     let whole_sink = MemorySink::default();
     let whole = sync(&with_inventory(""), &store, &whole_sink).await;

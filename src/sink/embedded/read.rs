@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use tantivy::collector::{Count, DocSetCollector, TopDocs};
 use tantivy::columnar::StrColumn;
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
-use tantivy::schema::IndexRecordOption;
+use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{
     DocId as DocAddressDoc, DocSet, SegmentReader, TERMINATED, TantivyDocument, TantivyError, Term,
 };
@@ -17,6 +17,11 @@ use super::{EmbeddedError, Inner};
 use time::OffsetDateTime;
 
 use crate::sink::{DocId, Document, IndexedEntry, ScanFrom, StoredPassage, VersionStamp};
+
+/// Matches what holds `text` in `field` as one term (an id, a kind, a filter).
+pub(super) fn term_query(field: Field, text: &str) -> TermQuery {
+    TermQuery::new(Term::from_field_text(field, text), IndexRecordOption::Basic)
+}
 
 impl Inner {
     /// The committed document `id` with its passages (by ordinal).
@@ -31,10 +36,7 @@ impl Inner {
     /// The committed passages of document `id`, by ordinal.
     pub(super) fn passages(&self, id: DocId) -> Result<Vec<StoredPassage>, EmbeddedError> {
         let searcher = self.reader.searcher();
-        let query = TermQuery::new(
-            Term::from_field_text(self.fields.passage_of, &id.to_hex()),
-            IndexRecordOption::Basic,
-        );
+        let query = term_query(self.fields.passage_of, &id.to_hex());
         let addresses = searcher
             .search(&query, &DocSetCollector)
             .map_err(self.tantivy_error("looking up passages in"))?;
@@ -74,10 +76,7 @@ impl Inner {
             kinds
                 .iter()
                 .map(|kind| {
-                    let query: Box<dyn Query> = Box::new(TermQuery::new(
-                        Term::from_field_text(self.fields.kind, kind),
-                        IndexRecordOption::Basic,
-                    ));
+                    let query: Box<dyn Query> = Box::new(term_query(self.fields.kind, kind));
                     (Occur::Should, query)
                 })
                 .collect(),
@@ -86,10 +85,7 @@ impl Inner {
 
     pub(super) fn get(&self, id: DocId) -> Result<Option<Document>, EmbeddedError> {
         let searcher = self.reader.searcher();
-        let query = TermQuery::new(
-            Term::from_field_text(self.fields.id, &id.to_hex()),
-            IndexRecordOption::Basic,
-        );
+        let query = term_query(self.fields.id, &id.to_hex());
         let top = searcher
             .search(&query, &TopDocs::with_limit(1).order_by_score())
             .map_err(self.tantivy_error("looking up a document in"))?;

@@ -5,12 +5,12 @@
 //! finds documents; passages are searched in `passages.rs`.
 
 use tantivy::TantivyDocument;
-use tantivy::Term;
 use tantivy::collector::TopDocs;
-use tantivy::query::{AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, TermQuery};
+use tantivy::query::{AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query};
 use tantivy::query_grammar::{self, UserInputAst, UserInputLeaf};
-use tantivy::schema::{IndexRecordOption, Value};
+use tantivy::schema::Value;
 
+use super::read::term_query;
 use super::schema;
 use super::{EmbeddedError, Inner};
 use crate::sink::{SearchHit, query};
@@ -73,12 +73,8 @@ impl Inner {
             query
         };
         let among: Box<dyn Query> = Box::new(ConstScoreQuery::new(among, 0.0));
-        let term = |term: &String| -> Box<dyn Query> {
-            Box::new(TermQuery::new(
-                Term::from_field_text(self.fields.filters, term),
-                IndexRecordOption::Basic,
-            ))
-        };
+        let term =
+            |term: &String| -> Box<dyn Query> { Box::new(term_query(self.fields.filters, term)) };
         let mut clauses = vec![(Occur::Must, text), (Occur::Must, among)];
         clauses.extend(filtered.required.iter().map(|t| (Occur::Must, term(t))));
         clauses.extend(filtered.excluded.iter().map(|t| (Occur::MustNot, term(t))));

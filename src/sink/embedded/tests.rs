@@ -447,19 +447,28 @@ fn before_folding(entry: &tantivy::schema::FieldEntry) -> tantivy::schema::Field
     })
 }
 
+/// The fields of `schema` that `keep` keeps, as s3-connector wrote them before accent folding.
+fn schema_before_folding(
+    schema: &tantivy::schema::Schema,
+    keep: impl Fn(tantivy::schema::Field) -> bool,
+) -> tantivy::schema::Schema {
+    let mut builder = tantivy::schema::Schema::builder();
+    for (field, entry) in schema.fields() {
+        if keep(field) {
+            builder.add_field(before_folding(entry));
+        }
+    }
+    builder.build()
+}
+
 #[tokio::test]
 async fn an_index_from_before_bucket_key_is_upgraded_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let (schema, fields) = schema::build();
     // Today's fields before `bucket_key`, analysed as s3-connector did then.
     let before_bucket_key = |field: tantivy::schema::Field| field < fields.bucket_key;
-    let mut builder = tantivy::schema::Schema::builder();
-    for (field, entry) in schema.fields() {
-        if before_bucket_key(field) {
-            builder.add_field(before_folding(entry));
-        }
-    }
-    let old = Index::create_in_dir(dir.path(), builder.build()).unwrap();
+    let old_schema = schema_before_folding(&schema, before_bucket_key);
+    let old = Index::create_in_dir(dir.path(), old_schema).unwrap();
     let mut writer = old.writer_with_num_threads(1, 15_000_000).unwrap();
     let documents: Vec<Document> = ["b", "a", "c"]
         .iter()
@@ -511,11 +520,7 @@ async fn an_index_from_before_accent_folding_is_analysed_again_so_cafe_finds_caf
     let dir = tempfile::tempdir().unwrap();
     let (schema, fields) = schema::build();
     // Today's fields with tantivy's default tokenizer, as s3-connector wrote them before.
-    let mut builder = tantivy::schema::Schema::builder();
-    for (_, entry) in schema.fields() {
-        builder.add_field(before_folding(entry));
-    }
-    let old_schema = builder.build();
+    let old_schema = schema_before_folding(&schema, |_| true);
     assert_ne!(old_schema, schema);
     let old = Index::create_in_dir(dir.path(), old_schema).unwrap();
     let mut writer = old.writer_with_num_threads(1, 15_000_000).unwrap();
@@ -611,6 +616,11 @@ fn keyword(text: &str, limit: usize) -> PassageQuery {
     }
 }
 
+/// What a keyword search of `index` for `text` finds (10 hits at most).
+async fn keyword_hits(index: &EmbeddedIndex, text: &str) -> Vec<PassageHit> {
+    index.search_passages(&keyword(text, 10)).await.unwrap()
+}
+
 /// (key, passage ordinal) of each hit.
 fn places(hits: &[PassageHit]) -> Vec<(String, Option<u32>)> {
     hits.iter()
@@ -663,27 +673,15 @@ async fn passages_are_stored_replaced_and_deleted_with_their_document_and_never_
         index.get(first.id).unwrap().unwrap().passages,
         second.passages
     );
-    assert!(
-        index
-            .search_passages(&keyword("gamma", 10))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(keyword_hits(&index, "gamma").await.is_empty());
     assert_eq!(
-        places(&index.search_passages(&keyword("phi", 10)).await.unwrap()),
+        places(&keyword_hits(&index, "phi").await),
         [("long.txt".to_owned(), Some(1))]
     );
     index.delete(vec![first.id]).await.unwrap();
     index.commit().await.unwrap();
     assert!(index.passage_vectors(first.id).await.unwrap().is_empty());
-    assert!(
-        index
-            .search_passages(&keyword("phi", 10))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(keyword_hits(&index, "phi").await.is_empty());
     assert_eq!(index.count().unwrap(), 1);
 }
 
@@ -740,20 +738,14 @@ async fn keyword_passage_search_stems_weighs_titles_and_highlights() {
     let index = index_with(dir.path(), vec![titled, bodied, split]).await;
 
     // "boundary layers" in a title outranks it in a body.
-    let hits = index
-        .search_passages(&keyword("boundary layer", 10))
-        .await
-        .unwrap();
+    let hits = keyword_hits(&index, "boundary layer").await;
     assert_eq!(
         places(&hits),
         [("a.txt".to_owned(), None), ("b.txt".to_owned(), None)]
     );
     // Stems: "flow" finds "flows", "reports" finds "reported"; the hit is the passage, with
     // its span, and the snippet highlights the words.
-    let hits = index
-        .search_passages(&keyword("flow reports", 10))
-        .await
-        .unwrap();
+    let hits = keyword_hits(&index, "flow reports").await;
     assert_eq!(places(&hits), [("c.txt".to_owned(), Some(1))]);
     let span = hits[0].passage.as_ref().unwrap();
     assert_eq!((span.start, span.end), (25, 51));
@@ -766,13 +758,7 @@ async fn keyword_passage_search_stems_weighs_titles_and_highlights() {
         .collect();
     assert_eq!(marked, ["flows", "reported"]);
     // Phrases still need their words in order.
-    assert!(
-        index
-            .search_passages(&keyword("\"plates over\"", 10))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(keyword_hits(&index, "\"plates over\"").await.is_empty());
     assert_eq!(
         index.search("\"boundary layer\"", 10).await.unwrap().len(),
         2
@@ -860,11 +846,7 @@ async fn the_model_is_recorded_beside_the_index() {
 async fn an_index_with_passages_and_another_analysis_is_upgraded_with_its_passages() {
     let dir = tempfile::tempdir().unwrap();
     let (schema, fields) = schema::build();
-    let mut builder = tantivy::schema::Schema::builder();
-    for (_, entry) in schema.fields() {
-        builder.add_field(before_folding(entry));
-    }
-    let old = Index::create_in_dir(dir.path(), builder.build()).unwrap();
+    let old = Index::create_in_dir(dir.path(), schema_before_folding(&schema, |_| true)).unwrap();
     let mut writer = old.writer_with_num_threads(1, 15_000_000).unwrap();
     let embedder = crate::embed::testing::WordHashEmbedder::new(8);
     let document = with_passages(
@@ -885,7 +867,7 @@ async fn an_index_with_passages_and_another_analysis_is_upgraded_with_its_passag
     assert_eq!(index.count().unwrap(), 1);
     assert_eq!(index.get(document.id).unwrap().as_ref(), Some(&document));
     assert_eq!(
-        places(&index.search_passages(&keyword("wing", 10)).await.unwrap()),
+        places(&keyword_hits(&index, "wing").await),
         [("a.txt".to_owned(), Some(1))]
     );
 }

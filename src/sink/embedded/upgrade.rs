@@ -19,11 +19,11 @@ use std::path::{Path, PathBuf};
 
 use tantivy::collector::DocSetCollector;
 use tantivy::directory::error::LockError;
-use tantivy::query::TermQuery;
-use tantivy::schema::{FieldEntry, FieldType, IndexRecordOption, Schema};
-use tantivy::{DocAddress, Index, TantivyDocument, TantivyError, Term};
+use tantivy::schema::{FieldEntry, FieldType, Schema};
+use tantivy::{DocAddress, Index, TantivyDocument, TantivyError};
 
 use super::EmbeddedError;
+use super::read::term_query;
 use super::schema::{self, Fields};
 use super::write::WRITER_HEAP_BYTES;
 
@@ -130,10 +130,7 @@ pub(super) fn upgrade(
         }
         let mut document = fields.decode(&stored).map_err(corrupt)?;
         if has_passages {
-            let query = TermQuery::new(
-                Term::from_field_text(fields.passage_of, &document.id.to_hex()),
-                IndexRecordOption::Basic,
-            );
+            let query = term_query(fields.passage_of, &document.id.to_hex());
             let addresses = searcher
                 .search(&query, &DocSetCollector)
                 .map_err(tantivy_error("reading passages to upgrade from"))?;

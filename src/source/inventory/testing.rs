@@ -102,26 +102,29 @@ impl InventoryRow {
         storage_class: &str,
     ) -> Self {
         Self {
-            bucket: Some(bucket.to_owned()),
-            key: Some(key.to_owned()),
-            version_id: Some("v1".to_owned()),
-            is_latest: Some(true),
             is_delete_marker: Some(false),
             size: Some(size),
-            last_modified: Some(last_modified),
             etag: Some(etag.trim_matches('"').to_owned()),
             storage_class: Some(storage_class.to_owned()),
+            ..Self::newest(bucket, key, "v1", last_modified)
         }
     }
 
     /// A delete marker (the newest version of a deleted object in an all-versions inventory).
     pub fn delete_marker(bucket: &str, key: &str, last_modified: OffsetDateTime) -> Self {
         Self {
+            is_delete_marker: Some(true),
+            ..Self::newest(bucket, key, "marker", last_modified)
+        }
+    }
+
+    /// The newest version `version_id` of `key`, written at `last_modified`; nothing else set.
+    fn newest(bucket: &str, key: &str, version_id: &str, last_modified: OffsetDateTime) -> Self {
+        Self {
             bucket: Some(bucket.to_owned()),
             key: Some(key.to_owned()),
-            version_id: Some("marker".to_owned()),
+            version_id: Some(version_id.to_owned()),
             is_latest: Some(true),
-            is_delete_marker: Some(true),
             last_modified: Some(last_modified),
             ..Self::default()
         }
