@@ -148,7 +148,7 @@ pub struct PassageQuery {
     pub limit: usize,
 }
 
-/// Where in its document a hit's passage lies.
+/// A hit's passage: where in its document it lies, and its text.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PassageSpan {
     /// The passage's ordinal, from 0.
@@ -161,9 +161,27 @@ pub struct PassageSpan {
     pub heading: Option<String>,
     /// The page it starts on, where known.
     pub page: Option<u32>,
+    /// Its whole text (the document's text from `start` to `end`), as a language model is
+    /// handed it; the snippet is only the part around the matched words.
+    pub text: String,
     /// Its content hash.
     #[serde(skip)]
     pub content_hash: Option<PassageHash>,
+}
+
+impl From<Passage> for PassageSpan {
+    /// The span of a stored passage: the one place a hit's passage is built.
+    fn from(passage: Passage) -> Self {
+        Self {
+            ordinal: passage.ordinal,
+            start: passage.start,
+            end: passage.end,
+            heading: passage.heading,
+            page: passage.page,
+            text: passage.text,
+            content_hash: Some(passage.content_hash),
+        }
+    }
 }
 
 /// One result of a passage search.
@@ -299,6 +317,7 @@ mod tests {
                 end: 1,
                 heading: None,
                 page: None,
+                text: format!("passage {ordinal} of {doc}"),
                 content_hash: None,
             }),
             score,
