@@ -548,13 +548,14 @@ fn passage_hit(hit: Hit, text: &str) -> Option<PassageHit> {
 }
 
 /// A highlighted fragment as a [`Snippet`]: the markers taken out (their places become the
-/// highlights), whitespace collapsed to single spaces.
+/// highlights), heading marks (`## ` at a line's start, which extraction writes) too,
+/// whitespace collapsed to single spaces.
 pub(super) fn snippet_of(fragment: &str) -> Snippet {
     let mut text = String::with_capacity(fragment.len());
     let mut highlights: Vec<[usize; 2]> = Vec::new();
     let mut open: Option<usize> = None;
     let mut space = false;
-    for c in fragment.chars() {
+    for c in without_heading_marks(fragment).chars() {
         if c.is_whitespace() {
             space = true;
             continue;
@@ -582,6 +583,23 @@ pub(super) fn snippet_of(fragment: &str) -> Snippet {
     Snippet { text, highlights }
 }
 
+/// `fragment` without the `#` marks of Markdown heading lines (`# ` to `###### ` at a line's
+/// start); other `#`s (`#hashtag`, `C#`) stay.
+fn without_heading_marks(fragment: &str) -> String {
+    fragment
+        .split('\n')
+        .map(|line| {
+            let trimmed = line.trim_start();
+            let marks = trimmed.bytes().take_while(|&b| b == b'#').count();
+            match trimmed[marks..].chars().next() {
+                Some(' ' | '\t') if (1..=6).contains(&marks) => &trimmed[marks..],
+                _ => line,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -606,6 +624,15 @@ mod tests {
                 highlights: vec![]
             }
         );
+        // Heading marks of extracted headings go; other `#`s stay.
+        let headed = snippet_of(&format!(
+            "## {PRE_TAG}Install{POST_TAG}\nRun it.\n  # Use C# and #tags\n####### seven\n#"
+        ));
+        assert_eq!(
+            headed.text,
+            "Install Run it. Use C# and #tags ####### seven #"
+        );
+        assert_eq!(headed.highlights, [[0, 7]]);
     }
 
     #[test]
