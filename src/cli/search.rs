@@ -61,8 +61,8 @@ pub(super) struct SearchArgs {
     /// hybrid when the index has vectors (a recorded model), keyword otherwise.
     #[arg(long, value_enum)]
     mode: Option<Mode>,
-    /// Print one JSON object per hit (id, bucket, key, score, title, passage, snippet,
-    /// highlights).
+    /// Print one JSON object per hit (id, bucket, key, score, title, passage with its whole
+    /// text, snippet, highlights).
     #[arg(long)]
     json: bool,
     /// The query: words, "phrases", field:value; -word leaves out documents with the word
@@ -80,8 +80,8 @@ struct PrintedHit {
     score: f32,
     #[serde(skip_serializing_if = "Option::is_none")]
     title: Option<String>,
-    /// The passage: ordinal, byte range in the document's text, heading, page; absent for a
-    /// whole-document hit.
+    /// The passage: ordinal, byte range in the document's text, heading, page and its whole
+    /// text; absent for a whole-document hit.
     #[serde(skip_serializing_if = "Option::is_none")]
     passage: Option<PassageSpan>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -461,6 +461,7 @@ mod tests {
                 end: 40,
                 heading: Some("Setup > Keys".into()),
                 page: Some(2),
+                text: "Keys: rotate the keys yearly.".into(),
                 content_hash: None,
             }),
             snippet: Some("rotate the keys yearly".into()),
@@ -475,6 +476,8 @@ mod tests {
         assert_eq!(marked("a b", &[[2, 3]], Marks::BOLD), "a \x1b[1mb\x1b[0m");
         let json = serde_json::to_value(&hit).unwrap();
         assert_eq!(json["passage"]["ordinal"], 3);
+        assert_eq!(json["passage"]["text"], "Keys: rotate the keys yearly.");
+        assert!(json["passage"].get("content_hash").is_none());
         assert_eq!(json["highlights"][1][0], 16);
     }
 }

@@ -9,14 +9,14 @@
 
 use std::collections::HashMap;
 
-use quick_xml::XmlVersion;
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::Event;
 use quick_xml::reader::Reader;
 
 use super::budget::Budget;
 use super::decode::{self, Declared};
+use super::markup::{self, attribute};
 use super::zipped::Package;
-use super::{ExtractError, Extracted, html, markup};
+use super::{ExtractError, Extracted, html};
 
 const FORMAT: &str = "EPUB";
 /// Spine documents read at most.
@@ -96,11 +96,13 @@ impl Opf {
             match event {
                 Event::Start(tag) | Event::Empty(tag) => match tag.local_name().as_ref() {
                     "item" => {
-                        if let (Some(id), Some(href)) = (attr(&tag, "id"), attr(&tag, "href")) {
+                        if let (Some(id), Some(href)) =
+                            (attribute(&tag, "id"), attribute(&tag, "href"))
+                        {
                             opf.manifest.insert(id, href);
                         }
                     }
-                    "itemref" => opf.spine.extend(attr(&tag, "idref")),
+                    "itemref" => opf.spine.extend(attribute(&tag, "idref")),
                     _ => {}
                 },
                 Event::Eof => return Ok(opf),
@@ -110,28 +112,16 @@ impl Opf {
     }
 }
 
-fn attr(tag: &BytesStart<'_>, name: &str) -> Option<String> {
-    tag.attributes().flatten().find_map(|a| {
-        (a.key.local_name().as_ref() == name)
-            .then(|| {
-                a.normalized_value(XmlVersion::Implicit1_0)
-                    .ok()
-                    .map(|v| v.into_owned())
-            })
-            .flatten()
-    })
-}
-
-/// Every value of attribute `attribute` on elements named `element` (local names); a broken
+/// Every value of attribute `name` on elements named `element` (local names); a broken
 /// document yields what was found before the break.
-fn attribute_values(xml: &[u8], element: &str, attribute: &str) -> Vec<String> {
+fn attribute_values(xml: &[u8], element: &str, name: &str) -> Vec<String> {
     let text = decode::decode_with_hint(xml, None, Declared::XmlDecl);
     let mut reader = Reader::from_str(&text);
     let mut found = Vec::new();
     while let Ok(event) = reader.read_event() {
         match event {
             Event::Start(tag) | Event::Empty(tag) if tag.local_name().as_ref() == element => {
-                found.extend(attr(&tag, attribute));
+                found.extend(attribute(&tag, name));
             }
             Event::Eof => break,
             _ => {}
@@ -198,7 +188,7 @@ pub(super) mod tests {
     }
 
     /// An EPUB 3 book with two chapters, the second in a sub-folder with a space in its name.
-    pub(in crate::extract) fn epub_bytes(title: &str, first: &str, second: &str) -> Vec<u8> {
+    pub(crate) fn epub_bytes(title: &str, first: &str, second: &str) -> Vec<u8> {
         let opf = format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><package xmlns=\"http://www.idpf.org/2007/opf\" version=\"3.0\">\
              <metadata xmlns:dc=\"http://purl.org/dc/elements/1.1/\"><dc:title>{title}</dc:title></metadata>\
@@ -228,7 +218,7 @@ pub(super) mod tests {
             "The whale &amp; sea.",
         );
         let got = extract(&bytes, &Budget::unlimited()).unwrap();
-        assert_eq!(got.body, "One\nCall me Ishmael.\nTwo\nThe whale & sea.");
+        assert_eq!(got.body, "# One\nCall me Ishmael.\n# Two\nThe whale & sea.");
         assert_eq!(got.title.as_deref(), Some("Moby & Dick"));
     }
 

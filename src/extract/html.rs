@@ -6,6 +6,10 @@
 //! need. What is dropped: `<script>`, `<style>`, `<noscript>`, `<template>`, `<iframe>`,
 //! `<noembed>`, `<noframes>` contents, comments, doctype and all attributes. The first non-empty
 //! `<title>` becomes [`Extracted::title`] and is not repeated in the body.
+//!
+//! Headings `<h1>` to `<h6>` become Markdown heading lines (`# ` to `###### ` before their
+//! text), so that passages cut from the text know the headings above them; an empty heading
+//! writes nothing. Snippets strip the marks again, and search tokenizers never index `#`.
 
 use std::convert::Infallible;
 
@@ -154,6 +158,14 @@ fn role(name: &[u8]) -> Role {
     }
 }
 
+/// The level of a heading element (`h1` to `h6`).
+fn heading_level(name: &[u8]) -> Option<usize> {
+    match name {
+        [b'h', level @ b'1'..=b'6'] => Some(usize::from(level - b'0')),
+        _ => None,
+    }
+}
+
 /// Elements whose content is not visible text, as the end-tag name that closes them.
 fn hidden_until(name: &[u8]) -> Option<&'static [u8]> {
     Some(match name {
@@ -189,6 +201,8 @@ struct Collector {
     hidden: Option<&'static [u8]>,
     /// `<template>` nests and its content is ordinary markup, so it needs a depth.
     template_depth: usize,
+    /// The level of a heading just opened whose mark is written before its first text.
+    heading: Option<usize>,
 }
 
 impl Collector {
@@ -200,6 +214,7 @@ impl Collector {
             in_title: false,
             hidden: None,
             template_depth: 0,
+            heading: None,
         }
     }
 
@@ -219,6 +234,9 @@ impl Collector {
         }
         self.hidden = hidden_until(name);
         self.gap(role);
+        if let Some(level) = heading_level(name) {
+            self.heading = Some(level);
+        }
     }
 
     fn end_tag(&mut self, name: &[u8]) {
@@ -242,6 +260,10 @@ impl Collector {
     }
 
     fn gap(&mut self, role: Role) {
+        if role != Role::Inline {
+            // A heading with no text before the next block writes no mark.
+            self.heading = None;
+        }
         match role {
             Role::Inline => {}
             Role::Cell => self.body.space(),
@@ -255,9 +277,16 @@ impl Collector {
         }
         if self.in_title {
             self.title.push(value);
-        } else {
-            self.body.push(value);
+            return;
         }
+        if let Some(level) = self.heading
+            && !value.iter().all(u8::is_ascii_whitespace)
+        {
+            self.heading = None;
+            self.body.push(&b"######"[..level]);
+            self.body.space();
+        }
+        self.body.push(value);
     }
 
     fn finish(self) -> Extracted {
@@ -307,7 +336,7 @@ mod tests {
                 "blocks separate words, inline does not",
                 "<div>one</div><div>two</div><p>three<br>four</p><ul><li>five</li><li>six</li></ul>\
                  <h1>seven</h1><h2>eight</h2><b>ni</b>ne<span>ten</span>",
-                "one\ntwo\nthree\nfour\nfive\nsix\nseven\neight\nnineten",
+                "one\ntwo\nthree\nfour\nfive\nsix\n# seven\n## eight\nnineten",
                 None,
             ),
             (
@@ -396,6 +425,19 @@ mod tests {
                 None,
             ),
             ("doctype", "<!DOCTYPE html><p>x</p>", "x", None),
+            (
+                "headings become Markdown heading lines, empty ones nothing",
+                "<h1>Guide</h1><p>intro</p><h3> <a href=\"#x\">Deep</a>  <i>er</i></h3>\
+                 <h2></h2><p>after</p><H6>six</H6><h2><script>x</script>  </h2><h7>no</h7>",
+                "# Guide\nintro\n### Deep er\nafter\n###### six\nno",
+                None,
+            ),
+            (
+                "a title is never a heading",
+                "<title>T</title><h1>T</h1>",
+                "# T",
+                Some("T"),
+            ),
             ("empty", "", "", None),
         ];
         for (name, input, body, title) in cases {

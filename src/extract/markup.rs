@@ -4,6 +4,10 @@
 //! Elements are matched by local name (the prefix is ignored: `w:t` and `a:t` are both `t`),
 //! which is what these vocabularies need for plain text. Not a layout engine: no numbering,
 //! no fields, no reading order other than document order.
+//!
+//! Headings the vocabulary marks ([`Roles::heading`]) are written as Markdown heading lines
+//! (`# ` to `###### ` before the paragraph's first text), so that passages cut from the text
+//! know the headings above them.
 
 use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::{BytesStart, Event};
@@ -31,6 +35,34 @@ pub(super) struct Roles {
     pub(super) spaces: &'static [&'static str],
     /// Elements whose whole content is left out (deleted text, field codes, annotations).
     pub(super) skip: &'static [&'static str],
+    /// The heading level (1 to 6) that a start or empty element gives the paragraph it is in
+    /// or opens (`w:pStyle w:val="Heading2"`, `text:h text:outline-level="2"`); `None` for
+    /// every other element.
+    pub(super) heading: fn(&BytesStart<'_>) -> Option<usize>,
+}
+
+/// [`Roles::heading`] of a vocabulary without headings.
+pub(super) fn no_headings(_: &BytesStart<'_>) -> Option<usize> {
+    None
+}
+
+/// The value of the attribute of `tag` whose local name is `local_name`.
+pub(super) fn attribute(tag: &BytesStart<'_>, local_name: &str) -> Option<String> {
+    tag.attributes().flatten().find_map(|a| {
+        (local(a.key.as_ref()) == local_name)
+            .then(|| {
+                a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    .ok()
+                    .map(|v| v.into_owned())
+            })
+            .flatten()
+    })
+}
+
+/// A heading's mark: its level's `#`s, then a space.
+fn heading_mark(sink: &mut TextSink, level: usize) {
+    sink.push_str(&"######"[..level.clamp(1, 6)]);
+    sink.space();
 }
 
 fn local(name: &str) -> &str {
@@ -65,6 +97,14 @@ pub(super) fn part_text(
     let mut in_text = 0usize;
     let mut skipping = 0usize;
     let mut events = 0u32;
+    // The level of the paragraph's heading, written before its first text.
+    let mut heading: Option<usize> = None;
+    let text = |sink: &mut TextSink, heading: &mut Option<usize>, content: &str| {
+        if let Some(level) = heading.take_if(|_| !content.trim().is_empty()) {
+            heading_mark(sink, level);
+        }
+        sink.push_str(content);
+    };
     loop {
         events += 1;
         if events.is_multiple_of(EVENTS_PER_CHECK) {
@@ -77,7 +117,12 @@ pub(super) fn part_text(
             Event::Start(tag) => {
                 if skipping > 0 || is(roles.skip, &tag) {
                     skipping += 1;
-                } else if is(roles.text, &tag) {
+                    continue;
+                }
+                if let Some(level) = (roles.heading)(&tag) {
+                    heading = Some(level);
+                }
+                if is(roles.text, &tag) {
                     in_text += 1;
                 } else if is(roles.spaces, &tag) {
                     sink.space();
@@ -91,32 +136,35 @@ pub(super) fn part_text(
                 } else if roles.text.contains(&name) {
                     in_text = in_text.saturating_sub(1);
                 } else if roles.lines.contains(&name) {
+                    heading = None;
                     sink.line();
                 } else if roles.spaces.contains(&name) {
                     sink.space();
                 }
             }
             Event::Empty(tag) if skipping == 0 => {
-                if is(roles.breaks, &tag) || is(roles.lines, &tag) {
+                if let Some(level) = (roles.heading)(&tag) {
+                    heading = Some(level);
+                } else if is(roles.breaks, &tag) || is(roles.lines, &tag) {
                     sink.line();
                 } else if is(roles.spaces, &tag) {
                     sink.space();
                 }
             }
             Event::Text(content) if skipping == 0 && (in_text > 0 || roles.text.is_empty()) => {
-                sink.push_str(&content);
+                text(sink, &mut heading, &content);
             }
             Event::CData(content) if skipping == 0 && (in_text > 0 || roles.text.is_empty()) => {
-                sink.push_str(&content);
+                text(sink, &mut heading, &content);
             }
             Event::GeneralRef(reference)
                 if skipping == 0 && (in_text > 0 || roles.text.is_empty()) =>
             {
                 match reference.resolve_char_ref() {
-                    Ok(Some(c)) => sink.push_char(c),
+                    Ok(Some(c)) => text(sink, &mut heading, c.encode_utf8(&mut [0; 4])),
                     Ok(None) => {
                         if let Some(replacement) = resolve_predefined_entity(&reference) {
-                            sink.push_str(replacement);
+                            text(sink, &mut heading, replacement);
                         }
                     }
                     Err(e) => return Err(malformed(&reader, e.to_string())),
@@ -169,6 +217,7 @@ mod tests {
         breaks: &["br"],
         spaces: &["tab"],
         skip: &["del"],
+        heading: no_headings,
     };
 
     fn run(xml: &str, roles: &Roles) -> Result<String, ExtractError> {

@@ -262,6 +262,14 @@ fn extract_within(
     }
 }
 
+/// Documents the extraction tests make, for the tests of passages cut from extracted text.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    pub(crate) use super::epub::tests::epub_bytes;
+    pub(crate) use super::office::tests::{odf_bytes, pptx_bytes, styled_docx_bytes};
+    pub(crate) use super::pdf::tests::pages_pdf;
+}
+
 /// [`extract_object`]'s pipeline without its guards: on the calling thread, with no panic
 /// catching and no outer timeout (the budget's own checkpoints still apply). For the fuzz
 /// targets, which must see the panics, hangs and allocations the guards would hide.

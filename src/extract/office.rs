@@ -6,13 +6,20 @@
 //! proven to fit the budget. Password-protected OOXML files are not zip files but OLE2 compound
 //! files holding an `EncryptedPackage`; OpenDocument marks encrypted parts in its manifest. Both
 //! are reported as [`ExtractError::Encrypted`]. Not handled: legacy binary `.doc`/`.xls`/`.ppt`.
+//!
+//! Structure for passages, as Markdown heading lines: DOCX paragraphs in the built-in heading
+//! styles (style ids `Heading1` to `Heading6`, as English Word, LibreOffice and python-docx
+//! write them) or with an outline level; OpenDocument `text:h` by its outline level; each PPTX
+//! slide a section under its title (the title placeholder's text), or under `Slide N` when it
+//! has none.
 
 use std::io::Cursor;
 
 use calamine::{Data, Reader as _, Xlsx};
+use quick_xml::events::BytesStart;
 
 use super::budget::Budget;
-use super::markup::{self, Roles};
+use super::markup::{self, Roles, attribute, no_headings};
 use super::text::TextSink;
 use super::zipped::Package;
 use super::{ExtractError, Extracted};
@@ -30,6 +37,7 @@ const WORD: Roles = Roles {
     breaks: &["br", "cr"],
     spaces: &["tab", "tc", "noBreakHyphen"],
     skip: &["delText", "instrText"],
+    heading: word_heading,
 };
 
 const DRAWING: Roles = Roles {
@@ -38,6 +46,13 @@ const DRAWING: Roles = Roles {
     breaks: &["br"],
     spaces: &["tab", "tc"],
     skip: &[],
+    heading: slide_title,
+};
+
+/// Speaker notes: no headings (a notes page's title placeholder is its slide's image).
+const NOTES: Roles = Roles {
+    heading: no_headings,
+    ..DRAWING
 };
 
 const OPEN_DOCUMENT: Roles = Roles {
@@ -54,7 +69,49 @@ const OPEN_DOCUMENT: Roles = Roles {
         "automatic-styles",
         "sequence-decls",
     ],
+    heading: open_document_heading,
 };
+
+/// The heading level of a Word paragraph: its style `Heading1` to `Heading6` (`w:pStyle`), or
+/// its outline level 0 to 5 (`w:outlineLvl`; 9 is body text).
+fn word_heading(tag: &BytesStart<'_>) -> Option<usize> {
+    let level = match tag.local_name().as_ref() {
+        "pStyle" => attribute(tag, "val")?
+            .to_ascii_lowercase()
+            .strip_prefix("heading")?
+            .parse()
+            .ok()?,
+        "outlineLvl" => attribute(tag, "val")?.parse::<usize>().ok()? + 1,
+        _ => return None,
+    };
+    (1..=6).contains(&level).then_some(level)
+}
+
+/// The heading level of an OpenDocument `text:h`: its `text:outline-level` (1 when absent).
+fn open_document_heading(tag: &BytesStart<'_>) -> Option<usize> {
+    if tag.local_name().as_ref() != "h" {
+        return None;
+    }
+    let level = attribute(tag, "outline-level").map_or(Some(1), |level| level.parse().ok())?;
+    Some(level.clamp(1, 6))
+}
+
+/// Level 1 for the title placeholder of a slide (`<p:ph type="title"/>` or `ctrTitle`).
+fn slide_title(tag: &BytesStart<'_>) -> Option<usize> {
+    let title = tag.local_name().as_ref() == "ph"
+        && matches!(
+            attribute(tag, "type").as_deref(),
+            Some("title" | "ctrTitle")
+        );
+    title.then_some(1)
+}
+
+/// Whether a slide's XML has a title placeholder.
+fn has_title(slide: &[u8]) -> bool {
+    [&b"type=\"title\""[..], b"type=\"ctrTitle\""]
+        .iter()
+        .any(|marker| slide.windows(marker.len()).any(|w| w == *marker))
+}
 
 /// Refuses OLE2 files given under an OOXML name: encrypted OOXML, or a legacy binary file.
 fn refuse_ole2(bytes: &[u8], format: &'static str) -> Result<(), ExtractError> {
@@ -115,20 +172,28 @@ pub(super) fn docx(bytes: &[u8], budget: &Budget) -> Result<Extracted, ExtractEr
             .filter(|p| package.has(p))
             .map(str::to_owned),
     );
-    parts_text(&mut package, &parts, &WORD, budget, FORMAT)
+    let parts: Vec<(String, &Roles)> = parts.into_iter().map(|part| (part, &WORD)).collect();
+    parts_text(&mut package, &parts, budget, FORMAT, |_, _| None)
 }
 
-/// The text of `parts` in order, one block each, titled by `docProps/core.xml`.
+/// The text of `parts` (each read with its roles) in order, one block each, titled by
+/// `docProps/core.xml`; `section` gives the heading, if any, written before a part (its index
+/// and XML).
 fn parts_text(
     package: &mut Package<'_>,
-    parts: &[String],
-    roles: &Roles,
+    parts: &[(String, &Roles)],
     budget: &Budget,
     format: &'static str,
+    section: impl Fn(usize, &[u8]) -> Option<String>,
 ) -> Result<Extracted, ExtractError> {
     let mut sink = TextSink::default();
-    for part in parts {
+    for (index, (part, roles)) in parts.iter().enumerate() {
         let xml = package.require(part)?;
+        if let Some(heading) = section(index, &xml) {
+            sink.push_str("# ");
+            sink.push_str(&heading);
+            sink.line();
+        }
         markup::part_text(&xml, roles, &mut sink, budget, format, part)?;
         sink.line();
     }
@@ -138,21 +203,30 @@ fn parts_text(
     })
 }
 
-/// PPTX: each slide in order, then the speaker notes.
+/// PPTX: each slide in order (a section under its title, or `Slide N`), then the speaker
+/// notes.
 pub(super) fn pptx(bytes: &[u8], budget: &Budget) -> Result<Extracted, ExtractError> {
     const FORMAT: &str = "PPTX";
     refuse_ole2(bytes, FORMAT)?;
     let mut package = Package::open(bytes, FORMAT, budget)?;
     let names = package.names();
-    let mut parts = numbered(&names, "ppt/slides/slide");
+    let parts = numbered(&names, "ppt/slides/slide");
     if parts.is_empty() && !package.has("ppt/presentation.xml") {
         return Err(ExtractError::Corrupt {
             format: FORMAT,
             message: "the part ppt/presentation.xml is missing".to_owned(),
         });
     }
-    parts.extend(numbered(&names, "ppt/notesSlides/notesSlide"));
-    parts_text(&mut package, &parts, &DRAWING, budget, FORMAT)
+    let slides = parts.len();
+    let mut parts: Vec<(String, &Roles)> = parts.into_iter().map(|part| (part, &DRAWING)).collect();
+    parts.extend(
+        numbered(&names, "ppt/notesSlides/notesSlide")
+            .into_iter()
+            .map(|part| (part, &NOTES)),
+    );
+    parts_text(&mut package, &parts, budget, FORMAT, |index, xml| {
+        (index < slides && !has_title(xml)).then(|| format!("Slide {}", index + 1))
+    })
 }
 
 /// XLSX: every sheet's name, then its rows, cells separated by tabs.
@@ -313,9 +387,113 @@ pub(super) mod tests {
         let got = pptx(&bytes, &Budget::unlimited()).unwrap();
         assert_eq!(
             got.body,
-            "first\nmore\nx\nsecond\nmore\nx\ntenth\nmore\nx\nspeaker note"
+            "# Slide 1\nfirst\nmore\nx\n# Slide 2\nsecond\nmore\nx\n# Slide 3\ntenth\nmore\nx\n\
+             speaker note"
         );
         assert_eq!(got.title.as_deref(), Some("Deck"));
+    }
+
+    /// A PPTX whose slides are `(title placeholder text, body text)`.
+    pub(crate) fn pptx_bytes(slides: &[(Option<&str>, &str)]) -> Vec<u8> {
+        let shape = |placeholder: &str, text: &str| {
+            format!(
+                "<p:sp><p:nvSpPr><p:cNvPr id=\"2\" name=\"s\"/><p:cNvSpPr/><p:nvPr>{placeholder}</p:nvPr>\
+                 </p:nvSpPr><p:txBody><a:bodyPr/><a:p><a:r><a:t>{text}</a:t></a:r></a:p></p:txBody></p:sp>"
+            )
+        };
+        let xml: Vec<String> = slides
+            .iter()
+            .map(|(title, body)| {
+                let title = title.map_or(String::new(), |title| {
+                    shape("<p:ph type=\"title\"/>", title)
+                });
+                format!(
+                    "<p:sld xmlns:p=\"p\" xmlns:a=\"a\"><p:cSld><p:spTree>{title}{}</p:spTree>\
+                     </p:cSld></p:sld>",
+                    shape("<p:ph idx=\"1\"/>", body)
+                )
+            })
+            .collect();
+        let names: Vec<String> = (1..=slides.len())
+            .map(|n| format!("ppt/slides/slide{n}.xml"))
+            .collect();
+        let mut entries: Vec<(&str, &[u8])> =
+            vec![("ppt/presentation.xml", b"<p:presentation xmlns:p=\"p\"/>")];
+        entries.extend(
+            names
+                .iter()
+                .map(String::as_str)
+                .zip(xml.iter().map(String::as_bytes)),
+        );
+        build_zip(&entries)
+    }
+
+    #[test]
+    fn pptx_slides_are_sections_under_their_titles() {
+        let bytes = pptx_bytes(&[
+            (Some("Walrus strategy"), "Krill first."),
+            (None, "No title here."),
+            (Some("Risks &amp; ice"), "Thin ice."),
+        ]);
+        let got = pptx(&bytes, &Budget::unlimited()).unwrap();
+        assert_eq!(
+            got.body,
+            "# Walrus strategy\nKrill first.\n# Slide 2\nNo title here.\n# Risks & ice\nThin ice."
+        );
+        assert_eq!(got.title, None);
+    }
+
+    /// A DOCX whose paragraphs are `(style id, text)`.
+    pub(crate) fn styled_docx_bytes(paragraphs: &[(&str, &str)]) -> Vec<u8> {
+        let body: String = paragraphs
+            .iter()
+            .map(|(style, text)| {
+                let properties = if style.is_empty() {
+                    String::new()
+                } else {
+                    format!("<w:pPr><w:pStyle w:val=\"{style}\"/></w:pPr>")
+                };
+                format!("<w:p>{properties}<w:r><w:t>{text}</w:t></w:r></w:p>")
+            })
+            .collect();
+        let document = format!(
+            "<w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\">\
+             <w:body>{body}</w:body></w:document>"
+        );
+        build_zip(&[
+            ("word/document.xml", document.as_bytes()),
+            ("docProps/core.xml", core("Styled").as_bytes()),
+        ])
+    }
+
+    #[test]
+    fn docx_heading_styles_and_outline_levels_become_heading_lines() {
+        let bytes = styled_docx_bytes(&[
+            ("Heading1", "Install"),
+            ("", "Run the installer."),
+            ("heading2", "On Linux"),
+            ("Normal", "Use the package."),
+            ("Heading7", "Not a heading level"),
+            ("Heading3", ""),
+            ("Title", "Styled title"),
+        ]);
+        let got = docx(&bytes, &Budget::unlimited()).unwrap();
+        assert_eq!(
+            got.body,
+            "# Install\nRun the installer.\n## On Linux\nUse the package.\nNot a heading level\n\
+             Styled title"
+        );
+        assert_eq!(got.title.as_deref(), Some("Styled"));
+        let outline = build_zip(&[(
+            "word/document.xml",
+            b"<w:document xmlns:w=\"w\"><w:body><w:p><w:pPr><w:outlineLvl w:val=\"1\"/></w:pPr>\
+              <w:r><w:t>Deep</w:t></w:r></w:p><w:p><w:pPr><w:outlineLvl w:val=\"9\"/></w:pPr>\
+              <w:r><w:t>body</w:t></w:r></w:p></w:body></w:document>",
+        )]);
+        assert_eq!(
+            docx(&outline, &Budget::unlimited()).unwrap().body,
+            "## Deep\nbody"
+        );
     }
 
     /// A minimal XLSX with one sheet, shared strings and a number.
@@ -383,7 +561,7 @@ pub(super) mod tests {
     }
 
     /// An OpenDocument package (ODT, ODS or ODP) around a `content.xml` body.
-    pub(in crate::extract) fn odf_bytes(mimetype: &str, body: &str, title: &str) -> Vec<u8> {
+    pub(crate) fn odf_bytes(mimetype: &str, body: &str, title: &str) -> Vec<u8> {
         let content = format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><office:document-content \
              xmlns:office=\"urn:oasis:names:tc:opendocument:xmlns:office:1.0\" \
@@ -420,8 +598,16 @@ pub(super) mod tests {
             "Otter notes",
         );
         let got = open_document(&odt, "ODT", &Budget::unlimited()).unwrap();
-        assert_eq!(got.body, "Heading\none two three\nfour span");
+        assert_eq!(got.body, "# Heading\none two three\nfour span");
         assert_eq!(got.title.as_deref(), Some("Otter notes"));
+        let levels = odf_bytes(
+            "application/vnd.oasis.opendocument.text",
+            "<office:text><text:h text:outline-level=\"2\">Sub <text:span>part</text:span></text:h>\
+             <text:p>words</text:p><text:h text:outline-level=\"9\">Deepest</text:h><text:h/></office:text>",
+            "",
+        );
+        let got = open_document(&levels, "ODT", &Budget::unlimited()).unwrap();
+        assert_eq!(got.body, "## Sub part\nwords\n###### Deepest");
 
         let ods = odf_bytes(
             "application/vnd.oasis.opendocument.spreadsheet",

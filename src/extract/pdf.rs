@@ -24,14 +24,20 @@
 //!   PDF (the extraction boundary would catch it too, as "extraction crashed"). Panics of lopdf
 //!   while loading, and of our own code, are left to the boundary: they are bugs to fix.
 //!
+//! Pages are separated by a form feed (`\x0C`, one per page break, an empty page keeps its
+//! own), so that the passages cut from the text know the page they start on
+//! ([`crate::embed`]'s passage splitter counts form feeds).
+//!
 //! Not done: OCR of scanned pages (they have no text layer and come out empty).
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
 
 use flate2::read::ZlibDecoder;
 use lopdf::{Document, Object, ObjectId};
-use pdf_extract::{MediaBox, OutputDev, OutputError, PlainTextOutput, Transform};
+use pdf_extract::{ConvertToFmt, MediaBox, OutputDev, OutputError, PlainTextOutput, Transform};
 
 use super::budget::Budget;
 use super::object::panic_message;
@@ -65,11 +71,13 @@ pub(super) fn extract(bytes: &[u8], budget: &Budget) -> Result<Extracted, Extrac
     check_page_parents(&document)?;
     check_forms(&document, budget)?;
     let title = info_title(&document);
-    let mut raw = String::new();
+    let raw = SharedText::default();
     let mut stop = None;
     let result = {
         let mut output = Guarded {
-            inner: PlainTextOutput::new(&mut raw),
+            inner: PlainTextOutput::new(raw.clone()),
+            text: raw.clone(),
+            pages: 0,
             budget,
             stop: &mut stop,
             glyphs: 0,
@@ -92,10 +100,36 @@ pub(super) fn extract(bytes: &[u8], budget: &Budget) -> Result<Extracted, Extrac
             ))
         })?
         .map_err(|e| corrupt(&e.to_string()))?;
+    let raw = raw.0.take();
     Ok(Extracted {
-        body: tidy(&raw),
+        body: raw
+            .split(PAGE_BREAK)
+            .map(tidy)
+            .collect::<Vec<_>>()
+            .join("\u{c}"),
         title,
     })
+}
+
+/// What separates two pages in the text: a form feed.
+const PAGE_BREAK: char = '\u{c}';
+
+/// The text pdf-extract writes, shared with [`Guarded`], which adds the page breaks.
+#[derive(Clone, Debug, Default)]
+struct SharedText(Rc<RefCell<String>>);
+
+impl std::fmt::Write for SharedText {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        self.0.borrow_mut().push_str(text);
+        Ok(())
+    }
+}
+
+impl ConvertToFmt for SharedText {
+    type Writer = Self;
+    fn convert(self) -> Self {
+        self
+    }
 }
 
 fn corrupt(message: &str) -> ExtractError {
@@ -105,7 +139,7 @@ fn corrupt(message: &str) -> ExtractError {
     }
 }
 
-/// Trims each line and keeps at most one empty line between paragraphs.
+/// Trims each line of a page and keeps at most one empty line between paragraphs.
 fn tidy(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     let mut blank = false;
@@ -399,22 +433,27 @@ fn info_title(document: &Document) -> Option<String> {
     (!title.is_empty()).then_some(title)
 }
 
-/// pdf-extract's plain-text output with the extraction budget applied.
-struct Guarded<'a, 'b> {
-    inner: PlainTextOutput<&'b mut String>,
+/// pdf-extract's plain-text output with the extraction budget applied, and a
+/// [`PAGE_BREAK`] before every page but the first.
+struct Guarded<'a> {
+    inner: PlainTextOutput<SharedText>,
+    /// The text `inner` writes to.
+    text: SharedText,
+    /// Pages begun so far.
+    pages: u32,
     budget: &'a Budget,
     stop: &'a mut Option<ExtractError>,
     glyphs: u32,
 }
 
-impl Guarded<'_, '_> {
+impl Guarded<'_> {
     fn halt(&mut self, error: ExtractError) -> Result<(), OutputError> {
         *self.stop = Some(error);
         Err(OutputError::FormatError(std::fmt::Error))
     }
 }
 
-impl OutputDev for Guarded<'_, '_> {
+impl OutputDev for Guarded<'_> {
     fn begin_page(
         &mut self,
         page_num: u32,
@@ -424,6 +463,13 @@ impl OutputDev for Guarded<'_, '_> {
         if let Err(error) = self.budget.check_time() {
             return self.halt(error);
         }
+        if self.pages > 0 {
+            if let Err(error) = self.budget.spend(1, "extracted PDF text") {
+                return self.halt(error);
+            }
+            self.text.0.borrow_mut().push(PAGE_BREAK);
+        }
+        self.pages += 1;
         self.inner.begin_page(page_num, media_box, art_box)
     }
 
@@ -470,7 +516,7 @@ impl OutputDev for Guarded<'_, '_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::time::Duration;
 
     use super::*;
@@ -576,6 +622,58 @@ mod tests {
         object.extend(data);
         object.extend(b"\nendstream");
         object
+    }
+
+    /// A PDF of one page per text, each written in Helvetica at the top of a Letter page
+    /// (an empty text: a page without text).
+    pub(crate) fn pages_pdf(pages: &[&str]) -> Vec<u8> {
+        let kids: Vec<String> = (0..pages.len())
+            .map(|page| format!("{} 0 R", 4 + 2 * page))
+            .collect();
+        let mut objects = vec![
+            CATALOG.to_vec(),
+            format!(
+                "<</Type/Pages/Kids[{}]/Count {}>>",
+                kids.join(" "),
+                pages.len()
+            )
+            .into_bytes(),
+            b"<</Type/Font/Subtype/Type1/BaseFont/Helvetica/Encoding/WinAnsiEncoding>>".to_vec(),
+        ];
+        for (page, text) in pages.iter().enumerate() {
+            objects.push(
+                format!(
+                    "<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]/Contents {} 0 R\
+                     /Resources<</Font<</F1 3 0 R>>>>>>",
+                    5 + 2 * page
+                )
+                .into_bytes(),
+            );
+            let content = if text.is_empty() {
+                String::new()
+            } else {
+                format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET")
+            };
+            objects.push(stream("", content.as_bytes()));
+        }
+        pdf_of(&objects)
+    }
+
+    #[test]
+    fn pages_are_separated_by_form_feeds() {
+        let pdf = pages_pdf(&["Lift and drag", "", "Turbine blades crack"]);
+        let got = extract(&pdf, &Budget::unlimited()).unwrap();
+        assert_eq!(got.body, "Lift and drag\u{c}\u{c}Turbine blades crack");
+        assert_eq!(got.title, None);
+        let one = extract(&pages_pdf(&["Only page"]), &Budget::unlimited()).unwrap();
+        assert_eq!(one.body, "Only page");
+        // A page break is extracted text too: the cap counts it ("Lift" spends 8 bytes, one
+        // more per glyph for a separator, and each break 1).
+        let pdf = pages_pdf(&["Lift", "", ""]);
+        let fits = extract(&pdf, &Budget::new(10, Duration::from_secs(60))).unwrap();
+        assert_eq!(fits.body, "Lift\u{c}\u{c}");
+        let err = extract(&pdf, &Budget::new(9, Duration::from_secs(60))).unwrap_err();
+        assert!(matches!(err, ExtractError::TooLarge { .. }), "{err}");
     }
 
     const CATALOG: &[u8] = b"<</Type/Catalog/Pages 2 0 R>>";

@@ -345,7 +345,8 @@ pub struct Hit {
     pub score: f32,
     /// Its title.
     pub title: Option<String>,
-    /// The passage; absent for a whole-document hit.
+    /// The passage with its whole text; absent for a whole-document hit (whose text, the
+    /// whole body, is not sent).
     pub passage: Option<HitPassage>,
     /// Text around the first query term found (the passage's, or the body's).
     pub snippet: Option<String>,
@@ -367,6 +368,8 @@ pub struct HitPassage {
     pub heading: Option<String>,
     /// The page it starts on, where known.
     pub page: Option<u32>,
+    /// Its whole text: the document's text from `start` to `end`.
+    pub text: String,
 }
 
 /// The body of `POST /api/v1/tenants`.

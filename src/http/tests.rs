@@ -15,8 +15,8 @@ use tower::ServiceExt;
 
 use super::handle::{Answer, ApiAccess, ApiError, Caller, StatusCode, WorkerHandle};
 use super::model::{
-    AwsSetup, Connector, ConnectorList, Credentials, Deleted, FieldProblem, Hit, Origin,
-    SearchResult, SyncList, SyncStarted, Tenant, TenantCreated, TenantDeleted, TenantList,
+    AwsSetup, Connector, ConnectorList, Credentials, Deleted, FieldProblem, Hit, HitPassage,
+    Origin, SearchResult, SyncList, SyncStarted, Tenant, TenantCreated, TenantDeleted, TenantList,
 };
 use crate::config::Secret;
 use crate::sink::passages::SearchMode;
@@ -231,16 +231,35 @@ impl WorkerHandle for FakeWorker {
             id: id.to_owned(),
             query: query.to_owned(),
             mode: "keyword".to_owned(),
-            hits: vec![Hit {
-                id: "0f".to_owned(),
-                bucket: "b".to_owned(),
-                key: "k".to_owned(),
-                score: 1.5,
-                title: None,
-                passage: None,
-                snippet: Some("text".to_owned()),
-                highlights: Vec::new(),
-            }],
+            hits: vec![
+                Hit {
+                    id: "0e".to_owned(),
+                    bucket: "b".to_owned(),
+                    key: "guide.md".to_owned(),
+                    score: 2.5,
+                    title: Some("Guide".to_owned()),
+                    passage: Some(HitPassage {
+                        ordinal: 1,
+                        start: 12,
+                        end: 47,
+                        heading: Some("Install".to_owned()),
+                        page: None,
+                        text: "## Install\n\nRun the quarterly installer.".to_owned(),
+                    }),
+                    snippet: Some("Install Run the quarterly installer.".to_owned()),
+                    highlights: vec![[16, 25]],
+                },
+                Hit {
+                    id: "0f".to_owned(),
+                    bucket: "b".to_owned(),
+                    key: "k".to_owned(),
+                    score: 1.5,
+                    title: None,
+                    passage: None,
+                    snippet: Some("text".to_owned()),
+                    highlights: Vec::new(),
+                },
+            ],
         })
     }
 
@@ -504,6 +523,14 @@ async fn routes_answer_their_status_codes() {
     )
     .await;
     assert_eq!(found.json()["query"], "quarterly figures");
+    // A passage hit carries its whole text; a whole-document hit no passage and no text.
+    let hits = &found.json()["hits"];
+    assert_eq!(
+        hits[0]["passage"],
+        json!({"ordinal": 1, "start": 12, "end": 47, "heading": "Install", "page": null,
+               "text": "## Install\n\nRun the quarterly installer."})
+    );
+    assert_eq!(hits[1]["passage"], Value::Null);
     let setup = get(
         &worker,
         "/api/v1/aws-setup?bucket_uri=s3%3A%2F%2Fb%2Fp&flag&bad=%zz%4",
@@ -816,6 +843,16 @@ fn the_document_describes_the_bodies_from_their_types() {
     ] {
         assert!(schemas[schema].is_object(), "{schema}");
     }
+    // A hit's passage always has its text (a whole-document hit has no passage).
+    let passage = &schemas["HitPassage"];
+    assert_eq!(passage["properties"]["text"]["type"], "string");
+    assert!(
+        passage["required"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("text")),
+        "{passage}"
+    );
     assert_eq!(
         document["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"

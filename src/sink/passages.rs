@@ -148,7 +148,7 @@ pub struct PassageQuery {
     pub limit: usize,
 }
 
-/// Where in its document a hit's passage lies.
+/// A hit's passage: where in its document it lies, and its text.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PassageSpan {
     /// The passage's ordinal, from 0.
@@ -161,9 +161,27 @@ pub struct PassageSpan {
     pub heading: Option<String>,
     /// The page it starts on, where known.
     pub page: Option<u32>,
+    /// Its whole text (the document's text from `start` to `end`), as a language model is
+    /// handed it; the snippet is only the part around the matched words.
+    pub text: String,
     /// Its content hash.
     #[serde(skip)]
     pub content_hash: Option<PassageHash>,
+}
+
+impl From<Passage> for PassageSpan {
+    /// The span of a stored passage: the one place a hit's passage is built.
+    fn from(passage: Passage) -> Self {
+        Self {
+            ordinal: passage.ordinal,
+            start: passage.start,
+            end: passage.end,
+            heading: passage.heading,
+            page: passage.page,
+            text: passage.text,
+            content_hash: Some(passage.content_hash),
+        }
+    }
 }
 
 /// One result of a passage search.
@@ -299,6 +317,7 @@ mod tests {
                 end: 1,
                 heading: None,
                 page: None,
+                text: format!("passage {ordinal} of {doc}"),
                 content_hash: None,
             }),
             score,
@@ -416,6 +435,99 @@ mod tests {
             10,
         );
         assert!((fused[0].score - (1.0 / 61.0 + 1.0 / 62.0)).abs() < 1e-6);
+    }
+
+    /// Extraction writes the structure passages are cut by: pages as form feeds (PDF),
+    /// headings as Markdown heading lines (HTML, DOCX, OpenDocument, PPTX slides, EPUB).
+    #[test]
+    fn passages_of_extracted_documents_know_their_pages_and_headings() {
+        use crate::config::embedding::PassageSettings;
+        use crate::embed::passages_of;
+        use crate::embed::testing::WordHashEmbedder;
+        use crate::extract::{Format, extract, fixtures};
+
+        let embedder = WordHashEmbedder::new(8);
+        // Eight words: each section below fits, no document does.
+        let settings = PassageSettings {
+            max_tokens: 8,
+            overlap_tokens: 0,
+            max_passages_per_document: 100,
+        };
+        let places = |format: Format, bytes: &[u8]| {
+            let body = extract(format, bytes).unwrap().body;
+            let (passages, _) = passages_of(&body, &embedder, &settings);
+            passages
+                .into_iter()
+                .map(|passage| {
+                    let span = PassageSpan::from(passage);
+                    assert_eq!(span.text, body[span.start..span.end]);
+                    (span.text, span.heading, span.page)
+                })
+                .collect::<Vec<_>>()
+        };
+        let place = |text: &str, heading: Option<&str>, page: Option<u32>| {
+            (text.to_owned(), heading.map(str::to_owned), page)
+        };
+        let install = vec![
+            place("# Install\nRun the installer.", Some("Install"), None),
+            place(
+                "## On Linux\nUse the package.",
+                Some("Install > On Linux"),
+                None,
+            ),
+        ];
+        let html = b"<title>Guide</title><h1>Install</h1><p>Run the installer.</p>\
+                     <h2>On <b>Linux</b></h2><p>Use the package.</p>";
+        assert_eq!(places(Format::Html, html), install, "HTML");
+        let docx = fixtures::styled_docx_bytes(&[
+            ("Heading1", "Install"),
+            ("", "Run the installer."),
+            ("Heading2", "On Linux"),
+            ("", "Use the package."),
+        ]);
+        assert_eq!(places(Format::Docx, &docx), install, "DOCX");
+        let odt = fixtures::odf_bytes(
+            "application/vnd.oasis.opendocument.text",
+            "<office:text><text:h text:outline-level=\"1\">Install</text:h>\
+             <text:p>Run the installer.</text:p><text:h text:outline-level=\"2\">On Linux</text:h>\
+             <text:p>Use the package.</text:p></office:text>",
+            "",
+        );
+        assert_eq!(places(Format::Odt, &odt), install, "ODT");
+        let pptx = fixtures::pptx_bytes(&[
+            (Some("Walrus strategy"), "Krill first and foremost."),
+            (None, "No title on this slide."),
+        ]);
+        assert_eq!(
+            places(Format::Pptx, &pptx),
+            [
+                place(
+                    "# Walrus strategy\nKrill first and foremost.",
+                    Some("Walrus strategy"),
+                    None
+                ),
+                place("# Slide 2\nNo title on this slide.", Some("Slide 2"), None),
+            ],
+            "PPTX"
+        );
+        let epub = fixtures::epub_bytes("Book", "Call me Ishmael.", "The whale &amp; sea.");
+        assert_eq!(
+            places(Format::Epub, &epub),
+            [
+                place("# One\nCall me Ishmael.", Some("One"), None),
+                place("# Two\nThe whale & sea.", Some("Two"), None),
+            ],
+            "EPUB"
+        );
+        let pdf = fixtures::pages_pdf(&["Lift and drag", "", "Turbine blades crack"]);
+        assert_eq!(
+            places(Format::Pdf, &pdf),
+            [
+                place("Lift and drag", None, Some(1)),
+                place("Turbine blades crack", None, Some(3)),
+            ],
+            "PDF"
+        );
     }
 
     proptest! {

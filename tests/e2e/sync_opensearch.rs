@@ -1002,6 +1002,12 @@ async fn keyword_passage_search_finds_passages_stemmed_and_filtered_and_document
     assert_eq!(passage_hit.bucket, bucket);
     let span = passage_hit.passage.as_ref().unwrap();
     assert_eq!((span.start, span.end), (0, 32));
+    // Its whole text, read from the passage index (the keyword answer leaves `body` out, so
+    // that whole documents' bodies are never sent); the whole document has none.
+    assert_eq!(span.text, "Turbine blades crack under heat.");
+    let whole_hit = hits.iter().find(|hit| hit.id == whole.id).unwrap();
+    assert_eq!(whole_hit.passage, None);
+    assert!(whole_hit.snippet.is_some(), "{whole_hit:?}");
     let snippet = passage_hit.snippet.as_ref().unwrap();
     assert!(snippet.text.contains("Turbine blades"), "{snippet:?}");
     for [start, end] in &snippet.highlights {
@@ -1017,6 +1023,17 @@ async fn keyword_passage_search_finds_passages_stemmed_and_filtered_and_document
     assert!(filtered.iter().all(|hit| hit.id == a.id), "{filtered:?}");
     let excluded = search("blades -meta.author:alice").await;
     assert!(excluded.iter().all(|hit| hit.id != a.id), "{excluded:?}");
+    // Every passage hit of every search carries its own text.
+    for hit in search("blades OR runners OR cooling").await {
+        if let Some(span) = &hit.passage {
+            let document = [&a, &runners].into_iter().find(|d| d.id == hit.id).unwrap();
+            assert_eq!(
+                span.text,
+                document.body.as_deref().unwrap()[span.start..span.end],
+                "{hit:?}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

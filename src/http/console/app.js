@@ -168,10 +168,16 @@ async function search(event) {
   if (status !== 200) { $("search-status").textContent = json.error.message; return; }
   $("search-status").textContent = `${json.hits.length} hit(s), ${json.mode}`;
   for (const hit of json.hits) {
-    hits.append(el("li", {},
+    const item = el("li", {},
       highlighted(el("div", { class: "key" }), `${hit.bucket}/${hit.key}`, terms),
       el("div", { class: "place" }, [hit.title, place(hit.passage)].filter(Boolean).join(" · ")),
-      marked(el("div", { class: "snippet" }), hit.snippet || "", hit.highlights)));
+      marked(el("div", { class: "snippet" }), hit.snippet || "", hit.highlights));
+    // A passage's whole text, folded: what a language model would be handed.
+    if (hit.passage) {
+      item.append(el("details", { class: "passage" },
+        el("summary", {}, "Passage text"), el("div", { class: "text" }, hit.passage.text)));
+    }
+    hits.append(item);
   }
 }
 

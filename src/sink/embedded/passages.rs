@@ -1,7 +1,7 @@
 //! Passage search on the embedded index: by words (BM25 over passages, and over the whole text
 //! of documents synced without passages), by meaning (an exact scan of the passages' vectors,
-//! [`crate::sink::vectors`]), or both ([`fuse`]d). Hits carry their passage's place and a
-//! snippet of its text with the query's words highlighted.
+//! [`crate::sink::vectors`]), or both ([`fuse`]d). Hits carry their passage's place and whole
+//! text, and a snippet of it with the query's words highlighted.
 //!
 //! The vectors of a segment are read from its stored passages on the first semantic search
 //! that meets the segment and kept (as 8-bit integers) until the segment is merged away;
@@ -33,8 +33,9 @@ pub(super) struct SegmentVectors {
     set: VectorSet,
 }
 
-/// A hit's identity across rankings, and the text its snippet is cut from.
-type Texts = HashMap<(DocId, Option<u32>), String>;
+/// The bodies of whole-document hits (documents without passages), which their snippets are
+/// cut from; a passage hit's snippet is cut from its own text.
+type Texts = HashMap<DocId, String>;
 
 impl Inner {
     pub(super) fn search_passages(
@@ -73,10 +74,11 @@ impl Inner {
         Ok(hits
             .into_iter()
             .map(|mut hit| {
-                let key = (hit.id, hit.passage.as_ref().map(|span| span.ordinal));
-                hit.snippet = texts
-                    .get(&key)
-                    .map(|text| snippet::highlighted(text, &query.text));
+                let text = match &hit.passage {
+                    Some(span) => Some(&span.text),
+                    None => texts.get(&hit.id),
+                };
+                hit.snippet = text.map(|text| snippet::highlighted(text, &query.text));
                 hit
             })
             .collect())
@@ -226,7 +228,7 @@ impl Inner {
         Ok(vectors)
     }
 
-    /// The hit of the passage or document at `address`, its text kept in `texts`.
+    /// The hit of the passage or document at `address`; a document's body is kept in `texts`.
     fn hit(
         &self,
         searcher: &Searcher,
@@ -247,25 +249,16 @@ impl Inner {
                 .fields
                 .decode_passage(&doc)
                 .map_err(|detail| self.corrupt(detail))?;
-            let passage = stored_passage.passage;
             let (Some(bucket), Some(key)) = (stored(self.fields.bucket), stored(self.fields.key))
             else {
                 return Err(self.corrupt(format!("a passage of {id} has no bucket or key")));
             };
-            texts.insert((id, Some(passage.ordinal)), passage.text);
             return Ok(PassageHit {
                 id,
                 bucket,
                 key,
                 title: stored(self.fields.title),
-                passage: Some(PassageSpan {
-                    ordinal: passage.ordinal,
-                    start: passage.start,
-                    end: passage.end,
-                    heading: passage.heading,
-                    page: passage.page,
-                    content_hash: Some(passage.content_hash),
-                }),
+                passage: Some(PassageSpan::from(stored_passage.passage)),
                 score,
                 snippet: None,
             });
@@ -275,7 +268,7 @@ impl Inner {
             .decode(&doc)
             .map_err(|detail| self.corrupt(detail))?;
         if let Some(body) = document.body {
-            texts.insert((document.id, None), body);
+            texts.insert(document.id, body);
         }
         Ok(PassageHit {
             id: document.id,

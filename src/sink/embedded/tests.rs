@@ -749,6 +749,8 @@ async fn keyword_passage_search_stems_weighs_titles_and_highlights() {
     assert_eq!(places(&hits), [("c.txt".to_owned(), Some(1))]);
     let span = hits[0].passage.as_ref().unwrap();
     assert_eq!((span.start, span.end), (25, 51));
+    // The hit carries the passage's whole text, as a language model is handed it.
+    assert_eq!(span.text, "flows reported over plates");
     let snippet = hits[0].snippet.as_ref().unwrap();
     assert_eq!(snippet.text, "flows reported over plates");
     let marked: Vec<&str> = snippet
@@ -796,6 +798,10 @@ async fn semantic_and_hybrid_search_rank_passages_by_their_vectors() {
         .await
         .unwrap();
     assert_eq!(places(&hits)[0], ("x.txt".to_owned(), Some(1)));
+    assert_eq!(
+        hits[0].passage.as_ref().unwrap().text,
+        "cyan magenta yellow"
+    );
     assert!((hits[0].score - 1.0).abs() < 0.02, "{}", hits[0].score);
     assert_eq!(hits.len(), 2);
     assert_eq!(hits[0].snippet.as_ref().unwrap().highlights, [[0, 4]]);
@@ -816,6 +822,13 @@ async fn semantic_and_hybrid_search_rank_passages_by_their_vectors() {
         places(&hits)[..2],
         [("x.txt".to_owned(), Some(1)), ("z.txt".to_owned(), None)]
     );
+    // The passage brings its text; the whole document none (its body can be megabytes), only
+    // a snippet.
+    assert_eq!(
+        hits[0].passage.as_ref().unwrap().text,
+        "cyan magenta yellow"
+    );
+    assert!(hits[1].snippet.is_some());
     // Without a vector, semantic search is refused.
     let error = index
         .search_passages(&PassageQuery {

@@ -315,7 +315,7 @@ pub(super) async fn record_model(
 }
 
 /// The `_id` of passage `ordinal` of document `id`.
-fn passage_id(id: DocId, ordinal: u32) -> String {
+pub(super) fn passage_id(id: DocId, ordinal: u32) -> String {
     format!("{id}-{ordinal}")
 }
 

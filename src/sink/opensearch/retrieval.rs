@@ -16,18 +16,24 @@
 //! OpenSearch's highlighter, which knows the stemming the match used ("running" highlighted for
 //! "run"); a hit without a highlight (a semantic hit sharing no word) gets the start of its
 //! passage, cut by [`snippet`].
+//!
+//! Every passage hit carries its passage's whole text: from the answer's `_source` where the
+//! search sent it (semantic, hybrid), else read in the one `_mget` that also checks each
+//! passage's document exists (keyword: its answer leaves `body` out, whole documents' bodies
+//! being large). Whole-document hits carry no text.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use ::opensearch::http::Method;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::client::{Body, Client, Reply, index_path};
 use super::error::OpensearchError;
-use super::passages::{State, stored_passage};
+use super::passages::{State, passage_id, stored_passage};
 use super::scan::{Hit, Page};
 use super::search::{Syntax, send_typed, typed_query};
+use crate::embed::PassageHash;
 use crate::sink::passages::{Fusion, PassageSpan, SearchMode, Snippet, fuse};
 use crate::sink::query::{self, Filtered};
 use crate::sink::{DocId, PassageHit, PassageQuery, snippet};
@@ -161,7 +167,7 @@ pub(super) async fn search(
         return Ok(Vec::new());
     }
     let hits = ranked(target, query).await?;
-    with_documents(target, hits).await
+    completed(target, hits).await
 }
 
 /// The hits of `query` as the ranking gives them.
@@ -196,10 +202,14 @@ async fn ranked(
     Ok(fuse(keyword, semantic, query.fusion, query.limit))
 }
 
-/// `hits` without passages whose document the document index does not hold: passages written
-/// for a new object just before a crash, whose document never was (the object may be gone by
-/// the next sync, which then has nothing to delete). One `_mget` of the hits' documents.
-async fn with_documents(
+/// `hits` as the indices hold them now, each passage with its text, in one `_mget` over both
+/// indices. It asks the document index for the documents of passage hits: passages written for
+/// a new object just before a crash, whose document never was, are left out (the object may be
+/// gone by the next sync, which then has nothing to delete). And it reads the text of each
+/// passage whose search answer left it out (a keyword search leaves `body` out of `_source`,
+/// so that whole documents' bodies are never sent): a passage deleted or rewritten since the
+/// search (its text no longer has the hit's content hash) is left out too.
+async fn completed(
     target: &Target<'_>,
     hits: Vec<PassageHit>,
 ) -> Result<Vec<PassageHit>, OpensearchError> {
@@ -213,43 +223,90 @@ async fn with_documents(
     if parents.is_empty() {
         return Ok(hits);
     }
+    let untold: Vec<String> = hits
+        .iter()
+        .filter_map(|hit| {
+            let span = hit.passage.as_ref()?;
+            span.text
+                .is_empty()
+                .then(|| passage_id(hit.id, span.ordinal))
+        })
+        .collect();
+    let docs: Vec<Value> = parents
+        .iter()
+        .map(|id| json!({"_index": target.index, "_id": id, "_source": false}))
+        .chain(untold.iter().map(
+            |id| json!({"_index": target.companion, "_id": id, "_source": {"includes": ["body"]}}),
+        ))
+        .collect();
     let action = format!(
-        "checking the documents of passages in index {}",
+        "reading the documents and the text of passages in index {}",
         target.index
     );
-    let path = index_path(target.index, "_mget");
-    let body = Body::json(&json!({ "ids": parents }));
+    let body = Body::json(&json!({ "docs": docs }));
     let reply = target
         .client
-        .send(
-            &action,
-            Method::Post,
-            &path,
-            &[("_source", "false")],
-            Some(&body),
-        )
+        .send(&action, Method::Post, "/_mget", &[], Some(&body))
         .await?;
     #[derive(serde::Deserialize)]
     struct Found {
-        docs: Vec<Exists>,
+        docs: Vec<Got>,
     }
     #[derive(serde::Deserialize)]
-    struct Exists {
-        #[serde(rename = "_id")]
-        id: String,
+    struct Got {
         #[serde(default)]
         found: bool,
+        #[serde(rename = "_source", default)]
+        source: Option<Map<String, Value>>,
     }
     let found: Found = reply.json(&action)?;
-    let held: HashSet<String> = found
-        .docs
-        .into_iter()
-        .filter(|doc| doc.found)
-        .map(|doc| doc.id)
+    if found.docs.len() != docs.len() {
+        return Err(OpensearchError::InvalidResponse {
+            action,
+            detail: format!(
+                "{} documents asked for, {} answered",
+                docs.len(),
+                found.docs.len()
+            ),
+        });
+    }
+    // The answer keeps the order of the request: the documents, then the passages.
+    let mut answers = found.docs.into_iter();
+    let held: HashSet<&String> = parents
+        .iter()
+        .zip(answers.by_ref())
+        .filter(|(_, got)| got.found)
+        .map(|(id, _)| id)
+        .collect();
+    let texts: HashMap<&String, String> = untold
+        .iter()
+        .zip(answers)
+        .filter_map(|(id, got)| {
+            let body = got.source?.remove("body")?;
+            Some((id, body.as_str()?.to_owned()))
+        })
         .collect();
     Ok(hits
         .into_iter()
-        .filter(|hit| hit.passage.is_none() || held.contains(&hit.id.to_hex()))
+        .filter_map(|mut hit| {
+            let Some(span) = hit.passage.as_mut() else {
+                return Some(hit);
+            };
+            if !held.contains(&hit.id.to_hex()) {
+                return None;
+            }
+            if span.text.is_empty() {
+                let text = texts.get(&passage_id(hit.id, span.ordinal))?;
+                if span
+                    .content_hash
+                    .is_some_and(|hash| hash != PassageHash::of(text))
+                {
+                    return None;
+                }
+                span.text = text.clone();
+            }
+            Some(hit)
+        })
         .collect())
 }
 
@@ -459,16 +516,10 @@ fn passage_hit(hit: Hit, text: &str) -> Option<PassageHit> {
     let (id, passage) = match field("parent") {
         Some(parent) => {
             let stored = stored_passage(source)?;
-            let passage = stored.passage;
-            let span = PassageSpan {
-                ordinal: passage.ordinal,
-                start: passage.start,
-                end: passage.end,
-                heading: passage.heading,
-                page: passage.page,
-                content_hash: Some(passage.content_hash),
-            };
-            (DocId::from_hex(parent)?, Some(span))
+            (
+                DocId::from_hex(parent)?,
+                Some(PassageSpan::from(stored.passage)),
+            )
         }
         None => (DocId::from_hex(&hit.id)?, None),
     };
@@ -497,13 +548,14 @@ fn passage_hit(hit: Hit, text: &str) -> Option<PassageHit> {
 }
 
 /// A highlighted fragment as a [`Snippet`]: the markers taken out (their places become the
-/// highlights), whitespace collapsed to single spaces.
+/// highlights), heading marks (`## ` at a line's start, which extraction writes) too,
+/// whitespace collapsed to single spaces.
 pub(super) fn snippet_of(fragment: &str) -> Snippet {
     let mut text = String::with_capacity(fragment.len());
     let mut highlights: Vec<[usize; 2]> = Vec::new();
     let mut open: Option<usize> = None;
     let mut space = false;
-    for c in fragment.chars() {
+    for c in without_heading_marks(fragment).chars() {
         if c.is_whitespace() {
             space = true;
             continue;
@@ -531,6 +583,23 @@ pub(super) fn snippet_of(fragment: &str) -> Snippet {
     Snippet { text, highlights }
 }
 
+/// `fragment` without the `#` marks of Markdown heading lines (`# ` to `###### ` at a line's
+/// start); other `#`s (`#hashtag`, `C#`) stay.
+fn without_heading_marks(fragment: &str) -> String {
+    fragment
+        .split('\n')
+        .map(|line| {
+            let trimmed = line.trim_start();
+            let marks = trimmed.bytes().take_while(|&b| b == b'#').count();
+            match trimmed[marks..].chars().next() {
+                Some(' ' | '\t') if (1..=6).contains(&marks) => &trimmed[marks..],
+                _ => line,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -555,6 +624,15 @@ mod tests {
                 highlights: vec![]
             }
         );
+        // Heading marks of extracted headings go; other `#`s stay.
+        let headed = snippet_of(&format!(
+            "## {PRE_TAG}Install{POST_TAG}\nRun it.\n  # Use C# and #tags\n####### seven\n#"
+        ));
+        assert_eq!(
+            headed.text,
+            "Install Run it. Use C# and #tags ####### seven #"
+        );
+        assert_eq!(headed.highlights, [[0, 7]]);
     }
 
     #[test]

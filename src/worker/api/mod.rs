@@ -1102,6 +1102,7 @@ async fn search(
                     end: span.end as u64,
                     heading: span.heading,
                     page: span.page,
+                    text: span.text,
                 }),
                 snippet,
                 highlights,
