@@ -5,6 +5,7 @@
 //! Not every test module uses every helper, hence `dead_code` and unused re-exports are allowed for this module tree.
 #![allow(dead_code, unused_imports)]
 
+pub mod embeddings;
 pub mod fault_proxy;
 pub mod http;
 pub mod iam;
@@ -17,6 +18,7 @@ pub mod tools;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use embeddings::EmbeddingEndpoint;
 pub use fault_proxy::{Fault, FaultHandle, FaultKind, FaultProxy, Match, ProxiedRequest, Storm};
 pub use moto::{MotoServer, RecordedRequest};
 pub use osmem::OsmemServer;
