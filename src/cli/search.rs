@@ -7,10 +7,14 @@
 //! the connectors' keys name need not be set. A semantic or hybrid search also reads the
 //! connector's `embedding:` block (the whole config) to turn the query into a vector with the
 //! model the index recorded.
+//!
+//! `--queries FILE` runs one query per line in one process, so the index is opened and the
+//! model loaded once for all of them (`scripts/eval` runs Cranfield's 225 queries so).
 
-use std::io::Write;
-use std::path::Path;
+use std::io::{BufRead as _, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use std::io::IsTerminal as _;
 
@@ -20,10 +24,8 @@ use serde::Serialize;
 
 use super::{ConfigArg, EXIT_CONFIG, EXIT_FAILED};
 use crate::config::{self, IndexView};
-use crate::embed::EmbeddingModel;
-use crate::sink::passages::{
-    self, Fusion, PassageQuery, PassageSpan, QueryVectorError, SearchMode, Snippet,
-};
+use crate::embed::{Embedder, EmbeddingModel};
+use crate::sink::passages::{self, Fusion, PassageQuery, PassageSpan, SearchMode, Snippet};
 use crate::sink::{AnySink, PassageHit, Sink};
 
 /// How `search` ranks (`--mode`).
@@ -65,9 +67,15 @@ pub(super) struct SearchArgs {
     /// text, snippet, highlights).
     #[arg(long)]
     json: bool,
+    /// Run many queries in one process (the index opened and the model loaded once): one query
+    /// per line of FILE (`-`: standard input). Prints one JSON object per line read, in order:
+    /// `{"query", "mode", "hits"}`, hits as `--json` prints them (a blank line gets none).
+    /// Stops at the first query that fails, with the exit code of a single search.
+    #[arg(long, value_name = "FILE", conflicts_with = "query")]
+    queries: Option<PathBuf>,
     /// The query: words, "phrases", field:value; -word leaves out documents with the word
     /// (a query may start with it: `search -draft report`). Options go before the query.
-    #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+    #[arg(required_unless_present = "queries", num_args = 1.., allow_hyphen_values = true)]
     query: Vec<String>,
 }
 
@@ -107,7 +115,59 @@ impl From<PassageHit> for PrintedHit {
     }
 }
 
-/// Prints the best hits, as text or one JSON object per line.
+/// The answer to one query of `--queries`: one JSON line.
+#[derive(Debug, Serialize)]
+struct BatchAnswer {
+    query: String,
+    mode: SearchMode,
+    hits: Vec<PrintedHit>,
+}
+
+/// Why a query got no hits: a wrong config or index for the mode asked (exit 2), or a failed
+/// search (exit 1).
+enum Failure {
+    Config(String),
+    Search(anyhow::Error),
+}
+
+/// One connector's index, ready for queries: opened once, with the model of its `embedding:`
+/// block loaded once when the mode needs vectors.
+struct Searcher {
+    index: AnySink,
+    recorded: Option<EmbeddingModel>,
+    embedder: Option<Arc<dyn Embedder>>,
+    mode: SearchMode,
+    limit: usize,
+    /// The connector's id, for messages.
+    id: String,
+}
+
+impl Searcher {
+    /// The best hits for `text`.
+    async fn search(&self, text: &str) -> Result<Vec<PassageHit>, Failure> {
+        let vector = if self.mode.needs_vector() {
+            let vector =
+                passages::query_vector(self.embedder.as_deref(), self.recorded.as_ref(), text)
+                    .await
+                    .map_err(|error| Failure::Config(format!("connector {}: {error}", self.id)))?;
+            Some(vector)
+        } else {
+            None
+        };
+        let search = PassageQuery {
+            text: text.to_owned(),
+            vector,
+            mode: self.mode,
+            fusion: Fusion::default(),
+            limit: self.limit,
+        };
+        crate::with_sink!(&self.index, sink => sink.search_passages(&search).await)
+            .map_err(|error| Failure::Search(error.into()))
+    }
+}
+
+/// Prints the best hits, as text or one JSON object per line; with `--queries`, one JSON
+/// object per query.
 pub(super) async fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
     let path = &args.config.config;
     let view = match config::load_index_view(path) {
@@ -130,7 +190,16 @@ pub(super) async fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_CONFIG));
     }
-    let query = args.query.join(" ");
+    let queries = match &args.queries {
+        Some(file) => match read_queries(file) {
+            Ok(lines) => lines,
+            Err(error) => {
+                eprintln!("error: cannot read --queries {}: {error}", file.display());
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            }
+        },
+        None => vec![args.query.join(" ")],
+    };
     let index = AnySink::open_existing(&view.index, index_name)
         .await
         .with_context(|| format!("cannot open the index of connector {id}"))?;
@@ -150,27 +219,87 @@ pub(super) async fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
         || SearchMode::default_for(recorded.as_ref()),
         SearchMode::from,
     );
-    let vector = if !mode.needs_vector() {
-        None
-    } else {
-        match query_vector(path, id, recorded.as_ref(), &query).await {
-            Ok(vector) => Some(vector),
+    let embedder = if mode.needs_vector() && recorded.is_some() {
+        match connector_embedder(path, id) {
+            Ok(embedder) => embedder,
             Err(message) => {
                 eprintln!("error: {message}");
                 return Ok(ExitCode::from(EXIT_CONFIG));
             }
         }
+    } else {
+        None
     };
-    let search = PassageQuery {
-        text: query.clone(),
-        vector,
+    let searcher = Searcher {
+        index,
+        recorded,
+        embedder,
         mode,
-        fusion: Fusion::default(),
         limit: args.limit,
+        id: id.to_owned(),
     };
-    let found = crate::with_sink!(&index, sink => sink.search_passages(&search).await)?;
     let mut out = std::io::stdout().lock();
-    if found.is_empty() && !args.json {
+    for (line, query) in queries.iter().enumerate() {
+        let found = if args.queries.is_some() && query.trim().is_empty() {
+            Vec::new()
+        } else {
+            match searcher.search(query).await {
+                Ok(found) => found,
+                Err(failure) => {
+                    out.flush()?;
+                    let at = args
+                        .queries
+                        .as_ref()
+                        .map(|file| format!("line {} of {}", line + 1, file.display()));
+                    return match (failure, at) {
+                        (Failure::Config(message), None) => {
+                            eprintln!("error: {message}");
+                            Ok(ExitCode::from(EXIT_CONFIG))
+                        }
+                        (Failure::Config(message), Some(at)) => {
+                            eprintln!("error: {message} ({at})");
+                            Ok(ExitCode::from(EXIT_CONFIG))
+                        }
+                        (Failure::Search(error), None) => Err(error),
+                        (Failure::Search(error), Some(at)) => {
+                            Err(error.context(format!("the search for {query:?} failed ({at})")))
+                        }
+                    };
+                }
+            }
+        };
+        if args.queries.is_some() {
+            let answer = BatchAnswer {
+                query: query.clone(),
+                mode,
+                hits: found.into_iter().map(PrintedHit::from).collect(),
+            };
+            serde_json::to_writer(&mut out, &answer)?;
+            writeln!(out)?;
+        } else {
+            print_hits(&mut out, query, found, args.json)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The lines of `file` (`-`: standard input), one query each.
+fn read_queries(file: &Path) -> std::io::Result<Vec<String>> {
+    if file == Path::new("-") {
+        std::io::stdin().lock().lines().collect()
+    } else {
+        std::fs::read_to_string(file).map(|text| text.lines().map(str::to_owned).collect())
+    }
+}
+
+/// The hits of one query, as text or one JSON object per line.
+fn print_hits(
+    out: &mut std::io::StdoutLock<'_>,
+    query: &str,
+    found: Vec<PassageHit>,
+    json: bool,
+) -> anyhow::Result<()> {
+    if found.is_empty() && !json {
         writeln!(out, "no documents match {query:?}")?;
     }
     let marks = if out.is_terminal() {
@@ -180,28 +309,19 @@ pub(super) async fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
     };
     for hit in found {
         let hit = PrintedHit::from(hit);
-        if args.json {
-            serde_json::to_writer(&mut out, &hit)?;
+        if json {
+            serde_json::to_writer(&mut *out, &hit)?;
             writeln!(out)?;
         } else {
-            print_hit(&mut out, &hit, marks)?;
+            print_hit(out, &hit, marks)?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
-/// The vector of `query` by the model of connector `id`'s `embedding:` block, which must be the
-/// model the index recorded; else what to tell the user.
-async fn query_vector(
-    path: &Path,
-    id: &str,
-    recorded: Option<&EmbeddingModel>,
-    query: &str,
-) -> Result<Vec<f32>, String> {
-    let explain = |error: QueryVectorError| format!("connector {id}: {error}");
-    if recorded.is_none() {
-        return Err(explain(QueryVectorError::NoVectors));
-    }
+/// The embedder of connector `id`'s `embedding:` block (`None` without one), loaded once for
+/// every query; else what to tell the user.
+fn connector_embedder(path: &Path, id: &str) -> Result<Option<Arc<dyn Embedder>>, String> {
     let config = config::load(path).map_err(|error| {
         format!("semantic and hybrid search read the connector's `embedding:` block: {error}")
     })?;
@@ -210,11 +330,8 @@ async fn query_vector(
         .iter()
         .find(|connector| connector.id == id)
         .ok_or_else(|| format!("no connector with id {id:?} in {}", path.display()))?;
-    let embedder = crate::embed::for_connector(connector.embedding.as_ref())
-        .map_err(|error| format!("connector {id}: {error}"))?;
-    passages::query_vector(embedder.as_deref(), recorded, query)
-        .await
-        .map_err(explain)
+    crate::embed::for_connector(connector.embedding.as_ref())
+        .map_err(|error| format!("connector {id}: {error}"))
 }
 
 /// The first query word that is one of `search`'s own options (`--limit`, `--limit=5`, `-c`):

@@ -41,7 +41,7 @@ pub(super) async fn consume(shared: Arc<Shared>, entry: Arc<Entry>, cancel: Canc
     let sdk_config = credentials::sdk_config(connector).await;
     let source = S3Source::new(connector, &sdk_config);
     let queue = Queue::new(connector, notifications, &sdk_config, source.limiter());
-    let embedder = match crate::embed::for_connector(connector.embedding.as_ref()) {
+    let embedder = match shared.embedder(&entry, connector).await {
         Ok(embedder) => embedder,
         Err(error) => {
             // Documents written without their vectors would never be embedded (their objects

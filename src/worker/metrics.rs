@@ -50,6 +50,10 @@ pub const QUEUE_IN_FLIGHT: &str = "s3c_queue_messages_in_flight";
 /// Age of the oldest message of the last non-empty receive; 0 after an empty one.
 pub const QUEUE_LAG: &str = "s3c_queue_lag_seconds";
 
+/// Embedders built from the connector's `embedding:` block (the local model loaded, or the
+/// endpoint's client made): one per block while it stays the same.
+pub const MODEL_LOADS: &str = "s3c_embedding_model_loads_total";
+
 /// Every metric the worker exports, each name once: the counters fed by sync reports (in the
 /// order of [`COUNTS`]), then the others. The documentation's metrics table is held to this
 /// list (`tests/docs.rs`), and a unit test holds it to what [`WorkerMetrics::render`] shows.
@@ -70,6 +74,7 @@ pub fn names() -> Vec<&'static str> {
         QUEUE_MESSAGES,
         QUEUE_IN_FLIGHT,
         QUEUE_LAG,
+        MODEL_LOADS,
     ]);
     names
 }
@@ -130,6 +135,7 @@ impl WorkerMetrics {
                     .absolute(0);
             }
             counter!(SKIPPED, "connector" => id.clone()).absolute(0);
+            counter!(MODEL_LOADS, "connector" => id.clone()).absolute(0);
             gauge!(IN_PROGRESS, "connector" => id.clone()).set(0.0);
             gauge!(HELD_BACK, "connector" => id.clone()).set(0.0);
         });
@@ -231,6 +237,13 @@ impl WorkerMetrics {
         });
     }
 
+    /// Counts an embedder built for the connector.
+    pub fn model_loaded(&self, connector: &str) {
+        self.with(connector, || {
+            counter!(MODEL_LOADS, "connector" => connector.to_owned()).increment(1);
+        });
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let recorders = self.lock();
@@ -275,6 +288,10 @@ fn describe() {
         QUEUE_LAG,
         Unit::Seconds,
         "Age of the oldest message of the last receive that returned messages (0 after an empty receive): how far events lag behind."
+    );
+    describe_counter!(
+        MODEL_LOADS,
+        "Embedders built from the connector's embedding block (the local model loaded, or the endpoint's client made); shared by its syncs, event consumer and searches until the block changes."
     );
 }
 
@@ -391,15 +408,16 @@ mod tests {
 
         metrics.in_progress("b", true);
         metrics.skipped("b");
+        metrics.model_loaded("b");
         let text = metrics.render();
-        assert_eq!(
-            value(&text, "s3c_sync_in_progress{connector=\"b\"}"),
-            Some(1.0)
-        );
-        assert_eq!(
-            value(&text, "s3c_syncs_skipped_total{connector=\"b\"}"),
-            Some(1.0)
-        );
+        for (series, expected) in [
+            ("s3c_sync_in_progress{connector=\"b\"}", 1.0),
+            ("s3c_syncs_skipped_total{connector=\"b\"}", 1.0),
+            ("s3c_embedding_model_loads_total{connector=\"b\"}", 1.0),
+            ("s3c_embedding_model_loads_total{connector=\"a\"}", 0.0),
+        ] {
+            assert_eq!(value(&text, series), Some(expected), "{series} in\n{text}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! signal handling and exit codes stay in `cli::run`.
 
 pub mod api;
+mod embedder;
 mod events;
 pub mod metrics;
 pub mod state;
@@ -26,6 +27,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConnectorConfig, Schedule, redact_urls};
+use crate::embed::{EmbedError, Embedder};
 use crate::sink::AnySink;
 use crate::source::s3::S3Source;
 use crate::sync::shard::Shard;
@@ -86,6 +88,8 @@ pub(crate) struct Shared {
     api: Option<api::ApiState>,
     /// Event consumers started while the worker runs; [`Worker::run`] waits for them at the end.
     consumers: Mutex<JoinSet<()>>,
+    /// Builds a connector's embedder from its `embedding:` block (`embed::for_connector`).
+    loader: embedder::Loader,
 }
 
 /// Where a connector's settings come from.
@@ -122,6 +126,9 @@ pub(crate) struct Entry {
     /// The next sync may re-target the index (an update accepted with `"retarget": true`);
     /// cleared once a sync that re-targeted succeeded.
     retarget_next: AtomicBool,
+    /// The embedder of the connector's `embedding:` block, shared by its syncs, its event
+    /// consumer and the API's search; loaded on first use ([`Shared::embedder`]).
+    embedder: embedder::LoadedEmbedder,
 }
 
 /// A connector's settings and their origin, replaced together.
@@ -225,6 +232,7 @@ impl Worker {
                 running: Mutex::new(None),
                 api,
                 consumers: Mutex::new(JoinSet::new()),
+                loader: crate::embed::for_connector,
             }),
         })
     }
@@ -387,6 +395,7 @@ impl Entry {
             changed: tokio::sync::Notify::new(),
             consumer: Mutex::new(None),
             retarget_next: AtomicBool::new(retarget_next),
+            embedder: embedder::LoadedEmbedder::default(),
         })
     }
 
@@ -561,7 +570,8 @@ impl Shared {
     }
 
     /// Removes a connector: its schedule and event consumer stop, a sync in flight stops
-    /// starting work, and its metric series go.
+    /// starting work, its embedder is dropped (once its users let go), and its metric series
+    /// go.
     fn remove(&self, id: &str) -> Option<Arc<Entry>> {
         let mut connectors = self
             .connectors
@@ -574,13 +584,15 @@ impl Shared {
         if let Some(consumer) = lock(&entry.consumer).take() {
             consumer.cancel();
         }
+        entry.embedder.clear();
         self.metrics.remove(id);
         Some(entry)
     }
 
     /// Replaces a connector's settings (an update through the API): its schedule starts over
-    /// from now with the new timer, and its event consumer is restarted with the new settings
-    /// (after its round in flight). A sync in flight finishes with the settings it started with.
+    /// from now with the new timer, its embedder is dropped when the `embedding:` block changed,
+    /// and its event consumer is restarted with the new settings (after its round in flight). A
+    /// sync in flight finishes with the settings (and the embedder) it started with.
     fn update(self: &Arc<Self>, entry: &Arc<Entry>, connector: ConnectorConfig, origin: Origin) {
         let scheduled = lock(&self.running).is_some() && !entry.removed.is_cancelled();
         {
@@ -602,6 +614,7 @@ impl Shared {
                 });
             }
         }
+        let embedding_changed = entry.connector().embedding != connector.embedding;
         *entry
             .settings
             .write()
@@ -609,6 +622,9 @@ impl Shared {
             connector: Arc::new(connector),
             origin,
         };
+        if embedding_changed {
+            entry.embedder.clear();
+        }
         entry.changed.notify_one();
         self.start_consumer(entry);
     }
@@ -630,6 +646,31 @@ impl Shared {
             while consumers.try_join_next().is_some() {}
             consumers.spawn(task);
         }
+    }
+
+    /// The embedder of `connector`, a snapshot of `entry`'s settings; `None` without an
+    /// `embedding:` block. The one `entry` keeps while the snapshot's block is the entry's
+    /// current one (loaded on first use, counted in the metrics); else (a sync that started
+    /// before an update changed the block, or one of a deleted connector) one loaded for this
+    /// caller only, which the entry does not keep.
+    async fn embedder(
+        &self,
+        entry: &Entry,
+        connector: &ConnectorConfig,
+    ) -> Result<Option<Arc<dyn Embedder>>, EmbedError> {
+        let Some(settings) = connector.embedding.as_ref() else {
+            return Ok(None);
+        };
+        let current =
+            !entry.removed.is_cancelled() && entry.connector().embedding.as_ref() == Some(settings);
+        let once = embedder::LoadedEmbedder::default();
+        let loaded = if current { &entry.embedder } else { &once };
+        let embedder = loaded
+            .get(settings, self.loader, || {
+                self.metrics.model_loaded(&connector.id);
+            })
+            .await?;
+        Ok(Some(embedder))
     }
 
     /// Starts a sync of `entry` now, outside its schedule; false when one already runs.
@@ -764,7 +805,7 @@ async fn sync_once(
         .retarget(retarget || pending_retarget);
     // The worker never re-embeds on its own: a changed model fails its syncs with the way out
     // (`s3-connector sync --reembed`), like a changed source.
-    let (pipeline, unloaded) = match crate::embed::for_connector(connector.embedding.as_ref()) {
+    let (pipeline, unloaded) = match shared.embedder(&entry, connector).await {
         Ok(embedder) => (pipeline.with_embedder(embedder), None),
         Err(error) => (pipeline, Some(error)),
     };

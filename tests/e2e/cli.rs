@@ -277,8 +277,8 @@ async fn sync_holds_back_a_mass_delete_until_allowed_once() {
 }
 
 /// `search` reads only the index: it works without the AWS key variables the connector names,
-/// picks the only connector without `--connector`, shows each hit's title and snippet, and takes
-/// a query that starts with `-`.
+/// picks the only connector without `--connector`, shows each hit's title and snippet, takes
+/// a query that starts with `-`, and runs a file of queries (`--queries`) in one process.
 #[tokio::test]
 async fn search_needs_no_credentials_nor_connector_flag_and_takes_a_leading_dash() {
     let moto = MotoServer::shared();
@@ -349,6 +349,78 @@ async fn search_needs_no_credentials_nor_connector_flag_and_takes_a_leading_dash
         assert_eq!(hits[0]["key"], "a/plan.md");
         assert_eq!(hits[0]["title"], "Launch plan");
     }
+
+    // `--queries`: one JSON line per line read, in order, from a file or standard input.
+    let queries = setup.dir.path().join("queries.txt");
+    std::fs::write(&queries, "rollout\n\n-draft rollout\nabsentword\n").unwrap();
+    let answers = |output: Output| -> Vec<Value> {
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        text(&output.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    };
+    let from_file = answers(run(&[
+        "search",
+        "--config",
+        config,
+        "--queries",
+        queries.to_str().unwrap(),
+    ]));
+    let keys = |answer: &Value| -> Vec<String> {
+        let mut keys: Vec<String> = answer["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|hit| hit["key"].as_str().unwrap().to_owned())
+            .collect();
+        keys.sort();
+        keys
+    };
+    let expected = [
+        ("rollout", vec!["a/plan.md", "b/draft.txt"]),
+        ("", vec![]),
+        ("-draft rollout", vec!["a/plan.md"]),
+        ("absentword", vec![]),
+    ];
+    assert_eq!(from_file.len(), expected.len(), "{from_file:?}");
+    for (answer, (query, hits)) in from_file.iter().zip(&expected) {
+        assert_eq!(answer["query"], *query, "{answer}");
+        assert_eq!(answer["mode"], "keyword", "{answer}");
+        assert_eq!(keys(answer), *hits, "{answer}");
+    }
+    assert_eq!(from_file[2]["hits"][0]["title"], "Launch plan");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_s3-connector"))
+        .args([
+            "search",
+            "--config",
+            config,
+            "--limit",
+            "1",
+            "--queries",
+            "-",
+        ])
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"rollout\nmarch\n").unwrap();
+    let from_stdin = answers(child.wait_with_output().unwrap());
+    assert_eq!(from_stdin.len(), 2, "{from_stdin:?}");
+    assert_eq!(from_stdin[0]["hits"].as_array().unwrap().len(), 1);
+    assert_eq!(keys(&from_stdin[1]), ["a/plan.md"]);
+    // Queries from a file or from the command line, not both.
+    let output = run(&[
+        "search",
+        "--config",
+        config,
+        "--queries",
+        queries.to_str().unwrap(),
+        "rollout",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
 }
 
 /// `trust-policy` describes a connector's role: on a connector without one there is nothing to

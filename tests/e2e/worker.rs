@@ -21,7 +21,7 @@ use tempfile::TempDir;
 use crate::fixture::{delete, s3_client};
 use crate::support::http::{self, HttpResponse};
 use crate::support::moto::{ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, free_port};
-use crate::support::{Fault, FaultProxy, Match, MotoServer, unique_name};
+use crate::support::{EmbedServer, Fault, FaultProxy, Match, MotoServer, unique_name};
 
 const BIN: &str = env!("CARGO_BIN_EXE_s3-connector");
 /// Upper bound for anything the worker should do soon; generous for a loaded machine.
@@ -739,4 +739,83 @@ async fn a_held_back_mass_delete_shows_in_status_and_metrics_until_allowed() {
         String::from_utf8_lossy(&allowed.stderr)
     );
     assert_eq!(dir.index("guarded").count().unwrap(), 0);
+}
+
+/// One loaded model per connector: the worker's syncs (on start and through the API) and every
+/// semantic and hybrid search of the API share the embedder its `embedding:` block built once
+/// (`s3c_embedding_model_loads_total` stays 1), while each search still embeds its query.
+#[test]
+fn syncs_and_searches_of_a_connector_share_one_loaded_model() {
+    const TOKEN: &str = "worker-test-token-0123456789";
+    let moto = MotoServer::shared();
+    let bucket = unique_name("run-model-once");
+    seed(moto, &bucket, &["rockets.txt", "gliders.md"]);
+    let endpoint = EmbedServer::start(16);
+    let extra = format!(
+        "    sync_on_start: true\n    embedding:\n      provider: openai\n      endpoint_url: {}\n      model: word-hash\n      dimensions: 16\n",
+        endpoint.url()
+    );
+    let dir = WorkerDir::new(
+        &[Connector {
+            id: "meaning",
+            bucket: &bucket,
+            endpoint: moto.endpoint(),
+            extra: &extra,
+        }],
+        &format!("api:\n  token: {TOKEN}\n  external_id: worker-test"),
+    );
+    let worker = dir.start();
+    // `/status` is behind the API's token: the history says what the syncs did.
+    let synced = |added: u64| {
+        wait_for("a sync that embedded the bucket", || {
+            let last = dir.history("meaning").pop()?;
+            (last.outcome == Outcome::Succeeded && last.report.added == added).then_some(last)
+        })
+    };
+    let first = synced(2);
+    assert!(first.report.passages_embedded >= 2, "{:?}", first.report);
+    let call = |method: &str, path: &str| {
+        let bearer = format!("Bearer {TOKEN}");
+        let response = http::send(
+            &format!("http://{}", dir.listen()),
+            method,
+            path,
+            &[("Authorization", &bearer)],
+            b"",
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+        (response.status, body)
+    };
+    let loads = || {
+        let scrape = parse_metrics(&worker.get("/metrics").text());
+        sample(
+            &scrape,
+            "s3c_embedding_model_loads_total",
+            &[("connector", "meaning")],
+        )
+    };
+    assert_eq!(loads(), Some(1.0));
+
+    let before = endpoint.requests().len();
+    let searches = ["semantic", "hybrid", "semantic", "hybrid", "semantic"];
+    for mode in searches {
+        let (status, answer) = call(
+            "GET",
+            &format!("/api/v1/connectors/meaning/search?q=the+text+of+rockets&mode={mode}&limit=5"),
+        );
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["mode"], mode);
+        assert_eq!(answer["hits"][0]["key"], "rockets.txt", "{answer}");
+    }
+    assert_eq!(endpoint.requests().len() - before, searches.len());
+    assert_eq!(loads(), Some(1.0));
+
+    // A sync started through the API embeds with the same embedder.
+    moto.put_object(&bucket, "balloons.txt", b"the text of balloons.txt");
+    let (status, answer) = call("POST", "/api/v1/connectors/meaning/sync");
+    assert_eq!(status, 202, "{answer}");
+    synced(1);
+    assert_eq!(loads(), Some(1.0));
 }

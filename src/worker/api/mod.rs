@@ -1068,7 +1068,9 @@ async fn search(
         .map_err(|cause| unavailable(format!("cannot read the index's model: {cause}")))?;
     let mode = mode.unwrap_or_else(|| SearchMode::default_for(recorded.as_ref()));
     let vector = if mode.needs_vector() {
-        let embedder = crate::embed::for_connector(entry.connector().embedding.as_ref())
+        let embedder = shared
+            .embedder(&entry, &entry.connector())
+            .await
             .map_err(|cause| unavailable(format!("cannot load the embedding model: {cause}")))?;
         let vector = passages::query_vector(embedder.as_deref(), recorded.as_ref(), text)
             .await
