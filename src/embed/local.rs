@@ -3,23 +3,26 @@
 //!
 //! What sentence-transformers does for this model, step by step: the model's WordPiece
 //! tokenizer (from `tokenizer.json`, truncation set to the model's window — the packaged file
-//! says 128, the model reads 256 — and padding to the longest text of each batch), the BERT
-//! encoder, the mean of the token vectors over the attention mask, L2 normalisation. Texts are
-//! embedded in batches of [`BATCH`], sorted by length so that a batch pads little, on the
-//! [`ComputePool`]; `embed()` only awaits it.
+//! says 128, the model reads 256), the BERT encoder, the mean of the token vectors of each text,
+//! L2 normalisation. Texts are embedded in batches of [`BATCH`] on the [`ComputePool`]; `embed()`
+//! only awaits it. The encoder is our own ([`bert`]): the same arithmetic as candle-transformers'
+//! `BertModel` on texts packed end to end instead of padded to the longest of their batch.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
 use md5::{Digest, Md5};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Tokenizer, TruncationParams};
 
 use super::pool::ComputePool;
 use super::tokens::{TokenCounter, load_tokenizer};
 use super::{EmbedError, EmbedFuture, Embedder, EmbeddingModel};
+use bert::Bert;
+
+mod bert;
 
 /// Texts per forward pass.
 pub const BATCH: usize = 32;
@@ -46,7 +49,7 @@ pub struct LocalEmbedder {
 
 /// What a job on the pool needs.
 struct Loaded {
-    bert: BertModel,
+    bert: Bert,
     tokenizer: Tokenizer,
 }
 
@@ -89,7 +92,7 @@ impl LocalEmbedder {
         let fingerprint = hex::encode(Md5::digest(&weights));
         let vars = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
             .map_err(|e| wrong_weights(&weights_path, &e))?;
-        let bert = BertModel::load(vars, &config).map_err(|e| wrong_weights(&weights_path, &e))?;
+        let bert = Bert::load(vars, &config).map_err(|e| wrong_weights(&weights_path, &e))?;
         let counter = TokenCounter::from_file(&file("tokenizer.json"))?;
         let mut tokenizer = load_tokenizer(&file("tokenizer.json"))?;
         tokenizer
@@ -98,11 +101,7 @@ impl LocalEmbedder {
                 ..TruncationParams::default()
             }))
             .map_err(|e| EmbedError::Model(format!("{}: {e}", file("tokenizer.json").display())))?;
-        tokenizer.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            pad_id: config.pad_token_id as u32,
-            ..PaddingParams::default()
-        }));
+        tokenizer.with_padding(None);
         let name = KNOWN_MODELS
             .iter()
             .find(|(hash, _)| *hash == fingerprint)
@@ -161,56 +160,33 @@ impl Embedder for LocalEmbedder {
     }
 
     fn embed<'a>(&'a self, texts: &'a [String]) -> EmbedFuture<'a> {
-        Box::pin(async move {
-            // Longest first, so that each batch pads to a similar length.
-            let mut order: Vec<usize> = (0..texts.len()).collect();
-            order.sort_by_key(|&i| std::cmp::Reverse(texts[i].len()));
-            let mut vectors = vec![Vec::new(); texts.len()];
-            for chunk in order.chunks(BATCH) {
-                let batch: Vec<String> = chunk.iter().map(|&i| texts[i].clone()).collect();
-                let loaded = Arc::clone(&self.loaded);
-                let embedded = self.pool.run(move || loaded.embed(batch)).await??;
-                for (&i, vector) in chunk.iter().zip(embedded) {
-                    vectors[i] = vector;
-                }
-            }
-            Ok(vectors)
-        })
+        Box::pin(super::in_batches(texts, BATCH, move |batch| {
+            let (batch, loaded) = (batch.to_vec(), Arc::clone(&self.loaded));
+            async move { self.pool.run(move || loaded.embed(batch)).await? }
+        }))
     }
 }
 
 impl Loaded {
     /// One forward pass over `texts`: mean-pooled, L2-normalised vectors.
     fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
-        if texts.is_empty() {
-            return Ok(Vec::new());
-        }
         let encodings = self
             .tokenizer
             .encode_batch(texts, true)
             .map_err(|e| EmbedError::Model(format!("tokenizer: {e}")))?;
-        let rows = encodings.len();
-        let columns = encodings[0].len();
-        let flat = |field: fn(&tokenizers::Encoding) -> &[u32]| -> Vec<u32> {
+        let lengths: Vec<usize> = encodings.iter().map(tokenizers::Encoding::len).collect();
+        let packed = |field: fn(&tokenizers::Encoding) -> &[u32]| -> Vec<u32> {
             encodings
                 .iter()
                 .flat_map(|e| field(e).iter().copied())
                 .collect()
         };
-        let tensor = |values: Vec<u32>| Tensor::from_vec(values, (rows, columns), &Device::Cpu);
-        let run = || -> candle_core::Result<Vec<Vec<f32>>> {
-            let ids = tensor(flat(tokenizers::Encoding::get_ids))?;
-            let types = tensor(flat(tokenizers::Encoding::get_type_ids))?;
-            let mask = tensor(flat(tokenizers::Encoding::get_attention_mask))?;
-            let hidden = self.bert.forward(&ids, &types, Some(&mask))?;
-            let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-            let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-            let counted = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
-            let mean = summed.broadcast_div(&counted)?;
-            let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-            mean.broadcast_div(&norm)?.to_vec2::<f32>()
-        };
-        run().map_err(|e| EmbedError::Model(format!("the model failed: {e}")))
+        let ids = packed(tokenizers::Encoding::get_ids);
+        let types = packed(tokenizers::Encoding::get_type_ids);
+        self.bert
+            .forward(&ids, &types, &lengths)
+            .and_then(|hidden| bert::mean_pooled(&hidden, &lengths))
+            .map_err(|e| EmbedError::Model(format!("the model failed: {e}")))
     }
 }
 

@@ -131,6 +131,25 @@ pub enum EmbedError {
     },
 }
 
+/// Embeds `texts` in calls of at most `batch` texts, one call after another, with the vectors
+/// in the order of the texts: how a provider splits what it is given into what its model or
+/// endpoint takes at once.
+async fn in_batches<'a, F, Call>(
+    texts: &'a [String],
+    batch: usize,
+    mut embed_batch: F,
+) -> Result<Vec<Vec<f32>>, EmbedError>
+where
+    F: FnMut(&'a [String]) -> Call,
+    Call: Future<Output = Result<Vec<Vec<f32>>, EmbedError>>,
+{
+    let mut vectors = Vec::with_capacity(texts.len());
+    for texts in texts.chunks(batch.max(1)) {
+        vectors.extend(embed_batch(texts).await?);
+    }
+    Ok(vectors)
+}
+
 /// The embedder a connector's `embedding:` block configures; `None` without one. Loads the
 /// model (or prepares the endpoint's client) and checks, before anything is written, that the
 /// configured dimensions and passage budget fit the model.

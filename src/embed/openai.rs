@@ -244,13 +244,9 @@ impl Embedder for OpenaiEmbedder {
     }
 
     fn embed<'a>(&'a self, texts: &'a [String]) -> EmbedFuture<'a> {
-        Box::pin(async move {
-            let mut vectors = Vec::with_capacity(texts.len());
-            for batch in texts.chunks(self.batch_size) {
-                vectors.extend(self.embed_batch(batch).await?);
-            }
-            Ok(vectors)
-        })
+        Box::pin(super::in_batches(texts, self.batch_size, |batch| {
+            self.embed_batch(batch)
+        }))
     }
 
     fn retries(&self) -> u64 {
