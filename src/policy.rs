@@ -249,22 +249,18 @@ fn indent(text: &str, by: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use proptest::prelude::*;
 
     use super::*;
-    use crate::config;
     use crate::rules::SyncRules;
+    use crate::testing::{config_of, connector_of};
 
     fn connector(buckets: &str, rules: Option<&str>) -> ConnectorConfig {
         let rules = rules
             .map(|r| format!("    sync_rules: {r}\n"))
             .unwrap_or_default();
         let text = format!("connectors:\n  - id: c\n    buckets: {buckets}\n{rules}");
-        let mut config = config::parse(&text, Path::new("t.yml"), Path::new("."), &|_| None)
-            .unwrap_or_else(|e| panic!("{e}"));
-        config.connectors.remove(0)
+        connector_of(&text)
     }
 
     /// The statements granting `action`, as (resource, condition) pairs.
@@ -648,8 +644,7 @@ mod tests {
     #[test]
     fn notifications_add_the_consumers_sqs_actions_on_its_queue_only() {
         let text = "connectors:\n  - id: c\n    buckets: [\"docs-a\"]\n    region: eu-west-1\n    notifications:\n      queue_url: https://sqs.us-east-2.amazonaws.com/111122223333/docs-events\n";
-        let mut config = config::parse(text, Path::new("t.yml"), Path::new("."), &|_| None)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut config = config_of(text);
         let with_queue = permissions_policy(&config.connectors[0]);
         let queue_arn = json!("arn:aws:sqs:us-east-2:111122223333:docs-events");
         for action in [
@@ -674,8 +669,7 @@ mod tests {
     #[test]
     fn index_tags_adds_get_object_tagging_on_the_objects_read() {
         let text = "connectors:\n  - id: c\n    buckets: [\"docs-a\"]\n";
-        let mut config = config::parse(text, Path::new("t.yml"), Path::new("."), &|_| None)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut config = config_of(text);
         assert!(
             grants(
                 &permissions_policy(&config.connectors[0]),

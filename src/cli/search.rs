@@ -24,8 +24,8 @@ use serde::Serialize;
 
 use super::{ConfigArg, EXIT_CONFIG, EXIT_FAILED};
 use crate::config::{self, IndexView};
-use crate::embed::{Embedder, EmbeddingModel};
-use crate::sink::passages::{self, Fusion, PassageQuery, PassageSpan, SearchMode, Snippet};
+use crate::embed::{Embedder, EmbeddingModel, Passage};
+use crate::sink::passages::{self, Fusion, PassageQuery, SearchMode, Snippet};
 use crate::sink::{AnySink, PassageHit, Sink};
 
 /// How `search` ranks (`--mode`).
@@ -91,7 +91,7 @@ struct PrintedHit {
     /// The passage: ordinal, byte range in the document's text, heading, page and its whole
     /// text; absent for a whole-document hit.
     #[serde(skip_serializing_if = "Option::is_none")]
-    passage: Option<PassageSpan>,
+    passage: Option<Passage>,
     #[serde(skip_serializing_if = "Option::is_none")]
     snippet: Option<String>,
     /// Byte ranges of `snippet` the query matched.
@@ -464,6 +464,7 @@ mod tests {
 
     use super::*;
     use crate::config::IndexConfig;
+    use crate::embed::PassageHash;
 
     fn view(ids: &[&str]) -> IndexView {
         IndexView {
@@ -572,14 +573,14 @@ mod tests {
             key: "guide.md".into(),
             score: 0.25,
             title: None,
-            passage: Some(PassageSpan {
+            passage: Some(Passage {
                 ordinal: 3,
                 start: 10,
                 end: 40,
                 heading: Some("Setup > Keys".into()),
                 page: Some(2),
                 text: "Keys: rotate the keys yearly.".into(),
-                content_hash: None,
+                content_hash: PassageHash::of("Keys: rotate the keys yearly."),
             }),
             snippet: Some("rotate the keys yearly".into()),
             highlights: vec![[11, 15], [16, 22]],

@@ -52,8 +52,9 @@ impl fmt::Debug for PassageHash {
     }
 }
 
-/// One passage of a document's text: a span that fits the model's token budget.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One passage of a document's text: a span that fits the model's token budget. A search hit
+/// carries it too (its JSON: every field but the content hash).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Passage {
     /// Its place among the document's passages, from 0.
     pub ordinal: u32,
@@ -65,9 +66,11 @@ pub struct Passage {
     pub heading: Option<String>,
     /// The page it starts on (from 1), where extraction knows pages.
     pub page: Option<u32>,
-    /// The text: `body[start..end]`.
+    /// The text: `body[start..end]`, whole, as a language model is handed it (a hit's snippet
+    /// is only the part around the matched words).
     pub text: String,
     /// [`PassageHash::of`] the text.
+    #[serde(skip)]
     pub content_hash: PassageHash,
 }
 

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::embed::{EmbedError, Embedder, EmbeddingModel, Passage, PassageHash};
+use crate::embed::{EmbedError, Embedder, EmbeddingModel, Passage};
 use crate::sink::DocId;
 
 /// One passage of a document as a sink stores it.
@@ -148,42 +148,6 @@ pub struct PassageQuery {
     pub limit: usize,
 }
 
-/// A hit's passage: where in its document it lies, and its text.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PassageSpan {
-    /// The passage's ordinal, from 0.
-    pub ordinal: u32,
-    /// Its first byte in the document's text.
-    pub start: usize,
-    /// Its end (exclusive) in the document's text.
-    pub end: usize,
-    /// The headings above it, where known.
-    pub heading: Option<String>,
-    /// The page it starts on, where known.
-    pub page: Option<u32>,
-    /// Its whole text (the document's text from `start` to `end`), as a language model is
-    /// handed it; the snippet is only the part around the matched words.
-    pub text: String,
-    /// Its content hash.
-    #[serde(skip)]
-    pub content_hash: Option<PassageHash>,
-}
-
-impl From<Passage> for PassageSpan {
-    /// The span of a stored passage: the one place a hit's passage is built.
-    fn from(passage: Passage) -> Self {
-        Self {
-            ordinal: passage.ordinal,
-            start: passage.start,
-            end: passage.end,
-            heading: passage.heading,
-            page: passage.page,
-            text: passage.text,
-            content_hash: Some(passage.content_hash),
-        }
-    }
-}
-
 /// One result of a passage search.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PassageHit {
@@ -197,7 +161,7 @@ pub struct PassageHit {
     /// The document's title, if it has one.
     pub title: Option<String>,
     /// The passage; `None` when the hit is a whole document (an index without passages).
-    pub passage: Option<PassageSpan>,
+    pub passage: Option<Passage>,
     /// The score the ranking gave (BM25, cosine, or the fused score).
     pub score: f32,
     /// The passage's (or document's) text around the matched words; `None` when there is no
@@ -219,6 +183,15 @@ impl Snippet {
     /// text and no highlights without one.
     pub fn parts(snippet: Option<Self>) -> (Option<String>, Vec<[usize; 2]>) {
         snippet.map_or((None, Vec::new()), |s| (Some(s.text), s.highlights))
+    }
+
+    /// The pieces of `text` that `highlights` mark, in order.
+    #[cfg(test)]
+    pub(crate) fn marked(&self) -> Vec<&str> {
+        self.highlights
+            .iter()
+            .map(|[start, end]| &self.text[*start..*end])
+            .collect()
     }
 }
 
@@ -303,6 +276,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::embed::PassageHash;
 
     /// A hit of document `doc` (its passage `ordinal`, if any) scoring `score`.
     fn hit(doc: &str, ordinal: Option<u32>, score: f32) -> PassageHit {
@@ -311,14 +285,17 @@ mod tests {
             bucket: "b".to_owned(),
             key: doc.to_owned(),
             title: None,
-            passage: ordinal.map(|ordinal| PassageSpan {
-                ordinal,
-                start: 0,
-                end: 1,
-                heading: None,
-                page: None,
-                text: format!("passage {ordinal} of {doc}"),
-                content_hash: None,
+            passage: ordinal.map(|ordinal| {
+                let text = format!("passage {ordinal} of {doc}");
+                Passage {
+                    ordinal,
+                    start: 0,
+                    end: 1,
+                    heading: None,
+                    page: None,
+                    content_hash: PassageHash::of(&text),
+                    text,
+                }
             }),
             score,
             snippet: None,
@@ -459,9 +436,8 @@ mod tests {
             passages
                 .into_iter()
                 .map(|passage| {
-                    let span = PassageSpan::from(passage);
-                    assert_eq!(span.text, body[span.start..span.end]);
-                    (span.text, span.heading, span.page)
+                    assert_eq!(passage.text, body[passage.start..passage.end]);
+                    (passage.text, passage.heading, passage.page)
                 })
                 .collect::<Vec<_>>()
         };

@@ -443,17 +443,12 @@ mod tests {
             "The *Reports* report reporting; a record. Conn connectors",
             "report conn*",
         );
-        let marked: Vec<&str> = found
-            .highlights
-            .iter()
-            .map(|[start, end]| &found.text[*start..*end])
-            .collect();
         assert_eq!(
             found.text,
             "The Reports report reporting; a record. Conn connectors"
         );
         assert_eq!(
-            marked,
+            found.marked(),
             ["Reports", "report", "reporting", "Conn", "connectors"]
         );
         // After a cut, the ranges count the leading ellipsis.

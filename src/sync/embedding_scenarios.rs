@@ -5,7 +5,7 @@
 //! of #24).
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -13,13 +13,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::touched::{KeyResult, TouchedKey, apply_keys};
 use super::{Counters, SyncContext, SyncReport};
+use crate::config::ConnectorConfig;
 use crate::config::embedding::{EmbeddingProvider, EmbeddingSettings, PassageSettings};
-use crate::config::{self, ConnectorConfig};
 use crate::embed::testing::WordHashEmbedder;
 use crate::embed::{Embedder, EmbeddingModel};
 use crate::sink::memory::MemorySink;
 use crate::sink::{DocId, Document, Sink, VersionStamp};
 use crate::source::memory::MemoryStore;
+use crate::testing::connector_of;
 
 const BUCKET: &str = "docs";
 
@@ -30,10 +31,7 @@ const WORDS: usize = 8;
 /// [`WORDS`] tokens, without overlap.
 fn connector(max_passages: usize) -> ConnectorConfig {
     let text = format!("connectors:\n  - id: c\n    buckets: [{BUCKET}]\n");
-    let mut connector = config::parse(&text, Path::new("s.yml"), Path::new("."), &|_| None)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .connectors
-        .remove(0);
+    let mut connector = connector_of(&text);
     connector.embedding = Some(EmbeddingSettings {
         provider: EmbeddingProvider::Local {
             model_dir: PathBuf::from("unused-by-the-fake"),

@@ -5,18 +5,18 @@
 //! the safety rules promise.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, ConnectorConfig};
+use crate::config::ConnectorConfig;
 use crate::sink::memory::MemorySink;
 use crate::sink::{ContentStatus, DocId, VersionStamp};
 use crate::source::inventory::testing::{self, Format, InventoryRow};
 use crate::source::memory::{Faults, MemoryStore};
 use crate::sync::{Counters, Shard, ShardSpec, SyncContext, SyncReport, sync_connector};
+use crate::testing::connector_of;
 
 const BUCKET: &str = "docs";
 /// The inventory's destination: `s3://inv/reports`, config id `daily`.
@@ -27,10 +27,7 @@ fn connector(extra: &str) -> ConnectorConfig {
     let text = format!(
         "connectors:\n  - id: c\n    buckets: [docs]\n    max_content_bytes: 200\n    max_delete_fraction: 1.0\n{extra}"
     );
-    config::parse(&text, Path::new("scenario.yml"), Path::new("."), &|_| None)
-        .unwrap_or_else(|e| panic!("{e}\n{text}"))
-        .connectors
-        .remove(0)
+    connector_of(&text)
 }
 
 /// `extra` plus the inventory block. The store's clock starts in 1970, so `max_age` is long;

@@ -4,25 +4,22 @@
 //! rule's prefix, wildcard buckets in their own region, the guard through the CLI and the
 //! worker — stays end to end.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
 use super::{Counters, SyncContext, SyncReport, sync_connector};
-use crate::config::{self, ConnectorConfig};
+use crate::config::ConnectorConfig;
 use crate::embed::Embedder;
 use crate::sink::memory::MemorySink;
 use crate::sink::{DocId, Sink};
 use crate::source::memory::MemoryStore;
+use crate::testing::connector_of;
 
 /// The one connector of a config whose connector lines are `lines`.
 fn connector(lines: &str) -> ConnectorConfig {
     let text = format!("connectors:\n  - id: c\n{lines}");
-    config::parse(&text, Path::new("scenario.yml"), Path::new("."), &|_| None)
-        .unwrap_or_else(|e| panic!("{e}\n{text}"))
-        .connectors
-        .remove(0)
+    connector_of(&text)
 }
 
 async fn sync(

@@ -23,10 +23,11 @@ use proptest::prelude::*;
 use tokio_util::sync::CancellationToken;
 
 use super::{Counters, Shard, SyncContext, SyncReport, sync_connector};
-use crate::config::{self, BucketSelection, ConnectorConfig};
+use crate::config::{BucketSelection, ConnectorConfig};
 use crate::sink::memory::{MemorySink, SinkFaults};
 use crate::sink::{DocId, Document, VersionStamp};
 use crate::source::memory::{Faults, MemoryStore};
+use crate::testing::connector_of;
 
 const BUCKETS: [&str; 2] = ["alpha", "beta"];
 const KEYS: [&str; 8] = [
@@ -157,19 +158,7 @@ fn connector(selection: Selection, rules: Rules) -> ConnectorConfig {
     };
     let text =
         format!("connectors:\n  - id: c\n    buckets: {buckets}\n    concurrency: 3\n{rules}");
-    parse_connector(&text)
-}
-
-/// The one connector of a config text.
-fn parse_connector(text: &str) -> ConnectorConfig {
-    let mut parsed = config::parse(
-        text,
-        std::path::Path::new("model.yml"),
-        std::path::Path::new("."),
-        &|_| None,
-    )
-    .unwrap_or_else(|e| panic!("{e}\n{text}"));
-    parsed.connectors.remove(0)
+    connector_of(&text)
 }
 
 /// The buckets a connector selects (both buckets always exist in these histories).
@@ -582,7 +571,7 @@ fn sharded_connector(split: Split, count: u32, rules: Rules) -> ConnectorConfig 
     let text = format!(
         "connectors:\n  - id: c\n    buckets: [alpha, beta]\n    concurrency: 3\n{sharding}{rules}"
     );
-    parse_connector(&text)
+    connector_of(&text)
 }
 
 /// What the model compares of an index: id → (bucket, key, body, version).

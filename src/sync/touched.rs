@@ -393,15 +393,7 @@ mod tests {
         let yaml = format!(
             "connectors:\n  - id: c\n    buckets: [\"bkt\"]\n    max_content_bytes: 100\n{extra}"
         );
-        crate::config::parse(
-            &yaml,
-            std::path::Path::new("t.yml"),
-            std::path::Path::new("."),
-            &|_| None,
-        )
-        .unwrap()
-        .connectors
-        .remove(0)
+        crate::testing::connector_of(&yaml)
     }
 
     fn key(bucket: &str, key: &str) -> TouchedKey {

@@ -228,13 +228,7 @@ mod tests {
             index = dir.join("index").display(),
             state = dir.join("state").display(),
         );
-        crate::config::parse(
-            &text,
-            std::path::Path::new("test.yml"),
-            std::path::Path::new("."),
-            &|_| None,
-        )
-        .unwrap()
+        crate::testing::config_of(&text)
     }
 
     fn loads_metric(shared: &super::super::Shared) -> String {

@@ -17,7 +17,7 @@ use tantivy::{DocAddress, DocSet, Searcher, SegmentReader, TERMINATED, TantivyDo
 
 use super::schema;
 use super::{EmbeddedError, Inner};
-use crate::sink::passages::{PassageHit, PassageQuery, PassageSpan, SearchMode, fuse};
+use crate::sink::passages::{PassageHit, PassageQuery, SearchMode, fuse};
 use crate::sink::vectors::VectorSet;
 use crate::sink::{DocId, query, snippet};
 
@@ -258,7 +258,7 @@ impl Inner {
                 bucket,
                 key,
                 title: stored(self.fields.title),
-                passage: Some(PassageSpan::from(stored_passage.passage)),
+                passage: Some(stored_passage.passage),
                 score,
                 snippet: None,
             });

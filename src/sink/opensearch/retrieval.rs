@@ -34,7 +34,7 @@ use super::passages::{State, passage_id, stored_passage};
 use super::scan::{Hit, Page};
 use super::search::{Syntax, send_typed, typed_query};
 use crate::embed::PassageHash;
-use crate::sink::passages::{Fusion, PassageSpan, SearchMode, Snippet, fuse};
+use crate::sink::passages::{Fusion, SearchMode, Snippet, fuse};
 use crate::sink::query::{self, Filtered};
 use crate::sink::{DocId, PassageHit, PassageQuery, snippet};
 
@@ -297,10 +297,7 @@ async fn completed(
             }
             if span.text.is_empty() {
                 let text = texts.get(&passage_id(hit.id, span.ordinal))?;
-                if span
-                    .content_hash
-                    .is_some_and(|hash| hash != PassageHash::of(text))
-                {
+                if span.content_hash != PassageHash::of(text) {
                     return None;
                 }
                 span.text = text.clone();
@@ -516,10 +513,7 @@ fn passage_hit(hit: Hit, text: &str) -> Option<PassageHit> {
     let (id, passage) = match field("parent") {
         Some(parent) => {
             let stored = stored_passage(source)?;
-            (
-                DocId::from_hex(parent)?,
-                Some(PassageSpan::from(stored.passage)),
-            )
+            (DocId::from_hex(parent)?, Some(stored.passage))
         }
         None => (DocId::from_hex(&hit.id)?, None),
     };
@@ -611,12 +605,7 @@ mod tests {
         );
         let snippet = snippet_of(&fragment);
         assert_eq!(snippet.text, "The runners were running cafés");
-        let words: Vec<&str> = snippet
-            .highlights
-            .iter()
-            .map(|[start, end]| &snippet.text[*start..*end])
-            .collect();
-        assert_eq!(words, ["runners", "running", "cafés"]);
+        assert_eq!(snippet.marked(), ["runners", "running", "cafés"]);
         assert_eq!(
             snippet_of("  plain   text "),
             Snippet {
