@@ -184,173 +184,65 @@ mod tests {
         let none: fn(&ObjectEntry) -> Option<VersionStamp> = |_| None;
         let changed: fn(&ObjectEntry) -> Option<VersionStamp> =
             |_| Some(VersionStamp::of("\"old\"", OffsetDateTime::UNIX_EPOCH, 1));
+        let text = entry("docs/a.txt", 10, None);
+        let outside = entry("other/a.txt", 10, None);
+        let in_class = |class| entry("docs/a.txt", 10, Some(class));
+        let archived = ContentPlan::MetadataOnly(ContentStatus::Archived);
         let cases: Vec<Case<'_>> = vec![
-            (entry("docs/a.txt", 10, None), none, &all, new(fetch_text)),
-            (
-                entry("docs/a.txt", 10, None),
-                same,
-                &all,
-                Decision::Unchanged,
-            ),
-            (
-                entry("docs/a.txt", 10, None),
-                changed,
-                &all,
-                updated(fetch_text),
-            ),
-            (entry("docs/a.txt", 10, None), none, &rules, new(fetch_text)),
-            (
-                entry("other/a.txt", 10, None),
-                none,
-                &rules,
-                Decision::Excluded,
-            ),
-            (
-                entry("other/a.txt", 10, None),
-                same,
-                &rules,
-                Decision::Excluded,
-            ),
-            (
-                entry("docs/big.txt", 1001, None),
-                none,
-                &all,
-                new(ContentPlan::MetadataOnly(ContentStatus::TooLarge)),
-            ),
-            (
-                entry("docs/cap.txt", 1000, None),
-                none,
-                &all,
-                new(fetch_text),
-            ),
-            (
-                entry("docs/empty.txt", 0, None),
-                none,
-                &all,
-                new(ContentPlan::Empty),
-            ),
-            (
-                entry("docs/photo.jpg", 10, None),
-                none,
-                &all,
-                new(ContentPlan::MetadataOnly(ContentStatus::Unsupported)),
-            ),
-            (
-                entry("docs/a.txt", 10, Some("GLACIER")),
-                none,
-                &all,
-                new(ContentPlan::MetadataOnly(ContentStatus::Archived)),
-            ),
-            (
-                entry("docs/a.txt", 10, Some("DEEP_ARCHIVE")),
-                changed,
-                &all,
-                updated(ContentPlan::MetadataOnly(ContentStatus::Archived)),
-            ),
-            (
-                entry("docs/a.txt", 10, Some("GLACIER_IR")),
-                none,
-                &all,
-                new(fetch_text),
-            ),
-            (
-                entry("docs/a.txt", 10, Some("STANDARD_IA")),
-                none,
-                &all,
-                new(fetch_text),
-            ),
-            (
-                entry("docs/page.HTML", 10, None),
-                none,
-                &all,
-                new(fetch(None, Some(Format::Html))),
-            ),
-            // Documents that are not text.
-            (
-                entry("docs/report.PDF", 10, None),
-                none,
-                &all,
-                new(fetch(None, Some(Format::Pdf))),
-            ),
-            (
-                entry("docs/a.docx", 10, None),
-                none,
-                &all,
-                new(fetch(None, Some(Format::Docx))),
-            ),
-            (
-                entry("docs/mail.eml", 10, None),
-                none,
-                &all,
-                new(fetch(None, Some(Format::Eml))),
-            ),
-            // Compressed names are judged by their inner name.
-            (
-                entry("logs/report.txt.gz", 10, None),
-                none,
-                &all,
-                new(fetch(Some(Compression::Gzip), Some(Format::PlainText))),
-            ),
-            (
-                entry("logs/app.json.zst", 10, None),
-                none,
-                &all,
-                new(fetch(Some(Compression::Zstd), Some(Format::Json))),
-            ),
-            (
-                entry("backup.tar.gz", 10, None),
-                none,
-                &all,
-                new(ContentPlan::MetadataOnly(ContentStatus::Unsupported)),
-            ),
-            (
-                entry("big.txt.gz", 1001, None),
-                none,
-                &all,
-                new(ContentPlan::MetadataOnly(ContentStatus::TooLarge)),
-            ),
-            // No extension: downloaded for sniffing, within the size cap.
-            (
-                entry("exports/2024-10-01", 10, None),
-                none,
-                &all,
-                new(fetch(None, None)),
-            ),
-            (
-                entry("exports/2024-10-01", 1001, None),
-                none,
-                &all,
-                new(ContentPlan::MetadataOnly(ContentStatus::TooLarge)),
-            ),
-            (
-                entry("exports/data.gz", 10, None),
-                none,
-                &all,
-                new(fetch(Some(Compression::Gzip), None)),
-            ),
-            (
-                entry("repo/Dockerfile", 10, None),
-                none,
-                &all,
-                new(fetch(None, Some(Format::SourceCode))),
-            ),
-            // Unknown extensions and archives are not downloaded.
-            (
-                entry("docs/blob.xyz", 10, None),
-                none,
-                &all,
-                new(ContentPlan::MetadataOnly(ContentStatus::Unsupported)),
-            ),
-            (
-                entry("docs/bundle.zip", 10, None),
-                none,
-                &all,
-                new(ContentPlan::MetadataOnly(ContentStatus::Unsupported)),
-            ),
+            (text.clone(), same, &all, Decision::Unchanged),
+            (text.clone(), changed, &all, updated(fetch_text)),
+            (text.clone(), none, &rules, new(fetch_text)),
+            (outside.clone(), none, &rules, Decision::Excluded),
+            (outside, same, &rules, Decision::Excluded),
+            (in_class("GLACIER"), none, &all, new(archived)),
+            (in_class("DEEP_ARCHIVE"), changed, &all, updated(archived)),
+            (in_class("GLACIER_IR"), none, &all, new(fetch_text)),
+            (in_class("STANDARD_IA"), none, &all, new(fetch_text)),
         ];
         for (entry, indexed, rules, expected) in cases {
             let got = decide("b", &entry, indexed(&entry), rules, limits);
             assert_eq!(got, expected, "{entry:?}");
+        }
+        // A new object in the standard class, under no rules: (key, size, how its content is got).
+        let fetch_as = |format| fetch(None, Some(format));
+        let too_large = ContentPlan::MetadataOnly(ContentStatus::TooLarge);
+        let unsupported = ContentPlan::MetadataOnly(ContentStatus::Unsupported);
+        let new_objects = [
+            ("docs/a.txt", 10, fetch_text),
+            ("docs/big.txt", 1001, too_large),
+            ("docs/cap.txt", 1000, fetch_text),
+            ("docs/empty.txt", 0, ContentPlan::Empty),
+            ("docs/photo.jpg", 10, unsupported),
+            ("docs/page.HTML", 10, fetch_as(Format::Html)),
+            // Documents that are not text.
+            ("docs/report.PDF", 10, fetch_as(Format::Pdf)),
+            ("docs/a.docx", 10, fetch_as(Format::Docx)),
+            ("docs/mail.eml", 10, fetch_as(Format::Eml)),
+            // Compressed names are judged by their inner name.
+            (
+                "logs/report.txt.gz",
+                10,
+                fetch(Some(Compression::Gzip), Some(Format::PlainText)),
+            ),
+            (
+                "logs/app.json.zst",
+                10,
+                fetch(Some(Compression::Zstd), Some(Format::Json)),
+            ),
+            ("backup.tar.gz", 10, unsupported),
+            ("big.txt.gz", 1001, too_large),
+            // No extension: downloaded for sniffing, within the size cap.
+            ("exports/2024-10-01", 10, fetch(None, None)),
+            ("exports/2024-10-01", 1001, too_large),
+            ("exports/data.gz", 10, fetch(Some(Compression::Gzip), None)),
+            ("repo/Dockerfile", 10, fetch_as(Format::SourceCode)),
+            // Unknown extensions and archives are not downloaded.
+            ("docs/blob.xyz", 10, unsupported),
+            ("docs/bundle.zip", 10, unsupported),
+        ];
+        for (key, size, content) in new_objects {
+            let got = decide("b", &entry(key, size, None), None, &all, limits);
+            assert_eq!(got, new(content), "{key} of {size} bytes");
         }
     }
 
