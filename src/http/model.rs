@@ -49,6 +49,9 @@ pub struct CreateConnector {
     /// destination with the connector's role; a missing inventory is a warning (the sync lists
     /// the bucket until one arrives).
     pub inventory: Option<Inventory>,
+    /// Passages and vectors, as in the config file; absent: the `defaults:` block's (none
+    /// when the defaults have none). File paths are the operator's only.
+    pub embedding: Option<Embedding>,
 }
 
 /// The body of `PATCH /api/v1/connectors/{id}`: a JSON merge patch of [`CreateConnector`];
@@ -87,6 +90,8 @@ pub struct UpdateConnector {
     pub notifications: Option<Notifications>,
     /// The bucket's S3 Inventory, merged field by field.
     pub inventory: Option<Inventory>,
+    /// Passages and vectors, merged field by field; null: back to the `defaults:` block's.
+    pub embedding: Option<Embedding>,
 }
 
 /// A connector's S3 event notifications, as in the config file.
@@ -123,6 +128,92 @@ pub struct Inventory {
     pub max_age: Option<String>,
     /// Such as 1d (the default).
     pub deletion_grace: Option<String>,
+}
+
+/// A connector's `embedding:` block, as in the config file (`config::embedding::EmbeddingFile`
+/// judges the values), without `api_key_file`: the API reads no file of the worker's for a
+/// caller. A tenant names no file either: `model_dir` and `tokenizer` are the operator's, and a
+/// tenant's `provider: local` runs the model of `defaults.embedding.model_dir`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Embedding {
+    /// `local` (the model runs in the worker) or `openai` (an OpenAI-compatible
+    /// `/v1/embeddings` endpoint).
+    #[schema(pattern = "^(local|openai)$")]
+    pub provider: String,
+    /// `local`: the model directory, an absolute path on the worker. The operator's token
+    /// only; default `defaults.embedding.model_dir`.
+    #[schema(pattern = "^/")]
+    pub model_dir: Option<String>,
+    /// `openai`: the API's base URL, the part before `/embeddings`.
+    #[schema(pattern = "^https?://")]
+    pub endpoint_url: Option<String>,
+    /// `openai`: the model name sent with each request.
+    pub model: Option<String>,
+    /// `openai`: the API key, sent as `Authorization: Bearer`. Stored, never answered (a
+    /// connector shows `api_key_set`).
+    #[schema(format = Password)]
+    pub api_key: Option<String>,
+    /// Components of every vector: required with `openai`; with `local` checked against the
+    /// model.
+    #[schema(minimum = 1, maximum = 65536)]
+    pub dimensions: Option<u64>,
+    /// `openai`: texts per request. Default 32.
+    #[schema(minimum = 1, maximum = 2048)]
+    pub batch_size: Option<u64>,
+    /// `openai`: requests per second at most; 0 unlimited (the default).
+    #[schema(minimum = 0, maximum = 100000)]
+    pub requests_per_second: Option<u64>,
+    /// `openai`: a `tokenizer.json` to count tokens with, an absolute path on the worker. The
+    /// operator's token only; default an estimate from the text's length.
+    #[schema(pattern = "^/")]
+    pub tokenizer: Option<String>,
+    /// `local`: threads the model runs on. Default the worker's CPUs.
+    #[schema(minimum = 1, maximum = 256)]
+    pub threads: Option<u64>,
+    /// Tokens per passage at most. Default 256.
+    #[schema(minimum = 16, maximum = 8192)]
+    pub max_tokens: Option<u64>,
+    /// Tokens neighbouring passages share, less than half of `max_tokens`. Default 32.
+    #[schema(minimum = 0, maximum = 4096)]
+    pub overlap_tokens: Option<u64>,
+    /// Passages kept per document. Default 1000.
+    #[schema(minimum = 1, maximum = 1000000)]
+    pub max_passages_per_document: Option<u64>,
+}
+
+/// A connector's embedding settings as the API shows them: never the API key, nor a path on
+/// the worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct EmbeddingView {
+    /// `local` or `openai`.
+    #[schema(pattern = "^(local|openai)$")]
+    pub provider: String,
+    /// `openai`: the endpoint's base URL (any credentials in it masked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    /// `openai`: the model name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// `openai`: whether an API key is set (the key itself is never shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_set: Option<bool>,
+    /// Components of every vector: configured (`openai`, or a `local` check), else null.
+    pub dimensions: Option<u64>,
+    /// `openai`: texts per request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<u64>,
+    /// `openai`: requests per second at most, 0 unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_per_second: Option<u64>,
+    /// Threads of the model's pool.
+    pub threads: u64,
+    /// Tokens per passage at most.
+    pub max_tokens: u64,
+    /// Tokens neighbouring passages share.
+    pub overlap_tokens: u64,
+    /// Passages kept per document.
+    pub max_passages_per_document: u64,
 }
 
 /// Where a connector's settings come from.
@@ -189,6 +280,8 @@ pub struct Connector {
     pub notifications: Option<NotificationsView>,
     /// Its S3 Inventory listing.
     pub inventory: Option<InventoryView>,
+    /// Its passages and vectors; null: keyword search over whole documents only.
+    pub embedding: Option<EmbeddingView>,
     /// What its probe verified (API connectors): the bucket URI.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified_bucket_uri: Option<String>,
@@ -601,9 +694,15 @@ fn check_value(
     };
     let field = if path.is_empty() { "body" } else { path };
     if !fits {
+        // A secret (`format: password`) is never repeated.
+        let shown = if schema["format"] == "password" {
+            crate::config::REDACTED.to_owned()
+        } else {
+            value.to_string()
+        };
         problems.push(FieldProblem::new(
             field,
-            Some(value.to_string()),
+            Some(shown),
             format!("must be {}", in_words(wanted, schema)),
         ));
         return;

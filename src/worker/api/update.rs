@@ -73,8 +73,9 @@ pub(super) async fn update(
     };
     let tenant = before.tenant.as_deref();
     let external_id = api.external_id(tenant)?;
-    let (checked, flags) = request::parse_update(body, id, &before, &external_id, &api.defaults)
-        .map_err(ApiError::problems)?;
+    let (checked, flags) =
+        request::parse_update(body, caller, id, &before, &external_id, &api.defaults)
+            .map_err(ApiError::problems)?;
     let connector = checked.connector;
     let same_index = connector.index_name() == entry.connector().index_name();
     if flags.retarget && !same_index && *caller != Caller::Admin {
