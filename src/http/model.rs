@@ -310,6 +310,11 @@ pub struct Connector {
     /// In an update's answer: the next sync may re-target the index.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retarget_pending: Option<bool>,
+    /// In the answer of an update that changed `embedding`, when the index holds vectors of
+    /// another model than the new block makes (or the new model cannot be loaded): both models,
+    /// what fails until they agree, and the ways out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_change: Option<String>,
 }
 
 /// A connector's event notifications as the API shows them.

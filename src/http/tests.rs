@@ -77,6 +77,7 @@ impl FakeWorker {
             steps: None,
             probed: None,
             retarget_pending: None,
+            model_change: None,
         }
     }
 

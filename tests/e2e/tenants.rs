@@ -479,8 +479,8 @@ async fn a_tenants_connector_with_embedding_searches_passages_and_never_shows_it
         "{found}"
     );
 
-    // A model change through the API: stored, the next sync refused naming both models, a
-    // semantic search too; back to the model, both work again.
+    // A model change through the API: stored, its answer names both models, the next sync is
+    // refused naming both, a semantic search too; back to the model, both work again.
     let (status, changed) = worker.call_as(
         &t.a.token,
         "PATCH",
@@ -490,6 +490,13 @@ async fn a_tenants_connector_with_embedding_searches_passages_and_never_shows_it
     assert_eq!(status, 200, "{changed}");
     assert_eq!(changed["embedding"]["model"], "another-hash", "{changed}");
     assert_eq!(changed["embedding"]["api_key_set"], true, "{changed}");
+    let change = changed["model_change"].as_str().unwrap_or_default();
+    for model in [
+        "openai:word-hash (32 dimensions)",
+        "openai:another-hash (32 dimensions)",
+    ] {
+        assert!(change.contains(model), "{changed}");
+    }
     let (status, started) = worker.call_as(
         &t.a.token,
         "POST",
@@ -532,6 +539,7 @@ async fn a_tenants_connector_with_embedding_searches_passages_and_never_shows_it
         Some(&json!({"embedding": {"model": "word-hash"}})),
     );
     assert_eq!(status, 200, "{back}");
+    assert_eq!(back.get("model_change"), None, "{back}");
     let (status, found) = worker.call_as(
         &t.a.token,
         "GET",

@@ -855,6 +855,7 @@ fn view(entry: &Entry) -> Connector {
         steps: None,
         probed: None,
         retarget_pending: None,
+        model_change: None,
     }
 }
 
