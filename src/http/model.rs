@@ -54,44 +54,41 @@ pub struct CreateConnector {
     pub embedding: Option<Embedding>,
 }
 
-/// The body of `PATCH /api/v1/connectors/{id}`: a JSON merge patch of [`CreateConnector`];
-/// every field optional, `null` removes an optional field.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateConnector {
-    /// Must be the connector's own id if sent.
-    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
-    pub id: Option<String>,
-    /// `s3://bucket` or `s3://bucket/prefix`.
-    #[schema(pattern = "^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")]
-    pub bucket_uri: Option<String>,
-    /// `arn:aws:iam::<account>:role/<name>`.
-    #[schema(pattern = "^arn:[a-z0-9-]+:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$")]
-    pub role_arn: Option<String>,
-    /// The 12-digit account that owns the bucket.
-    #[schema(pattern = "^[0-9]{12}$")]
-    pub expected_bucket_owner: Option<String>,
-    /// The index to write; null for the id.
-    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
-    pub index_name: Option<String>,
-    /// Inline sync rules, as in the config file.
-    #[schema(value_type = Option<Vec<Object>>)]
-    pub sync_rules: Option<Value>,
-    /// Cron (UTC); not with interval.
-    pub schedule: Option<String>,
-    /// Such as 1h; not with schedule.
-    pub interval: Option<String>,
-    /// Let the next sync re-bind the index to the new source, deleting the old source's
-    /// documents. Not stored.
-    pub retarget: Option<bool>,
-    /// false: do not wait for a refused AssumeRole to propagate. Default true. Not stored.
-    pub wait: Option<bool>,
-    /// S3 event notifications through SQS, merged field by field.
-    pub notifications: Option<Notifications>,
-    /// The bucket's S3 Inventory, merged field by field.
-    pub inventory: Option<Inventory>,
-    /// Passages and vectors, merged field by field; null: back to the `defaults:` block's.
-    pub embedding: Option<Embedding>,
+/// The body of `PATCH /api/v1/connectors/{id}`: a JSON merge patch of [`CreateConnector`].
+/// Its schema is [`CreateConnector`]'s with no field required (derived, so the two cannot
+/// drift apart).
+#[derive(Debug, Clone, Copy)]
+pub struct UpdateConnector;
+
+/// What the document says of a patch, beside [`CreateConnector`]'s fields.
+const UPDATE_CONNECTOR: &str = "A JSON merge patch (RFC 7396) of the fields POST accepts: \
+    every field optional; a field sent replaces the stored one, objects (notifications, \
+    inventory, embedding) are merged field by field, null removes an optional field (back to \
+    the defaults' value). `id`, if sent, must be the connector's own. `retarget` lets the next \
+    sync re-bind the index to the new source, deleting the old source's documents; `wait` and \
+    `retarget` are not stored.";
+
+impl utoipa::PartialSchema for UpdateConnector {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::{RefOr, schema::Schema};
+        let mut schema = <CreateConnector as utoipa::PartialSchema>::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            object.required.clear();
+            object.description = Some(UPDATE_CONNECTOR.to_owned());
+        }
+        schema
+    }
+}
+
+impl ToSchema for UpdateConnector {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <CreateConnector as ToSchema>::schemas(schemas);
+    }
 }
 
 /// A connector's S3 event notifications, as in the config file.

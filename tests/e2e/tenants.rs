@@ -419,6 +419,9 @@ async fn tenants_see_only_their_own_connectors_and_indexes_stay_with_their_conne
 async fn a_tenants_connector_with_embedding_searches_passages_and_never_shows_its_key() {
     let t = two_tenants().await;
     let worker = &t.worker;
+    let as_a = |method: &str, path: &str, body: Option<&Value>| {
+        worker.call_as(&t.a.token, method, path, body)
+    };
     let embed = EmbedServer::start(32);
     const KEY: &str = "sk-tenant-a-0123456789secret";
     let mut with_embedding = body(
@@ -429,12 +432,7 @@ async fn a_tenants_connector_with_embedding_searches_passages_and_never_shows_it
     );
     // A path on the worker from a tenant: 400 naming the field, nothing stored.
     with_embedding["embedding"] = json!({"provider": "local", "model_dir": "/etc"});
-    let (status, answer) = worker.call_as(
-        &t.a.token,
-        "POST",
-        "/api/v1/connectors",
-        Some(&with_embedding),
-    );
+    let (status, answer) = as_a("POST", "/api/v1/connectors", Some(&with_embedding));
     assert_eq!(status, 400, "{answer}");
     assert_eq!(
         answer["error"]["problems"][0]["field"], "embedding.model_dir",
@@ -445,12 +443,7 @@ async fn a_tenants_connector_with_embedding_searches_passages_and_never_shows_it
         "provider": "openai", "endpoint_url": embed.url(), "model": "word-hash",
         "dimensions": 32, "api_key": KEY, "max_tokens": 64, "overlap_tokens": 8
     });
-    let (status, created) = worker.call_as(
-        &t.a.token,
-        "POST",
-        "/api/v1/connectors",
-        Some(&with_embedding),
-    );
+    let (status, created) = as_a("POST", "/api/v1/connectors", Some(&with_embedding));
     assert_eq!(status, 201, "{created}\n{}", worker.log());
     assert_eq!(created["embedding"]["provider"], "openai", "{created}");
     assert_eq!(created["embedding"]["api_key_set"], true, "{created}");
@@ -466,8 +459,7 @@ async fn a_tenants_connector_with_embedding_searches_passages_and_never_shows_it
             .all(|r| r.authorization.as_deref() == Some(&format!("Bearer {KEY}"))),
         "{requests:?}"
     );
-    let (status, found) = worker.call_as(
-        &t.a.token,
+    let (status, found) = as_a(
         "GET",
         "/api/v1/connectors/a-meaning/search?q=minutes&mode=semantic",
         None,
@@ -481,8 +473,7 @@ async fn a_tenants_connector_with_embedding_searches_passages_and_never_shows_it
 
     // A model change through the API: stored, its answer names both models, the next sync is
     // refused naming both, a semantic search too; back to the model, both work again.
-    let (status, changed) = worker.call_as(
-        &t.a.token,
+    let (status, changed) = as_a(
         "PATCH",
         "/api/v1/connectors/a-meaning",
         Some(&json!({"embedding": {"model": "another-hash"}})),
@@ -490,58 +481,31 @@ async fn a_tenants_connector_with_embedding_searches_passages_and_never_shows_it
     assert_eq!(status, 200, "{changed}");
     assert_eq!(changed["embedding"]["model"], "another-hash", "{changed}");
     assert_eq!(changed["embedding"]["api_key_set"], true, "{changed}");
-    let change = changed["model_change"].as_str().unwrap_or_default();
-    for model in [
-        "openai:word-hash (32 dimensions)",
-        "openai:another-hash (32 dimensions)",
-    ] {
-        assert!(change.contains(model), "{changed}");
-    }
-    let (status, started) = worker.call_as(
-        &t.a.token,
-        "POST",
-        "/api/v1/connectors/a-meaning/sync",
-        None,
-    );
+    names_both_models(changed["model_change"].as_str().unwrap_or_default());
+    let (status, started) = as_a("POST", "/api/v1/connectors/a-meaning/sync", None);
     assert_eq!(status, 202, "{started}");
     let refused = wait_for("the sync after the model change", || {
-        let (_, history) = worker.call_as(
-            &t.a.token,
-            "GET",
-            "/api/v1/connectors/a-meaning/syncs",
-            None,
-        );
+        let (_, history) = as_a("GET", "/api/v1/connectors/a-meaning/syncs", None);
         let syncs = history["syncs"].as_array()?.clone();
         (syncs.len() == 2).then(|| syncs[0].clone())
     });
     assert_eq!(refused["outcome"], "failed", "{refused}");
-    let why = refused["error_messages"].to_string();
-    for model in [
-        "openai:word-hash (32 dimensions)",
-        "openai:another-hash (32 dimensions)",
-    ] {
-        assert!(why.contains(model), "{why}");
-    }
-    let (status, answer) = worker.call_as(
-        &t.a.token,
+    names_both_models(&refused["error_messages"].to_string());
+    let (status, answer) = as_a(
         "GET",
         "/api/v1/connectors/a-meaning/search?q=minutes&mode=semantic",
         None,
     );
     assert_eq!(status, 400, "{answer}");
-    for model in ["openai:word-hash", "openai:another-hash"] {
-        assert!(message(&answer).contains(model), "{answer}");
-    }
-    let (status, back) = worker.call_as(
-        &t.a.token,
+    names_both_models(&message(&answer));
+    let (status, back) = as_a(
         "PATCH",
         "/api/v1/connectors/a-meaning",
         Some(&json!({"embedding": {"model": "word-hash"}})),
     );
     assert_eq!(status, 200, "{back}");
     assert_eq!(back.get("model_change"), None, "{back}");
-    let (status, found) = worker.call_as(
-        &t.a.token,
+    let (status, found) = as_a(
         "GET",
         "/api/v1/connectors/a-meaning/search?q=minutes&mode=hybrid",
         None,
@@ -552,7 +516,7 @@ async fn a_tenants_connector_with_embedding_searches_passages_and_never_shows_it
     // The key is in no answer, no log line; the store keeps it to call the endpoint after a
     // restart.
     let (_, listed) = worker.call("GET", "/api/v1/connectors", None);
-    let (_, one) = worker.call_as(&t.a.token, "GET", "/api/v1/connectors/a-meaning", None);
+    let (_, one) = as_a("GET", "/api/v1/connectors/a-meaning", None);
     let (_, status_page) = worker.call("GET", "/status", None);
     for shown in [
         listed.to_string(),
@@ -570,12 +534,21 @@ async fn a_tenants_connector_with_embedding_searches_passages_and_never_shows_it
             .contains(KEY)
     );
     // embedding: null goes back to the defaults (none here): keyword search over documents.
-    let (status, plain) = worker.call_as(
-        &t.a.token,
+    let (status, plain) = as_a(
         "PATCH",
         "/api/v1/connectors/a-meaning",
         Some(&json!({"embedding": null})),
     );
     assert_eq!(status, 200, "{plain}");
     assert_eq!(plain["embedding"], Value::Null, "{plain}");
+}
+
+/// Asserts that `text` names the model the index holds and the one the connector changed to.
+fn names_both_models(text: &str) {
+    for model in [
+        "openai:word-hash (32 dimensions)",
+        "openai:another-hash (32 dimensions)",
+    ] {
+        assert!(text.contains(model), "{model} is not named: {text}");
+    }
 }

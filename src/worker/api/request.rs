@@ -673,12 +673,7 @@ mod tests {
         ];
         for (body, field, rule) in cases {
             let problems = create(body).expect_err(body);
-            assert!(
-                problems
-                    .iter()
-                    .any(|p| p.field == field && p.rule.contains(rule)),
-                "{body}: {problems:?}"
-            );
+            assert_names(&problems, field, rule, body);
             let shown = format!("{problems:?}");
             assert!(!shown.contains("wJalr-secret"), "{shown}");
         }
@@ -873,12 +868,7 @@ mod tests {
             ),
         ] {
             let problems = update(&before, body).expect_err(body);
-            assert!(
-                problems
-                    .iter()
-                    .any(|p| p.field == field && p.rule.contains(rule)),
-                "{body}: {problems:?}"
-            );
+            assert_names(&problems, field, rule, body);
         }
         // Notifications are merged field by field.
         let (with_queue, _) = update(
@@ -952,6 +942,16 @@ mod tests {
             .unwrap();
             assert_eq!(checked.form, old.form, "{written}");
         }
+    }
+
+    /// Asserts that one of `problems` (of `body`) names `field` and a rule containing `rule`.
+    fn assert_names(problems: &[FieldProblem], field: &str, rule: &str, body: &str) {
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.field == field && p.rule.contains(rule)),
+            "{body}: {problems:?}"
+        );
     }
 
     /// `GOOD` with `"embedding": embedding`.
@@ -1090,12 +1090,7 @@ mod tests {
         ] {
             let body = with_embedding(embedding);
             let problems = as_caller(caller, &body).expect_err(&body);
-            assert!(
-                problems
-                    .iter()
-                    .any(|p| p.field == field && p.rule.contains(rule)),
-                "{body}: {problems:?}"
-            );
+            assert_names(&problems, field, rule, &body);
             let shown = format!("{problems:?}");
             for secret in ["987654321", "/etc/", "/var/lib/models"] {
                 assert!(!shown.contains(secret), "{shown}");
