@@ -1,6 +1,8 @@
 // Drives the s3-connector console in headless Chromium (playwright-core, Debian's chromium):
 // the page loads without console errors, asks for the token, lists the connectors, connects a
-// bucket through the form (probe passes), changes its interval, a search shows highlighted hits, and a role that
+// bucket through the form (probe passes), changes its interval, a search shows highlighted hits,
+// a semantic and a hybrid search of the connector `meaning` (created by scripts/api-test with
+// `embedding: {provider: local}`) show passages whose folded text unfolds, and a role that
 // trusts another ExternalId shows its failing probe step; a tenant's token sees none of the
 // operator's connectors and its own ExternalId. Called by scripts/api-test with one
 // JSON argument; writes PNG screenshots into `screenshots`.
@@ -98,6 +100,37 @@ try {
   await page.locator("#hits mark").first().waitFor(wait);
   await page.selectOption("#search-mode", "");
   console.log("console: the mode switch asks for a keyword search and shows its hits");
+
+  // Passages by meaning: the connector with `embedding:` (synced with the local model before
+  // this test started), a semantic search, a hit unfolded to its passage text, then hybrid.
+  await page.selectOption("#search-connector", "meaning");
+  await page.fill("#search-q", "which spending did the directors agree to");
+  await page.selectOption("#search-mode", "semantic");
+  const semantic = page.waitForResponse((r) => r.url().includes("mode=semantic") && r.status() === 200, wait);
+  await page.click("#search-form button");
+  await semantic;
+  await page.locator("#hits li").first().waitFor(wait);
+  const semanticStatus = await page.locator("#search-status").textContent();
+  if (!/semantic/.test(semanticStatus)) fail(`the search status names no semantic mode: ${semanticStatus}`);
+  const first = page.locator("#hits li").first();
+  const firstKey = await first.locator(".key").textContent();
+  if (!/minutes\.html$/.test(firstKey)) fail(`the board's minutes are not the best passage by meaning: ${firstKey}`);
+  const passageText = first.locator("details.passage .text");
+  if (await passageText.isVisible()) fail("a passage's text is shown before it is unfolded");
+  await first.locator("details.passage summary").click();
+  await passageText.waitFor({ ...wait, state: "visible" });
+  const unfolded = await passageText.textContent();
+  if (!/The board approved the budget/.test(unfolded)) fail(`the unfolded passage text is not the minutes': ${unfolded}`);
+  await page.screenshot({ path: `${args.screenshots}/console-passage.png` });
+  console.log(`console: a semantic search unfolds the passage text "${unfolded.trim()}"`);
+  await page.selectOption("#search-mode", "hybrid");
+  const hybrid = page.waitForResponse((r) => r.url().includes("mode=hybrid") && r.status() === 200, wait);
+  await page.click("#search-form button");
+  await hybrid;
+  await page.locator("#search-status", { hasText: "hybrid" }).waitFor(wait);
+  if ((await page.locator("#hits details.passage").count()) === 0) fail("a hybrid search shows no passage");
+  await page.selectOption("#search-mode", "");
+  console.log("console: the mode switch asks for a hybrid search and shows passages");
 
   // A role that trusts another ExternalId: the failing step is shown, nothing is stored.
   await page.click("#nav-connect");

@@ -49,44 +49,46 @@ pub struct CreateConnector {
     /// destination with the connector's role; a missing inventory is a warning (the sync lists
     /// the bucket until one arrives).
     pub inventory: Option<Inventory>,
+    /// Passages and vectors, as in the config file; absent: the `defaults:` block's (none
+    /// when the defaults have none). File paths are the operator's only.
+    pub embedding: Option<Embedding>,
 }
 
-/// The body of `PATCH /api/v1/connectors/{id}`: a JSON merge patch of [`CreateConnector`];
-/// every field optional, `null` removes an optional field.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateConnector {
-    /// Must be the connector's own id if sent.
-    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
-    pub id: Option<String>,
-    /// `s3://bucket` or `s3://bucket/prefix`.
-    #[schema(pattern = "^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")]
-    pub bucket_uri: Option<String>,
-    /// `arn:aws:iam::<account>:role/<name>`.
-    #[schema(pattern = "^arn:[a-z0-9-]+:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$")]
-    pub role_arn: Option<String>,
-    /// The 12-digit account that owns the bucket.
-    #[schema(pattern = "^[0-9]{12}$")]
-    pub expected_bucket_owner: Option<String>,
-    /// The index to write; null for the id.
-    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
-    pub index_name: Option<String>,
-    /// Inline sync rules, as in the config file.
-    #[schema(value_type = Option<Vec<Object>>)]
-    pub sync_rules: Option<Value>,
-    /// Cron (UTC); not with interval.
-    pub schedule: Option<String>,
-    /// Such as 1h; not with schedule.
-    pub interval: Option<String>,
-    /// Let the next sync re-bind the index to the new source, deleting the old source's
-    /// documents. Not stored.
-    pub retarget: Option<bool>,
-    /// false: do not wait for a refused AssumeRole to propagate. Default true. Not stored.
-    pub wait: Option<bool>,
-    /// S3 event notifications through SQS, merged field by field.
-    pub notifications: Option<Notifications>,
-    /// The bucket's S3 Inventory, merged field by field.
-    pub inventory: Option<Inventory>,
+/// The body of `PATCH /api/v1/connectors/{id}`: a JSON merge patch of [`CreateConnector`].
+/// Its schema is [`CreateConnector`]'s with no field required (derived, so the two cannot
+/// drift apart).
+#[derive(Debug, Clone, Copy)]
+pub struct UpdateConnector;
+
+/// What the document says of a patch, beside [`CreateConnector`]'s fields.
+const UPDATE_CONNECTOR: &str = "A JSON merge patch (RFC 7396) of the fields POST accepts: \
+    every field optional; a field sent replaces the stored one, objects (notifications, \
+    inventory, embedding) are merged field by field, null removes an optional field (back to \
+    the defaults' value). `id`, if sent, must be the connector's own. `retarget` lets the next \
+    sync re-bind the index to the new source, deleting the old source's documents; `wait` and \
+    `retarget` are not stored.";
+
+impl utoipa::PartialSchema for UpdateConnector {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::{RefOr, schema::Schema};
+        let mut schema = <CreateConnector as utoipa::PartialSchema>::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            object.required.clear();
+            object.description = Some(UPDATE_CONNECTOR.to_owned());
+        }
+        schema
+    }
+}
+
+impl ToSchema for UpdateConnector {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <CreateConnector as ToSchema>::schemas(schemas);
+    }
 }
 
 /// A connector's S3 event notifications, as in the config file.
@@ -123,6 +125,92 @@ pub struct Inventory {
     pub max_age: Option<String>,
     /// Such as 1d (the default).
     pub deletion_grace: Option<String>,
+}
+
+/// A connector's `embedding:` block, as in the config file (`config::embedding::EmbeddingFile`
+/// judges the values), without `api_key_file`: the API reads no file of the worker's for a
+/// caller. A tenant names no file either: `model_dir` and `tokenizer` are the operator's, and a
+/// tenant's `provider: local` runs the model of `defaults.embedding.model_dir`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Embedding {
+    /// `local` (the model runs in the worker) or `openai` (an OpenAI-compatible
+    /// `/v1/embeddings` endpoint).
+    #[schema(pattern = "^(local|openai)$")]
+    pub provider: String,
+    /// `local`: the model directory, an absolute path on the worker. The operator's token
+    /// only; default `defaults.embedding.model_dir`.
+    #[schema(pattern = "^/")]
+    pub model_dir: Option<String>,
+    /// `openai`: the API's base URL, the part before `/embeddings`.
+    #[schema(pattern = "^https?://")]
+    pub endpoint_url: Option<String>,
+    /// `openai`: the model name sent with each request.
+    pub model: Option<String>,
+    /// `openai`: the API key, sent as `Authorization: Bearer`. Stored, never answered (a
+    /// connector shows `api_key_set`).
+    #[schema(format = Password)]
+    pub api_key: Option<String>,
+    /// Components of every vector: required with `openai`; with `local` checked against the
+    /// model.
+    #[schema(minimum = 1, maximum = 65536)]
+    pub dimensions: Option<u64>,
+    /// `openai`: texts per request. Default 32.
+    #[schema(minimum = 1, maximum = 2048)]
+    pub batch_size: Option<u64>,
+    /// `openai`: requests per second at most; 0 unlimited (the default).
+    #[schema(minimum = 0, maximum = 100000)]
+    pub requests_per_second: Option<u64>,
+    /// `openai`: a `tokenizer.json` to count tokens with, an absolute path on the worker. The
+    /// operator's token only; default an estimate from the text's length.
+    #[schema(pattern = "^/")]
+    pub tokenizer: Option<String>,
+    /// `local`: threads the model runs on. Default the worker's CPUs.
+    #[schema(minimum = 1, maximum = 256)]
+    pub threads: Option<u64>,
+    /// Tokens per passage at most. Default 256.
+    #[schema(minimum = 16, maximum = 8192)]
+    pub max_tokens: Option<u64>,
+    /// Tokens neighbouring passages share, less than half of `max_tokens`. Default 32.
+    #[schema(minimum = 0, maximum = 4096)]
+    pub overlap_tokens: Option<u64>,
+    /// Passages kept per document. Default 1000.
+    #[schema(minimum = 1, maximum = 1000000)]
+    pub max_passages_per_document: Option<u64>,
+}
+
+/// A connector's embedding settings as the API shows them: never the API key, nor a path on
+/// the worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct EmbeddingView {
+    /// `local` or `openai`.
+    #[schema(pattern = "^(local|openai)$")]
+    pub provider: String,
+    /// `openai`: the endpoint's base URL (any credentials in it masked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    /// `openai`: the model name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// `openai`: whether an API key is set (the key itself is never shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_set: Option<bool>,
+    /// Components of every vector: configured (`openai`, or a `local` check), else null.
+    pub dimensions: Option<u64>,
+    /// `openai`: texts per request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<u64>,
+    /// `openai`: requests per second at most, 0 unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_per_second: Option<u64>,
+    /// Threads of the model's pool.
+    pub threads: u64,
+    /// Tokens per passage at most.
+    pub max_tokens: u64,
+    /// Tokens neighbouring passages share.
+    pub overlap_tokens: u64,
+    /// Passages kept per document.
+    pub max_passages_per_document: u64,
 }
 
 /// Where a connector's settings come from.
@@ -189,6 +277,8 @@ pub struct Connector {
     pub notifications: Option<NotificationsView>,
     /// Its S3 Inventory listing.
     pub inventory: Option<InventoryView>,
+    /// Its passages and vectors; null: keyword search over whole documents only.
+    pub embedding: Option<EmbeddingView>,
     /// What its probe verified (API connectors): the bucket URI.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified_bucket_uri: Option<String>,
@@ -217,6 +307,11 @@ pub struct Connector {
     /// In an update's answer: the next sync may re-target the index.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retarget_pending: Option<bool>,
+    /// In the answer of an update that changed `embedding`, when the index holds vectors of
+    /// another model than the new block makes (or the new model cannot be loaded): both models,
+    /// what fails until they agree, and the ways out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_change: Option<String>,
 }
 
 /// A connector's event notifications as the API shows them.
@@ -601,9 +696,15 @@ fn check_value(
     };
     let field = if path.is_empty() { "body" } else { path };
     if !fits {
+        // A secret (`format: password`) is never repeated.
+        let shown = if schema["format"] == "password" {
+            crate::config::REDACTED.to_owned()
+        } else {
+            value.to_string()
+        };
         problems.push(FieldProblem::new(
             field,
-            Some(value.to_string()),
+            Some(shown),
             format!("must be {}", in_words(wanted, schema)),
         ));
         return;

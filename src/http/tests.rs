@@ -68,6 +68,7 @@ impl FakeWorker {
             skipped: 0,
             notifications: None,
             inventory: None,
+            embedding: None,
             verified_bucket_uri: None,
             verified_role_arn: None,
             verified_bucket_owner_account_id: None,
@@ -76,6 +77,7 @@ impl FakeWorker {
             steps: None,
             probed: None,
             retarget_pending: None,
+            model_change: None,
         }
     }
 

@@ -4,14 +4,17 @@
 //! another tenant's connector exactly as a missing one, an index belongs to one connector (the
 //! one writing it, or one that left it with its documents kept) unless the operator re-targets
 //! it, a deleted connector's history goes with it, and `/status` needs a token and shows a
-//! tenant its own connectors.
+//! tenant its own connectors. A tenant's connector with `embedding:` (the test suite's
+//! OpenAI-compatible endpoint) answers passages, its API key goes to the endpoint and into no
+//! answer or log line, a path on the worker is refused, and a model change through the API
+//! fails the next sync and a semantic search naming both models.
 
 use serde_json::{Value, json};
 
 use crate::api::{ASSUME_ANY_ROLE, ApiWorker, body, connector_ids, message, role};
 use crate::fixture::{create_bucket, put, s3_client};
 use crate::support::iam::{self, ACCOUNT_ID};
-use crate::support::{MotoServer, unique_name};
+use crate::support::{EmbedServer, MotoServer, unique_name};
 use crate::worker::wait_for;
 
 /// A tenant as `POST /api/v1/tenants` answered it: id, token, ExternalId.
@@ -410,4 +413,142 @@ async fn tenants_see_only_their_own_connectors_and_indexes_stay_with_their_conne
     assert_eq!(status, 401);
     let (_, listed) = worker.call("GET", "/api/v1/connectors", None);
     assert_eq!(connector_ids(&listed), Vec::<&str>::new(), "{listed}");
+}
+
+#[tokio::test]
+async fn a_tenants_connector_with_embedding_searches_passages_and_never_shows_its_key() {
+    let t = two_tenants().await;
+    let worker = &t.worker;
+    let as_a = |method: &str, path: &str, body: Option<&Value>| {
+        worker.call_as(&t.a.token, method, path, body)
+    };
+    let embed = EmbedServer::start(32);
+    const KEY: &str = "sk-tenant-a-0123456789secret";
+    let mut with_embedding = body(
+        "a-meaning",
+        &format!("s3://{}", t.a_bucket),
+        &t.a_role,
+        ACCOUNT_ID,
+    );
+    // A path on the worker from a tenant: 400 naming the field, nothing stored.
+    with_embedding["embedding"] = json!({"provider": "local", "model_dir": "/etc"});
+    let (status, answer) = as_a("POST", "/api/v1/connectors", Some(&with_embedding));
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        answer["error"]["problems"][0]["field"], "embedding.model_dir",
+        "{answer}"
+    );
+    assert!(!answer.to_string().contains("/etc"), "{answer}");
+    with_embedding["embedding"] = json!({
+        "provider": "openai", "endpoint_url": embed.url(), "model": "word-hash",
+        "dimensions": 32, "api_key": KEY, "max_tokens": 64, "overlap_tokens": 8
+    });
+    let (status, created) = as_a("POST", "/api/v1/connectors", Some(&with_embedding));
+    assert_eq!(status, 201, "{created}\n{}", worker.log());
+    assert_eq!(created["embedding"]["provider"], "openai", "{created}");
+    assert_eq!(created["embedding"]["api_key_set"], true, "{created}");
+    assert_eq!(created["embedding"]["max_tokens"], 64, "{created}");
+    let synced = first_sync(worker, &t.a.token, "a-meaning");
+    assert_eq!(synced["outcome"], "succeeded", "{synced}\n{}", worker.log());
+    // The key went to the endpoint, and only there.
+    let requests = embed.requests();
+    assert!(!requests.is_empty());
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.authorization.as_deref() == Some(&format!("Bearer {KEY}"))),
+        "{requests:?}"
+    );
+    let (status, found) = as_a(
+        "GET",
+        "/api/v1/connectors/a-meaning/search?q=minutes&mode=semantic",
+        None,
+    );
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["mode"], "semantic", "{found}");
+    assert_eq!(
+        found["hits"][0]["passage"]["text"], "the minutes of tenant a",
+        "{found}"
+    );
+
+    // A model change through the API: stored, its answer names both models, the next sync is
+    // refused naming both, a semantic search too; back to the model, both work again.
+    let (status, changed) = as_a(
+        "PATCH",
+        "/api/v1/connectors/a-meaning",
+        Some(&json!({"embedding": {"model": "another-hash"}})),
+    );
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["embedding"]["model"], "another-hash", "{changed}");
+    assert_eq!(changed["embedding"]["api_key_set"], true, "{changed}");
+    names_both_models(changed["model_change"].as_str().unwrap_or_default());
+    let (status, started) = as_a("POST", "/api/v1/connectors/a-meaning/sync", None);
+    assert_eq!(status, 202, "{started}");
+    let refused = wait_for("the sync after the model change", || {
+        let (_, history) = as_a("GET", "/api/v1/connectors/a-meaning/syncs", None);
+        let syncs = history["syncs"].as_array()?.clone();
+        (syncs.len() == 2).then(|| syncs[0].clone())
+    });
+    assert_eq!(refused["outcome"], "failed", "{refused}");
+    names_both_models(&refused["error_messages"].to_string());
+    let (status, answer) = as_a(
+        "GET",
+        "/api/v1/connectors/a-meaning/search?q=minutes&mode=semantic",
+        None,
+    );
+    assert_eq!(status, 400, "{answer}");
+    names_both_models(&message(&answer));
+    let (status, back) = as_a(
+        "PATCH",
+        "/api/v1/connectors/a-meaning",
+        Some(&json!({"embedding": {"model": "word-hash"}})),
+    );
+    assert_eq!(status, 200, "{back}");
+    assert_eq!(back.get("model_change"), None, "{back}");
+    let (status, found) = as_a(
+        "GET",
+        "/api/v1/connectors/a-meaning/search?q=minutes&mode=hybrid",
+        None,
+    );
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["hits"][0]["key"], "notes.txt", "{found}");
+
+    // The key is in no answer, no log line; the store keeps it to call the endpoint after a
+    // restart.
+    let (_, listed) = worker.call("GET", "/api/v1/connectors", None);
+    let (_, one) = as_a("GET", "/api/v1/connectors/a-meaning", None);
+    let (_, status_page) = worker.call("GET", "/status", None);
+    for shown in [
+        listed.to_string(),
+        one.to_string(),
+        status_page.to_string(),
+        created.to_string(),
+        changed.to_string(),
+        worker.log(),
+    ] {
+        assert!(!shown.contains(KEY), "{shown}");
+    }
+    assert!(
+        std::fs::read_to_string(worker.stored_file())
+            .unwrap()
+            .contains(KEY)
+    );
+    // embedding: null goes back to the defaults (none here): keyword search over documents.
+    let (status, plain) = as_a(
+        "PATCH",
+        "/api/v1/connectors/a-meaning",
+        Some(&json!({"embedding": null})),
+    );
+    assert_eq!(status, 200, "{plain}");
+    assert_eq!(plain["embedding"], Value::Null, "{plain}");
+}
+
+/// Asserts that `text` names the model the index holds and the one the connector changed to.
+fn names_both_models(text: &str) {
+    for model in [
+        "openai:word-hash (32 dimensions)",
+        "openai:another-hash (32 dimensions)",
+    ] {
+        assert!(text.contains(model), "{model} is not named: {text}");
+    }
 }

@@ -37,14 +37,15 @@ use time::OffsetDateTime;
 use super::state::{SyncRecord, Trigger};
 use super::{Entry, Origin, Shared, WorkerError, lock};
 use crate::config::api::ApiConfig as ApiSettings;
+use crate::config::embedding::{EmbeddingProvider, EmbeddingSettings};
 use crate::config::inherit::ConnectorDefaults;
 use crate::config::{BucketSelection, Config, ConnectorConfig, Secret};
 use crate::credentials::CredentialMode;
 use crate::http::handle::{Answer, ApiAccess, ApiError, Caller, StatusCode, WorkerHandle};
 use crate::http::model::{
     AwsSetup, Conflict as ConflictView, Connector, ConnectorList, CreateTenant, Credentials,
-    Deleted, FieldProblem, Hit, HitPassage, InventoryView, NotificationsView, SearchResult,
-    SyncList, SyncStarted, Tenant, TenantCreated, TenantDeleted, TenantList,
+    Deleted, EmbeddingView, FieldProblem, Hit, HitPassage, InventoryView, NotificationsView,
+    SearchResult, SyncList, SyncStarted, Tenant, TenantCreated, TenantDeleted, TenantList,
 };
 use crate::sink::passages::{self, Fusion, PassageQuery, SearchMode, Snippet};
 use crate::sink::{AnySink, ScanFrom, Sink};
@@ -530,8 +531,8 @@ async fn create(
 ) -> Answer<Connector> {
     let tenant = caller.tenant();
     let external_id = api.external_id(tenant)?;
-    let (checked, flags) =
-        request::parse_create(body, &external_id, &api.defaults).map_err(ApiError::problems)?;
+    let (checked, flags) = request::parse_create(body, caller, &external_id, &api.defaults)
+        .map_err(ApiError::problems)?;
     if flags.retarget && tenant.is_some() {
         return Err(ApiError::operator_only("\"retarget\": true"));
     }
@@ -841,6 +842,7 @@ fn view(entry: &Entry) -> Connector {
             max_age: humantime::format_duration(i.max_age).to_string(),
             deletion_grace: humantime::format_duration(i.deletion_grace).to_string(),
         }),
+        embedding: connector.embedding.as_ref().map(embedding_view),
         verified_bucket_uri: verified.map(|v| v.verified_bucket_uri.clone()),
         verified_role_arn: verified.map(|v| v.verified_role_arn.clone()),
         verified_bucket_owner_account_id: verified
@@ -853,7 +855,51 @@ fn view(entry: &Entry) -> Connector {
         steps: None,
         probed: None,
         retarget_pending: None,
+        model_change: None,
     }
+}
+
+/// A connector's embedding settings as the API shows them: whether a key is set, never the
+/// key; no path on the worker; credentials in an endpoint's URL masked.
+fn embedding_view(settings: &EmbeddingSettings) -> EmbeddingView {
+    let passages = &settings.passages;
+    let mut view = EmbeddingView {
+        provider: String::new(),
+        endpoint_url: None,
+        model: None,
+        api_key_set: None,
+        dimensions: None,
+        batch_size: None,
+        requests_per_second: None,
+        threads: settings.threads as u64,
+        max_tokens: passages.max_tokens as u64,
+        overlap_tokens: passages.overlap_tokens as u64,
+        max_passages_per_document: passages.max_passages_per_document as u64,
+    };
+    match &settings.provider {
+        EmbeddingProvider::Local { dimensions, .. } => {
+            view.provider = "local".to_owned();
+            view.dimensions = dimensions.map(|n| n as u64);
+        }
+        EmbeddingProvider::Openai {
+            endpoint_url,
+            model,
+            api_key,
+            dimensions,
+            batch_size,
+            requests_per_second,
+            ..
+        } => {
+            view.provider = "openai".to_owned();
+            view.endpoint_url = Some(crate::config::redact_urls(endpoint_url).into_owned());
+            view.model = Some(model.clone());
+            view.api_key_set = Some(api_key.is_some());
+            view.dimensions = Some(*dimensions as u64);
+            view.batch_size = Some(*batch_size as u64);
+            view.requests_per_second = Some(u64::from(*requests_per_second));
+        }
+    }
+    view
 }
 
 fn rfc3339(at: OffsetDateTime) -> String {
@@ -1229,6 +1275,40 @@ mod tests {
         let status: Value =
             serde_json::from_slice(&handle.status(&Caller::Admin).unwrap()).unwrap();
         assert_eq!(status["connectors"][0]["id"], "from-file");
+    }
+
+    #[test]
+    fn an_embedding_view_says_a_key_is_set_and_never_shows_it() {
+        let settings = EmbeddingSettings {
+            provider: EmbeddingProvider::Openai {
+                endpoint_url: "https://user:pass-word@embed.example/v1".into(),
+                model: "m".into(),
+                api_key: Some(Secret::new("sk-view-secret")),
+                dimensions: 8,
+                batch_size: 4,
+                requests_per_second: 2,
+                tokenizer: Some("/opt/tokenizer.json".into()),
+            },
+            passages: crate::config::embedding::PassageSettings::default(),
+            threads: 2,
+        };
+        let shown = serde_json::to_string(&embedding_view(&settings)).unwrap();
+        assert!(shown.contains(r#""api_key_set":true"#), "{shown}");
+        for hidden in ["sk-view-secret", "pass-word", "/opt/"] {
+            assert!(!shown.contains(hidden), "{shown}");
+        }
+        let local = EmbeddingSettings {
+            provider: EmbeddingProvider::Local {
+                model_dir: "/opt/minilm".into(),
+                dimensions: Some(384),
+            },
+            ..settings
+        };
+        let shown = serde_json::to_value(embedding_view(&local)).unwrap();
+        assert_eq!(shown["provider"], "local");
+        assert_eq!(shown["dimensions"], 384);
+        assert!(shown.get("api_key_set").is_none(), "{shown}");
+        assert!(!shown.to_string().contains("/opt/"), "{shown}");
     }
 
     #[test]

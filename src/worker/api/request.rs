@@ -6,6 +6,12 @@
 //! an API connector can break no rule a file connector must keep. AWS keys are refused before
 //! anything else, and their values are never repeated. `${VAR}` in a body is never expanded.
 //! An update is a JSON merge patch (RFC 7396) of the stored request, checked the same way.
+//!
+//! The `embedding` block names no file through the API but the operator's: `api_key_file` is
+//! refused from everyone (the worker reads no file for a request; the key itself is sent), and
+//! `model_dir` and `tokenizer` from a tenant (a path from a tenant would make the worker read
+//! its own files for them); a `provider: local` without `model_dir` runs the model of
+//! `defaults.embedding.model_dir`, looked up at each validation, so it follows the defaults.
 
 use std::path::Path;
 
@@ -14,9 +20,10 @@ use serde_json::{Map, Value, json};
 
 use crate::config::inherit::ConnectorDefaults;
 use crate::config::{self, ConfigError, ConnectorConfig, Problem, REDACTED};
+use crate::http::handle::Caller;
 use crate::http::model::FieldProblem;
 
-use super::store::StoredConnector;
+use super::store::{StoredConnector, masked};
 
 /// Body fields refused outright: credentials are never accepted through the API.
 const KEY_FIELDS: [&str; 3] = [
@@ -57,6 +64,10 @@ pub struct CreateConnector {
     /// `config_id`, `max_age`, `deletion_grace`); the destination is read with the same role.
     #[serde(default)]
     pub inventory: Option<Value>,
+    /// Passages and vectors, as in the config file (without `api_key_file`; `model_dir` and
+    /// `tokenizer` the operator's only).
+    #[serde(default)]
+    pub embedding: Option<Value>,
 }
 
 /// Flags of one request, never stored: `retarget` lets the (next) sync re-bind an index that
@@ -69,8 +80,7 @@ pub struct Flags {
     pub wait: bool,
 }
 
-/// A request checked into a connector.
-#[derive(Debug)]
+/// A request checked into a connector (its Debug output masks the `embedding.api_key`).
 pub struct Checked {
     /// The request's fields, flags removed: what an update merges into.
     pub request: Value,
@@ -78,6 +88,16 @@ pub struct Checked {
     pub form: Value,
     /// The validated connector.
     pub connector: ConnectorConfig,
+}
+
+impl std::fmt::Debug for Checked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checked")
+            .field("request", &masked(&self.request))
+            .field("form", &masked(&self.form))
+            .field("connector", &self.connector)
+            .finish()
+    }
 }
 
 /// A bucket URI split into bucket and prefix.
@@ -107,12 +127,14 @@ impl BucketUri {
 
 /// Parses and checks a create request: the checked connector and the request's flags, or
 /// every problem found, all at once.
+/// `caller` sends it (only the operator may name a file of the worker).
 pub fn parse_create(
     body: &[u8],
+    caller: &Caller,
     external_id: &str,
     defaults: &ConnectorDefaults,
 ) -> Result<(Checked, Flags), Vec<FieldProblem>> {
-    let (object, flags, problems) = parse_object(body)?;
+    let (object, flags, problems) = parse_object(body, caller)?;
     with_problems(check(object, external_id, defaults), flags, problems)
 }
 
@@ -136,15 +158,16 @@ fn with_problems(
 /// Parses and checks an update of `stored` (connector `id`): the merged connector and the
 /// update's flags, or every problem found, all at once. The body is a JSON merge patch of the
 /// stored request: a field it names replaces the stored one (objects are merged the same way),
-/// `null` removes it.
+/// `null` removes it. `caller` sends it (only the operator may name a file of the worker).
 pub fn parse_update(
     body: &[u8],
+    caller: &Caller,
     id: &str,
     stored: &StoredConnector,
     external_id: &str,
     defaults: &ConnectorDefaults,
 ) -> Result<(Checked, Flags), Vec<FieldProblem>> {
-    let (mut patch, flags, mut problems) = parse_object(body)?;
+    let (mut patch, flags, mut problems) = parse_object(body, caller)?;
     if let Some(sent) = patch.get("id")
         && sent.as_str() != Some(id)
     {
@@ -169,11 +192,12 @@ pub fn parse_update(
     with_problems(check(request, external_id, defaults), flags, problems)
 }
 
-/// The body as a JSON object without its flags and without the fields it may not carry, and
-/// the problems of those; `Err` when it is no JSON object at all.
+/// The body as a JSON object without its flags and without the fields it (or its `caller`)
+/// may not send, and the problems of those; `Err` when it is no JSON object at all.
 #[allow(clippy::type_complexity)]
 fn parse_object(
     body: &[u8],
+    caller: &Caller,
 ) -> Result<(Map<String, Value>, Flags, Vec<FieldProblem>), Vec<FieldProblem>> {
     let value: Value = serde_json::from_slice(body).map_err(|error| {
         // serde's message ends with its own " at line L column C": say the position once.
@@ -231,6 +255,9 @@ fn parse_object(
             "is set by the deployment (defaults.endpoint_url, else AWS's SQS); leave it out",
         ));
     }
+    if let Some(Value::Object(embedding)) = object.get_mut("embedding") {
+        problems.extend(embedding_files(embedding, caller));
+    }
     let mut flag = |name: &str, default: bool| match object.remove(name) {
         None => default,
         Some(Value::Bool(value)) => value,
@@ -248,6 +275,57 @@ fn parse_object(
         wait: flag("wait", true),
     };
     Ok((object, flags, problems))
+}
+
+/// The problems of the files an `embedding` block names (removing those `caller` may not
+/// name): `api_key_file` from anyone, `model_dir` and `tokenizer` from a tenant, and a
+/// relative path from the operator (a request has no directory to resolve it against).
+fn embedding_files(embedding: &mut Map<String, Value>, caller: &Caller) -> Vec<FieldProblem> {
+    let mut problems = Vec::new();
+    if embedding
+        .remove("api_key_file")
+        .is_some_and(|v| !v.is_null())
+    {
+        problems.push(FieldProblem::new(
+            "embedding.api_key_file",
+            None,
+            "is not read through the API: the worker reads no file for a request; send the key \
+             itself as embedding.api_key (stored, never answered)",
+        ));
+    }
+    for (field, without) in [
+        (
+            "model_dir",
+            "provider local then runs the model of defaults.embedding.model_dir",
+        ),
+        (
+            "tokenizer",
+            "tokens are then estimated from the text's length",
+        ),
+    ] {
+        let Some(path) = embedding.get(field).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let name = format!("embedding.{field}");
+        if caller.tenant().is_some() {
+            embedding.remove(field);
+            problems.push(FieldProblem::new(
+                &name,
+                None,
+                format!(
+                    "is the operator's: a tenant names no path on the worker; leave it out ({without})"
+                ),
+            ));
+        } else if path.as_str().is_some_and(|p| !Path::new(p).is_absolute()) {
+            problems.push(FieldProblem::new(
+                &name,
+                Some(path.to_string()),
+                "must be an absolute path: a request has no config file directory to resolve it \
+                 against",
+            ));
+        }
+    }
+    problems
 }
 
 /// Stand-ins for required fields that are missing or of the wrong type, so that the config's
@@ -380,6 +458,7 @@ pub fn request_of(stored: &StoredConnector) -> Value {
         "interval",
         "notifications",
         "inventory",
+        "embedding",
     ] {
         if let Some(value) = form.get(field) {
             request.insert(field.into(), value.clone());
@@ -452,6 +531,7 @@ fn connector_form(request: &CreateConnector, external_id: &str) -> (Value, Vec<F
     for (field, value) in [
         ("notifications", &request.notifications),
         ("inventory", &request.inventory),
+        ("embedding", &request.embedding),
     ] {
         if let Some(value) = value {
             form.insert(field.into(), value.clone());
@@ -460,12 +540,24 @@ fn connector_form(request: &CreateConnector, external_id: &str) -> (Value, Vec<F
     (Value::Object(form), problems)
 }
 
-/// Validates a connector form with the config file's rules, `defaults` inherited; problems
+/// Validates a connector form with the config file's rules, `defaults` inherited (and a
+/// `provider: local` block without `model_dir` given `defaults.embedding.model_dir`); problems
 /// name body fields (or `defaults.<field>` for a broken inherited value).
 pub fn validate_form(
     form: &Value,
     defaults: &ConnectorDefaults,
 ) -> Result<ConnectorConfig, Vec<FieldProblem>> {
+    let mut form = form.clone();
+    if let Some(Value::Object(embedding)) = form.get_mut("embedding")
+        && embedding.get("provider").and_then(Value::as_str) == Some("local")
+        && !embedding.contains_key("model_dir")
+        && let Some(dir) = defaults
+            .embedding
+            .as_ref()
+            .and_then(|e| e.model_dir.as_ref())
+    {
+        embedding.insert("model_dir".into(), json!(dir));
+    }
     let document = json!({ "defaults": defaults, "connectors": [form] });
     // JSON is YAML; the config parser reads it as a file, without the environment.
     let text = document.to_string();
@@ -520,10 +612,13 @@ fn from_config_problem(problem: &Problem) -> FieldProblem {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Secret;
+    use crate::config::embedding::EmbeddingProvider;
 
     fn create(body: &str) -> Result<ConnectorConfig, Vec<FieldProblem>> {
         parse_create(
             body.as_bytes(),
+            &Caller::Admin,
             "deployment-external-id",
             &ConnectorDefaults::default(),
         )
@@ -578,12 +673,7 @@ mod tests {
         ];
         for (body, field, rule) in cases {
             let problems = create(body).expect_err(body);
-            assert!(
-                problems
-                    .iter()
-                    .any(|p| p.field == field && p.rule.contains(rule)),
-                "{body}: {problems:?}"
-            );
+            assert_names(&problems, field, rule, body);
             let shown = format!("{problems:?}");
             assert!(!shown.contains("wJalr-secret"), "{shown}");
         }
@@ -663,14 +753,20 @@ mod tests {
             region: Some("EU".into()),
             ..ConnectorDefaults::default()
         };
-        let problems =
-            parse_create(GOOD.as_bytes(), "deployment-external-id", &defaults).unwrap_err();
+        let problems = parse_create(
+            GOOD.as_bytes(),
+            &Caller::Admin,
+            "deployment-external-id",
+            &defaults,
+        )
+        .unwrap_err();
         assert_eq!(problems[0].field, "defaults.region", "{problems:?}");
     }
 
     fn stored(request: &str) -> StoredConnector {
         let (checked, _) = parse_create(
             request.as_bytes(),
+            &Caller::Admin,
             "deployment-external-id",
             &ConnectorDefaults::default(),
         )
@@ -692,6 +788,7 @@ mod tests {
     fn update(stored: &StoredConnector, body: &str) -> Result<(Checked, Flags), Vec<FieldProblem>> {
         parse_update(
             body.as_bytes(),
+            &Caller::Admin,
             "acme",
             stored,
             "deployment-external-id",
@@ -771,12 +868,7 @@ mod tests {
             ),
         ] {
             let problems = update(&before, body).expect_err(body);
-            assert!(
-                problems
-                    .iter()
-                    .any(|p| p.field == field && p.rule.contains(rule)),
-                "{body}: {problems:?}"
-            );
+            assert_names(&problems, field, rule, body);
         }
         // Notifications are merged field by field.
         let (with_queue, _) = update(
@@ -850,6 +942,264 @@ mod tests {
             .unwrap();
             assert_eq!(checked.form, old.form, "{written}");
         }
+    }
+
+    /// Asserts that one of `problems` (of `body`) names `field` and a rule containing `rule`.
+    fn assert_names(problems: &[FieldProblem], field: &str, rule: &str, body: &str) {
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.field == field && p.rule.contains(rule)),
+            "{body}: {problems:?}"
+        );
+    }
+
+    /// `GOOD` with `"embedding": embedding`.
+    fn with_embedding(embedding: &str) -> String {
+        GOOD.replace(
+            r#""interval": "1h""#,
+            &format!(r#""interval": "1h", "embedding": {embedding}"#),
+        )
+    }
+
+    const OPENAI: &str = r#"{"provider": "openai", "endpoint_url": "http://127.0.0.1:9/v1", "model": "m", "dimensions": 8, "api_key": "sk-tenant-secret-1"}"#;
+
+    #[test]
+    fn an_embedding_block_is_judged_by_the_config_rules_and_hides_its_key() {
+        let tenant = Caller::Tenant("acme".into());
+        let as_caller = |caller: &Caller, body: &str| {
+            parse_create(
+                body.as_bytes(),
+                caller,
+                "deployment-external-id",
+                &ConnectorDefaults::default(),
+            )
+        };
+        let (checked, _) = as_caller(&tenant, &with_embedding(OPENAI)).unwrap();
+        let Some(crate::config::embedding::EmbeddingSettings {
+            provider:
+                EmbeddingProvider::Openai {
+                    api_key,
+                    dimensions,
+                    ..
+                },
+            ..
+        }) = &checked.connector.embedding
+        else {
+            panic!("{checked:?}")
+        };
+        assert_eq!(
+            (api_key.as_ref().map(Secret::expose), *dimensions),
+            (Some("sk-tenant-secret-1"), 8)
+        );
+        // Stored with the request, never shown by Debug.
+        assert_eq!(
+            checked.request["embedding"]["api_key"],
+            "sk-tenant-secret-1"
+        );
+        let stored = StoredConnector {
+            form: checked.form.clone(),
+            verified: stored(GOOD).verified,
+            request: Some(checked.request.clone()),
+            retarget_pending: false,
+            tenant: Some("acme".into()),
+        };
+        for shown in [format!("{checked:?}"), format!("{stored:?}")] {
+            assert!(!shown.contains("sk-tenant-secret-1"), "{shown}");
+            assert!(shown.contains("api_key"), "{shown}");
+        }
+        for (caller, embedding, field, rule) in [
+            (
+                &Caller::Admin,
+                r#"{"provider": "openai", "endpoint_url": "http://x/v1", "model": "m", "dimensions": 8, "api_key_file": "/etc/shadow"}"#,
+                "embedding.api_key_file",
+                "reads no file",
+            ),
+            (
+                &tenant,
+                r#"{"provider": "local", "model_dir": "/var/lib/models/x"}"#,
+                "embedding.model_dir",
+                "is the operator's",
+            ),
+            (
+                &tenant,
+                r#"{"provider": "openai", "endpoint_url": "http://x/v1", "model": "m", "dimensions": 8, "tokenizer": "/etc/passwd"}"#,
+                "embedding.tokenizer",
+                "is the operator's",
+            ),
+            (
+                &Caller::Admin,
+                r#"{"provider": "local", "model_dir": "models/x"}"#,
+                "embedding.model_dir",
+                "must be an absolute path",
+            ),
+            (
+                &Caller::Admin,
+                r#"{"provider": "local"}"#,
+                "embedding.model_dir",
+                "is missing",
+            ),
+            (
+                &Caller::Admin,
+                r#"{"provider": "onnx", "model_dir": "/m"}"#,
+                "embedding.provider",
+                "",
+            ),
+            (
+                &Caller::Admin,
+                r#"{"provider": "local", "model_dir": "/m", "max_tokens": 8}"#,
+                "embedding.max_tokens",
+                "16 to 8192",
+            ),
+            (
+                &Caller::Admin,
+                r#"{"provider": "local", "model_dir": "/m", "max_tokens": 64, "overlap_tokens": 32}"#,
+                "embedding.overlap_tokens",
+                "less than half of max_tokens (64)",
+            ),
+            (
+                &Caller::Admin,
+                r#"{"provider": "local", "model_dir": "/m", "endpoint_url": "http://x"}"#,
+                "embedding.endpoint_url",
+                "is not read by provider local",
+            ),
+            (
+                &Caller::Admin,
+                r#"{"provider": "openai", "endpoint_url": "ftp://x", "model": "m", "dimensions": 8}"#,
+                "embedding.endpoint_url",
+                "http:// or https://",
+            ),
+            (
+                &Caller::Admin,
+                r#"{"provider": "openai", "endpoint_url": "http://x/v1", "model": "m", "dimensions": 8, "api_key": 987654321}"#,
+                "embedding.api_key",
+                "must be text",
+            ),
+            (
+                &Caller::Admin,
+                r#"{"provider": "openai", "endpoint_url": "http://x/v1", "model": "m", "dimensions": 8, "api_key": "sk with 987654321 space"}"#,
+                "embedding.api_key",
+                "printable ASCII",
+            ),
+            (
+                &Caller::Admin,
+                r#"{"provider": "local", "model_dri": "/m"}"#,
+                "embedding.model_dri",
+                "did you mean `model_dir`?",
+            ),
+        ] {
+            let body = with_embedding(embedding);
+            let problems = as_caller(caller, &body).expect_err(&body);
+            assert_names(&problems, field, rule, &body);
+            let shown = format!("{problems:?}");
+            for secret in ["987654321", "/etc/", "/var/lib/models"] {
+                assert!(!shown.contains(secret), "{shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_local_block_without_a_model_dir_runs_the_defaults_model() {
+        let defaults = ConnectorDefaults {
+            embedding: Some(
+                serde_json::from_value(json!({"provider": "local", "model_dir": "/opt/minilm"}))
+                    .unwrap(),
+            ),
+            ..ConnectorDefaults::default()
+        };
+        let tenant = Caller::Tenant("acme".into());
+        let create = |body: &str| {
+            parse_create(body.as_bytes(), &tenant, "tenant-external-id", &defaults)
+                .map(|(checked, _)| checked)
+        };
+        let model_dir = |checked: &Checked| match &checked.connector.embedding {
+            Some(settings) => match &settings.provider {
+                EmbeddingProvider::Local { model_dir, .. } => Some(model_dir.clone()),
+                other => panic!("{other:?}"),
+            },
+            None => None,
+        };
+        // No block: the defaults' whole block. A local block of its own: the defaults' model,
+        // its own passage settings; the stored form names no path.
+        let inherited = create(GOOD).unwrap();
+        assert_eq!(model_dir(&inherited), Some("/opt/minilm".into()));
+        let own = create(&with_embedding(
+            r#"{"provider": "local", "max_tokens": 128}"#,
+        ))
+        .unwrap();
+        assert_eq!(model_dir(&own), Some("/opt/minilm".into()));
+        assert_eq!(own.connector.embedding.unwrap().passages.max_tokens, 128);
+        assert!(own.form["embedding"].get("model_dir").is_none());
+        // The defaults' openai key stays out of reach: a block of the tenant's own replaces the
+        // defaults' whole block.
+        let defaults = ConnectorDefaults {
+            embedding: Some(serde_json::from_value(json!({"provider": "openai", "endpoint_url": "http://x/v1", "model": "m", "dimensions": 8, "api_key": "sk-operator"})).unwrap()),
+            ..ConnectorDefaults::default()
+        };
+        let (checked, _) = parse_create(
+            with_embedding(r#"{"provider": "openai", "endpoint_url": "http://tenant/v1", "model": "m", "dimensions": 8}"#).as_bytes(),
+            &tenant,
+            "tenant-external-id",
+            &defaults,
+        )
+        .unwrap();
+        let Some(EmbeddingProvider::Openai { api_key, .. }) =
+            checked.connector.embedding.map(|e| e.provider)
+        else {
+            panic!("not openai")
+        };
+        assert_eq!(api_key, None);
+    }
+
+    #[test]
+    fn an_embedding_update_merges_and_null_falls_back_to_the_defaults() {
+        let before = stored(&with_embedding(OPENAI));
+        let (checked, _) = update(&before, r#"{"embedding": {"batch_size": 4}}"#).unwrap();
+        let Some(EmbeddingProvider::Openai {
+            api_key,
+            batch_size,
+            ..
+        }) = checked.connector.embedding.map(|e| e.provider)
+        else {
+            panic!("not openai")
+        };
+        assert_eq!(
+            (api_key.as_ref().map(Secret::expose), batch_size),
+            (Some("sk-tenant-secret-1"), 4)
+        );
+        // Switching the provider: the other provider's fields must go too, each named.
+        let problems = update(
+            &before,
+            r#"{"embedding": {"provider": "local", "model_dir": "/m"}}"#,
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "embedding.endpoint_url",
+                "embedding.model",
+                "embedding.api_key"
+            ],
+            "{problems:?}"
+        );
+        assert!(
+            !format!("{problems:?}").contains("sk-tenant"),
+            "{problems:?}"
+        );
+        let (checked, _) = update(
+            &before,
+            r#"{"embedding": {"provider": "local", "model_dir": "/m", "endpoint_url": null, "model": null, "api_key": null, "dimensions": null}}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            checked.connector.embedding.map(|e| e.provider),
+            Some(EmbeddingProvider::Local { .. })
+        ));
+        // null: back to the defaults (none here).
+        let (checked, _) = update(&before, r#"{"embedding": null}"#).unwrap();
+        assert_eq!(checked.connector.embedding, None);
+        assert!(checked.request.get("embedding").is_none());
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //!
 //! The whole file is rewritten on every change with a crash-safe replace (temporary file,
 //! fsync, rename), so a crash leaves the old list or the new one. Each entry keeps the
-//! connector's config-file form (no secrets: API connectors have none; the ExternalId is its
-//! tenant's), its tenant and what its probe verified; at start-up the form is validated again
+//! connector's config-file form (the ExternalId is its tenant's; the one secret is an
+//! `embedding.api_key`, which the file holds like the config file would, and which Debug output
+//! masks), its tenant and what its probe verified; at start-up the form is validated again
 //! with the current `defaults:`. [`read_json`] and [`write_json`] serve the tenants' file too.
 
 use std::path::{Path, PathBuf};
@@ -30,8 +31,8 @@ pub struct Verified {
     pub verified_at: OffsetDateTime,
 }
 
-/// One stored connector.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One stored connector (its Debug output masks the `embedding.api_key`).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredConnector {
     /// The connector in the config file's form.
     pub form: Value,
@@ -49,6 +50,42 @@ pub struct StoredConnector {
     /// tenants existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+}
+
+impl std::fmt::Debug for StoredConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredConnector")
+            .field("form", &masked(&self.form))
+            .field("verified", &self.verified)
+            .field("request", &self.request.as_ref().map(masked))
+            .field("retarget_pending", &self.retarget_pending)
+            .field("tenant", &self.tenant)
+            .finish()
+    }
+}
+
+/// The secret fields of a connector's request or form: masked wherever they appear.
+const SECRET_FIELDS: [&str; 1] = ["api_key"];
+
+/// `value` with the value of every secret field in it (at any depth) masked, for Debug output.
+pub fn masked(value: &Value) -> Value {
+    match value {
+        Value::Object(object) => Value::Object(
+            object
+                .iter()
+                .map(|(field, value)| {
+                    let value = if SECRET_FIELDS.contains(&field.as_str()) && !value.is_null() {
+                        Value::String(crate::config::REDACTED.to_owned())
+                    } else {
+                        masked(value)
+                    };
+                    (field.clone(), value)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(masked).collect()),
+        other => other.clone(),
+    }
 }
 
 impl StoredConnector {

@@ -10,6 +10,10 @@
 //! the connector's tenant (422); nothing is stored
 //! unless every one passed, and nothing is stored if another change of the connector was
 //! stored meanwhile (409).
+//!
+//! A changed `embedding` block is stored like any change; when the index holds vectors of
+//! another model than the new block makes, the answer's `model_change` says so, naming both
+//! (the worker never re-embeds on its own: the next sync fails until they agree).
 
 use std::sync::Arc;
 
@@ -17,10 +21,11 @@ use serde_json::json;
 
 use super::store::{KeptIndex, StoredConnector};
 use super::{
-    ApiState, Origin, Shared, entry_for, index_free, lock, probe_failed, request,
+    ApiState, Entry, Origin, Shared, entry_for, index_free, lock, probe_failed, request,
     stored_connectors, take_index, verified, view,
 };
 use crate::config::ConnectorConfig;
+use crate::embed::EmbeddingModel;
 use crate::http::handle::{Answer, ApiError, Caller, StatusCode};
 use crate::http::model::Connector;
 use crate::sink::IndexSource;
@@ -73,8 +78,9 @@ pub(super) async fn update(
     };
     let tenant = before.tenant.as_deref();
     let external_id = api.external_id(tenant)?;
-    let (checked, flags) = request::parse_update(body, id, &before, &external_id, &api.defaults)
-        .map_err(ApiError::problems)?;
+    let (checked, flags) =
+        request::parse_update(body, caller, id, &before, &external_id, &api.defaults)
+            .map_err(ApiError::problems)?;
     let connector = checked.connector;
     let same_index = connector.index_name() == entry.connector().index_name();
     if flags.retarget && !same_index && *caller != Caller::Admin {
@@ -172,6 +178,7 @@ pub(super) async fn update(
         )
     })?;
     let pending = stored.retarget_pending;
+    let embedding_changed = entry.connector().embedding != connector.embedding;
     shared.update(&entry, connector, Origin::Api(Box::new(stored)));
     if pending {
         entry
@@ -185,7 +192,49 @@ pub(super) async fn update(
     if probed {
         answer.steps = Some(json!(steps));
     }
+    if embedding_changed {
+        answer.model_change = model_change(shared, &entry).await;
+    }
     Ok(answer)
+}
+
+/// What the connector's new `embedding` block means for its index: `None` when the index
+/// records no model, or the model the block makes; else both models, what fails until they
+/// agree and the ways out (or why the new model cannot be loaded). Loads the new model, which
+/// the connector's next sync then uses.
+async fn model_change(shared: &Shared, entry: &Entry) -> Option<String> {
+    let connector = entry.connector();
+    let index = connector.index_name();
+    let recorded = recorded_model(shared, index).await.ok()??;
+    let embedder = match shared.embedder(entry, &connector).await {
+        Ok(embedder) => embedder?,
+        Err(error) => {
+            return Some(format!(
+                "the new embedding model cannot be loaded, so the next sync fails: {error}"
+            ));
+        }
+    };
+    let wanted = embedder.model();
+    (recorded != *wanted).then(|| {
+        format!(
+            "the index {index} holds vectors of {recorded}, but the new embedding block makes \
+             vectors of {wanted}: the next sync fails and semantic or hybrid searches are refused \
+             (keyword search keeps working) until the two agree. Set embedding back to \
+             {recorded}, or give the connector a new index_name (its first sync embeds every \
+             object)"
+        )
+    })
+}
+
+/// The embedding model whose vectors `index` holds; `None` for none, or no index yet.
+async fn recorded_model(shared: &Shared, index: &str) -> Result<Option<EmbeddingModel>, String> {
+    let Some(sink) = AnySink::open_existing(&shared.config.index, index)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    crate::with_sink!(&sink, sink => sink.recorded_model().await).map_err(|e| e.to_string())
 }
 
 /// The source the connector's index records and the one the connector points at, when the

@@ -1,7 +1,7 @@
 //! A small OpenAI-compatible embeddings endpoint (`POST /v1/embeddings`) for the end-to-end
 //! tests of `embedding: {provider: openai}`: the vector of a text is the word-hash vector of
 //! [`WordHashEmbedder`] (deterministic, so a test computes a query's vector itself), every
-//! request is recorded (model, `dimensions`, texts), and the test can make it refuse texts
+//! request is recorded (model, `dimensions`, texts, the `Authorization` header), and the test can make it refuse texts
 //! containing a word, refuse the `dimensions` field as models without shortened embeddings do,
 //! or hold requests unanswered from the Nth on while it kills the process that sent them.
 //!
@@ -25,6 +25,8 @@ pub struct EmbedRequest {
     pub dimensions: Option<u64>,
     /// The `input` texts, in order.
     pub inputs: Vec<String>,
+    /// The `Authorization` header, when sent.
+    pub authorization: Option<String>,
 }
 
 /// What the test set and what the endpoint saw.
@@ -191,6 +193,7 @@ fn refusal(message: &str, param: Option<&str>) -> Response {
 
 async fn answer(
     axum::extract::State(state): axum::extract::State<Arc<State>>,
+    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     let Ok(request) = serde_json::from_slice::<serde_json::Value>(&body) else {
@@ -203,6 +206,10 @@ async fn answer(
         model: request["model"].as_str().unwrap_or_default().to_owned(),
         dimensions: request["dimensions"].as_u64(),
         inputs,
+        authorization: headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned),
     };
     let (held, failing, refused) = {
         let mut inner = state.lock();
