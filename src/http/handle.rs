@@ -106,8 +106,15 @@ pub trait WorkerHandle: Send + Sync + 'static {
         id: &str,
         delete_index: bool,
     ) -> impl Future<Output = Answer<Deleted>> + Send;
-    /// Starts a sync now; `retarget` lets it re-bind the index to the connector's source.
-    fn sync_now(&self, caller: &Caller, id: &str, retarget: bool) -> Answer<SyncStarted>;
+    /// Starts a sync now; `retarget` lets it re-bind the index to the connector's source,
+    /// `reembed` rebuilds every vector (the index may hold another model's).
+    fn sync_now(
+        &self,
+        caller: &Caller,
+        id: &str,
+        retarget: bool,
+        reembed: bool,
+    ) -> Answer<SyncStarted>;
     /// The connector's last `limit` syncs, newest first.
     fn history(&self, caller: &Caller, id: &str, limit: usize) -> Answer<SyncList>;
     /// Searches the connector's index; `mode` `None` is the index's default

@@ -378,6 +378,8 @@ pub struct SyncStarted {
     pub started: bool,
     /// Whether the sync may re-target the index.
     pub retarget: bool,
+    /// Whether the sync rebuilds every vector.
+    pub reembed: bool,
 }
 
 /// `GET /api/v1/connectors/{id}/syncs`.

@@ -25,7 +25,8 @@ pub(super) fn routes<H: WorkerHandle>() -> Router<Arc<H>> {
 
 /// Starts a sync now, outside the schedule.
 #[utoipa::path(post, path = "/api/v1/connectors/{id}/sync", operation_id = "syncConnector", tag = "syncs",
-    params(ConnectorId, ("retarget" = Option<bool>, Query, description = "Let this sync re-bind an index that holds documents of another source.")),
+    params(ConnectorId, ("retarget" = Option<bool>, Query, description = "Let this sync re-bind an index that holds documents of another source."),
+        ("reembed" = Option<bool>, Query, description = "Rebuild every vector: every object is downloaded and embedded again, also when the index holds vectors of another model.")),
     responses(
         (status = 202, description = "Started.", body = SyncStarted,
             links(
@@ -33,7 +34,7 @@ pub(super) fn routes<H: WorkerHandle>() -> Router<Arc<H>> {
                 ("ListSyncs" = (operation_id = "listSyncs", parameters(("id" = "$response.body#/id")), description = "Its sync history.")),
                 ("DeleteConnector" = (operation_id = "deleteConnector", parameters(("id" = "$response.body#/id")), description = "Delete it.")),
             )),
-        (status = 400, description = "A bad retarget.", body = Error),
+        (status = 400, description = "A bad retarget or reembed.", body = Error),
         Unauthorized,
         NoConnector,
         (status = 409, description = "A sync of the connector runs; it was not started twice.", body = Error),
@@ -46,9 +47,10 @@ pub(super) async fn sync_now<H: WorkerHandle>(
     params: Params,
 ) -> Result<Response, ApiError> {
     let retarget = flag(&params, "retarget")?;
+    let reembed = flag(&params, "reembed")?;
     Ok(answer(
         StatusCode::ACCEPTED,
-        handle.sync_now(&caller, &id, retarget),
+        handle.sync_now(&caller, &id, retarget, reembed),
     ))
 }
 

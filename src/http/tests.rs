@@ -198,12 +198,19 @@ impl WorkerHandle for FakeWorker {
         })
     }
 
-    fn sync_now(&self, caller: &Caller, id: &str, retarget: bool) -> Answer<SyncStarted> {
+    fn sync_now(
+        &self,
+        caller: &Caller,
+        id: &str,
+        retarget: bool,
+        reembed: bool,
+    ) -> Answer<SyncStarted> {
         self.found(caller, id)?;
         Ok(SyncStarted {
             id: id.to_owned(),
             started: true,
             retarget,
+            reembed,
         })
     }
 
@@ -511,12 +518,13 @@ async fn routes_answer_their_status_codes() {
     let synced = call(
         &worker,
         "POST",
-        "/api/v1/connectors/acme/sync?retarget=true",
+        "/api/v1/connectors/acme/sync?retarget=true&reembed=true",
         "",
     )
     .await;
     assert_eq!(synced.status, StatusCode::ACCEPTED);
     assert_eq!(synced.json()["retarget"], true);
+    assert_eq!(synced.json()["reembed"], true);
     let history = get(&worker, "/api/v1/connectors/acme/syncs?limit=5").await;
     assert_eq!(history.status, StatusCode::OK);
     let found = get(

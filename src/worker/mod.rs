@@ -674,7 +674,13 @@ impl Shared {
     }
 
     /// Starts a sync of `entry` now, outside its schedule; false when one already runs.
-    fn start_sync(self: &Arc<Self>, entry: &Arc<Entry>, trigger: Trigger, retarget: bool) -> bool {
+    fn start_sync(
+        self: &Arc<Self>,
+        entry: &Arc<Entry>,
+        trigger: Trigger,
+        retarget: bool,
+        reembed: bool,
+    ) -> bool {
         if !entry.claim() {
             return false;
         }
@@ -686,6 +692,7 @@ impl Shared {
             Arc::clone(entry),
             trigger,
             retarget,
+            reembed,
             cancel,
         ));
         true
@@ -734,6 +741,7 @@ async fn connector_loop(
                     Arc::clone(&shared),
                     Arc::clone(&entry),
                     trigger,
+                    false,
                     false,
                     cancel.child_token(),
                 )));
@@ -786,6 +794,7 @@ async fn sync_once(
     entry: Arc<Entry>,
     trigger: Trigger,
     retarget: bool,
+    reembed: bool,
     cancel: CancellationToken,
 ) {
     let cancel_on_removal = {
@@ -802,9 +811,11 @@ async fn sync_once(
     let pipeline = Pipeline::new(connector)
         .await
         .with_shard(entry.shard.clone())
-        .retarget(retarget || pending_retarget);
+        .retarget(retarget || pending_retarget)
+        .reembed(reembed);
     // The worker never re-embeds on its own: a changed model fails its syncs with the way out
-    // (`s3-connector sync --reembed`), like a changed source.
+    // (`s3-connector sync --reembed`, or the API's `POST .../sync?reembed=true`), like a
+    // changed source.
     let (pipeline, unloaded) = match shared.embedder(&entry, connector).await {
         Ok(embedder) => (pipeline.with_embedder(embedder), None),
         Err(error) => (pipeline, Some(error)),

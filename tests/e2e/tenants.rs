@@ -7,7 +7,8 @@
 //! tenant its own connectors. A tenant's connector with `embedding:` (the test suite's
 //! OpenAI-compatible endpoint) answers passages, its API key goes to the endpoint and into no
 //! answer or log line, a path on the worker is refused, and a model change through the API
-//! fails the next sync and a semantic search naming both models.
+//! fails the next sync and a semantic search naming both models, until a sync with
+//! `reembed=true` rebuilds every vector.
 
 use serde_json::{Value, json};
 
@@ -472,7 +473,8 @@ async fn a_tenants_connector_with_embedding_searches_passages_and_never_shows_it
     );
 
     // A model change through the API: stored, its answer names both models, the next sync is
-    // refused naming both, a semantic search too; back to the model, both work again.
+    // refused naming both, a semantic search too; a sync with reembed=true rebuilds the vectors,
+    // and searches work again.
     let (status, changed) = as_a(
         "PATCH",
         "/api/v1/connectors/a-meaning",
@@ -498,13 +500,29 @@ async fn a_tenants_connector_with_embedding_searches_passages_and_never_shows_it
     );
     assert_eq!(status, 400, "{answer}");
     names_both_models(&message(&answer));
-    let (status, back) = as_a(
-        "PATCH",
-        "/api/v1/connectors/a-meaning",
-        Some(&json!({"embedding": {"model": "word-hash"}})),
+    // The way out through the API: a sync that rebuilds every vector with the new model.
+    embed.clear();
+    let (status, started) = as_a(
+        "POST",
+        "/api/v1/connectors/a-meaning/sync?reembed=true",
+        None,
     );
-    assert_eq!(status, 200, "{back}");
-    assert_eq!(back.get("model_change"), None, "{back}");
+    assert_eq!(
+        (status, &started["reembed"]),
+        (202, &json!(true)),
+        "{started}"
+    );
+    let rebuilt = wait_for("the sync that rebuilds every vector", || {
+        let (_, history) = as_a("GET", "/api/v1/connectors/a-meaning/syncs", None);
+        let syncs = history["syncs"].as_array()?.clone();
+        (syncs.len() == 3).then(|| syncs[0].clone())
+    });
+    assert_eq!(rebuilt["outcome"], "succeeded", "{rebuilt}");
+    let requests = embed.requests();
+    assert!(
+        !requests.is_empty() && requests.iter().all(|r| r.model == "another-hash"),
+        "{requests:?}"
+    );
     let (status, found) = as_a(
         "GET",
         "/api/v1/connectors/a-meaning/search?q=minutes&mode=hybrid",

@@ -308,9 +308,15 @@ impl WorkerHandle for Handle {
         delete(&self.shared, self.state()?, caller, id, delete_index).await
     }
 
-    fn sync_now(&self, caller: &Caller, id: &str, retarget: bool) -> Answer<SyncStarted> {
+    fn sync_now(
+        &self,
+        caller: &Caller,
+        id: &str,
+        retarget: bool,
+        reembed: bool,
+    ) -> Answer<SyncStarted> {
         self.state()?;
-        sync_now(&self.shared, caller, id, retarget)
+        sync_now(&self.shared, caller, id, retarget, reembed)
     }
 
     fn history(&self, caller: &Caller, id: &str, limit: usize) -> Answer<SyncList> {
@@ -586,7 +592,7 @@ async fn create(
     })?;
     let entry = shared.add(entry);
     // The first sync, now; the schedule counts from here.
-    shared.start_sync(&entry, Trigger::Api, flags.retarget);
+    shared.start_sync(&entry, Trigger::Api, flags.retarget, false);
     tracing::info!(message = "Created a connector through the API.", connector = %entry.id(), tenant = tenant.unwrap_or("-"));
     let mut answer = view(&entry);
     answer.steps = Some(json!(steps));
@@ -1039,6 +1045,7 @@ fn sync_now(
     caller: &Caller,
     id: &str,
     retarget: bool,
+    reembed: bool,
 ) -> Answer<SyncStarted> {
     let entry = entry_for(shared, caller, id)?;
     if shared
@@ -1050,11 +1057,12 @@ fn sync_now(
             "the worker is shutting down",
         ));
     }
-    if shared.start_sync(&entry, Trigger::Api, retarget) {
+    if shared.start_sync(&entry, Trigger::Api, retarget, reembed) {
         Ok(SyncStarted {
             id: id.to_owned(),
             started: true,
             retarget,
+            reembed,
         })
     } else {
         Err(ApiError::new(
@@ -1253,7 +1261,7 @@ mod tests {
         );
         assert_eq!(
             handle
-                .sync_now(&Caller::Admin, "nobody", false)
+                .sync_now(&Caller::Admin, "nobody", false, false)
                 .unwrap_err()
                 .status,
             StatusCode::NOT_FOUND

@@ -219,9 +219,10 @@ async fn model_change(shared: &Shared, entry: &Entry) -> Option<String> {
         format!(
             "the index {index} holds vectors of {recorded}, but the new embedding block makes \
              vectors of {wanted}: the next sync fails and semantic or hybrid searches are refused \
-             (keyword search keeps working) until the two agree. Set embedding back to \
-             {recorded}, or give the connector a new index_name (its first sync embeds every \
-             object)"
+             (keyword search keeps working) until the two agree. Rebuild every vector with \
+             {wanted} (POST /api/v1/connectors/{id}/sync?reembed=true: every object is \
+             downloaded and embedded again), or set embedding back to {recorded}",
+            id = connector.id
         )
     })
 }
