@@ -220,7 +220,7 @@ pub(super) async fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
         SearchMode::from,
     );
     let embedder = if mode.needs_vector() && recorded.is_some() {
-        match connector_embedder(path, id) {
+        match connector_embedder(path, id).await {
             Ok(embedder) => embedder,
             Err(message) => {
                 eprintln!("error: {message}");
@@ -320,8 +320,8 @@ fn print_hits(
 }
 
 /// The embedder of connector `id`'s `embedding:` block (`None` without one), loaded once for
-/// every query; else what to tell the user.
-fn connector_embedder(path: &Path, id: &str) -> Result<Option<Arc<dyn Embedder>>, String> {
+/// every query (on the blocking pool); else what to tell the user.
+async fn connector_embedder(path: &Path, id: &str) -> Result<Option<Arc<dyn Embedder>>, String> {
     let config = config::load(path).map_err(|error| {
         format!("semantic and hybrid search read the connector's `embedding:` block: {error}")
     })?;
@@ -330,7 +330,8 @@ fn connector_embedder(path: &Path, id: &str) -> Result<Option<Arc<dyn Embedder>>
         .iter()
         .find(|connector| connector.id == id)
         .ok_or_else(|| format!("no connector with id {id:?} in {}", path.display()))?;
-    crate::embed::for_connector(connector.embedding.as_ref())
+    crate::embed::load_blocking(crate::embed::for_connector, connector.embedding.as_ref())
+        .await
         .map_err(|error| format!("connector {id}: {error}"))
 }
 

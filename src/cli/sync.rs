@@ -112,7 +112,8 @@ async fn sync_with_progress<S: Sink>(
         .with_shard(shard)
         .retarget(options.retarget)
         .reembed(options.reembed);
-    let pipeline = match embed::for_connector(connector.embedding.as_ref()) {
+    let loaded = embed::load_blocking(embed::for_connector, connector.embedding.as_ref()).await;
+    let pipeline = match loaded {
         Ok(embedder) => pipeline.with_embedder(embedder),
         Err(error) => {
             return pipeline.failed(format!(

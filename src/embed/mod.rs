@@ -198,6 +198,24 @@ pub fn for_connector(
     Ok(Some(embedder))
 }
 
+/// What builds an embedder from an `embedding:` block: [`for_connector`], or a stand-in that
+/// tests count loads through.
+pub type Loader =
+    fn(Option<&EmbeddingSettings>) -> Result<Option<std::sync::Arc<dyn Embedder>>, EmbedError>;
+
+/// `load` (usually [`for_connector`]) of `settings` on tokio's blocking pool, for async
+/// callers: reading a model's weights and starting its threads must not hold a thread of the
+/// runtime.
+pub async fn load_blocking(
+    load: Loader,
+    settings: Option<&EmbeddingSettings>,
+) -> Result<Option<std::sync::Arc<dyn Embedder>>, EmbedError> {
+    let settings = settings.cloned();
+    tokio::task::spawn_blocking(move || load(settings.as_ref()))
+        .await
+        .map_err(|error| EmbedError::Model(format!("loading the model stopped: {error}")))?
+}
+
 /// Deterministic embedders for tests of the code around the seam (sync, sinks, search):
 /// never a stand-in for the real model's tests.
 #[doc(hidden)]

@@ -41,6 +41,9 @@ pub(super) struct Roles {
     pub(super) heading: fn(&BytesStart<'_>) -> Option<usize>,
 }
 
+/// What gives the heading level of an element, as [`Roles::heading`] does.
+pub(super) type HeadingOf<'a> = dyn Fn(&BytesStart<'_>) -> Option<usize> + 'a;
+
 /// [`Roles::heading`] of a vocabulary without headings.
 pub(super) fn no_headings(_: &BytesStart<'_>) -> Option<usize> {
     None
@@ -84,6 +87,20 @@ pub(super) fn part_text(
     format: &'static str,
     part: &str,
 ) -> Result<(), ExtractError> {
+    part_text_headed(xml, roles, &roles.heading, sink, budget, format, part)
+}
+
+/// [`part_text`] with the heading levels given by `heading` instead of [`Roles::heading`]
+/// (a DOCX's, which its `styles.xml` defines).
+pub(super) fn part_text_headed(
+    xml: &[u8],
+    roles: &Roles,
+    heading_of: &HeadingOf<'_>,
+    sink: &mut TextSink,
+    budget: &Budget,
+    format: &'static str,
+    part: &str,
+) -> Result<(), ExtractError> {
     let text = decode::decode_with_hint(xml, None, Declared::XmlDecl);
     let mut reader = Reader::from_str(&text);
     let malformed = |reader: &Reader<&[u8]>, message: String| ExtractError::Corrupt {
@@ -119,7 +136,7 @@ pub(super) fn part_text(
                     skipping += 1;
                     continue;
                 }
-                if let Some(level) = (roles.heading)(&tag) {
+                if let Some(level) = heading_of(&tag) {
                     heading = Some(level);
                 }
                 if is(roles.text, &tag) {
@@ -143,7 +160,7 @@ pub(super) fn part_text(
                 }
             }
             Event::Empty(tag) if skipping == 0 => {
-                if let Some(level) = (roles.heading)(&tag) {
+                if let Some(level) = heading_of(&tag) {
                     heading = Some(level);
                 } else if is(roles.breaks, &tag) || is(roles.lines, &tag) {
                     sink.line();

@@ -26,6 +26,7 @@ mod pdf;
 mod rtf;
 mod sniff;
 mod text;
+mod word_styles;
 mod xml;
 mod zipped;
 
@@ -266,7 +267,9 @@ fn extract_within(
 #[cfg(test)]
 pub(crate) mod fixtures {
     pub(crate) use super::epub::tests::epub_bytes;
-    pub(crate) use super::office::tests::{odf_bytes, pptx_bytes, styled_docx_bytes};
+    pub(crate) use super::office::tests::{
+        german_docx_bytes, odf_bytes, pptx_bytes, styled_docx_bytes,
+    };
     pub(crate) use super::pdf::tests::pages_pdf;
 }
 

@@ -7,9 +7,10 @@
 //! files holding an `EncryptedPackage`; OpenDocument marks encrypted parts in its manifest. Both
 //! are reported as [`ExtractError::Encrypted`]. Not handled: legacy binary `.doc`/`.xls`/`.ppt`.
 //!
-//! Structure for passages, as Markdown heading lines: DOCX paragraphs in the built-in heading
-//! styles (style ids `Heading1` to `Heading6`, as English Word, LibreOffice and python-docx
-//! write them) or with an outline level; OpenDocument `text:h` by its outline level; each PPTX
+//! Structure for passages, as Markdown heading lines: DOCX paragraphs in a heading style (one
+//! its `word/styles.xml` gives a level by outline level, built-in name `heading N` or `Title`,
+//! or `w:basedOn`, whatever the language of the style's id: [`WordStyles`]; without a
+//! definition, the ids `Heading1` to `Heading6`) or with an outline level; OpenDocument `text:h` by its outline level; each PPTX
 //! slide a section under its title (the title placeholder's text), or under `Slide N` when it
 //! has none.
 
@@ -19,8 +20,9 @@ use calamine::{Data, Reader as _, Xlsx};
 use quick_xml::events::BytesStart;
 
 use super::budget::Budget;
-use super::markup::{self, Roles, attribute, no_headings};
+use super::markup::{self, HeadingOf, Roles, attribute, no_headings};
 use super::text::TextSink;
+use super::word_styles::WordStyles;
 use super::zipped::Package;
 use super::{ExtractError, Extracted};
 
@@ -37,7 +39,7 @@ const WORD: Roles = Roles {
     breaks: &["br", "cr"],
     spaces: &["tab", "tc", "noBreakHyphen"],
     skip: &["delText", "instrText"],
-    heading: word_heading,
+    heading: word_heading_unstyled,
 };
 
 const DRAWING: Roles = Roles {
@@ -72,19 +74,31 @@ const OPEN_DOCUMENT: Roles = Roles {
     heading: open_document_heading,
 };
 
-/// The heading level of a Word paragraph: its style `Heading1` to `Heading6` (`w:pStyle`), or
-/// its outline level 0 to 5 (`w:outlineLvl`; 9 is body text).
-fn word_heading(tag: &BytesStart<'_>) -> Option<usize> {
+/// The heading level of a Word paragraph: its style's (`w:pStyle`) as `styles` defines it, or
+/// for a style `styles` does not define, its id `Heading1` to `Heading6`; or its outline
+/// level 0 to 5 (`w:outlineLvl`; 9 is body text).
+fn word_heading(tag: &BytesStart<'_>, styles: &WordStyles) -> Option<usize> {
     let level = match tag.local_name().as_ref() {
-        "pStyle" => attribute(tag, "val")?
-            .to_ascii_lowercase()
-            .strip_prefix("heading")?
-            .parse()
-            .ok()?,
+        "pStyle" => {
+            let id = attribute(tag, "val")?;
+            match styles.level(&id) {
+                Some(level) => level?,
+                None => id
+                    .to_ascii_lowercase()
+                    .strip_prefix("heading")?
+                    .parse()
+                    .ok()?,
+            }
+        }
         "outlineLvl" => attribute(tag, "val")?.parse::<usize>().ok()? + 1,
         _ => return None,
     };
     (1..=6).contains(&level).then_some(level)
+}
+
+/// [`word_heading`] without a `styles.xml`: by style id only.
+fn word_heading_unstyled(tag: &BytesStart<'_>) -> Option<usize> {
+    word_heading(tag, &WordStyles::default())
 }
 
 /// The heading level of an OpenDocument `text:h`: its `text:outline-level` (1 when absent).
@@ -173,15 +187,28 @@ pub(super) fn docx(bytes: &[u8], budget: &Budget) -> Result<Extracted, ExtractEr
             .map(str::to_owned),
     );
     let parts: Vec<(String, &Roles)> = parts.into_iter().map(|part| (part, &WORD)).collect();
-    parts_text(&mut package, &parts, budget, FORMAT, |_, _| None)
+    let styles = match package.read("word/styles.xml")? {
+        Some(xml) => WordStyles::parse(&xml, budget)?,
+        None => WordStyles::default(),
+    };
+    let heading = |tag: &BytesStart<'_>| word_heading(tag, &styles);
+    parts_text(
+        &mut package,
+        &parts,
+        Some(&heading),
+        budget,
+        FORMAT,
+        |_, _| None,
+    )
 }
 
-/// The text of `parts` (each read with its roles) in order, one block each, titled by
-/// `docProps/core.xml`; `section` gives the heading, if any, written before a part (its index
-/// and XML).
+/// The text of `parts` (each read with its roles, its headings by `heading` when given) in
+/// order, one block each, titled by `docProps/core.xml`; `section` gives the heading, if any,
+/// written before a part (its index and XML).
 fn parts_text(
     package: &mut Package<'_>,
     parts: &[(String, &Roles)],
+    heading: Option<&HeadingOf<'_>>,
     budget: &Budget,
     format: &'static str,
     section: impl Fn(usize, &[u8]) -> Option<String>,
@@ -194,7 +221,8 @@ fn parts_text(
             sink.push_str(&heading);
             sink.line();
         }
-        markup::part_text(&xml, roles, &mut sink, budget, format, part)?;
+        let heading = heading.unwrap_or(&roles.heading);
+        markup::part_text_headed(&xml, roles, heading, &mut sink, budget, format, part)?;
         sink.line();
     }
     Ok(Extracted {
@@ -224,7 +252,7 @@ pub(super) fn pptx(bytes: &[u8], budget: &Budget) -> Result<Extracted, ExtractEr
             .into_iter()
             .map(|part| (part, &NOTES)),
     );
-    parts_text(&mut package, &parts, budget, FORMAT, |index, xml| {
+    parts_text(&mut package, &parts, None, budget, FORMAT, |index, xml| {
         (index < slides && !has_title(xml)).then(|| format!("Slide {}", index + 1))
     })
 }
@@ -310,6 +338,7 @@ pub(super) mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::extract::word_styles::tests::styles_xml;
     use crate::extract::zipped::tests::{build_zip, with_entry};
 
     fn core(title: &str) -> String {
@@ -445,6 +474,27 @@ pub(super) mod tests {
 
     /// A DOCX whose paragraphs are `(style id, text)`.
     pub(crate) fn styled_docx_bytes(paragraphs: &[(&str, &str)]) -> Vec<u8> {
+        docx_with_styles(paragraphs, None)
+    }
+
+    /// The paragraph styles of a German Word's `styles.xml`: localised ids, built-in names,
+    /// outline levels, and a style of its user's based on `heading 1`.
+    const GERMAN_STYLES: &[(&str, &str, Option<u8>, Option<&str>)] = &[
+        ("Standard", "Normal", None, None),
+        ("berschrift1", "heading 1", Some(0), Some("Standard")),
+        ("berschrift2", "heading 2", Some(1), Some("Standard")),
+        ("Titel", "Title", None, Some("Standard")),
+        ("Kapitel", "Kapitel", None, Some("berschrift1")),
+    ];
+
+    /// A DOCX as a German Word writes it: paragraphs `(style id, text)` with the ids of
+    /// [`GERMAN_STYLES`], and its `styles.xml`.
+    pub(crate) fn german_docx_bytes(paragraphs: &[(&str, &str)]) -> Vec<u8> {
+        docx_with_styles(paragraphs, Some(&styles_xml(GERMAN_STYLES)))
+    }
+
+    /// A DOCX whose paragraphs are `(style id, text)`, with `styles` as its `styles.xml`.
+    fn docx_with_styles(paragraphs: &[(&str, &str)], styles: Option<&str>) -> Vec<u8> {
         let body: String = paragraphs
             .iter()
             .map(|(style, text)| {
@@ -460,10 +510,55 @@ pub(super) mod tests {
             "<w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\">\
              <w:body>{body}</w:body></w:document>"
         );
-        build_zip(&[
+        let core = core("Styled");
+        let mut entries: Vec<(&str, &[u8])> = vec![
             ("word/document.xml", document.as_bytes()),
-            ("docProps/core.xml", core("Styled").as_bytes()),
-        ])
+            ("docProps/core.xml", core.as_bytes()),
+        ];
+        if let Some(styles) = styles {
+            entries.push(("word/styles.xml", styles.as_bytes()));
+        }
+        build_zip(&entries)
+    }
+
+    #[test]
+    fn docx_heading_styles_come_from_styles_xml_whatever_the_language_of_their_ids() {
+        let bytes = german_docx_bytes(&[
+            ("Titel", "Jahresbericht"),
+            ("Standard", "Vorwort."),
+            ("berschrift1", "Einleitung"),
+            ("", "Text."),
+            ("berschrift2", "Ziele"),
+            ("Kapitel", "Ergebnisse"),
+            ("Heading3", "Not defined in styles.xml: by its id"),
+        ]);
+        let got = docx(&bytes, &Budget::unlimited()).unwrap();
+        assert_eq!(
+            got.body,
+            "# Jahresbericht\nVorwort.\n# Einleitung\nText.\n## Ziele\n# Ergebnisse\n\
+             ### Not defined in styles.xml: by its id"
+        );
+        // French, as LibreOffice writes it: the level from the name alone, inherited by a
+        // style based on it; a style defined as no heading stays body text whatever its id.
+        let french = styles_xml(&[
+            ("Titre1", "heading 1", None, None),
+            ("Titre2", "Heading 2", None, None),
+            ("Conclusion", "Conclusion", None, Some("Titre2")),
+            ("Heading1", "Corps de texte", None, None),
+        ]);
+        let bytes = docx_with_styles(
+            &[
+                ("Titre1", "Introduction"),
+                ("Titre2", "Contexte"),
+                ("Conclusion", "Fin"),
+                ("Heading1", "Pas un titre"),
+            ],
+            Some(&french),
+        );
+        assert_eq!(
+            docx(&bytes, &Budget::unlimited()).unwrap().body,
+            "# Introduction\n## Contexte\n## Fin\nPas un titre"
+        );
     }
 
     #[test]

@@ -462,6 +462,17 @@ mod tests {
             ("", "Use the package."),
         ]);
         assert_eq!(places(Format::Docx, &docx), install, "DOCX");
+        let german = fixtures::german_docx_bytes(&[
+            ("berschrift1", "Install"),
+            ("Standard", "Run the installer."),
+            ("berschrift2", "On Linux"),
+            ("", "Use the package."),
+        ]);
+        assert_eq!(
+            places(Format::Docx, &german),
+            install,
+            "DOCX, German style ids"
+        );
         let odt = fixtures::odf_bytes(
             "application/vnd.oasis.opendocument.text",
             "<office:text><text:h text:outline-level=\"1\">Install</text:h>\

@@ -3,7 +3,8 @@
 //! A full sync of a connector: resolve its buckets, then for each bucket walk its listing and
 //! the index's documents of it side by side in key order ([`merge`]; memory holds a page of
 //! each, not the bucket), skip unchanged objects without downloading them, download and
-//! extract new and changed ones (bounded by `concurrency`), write documents in batches, and
+//! extract new and changed ones (bounded by `concurrency` and, with the documents waiting for
+//! the writer, by a budget of bytes: `queue.rs`), write documents in batches, and
 //! finally delete the documents whose objects the listing did not return (their ids wait in
 //! [`doomed`], spilled to disk past a few thousand), but only when that bucket's listing
 //! completed without error. Buckets that left the connector's selection lose
@@ -38,6 +39,7 @@ mod listing;
 pub mod merge;
 pub mod pipeline;
 pub mod plan;
+mod queue;
 pub mod report;
 #[cfg(test)]
 mod scenarios;
@@ -79,6 +81,7 @@ use listing::Listed;
 use merge::{Merge, MergeError, Placement};
 pub use pipeline::Pipeline;
 use plan::{Change, ContentPlan, Decision, Limits};
+use queue::{ByteBudget, Reserved};
 pub use report::{Counters, SyncReport};
 pub use shard::{ConfigShards, Shard, ShardSpec};
 
@@ -88,6 +91,11 @@ const COMMIT_EVERY: u64 = 10_000;
 /// Bytes of text that make a batch full whatever its document count, so that large documents
 /// never pile up in memory waiting for a batch to fill.
 const BATCH_MAX_TEXT_BYTES: usize = 8 * 1024 * 1024;
+
+/// Bytes the downloads in flight and the documents waiting for the writer hold together (objects
+/// as listed while downloading, then their text; `queue.rs`): two batches' worth of text, so that
+/// large objects cannot fill the queue with `concurrency` times the largest of them.
+const QUEUE_MAX_BYTES: usize = 2 * BATCH_MAX_TEXT_BYTES;
 
 /// Listing pages fetched ahead of the decisions: the next request is in flight while a page
 /// is decided.
@@ -165,7 +173,25 @@ enum Outcome {
     Failed,
 }
 
+impl Job {
+    /// Bytes its download brings into memory: the object's listed size, when it is downloaded.
+    fn download_bytes(&self) -> u64 {
+        match self.content {
+            ContentPlan::Fetch(_) => self.entry.size,
+            ContentPlan::Empty | ContentPlan::MetadataOnly(_) => 0,
+        }
+    }
+}
+
 impl Outcome {
+    /// Bytes of text its document holds.
+    fn text_bytes(&self) -> u64 {
+        match self {
+            Self::Write(document, _) => document.text_len() as u64,
+            Self::Gone(..) | Self::Failed => 0,
+        }
+    }
+
     /// The outcome with the object's metadata and tags on its document.
     fn with_attributes(self, attributes: Attributes) -> Self {
         match self {
@@ -851,15 +877,16 @@ async fn decide_pages<O: ObjectStore, S: Sink>(
 
 /// Runs the download workers over the queued jobs and writes their documents in batches.
 /// Downloads go on while a batch is embedded and written: their documents wait in a queue of
-/// `concurrency`.
+/// `concurrency` documents and [`QUEUE_MAX_BYTES`] (shared with the downloads in flight).
 async fn write_documents<O: ObjectStore, S: Sink>(
     ctx: &SyncContext<'_, O, S>,
     bucket: &str,
     job_queue: mpsc::Receiver<Job>,
 ) -> Result<(), SinkError> {
-    let (ready, outcomes) = mpsc::channel::<Outcome>(ctx.connector.concurrency);
+    let budget = &ByteBudget::new(QUEUE_MAX_BYTES);
+    let (ready, outcomes) = mpsc::channel(ctx.connector.concurrency);
     let downloading = job_queue
-        .map(|job| process(ctx, bucket, job))
+        .map(|job| process_within(ctx, bucket, job, budget))
         .buffer_unordered(ctx.connector.concurrency)
         .map(Ok)
         .forward(ready);
@@ -868,18 +895,34 @@ async fn write_documents<O: ObjectStore, S: Sink>(
     written
 }
 
+/// [`process`] within the byte budget: reserves the object's size before the download, holds
+/// its document's text size after.
+async fn process_within<O: ObjectStore, S: Sink>(
+    ctx: &SyncContext<'_, O, S>,
+    bucket: &str,
+    job: Job,
+    budget: &ByteBudget,
+) -> (Outcome, Reserved) {
+    let reserved = budget.reserve(job.download_bytes()).await;
+    let outcome = process(ctx, bucket, job).await;
+    let reserved = reserved.resize(outcome.text_bytes()).await;
+    (outcome, reserved)
+}
+
 /// Writes the documents of the download workers' outcomes in batches, committing every
 /// [`COMMIT_EVERY`] documents.
 async fn write_outcomes<O: ObjectStore, S: Sink>(
     ctx: &SyncContext<'_, O, S>,
     bucket: &str,
-    mut outcomes: mpsc::Receiver<Outcome>,
+    mut outcomes: mpsc::Receiver<(Outcome, Reserved)>,
 ) -> Result<(), SinkError> {
     let batch_size = ctx.sink.batch_size();
     let mut batch = Vec::with_capacity(batch_size);
     let mut batch_bytes = 0;
     let mut since_commit = 0u64;
-    while let Some(outcome) = outcomes.next().await {
+    while let Some((outcome, reserved)) = outcomes.next().await {
+        // Off the queue: the batch's own bound holds it now.
+        drop(reserved);
         match outcome {
             Outcome::Write(document, change) => {
                 batch_bytes += document.text_len();

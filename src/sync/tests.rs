@@ -505,6 +505,42 @@ async fn a_downloaded_objects_user_metadata_reaches_its_document_capped_and_lowe
 }
 
 #[tokio::test]
+async fn objects_larger_than_the_download_budget_are_synced_one_at_a_time() {
+    // Objects and texts past the whole byte budget of the download queue (16 MiB) between
+    // small ones: each waits until it is alone, then passes; none deadlocks.
+    let huge = 17 * 1024 * 1024;
+    let store = MemoryStore::new(PAGE_SIZE);
+    store.create_bucket("alpha");
+    for n in 0..12 {
+        let text = if n % 4 == 1 {
+            "h".repeat(huge + n)
+        } else {
+            format!("small {n}")
+        };
+        store.put("alpha", &format!("k{n:02}.txt"), text.as_bytes());
+    }
+    let connector = parse_connector(
+        "connectors:\n  - id: c\n    buckets: [alpha]\n    concurrency: 3\n    max_content_bytes: 33554432\n    max_body_chars: 33554432\n",
+    );
+    let sink = MemorySink::default();
+    let report = run_sync(&connector, &store, &sink, &CancellationToken::new()).await;
+    assert_eq!(
+        (report.added, report.errors),
+        (12, 0),
+        "{:?}",
+        report.error_messages
+    );
+    let documents = sink.documents();
+    let body = |n: usize| {
+        documents[&DocId::of("alpha", &format!("k{n:02}.txt"))]
+            .body
+            .clone()
+    };
+    assert_eq!(body(5).map(|b| b.len()), Some(huge + 5));
+    assert_eq!(body(6).as_deref(), Some("small 6"));
+}
+
+#[tokio::test]
 async fn a_listing_out_of_key_order_deletes_nothing_and_says_why() {
     let (store, sink, connector) = alpha_synced(PAGE_SIZE, &KEYS).await;
     store.delete("alpha", "a.txt");

@@ -22,8 +22,7 @@ type Load = Arc<OnceCell<Arc<dyn Embedder>>>;
 
 /// What builds an embedder from an `embedding:` block: `embed::for_connector` in the worker
 /// (the tests count loads through it).
-pub(crate) type Loader =
-    fn(Option<&EmbeddingSettings>) -> Result<Option<Arc<dyn Embedder>>, EmbedError>;
+pub(crate) use crate::embed::Loader;
 
 /// The embedder of one connector, once loaded, with the block it was loaded from.
 #[derive(Default)]
@@ -70,12 +69,8 @@ impl LoadedEmbedder {
         };
         let embedder = cell
             .get_or_try_init(|| async {
-                let settings = settings.clone();
-                let built = tokio::task::spawn_blocking(move || load(Some(&settings)))
-                    .await
-                    .map_err(|error| {
-                        EmbedError::Model(format!("loading the model stopped: {error}"))
-                    })??
+                let built = crate::embed::load_blocking(load, Some(settings))
+                    .await?
                     .ok_or_else(|| {
                         EmbedError::Model("the embedding block configures no model".to_owned())
                     })?;
