@@ -519,7 +519,7 @@ async fn objects_larger_than_the_download_budget_are_synced_one_at_a_time() {
         };
         store.put("alpha", &format!("k{n:02}.txt"), text.as_bytes());
     }
-    let connector = parse_connector(
+    let connector = connector_of(
         "connectors:\n  - id: c\n    buckets: [alpha]\n    concurrency: 3\n    max_content_bytes: 33554432\n    max_body_chars: 33554432\n",
     );
     let sink = MemorySink::default();
