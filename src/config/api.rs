@@ -73,6 +73,16 @@ pub struct ApiConfig {
         deserialize_with = "duration::text"
     )]
     pub body_timeout: String,
+    /// The embedding endpoints a tenant may send its passages to, e.g.
+    /// `[https://api.openai.com/v1]`. A tenant's own `embedding: {provider: openai}` block must
+    /// name an `endpoint_url` that is one of these or lies below one (`https://api.openai.com/v1`
+    /// admits `https://api.openai.com/v1/`, never `https://api.openai.com.example.net` nor
+    /// `https://api.openai.com@example.net`). Without it a tenant's connectors run the defaults'
+    /// block or `provider: local`, and the worker never sends a request to a URL a tenant chose,
+    /// which could name a service inside the worker's own network. The operator's token may
+    /// name any endpoint. Each an http:// or https:// URL with a host. Default empty.
+    #[serde(default)]
+    pub tenant_embedding_endpoints: Vec<String>,
     /// The token, read from `token` or `token_file` by [`validate`].
     #[serde(skip)]
     resolved_token: Option<Secret>,
@@ -112,11 +122,24 @@ impl ApiConfig {
             allowed_hosts: defaults::api_allowed_hosts(),
             max_connections: defaults::api_max_connections(),
             body_timeout: defaults::api_body_timeout(),
+            tenant_embedding_endpoints: Vec::new(),
             resolved_token: Some(Secret::new(token)),
             resolved_probe_wait: defaults::API_PROBE_WAIT,
             resolved_body_timeout: defaults::API_BODY_TIMEOUT,
         }
     }
+}
+
+/// Whether a tenant may send passages to `endpoint_url`: it is one of the `allowed` endpoints
+/// or lies below one, so that the character after an allowed URL is a path's `/`, a query or
+/// nothing (never more of a host name, a port or user info).
+pub fn admits_endpoint(allowed: &[String], endpoint_url: &str) -> bool {
+    allowed.iter().any(|allowed| {
+        let base = allowed.trim_end_matches('/');
+        endpoint_url
+            .strip_prefix(base)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
+    })
 }
 
 /// Shortest token accepted: a shorter one could be guessed.
@@ -193,6 +216,15 @@ pub(super) fn validate(api: &mut ApiConfig, base_dir: &Path, problems: &mut Vec<
             );
         } else {
             api.resolved_token = Some(token.clone());
+        }
+    }
+    for (n, url) in api.tenant_embedding_endpoints.iter().enumerate() {
+        if let Err(rule) = super::embedding::check_url(url) {
+            push(
+                &format!("tenant_embedding_endpoints[{n}]"),
+                Some(format!("{url:?}")),
+                rule,
+            );
         }
     }
     if let Err(rule) = sts_string(&api.external_id, 2, 1224, "+=,.@:/-", "external ids") {
@@ -359,6 +391,14 @@ mod tests {
                 "  token: ${TOKEN}\n  external_id: ext-123\n  body_timeout: 10m",
                 "api.body_timeout: \"10m\" is out of range",
             ),
+            (
+                "  token: ${TOKEN}\n  external_id: ext-123\n  tenant_embedding_endpoints: [\"https://api.openai.com/v1\", \"http://tei.internal:8080\"]",
+                "",
+            ),
+            (
+                "  token: ${TOKEN}\n  external_id: ext-123\n  tenant_embedding_endpoints: [\"https://api.openai.com/v1\", api.openai.com]",
+                "api.tenant_embedding_endpoints[1]: \"api.openai.com\" must be an http:// or https:// URL",
+            ),
         ];
         for (lines, expected) in table {
             let found = problems(&api(lines));
@@ -376,6 +416,36 @@ mod tests {
             );
         }
         assert!(problems("connectors: []\n")[0].contains("or enable the api block"));
+    }
+
+    #[test]
+    fn a_tenant_endpoint_is_an_allowed_one_or_below_it() {
+        let allowed = ["https://api.openai.com/v1/".to_owned(), "http://tei:8080".to_owned()];
+        // (endpoint_url, admitted)
+        let table = [
+            ("https://api.openai.com/v1", true),
+            ("https://api.openai.com/v1/", true),
+            ("https://api.openai.com/v1/embeddings", true),
+            ("http://tei:8080", true),
+            ("http://tei:8080/v1?x=1", true),
+            ("https://api.openai.com", false),
+            ("https://api.openai.com/v2", false),
+            ("https://api.openai.com/v10", false),
+            ("https://api.openai.com.example.net/v1", false),
+            ("https://api.openai.com@example.net/v1", false),
+            ("http://tei:80800/v1", false),
+            ("http://tei:8080@169.254.169.254/", false),
+            ("http://tei:8080.example.net/", false),
+            ("http://169.254.169.254/latest", false),
+        ];
+        for (endpoint, admitted) in table {
+            assert_eq!(
+                super::admits_endpoint(&allowed, endpoint),
+                admitted,
+                "{endpoint}"
+            );
+        }
+        assert!(!super::admits_endpoint(&[], "https://api.openai.com/v1"));
     }
 
     #[test]

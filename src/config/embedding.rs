@@ -441,7 +441,7 @@ fn openai(
 }
 
 /// An `http://` or `https://` URL with a host.
-fn check_url(url: &str) -> Result<(), String> {
+pub(super) fn check_url(url: &str) -> Result<(), String> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"));

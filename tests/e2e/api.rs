@@ -40,12 +40,24 @@ pub(crate) struct ApiWorker {
     listen: SocketAddr,
     user: iam::User,
     child: Option<Child>,
+    /// More lines of the `api:` block (indented), e.g. `tenant_embedding_endpoints`.
+    api_lines: String,
 }
 
 impl ApiWorker {
     /// Writes the config: the API, `defaults` pointing at `endpoint`, and `file_connectors`
     /// (YAML list items).
     pub(crate) fn new(endpoint: &str, user: iam::User, file_connectors: &str) -> Self {
+        Self::with_api_lines(endpoint, user, file_connectors, "")
+    }
+
+    /// [`ApiWorker::new`], with `api_lines` (each `  field: value\n`) added to the `api:` block.
+    pub(crate) fn with_api_lines(
+        endpoint: &str,
+        user: iam::User,
+        file_connectors: &str,
+        api_lines: &str,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let worker = Self {
@@ -53,6 +65,7 @@ impl ApiWorker {
             listen,
             user,
             child: None,
+            api_lines: api_lines.to_owned(),
         };
         worker.write_config(endpoint, file_connectors);
         worker
@@ -60,16 +73,22 @@ impl ApiWorker {
 
     fn write_config(&self, endpoint: &str, file_connectors: &str) {
         let text = format!(
-            "index:\n  kind: embedded\n  path: {index}\nstate_dir: {state}\nlisten: {listen}\napi:\n  token: ${{TEST_API_TOKEN}}\n  external_id: {EXTERNAL_ID}\n  probe_wait: {PROBE_WAIT}\ndefaults:\n  region: {REGION}\n  endpoint_url: {endpoint}\n  max_attempts: 2\nconnectors: [{file_connectors}]\n",
+            "index:\n  kind: embedded\n  path: {index}\nstate_dir: {state}\nlisten: {listen}\napi:\n  token: ${{TEST_API_TOKEN}}\n  external_id: {EXTERNAL_ID}\n  probe_wait: {PROBE_WAIT}\n{api_lines}defaults:\n  region: {REGION}\n  endpoint_url: {endpoint}\n  max_attempts: 2\nconnectors: [{file_connectors}]\n",
             index = self.dir.path().join("index").display(),
             state = self.dir.path().join("state").display(),
             listen = self.listen,
+            api_lines = self.api_lines,
         );
         std::fs::write(self.config(), text).unwrap();
     }
 
     fn config(&self) -> PathBuf {
         self.dir.path().join("config.yml")
+    }
+
+    /// `http://` and the address it listens on.
+    pub(crate) fn base_url(&self) -> String {
+        format!("http://{}", self.listen)
     }
 
     pub(crate) fn log(&self) -> String {
@@ -129,7 +148,7 @@ impl ApiWorker {
         let mut all = vec![("Content-Type", "application/json")];
         all.extend_from_slice(headers);
         http::send(
-            &format!("http://{}", self.listen),
+            &self.base_url(),
             method,
             path,
             &all,

@@ -50,6 +50,8 @@ fn first_sync(worker: &ApiWorker, token: &str, id: &str) -> Value {
 /// ExternalId, reading its own bucket; B's bucket holds a confidential document.
 struct TwoTenants {
     _moto: MotoServer,
+    /// The embedding endpoint `api.tenant_embedding_endpoints` admits.
+    embed: EmbedServer,
     worker: ApiWorker,
     a: TenantKeys,
     b: TenantKeys,
@@ -76,7 +78,14 @@ async fn two_tenants() -> TwoTenants {
     .await;
     let user = iam::create_user(&moto, "platform-worker", ASSUME_ANY_ROLE);
     let principal = user.arn.clone();
-    let mut worker = ApiWorker::new(&moto.endpoint(), user, "");
+    // The embedding endpoint the operator admits for tenants.
+    let embed = EmbedServer::start(32);
+    let mut worker = ApiWorker::with_api_lines(
+        &moto.endpoint(),
+        user,
+        "",
+        &format!("  tenant_embedding_endpoints: [\"{}\"]\n", embed.url()),
+    );
     worker.start();
     let a = create_tenant(&worker, "a");
     let b = create_tenant(&worker, "b");
@@ -87,6 +96,7 @@ async fn two_tenants() -> TwoTenants {
     moto.enable_iam_enforcement();
     TwoTenants {
         _moto: moto,
+        embed,
         worker,
         a,
         b,
@@ -423,7 +433,7 @@ async fn a_tenants_connector_with_embedding_searches_passages_and_never_shows_it
     let as_a = |method: &str, path: &str, body: Option<&Value>| {
         worker.call_as(&t.a.token, method, path, body)
     };
-    let embed = EmbedServer::start(32);
+    let embed = &t.embed;
     const KEY: &str = "sk-tenant-a-0123456789secret";
     let mut with_embedding = body(
         "a-meaning",
@@ -440,6 +450,21 @@ async fn a_tenants_connector_with_embedding_searches_passages_and_never_shows_it
         "{answer}"
     );
     assert!(!answer.to_string().contains("/etc"), "{answer}");
+    // An endpoint the operator did not admit (here, the worker's own API): 400 naming the
+    // field and the admitted endpoints, nothing stored, nothing sent.
+    with_embedding["embedding"] = json!({
+        "provider": "openai", "endpoint_url": format!("{}/v1", worker.base_url()), "model": "m",
+        "dimensions": 32, "api_key": KEY
+    });
+    let (status, answer) = as_a("POST", "/api/v1/connectors", Some(&with_embedding));
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        answer["error"]["problems"][0]["field"], "embedding.endpoint_url",
+        "{answer}"
+    );
+    let rule = answer["error"]["problems"][0]["rule"].as_str().unwrap_or_default();
+    assert!(rule.contains(embed.url()), "{answer}");
+    assert!(!answer.to_string().contains(KEY), "{answer}");
     with_embedding["embedding"] = json!({
         "provider": "openai", "endpoint_url": embed.url(), "model": "word-hash",
         "dimensions": 32, "api_key": KEY, "max_tokens": 64, "overlap_tokens": 8

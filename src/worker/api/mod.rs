@@ -67,6 +67,8 @@ pub(crate) struct ApiState {
     max_body_bytes: usize,
     /// How long the probe waits for a refused AssumeRole to propagate (`api.probe_wait`).
     probe_wait: Duration,
+    /// The embedding endpoints a tenant's own block may name (`api.tenant_embedding_endpoints`).
+    tenant_endpoints: Vec<String>,
     store: Store,
     /// The tenants and their tokens' hashes.
     tenants: Tenants,
@@ -87,6 +89,15 @@ struct Conflict {
 }
 
 impl ApiState {
+    /// Refuses a tenant's connector whose own `embedding` block names an endpoint the operator
+    /// did not admit ([`request::endpoint_problem`]).
+    fn admit_endpoint(&self, checked: &request::Checked, caller: &Caller) -> Result<(), ApiError> {
+        match request::endpoint_problem(checked, caller, &self.defaults, &self.tenant_endpoints) {
+            Some(problem) => Err(ApiError::problems(vec![problem])),
+            None => Ok(()),
+        }
+    }
+
     /// The API of `config`, and the stored connectors that can run beside the file's.
     pub(super) fn open(
         config: &Config,
@@ -143,6 +154,7 @@ impl ApiState {
                 defaults: config.defaults.clone(),
                 max_body_bytes: settings.max_body_bytes,
                 probe_wait: settings.probe_wait(),
+                tenant_endpoints: settings.tenant_embedding_endpoints.clone(),
                 store,
                 tenants,
                 kept: Mutex::new(loaded.kept),
@@ -539,6 +551,7 @@ async fn create(
     let external_id = api.external_id(tenant)?;
     let (checked, flags) = request::parse_create(body, caller, &external_id, &api.defaults)
         .map_err(ApiError::problems)?;
+    api.admit_endpoint(&checked, caller)?;
     if flags.retarget && tenant.is_some() {
         return Err(ApiError::operator_only("\"retarget\": true"));
     }

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::config::inherit::ConnectorDefaults;
+use crate::config::embedding::EmbeddingProvider;
 use crate::config::{self, ConfigError, ConnectorConfig, Problem, REDACTED};
 use crate::http::handle::Caller;
 use crate::http::model::FieldProblem;
@@ -328,6 +329,46 @@ fn embedding_files(embedding: &mut Map<String, Value>, caller: &Caller) -> Vec<F
     problems
 }
 
+/// The problem of a tenant's connector whose own `embedding` block sends its passages to an
+/// endpoint the operator has not admitted (`api.tenant_embedding_endpoints`): a tenant never
+/// points the worker at a URL of its choosing, which could be a service inside the worker's
+/// network. The operator's calls, blocks without an endpoint and the defaults' own endpoint
+/// pass.
+pub fn endpoint_problem(
+    checked: &Checked,
+    caller: &Caller,
+    defaults: &ConnectorDefaults,
+    admitted: &[String],
+) -> Option<FieldProblem> {
+    caller.tenant()?;
+    let EmbeddingProvider::Openai { endpoint_url, .. } =
+        &checked.connector.embedding.as_ref()?.provider
+    else {
+        return None;
+    };
+    let defaults_endpoint = defaults
+        .embedding
+        .as_ref()
+        .and_then(|embedding| embedding.endpoint_url.as_deref());
+    if defaults_endpoint == Some(endpoint_url.as_str())
+        || config::api::admits_endpoint(admitted, endpoint_url)
+    {
+        return None;
+    }
+    let rule = if admitted.is_empty() {
+        "is not admitted: the operator admits no endpoint of a tenant's own \
+         (api.tenant_embedding_endpoints); leave the embedding block out to use the defaults', \
+         or use provider local"
+            .to_owned()
+    } else {
+        format!(
+            "is not admitted: a tenant's endpoint must be one of {admitted:?} or lie below one \
+             (api.tenant_embedding_endpoints)"
+        )
+    };
+    Some(FieldProblem::new("embedding.endpoint_url", None, rule))
+}
+
 /// Stand-ins for required fields that are missing or of the wrong type, so that the config's
 /// rules still judge every other field of the body (the answer is an error either way).
 const STAND_INS: [(&str, &str); 4] = [
@@ -613,7 +654,6 @@ fn from_config_problem(problem: &Problem) -> FieldProblem {
 mod tests {
     use super::*;
     use crate::config::Secret;
-    use crate::config::embedding::EmbeddingProvider;
 
     fn create(body: &str) -> Result<ConnectorConfig, Vec<FieldProblem>> {
         parse_create(
@@ -963,6 +1003,55 @@ mod tests {
     }
 
     const OPENAI: &str = r#"{"provider": "openai", "endpoint_url": "http://127.0.0.1:9/v1", "model": "m", "dimensions": 8, "api_key": "sk-tenant-secret-1"}"#;
+
+    #[test]
+    fn a_tenants_endpoint_is_one_the_operator_admits() {
+        let tenant = Caller::Tenant("acme".into());
+        let checked = |caller: &Caller, embedding: &str, defaults: &ConnectorDefaults| {
+            parse_create(
+                with_embedding(embedding).as_bytes(),
+                caller,
+                "deployment-external-id",
+                defaults,
+            )
+            .unwrap()
+            .0
+        };
+        let none = ConnectorDefaults::default();
+        let admitted = ["http://127.0.0.1:9".to_owned()];
+        let local = r#"{"provider": "local", "model_dir": "/m"}"#;
+        let problem = |caller: &Caller, embedding: &str, admitted: &[String]| {
+            endpoint_problem(&checked(caller, embedding, &none), caller, &none, admitted)
+        };
+        // (caller, block, admitted, refused)
+        let table: [(&Caller, &str, &[String], bool); 5] = [
+            (&tenant, OPENAI, &[], true),
+            (&tenant, OPENAI, &admitted, false),
+            (&tenant, &OPENAI.replace(":9/v1", ":99/v1"), &admitted, true),
+            (&Caller::Admin, OPENAI, &[], false),
+            (&Caller::Admin, local, &[], false),
+        ];
+        for (caller, block, admitted, refused) in table {
+            let found = problem(caller, block, admitted);
+            assert_eq!(found.is_some(), refused, "{caller:?} {block} {found:?}");
+            if let Some(found) = found {
+                assert_eq!(found.field, "embedding.endpoint_url");
+                assert!(found.rule.contains("api.tenant_embedding_endpoints"), "{found:?}");
+                assert!(!format!("{found:?}").contains("sk-tenant"), "{found:?}");
+            }
+        }
+        // The defaults' own endpoint is the operator's: a tenant may name it.
+        let defaults = ConnectorDefaults {
+            embedding: Some(
+                serde_json::from_value(json!({"provider": "openai",
+                    "endpoint_url": "http://127.0.0.1:9/v1", "model": "m", "dimensions": 8}))
+                .unwrap(),
+            ),
+            ..ConnectorDefaults::default()
+        };
+        let inherited = checked(&tenant, OPENAI, &defaults);
+        assert_eq!(endpoint_problem(&inherited, &tenant, &defaults, &[]), None);
+    }
 
     #[test]
     fn an_embedding_block_is_judged_by_the_config_rules_and_hides_its_key() {

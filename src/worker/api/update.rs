@@ -81,6 +81,7 @@ pub(super) async fn update(
     let (checked, flags) =
         request::parse_update(body, caller, id, &before, &external_id, &api.defaults)
             .map_err(ApiError::problems)?;
+    api.admit_endpoint(&checked, caller)?;
     let connector = checked.connector;
     let same_index = connector.index_name() == entry.connector().index_name();
     if flags.retarget && !same_index && *caller != Caller::Admin {
