@@ -72,12 +72,22 @@ async fn paraphrases_are_closer_than_unrelated_sentences() {
 
 #[tokio::test]
 async fn a_batch_gives_the_vectors_of_one_by_one() {
-    let texts = [
+    // Short texts, then long ones that take more than one pass of the encoder together.
+    let long: Vec<String> = (0..9)
+        .map(|n| format!("passage {n} of the bucket . ").repeat(50))
+        .collect();
+    let mut texts = vec![
         "short",
         "a somewhat longer sentence about buckets and their objects",
         "東京は日本の首都です。",
         "",
     ];
+    texts.extend(long.iter().map(String::as_str));
+    let pieces: usize = texts
+        .iter()
+        .map(|t| model().count_tokens(t).min(model().window()))
+        .sum();
+    assert!(pieces > PIECES_PER_PASS, "{pieces} pieces fit one pass");
     let together = embed(&texts).await;
     for (text, vector) in texts.iter().zip(&together) {
         let alone = &embed(&[text]).await[0];
