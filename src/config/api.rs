@@ -420,7 +420,10 @@ mod tests {
 
     #[test]
     fn a_tenant_endpoint_is_an_allowed_one_or_below_it() {
-        let allowed = ["https://api.openai.com/v1/".to_owned(), "http://tei:8080".to_owned()];
+        let allowed = [
+            "https://api.openai.com/v1/".to_owned(),
+            "http://tei:8080".to_owned(),
+        ];
         // (endpoint_url, admitted)
         let table = [
             ("https://api.openai.com/v1", true),

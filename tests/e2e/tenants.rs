@@ -462,7 +462,9 @@ async fn a_tenants_connector_with_embedding_searches_passages_and_never_shows_it
         answer["error"]["problems"][0]["field"], "embedding.endpoint_url",
         "{answer}"
     );
-    let rule = answer["error"]["problems"][0]["rule"].as_str().unwrap_or_default();
+    let rule = answer["error"]["problems"][0]["rule"]
+        .as_str()
+        .unwrap_or_default();
     assert!(rule.contains(embed.url()), "{answer}");
     assert!(!answer.to_string().contains(KEY), "{answer}");
     with_embedding["embedding"] = json!({

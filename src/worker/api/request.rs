@@ -18,8 +18,8 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::config::inherit::ConnectorDefaults;
 use crate::config::embedding::EmbeddingProvider;
+use crate::config::inherit::ConnectorDefaults;
 use crate::config::{self, ConfigError, ConnectorConfig, Problem, REDACTED};
 use crate::http::handle::Caller;
 use crate::http::model::FieldProblem;
@@ -1036,7 +1036,10 @@ mod tests {
             assert_eq!(found.is_some(), refused, "{caller:?} {block} {found:?}");
             if let Some(found) = found {
                 assert_eq!(found.field, "embedding.endpoint_url");
-                assert!(found.rule.contains("api.tenant_embedding_endpoints"), "{found:?}");
+                assert!(
+                    found.rule.contains("api.tenant_embedding_endpoints"),
+                    "{found:?}"
+                );
                 assert!(!format!("{found:?}").contains("sk-tenant"), "{found:?}");
             }
         }
