@@ -140,7 +140,12 @@ impl Bert {
         }
         embedded
             .par_chunks_mut(hidden * ROWS_PER_TASK)
-            .for_each(|rows| wide(|| rows.chunks_mut(hidden).for_each(|x| self.norm.apply(x))));
+            .for_each(|rows| {
+                wide(NormRows {
+                    norm: &self.norm,
+                    rows,
+                })
+            });
         let mut hidden = Tensor::from_vec(embedded, (ids.len(), hidden), &Device::Cpu)?;
         for layer in &self.layers {
             hidden = layer.forward(&hidden, lengths, self.heads)?;
@@ -290,7 +295,7 @@ impl Norm {
 
     /// Normalises one row in place: mean 0 and variance 1 (biased, as BERT's), then the weight
     /// and the bias.
-    #[inline]
+    #[inline(always)]
     fn apply(&self, x: &mut [f32]) {
         let n = x.len() as f32;
         let mean = sum(x) / n;
@@ -319,7 +324,7 @@ impl Norm {
 const LANES: usize = 8;
 
 /// The sum of `values`, in [`LANES`] running sums.
-#[inline]
+#[inline(always)]
 fn sum(values: &[f32]) -> f32 {
     let mut sums = [0.0f32; LANES];
     let mut chunks = values.chunks_exact(LANES);
@@ -332,7 +337,7 @@ fn sum(values: &[f32]) -> f32 {
 }
 
 /// The largest of `values` (−∞ for none), in [`LANES`] running maxima.
-#[inline]
+#[inline(always)]
 fn max(values: &[f32]) -> f32 {
     let mut maxima = [f32::NEG_INFINITY; LANES];
     let mut chunks = values.chunks_exact(LANES);
@@ -348,26 +353,77 @@ fn max(values: &[f32]) -> f32 {
         .fold(f32::NEG_INFINITY, |acc, &value| acc.max(value))
 }
 
+/// Element-wise work for [`wide`]. `run` is `#[inline(always)]` in each implementation, and so
+/// is every function it calls, so that all of it is compiled into `avx2` with that function's
+/// features (a closure stays a call to code built for the x86-64 baseline: measured with
+/// objdump on 2026-12-08).
+trait Wide {
+    /// Does the work.
+    fn run(self);
+}
+
 /// Runs `work` through a function compiled for AVX2 and FMA where the CPU has them, elsewhere
-/// as it is; the same arithmetic either way (Rust never contracts `a * b + c`). Meant to run
-/// the element-wise loops eight lanes wide instead of the x86-64 baseline's four, but measured
-/// (objdump of the release build, 2026-12-08) not to: `avx2` is not inlining the closures, so
-/// they stay SSE2 code. Putting `#[target_feature]` on the loop functions themselves would.
+/// as it is; the same arithmetic either way (Rust never contracts `a * b + c`), eight lanes wide
+/// instead of the x86-64 baseline's four.
 #[inline]
-fn wide<R>(work: impl FnOnce() -> R) -> R {
+fn wide(work: impl Wide) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has every feature `avx2` is compiled for, checked just above.
         return unsafe { avx2(work) };
     }
-    work()
+    work.run()
 }
 
 /// `work`, compiled with AVX2 and FMA (see [`wide`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn avx2<R>(work: impl FnOnce() -> R) -> R {
-    work()
+fn avx2(work: impl Wide) {
+    work.run()
+}
+
+/// Rows of attention scores, each through [`softmax`].
+struct SoftmaxRows<'a> {
+    values: &'a mut [f32],
+    width: usize,
+}
+
+impl Wide for SoftmaxRows<'_> {
+    #[inline(always)]
+    fn run(self) {
+        for row in self.values.chunks_mut(self.width) {
+            softmax(row);
+        }
+    }
+}
+
+/// Rows of hidden states, each through a layer norm.
+struct NormRows<'a> {
+    norm: &'a Norm,
+    rows: &'a mut [f32],
+}
+
+impl Wide for NormRows<'_> {
+    #[inline(always)]
+    fn run(self) {
+        for row in self.rows.chunks_mut(self.norm.weight.len()) {
+            self.norm.apply(row);
+        }
+    }
+}
+
+/// Rows of a dense product, through its [`Epilogue`]; the first is the product's row `first`.
+struct EpilogueRows<'a, 'b> {
+    epilogue: &'a Epilogue<'b>,
+    first: usize,
+    rows: &'a mut [f32],
+}
+
+impl Wide for EpilogueRows<'_, '_> {
+    #[inline(always)]
+    fn run(self) {
+        self.epilogue.rows(self.first, self.rows);
+    }
 }
 
 /// The softmax of each row of attention scores, in place: exp of each score less the row's
@@ -385,13 +441,13 @@ impl InplaceOp1 for Softmax {
         if width == 0 {
             return Ok(());
         }
-        wide(|| values.chunks_mut(width).for_each(softmax));
+        wide(SoftmaxRows { values, width });
         Ok(())
     }
 }
 
 /// The softmax of one row, in place.
-#[inline]
+#[inline(always)]
 fn softmax(row: &mut [f32]) {
     let largest = max(row);
     let mut sums = [0.0f32; LANES];
@@ -415,7 +471,7 @@ fn softmax(row: &mut [f32]) {
 /// n·ln 2 + r with |r| ≤ ln 2 / 2, e^r from Cephes' degree-5 polynomial, 2^n written into the
 /// exponent bits. No branch and no call, so softmax's loop vectorises; libm's `expf` is a call
 /// per value.
-#[inline]
+#[inline(always)]
 #[allow(clippy::excessive_precision)]
 fn exp(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0; // 1.5 × 2^23: adding it rounds to an integer
@@ -463,14 +519,20 @@ impl InplaceOp1 for Epilogue<'_> {
         values
             .par_chunks_mut(width * ROWS_PER_TASK)
             .enumerate()
-            .for_each(|(task, rows)| wide(|| self.rows(task * ROWS_PER_TASK, rows)));
+            .for_each(|(task, rows)| {
+                wide(EpilogueRows {
+                    epilogue: self,
+                    first: task * ROWS_PER_TASK,
+                    rows,
+                })
+            });
         Ok(())
     }
 }
 
 impl Epilogue<'_> {
     /// The epilogue of `rows`, the first of them the product's row `first`.
-    #[inline]
+    #[inline(always)]
     fn rows(&self, first: usize, rows: &mut [f32]) {
         let width = self.bias.len();
         for (n, row) in rows.chunks_mut(width).enumerate() {
@@ -488,7 +550,7 @@ impl Epilogue<'_> {
 }
 
 /// GELU of one value.
-#[inline]
+#[inline(always)]
 fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
@@ -497,7 +559,7 @@ fn gelu(x: f32) -> f32 {
 /// approximation XLA and TVM use too; the coefficients digit for digit as published): no branch
 /// and no call, so the compiler vectorises the loop above. Within 1e-6 of erf, which is ±1 to
 /// f32 precision beyond ±4.
-#[inline]
+#[inline(always)]
 #[allow(clippy::excessive_precision)]
 fn erf(x: f32) -> f32 {
     const NUMERATOR: [f32; 7] = [
@@ -583,7 +645,11 @@ mod tests {
             let largest = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let exps: Vec<f64> = row.iter().map(|&x| f64::from(x - largest).exp()).collect();
             let total: f64 = exps.iter().sum();
-            wide(|| softmax(&mut row));
+            let width = row.len();
+            wide(SoftmaxRows {
+                values: &mut row,
+                width,
+            });
             for (got, e) in row.iter().zip(&exps) {
                 assert!(
                     (f64::from(*got) - e / total).abs() < 1e-6,
@@ -620,7 +686,10 @@ mod tests {
                     + f64::from(norm.bias[i])
             })
             .collect();
-        wide(|| norm.apply(&mut row));
+        wide(NormRows {
+            norm: &norm,
+            rows: &mut row,
+        });
         for (got, expected) in row.iter().zip(&expected) {
             assert!(
                 (f64::from(*got) - expected).abs() < 1e-5,
